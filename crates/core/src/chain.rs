@@ -1,0 +1,272 @@
+//! The hash chain. Each event's hash is SHA-256 over a canonical, length-prefixed encoding of
+//! every stored field, including the previous event's hash, so changing, removing or reordering
+//! anything breaks the chain from that point on.
+//!
+//! Canonical encoding (all integers big-endian):
+//! `"flotilla.event.v1\0"`, prev_hash (32 bytes), global_position (u64), stream_id (u32 length +
+//! UTF-8), stream_version (u64), event_id (16 bytes), event_type (u32 length + UTF-8),
+//! schema_version (u32), payload (u64 length + bytes), actor and business_unit (u32 length +
+//! UTF-8 each), correlation_id, causation_id, traceparent, command_id (each a presence byte 0/1,
+//! then 16 bytes for uuids or u32 length + UTF-8), recorded_at (i64 microseconds).
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::event::{Metadata, RecordedEvent, Timestamp};
+use crate::ids::{EventId, StreamId};
+
+/// A SHA-256 digest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    /// The previous hash of the first event in a store.
+    pub const GENESIS: Hash = Hash([0; 32]);
+
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        <[u8; 32]>::try_from(bytes).ok().map(Self)
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// The newest event of a store: its position (0 when empty) and hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ChainHead {
+    pub position: u64,
+    pub hash: Hash,
+}
+
+/// The fields that are hashed, borrowed.
+pub struct HashInput<'a> {
+    pub prev_hash: &'a Hash,
+    pub global_position: u64,
+    pub stream_id: &'a StreamId,
+    pub stream_version: u64,
+    pub event_id: &'a EventId,
+    pub event_type: &'a str,
+    pub schema_version: u32,
+    pub payload: &'a [u8],
+    pub metadata: &'a Metadata,
+    pub recorded_at: Timestamp,
+}
+
+fn put_str(h: &mut Sha256, s: &str) {
+    h.update((s.len() as u32).to_be_bytes());
+    h.update(s.as_bytes());
+}
+
+fn put_opt_uuid(h: &mut Sha256, u: &Option<Uuid>) {
+    match u {
+        None => h.update([0u8]),
+        Some(u) => {
+            h.update([1u8]);
+            h.update(u.as_bytes());
+        }
+    }
+}
+
+/// Computes an event's hash from its canonical encoding.
+pub fn event_hash(i: &HashInput<'_>) -> Hash {
+    let mut h = Sha256::new();
+    h.update(b"flotilla.event.v1\0");
+    h.update(i.prev_hash.0);
+    h.update(i.global_position.to_be_bytes());
+    put_str(&mut h, i.stream_id.as_str());
+    h.update(i.stream_version.to_be_bytes());
+    h.update(i.event_id.0.as_bytes());
+    put_str(&mut h, i.event_type);
+    h.update(i.schema_version.to_be_bytes());
+    h.update((i.payload.len() as u64).to_be_bytes());
+    h.update(i.payload);
+    put_str(&mut h, &i.metadata.actor);
+    put_str(&mut h, &i.metadata.business_unit);
+    put_opt_uuid(&mut h, &i.metadata.correlation_id);
+    put_opt_uuid(&mut h, &i.metadata.causation_id);
+    match &i.metadata.traceparent {
+        None => h.update([0u8]),
+        Some(t) => {
+            h.update([1u8]);
+            put_str(&mut h, t);
+        }
+    }
+    put_opt_uuid(&mut h, &i.metadata.command_id);
+    h.update(i.recorded_at.0.to_be_bytes());
+    Hash(h.finalize().into())
+}
+
+impl RecordedEvent {
+    /// Recomputes this event's hash from its fields (what `hash` must equal).
+    pub fn compute_hash(&self) -> Hash {
+        event_hash(&HashInput {
+            prev_hash: &self.prev_hash,
+            global_position: self.global_position,
+            stream_id: &self.stream_id,
+            stream_version: self.stream_version,
+            event_id: &self.event_id,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            payload: &self.payload,
+            metadata: &self.metadata,
+            recorded_at: self.recorded_at,
+        })
+    }
+}
+
+/// Where and why a chain does not hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainBreak {
+    pub position: u64,
+    pub reason: String,
+}
+
+impl fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "chain broken at position {}: {}",
+            self.position, self.reason
+        )
+    }
+}
+
+/// Outcome of walking a store's chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Events whose hash was checked.
+    pub checked: u64,
+    /// The head the store records for itself.
+    pub head: ChainHead,
+    /// The first break, if any.
+    pub broken: Option<ChainBreak>,
+}
+
+impl VerifyReport {
+    pub fn holds(&self) -> bool {
+        self.broken.is_none()
+    }
+}
+
+/// Walks events in position order, checking positions, links and hashes. Feed it pages in
+/// order, then call [`ChainWalker::finish`] with the head the store records.
+#[derive(Debug, Default)]
+pub struct ChainWalker {
+    last: ChainHead,
+    checked: u64,
+    broken: Option<ChainBreak>,
+}
+
+impl ChainWalker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The first break found so far.
+    pub fn broken(&self) -> Option<&ChainBreak> {
+        self.broken.as_ref()
+    }
+
+    pub fn checked(&self) -> u64 {
+        self.checked
+    }
+
+    /// Position the next event must have.
+    pub fn next_position(&self) -> u64 {
+        self.last.position + 1
+    }
+
+    /// Records a break found outside the walker (e.g. a row that cannot be decoded).
+    pub fn fail(&mut self, position: u64, reason: impl Into<String>) {
+        if self.broken.is_none() {
+            self.broken = Some(ChainBreak {
+                position,
+                reason: reason.into(),
+            });
+        }
+    }
+
+    /// Checks one event. Returns false once the chain is broken.
+    pub fn check(&mut self, e: &RecordedEvent) -> bool {
+        if self.broken.is_some() {
+            return false;
+        }
+        let want = self.last.position + 1;
+        if e.global_position != want {
+            self.fail(
+                want,
+                format!(
+                    "event missing: next stored event has position {}",
+                    e.global_position
+                ),
+            );
+            return false;
+        }
+        if e.prev_hash != self.last.hash {
+            self.fail(
+                want,
+                format!(
+                    "prev_hash {} does not match hash {} of position {}",
+                    e.prev_hash, self.last.hash, self.last.position
+                ),
+            );
+            return false;
+        }
+        let computed = e.compute_hash();
+        if computed != e.hash {
+            self.fail(
+                want,
+                format!(
+                    "stored hash {} does not match recomputed {computed}: the event was altered",
+                    e.hash
+                ),
+            );
+            return false;
+        }
+        self.checked += 1;
+        self.last = ChainHead {
+            position: e.global_position,
+            hash: e.hash,
+        };
+        true
+    }
+
+    /// Compares the walked chain with the head the store records, and reports.
+    pub fn finish(mut self, recorded_head: ChainHead) -> VerifyReport {
+        if self.broken.is_none() && recorded_head != self.last {
+            let position = self.last.position + 1;
+            let reason = if recorded_head.position > self.last.position {
+                format!(
+                    "store head records position {} but the chain ends at {}: events were removed",
+                    recorded_head.position, self.last.position
+                )
+            } else {
+                format!(
+                    "store head records position {} hash {} but the chain ends at {} hash {}",
+                    recorded_head.position, recorded_head.hash, self.last.position, self.last.hash
+                )
+            };
+            self.fail(position.min(recorded_head.position.max(1)), reason);
+        }
+        VerifyReport {
+            checked: self.checked,
+            head: recorded_head,
+            broken: self.broken,
+        }
+    }
+}
