@@ -34,7 +34,8 @@ pub trait Tamper: Send + Sync {
     async fn apply(&self, position: u64, what: Tampering);
 }
 
-/// A fresh, empty store and a way to tamper with it.
+/// A fresh, empty store and a way to tamper with it. Keep `tamper` alive while the store is in
+/// use: harnesses release the store's resources (schema, temp dir) when it drops.
 pub struct Fresh {
     pub store: Arc<dyn EventStore>,
     pub tamper: Box<dyn Tamper>,
@@ -80,7 +81,10 @@ async fn append(
 
 /// Reads forwards and backwards, by stream and by position.
 pub async fn reads_streams_and_all(h: &dyn StoreHarness) {
-    let Fresh { store, .. } = h.fresh().await;
+    let Fresh {
+        store,
+        tamper: _keep,
+    } = h.fresh().await;
     let a = stream("order");
     let b = stream("order");
     let o1 = append(&store, &a, ExpectedVersion::NoStream, 3)
@@ -183,7 +187,10 @@ pub async fn reads_streams_and_all(h: &dyn StoreHarness) {
 
 /// Metadata of every kind survives the round trip.
 pub async fn metadata_round_trips(h: &dyn StoreHarness) {
-    let Fresh { store, .. } = h.fresh().await;
+    let Fresh {
+        store,
+        tamper: _keep,
+    } = h.fresh().await;
     let s = stream("meta");
     let md = Metadata {
         actor: "alice@example.com".into(),
@@ -216,7 +223,10 @@ pub async fn metadata_round_trips(h: &dyn StoreHarness) {
 
 /// The four expectations behave as KurrentDB's; conflicts name expected and actual versions.
 pub async fn expected_versions_are_enforced(h: &dyn StoreHarness) {
-    let Fresh { store, .. } = h.fresh().await;
+    let Fresh {
+        store,
+        tamper: _keep,
+    } = h.fresh().await;
     let s = stream("ev");
     let err = append(&store, &s, ExpectedVersion::StreamExists, 1)
         .await
@@ -273,7 +283,10 @@ pub async fn expected_versions_are_enforced(h: &dyn StoreHarness) {
 
 /// 16 appenders with the same expectation: exactly one wins, the rest get typed conflicts.
 pub async fn concurrent_appenders_one_wins(h: &dyn StoreHarness) {
-    let Fresh { store, .. } = h.fresh().await;
+    let Fresh {
+        store,
+        tamper: _keep,
+    } = h.fresh().await;
     let s = stream("race");
     append(&store, &s, ExpectedVersion::NoStream, 1)
         .await
@@ -320,7 +333,10 @@ pub async fn concurrent_appenders_one_wins(h: &dyn StoreHarness) {
 
 /// A zero-event append is refused and the stream stays usable.
 pub async fn empty_append_is_rejected(h: &dyn StoreHarness) {
-    let Fresh { store, .. } = h.fresh().await;
+    let Fresh {
+        store,
+        tamper: _keep,
+    } = h.fresh().await;
     let s = stream("empty");
     append(&store, &s, ExpectedVersion::NoStream, 1)
         .await
@@ -358,7 +374,10 @@ pub async fn empty_append_is_rejected(h: &dyn StoreHarness) {
 
 /// One append of 20,000 events (no bind-parameter overflow).
 pub async fn large_append_succeeds(h: &dyn StoreHarness) {
-    let Fresh { store, .. } = h.fresh().await;
+    let Fresh {
+        store,
+        tamper: _keep,
+    } = h.fresh().await;
     let s = stream("big");
     append(&store, &stream("other"), ExpectedVersion::Any, 1)
         .await
@@ -382,7 +401,10 @@ pub async fn large_append_succeeds(h: &dyn StoreHarness) {
 
 /// An idempotent retry with the same command id does not append twice.
 pub async fn idempotent_retry_appends_once(h: &dyn StoreHarness) {
-    let Fresh { store, .. } = h.fresh().await;
+    let Fresh {
+        store,
+        tamper: _keep,
+    } = h.fresh().await;
     let s = stream("idem");
     let cmd = Uuid::now_v7();
     let mk = || {
@@ -441,7 +463,10 @@ pub async fn idempotent_retry_appends_once(h: &dyn StoreHarness) {
 
 /// 8 concurrent writers and one live subscriber: 10,000 events, each once, in order, no gap.
 pub async fn live_subscriber_sees_every_event_once(h: &dyn StoreHarness) {
-    let Fresh { store, .. } = h.fresh().await;
+    let Fresh {
+        store,
+        tamper: _keep,
+    } = h.fresh().await;
     let mut sub = subscribe_all(
         store.clone(),
         1,
@@ -537,7 +562,10 @@ pub async fn verify_detects_tampering(h: &dyn StoreHarness) {
 
 /// Snapshots and checkpoints are stored and replaced.
 pub async fn snapshots_and_checkpoints(h: &dyn StoreHarness) {
-    let Fresh { store, .. } = h.fresh().await;
+    let Fresh {
+        store,
+        tamper: _keep,
+    } = h.fresh().await;
     let s = stream("snap");
     assert_eq!(store.load_snapshot(&s).await.expect("load"), None);
     let snap = Snapshot {

@@ -205,6 +205,16 @@ pub async fn verify_by_reading<S: EventStore + ?Sized>(
         let page = match store.read_all(from, VERIFY_PAGE).await {
             Ok(p) => p,
             Err(StoreError::Corrupt { position, reason }) => {
+                // Check the readable events before the unreadable one first, so the report
+                // names the earliest break.
+                if position > from {
+                    let before = store.read_all(from, (position - from) as usize).await?;
+                    for e in &before {
+                        if !walker.check(e) {
+                            break;
+                        }
+                    }
+                }
                 walker.fail(position, reason);
                 break;
             }

@@ -1,0 +1,116 @@
+//! The group-commit writer. Appends queue to one task per store; the task takes everything
+//! queued (up to a bound), writes it in one transaction, and answers each append with its own
+//! verdict. If a batch fails as a whole (a constraint an append broke, say), its appends are
+//! retried one by one so only the offending append gets the error.
+
+use async_trait::async_trait;
+use flotilla_core::store::{AppendOutcome, AppendRequest, Result, StoreError};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Most events a batch collects from the queue (a single larger append is written alone).
+pub const MAX_BATCH_EVENTS: usize = 10_000;
+/// Most appends a batch collects from the queue.
+pub const MAX_BATCH_APPENDS: usize = 1_024;
+
+type Reply = oneshot::Sender<Result<AppendOutcome>>;
+
+/// A backend's batch write: one transaction for all requests.
+#[async_trait]
+pub(crate) trait BatchWriter: Send + 'static {
+    /// Writes a batch. `Ok` carries one verdict per request (in order) and the new head
+    /// position; `Err` means nothing was written.
+    async fn write_batch(
+        &mut self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<(Vec<Result<AppendOutcome>>, u64)>;
+
+    /// Forgets cached state after a failure (stream versions, head).
+    fn reset(&mut self);
+}
+
+/// Handle to a writer task.
+#[derive(Clone, Debug)]
+pub(crate) struct WriterHandle {
+    tx: mpsc::Sender<(AppendRequest, Reply)>,
+}
+
+impl WriterHandle {
+    pub(crate) async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        request.validate()?;
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send((request, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// Starts the writer task for a backend.
+pub(crate) fn spawn<W: BatchWriter>(mut backend: W, head_tx: watch::Sender<u64>) -> WriterHandle {
+    let (tx, mut rx) = mpsc::channel::<(AppendRequest, Reply)>(4 * MAX_BATCH_APPENDS);
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut events = first.0.events.len();
+            let mut batch = vec![first];
+            while events < MAX_BATCH_EVENTS && batch.len() < MAX_BATCH_APPENDS {
+                match rx.try_recv() {
+                    Ok(next) => {
+                        events += next.0.events.len();
+                        batch.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            run_batch(&mut backend, batch, &head_tx).await;
+        }
+    });
+    WriterHandle { tx }
+}
+
+async fn run_batch<W: BatchWriter>(
+    backend: &mut W,
+    batch: Vec<(AppendRequest, Reply)>,
+    head_tx: &watch::Sender<u64>,
+) {
+    let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+    let retry = if requests.len() > 1 {
+        Some(requests.clone())
+    } else {
+        None
+    };
+    match backend.write_batch(requests).await {
+        Ok((verdicts, head)) => {
+            head_tx.send_replace(head);
+            for (reply, verdict) in replies.into_iter().zip(verdicts) {
+                let _ = reply.send(verdict);
+            }
+        }
+        Err(e) => {
+            backend.reset();
+            let Some(requests) = retry else {
+                tracing::warn!(error = %e, "append failed");
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Err(e));
+                }
+                return;
+            };
+            tracing::warn!(error = %e, appends = requests.len(), "batch failed; retrying its appends one by one");
+            for (request, reply) in requests.into_iter().zip(replies) {
+                let verdict = match backend.write_batch(vec![request]).await {
+                    Ok((mut v, head)) => {
+                        head_tx.send_replace(head);
+                        v.pop().unwrap_or(Err(StoreError::Backend(
+                            "writer returned no verdict".into(),
+                        )))
+                    }
+                    Err(e) => {
+                        backend.reset();
+                        Err(e)
+                    }
+                };
+                let _ = reply.send(verdict);
+            }
+        }
+    }
+}
