@@ -1,0 +1,321 @@
+//! CloudEvents 1.0 in binary mode: the event's payload is the message body and its attributes
+//! travel as headers (`ce_` on Kafka, `ce-` on NATS, plus `content-type`).
+//!
+//! Extensions: `traceparent`, `correlationid`, `causationid`, `sequence` (the global position in
+//! the source store), `businessunit`; Flotilla adds `streamversion`, `schemaversion`, `actor`,
+//! `commandid`, `eventhash` and `prevhash` so a consumer can check what it received against the
+//! source's hash chain.
+
+use std::collections::BTreeMap;
+
+use flotilla_core::event::RecordedEvent;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::BusError;
+
+/// Content type of Flotilla event payloads.
+pub const PROTOBUF_CONTENT_TYPE: &str = "application/protobuf";
+pub const SPEC_VERSION: &str = "1.0";
+
+/// A CloudEvent as Flotilla publishes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloudEvent {
+    pub id: String,
+    pub source: String,
+    pub ty: String,
+    pub specversion: String,
+    pub time: Option<String>,
+    pub subject: Option<String>,
+    pub datacontenttype: Option<String>,
+    /// Extension attributes by name (lowercase).
+    pub extensions: BTreeMap<String, String>,
+    pub data: Vec<u8>,
+}
+
+fn rfc3339(micros: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(micros as i128 * 1_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Source attribute of a service's events.
+pub fn source_of(service: &str) -> String {
+    format!("/flotilla/{service}")
+}
+
+const REQUIRED: [&str; 4] = ["id", "source", "type", "specversion"];
+
+impl CloudEvent {
+    /// Maps a stored event of `service` to a CloudEvent.
+    pub fn from_recorded(service: &str, e: &RecordedEvent) -> Self {
+        let mut ext = BTreeMap::new();
+        ext.insert("sequence".into(), e.global_position.to_string());
+        ext.insert("streamversion".into(), e.stream_version.to_string());
+        ext.insert("schemaversion".into(), e.schema_version.to_string());
+        if !e.metadata.business_unit.is_empty() {
+            ext.insert("businessunit".into(), e.metadata.business_unit.clone());
+        }
+        if !e.metadata.actor.is_empty() {
+            ext.insert("actor".into(), e.metadata.actor.clone());
+        }
+        if let Some(t) = &e.metadata.traceparent {
+            ext.insert("traceparent".into(), t.clone());
+        }
+        if let Some(c) = e.metadata.correlation_id {
+            ext.insert("correlationid".into(), c.to_string());
+        }
+        if let Some(c) = e.metadata.causation_id {
+            ext.insert("causationid".into(), c.to_string());
+        }
+        if let Some(c) = e.metadata.command_id {
+            ext.insert("commandid".into(), c.to_string());
+        }
+        ext.insert("eventhash".into(), e.hash.to_hex());
+        ext.insert("prevhash".into(), e.prev_hash.to_hex());
+        Self {
+            id: e.event_id.to_string(),
+            source: source_of(service),
+            ty: e.event_type.clone(),
+            specversion: SPEC_VERSION.into(),
+            time: Some(rfc3339(e.recorded_at.0)),
+            subject: Some(e.stream_id.as_str().to_owned()),
+            datacontenttype: Some(PROTOBUF_CONTENT_TYPE.into()),
+            extensions: ext,
+            data: e.payload.clone(),
+        }
+    }
+
+    /// The event id as a uuid (Flotilla ids are uuid v7).
+    pub fn event_id(&self) -> Result<Uuid, BusError> {
+        Uuid::parse_str(&self.id)
+            .map_err(|e| BusError::Malformed(format!("ce id {:?} is not a uuid: {e}", self.id)))
+    }
+
+    /// The source store's global position (`sequence`), if present and numeric.
+    pub fn sequence(&self) -> Option<u64> {
+        self.extensions.get("sequence").and_then(|s| s.parse().ok())
+    }
+
+    pub fn extension(&self, name: &str) -> Option<&str> {
+        self.extensions.get(name).map(String::as_str)
+    }
+
+    fn attributes(&self) -> Vec<(String, String)> {
+        let mut v = vec![
+            ("id".to_owned(), self.id.clone()),
+            ("source".to_owned(), self.source.clone()),
+            ("type".to_owned(), self.ty.clone()),
+            ("specversion".to_owned(), self.specversion.clone()),
+        ];
+        if let Some(t) = &self.time {
+            v.push(("time".into(), t.clone()));
+        }
+        if let Some(s) = &self.subject {
+            v.push(("subject".into(), s.clone()));
+        }
+        for (k, val) in &self.extensions {
+            v.push((k.clone(), val.clone()));
+        }
+        v
+    }
+
+    /// Headers in a protocol binding: `prefix` is `ce_` (Kafka) or `ce-` (NATS);
+    /// `datacontenttype` travels as `content_type_header`.
+    pub fn to_headers(&self, prefix: &str, content_type_header: &str) -> Vec<(String, String)> {
+        let mut h: Vec<(String, String)> = self
+            .attributes()
+            .into_iter()
+            .map(|(k, v)| (format!("{prefix}{k}"), v))
+            .collect();
+        if let Some(ct) = &self.datacontenttype {
+            h.push((content_type_header.to_owned(), ct.clone()));
+        }
+        h
+    }
+
+    /// Rebuilds an event from binary-mode headers and body. Header names are matched
+    /// case-insensitively; the four required attributes must be present.
+    pub fn from_headers<'a>(
+        prefix: &str,
+        headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+        data: Vec<u8>,
+    ) -> Result<Self, BusError> {
+        let mut attrs: BTreeMap<String, String> = BTreeMap::new();
+        let mut content_type = None;
+        for (k, v) in headers {
+            let lower = k.to_ascii_lowercase();
+            if lower == "content-type" || lower == "content_type" {
+                content_type = Some(v.to_owned());
+            } else if let Some(name) = lower.strip_prefix(prefix) {
+                attrs.insert(name.to_owned(), v.to_owned());
+            }
+        }
+        for r in REQUIRED {
+            if !attrs.contains_key(r) {
+                return Err(BusError::Malformed(format!(
+                    "message lacks required CloudEvents header {prefix}{r}"
+                )));
+            }
+        }
+        let mut take = |k: &str| attrs.remove(k);
+        let id = take("id").unwrap_or_default();
+        let source = take("source").unwrap_or_default();
+        let ty = take("type").unwrap_or_default();
+        let specversion = take("specversion").unwrap_or_default();
+        if specversion != SPEC_VERSION {
+            return Err(BusError::Malformed(format!(
+                "unsupported CloudEvents specversion {specversion:?}, expected 1.0"
+            )));
+        }
+        let time = take("time");
+        let subject = take("subject");
+        Ok(Self {
+            id,
+            source,
+            ty,
+            specversion,
+            time,
+            subject,
+            datacontenttype: content_type,
+            extensions: attrs,
+            data,
+        })
+    }
+}
+
+/// NATS subject of an event: `flotilla.<service>.<aggregate>.<event>`, where the event is the
+/// last segment of the protobuf type name.
+pub fn nats_subject(service: &str, e: &RecordedEvent) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let event = e.event_type.rsplit('.').next().unwrap_or(&e.event_type);
+    format!(
+        "flotilla.{}.{}.{}",
+        clean(service),
+        clean(e.stream_id.aggregate()),
+        clean(event)
+    )
+}
+
+/// Kafka topic of a service's events.
+pub fn kafka_topic(service: &str) -> String {
+    format!("flotilla.{service}.events")
+}
+
+#[cfg(test)]
+mod tests {
+    use flotilla_core::chain::Hash;
+    use flotilla_core::event::{Metadata, Timestamp};
+    use flotilla_core::ids::{EventId, StreamId};
+
+    use super::*;
+
+    fn sample() -> RecordedEvent {
+        RecordedEvent {
+            global_position: 42,
+            stream_id: StreamId::for_aggregate("approval-request", Uuid::now_v7()),
+            stream_version: 3,
+            event_id: EventId::new(),
+            event_type: "flotilla.governance.v1.ApprovalGranted".into(),
+            schema_version: 2,
+            payload: vec![8, 1, 18, 3, 97, 98, 99],
+            metadata: Metadata {
+                actor: "alice".into(),
+                business_unit: "payments".into(),
+                correlation_id: Some(Uuid::now_v7()),
+                causation_id: Some(Uuid::now_v7()),
+                traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+                command_id: Some(Uuid::now_v7()),
+            },
+            recorded_at: Timestamp(1_764_000_000_123_456),
+            prev_hash: Hash([1; 32]),
+            hash: Hash([2; 32]),
+        }
+    }
+
+    #[test]
+    fn kafka_and_nats_headers_round_trip() {
+        let e = sample();
+        let ce = CloudEvent::from_recorded("governance", &e);
+        assert_eq!(ce.time.as_deref(), Some("2025-11-24T16:00:00.123456Z"));
+        assert_eq!(ce.sequence(), Some(42));
+        assert_eq!(ce.extension("businessunit"), Some("payments"));
+        assert_eq!(
+            ce.extension("correlationid"),
+            Some(
+                e.metadata
+                    .correlation_id
+                    .map(|u| u.to_string())
+                    .unwrap_or_default()
+                    .as_str()
+            )
+        );
+        for (prefix, ct) in [("ce_", "content-type"), ("ce-", "Content-Type")] {
+            let headers = ce.to_headers(prefix, ct);
+            assert!(
+                headers
+                    .iter()
+                    .any(|(k, v)| k == &format!("{prefix}id") && v == &e.event_id.to_string())
+            );
+            assert!(headers.iter().any(|(k, v)| k == &format!("{prefix}type")
+                && v == "flotilla.governance.v1.ApprovalGranted"));
+            assert!(
+                headers
+                    .iter()
+                    .any(|(k, v)| k == ct && v == PROTOBUF_CONTENT_TYPE)
+            );
+            assert!(
+                headers
+                    .iter()
+                    .any(|(k, _)| k == &format!("{prefix}traceparent"))
+            );
+            let back = CloudEvent::from_headers(
+                prefix,
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                ce.data.clone(),
+            )
+            .expect("parses");
+            assert_eq!(back, ce);
+            assert_eq!(back.event_id().expect("uuid"), e.event_id.0);
+        }
+    }
+
+    #[test]
+    fn missing_required_header_is_malformed() {
+        let ce = CloudEvent::from_recorded("governance", &sample());
+        let headers: Vec<_> = ce
+            .to_headers("ce_", "content-type")
+            .into_iter()
+            .filter(|(k, _)| k != "ce_source")
+            .collect();
+        let err = CloudEvent::from_headers(
+            "ce_",
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            vec![],
+        )
+        .expect_err("must fail");
+        assert!(err.to_string().contains("ce_source"), "{err}");
+    }
+
+    #[test]
+    fn subject_and_topic_follow_the_design() {
+        let e = sample();
+        assert_eq!(
+            nats_subject("governance", &e),
+            "flotilla.governance.approval-request.ApprovalGranted"
+        );
+        assert_eq!(kafka_topic("governance"), "flotilla.governance.events");
+    }
+}

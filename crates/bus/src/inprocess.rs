@@ -1,0 +1,154 @@
+//! In-process bus for `flotilla up` and unit tests: an append-only log per service, durable
+//! groups with committed offsets, redelivery of what was not acknowledged.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use flotilla_core::event::RecordedEvent;
+use tokio::sync::Notify;
+
+use crate::{Acker, BusError, CloudEvent, Deliveries, Delivery, Publisher, Result, Subscriber};
+
+#[derive(Default)]
+struct Log {
+    events: Vec<CloudEvent>,
+    /// Committed offset per group: every event before it is acknowledged.
+    committed: HashMap<String, usize>,
+    /// Acknowledged offsets beyond the committed one, per group.
+    acked: HashMap<String, std::collections::BTreeSet<usize>>,
+}
+
+#[derive(Default)]
+struct Shared {
+    logs: Mutex<HashMap<String, Log>>,
+    notify: Notify,
+}
+
+/// A bus that lives in this process.
+#[derive(Clone, Default)]
+pub struct InProcessBus {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for InProcessBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessBus").finish()
+    }
+}
+
+impl InProcessBus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of messages published for a service (duplicates included).
+    pub fn published(&self, service: &str) -> usize {
+        self.shared
+            .logs
+            .lock()
+            .map(|l| l.get(service).map_or(0, |l| l.events.len()))
+            .unwrap_or(0)
+    }
+}
+
+fn poisoned<T>(_: T) -> BusError {
+    BusError::Publish("in-process bus lock poisoned".into())
+}
+
+#[async_trait]
+impl Publisher for InProcessBus {
+    fn name(&self) -> &str {
+        "inprocess"
+    }
+
+    async fn publish(&self, service: &str, events: &[RecordedEvent]) -> Result<()> {
+        {
+            let mut logs = self.shared.logs.lock().map_err(poisoned)?;
+            let log = logs.entry(service.to_owned()).or_default();
+            log.events
+                .extend(events.iter().map(|e| CloudEvent::from_recorded(service, e)));
+        }
+        self.shared.notify.notify_waiters();
+        Ok(())
+    }
+}
+
+struct InProcessDeliveries {
+    shared: Arc<Shared>,
+    service: String,
+    group: String,
+    cursor: usize,
+}
+
+struct InProcessAck {
+    shared: Arc<Shared>,
+    service: String,
+    group: String,
+    offset: usize,
+}
+
+#[async_trait]
+impl Acker for InProcessAck {
+    async fn ack(self: Box<Self>) -> Result<()> {
+        let mut logs = self.shared.logs.lock().map_err(poisoned)?;
+        let log = logs.entry(self.service.clone()).or_default();
+        let committed = log.committed.get(&self.group).copied().unwrap_or(0);
+        let acked = log.acked.entry(self.group.clone()).or_default();
+        acked.insert(self.offset);
+        let mut next = committed;
+        while acked.remove(&next) {
+            next += 1;
+        }
+        log.committed.insert(self.group.clone(), next);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Deliveries for InProcessDeliveries {
+    async fn next(&mut self) -> Result<Delivery> {
+        loop {
+            let notified = self.shared.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let logs = self.shared.logs.lock().map_err(poisoned)?;
+                if let Some(event) = logs
+                    .get(&self.service)
+                    .and_then(|l| l.events.get(self.cursor))
+                {
+                    let offset = self.cursor;
+                    self.cursor += 1;
+                    let ack = InProcessAck {
+                        shared: self.shared.clone(),
+                        service: self.service.clone(),
+                        group: self.group.clone(),
+                        offset,
+                    };
+                    return Ok(Delivery::new(event.clone(), Box::new(ack)));
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+#[async_trait]
+impl Subscriber for InProcessBus {
+    async fn subscribe(&self, service: &str, group: &str) -> Result<Box<dyn Deliveries>> {
+        let cursor = {
+            let mut logs = self.shared.logs.lock().map_err(poisoned)?;
+            let log = logs.entry(service.to_owned()).or_default();
+            // A new subscriber resumes after the group's acknowledged prefix.
+            log.acked.remove(group);
+            log.committed.get(group).copied().unwrap_or(0)
+        };
+        Ok(Box::new(InProcessDeliveries {
+            shared: self.shared.clone(),
+            service: service.into(),
+            group: group.into(),
+            cursor,
+        }))
+    }
+}

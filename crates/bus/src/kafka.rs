@@ -1,0 +1,267 @@
+//! Kafka: topic `flotilla.<service>.events`, key = stream id (so a stream's events stay in
+//! order on one partition), idempotent producer with `acks=all`, consumer groups with manual
+//! offset commits after each applied event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flotilla_core::event::RecordedEvent;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::cloudevents::{CloudEvent, kafka_topic};
+use crate::{Acker, BusError, Deliveries, Delivery, Publisher, Result, Subscriber};
+
+/// A Kafka bus (any Kafka-API broker).
+#[derive(Clone)]
+pub struct KafkaBus {
+    brokers: String,
+    producer: FutureProducer,
+    /// Prefix for topic names (tests isolate themselves with it).
+    namespace: String,
+    partitions: i32,
+    /// Topics known to exist.
+    ensured: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl std::fmt::Debug for KafkaBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaBus")
+            .field("brokers", &self.brokers)
+            .finish()
+    }
+}
+
+impl KafkaBus {
+    pub fn connect(brokers: &str) -> Result<Self> {
+        Self::connect_namespaced(brokers, "", &[])
+    }
+
+    /// Connects with a topic namespace (topics become `<ns>.flotilla.<service>.events`) and
+    /// extra librdkafka producer settings, e.g. `batch.num.messages=1` for tansu 0.6, which
+    /// returns nothing when a fetch starts inside a multi-record batch.
+    pub fn connect_namespaced(
+        brokers: &str,
+        namespace: &str,
+        producer_options: &[(String, String)],
+    ) -> Result<Self> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "30000")
+            .set("linger.ms", "2");
+        for (k, v) in producer_options {
+            config.set(k, v);
+        }
+        let producer: FutureProducer = config
+            .create()
+            .map_err(|e| BusError::Connect(format!("kafka producer for {brokers}: {e}")))?;
+        Ok(Self {
+            brokers: brokers.to_owned(),
+            producer,
+            namespace: namespace.to_owned(),
+            partitions: 3,
+            ensured: Arc::default(),
+        })
+    }
+
+    /// The topic a service's events go to.
+    pub fn topic(&self, service: &str) -> String {
+        let t = kafka_topic(service);
+        if self.namespace.is_empty() {
+            t
+        } else {
+            format!("{}.{t}", self.namespace)
+        }
+    }
+
+    /// Creates the service's topic if it does not exist.
+    pub async fn ensure_topic(&self, service: &str) -> Result<()> {
+        let topic = self.topic(service);
+        if self
+            .ensured
+            .lock()
+            .map(|s| s.contains(&topic))
+            .unwrap_or(false)
+        {
+            return Ok(());
+        }
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()
+            .map_err(|e| BusError::Connect(format!("kafka admin: {e}")))?;
+        let results = admin
+            .create_topics(
+                &[NewTopic::new(
+                    &topic,
+                    self.partitions,
+                    TopicReplication::Fixed(1),
+                )],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
+            .await
+            .map_err(|e| BusError::Connect(format!("kafka create topic {topic}: {e}")))?;
+        for r in results {
+            match r {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((t, code)) => {
+                    return Err(BusError::Connect(format!("kafka create topic {t}: {code}")));
+                }
+            }
+        }
+        if let Ok(mut s) = self.ensured.lock() {
+            s.insert(topic);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Publisher for KafkaBus {
+    fn name(&self) -> &str {
+        "kafka"
+    }
+
+    async fn publish(&self, service: &str, events: &[RecordedEvent]) -> Result<()> {
+        self.ensure_topic(service).await?;
+        let topic = self.topic(service);
+        let mut pending = Vec::with_capacity(events.len());
+        for e in events {
+            let ce = CloudEvent::from_recorded(service, e);
+            let mut headers = OwnedHeaders::new_with_capacity(16);
+            for (k, v) in ce.to_headers("ce_", "content-type") {
+                headers = headers.insert(Header {
+                    key: &k,
+                    value: Some(v.as_bytes()),
+                });
+            }
+            let record = FutureRecord::to(&topic)
+                .key(e.stream_id.as_str())
+                .payload(&ce.data)
+                .headers(headers);
+            let fut = self.producer.send_result(record).map_err(|(err, _)| {
+                BusError::Publish(format!("kafka enqueue of {}: {err}", e.event_id))
+            })?;
+            pending.push((e.event_id, fut));
+        }
+        for (id, fut) in pending {
+            match fut.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((err, _))) => {
+                    return Err(BusError::Publish(format!("kafka delivery of {id}: {err}")));
+                }
+                Err(_) => {
+                    return Err(BusError::Publish(format!(
+                        "kafka delivery of {id} was cancelled"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct KafkaDeliveries {
+    consumer: Arc<StreamConsumer>,
+}
+
+struct KafkaAck {
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+#[async_trait]
+impl Acker for KafkaAck {
+    async fn ack(self: Box<Self>) -> Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, self.partition, Offset::Offset(self.offset + 1))
+            .map_err(|e| BusError::Consume(format!("kafka commit: {e}")))?;
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+            .await
+            .map_err(|e| BusError::Consume(format!("kafka commit: {e}")))?
+            .map_err(|e| BusError::Consume(format!("kafka commit: {e}")))
+    }
+}
+
+#[async_trait]
+impl Deliveries for KafkaDeliveries {
+    async fn next(&mut self) -> Result<Delivery> {
+        loop {
+            let m = self
+                .consumer
+                .recv()
+                .await
+                .map_err(|e| BusError::Consume(format!("kafka receive: {e}")))?;
+            let pairs: Vec<(String, String)> = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .filter_map(|h| {
+                            h.value.map(|v| {
+                                (h.key.to_owned(), String::from_utf8_lossy(v).into_owned())
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let ack = KafkaAck {
+                consumer: self.consumer.clone(),
+                topic: m.topic().to_owned(),
+                partition: m.partition(),
+                offset: m.offset(),
+            };
+            match CloudEvent::from_headers(
+                "ce_",
+                pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                m.payload().unwrap_or_default().to_vec(),
+            ) {
+                Ok(ce) => return Ok(Delivery::new(ce, Box::new(ack))),
+                Err(e) => {
+                    tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), error = %e, "skipping malformed message");
+                    drop(m);
+                    Box::new(ack).ack().await?;
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Subscriber for KafkaBus {
+    async fn subscribe(&self, service: &str, group: &str) -> Result<Box<dyn Deliveries>> {
+        self.ensure_topic(service).await?;
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000");
+        // librdkafka debug contexts (e.g. "cgrp,fetch"), logged through tracing.
+        if let Ok(debug) = std::env::var("FLOTILLA_KAFKA_DEBUG") {
+            config.set("debug", debug);
+        }
+        let consumer: StreamConsumer = config
+            .create()
+            .map_err(|e| BusError::Connect(format!("kafka consumer: {e}")))?;
+        consumer
+            .subscribe(&[&self.topic(service)])
+            .map_err(|e| BusError::Consume(format!("kafka subscribe: {e}")))?;
+        Ok(Box::new(KafkaDeliveries {
+            consumer: Arc::new(consumer),
+        }))
+    }
+}

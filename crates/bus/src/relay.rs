@@ -1,0 +1,118 @@
+//! The relay: tails a service's store by global position from a persisted checkpoint and
+//! publishes to one bus. Killed at any point, it publishes again from its last checkpoint, so
+//! every event arrives at least once; consumers dedupe by event id.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flotilla_core::store::EventStore;
+use flotilla_core::subscription::{SubscribeOptions, SubscriptionItem, subscribe_all};
+use futures::FutureExt;
+
+use crate::{BusError, Publisher, Result};
+
+/// Publishes a store's events to one bus.
+pub struct Relay {
+    store: Arc<dyn EventStore>,
+    service: String,
+    publisher: Arc<dyn Publisher>,
+    /// Most events per publish call.
+    pub batch: usize,
+    /// Pause after a failed publish before trying again.
+    pub retry_delay: Duration,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("service", &self.service)
+            .field("bus", &self.publisher.name())
+            .finish()
+    }
+}
+
+impl Relay {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        service: impl Into<String>,
+        publisher: Arc<dyn Publisher>,
+    ) -> Self {
+        Self {
+            store,
+            service: service.into(),
+            publisher,
+            batch: 500,
+            retry_delay: Duration::from_millis(500),
+        }
+    }
+
+    /// Name of the checkpoint this relay keeps in the store.
+    pub fn checkpoint_name(&self) -> String {
+        format!("relay:{}:{}", self.service, self.publisher.name())
+    }
+
+    /// Runs until `shutdown` resolves. Publish failures are retried after `retry_delay`;
+    /// store failures end the relay with an error.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        tokio::select! {
+            r = self.run_forever() => r,
+            _ = shutdown => Ok(()),
+        }
+    }
+
+    async fn run_forever(&self) -> Result<()> {
+        let name = self.checkpoint_name();
+        let mut published = self.store.load_checkpoint(&name).await?.unwrap_or(0);
+        tracing::info!(service = %self.service, bus = self.publisher.name(), from = published + 1, "relay starting");
+        let mut sub = subscribe_all(
+            self.store.clone(),
+            published + 1,
+            SubscribeOptions {
+                page: self.batch,
+                poll_interval: Duration::from_millis(200),
+            },
+        );
+        let mut pending = Vec::with_capacity(self.batch);
+        loop {
+            // Take what is ready now, up to a batch; wait only when nothing is pending.
+            let item = if pending.is_empty() {
+                sub.next().await
+            } else {
+                // Nothing ready: publish what is pending (receiving is cancel-safe).
+                sub.next()
+                    .now_or_never()
+                    .unwrap_or(Some(Ok(SubscriptionItem::CaughtUp {
+                        position: published,
+                    })))
+            };
+            match item {
+                Some(Ok(SubscriptionItem::Event(e))) => {
+                    pending.push(e);
+                    if pending.len() < self.batch {
+                        continue;
+                    }
+                }
+                Some(Ok(SubscriptionItem::CaughtUp { .. })) => {}
+                Some(Err(e)) => return Err(BusError::Store(e)),
+                None => return Err(BusError::Closed),
+            }
+            if pending.is_empty() {
+                continue;
+            }
+            loop {
+                match self.publisher.publish(&self.service, &pending).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(service = %self.service, bus = self.publisher.name(), error = %e, "publish failed; retrying");
+                        tokio::time::sleep(self.retry_delay).await;
+                    }
+                }
+            }
+            published = pending.last().map_or(published, |e| e.global_position);
+            self.store.save_checkpoint(&name, published).await?;
+            tracing::debug!(service = %self.service, bus = self.publisher.name(), position = published, count = pending.len(), "published");
+            pending.clear();
+        }
+    }
+}
