@@ -1,1 +1,12 @@
+//! Flotilla's service runtime: configuration ([`config`]), tracing and OpenTelemetry
+//! ([`telemetry`]), gRPC server boot with health and reflection ([`server`]), replay of a store
+//! into projections ([`replay`]) and the node that runs services with their relays ([`node`]).
 
+pub mod config;
+pub mod node;
+pub mod replay;
+pub mod server;
+pub mod telemetry;
+
+pub use config::Config;
+pub use node::{Node, NodeMode, ServiceContext, ServiceModule};

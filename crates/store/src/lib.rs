@@ -4,6 +4,7 @@
 //! Both group concurrent appends in a writer task (group commit) under a transaction-scoped
 //! lock, so global positions are gap-free in commit order and each store has one hash chain.
 
+pub mod baseline;
 mod postgres;
 mod sqlite;
 mod writer;

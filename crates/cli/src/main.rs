@@ -1,0 +1,135 @@
+//! `flotilla`: runs Flotilla's services and talks to them.
+
+mod bench;
+mod output;
+mod services;
+mod status;
+mod store_cmd;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use flotilla_runtime::{Config, Node, NodeMode};
+
+use crate::output::Output;
+
+#[derive(Parser, Debug)]
+#[command(name = "flotilla", version, about = "Release governance and orchestration: run the services, or talk to them")]
+struct Cli {
+    /// TOML config file; FLOTILLA_* environment variables override it.
+    #[arg(long, global = true, env = "FLOTILLA_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run all six services in this process on embedded defaults (SQLite files, in-process bus).
+    Up {
+        /// Folder for the services' SQLite stores.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address for the gRPC server.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Run one service against PostgreSQL, NATS and Kafka (from config).
+    Serve {
+        /// governance, dependency-mapping, orchestration, risk-validation, monitoring or compliance.
+        service: String,
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Ask running services for their status.
+    Status {
+        /// gRPC address of a node.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Event store tools.
+    Store {
+        #[command(subcommand)]
+        command: store_cmd::StoreCommand,
+    },
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr: SocketAddr = listen.parse().map_err(|e| anyhow::anyhow!("listen address {listen:?} is not host:port ({e})"))?;
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}; is another flotilla running? pass --listen 127.0.0.1:PORT"))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Up { data_dir, listen } => {
+            if let Some(d) = data_dir {
+                config.data_dir = d;
+            }
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            let _telemetry = flotilla_runtime::telemetry::init(&config, "flotilla")?;
+            let listener = bind(&config.listen).await?;
+            let mode = NodeMode::Embedded { data_dir: config.data_dir.clone() };
+            eprintln!(
+                "flotilla up: six services on {} (gRPC, reflection and health), data in {}\n  try: cargo run -p flotilla-cli -- status --addr http://{}",
+                listener.local_addr()?,
+                config.data_dir.display(),
+                listener.local_addr()?
+            );
+            Node::new(config, services::all()).run(listener, mode, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { service, listen } => {
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            let module = services::by_name(&service)?;
+            let _telemetry = flotilla_runtime::telemetry::init(&config, "flotilla")?;
+            let listener = bind(&config.listen).await?;
+            Node::new(config, vec![module]).run(listener, NodeMode::Served, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { addr, output } => status::run(&addr, output).await,
+        Command::Store { command } => store_cmd::run(command).await,
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

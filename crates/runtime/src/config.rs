@@ -1,0 +1,150 @@
+//! Configuration: a TOML file, then `FLOTILLA_<KEY>` environment variables over it. Lists are
+//! comma-separated in variables (`FLOTILLA_BUSES=nats,kafka`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors of loading configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}={value:?} is not valid: {message}")]
+    Env { name: String, value: String, message: String },
+}
+
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+/// Which buses a node publishes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    Nats,
+    Kafka,
+    Inprocess,
+}
+
+/// Flotilla's configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the gRPC server listens on.
+    pub listen: String,
+    /// Folder for embedded data (`flotilla up`: one SQLite file per service).
+    pub data_dir: PathBuf,
+    /// Event store URL for `flotilla serve` (postgres://… or sqlite://…).
+    pub store_url: String,
+    pub nats_url: String,
+    pub kafka_brokers: String,
+    /// Buses the relay publishes to in `flotilla serve`.
+    pub buses: Vec<BusKind>,
+    /// Extra librdkafka producer settings.
+    pub kafka_producer: BTreeMap<String, String>,
+    /// OTLP gRPC endpoint for traces (e.g. http://127.0.0.1:4317); empty disables export.
+    pub otlp_endpoint: String,
+    /// Log filter in `RUST_LOG` syntax.
+    pub log: String,
+    /// `text` or `json`.
+    pub log_format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:50051".into(),
+            data_dir: PathBuf::from(".flotilla"),
+            store_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            nats_url: "nats://127.0.0.1:4222".into(),
+            kafka_brokers: "127.0.0.1:9092".into(),
+            buses: vec![BusKind::Nats, BusKind::Kafka],
+            kafka_producer: BTreeMap::new(),
+            otlp_endpoint: String::new(),
+            log: "info".into(),
+            log_format: "text".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path` (if given) and applies the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// Loads `path` (if given) and applies the given `FLOTILLA_*` variables.
+    pub fn load_with_env(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let mut table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_owned(), source })?;
+                let t: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: p.to_owned(), message: e.to_string() })?;
+                // Check the file alone first so its errors name the file.
+                t.clone().try_into::<Config>().map_err(|e| ConfigError::Parse { path: p.to_owned(), message: e.to_string() })?;
+                t
+            }
+            None => toml::Table::new(),
+        };
+        let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("FLOTILLA_") else { continue };
+            let key = key.to_ascii_lowercase();
+            // Only this struct's keys: other FLOTILLA_* variables (tests, tools) are not config.
+            let Some(default) = defaults.get(&key) else { continue };
+            let parsed = match default {
+                toml::Value::Array(_) => toml::Value::Array(value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.to_owned())).collect()),
+                toml::Value::Table(_) => {
+                    let mut t = toml::Table::new();
+                    for pair in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                        let (k, v) = pair.split_once('=').ok_or_else(|| ConfigError::Env { name: name.clone(), value: value.clone(), message: "expected key=value pairs separated by commas".into() })?;
+                        t.insert(k.trim().to_owned(), toml::Value::String(v.trim().to_owned()));
+                    }
+                    toml::Value::Table(t)
+                }
+                _ => toml::Value::String(value.clone()),
+            };
+            table.insert(key, parsed);
+            // Validate as we go so the error names the variable.
+            table.clone().try_into::<Config>().map_err(|e| ConfigError::Env { name: name.clone(), value: value.clone(), message: e.to_string() })?;
+        }
+        table.try_into::<Config>().map_err(|e| ConfigError::Parse { path: path.map(Path::to_owned).unwrap_or_default(), message: e.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("flotilla.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nbuses = [\"kafka\"]\nstore_url = \"sqlite://x.db\"\n[kafka_producer]\n\"batch.num.messages\" = \"1\"\n").expect("write");
+        let c = Config::load_with_env(Some(&path), env(&[("FLOTILLA_STORE_URL", "postgres://db/x"), ("FLOTILLA_TEST_POSTGRES_URL", "ignored"), ("OTHER", "x")])).expect("load");
+        assert_eq!(c.listen, "0.0.0.0:9000");
+        assert_eq!(c.buses, vec![BusKind::Kafka]);
+        assert_eq!(c.store_url, "postgres://db/x");
+        assert_eq!(c.kafka_producer.get("batch.num.messages").map(String::as_str), Some("1"));
+        let c = Config::load_with_env(Some(&path), env(&[("FLOTILLA_BUSES", "nats, kafka"), ("FLOTILLA_KAFKA_PRODUCER", "linger.ms=5")])).expect("load");
+        assert_eq!(c.buses, vec![BusKind::Nats, BusKind::Kafka]);
+        assert_eq!(c.kafka_producer.get("linger.ms").map(String::as_str), Some("5"));
+    }
+
+    #[test]
+    fn bad_values_name_their_source() {
+        let e = Config::load_with_env(None, env(&[("FLOTILLA_BUSES", "nats,carrier-pigeon")])).expect_err("bad bus");
+        assert!(e.to_string().contains("FLOTILLA_BUSES"), "{e}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "lisen = \"typo\"\n").expect("write");
+        let e = Config::load_with_env(Some(&path), env(&[])).expect_err("unknown key");
+        assert!(e.to_string().contains("bad.toml") && e.to_string().contains("lisen"), "{e}");
+        assert!(Config::load_with_env(Some(Path::new("/nonexistent/f.toml")), env(&[])).is_err());
+    }
+}

@@ -1,0 +1,72 @@
+//! Tracing for binaries: a log layer (text or JSON) and, when an OTLP endpoint is configured,
+//! an OpenTelemetry span exporter with W3C trace-context propagation. Only binaries call this.
+
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::Config;
+
+/// Keeps the exporter alive; flushes spans when dropped.
+#[derive(Debug, Default)]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take() {
+            let _ = p.shutdown();
+        }
+    }
+}
+
+/// Installs the global subscriber for a binary named `service_name`.
+pub fn init(config: &Config, service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
+    let filter = EnvFilter::try_new(&config.log).or_else(|_| EnvFilter::try_new("info"))?;
+    let fmt: Box<dyn Layer<_> + Send + Sync> = if config.log_format == "json" {
+        tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).boxed()
+    } else {
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed()
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    if config.otlp_endpoint.is_empty() {
+        registry.try_init()?;
+        return Ok(TelemetryGuard::default());
+    }
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(&config.otlp_endpoint).build()?;
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service_name).build())
+        .build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    registry.with(tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name))).try_init()?;
+    Ok(TelemetryGuard { provider: Some(provider) })
+}
+
+/// Reads W3C trace context from HTTP/gRPC headers.
+pub struct HeaderExtractor<'a>(pub &'a tonic::codegen::http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The span of one gRPC request, parented on the caller's `traceparent` when it sends one.
+pub fn request_span(req: &tonic::codegen::http::Request<()>) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let span = tracing::info_span!("grpc", rpc.path = %req.uri().path());
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers())));
+    let _ = span.set_parent(parent);
+    span
+}
