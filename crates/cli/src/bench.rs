@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use flotilla_core::ExpectedVersion;
 use flotilla_core::event::{Metadata, NewEvent, RecordedEvent};
 use flotilla_core::ids::StreamId;
 use flotilla_core::store::{AppendRequest, EventStore};
-use flotilla_core::ExpectedVersion;
 use flotilla_proto::eventstore::v1::SyntheticEventRecorded;
 use flotilla_runtime::replay::{Projection, replay};
 use prost::Message;
@@ -74,7 +74,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Option<f64> {
 }
 
 fn synthetic(writer: &str, seq: u64, md: &Metadata) -> NewEvent {
-    let payload = SyntheticEventRecorded { sequence: seq, writer: writer.to_owned(), body: vec![0x5a; 64] }.encode_to_vec();
+    let payload = SyntheticEventRecorded {
+        sequence: seq,
+        writer: writer.to_owned(),
+        body: vec![0x5a; 64],
+    }
+    .encode_to_vec();
     NewEvent::new(EVENT_TYPE, 1, payload, md.clone())
 }
 
@@ -100,9 +105,13 @@ async fn append_phase(store: Arc<dyn EventStore>, args: &BenchArgs) -> anyhow::R
             while seq < n {
                 let k = batch.min(n - seq);
                 let command = md.clone().with_command(uuid::Uuid::now_v7());
-                let events = (seq..seq + k).map(|i| synthetic(&name, i, &command)).collect();
+                let events = (seq..seq + k)
+                    .map(|i| synthetic(&name, i, &command))
+                    .collect();
                 let t = Instant::now();
-                let o = store.append(AppendRequest::new(stream.clone(), expected, events)).await?;
+                let o = store
+                    .append(AppendRequest::new(stream.clone(), expected, events))
+                    .await?;
                 latencies.push(t.elapsed());
                 expected = o.next_expected();
                 seq += k;
@@ -130,7 +139,10 @@ async fn append_phase(store: Arc<dyn EventStore>, args: &BenchArgs) -> anyhow::R
     bar.finish_and_clear();
     latencies.sort();
     Ok(Figure {
-        name: format!("append: {} writers x {} event(s) per append", args.writers, args.batch),
+        name: format!(
+            "append: {} writers x {} event(s) per append",
+            args.writers, args.batch
+        ),
         events: args.events,
         seconds: elapsed.as_secs_f64(),
         per_second: args.events as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -150,10 +162,14 @@ impl Projection for WriterProgress {
         if e.event_type != EVENT_TYPE {
             return Ok(());
         }
-        let ev = SyntheticEventRecorded::decode(e.payload.as_slice()).map_err(|err| format!("decode: {err}"))?;
+        let ev = SyntheticEventRecorded::decode(e.payload.as_slice())
+            .map_err(|err| format!("decode: {err}"))?;
         let entry = self.writers.entry(ev.writer).or_insert((0, 0));
         if entry.0 > 0 && ev.sequence <= entry.1 {
-            return Err(format!("sequence {} after {} for one writer", ev.sequence, entry.1));
+            return Err(format!(
+                "sequence {} after {} for one writer",
+                ev.sequence, entry.1
+            ));
         }
         entry.0 += 1;
         entry.1 = ev.sequence;
@@ -170,7 +186,10 @@ async fn replay_phase(store: Arc<dyn EventStore>) -> anyhow::Result<Figure> {
     let elapsed = start.elapsed();
     bar.finish_and_clear();
     Ok(Figure {
-        name: format!("replay: read + decode + evolve ({} writers)", state.writers.len()),
+        name: format!(
+            "replay: read + decode + evolve ({} writers)",
+            state.writers.len()
+        ),
         events: last,
         seconds: elapsed.as_secs_f64(),
         per_second: last as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -185,8 +204,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let postgres = args.url.starts_with("postgres");
     let fresh_schema = args.schema.is_none();
-    let schema = args.schema.clone().unwrap_or_else(|| format!("flotilla_bench_{}", &uuid::Uuid::now_v7().simple().to_string()[24..]));
-    let store = flotilla_store::open(&args.url, &schema).await.map_err(|e| anyhow::anyhow!("cannot open store at {}: {e}", args.url))?;
+    let schema = args.schema.clone().unwrap_or_else(|| {
+        format!(
+            "flotilla_bench_{}",
+            &uuid::Uuid::now_v7().simple().to_string()[24..]
+        )
+    });
+    let store = flotilla_store::open(&args.url, &schema)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open store at {}: {e}", args.url))?;
     let mut figures = Vec::new();
     if !args.no_append && args.events > 0 {
         figures.push(append_phase(store.clone(), &args).await?);
@@ -200,25 +226,68 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         let rows = args.events.max(1_000);
         let bar = progress(rows, "raw multi");
-        let multi = flotilla_store::baseline::multi_row(&args.url, &schema, rows, 100, &|n| bar.set_position(n)).await?;
+        let multi = flotilla_store::baseline::multi_row(&args.url, &schema, rows, 100, &|n| {
+            bar.set_position(n)
+        })
+        .await?;
         bar.finish_and_clear();
-        figures.push(Figure { name: "baseline: raw multi-row INSERT, 100 rows per transaction, 1 client".into(), events: multi.rows, seconds: multi.elapsed.as_secs_f64(), per_second: multi.rows_per_second(), p50_ms: None, p99_ms: None });
+        figures.push(Figure {
+            name: "baseline: raw multi-row INSERT, 100 rows per transaction, 1 client".into(),
+            events: multi.rows,
+            seconds: multi.elapsed.as_secs_f64(),
+            per_second: multi.rows_per_second(),
+            p50_ms: None,
+            p99_ms: None,
+        });
         let rows = args.events.clamp(1_000, 50_000);
         let bar = progress(rows, "raw single");
-        let single = flotilla_store::baseline::one_row_per_transaction(&args.url, &schema, rows, 64, &|n| bar.set_position(n)).await?;
+        let single =
+            flotilla_store::baseline::one_row_per_transaction(&args.url, &schema, rows, 64, &|n| {
+                bar.set_position(n)
+            })
+            .await?;
         bar.finish_and_clear();
-        figures.push(Figure { name: "baseline: raw INSERT, 1 row per transaction, 64 clients".into(), events: single.rows, seconds: single.elapsed.as_secs_f64(), per_second: single.rows_per_second(), p50_ms: None, p99_ms: None });
+        figures.push(Figure {
+            name: "baseline: raw INSERT, 1 row per transaction, 64 clients".into(),
+            events: single.rows,
+            seconds: single.elapsed.as_secs_f64(),
+            per_second: single.rows_per_second(),
+            p50_ms: None,
+            p99_ms: None,
+        });
     }
     drop(store);
     if postgres && fresh_schema && !args.keep {
         flotilla_store::PgStore::drop_schema(&args.url, &schema).await?;
     }
     match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({"url_kind": if postgres { "postgres" } else { "other" }, "schema": schema, "figures": figures}))?),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"url_kind": if postgres { "postgres" } else { "other" }, "schema": schema, "figures": figures})
+            )?
+        ),
         Output::Table => {
             let ms = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_default();
-            let rows: Vec<Vec<String>> = figures.iter().map(|f| vec![f.name.clone(), f.events.to_string(), format!("{:.2}", f.seconds), format!("{:.0}", f.per_second), ms(f.p50_ms), ms(f.p99_ms)]).collect();
-            table(&["measure", "events", "seconds", "events/s", "p50 ms", "p99 ms"], &rows);
+            let rows: Vec<Vec<String>> = figures
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.name.clone(),
+                        f.events.to_string(),
+                        format!("{:.2}", f.seconds),
+                        format!("{:.0}", f.per_second),
+                        ms(f.p50_ms),
+                        ms(f.p99_ms),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "measure", "events", "seconds", "events/s", "p50 ms", "p99 ms",
+                ],
+                &rows,
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -16,7 +16,11 @@ use flotilla_runtime::{Config, Node, NodeMode};
 use crate::output::Output;
 
 #[derive(Parser, Debug)]
-#[command(name = "flotilla", version, about = "Release governance and orchestration: run the services, or talk to them")]
+#[command(
+    name = "flotilla",
+    version,
+    about = "Release governance and orchestration: run the services, or talk to them"
+)]
 struct Cli {
     /// TOML config file; FLOTILLA_* environment variables override it.
     #[arg(long, global = true, env = "FLOTILLA_CONFIG")]
@@ -81,7 +85,9 @@ async fn shutdown_signal() {
 }
 
 async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    let addr: SocketAddr = listen.parse().map_err(|e| anyhow::anyhow!("listen address {listen:?} is not host:port ({e})"))?;
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|e| anyhow::anyhow!("listen address {listen:?} is not host:port ({e})"))?;
     tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}; is another flotilla running? pass --listen 127.0.0.1:PORT"))
 }
 
@@ -97,14 +103,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let _telemetry = flotilla_runtime::telemetry::init(&config, "flotilla")?;
             let listener = bind(&config.listen).await?;
-            let mode = NodeMode::Embedded { data_dir: config.data_dir.clone() };
+            let mode = NodeMode::Embedded {
+                data_dir: config.data_dir.clone(),
+            };
             eprintln!(
                 "flotilla up: six services on {} (gRPC, reflection and health), data in {}\n  try: cargo run -p flotilla-cli -- status --addr http://{}",
                 listener.local_addr()?,
                 config.data_dir.display(),
                 listener.local_addr()?
             );
-            Node::new(config, services::all()).run(listener, mode, shutdown_signal()).await?;
+            Node::new(config, services::all())
+                .run(listener, mode, shutdown_signal())
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { service, listen } => {
@@ -114,7 +124,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let module = services::by_name(&service)?;
             let _telemetry = flotilla_runtime::telemetry::init(&config, "flotilla")?;
             let listener = bind(&config.listen).await?;
-            Node::new(config, vec![module]).run(listener, NodeMode::Served, shutdown_signal()).await?;
+            Node::new(config, vec![module])
+                .run(listener, NodeMode::Served, shutdown_signal())
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { addr, output } => status::run(&addr, output).await,

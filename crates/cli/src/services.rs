@@ -20,6 +20,9 @@ pub fn by_name(name: &str) -> anyhow::Result<Box<dyn ServiceModule>> {
     let names: Vec<&str> = all.iter().map(|m| m.name()).collect();
     match all.iter().position(|m| m.name() == name) {
         Some(i) => Ok(all.swap_remove(i)),
-        None => anyhow::bail!("unknown service {name:?}; choose one of: {}", names.join(", ")),
+        None => anyhow::bail!(
+            "unknown service {name:?}; choose one of: {}",
+            names.join(", ")
+        ),
     }
 }

@@ -11,38 +11,90 @@ async fn one(channel: &Channel, service: &str) -> Result<ServiceStatus, tonic::S
     use flotilla_proto::*;
     let req = || tonic::Request::new(GetStatusRequest {});
     let r = match service {
-        "governance" => governance::v1::governance_service_client::GovernanceServiceClient::new(channel.clone()).get_status(req()).await,
-        "dependency-mapping" => dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient::new(channel.clone()).get_status(req()).await,
-        "orchestration" => orchestration::v1::orchestration_service_client::OrchestrationServiceClient::new(channel.clone()).get_status(req()).await,
-        "risk-validation" => risk::v1::risk_validation_service_client::RiskValidationServiceClient::new(channel.clone()).get_status(req()).await,
-        "monitoring" => monitoring::v1::monitoring_service_client::MonitoringServiceClient::new(channel.clone()).get_status(req()).await,
-        _ => compliance::v1::compliance_service_client::ComplianceServiceClient::new(channel.clone()).get_status(req()).await,
+        "governance" => {
+            governance::v1::governance_service_client::GovernanceServiceClient::new(channel.clone())
+                .get_status(req())
+                .await
+        }
+        "dependency-mapping" => {
+            dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient::new(
+                channel.clone(),
+            )
+            .get_status(req())
+            .await
+        }
+        "orchestration" => {
+            orchestration::v1::orchestration_service_client::OrchestrationServiceClient::new(
+                channel.clone(),
+            )
+            .get_status(req())
+            .await
+        }
+        "risk-validation" => {
+            risk::v1::risk_validation_service_client::RiskValidationServiceClient::new(
+                channel.clone(),
+            )
+            .get_status(req())
+            .await
+        }
+        "monitoring" => {
+            monitoring::v1::monitoring_service_client::MonitoringServiceClient::new(channel.clone())
+                .get_status(req())
+                .await
+        }
+        _ => {
+            compliance::v1::compliance_service_client::ComplianceServiceClient::new(channel.clone())
+                .get_status(req())
+                .await
+        }
     };
     r.map(tonic::Response::into_inner)
 }
 
 pub async fn run(addr: &str, output: Output) -> anyhow::Result<ExitCode> {
     let channel = Channel::from_shared(addr.to_owned())
-        .map_err(|e| anyhow::anyhow!("address {addr:?} is not a URL like http://127.0.0.1:50051 ({e})"))?
+        .map_err(|e| {
+            anyhow::anyhow!("address {addr:?} is not a URL like http://127.0.0.1:50051 ({e})")
+        })?
         .connect()
         .await
-        .map_err(|e| anyhow::anyhow!("cannot reach {addr} ({e}); start a node with `flotilla up`"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot reach {addr} ({e}); start a node with `flotilla up`")
+        })?;
     let mut rows = Vec::new();
     let mut json = Vec::new();
     let mut failed = false;
     for m in crate::services::all() {
         match one(&channel, m.name()).await {
             Ok(s) => {
-                rows.push(vec![s.service.clone(), "serving".into(), s.store_backend.clone(), s.head_position.to_string(), s.head_hash.chars().take(16).collect()]);
+                rows.push(vec![
+                    s.service.clone(),
+                    "serving".into(),
+                    s.store_backend.clone(),
+                    s.head_position.to_string(),
+                    s.head_hash.chars().take(16).collect(),
+                ]);
                 json.push(serde_json::json!({"service": s.service, "state": "serving", "store": s.store_backend, "head_position": s.head_position, "head_hash": s.head_hash, "version": s.version}));
             }
             Err(st) if st.code() == tonic::Code::Unimplemented => {
-                rows.push(vec![m.name().into(), "not on this node".into(), String::new(), String::new(), String::new()]);
+                rows.push(vec![
+                    m.name().into(),
+                    "not on this node".into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]);
                 json.push(serde_json::json!({"service": m.name(), "state": "absent"}));
             }
             Err(st) => {
                 failed = true;
-                rows.push(vec![m.name().into(), format!("error: {}", st.message()), String::new(), String::new(), String::new()]);
+                rows.push(vec![
+                    m.name().into(),
+                    format!("error: {}", st.message()),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]);
                 json.push(serde_json::json!({"service": m.name(), "state": "error", "error": st.message()}));
             }
         }
@@ -51,5 +103,9 @@ pub async fn run(addr: &str, output: Output) -> anyhow::Result<ExitCode> {
         Output::Table => table(&["service", "state", "store", "head", "head hash"], &rows),
         Output::Json => println!("{}", serde_json::to_string_pretty(&json)?),
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

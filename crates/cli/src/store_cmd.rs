@@ -26,20 +26,33 @@ pub enum StoreCommand {
     Bench(crate::bench::BenchArgs),
 }
 
-pub fn schema_arg(url: &str, service: Option<&str>, schema: Option<&str>) -> anyhow::Result<String> {
+pub fn schema_arg(
+    url: &str,
+    service: Option<&str>,
+    schema: Option<&str>,
+) -> anyhow::Result<String> {
     match (schema, service) {
         (Some(s), _) => Ok(s.to_owned()),
         (None, Some(svc)) => Ok(flotilla_store::schema_for(svc)),
-        (None, None) if url.starts_with("postgres") => anyhow::bail!("a PostgreSQL URL holds one store per service: pass --service NAME or --schema SCHEMA"),
+        (None, None) if url.starts_with("postgres") => anyhow::bail!(
+            "a PostgreSQL URL holds one store per service: pass --service NAME or --schema SCHEMA"
+        ),
         (None, None) => Ok("flotilla".into()),
     }
 }
 
 pub async fn run(command: StoreCommand) -> anyhow::Result<ExitCode> {
     match command {
-        StoreCommand::Verify { url, service, schema, output } => {
+        StoreCommand::Verify {
+            url,
+            service,
+            schema,
+            output,
+        } => {
             let schema = schema_arg(&url, service.as_deref(), schema.as_deref())?;
-            let store = flotilla_store::open(&url, &schema).await.map_err(|e| anyhow::anyhow!("cannot open store at {url}: {e}"))?;
+            let store = flotilla_store::open(&url, &schema)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open store at {url}: {e}"))?;
             let head = store.head().await?;
             let bar = progress(head.position, "verifying");
             let report = store.verify(&|n| bar.set_position(n)).await?;
@@ -61,14 +74,28 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<ExitCode> {
                         None => "holds".to_owned(),
                         Some(b) => format!("BROKEN at position {}", b.position),
                     };
-                    table(&["chain", "checked", "head position", "head hash"], &[vec![state, report.checked.to_string(), report.head.position.to_string(), report.head.hash.to_hex()]]);
+                    table(
+                        &["chain", "checked", "head position", "head hash"],
+                        &[vec![
+                            state,
+                            report.checked.to_string(),
+                            report.head.position.to_string(),
+                            report.head.hash.to_hex(),
+                        ]],
+                    );
                     if let Some(b) = &report.broken {
                         eprintln!("{b}");
-                        eprintln!("the store was altered outside Flotilla; keep it as evidence and restore from a verified backup");
+                        eprintln!(
+                            "the store was altered outside Flotilla; keep it as evidence and restore from a verified backup"
+                        );
                     }
                 }
             }
-            Ok(if report.holds() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.holds() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         StoreCommand::Bench(args) => crate::bench::run(args).await,
     }

@@ -10,11 +10,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("environment variable {name}={value:?} is not valid: {message}")]
-    Env { name: String, value: String, message: String },
+    Env {
+        name: String,
+        value: String,
+        message: String,
+    },
 }
 
 pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
@@ -76,30 +83,62 @@ impl Config {
     }
 
     /// Loads `path` (if given) and applies the given `FLOTILLA_*` variables.
-    pub fn load_with_env(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
         let mut table = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_owned(), source })?;
-                let t: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: p.to_owned(), message: e.to_string() })?;
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                let t: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: p.to_owned(),
+                    message: e.to_string(),
+                })?;
                 // Check the file alone first so its errors name the file.
-                t.clone().try_into::<Config>().map_err(|e| ConfigError::Parse { path: p.to_owned(), message: e.to_string() })?;
+                t.clone()
+                    .try_into::<Config>()
+                    .map_err(|e| ConfigError::Parse {
+                        path: p.to_owned(),
+                        message: e.to_string(),
+                    })?;
                 t
             }
             None => toml::Table::new(),
         };
         let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
         for (name, value) in env {
-            let Some(key) = name.strip_prefix("FLOTILLA_") else { continue };
+            let Some(key) = name.strip_prefix("FLOTILLA_") else {
+                continue;
+            };
             let key = key.to_ascii_lowercase();
             // Only this struct's keys: other FLOTILLA_* variables (tests, tools) are not config.
-            let Some(default) = defaults.get(&key) else { continue };
+            let Some(default) = defaults.get(&key) else {
+                continue;
+            };
             let parsed = match default {
-                toml::Value::Array(_) => toml::Value::Array(value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.to_owned())).collect()),
+                toml::Value::Array(_) => toml::Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.to_owned()))
+                        .collect(),
+                ),
                 toml::Value::Table(_) => {
                     let mut t = toml::Table::new();
                     for pair in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                        let (k, v) = pair.split_once('=').ok_or_else(|| ConfigError::Env { name: name.clone(), value: value.clone(), message: "expected key=value pairs separated by commas".into() })?;
-                        t.insert(k.trim().to_owned(), toml::Value::String(v.trim().to_owned()));
+                        let (k, v) = pair.split_once('=').ok_or_else(|| ConfigError::Env {
+                            name: name.clone(),
+                            value: value.clone(),
+                            message: "expected key=value pairs separated by commas".into(),
+                        })?;
+                        t.insert(
+                            k.trim().to_owned(),
+                            toml::Value::String(v.trim().to_owned()),
+                        );
                     }
                     toml::Value::Table(t)
                 }
@@ -107,9 +146,19 @@ impl Config {
             };
             table.insert(key, parsed);
             // Validate as we go so the error names the variable.
-            table.clone().try_into::<Config>().map_err(|e| ConfigError::Env { name: name.clone(), value: value.clone(), message: e.to_string() })?;
+            table
+                .clone()
+                .try_into::<Config>()
+                .map_err(|e| ConfigError::Env {
+                    name: name.clone(),
+                    value: value.clone(),
+                    message: e.to_string(),
+                })?;
         }
-        table.try_into::<Config>().map_err(|e| ConfigError::Parse { path: path.map(Path::to_owned).unwrap_or_default(), message: e.to_string() })
+        table.try_into::<Config>().map_err(|e| ConfigError::Parse {
+            path: path.map(Path::to_owned).unwrap_or_default(),
+            message: e.to_string(),
+        })
     }
 }
 
@@ -118,7 +167,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -126,25 +178,52 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("flotilla.toml");
         std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nbuses = [\"kafka\"]\nstore_url = \"sqlite://x.db\"\n[kafka_producer]\n\"batch.num.messages\" = \"1\"\n").expect("write");
-        let c = Config::load_with_env(Some(&path), env(&[("FLOTILLA_STORE_URL", "postgres://db/x"), ("FLOTILLA_TEST_POSTGRES_URL", "ignored"), ("OTHER", "x")])).expect("load");
+        let c = Config::load_with_env(
+            Some(&path),
+            env(&[
+                ("FLOTILLA_STORE_URL", "postgres://db/x"),
+                ("FLOTILLA_TEST_POSTGRES_URL", "ignored"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .expect("load");
         assert_eq!(c.listen, "0.0.0.0:9000");
         assert_eq!(c.buses, vec![BusKind::Kafka]);
         assert_eq!(c.store_url, "postgres://db/x");
-        assert_eq!(c.kafka_producer.get("batch.num.messages").map(String::as_str), Some("1"));
-        let c = Config::load_with_env(Some(&path), env(&[("FLOTILLA_BUSES", "nats, kafka"), ("FLOTILLA_KAFKA_PRODUCER", "linger.ms=5")])).expect("load");
+        assert_eq!(
+            c.kafka_producer
+                .get("batch.num.messages")
+                .map(String::as_str),
+            Some("1")
+        );
+        let c = Config::load_with_env(
+            Some(&path),
+            env(&[
+                ("FLOTILLA_BUSES", "nats, kafka"),
+                ("FLOTILLA_KAFKA_PRODUCER", "linger.ms=5"),
+            ]),
+        )
+        .expect("load");
         assert_eq!(c.buses, vec![BusKind::Nats, BusKind::Kafka]);
-        assert_eq!(c.kafka_producer.get("linger.ms").map(String::as_str), Some("5"));
+        assert_eq!(
+            c.kafka_producer.get("linger.ms").map(String::as_str),
+            Some("5")
+        );
     }
 
     #[test]
     fn bad_values_name_their_source() {
-        let e = Config::load_with_env(None, env(&[("FLOTILLA_BUSES", "nats,carrier-pigeon")])).expect_err("bad bus");
+        let e = Config::load_with_env(None, env(&[("FLOTILLA_BUSES", "nats,carrier-pigeon")]))
+            .expect_err("bad bus");
         assert!(e.to_string().contains("FLOTILLA_BUSES"), "{e}");
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "lisen = \"typo\"\n").expect("write");
         let e = Config::load_with_env(Some(&path), env(&[])).expect_err("unknown key");
-        assert!(e.to_string().contains("bad.toml") && e.to_string().contains("lisen"), "{e}");
+        assert!(
+            e.to_string().contains("bad.toml") && e.to_string().contains("lisen"),
+            "{e}"
+        );
         assert!(Config::load_with_env(Some(Path::new("/nonexistent/f.toml")), env(&[])).is_err());
     }
 }

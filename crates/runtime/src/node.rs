@@ -29,7 +29,9 @@ pub struct ServiceContext {
 
 impl std::fmt::Debug for ServiceContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceContext").field("service", &self.service).finish()
+        f.debug_struct("ServiceContext")
+            .field("service", &self.service)
+            .finish()
     }
 }
 
@@ -44,7 +46,11 @@ impl ServiceContext {
         Ok(ServiceStatus {
             service: self.service.to_owned(),
             head_position: head.position,
-            head_hash: if head.position == 0 { String::new() } else { head.hash.to_hex() },
+            head_hash: if head.position == 0 {
+                String::new()
+            } else {
+                head.hash.to_hex()
+            },
             store_backend: self.store.backend().to_owned(),
             started_at: Some(prost_types::Timestamp { seconds, nanos }),
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -79,14 +85,22 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("services", &self.modules.iter().map(|m| m.name()).collect::<Vec<_>>()).finish()
+        f.debug_struct("Node")
+            .field(
+                "services",
+                &self.modules.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            )
+            .finish()
     }
 }
 
 /// The store URL a service uses in a mode.
 pub fn store_url(config: &Config, mode: &NodeMode, service: &str) -> String {
     match mode {
-        NodeMode::Embedded { data_dir } => format!("sqlite://{}", data_dir.join(format!("{service}.db")).display()),
+        NodeMode::Embedded { data_dir } => format!(
+            "sqlite://{}",
+            data_dir.join(format!("{service}.db")).display()
+        ),
         NodeMode::Served => config.store_url.clone(),
     }
 }
@@ -103,10 +117,22 @@ impl Node {
         let mut out: Vec<Arc<dyn Publisher>> = Vec::new();
         for kind in &self.config.buses {
             match kind {
-                BusKind::Nats => out.push(Arc::new(NatsBus::connect(&self.config.nats_url).await.map_err(|e| anyhow::anyhow!("{e}; check nats_url or FLOTILLA_NATS_URL"))?)),
+                BusKind::Nats => out.push(Arc::new(
+                    NatsBus::connect(&self.config.nats_url)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}; check nats_url or FLOTILLA_NATS_URL"))?,
+                )),
                 BusKind::Kafka => {
-                    let opts: Vec<(String, String)> = self.config.kafka_producer.clone().into_iter().collect();
-                    out.push(Arc::new(KafkaBus::connect_namespaced(&self.config.kafka_brokers, "", &opts).map_err(|e| anyhow::anyhow!("{e}; check kafka_brokers or FLOTILLA_KAFKA_BROKERS"))?));
+                    let opts: Vec<(String, String)> =
+                        self.config.kafka_producer.clone().into_iter().collect();
+                    out.push(Arc::new(
+                        KafkaBus::connect_namespaced(&self.config.kafka_brokers, "", &opts)
+                            .map_err(|e| {
+                                anyhow::anyhow!(
+                                    "{e}; check kafka_brokers or FLOTILLA_KAFKA_BROKERS"
+                                )
+                            })?,
+                    ));
                 }
                 BusKind::Inprocess => out.push(Arc::new(InProcessBus::new())),
             }
@@ -115,9 +141,16 @@ impl Node {
     }
 
     /// Runs every service until `shutdown` resolves, then stops the relays and the server.
-    pub async fn run(self, listener: TcpListener, mode: NodeMode, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        mode: NodeMode,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
         if let NodeMode::Embedded { data_dir } = &mode {
-            std::fs::create_dir_all(data_dir).map_err(|e| anyhow::anyhow!("cannot create data folder {}: {e}", data_dir.display()))?;
+            std::fs::create_dir_all(data_dir).map_err(|e| {
+                anyhow::anyhow!("cannot create data folder {}: {e}", data_dir.display())
+            })?;
         }
         let publishers = self.publishers(&mode).await?;
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -130,7 +163,13 @@ impl Node {
             let store = flotilla_store::open(&url, &flotilla_store::schema_for(m.name()))
                 .await
                 .map_err(|e| anyhow::anyhow!("opening the {} store at {url}: {e}", m.name()))?;
-            tracing::info!(service = m.name(), backend = store.backend(), head = store.head().await?.position, "store open");
+            let head = store.head().await?.position;
+            tracing::info!(
+                service = m.name(),
+                backend = store.backend(),
+                head,
+                "store open"
+            );
             for p in &publishers {
                 let relay = Relay::new(store.clone(), m.name(), p.clone());
                 let mut stop = stop_rx.clone();
@@ -146,7 +185,14 @@ impl Node {
                     }
                 }));
             }
-            m.register(ServiceContext { service: m.name(), store, started_at }, &mut routes);
+            m.register(
+                ServiceContext {
+                    service: m.name(),
+                    store,
+                    started_at,
+                },
+                &mut routes,
+            );
             names.extend(m.grpc_services());
         }
         crate::server::serve(listener, routes, &names, shutdown).await?;

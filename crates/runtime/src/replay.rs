@@ -24,7 +24,12 @@ pub const REPLAY_PAGE: usize = 10_000;
 /// Applies every event from `from` to the store's current end; `progress` gets the count so far.
 /// Returns the last position applied (or `from - 1` when none). Reading the next page overlaps
 /// with applying the current one.
-pub async fn replay<P: Projection + ?Sized>(store: &dyn EventStore, projection: &mut P, from: u64, progress: &(dyn Fn(u64) + Sync)) -> Result<u64, ReplayError> {
+pub async fn replay<P: Projection + ?Sized>(
+    store: &dyn EventStore,
+    projection: &mut P,
+    from: u64,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<u64, ReplayError> {
     let mut last = from.saturating_sub(1);
     let mut applied = 0u64;
     let mut page = store.read_all(last + 1, REPLAY_PAGE).await?;
@@ -33,7 +38,12 @@ pub async fn replay<P: Projection + ?Sized>(store: &dyn EventStore, projection: 
         let fetch = store.read_all(next_from, REPLAY_PAGE);
         let apply = async {
             for e in &page {
-                projection.apply(e).map_err(|reason| ReplayError::Projection { position: e.global_position, reason })?;
+                projection
+                    .apply(e)
+                    .map_err(|reason| ReplayError::Projection {
+                        position: e.global_position,
+                        reason,
+                    })?;
             }
             Ok::<_, ReplayError>(())
         };
@@ -73,12 +83,24 @@ mod tests {
     async fn replays_everything_in_order() {
         let store = MemoryStore::new();
         let evs = (0..25_000).map(|i| synthetic(1, i)).collect();
-        store.append(AppendRequest::new(StreamId::new_for("r"), ExpectedVersion::NoStream, evs)).await.expect("append");
+        store
+            .append(AppendRequest::new(
+                StreamId::new_for("r"),
+                ExpectedVersion::NoStream,
+                evs,
+            ))
+            .await
+            .expect("append");
         let mut p = Count::default();
         let last = replay(&store, &mut p, 1, &|_| {}).await.expect("replay");
         assert_eq!((p.0, p.1, last), (25_000, 25_000, 25_000));
         let mut q = Count::default();
-        assert_eq!(replay(&store, &mut q, 24_001, &|_| {}).await.expect("replay"), 25_000);
+        assert_eq!(
+            replay(&store, &mut q, 24_001, &|_| {})
+                .await
+                .expect("replay"),
+            25_000
+        );
         assert_eq!(q.0, 1_000);
     }
 }

@@ -21,10 +21,17 @@ pub enum ServeError {
 
 /// Serves `routes` on `listener` until `shutdown` resolves. `service_names` are the gRPC full
 /// names reported SERVING by the health service.
-pub async fn serve(listener: TcpListener, mut routes: RoutesBuilder, service_names: &[String], shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+pub async fn serve(
+    listener: TcpListener,
+    mut routes: RoutesBuilder,
+    service_names: &[String],
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in service_names {
-        health.set_service_status(name, ServingStatus::Serving).await;
+        health
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
     }
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(flotilla_proto::FILE_DESCRIPTOR_SET)
@@ -36,7 +43,10 @@ pub async fn serve(listener: TcpListener, mut routes: RoutesBuilder, service_nam
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
-    routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
+    routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, services = service_names.len(), "grpc server listening");
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -47,7 +57,9 @@ pub async fn serve(listener: TcpListener, mut routes: RoutesBuilder, service_nam
             shutdown.await;
             // Tell health checkers first, then drain.
             for name in service_names {
-                health.set_service_status(name, ServingStatus::NotServing).await;
+                health
+                    .set_service_status(name, ServingStatus::NotServing)
+                    .await;
             }
         })
         .await?;

@@ -30,9 +30,14 @@ impl Drop for TelemetryGuard {
 pub fn init(config: &Config, service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
     let filter = EnvFilter::try_new(&config.log).or_else(|_| EnvFilter::try_new("info"))?;
     let fmt: Box<dyn Layer<_> + Send + Sync> = if config.log_format == "json" {
-        tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).boxed()
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed()
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed()
     };
     let registry = tracing_subscriber::registry().with(filter).with(fmt);
     if config.otlp_endpoint.is_empty() {
@@ -40,14 +45,25 @@ pub fn init(config: &Config, service_name: &'static str) -> anyhow::Result<Telem
         return Ok(TelemetryGuard::default());
     }
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(&config.otlp_endpoint).build()?;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(&config.otlp_endpoint)
+        .build()?;
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service_name).build())
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(service_name)
+                .build(),
+        )
         .build();
     opentelemetry::global::set_tracer_provider(provider.clone());
-    registry.with(tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name))).try_init()?;
-    Ok(TelemetryGuard { provider: Some(provider) })
+    registry
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name)))
+        .try_init()?;
+    Ok(TelemetryGuard {
+        provider: Some(provider),
+    })
 }
 
 /// Reads W3C trace context from HTTP/gRPC headers.
@@ -66,7 +82,9 @@ impl Extractor for HeaderExtractor<'_> {
 pub fn request_span(req: &tonic::codegen::http::Request<()>) -> tracing::Span {
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
     let span = tracing::info_span!("grpc", rpc.path = %req.uri().path());
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers())));
+    let parent = opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract(&HeaderExtractor(req.headers()))
+    });
     let _ = span.set_parent(parent);
     span
 }

@@ -30,21 +30,39 @@ const INSERT_MANY: &str = "INSERT INTO raw_events (global_position, stream_id, s
 
 async fn pool(url: &str, schema: &str, connections: u32) -> Result<sqlx::PgPool> {
     check_schema_name(schema)?;
-    let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Backend(format!("invalid postgres url: {e}")))?.options([("search_path", schema)]);
-    PgPoolOptions::new().max_connections(connections).min_connections(connections).connect_with(opts).await.map_err(backend_err)
+    let opts = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Backend(format!("invalid postgres url: {e}")))?
+        .options([("search_path", schema)]);
+    PgPoolOptions::new()
+        .max_connections(connections)
+        .min_connections(connections)
+        .connect_with(opts)
+        .await
+        .map_err(backend_err)
 }
 
 /// (Re)creates `raw_events` like `events` (same columns, keys and indexes) in `schema`, which
 /// must already hold a migrated store.
 pub async fn prepare(url: &str, schema: &str) -> Result<()> {
     let p = pool(url, schema, 1).await?;
-    sqlx::raw_sql("DROP TABLE IF EXISTS raw_events; CREATE TABLE raw_events (LIKE events INCLUDING ALL)").execute(&p).await.map_err(backend_err)?;
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS raw_events; CREATE TABLE raw_events (LIKE events INCLUDING ALL)",
+    )
+    .execute(&p)
+    .await
+    .map_err(backend_err)?;
     p.close().await;
     Ok(())
 }
 
 /// One client writing `rows` rows in multi-row INSERT transactions of `batch` rows.
-pub async fn multi_row(url: &str, schema: &str, rows: u64, batch: u64, progress: &(dyn Fn(u64) + Sync)) -> Result<BaselineRun> {
+pub async fn multi_row(
+    url: &str,
+    schema: &str,
+    rows: u64,
+    batch: u64,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<BaselineRun> {
     prepare(url, schema).await?;
     let p = pool(url, schema, 1).await?;
     let payload = vec![7u8; 80];
@@ -66,13 +84,22 @@ pub async fn multi_row(url: &str, schema: &str, rows: u64, batch: u64, progress:
         written += n;
         progress(written);
     }
-    let run = BaselineRun { rows: written, elapsed: start.elapsed() };
+    let run = BaselineRun {
+        rows: written,
+        elapsed: start.elapsed(),
+    };
     p.close().await;
     Ok(run)
 }
 
 /// `clients` concurrent clients writing `rows` rows in all, one row per transaction.
-pub async fn one_row_per_transaction(url: &str, schema: &str, rows: u64, clients: u32, progress: &(dyn Fn(u64) + Sync)) -> Result<BaselineRun> {
+pub async fn one_row_per_transaction(
+    url: &str,
+    schema: &str,
+    rows: u64,
+    clients: u32,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<BaselineRun> {
     prepare(url, schema).await?;
     let p = pool(url, schema, clients).await?;
     let next = Arc::new(AtomicU64::new(1));
@@ -89,7 +116,14 @@ pub async fn one_row_per_transaction(url: &str, schema: &str, rows: u64, clients
                 if pos > rows {
                     return Ok::<_, StoreError>(());
                 }
-                sqlx::query(INSERT_ONE).bind(pos as i64).bind(format!("raw-{pos}")).bind(&payload).bind(&hash).execute(&p).await.map_err(backend_err)?;
+                sqlx::query(INSERT_ONE)
+                    .bind(pos as i64)
+                    .bind(format!("raw-{pos}"))
+                    .bind(&payload)
+                    .bind(&hash)
+                    .execute(&p)
+                    .await
+                    .map_err(backend_err)?;
             }
         }));
     }
@@ -107,12 +141,18 @@ pub async fn one_row_per_transaction(url: &str, schema: &str, rows: u64, clients
     for r in results {
         r.map_err(|e| StoreError::Backend(e.to_string()))??;
     }
-    let run = BaselineRun { rows, elapsed: start.elapsed() };
+    let run = BaselineRun {
+        rows,
+        elapsed: start.elapsed(),
+    };
     p.close().await;
     Ok(run)
 }
 
-async fn futures_join<T>(tasks: Vec<tokio::task::JoinHandle<T>>, watcher: impl std::future::Future<Output = ()>) -> (Vec<std::result::Result<T, tokio::task::JoinError>>, ()) {
+async fn futures_join<T>(
+    tasks: Vec<tokio::task::JoinHandle<T>>,
+    watcher: impl std::future::Future<Output = ()>,
+) -> (Vec<std::result::Result<T, tokio::task::JoinError>>, ()) {
     let all = async {
         let mut out = Vec::with_capacity(tasks.len());
         for t in tasks {

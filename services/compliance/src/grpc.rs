@@ -1,7 +1,9 @@
 //! gRPC edge of the compliance service (`flotilla.compliance.v1.ComplianceService`).
 
 use flotilla_proto::common::v1::{GetStatusRequest, ServiceStatus};
-use flotilla_proto::compliance::v1::compliance_service_server::{ComplianceService, ComplianceServiceServer};
+use flotilla_proto::compliance::v1::compliance_service_server::{
+    ComplianceService, ComplianceServiceServer,
+};
 use flotilla_runtime::ServiceContext;
 use tonic::{Request, Response, Status};
 
@@ -22,7 +24,10 @@ pub fn server(ctx: ServiceContext) -> ComplianceServiceServer<ComplianceApi> {
 #[tonic::async_trait]
 impl ComplianceService for ComplianceApi {
     #[tracing::instrument(skip_all, fields(service = super::NAME))]
-    async fn get_status(&self, _request: Request<GetStatusRequest>) -> Result<Response<ServiceStatus>, Status> {
+    async fn get_status(
+        &self,
+        _request: Request<GetStatusRequest>,
+    ) -> Result<Response<ServiceStatus>, Status> {
         self.ctx.status().await.map(Response::new)
     }
 }

@@ -1,7 +1,9 @@
 //! gRPC edge of the dependency-mapping service (`flotilla.dependency.v1.DependencyMappingService`).
 
 use flotilla_proto::common::v1::{GetStatusRequest, ServiceStatus};
-use flotilla_proto::dependency::v1::dependency_mapping_service_server::{DependencyMappingService, DependencyMappingServiceServer};
+use flotilla_proto::dependency::v1::dependency_mapping_service_server::{
+    DependencyMappingService, DependencyMappingServiceServer,
+};
 use flotilla_runtime::ServiceContext;
 use tonic::{Request, Response, Status};
 
@@ -22,7 +24,10 @@ pub fn server(ctx: ServiceContext) -> DependencyMappingServiceServer<DependencyM
 #[tonic::async_trait]
 impl DependencyMappingService for DependencyMappingApi {
     #[tracing::instrument(skip_all, fields(service = super::NAME))]
-    async fn get_status(&self, _request: Request<GetStatusRequest>) -> Result<Response<ServiceStatus>, Status> {
+    async fn get_status(
+        &self,
+        _request: Request<GetStatusRequest>,
+    ) -> Result<Response<ServiceStatus>, Status> {
         self.ctx.status().await.map(Response::new)
     }
 }

@@ -1,7 +1,9 @@
 //! gRPC edge of the monitoring service (`flotilla.monitoring.v1.MonitoringService`).
 
 use flotilla_proto::common::v1::{GetStatusRequest, ServiceStatus};
-use flotilla_proto::monitoring::v1::monitoring_service_server::{MonitoringService, MonitoringServiceServer};
+use flotilla_proto::monitoring::v1::monitoring_service_server::{
+    MonitoringService, MonitoringServiceServer,
+};
 use flotilla_runtime::ServiceContext;
 use tonic::{Request, Response, Status};
 
@@ -22,7 +24,10 @@ pub fn server(ctx: ServiceContext) -> MonitoringServiceServer<MonitoringApi> {
 #[tonic::async_trait]
 impl MonitoringService for MonitoringApi {
     #[tracing::instrument(skip_all, fields(service = super::NAME))]
-    async fn get_status(&self, _request: Request<GetStatusRequest>) -> Result<Response<ServiceStatus>, Status> {
+    async fn get_status(
+        &self,
+        _request: Request<GetStatusRequest>,
+    ) -> Result<Response<ServiceStatus>, Status> {
         self.ctx.status().await.map(Response::new)
     }
 }

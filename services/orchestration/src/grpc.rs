@@ -1,7 +1,9 @@
 //! gRPC edge of the orchestration service (`flotilla.orchestration.v1.OrchestrationService`).
 
 use flotilla_proto::common::v1::{GetStatusRequest, ServiceStatus};
-use flotilla_proto::orchestration::v1::orchestration_service_server::{OrchestrationService, OrchestrationServiceServer};
+use flotilla_proto::orchestration::v1::orchestration_service_server::{
+    OrchestrationService, OrchestrationServiceServer,
+};
 use flotilla_runtime::ServiceContext;
 use tonic::{Request, Response, Status};
 
@@ -22,7 +24,10 @@ pub fn server(ctx: ServiceContext) -> OrchestrationServiceServer<OrchestrationAp
 #[tonic::async_trait]
 impl OrchestrationService for OrchestrationApi {
     #[tracing::instrument(skip_all, fields(service = super::NAME))]
-    async fn get_status(&self, _request: Request<GetStatusRequest>) -> Result<Response<ServiceStatus>, Status> {
+    async fn get_status(
+        &self,
+        _request: Request<GetStatusRequest>,
+    ) -> Result<Response<ServiceStatus>, Status> {
         self.ctx.status().await.map(Response::new)
     }
 }

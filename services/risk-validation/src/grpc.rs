@@ -1,7 +1,9 @@
 //! gRPC edge of the risk-validation service (`flotilla.risk.v1.RiskValidationService`).
 
 use flotilla_proto::common::v1::{GetStatusRequest, ServiceStatus};
-use flotilla_proto::risk::v1::risk_validation_service_server::{RiskValidationService, RiskValidationServiceServer};
+use flotilla_proto::risk::v1::risk_validation_service_server::{
+    RiskValidationService, RiskValidationServiceServer,
+};
 use flotilla_runtime::ServiceContext;
 use tonic::{Request, Response, Status};
 
@@ -22,7 +24,10 @@ pub fn server(ctx: ServiceContext) -> RiskValidationServiceServer<RiskValidation
 #[tonic::async_trait]
 impl RiskValidationService for RiskValidationApi {
     #[tracing::instrument(skip_all, fields(service = super::NAME))]
-    async fn get_status(&self, _request: Request<GetStatusRequest>) -> Result<Response<ServiceStatus>, Status> {
+    async fn get_status(
+        &self,
+        _request: Request<GetStatusRequest>,
+    ) -> Result<Response<ServiceStatus>, Status> {
         self.ctx.status().await.map(Response::new)
     }
 }

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Starts, if absent, everything Flotilla's tests and `flotilla serve` need on this machine:
+# PostgreSQL (127.0.0.1:5432), NATS with JetStream (127.0.0.1:4222) and a Kafka-API broker
+# (tansu, 127.0.0.1:9092, in-memory storage). Safe to run any number of times.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+state="$root/target/services"
+mkdir -p "$state"
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # port name seconds
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    port_open "$1" && return 0
+    sleep 0.1
+  done
+  echo "error: $2 did not come up on 127.0.0.1:$1; see $state/$2.log" >&2
+  return 1
+}
+
+ensure_postgres() {
+  if port_open 5432; then echo "postgres: running on 127.0.0.1:5432"; return; fi
+  if ! ls /etc/postgresql >/dev/null 2>&1; then
+    echo "postgres: not installed; installing Debian's postgresql" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  local version
+  version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+  echo "postgres: starting cluster $version/main"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || pg_ctlcluster "$version" main start
+  wait_port 5432 postgres 30
+}
+
+ensure_nats() {
+  if port_open 4222; then echo "nats: running on 127.0.0.1:4222"; return; fi
+  local bin
+  bin="$(command -v nats-server || echo /usr/sbin/nats-server)"
+  if [ ! -x "$bin" ]; then
+    echo "nats: not installed; installing Debian's nats-server" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null
+    bin="$(command -v nats-server || echo /usr/sbin/nats-server)"
+  fi
+  echo "nats: starting with JetStream"
+  mkdir -p "$state/nats"
+  nohup "$bin" -a 127.0.0.1 -p 4222 -js -sd "$state/nats" >"$state/nats.log" 2>&1 &
+  wait_port 4222 nats 30
+}
+
+ensure_tansu() {
+  if port_open 9092; then echo "kafka: a broker is running on 127.0.0.1:9092"; return; fi
+  local bin
+  bin="$(command -v tansu || echo "$HOME/.cargo/bin/tansu")"
+  if [ ! -x "$bin" ]; then
+    echo "kafka: installing tansu from crates.io (about 9 minutes on 2 cores, once per machine)"
+    cargo install tansu --locked --features dynostore
+    bin="$HOME/.cargo/bin/tansu"
+  fi
+  echo "kafka: starting tansu (in-memory storage)"
+  nohup "$bin" broker --listener-url tcp://127.0.0.1:9092 --advertised-listener-url tcp://127.0.0.1:9092 \
+    --storage-engine memory://tansu/ >"$state/tansu.log" 2>&1 &
+  wait_port 9092 tansu 60
+}
+
+ensure_postgres
+ensure_nats
+ensure_tansu

@@ -1,0 +1,246 @@
+//! A node of all six services: health, reflection (v1 and v1alpha), status, graceful shutdown,
+//! and state rebuilt from the stores on restart. Then one service served on PostgreSQL with its
+//! relay publishing to real NATS JetStream and Kafka.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use flotilla_bus::Bus;
+use flotilla_core::ExpectedVersion;
+use flotilla_core::event::{Metadata, NewEvent};
+use flotilla_core::ids::StreamId;
+use flotilla_core::store::AppendRequest;
+use flotilla_proto::common::v1::GetStatusRequest;
+use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
+use flotilla_runtime::config::BusKind;
+use flotilla_runtime::{Config, NodeMode};
+use flotilla_tests::{RunningNode, all_services, kafka_brokers, nats_url, postgres_url};
+use tokio_stream::StreamExt;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+const SERVICES: [&str; 6] = [
+    "flotilla.governance.v1.GovernanceService",
+    "flotilla.dependency.v1.DependencyMappingService",
+    "flotilla.orchestration.v1.OrchestrationService",
+    "flotilla.risk.v1.RiskValidationService",
+    "flotilla.monitoring.v1.MonitoringService",
+    "flotilla.compliance.v1.ComplianceService",
+];
+
+async fn reflection_v1(channel: tonic::transport::Channel) -> BTreeSet<String> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut resp = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .expect("reflection call")
+        .into_inner();
+    let mut out = BTreeSet::new();
+    while let Some(r) = resp.next().await {
+        if let Some(MessageResponse::ListServicesResponse(l)) =
+            r.expect("reflection response").message_response
+        {
+            out.extend(l.service.into_iter().map(|s| s.name));
+        }
+    }
+    out
+}
+
+async fn reflection_v1alpha_describes(channel: tonic::transport::Channel, symbol: &str) -> bool {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(symbol.into())),
+    };
+    let mut resp = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .expect("reflection call")
+        .into_inner();
+    match resp.next().await {
+        Some(Ok(r)) => {
+            matches!(r.message_response, Some(MessageResponse::FileDescriptorResponse(f)) if !f.file_descriptor_proto.is_empty())
+        }
+        _ => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_node_serves_health_reflection_and_status_and_survives_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = RunningNode::embedded(dir.path().join("data"))
+        .await
+        .expect("start node");
+    let channel = node.channel().await.expect("connect");
+
+    let mut health = HealthClient::new(channel.clone());
+    for s in SERVICES {
+        let r = health
+            .check(HealthCheckRequest { service: s.into() })
+            .await
+            .expect("health")
+            .into_inner();
+        assert_eq!(r.status, ServingStatus::Serving as i32, "{s}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "flotilla.nope.v1.Nope".into(),
+        })
+        .await
+        .expect_err("unknown service");
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    let listed = reflection_v1(channel.clone()).await;
+    for s in SERVICES {
+        assert!(listed.contains(s), "reflection v1 lists {s}: {listed:?}");
+    }
+    assert!(listed.contains("grpc.health.v1.Health"));
+    assert!(
+        reflection_v1alpha_describes(channel.clone(), "flotilla.governance.v1.GovernanceService")
+            .await
+    );
+
+    let status = GovernanceServiceClient::new(channel.clone())
+        .get_status(GetStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.service, "governance");
+    assert_eq!(status.store_backend, "sqlite");
+    assert_eq!(status.head_position, 0);
+    node.stop().await.expect("graceful stop");
+    assert!(dir.path().join("data/governance.db").exists());
+
+    // Events written to the governance store are there after a restart, with the same head.
+    let store = flotilla_store::open(
+        &format!(
+            "sqlite://{}",
+            dir.path().join("data/governance.db").display()
+        ),
+        "unused",
+    )
+    .await
+    .expect("open store");
+    let e = NewEvent::new(
+        "flotilla.eventstore.v1.SyntheticEventRecorded",
+        1,
+        vec![1, 2, 3],
+        Metadata::by("tester", "bu-a"),
+    );
+    store
+        .append(AppendRequest::new(
+            StreamId::new_for("probe"),
+            ExpectedVersion::NoStream,
+            vec![e],
+        ))
+        .await
+        .expect("append");
+    let head = store.head().await.expect("head");
+    drop(store);
+    let node = RunningNode::embedded(dir.path().join("data"))
+        .await
+        .expect("restart node");
+    let channel = node.channel().await.expect("connect");
+    let status = GovernanceServiceClient::new(channel)
+        .get_status(GetStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.head_position, 1);
+    assert_eq!(status.head_hash, head.hash.to_hex());
+    node.stop().await.expect("graceful stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn served_service_relays_its_events_to_nats_and_kafka() {
+    let config = Config {
+        store_url: postgres_url(),
+        nats_url: nats_url(),
+        kafka_brokers: kafka_brokers(),
+        buses: vec![BusKind::Nats, BusKind::Kafka],
+        kafka_producer: [("batch.num.messages".to_owned(), "1".to_owned())]
+            .into_iter()
+            .collect(),
+        ..Config::default()
+    };
+    let governance: Vec<_> = all_services()
+        .into_iter()
+        .filter(|m| m.name() == "governance")
+        .collect();
+    let node = RunningNode::start(config, governance, NodeMode::Served)
+        .await
+        .expect("start served node");
+    let channel = node.channel().await.expect("connect");
+    let before = GovernanceServiceClient::new(channel.clone())
+        .get_status(GetStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(before.store_backend, "postgres");
+
+    // An event appended to the governance store (as its handlers will) is published by the relay.
+    let store = flotilla_store::open(&postgres_url(), &flotilla_store::schema_for("governance"))
+        .await
+        .expect("open store");
+    let e = NewEvent::new(
+        "flotilla.eventstore.v1.SyntheticEventRecorded",
+        1,
+        vec![9, 9],
+        Metadata::by("tester", "bu-a"),
+    );
+    let id = e.event_id.to_string();
+    let o = store
+        .append(AppendRequest::new(
+            StreamId::new_for("probe"),
+            ExpectedVersion::NoStream,
+            vec![e],
+        ))
+        .await
+        .expect("append");
+    let group = format!("e2e-{}", uuid::Uuid::now_v7().simple());
+    let nats: Box<dyn Bus> = Box::new(
+        flotilla_bus::nats::NatsBus::connect(&nats_url())
+            .await
+            .expect("nats"),
+    );
+    let kafka: Box<dyn Bus> =
+        Box::new(flotilla_bus::kafka::KafkaBus::connect(&kafka_brokers()).expect("kafka"));
+    for bus in [nats, kafka] {
+        let mut d = bus
+            .subscribe("governance", &group)
+            .await
+            .expect("subscribe");
+        let found = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let x = d.next().await.expect("delivery");
+                let mine = x.event.id == id;
+                let seq = x.event.sequence();
+                x.ack().await.expect("ack");
+                if mine {
+                    return seq;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("event {id} not delivered on {}", bus.name()));
+        assert_eq!(found, Some(o.first_position));
+    }
+    let after = GovernanceServiceClient::new(channel)
+        .get_status(GetStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(after.head_position, o.last_position);
+    node.stop().await.expect("graceful stop");
+}
