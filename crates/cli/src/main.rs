@@ -130,7 +130,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { addr, output } => status::run(&addr, output).await,
-        Command::Store { command } => store_cmd::run(command).await,
+        Command::Store { command } => {
+            let _telemetry = flotilla_runtime::telemetry::init(
+                &Config {
+                    log: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+                    ..config
+                },
+                "flotilla",
+            )?;
+            store_cmd::run(command).await
+        }
     }
 }
 

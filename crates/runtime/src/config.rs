@@ -227,3 +227,15 @@ mod tests {
         assert!(Config::load_with_env(Some(Path::new("/nonexistent/f.toml")), env(&[])).is_err());
     }
 }
+
+#[cfg(test)]
+mod example {
+    #[test]
+    fn shipped_example_config_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/flotilla.example.toml");
+        let c =
+            super::Config::load_with_env(Some(&path), Vec::new()).expect("example config is valid");
+        assert_eq!(c.listen, "0.0.0.0:50051");
+    }
+}

@@ -114,7 +114,11 @@ impl PgStore {
                 .map_err(backend_err)?;
             admin.close().await;
         }
-        let opts = base.options([("search_path", schema)]);
+        // Custom plans: a generic plan made while a table was small (a seq scan) would stay as it grows.
+        let opts = base.options([
+            ("search_path", schema),
+            ("plan_cache_mode", "force_custom_plan"),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .connect_with(opts)
@@ -212,7 +216,9 @@ const MAX_CACHED_STREAMS: usize = 1_000_000;
 
 const INSERT_BATCH: &str = r#"
 WITH head AS (
-    UPDATE store_head SET position = $1, hash = $2 WHERE id = 1 AND position = $3 RETURNING 1
+    UPDATE store_head SET position = $1, hash = $2
+    WHERE id = 1 AND position = $3 AND NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE key = ANY($20))
+    RETURNING 1
 ), ins AS (
     INSERT INTO events (global_position, stream_id, stream_version, event_id, event_type, schema_version, payload,
                         actor, business_unit, correlation_id, causation_id, traceparent, command_id,
@@ -235,6 +241,7 @@ impl PgWriter {
     async fn load_state(
         &mut self,
         requests: &[AppendRequest],
+        check_keys: bool,
     ) -> Result<(ChainHead, HashMap<String, AppendOutcome>)> {
         let head = match self.head {
             Some(h) => h,
@@ -269,7 +276,7 @@ impl PgWriter {
             .filter_map(|r| r.idempotency_key.clone())
             .collect();
         let mut known = HashMap::new();
-        if !keys.is_empty() {
+        if check_keys && !keys.is_empty() {
             let rows = sqlx::query("SELECT key, first_position, last_position, stream_version FROM idempotency_keys WHERE key = ANY($1)")
                 .bind(&keys)
                 .fetch_all(&self.pool)
@@ -311,8 +318,10 @@ impl BatchWriter for PgWriter {
         requests: Vec<AppendRequest>,
     ) -> Result<(Vec<Result<AppendOutcome>>, u64)> {
         // Another process may move the head between planning and writing; then plan again.
-        for _attempt in 0..5 {
-            let (head, known) = self.load_state(&requests).await?;
+        for attempt in 0..5 {
+            // First attempt: assume no key is a retry (the statement refuses to move the head if
+            // one is); later attempts look the keys up.
+            let (head, known) = self.load_state(&requests, attempt > 0).await?;
             let plan = plan_batch(
                 head,
                 &self.versions,

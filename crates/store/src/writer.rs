@@ -62,6 +62,7 @@ pub(crate) fn spawn<W: BatchWriter>(mut backend: W, head_tx: watch::Sender<u64>)
                     Err(_) => break,
                 }
             }
+            tracing::trace!(appends = batch.len(), events, "writing batch");
             run_batch(&mut backend, batch, &head_tx).await;
         }
     });
