@@ -12,8 +12,6 @@ export FLOTILLA_TEST_KAFKA_BROKERS="${FLOTILLA_TEST_KAFKA_BROKERS:-127.0.0.1:909
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
-  # nextest does not run doctests.
-  cargo test --workspace --doc --quiet
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
