@@ -315,7 +315,8 @@ mod tests {
     #[test]
     fn every_field_is_covered() {
         let base = golden_event().compute_hash();
-        let changes: Vec<Box<dyn Fn(&mut RecordedEvent)>> = vec![
+        type Change = Box<dyn Fn(&mut RecordedEvent)>;
+        let changes: Vec<Change> = vec![
             Box::new(|e| e.global_position += 1),
             Box::new(|e| e.stream_version += 1),
             Box::new(|e| e.schema_version += 1),

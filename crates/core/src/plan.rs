@@ -48,14 +48,14 @@ pub fn plan_batch(
             plan.verdicts.push(Err(e));
             continue;
         }
-        if let Some(key) = &request.idempotency_key {
-            if let Some(done) = known_keys.get(key).or_else(|| new_keys.get(key)) {
-                plan.verdicts.push(Ok(AppendOutcome {
-                    deduplicated: true,
-                    ..*done
-                }));
-                continue;
-            }
+        if let Some(key) = &request.idempotency_key
+            && let Some(done) = known_keys.get(key).or_else(|| new_keys.get(key))
+        {
+            plan.verdicts.push(Ok(AppendOutcome {
+                deduplicated: true,
+                ..*done
+            }));
+            continue;
         }
         let stream_current = *current
             .entry(request.stream_id.clone())

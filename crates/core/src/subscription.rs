@@ -13,6 +13,7 @@ use crate::store::{EventStore, Result};
 
 /// What a subscription yields.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum SubscriptionItem {
     Event(RecordedEvent),
     /// Sent once, when the subscriber has read everything committed so far; `position` is the

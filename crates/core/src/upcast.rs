@@ -7,8 +7,8 @@ use std::collections::HashMap;
 pub trait Upcaster: Send + Sync {
     /// Event type this upcaster reads.
     fn event_type(&self) -> &str;
-    /// Schema version it reads; it produces `from_version() + 1`.
-    fn from_version(&self) -> u32;
+    /// Schema version it reads; it produces `source_version() + 1`.
+    fn source_version(&self) -> u32;
     /// Converts the payload. May also rename the event type.
     fn upcast(&self, payload: &[u8]) -> Result<(String, Vec<u8>), String>;
 }
@@ -27,7 +27,7 @@ impl UpcasterRegistry {
     /// Registers an upcaster; a second one for the same type and version replaces the first.
     pub fn register(&mut self, upcaster: impl Upcaster + 'static) -> &mut Self {
         self.by_key.insert(
-            (upcaster.event_type().to_owned(), upcaster.from_version()),
+            (upcaster.event_type().to_owned(), upcaster.source_version()),
             Box::new(upcaster),
         );
         self
@@ -68,7 +68,7 @@ mod tests {
         fn event_type(&self) -> &str {
             "t.Renamed"
         }
-        fn from_version(&self) -> u32 {
+        fn source_version(&self) -> u32 {
             1
         }
         fn upcast(&self, payload: &[u8]) -> Result<(String, Vec<u8>), String> {
@@ -83,7 +83,7 @@ mod tests {
         fn event_type(&self) -> &str {
             "t.Renamed"
         }
-        fn from_version(&self) -> u32 {
+        fn source_version(&self) -> u32 {
             2
         }
         fn upcast(&self, payload: &[u8]) -> Result<(String, Vec<u8>), String> {

@@ -346,11 +346,11 @@ impl BatchWriter for SqliteWriter {
             .await
             .map_err(backend_err)?;
         let head_before = read_head(&mut *conn).await;
-        if let (Ok(h), Some(cached)) = (&head_before, self.head) {
-            if *h != cached {
-                // Someone else wrote: cached stream versions may be stale.
-                self.versions.clear();
-            }
+        if let (Ok(h), Some(cached)) = (&head_before, self.head)
+            && *h != cached
+        {
+            // Someone else wrote: cached stream versions may be stale.
+            self.versions.clear();
         }
         match Self::write_in(conn, &mut self.versions, requests).await {
             Ok((verdicts, head, streams)) => {
