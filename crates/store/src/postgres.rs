@@ -47,31 +47,32 @@ impl std::fmt::Debug for PgStore {
 
 const SELECT_EVENT: &str = "SELECT global_position, stream_id, stream_version, event_id, event_type, schema_version, payload, actor, business_unit, correlation_id, causation_id, traceparent, command_id, recorded_at_us, prev_hash, hash FROM events";
 
+// Columns by index, in SELECT_EVENT's order (cheaper than by name on replay).
 fn row_to_event(row: &PgRow) -> Result<RecordedEvent> {
-    let position: i64 = row.try_get("global_position").map_err(backend_err)?;
+    let position: i64 = row.try_get(0).map_err(backend_err)?;
     let position = position as u64;
     let corrupt = |reason: String| StoreError::Corrupt { position, reason };
     let get = |e: sqlx::Error| corrupt(e.to_string());
-    let stream_id: String = row.try_get("stream_id").map_err(get)?;
-    let prev: Vec<u8> = row.try_get("prev_hash").map_err(get)?;
-    let hash: Vec<u8> = row.try_get("hash").map_err(get)?;
+    let stream_id: String = row.try_get(1).map_err(get)?;
+    let prev: Vec<u8> = row.try_get(14).map_err(get)?;
+    let hash: Vec<u8> = row.try_get(15).map_err(get)?;
     Ok(RecordedEvent {
         global_position: position,
         stream_id: StreamId::parse(&stream_id).map_err(corrupt)?,
-        stream_version: row.try_get::<i64, _>("stream_version").map_err(get)? as u64,
-        event_id: EventId(row.try_get("event_id").map_err(get)?),
-        event_type: row.try_get("event_type").map_err(get)?,
-        schema_version: row.try_get::<i32, _>("schema_version").map_err(get)? as u32,
-        payload: row.try_get("payload").map_err(get)?,
+        stream_version: row.try_get::<i64, _>(2).map_err(get)? as u64,
+        event_id: EventId(row.try_get(3).map_err(get)?),
+        event_type: row.try_get(4).map_err(get)?,
+        schema_version: row.try_get::<i32, _>(5).map_err(get)? as u32,
+        payload: row.try_get(6).map_err(get)?,
         metadata: Metadata {
-            actor: row.try_get("actor").map_err(get)?,
-            business_unit: row.try_get("business_unit").map_err(get)?,
-            correlation_id: row.try_get("correlation_id").map_err(get)?,
-            causation_id: row.try_get("causation_id").map_err(get)?,
-            traceparent: row.try_get("traceparent").map_err(get)?,
-            command_id: row.try_get("command_id").map_err(get)?,
+            actor: row.try_get(7).map_err(get)?,
+            business_unit: row.try_get(8).map_err(get)?,
+            correlation_id: row.try_get(9).map_err(get)?,
+            causation_id: row.try_get(10).map_err(get)?,
+            traceparent: row.try_get(11).map_err(get)?,
+            command_id: row.try_get(12).map_err(get)?,
         },
-        recorded_at: Timestamp(row.try_get("recorded_at_us").map_err(get)?),
+        recorded_at: Timestamp(row.try_get(13).map_err(get)?),
         prev_hash: Hash::from_slice(&prev)
             .ok_or_else(|| corrupt(format!("prev_hash is {} bytes, not 32", prev.len())))?,
         hash: Hash::from_slice(&hash)
