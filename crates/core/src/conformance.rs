@@ -28,10 +28,17 @@ pub enum Tampering {
     DeleteRow,
 }
 
-/// Applies tampering to the store it was created with.
+/// Reaches the store it was created with from behind its back: an insider editing rows, or
+/// another process opening the same database.
 #[async_trait]
 pub trait Tamper: Send + Sync {
     async fn apply(&self, position: u64, what: Tampering);
+
+    /// A second, independent handle on the same store (as another process would open), or None
+    /// for stores that live in one handle (memory).
+    async fn second_handle(&self) -> Option<Arc<dyn EventStore>> {
+        None
+    }
 }
 
 /// A fresh, empty store and a way to tamper with it. Keep `tamper` alive while the store is in
@@ -439,6 +446,53 @@ pub async fn idempotent_retry_appends_once(h: &dyn StoreHarness) {
         assert!(t.await.expect("task").expect("retry").deduplicated);
     }
     assert_eq!(store.head().await.expect("head").position, 2);
+    // Retries of commands that stated exact expectations get the first outcome, not a conflict.
+    let created = stream("idem");
+    let mk_exact = |expected: ExpectedVersion, cmd: Uuid| {
+        let mut e = synthetic(2, 1);
+        e.metadata.command_id = Some(cmd);
+        AppendRequest::new(created.clone(), expected, vec![e])
+    };
+    let (c1, c2) = (Uuid::now_v7(), Uuid::now_v7());
+    let first_create = store
+        .append(mk_exact(ExpectedVersion::NoStream, c1))
+        .await
+        .expect("create");
+    let retry_create = store
+        .append(mk_exact(ExpectedVersion::NoStream, c1))
+        .await
+        .expect("retried create is not a conflict");
+    assert!(retry_create.deduplicated);
+    assert_eq!(retry_create.last_position, first_create.last_position);
+    let first_next = store
+        .append(mk_exact(ExpectedVersion::Exact(0), c2))
+        .await
+        .expect("next");
+    let retry_next = store
+        .append(mk_exact(ExpectedVersion::Exact(0), c2))
+        .await
+        .expect("retried next is not a conflict");
+    assert!(retry_next.deduplicated);
+    assert_eq!(
+        (retry_next.last_position, retry_next.stream_version),
+        (first_next.last_position, 1)
+    );
+    // A different command with the stale expectation is still a conflict.
+    let err = store
+        .append(mk_exact(ExpectedVersion::Exact(0), Uuid::now_v7()))
+        .await
+        .expect_err("conflict");
+    assert!(
+        matches!(
+            err,
+            StoreError::WrongExpectedVersion {
+                actual: Some(1),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(store.head().await.expect("head").position, 4);
     // The inbox: consuming the same event twice applies once.
     let source = Uuid::now_v7();
     let inbox = |n| {
@@ -453,7 +507,7 @@ pub async fn idempotent_retry_appends_once(h: &dyn StoreHarness) {
             .expect("consume again")
             .deduplicated
     );
-    assert_eq!(store.head().await.expect("head").position, 3);
+    assert_eq!(store.head().await.expect("head").position, 5);
     let key = crate::store::inbox_key("relay-test", Uuid::now_v7());
     assert!(!store.is_processed(&key).await.expect("lookup"));
     assert!(store.record_processed(&key).await.expect("record"));
@@ -560,6 +614,109 @@ pub async fn verify_detects_tampering(h: &dyn StoreHarness) {
     }
 }
 
+/// `verify` while appends continue checks up to the head it started from and holds.
+pub async fn verify_while_appending_holds(h: &dyn StoreHarness) {
+    let Fresh {
+        store,
+        tamper: _keep,
+    } = h.fresh().await;
+    append(&store, &stream("busy"), ExpectedVersion::Any, 500)
+        .await
+        .expect("seed");
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for _ in 0..200 {
+                append(&store, &stream("busy"), ExpectedVersion::Any, 3)
+                    .await
+                    .expect("append");
+            }
+        })
+    };
+    for _ in 0..5 {
+        let report = store.verify(&|_| {}).await.expect("verify");
+        assert!(report.holds(), "verify under load: {report:?}");
+        assert_eq!(report.checked, report.head.position);
+    }
+    writer.await.expect("writer");
+    let report = store.verify(&|_| {}).await.expect("verify");
+    assert!(report.holds() && report.checked == 1_100, "{report:?}");
+}
+
+/// Two handles on one store (two processes): one chain, gap-free, conflicts still typed, each
+/// sees the other's appends.
+pub async fn two_handles_share_one_chain(h: &dyn StoreHarness) {
+    let Fresh { store: a, tamper } = h.fresh().await;
+    let Some(b) = tamper.second_handle().await else {
+        return;
+    };
+    let shared = stream("shared");
+    append(&a, &shared, ExpectedVersion::NoStream, 1)
+        .await
+        .expect("create via a");
+    let err = append(&b, &shared, ExpectedVersion::NoStream, 1)
+        .await
+        .expect_err("b sees a's stream");
+    assert!(
+        matches!(
+            err,
+            StoreError::WrongExpectedVersion {
+                actual: Some(0),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    append(&b, &shared, ExpectedVersion::Exact(0), 1)
+        .await
+        .expect("b appends after a");
+    let err = append(&a, &shared, ExpectedVersion::Exact(0), 1)
+        .await
+        .expect_err("a's cache is stale, the store is not");
+    assert!(
+        matches!(
+            err,
+            StoreError::WrongExpectedVersion {
+                actual: Some(1),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let mut tasks = Vec::new();
+    for (i, s) in [a.clone(), b.clone()]
+        .into_iter()
+        .cycle()
+        .take(8)
+        .enumerate()
+    {
+        tasks.push(tokio::spawn(async move {
+            for j in 0..50u32 {
+                s.append(AppendRequest::new(
+                    StreamId::new_for("both"),
+                    ExpectedVersion::NoStream,
+                    vec![synthetic(i as u32, j)],
+                ))
+                .await
+                .expect("append");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let all = b.read_all(1, usize::MAX).await.expect("read");
+    assert_eq!(all.len(), 402);
+    assert!(
+        all.iter()
+            .enumerate()
+            .all(|(i, e)| e.global_position == i as u64 + 1),
+        "positions are gap-free"
+    );
+    let report = a.verify(&|_| {}).await.expect("verify");
+    assert!(report.holds() && report.checked == 402, "{report:?}");
+}
+
 /// Snapshots and checkpoints are stored and replaced.
 pub async fn snapshots_and_checkpoints(h: &dyn StoreHarness) {
     let Fresh {
@@ -638,6 +795,14 @@ macro_rules! store_conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn verify_detects_tampering() {
                 c::verify_detects_tampering(&$harness).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn verify_while_appending_holds() {
+                c::verify_while_appending_holds(&$harness).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn two_handles_share_one_chain() {
+                c::two_handles_share_one_chain(&$harness).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn snapshots_and_checkpoints() {

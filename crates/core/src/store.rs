@@ -198,11 +198,16 @@ pub async fn verify_by_reading<S: EventStore + ?Sized>(
     store: &S,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<VerifyReport> {
+    // Walk up to the head as it is now; events appended while verifying are for the next run.
     let recorded = store.head().await?;
     let mut walker = ChainWalker::new();
     loop {
         let from = walker.next_position();
-        let page = match store.read_all(from, VERIFY_PAGE).await {
+        if from > recorded.position {
+            break;
+        }
+        let want = (recorded.position - from + 1).min(VERIFY_PAGE as u64) as usize;
+        let page = match store.read_all(from, want).await {
             Ok(p) => p,
             Err(StoreError::Corrupt { position, reason }) => {
                 // Check the readable events before the unreadable one first, so the report
@@ -223,7 +228,10 @@ pub async fn verify_by_reading<S: EventStore + ?Sized>(
         if page.is_empty() {
             break;
         }
-        for e in &page {
+        for e in page
+            .iter()
+            .filter(|e| e.global_position <= recorded.position)
+        {
             if !walker.check(e) {
                 break;
             }

@@ -16,7 +16,7 @@ use flotilla_core::store::{
     AppendOutcome, AppendRequest, Direction, EventStore, Result, StoreError,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row};
+use sqlx::{Acquire, PgConnection, PgPool, Row};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -80,19 +80,32 @@ fn row_to_event(row: &PgRow) -> Result<RecordedEvent> {
     })
 }
 
-async fn read_head(pool: &PgPool) -> Result<ChainHead> {
-    let row = sqlx::query("SELECT position, hash FROM store_head WHERE id = 1")
-        .fetch_one(pool)
-        .await
-        .map_err(backend_err)?;
-    let hash: Vec<u8> = row.try_get("hash").map_err(backend_err)?;
+async fn read_head_with<'e, E: sqlx::PgExecutor<'e>>(
+    ex: E,
+    sql: &'static str,
+) -> Result<ChainHead> {
+    let row = sqlx::query(sql).fetch_one(ex).await.map_err(backend_err)?;
+    let hash: Vec<u8> = row.try_get(1).map_err(backend_err)?;
     Ok(ChainHead {
-        position: row.try_get::<i64, _>("position").map_err(backend_err)? as u64,
+        position: row.try_get::<i64, _>(0).map_err(backend_err)? as u64,
         hash: Hash::from_slice(&hash).ok_or_else(|| StoreError::Corrupt {
             position: 0,
             reason: "store head hash is not 32 bytes".into(),
         })?,
     })
+}
+
+async fn read_head<'e, E: sqlx::PgExecutor<'e>>(ex: E) -> Result<ChainHead> {
+    read_head_with(ex, "SELECT position, hash FROM store_head WHERE id = 1").await
+}
+
+/// Reads the head and holds its row lock until the transaction ends.
+async fn read_head_for_update(conn: &mut PgConnection) -> Result<ChainHead> {
+    read_head_with(
+        conn,
+        "SELECT position, hash FROM store_head WHERE id = 1 FOR UPDATE",
+    )
+    .await
 }
 
 impl PgStore {
@@ -235,18 +248,31 @@ WITH head AS (
     WHERE EXISTS (SELECT 1 FROM head)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM head) AS moved, (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM keys) AS keys
+SELECT (SELECT count(*) FROM head) AS moved,
+       (SELECT count(*) FROM idempotency_keys WHERE key = ANY($20)) AS existing
 "#;
+
+/// What one attempt at a batch came to.
+enum Attempt {
+    Done(Vec<Result<AppendOutcome>>, u64),
+    /// An idempotency key of the batch is already recorded: plan again knowing the keys.
+    CheckKeys,
+    /// Another process moved the head since it was cached.
+    HeadMoved,
+}
 
 impl PgWriter {
     async fn load_state(
         &mut self,
+        conn: &mut PgConnection,
         requests: &[AppendRequest],
         check_keys: bool,
+        locked: bool,
     ) -> Result<(ChainHead, HashMap<String, AppendOutcome>)> {
-        let head = match self.head {
-            Some(h) => h,
-            None => read_head(&self.pool).await?,
+        let head = match (locked, self.head) {
+            (false, Some(h)) => h,
+            (false, None) => read_head(&mut *conn).await?,
+            (true, _) => read_head_for_update(&mut *conn).await?,
         };
         let mut missing: Vec<String> = requests
             .iter()
@@ -258,36 +284,36 @@ impl PgWriter {
         if !missing.is_empty() {
             let rows = sqlx::query("SELECT s.stream_id, (SELECT max(stream_version) FROM events e WHERE e.stream_id = s.stream_id) AS version FROM unnest($1::text[]) AS s(stream_id)")
                 .bind(&missing)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(backend_err)?;
             if self.versions.len() + rows.len() > MAX_CACHED_STREAMS {
                 self.versions.clear();
             }
             for row in rows {
-                let id: String = row.try_get("stream_id").map_err(backend_err)?;
-                let v: Option<i64> = row.try_get("version").map_err(backend_err)?;
+                let id: String = row.try_get(0).map_err(backend_err)?;
+                let v: Option<i64> = row.try_get(1).map_err(backend_err)?;
                 if let Ok(id) = StreamId::parse(&id) {
                     self.versions.insert(id, v.map(|v| v as u64));
                 }
             }
         }
-        let keys: Vec<String> = requests
-            .iter()
-            .filter_map(|r| r.idempotency_key.clone())
-            .collect();
         let mut known = HashMap::new();
+        let keys: Vec<&str> = requests
+            .iter()
+            .filter_map(|r| r.idempotency_key.as_deref())
+            .collect();
         if check_keys && !keys.is_empty() {
             let rows = sqlx::query("SELECT key, first_position, last_position, stream_version FROM idempotency_keys WHERE key = ANY($1)")
                 .bind(&keys)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(backend_err)?;
             for row in rows {
-                let key: String = row.try_get("key").map_err(backend_err)?;
-                let first: Option<i64> = row.try_get("first_position").map_err(backend_err)?;
-                let last: Option<i64> = row.try_get("last_position").map_err(backend_err)?;
-                let version: Option<i64> = row.try_get("stream_version").map_err(backend_err)?;
+                let key: String = row.try_get(0).map_err(backend_err)?;
+                let first: Option<i64> = row.try_get(1).map_err(backend_err)?;
+                let last: Option<i64> = row.try_get(2).map_err(backend_err)?;
+                let version: Option<i64> = row.try_get(3).map_err(backend_err)?;
                 match (first, last, version) {
                     (Some(f), Some(l), Some(v)) => {
                         known.insert(
@@ -310,6 +336,127 @@ impl PgWriter {
         }
         Ok((head, known))
     }
+
+    /// Plans the batch on `conn` and runs the batch statement.
+    async fn attempt(
+        &mut self,
+        conn: &mut PgConnection,
+        requests: &[AppendRequest],
+        check_keys: bool,
+        locked: bool,
+    ) -> Result<Attempt> {
+        let (head, known) = self.load_state(conn, requests, check_keys, locked).await?;
+        let plan = plan_batch(
+            head,
+            &self.versions,
+            &known,
+            requests.to_vec(),
+            Timestamp::now(),
+        );
+        // A refused append that carries a key may be the retry of one already written: its
+        // answer is the first outcome, not a conflict.
+        if !check_keys
+            && plan
+                .verdicts
+                .iter()
+                .zip(requests)
+                .any(|(v, r)| v.is_err() && r.idempotency_key.is_some())
+        {
+            return Ok(Attempt::CheckKeys);
+        }
+        if plan.rows.is_empty() {
+            return Ok(Attempt::Done(plan.verdicts, head.position));
+        }
+        let n = plan.rows.len();
+        let mut positions = Vec::with_capacity(n);
+        let mut streams = Vec::with_capacity(n);
+        let mut versions = Vec::with_capacity(n);
+        let mut ids = Vec::with_capacity(n);
+        let mut types = Vec::with_capacity(n);
+        let mut schemas = Vec::with_capacity(n);
+        let mut payloads = Vec::with_capacity(n);
+        let mut actors = Vec::with_capacity(n);
+        let mut bus = Vec::with_capacity(n);
+        let mut correlations: Vec<Option<Uuid>> = Vec::with_capacity(n);
+        let mut causations: Vec<Option<Uuid>> = Vec::with_capacity(n);
+        let mut traceparents: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut commands: Vec<Option<Uuid>> = Vec::with_capacity(n);
+        let mut recorded = Vec::with_capacity(n);
+        let mut prevs = Vec::with_capacity(n);
+        let mut hashes = Vec::with_capacity(n);
+        for r in plan.rows {
+            positions.push(r.global_position as i64);
+            streams.push(r.stream_id.as_str().to_owned());
+            versions.push(r.stream_version as i64);
+            ids.push(r.event_id.0);
+            types.push(r.event_type);
+            schemas.push(r.schema_version as i32);
+            payloads.push(r.payload);
+            actors.push(r.metadata.actor);
+            bus.push(r.metadata.business_unit);
+            correlations.push(r.metadata.correlation_id);
+            causations.push(r.metadata.causation_id);
+            traceparents.push(r.metadata.traceparent);
+            commands.push(r.metadata.command_id);
+            recorded.push(r.recorded_at.0);
+            prevs.push(r.prev_hash.0.to_vec());
+            hashes.push(r.hash.0.to_vec());
+        }
+        let mut key_names = Vec::with_capacity(plan.keys.len());
+        let mut key_streams = Vec::with_capacity(plan.keys.len());
+        let mut key_first = Vec::with_capacity(plan.keys.len());
+        let mut key_last = Vec::with_capacity(plan.keys.len());
+        let mut key_versions = Vec::with_capacity(plan.keys.len());
+        for (k, s, o) in plan.keys {
+            key_names.push(k);
+            key_streams.push(s.as_str().to_owned());
+            key_first.push(o.first_position as i64);
+            key_last.push(o.last_position as i64);
+            key_versions.push(o.stream_version as i64);
+        }
+        let row = sqlx::query(INSERT_BATCH)
+            .bind(plan.head.position as i64)
+            .bind(plan.head.hash.0.to_vec())
+            .bind(head.position as i64)
+            .bind(positions)
+            .bind(streams)
+            .bind(versions)
+            .bind(ids)
+            .bind(types)
+            .bind(schemas)
+            .bind(payloads)
+            .bind(actors)
+            .bind(bus)
+            .bind(correlations)
+            .bind(causations)
+            .bind(traceparents)
+            .bind(commands)
+            .bind(recorded)
+            .bind(prevs)
+            .bind(hashes)
+            .bind(key_names)
+            .bind(key_streams)
+            .bind(key_first)
+            .bind(key_last)
+            .bind(key_versions)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(backend_err)?;
+        let moved: i64 = row.try_get(0).map_err(backend_err)?;
+        if moved == 1 {
+            self.head = Some(plan.head);
+            for (s, v) in plan.stream_versions {
+                self.versions.insert(s, Some(v));
+            }
+            return Ok(Attempt::Done(plan.verdicts, plan.head.position));
+        }
+        let existing: i64 = row.try_get(1).map_err(backend_err)?;
+        Ok(if existing > 0 {
+            Attempt::CheckKeys
+        } else {
+            Attempt::HeadMoved
+        })
+    }
 }
 
 #[async_trait]
@@ -318,113 +465,34 @@ impl BatchWriter for PgWriter {
         &mut self,
         requests: Vec<AppendRequest>,
     ) -> Result<(Vec<Result<AppendOutcome>>, u64)> {
-        // Another process may move the head between planning and writing; then plan again.
-        for attempt in 0..5 {
-            // First attempt: assume no key is a retry (the statement refuses to move the head if
-            // one is); later attempts look the keys up.
-            let (head, known) = self.load_state(&requests, attempt > 0).await?;
-            let plan = plan_batch(
-                head,
-                &self.versions,
-                &known,
-                requests.clone(),
-                Timestamp::now(),
-            );
-            if plan.rows.is_empty() {
-                return Ok((plan.verdicts, head.position));
+        let mut conn = self.pool.acquire().await.map_err(backend_err)?;
+        // Optimistic: one statement, planned from the cached head, that commits only if the
+        // head is still there. First assume no key is a retry (the statement refuses to commit
+        // if one is) and look the keys up only when that fails.
+        let mut check_keys = false;
+        for _ in 0..2 {
+            match self
+                .attempt(&mut conn, &requests, check_keys, false)
+                .await?
+            {
+                Attempt::Done(verdicts, head) => return Ok((verdicts, head)),
+                Attempt::CheckKeys => check_keys = true,
+                Attempt::HeadMoved => break,
             }
-            let n = plan.rows.len();
-            let mut positions = Vec::with_capacity(n);
-            let mut streams = Vec::with_capacity(n);
-            let mut versions = Vec::with_capacity(n);
-            let mut ids = Vec::with_capacity(n);
-            let mut types = Vec::with_capacity(n);
-            let mut schemas = Vec::with_capacity(n);
-            let mut payloads = Vec::with_capacity(n);
-            let mut actors = Vec::with_capacity(n);
-            let mut bus = Vec::with_capacity(n);
-            let mut correlations: Vec<Option<Uuid>> = Vec::with_capacity(n);
-            let mut causations: Vec<Option<Uuid>> = Vec::with_capacity(n);
-            let mut traceparents: Vec<Option<String>> = Vec::with_capacity(n);
-            let mut commands: Vec<Option<Uuid>> = Vec::with_capacity(n);
-            let mut recorded = Vec::with_capacity(n);
-            let mut prevs = Vec::with_capacity(n);
-            let mut hashes = Vec::with_capacity(n);
-            for r in plan.rows {
-                positions.push(r.global_position as i64);
-                streams.push(r.stream_id.as_str().to_owned());
-                versions.push(r.stream_version as i64);
-                ids.push(r.event_id.0);
-                types.push(r.event_type);
-                schemas.push(r.schema_version as i32);
-                payloads.push(r.payload);
-                actors.push(r.metadata.actor);
-                bus.push(r.metadata.business_unit);
-                correlations.push(r.metadata.correlation_id);
-                causations.push(r.metadata.causation_id);
-                traceparents.push(r.metadata.traceparent);
-                commands.push(r.metadata.command_id);
-                recorded.push(r.recorded_at.0);
-                prevs.push(r.prev_hash.0.to_vec());
-                hashes.push(r.hash.0.to_vec());
-            }
-            let mut key_names = Vec::new();
-            let mut key_streams = Vec::new();
-            let mut key_first = Vec::new();
-            let mut key_last = Vec::new();
-            let mut key_versions = Vec::new();
-            for (k, s, o) in &plan.keys {
-                key_names.push(k.clone());
-                key_streams.push(s.as_str().to_owned());
-                key_first.push(o.first_position as i64);
-                key_last.push(o.last_position as i64);
-                key_versions.push(o.stream_version as i64);
-            }
-            let row = sqlx::query(INSERT_BATCH)
-                .bind(plan.head.position as i64)
-                .bind(plan.head.hash.0.to_vec())
-                .bind(head.position as i64)
-                .bind(positions)
-                .bind(streams)
-                .bind(versions)
-                .bind(ids)
-                .bind(types)
-                .bind(schemas)
-                .bind(payloads)
-                .bind(actors)
-                .bind(bus)
-                .bind(correlations)
-                .bind(causations)
-                .bind(traceparents)
-                .bind(commands)
-                .bind(recorded)
-                .bind(prevs)
-                .bind(hashes)
-                .bind(key_names)
-                .bind(key_streams)
-                .bind(key_first)
-                .bind(key_last)
-                .bind(key_versions)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(backend_err)?;
-            let moved: i64 = row.try_get("moved").map_err(backend_err)?;
-            if moved == 1 {
-                self.head = Some(plan.head);
-                for (s, v) in plan.stream_versions {
-                    self.versions.insert(s, Some(v));
-                }
-                return Ok((plan.verdicts, plan.head.position));
-            }
-            tracing::debug!(
-                cached_head = head.position,
-                "store head moved by another writer; planning again"
-            );
-            self.reset();
         }
-        Err(StoreError::Backend(
-            "store head kept moving under concurrent writers; try again".into(),
-        ))
+        // Another process is writing too: lock the head first, then plan, so this batch
+        // cannot lose again.
+        tracing::debug!("store head moved by another writer; writing under the head lock");
+        self.reset();
+        let mut tx = conn.begin().await.map_err(backend_err)?;
+        match self.attempt(&mut tx, &requests, true, true).await {
+            Ok(Attempt::Done(verdicts, head)) => {
+                tx.commit().await.map_err(backend_err)?;
+                Ok((verdicts, head))
+            }
+            Ok(_) => Err(StoreError::Backend("batch refused while holding the head lock: an idempotency key was recorded concurrently; try again".into())),
+            Err(e) => Err(e),
+        }
     }
 
     fn reset(&mut self) {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use flotilla_core::EventStore;
 use flotilla_core::conformance::{Fresh, StoreHarness, Tamper, Tampering};
 use flotilla_store::{PgStore, SqliteStore};
 
@@ -39,6 +40,14 @@ impl Tamper for PgTamper {
             .await
             .expect("tamper");
         assert_eq!(r.rows_affected(), 1, "no event at position {position}");
+    }
+
+    async fn second_handle(&self) -> Option<Arc<dyn EventStore>> {
+        Some(Arc::new(
+            PgStore::connect(&postgres_url(), self.store.schema())
+                .await
+                .expect("second handle"),
+        ))
     }
 }
 
@@ -78,6 +87,7 @@ pub struct SqliteHarness;
 
 struct SqliteTamper {
     store: Arc<SqliteStore>,
+    url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -103,6 +113,14 @@ impl Tamper for SqliteTamper {
             .expect("tamper");
         assert_eq!(r.rows_affected(), 1, "no event at position {position}");
     }
+
+    async fn second_handle(&self) -> Option<Arc<dyn EventStore>> {
+        Some(Arc::new(
+            SqliteStore::connect(&self.url)
+                .await
+                .expect("second handle"),
+        ))
+    }
 }
 
 #[async_trait]
@@ -113,7 +131,11 @@ impl StoreHarness for SqliteHarness {
         let store = Arc::new(SqliteStore::connect(&url).await.expect("open sqlite"));
         Fresh {
             store: store.clone(),
-            tamper: Box::new(SqliteTamper { store, _dir: dir }),
+            tamper: Box::new(SqliteTamper {
+                store,
+                url,
+                _dir: dir,
+            }),
         }
     }
 }
