@@ -50,7 +50,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<ExitCode> {
             output,
         } => {
             let schema = schema_arg(&url, service.as_deref(), schema.as_deref())?;
-            let store = flotilla_store::open(&url, &schema)
+            let store = flotilla_store::open_existing(&url, &schema)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot open store at {url}: {e}"))?;
             let head = store.head().await?;

@@ -94,6 +94,45 @@ async fn store_verify_exits_0_with_count_then_1_with_the_bad_position() {
         String::from_utf8_lossy(&bad.stderr)
     );
 
+    // Verify creates nothing: a mistyped path or schema is an error, not an empty chain that holds.
+    let typo = dir.path().join("gov-typo.db");
+    let out = flotilla()
+        .args([
+            "store",
+            "verify",
+            "--url",
+            &format!("sqlite://{}", typo.display()),
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!typo.exists());
+    let pg = std::env::var("FLOTILLA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let out = flotilla()
+        .args([
+            "store",
+            "verify",
+            "--url",
+            &pg,
+            "--schema",
+            "flotilla_no_such_store",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no flotilla event store in schema flotilla_no_such_store"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let missing = flotilla()
         .args([
             "store",

@@ -44,6 +44,20 @@ pub fn schema_for(service: &str) -> String {
     format!("flotilla_{}", service.replace('-', "_"))
 }
 
+/// Opens a store that must already exist (no schema, file or table is created): for tools that
+/// only read, such as `flotilla store verify`.
+pub async fn open_existing(url: &str, schema: &str) -> Result<Arc<dyn EventStore>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect_existing(url, schema).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect_existing(url).await?))
+    } else {
+        Err(StoreError::Backend(format!(
+            "unsupported store url {url:?} for an existing store: use postgres://user@host/db or sqlite://path/to/file.db"
+        )))
+    }
+}
+
 /// Opens the store a URL names: `postgres://…` (in `schema`), `sqlite://path` or `memory:`.
 pub async fn open(url: &str, schema: &str) -> Result<Arc<dyn EventStore>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {

@@ -111,10 +111,20 @@ async fn read_head_for_update(conn: &mut PgConnection) -> Result<ChainHead> {
 impl PgStore {
     /// Connects to `url`, creates `schema` if needed, and migrates it.
     pub async fn connect(url: &str, schema: &str) -> Result<Self> {
+        Self::open(url, schema, true).await
+    }
+
+    /// Connects to a store that must already exist in `schema`; creates and migrates nothing
+    /// (for tools that only read, such as `flotilla store verify`).
+    pub async fn connect_existing(url: &str, schema: &str) -> Result<Self> {
+        Self::open(url, schema, false).await
+    }
+
+    async fn open(url: &str, schema: &str, create: bool) -> Result<Self> {
         check_schema_name(schema)?;
         let base = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Backend(format!("invalid postgres url: {e}")))?;
-        {
+        if create {
             let admin = PgPoolOptions::new()
                 .max_connections(1)
                 .connect_with(base.clone())
@@ -138,7 +148,19 @@ impl PgStore {
             .connect_with(opts)
             .await
             .map_err(backend_err)?;
-        migrate(&pool).await?;
+        if create {
+            migrate(&pool).await?;
+        } else {
+            let present: bool = sqlx::query_scalar("SELECT to_regclass('store_head') IS NOT NULL AND to_regclass('events') IS NOT NULL")
+                .fetch_one(&pool)
+                .await
+                .map_err(backend_err)?;
+            if !present {
+                return Err(StoreError::Backend(format!(
+                    "no flotilla event store in schema {schema}; check the service or schema name"
+                )));
+            }
+        }
         let head = read_head(&pool).await?;
         let (head_tx, _) = watch::channel(head.position);
         let writer = writer::spawn(

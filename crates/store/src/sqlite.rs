@@ -110,9 +110,18 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path/to/file.db` or
     /// `sqlite::memory:`) and migrates it.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::open(url, true).await
+    }
+
+    /// Opens a database that must already hold a store; creates and migrates nothing.
+    pub async fn connect_existing(url: &str) -> Result<Self> {
+        Self::open(url, false).await
+    }
+
+    async fn open(url: &str, create: bool) -> Result<Self> {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Backend(format!("invalid sqlite url {url:?}: {e}")))?
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
@@ -126,8 +135,26 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(opts.clone())
             .await
-            .map_err(backend_err)?;
-        migrate(&pool).await?;
+            .map_err(|e| {
+                if create {
+                    backend_err(e)
+                } else {
+                    StoreError::Backend(format!("cannot open an existing store at {url}: {e}"))
+                }
+            })?;
+        if create {
+            migrate(&pool).await?;
+        } else {
+            let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('events', 'store_head')")
+                .fetch_one(&pool)
+                .await
+                .map_err(backend_err)?;
+            if tables != 2 {
+                return Err(StoreError::Backend(format!(
+                    "{url} holds no flotilla event store"
+                )));
+            }
+        }
         let head = read_head(&pool).await?;
         let (head_tx, _) = watch::channel(head.position);
         let conn = if in_memory {
