@@ -122,16 +122,19 @@ impl CloudEvent {
         v
     }
 
-    /// Headers in a protocol binding: `prefix` is `ce_` (Kafka) or `ce-` (NATS);
-    /// `datacontenttype` travels as `content_type_header`.
-    pub fn to_headers(&self, prefix: &str, content_type_header: &str) -> Vec<(String, String)> {
+    /// Binary-mode headers in a protocol binding.
+    pub fn to_headers(&self, binding: Binding) -> Vec<(String, String)> {
+        let prefix = binding.prefix();
         let mut h: Vec<(String, String)> = self
             .attributes()
             .into_iter()
-            .map(|(k, v)| (format!("{prefix}{k}"), v))
+            .map(|(k, v)| (format!("{prefix}{k}"), binding.encode_value(&v)))
             .collect();
         if let Some(ct) = &self.datacontenttype {
-            h.push((content_type_header.to_owned(), ct.clone()));
+            h.push((
+                binding.content_type_header().to_owned(),
+                binding.encode_value(ct),
+            ));
         }
         h
     }
@@ -139,18 +142,19 @@ impl CloudEvent {
     /// Rebuilds an event from binary-mode headers and body. Header names are matched
     /// case-insensitively; the four required attributes must be present.
     pub fn from_headers<'a>(
-        prefix: &str,
+        binding: Binding,
         headers: impl IntoIterator<Item = (&'a str, &'a str)>,
         data: Vec<u8>,
     ) -> Result<Self, BusError> {
+        let prefix = binding.prefix();
         let mut attrs: BTreeMap<String, String> = BTreeMap::new();
         let mut content_type = None;
         for (k, v) in headers {
             let lower = k.to_ascii_lowercase();
             if lower == "content-type" || lower == "content_type" {
-                content_type = Some(v.to_owned());
+                content_type = Some(binding.decode_value(v)?);
             } else if let Some(name) = lower.strip_prefix(prefix) {
-                attrs.insert(name.to_owned(), v.to_owned());
+                attrs.insert(name.to_owned(), binding.decode_value(v)?);
             }
         }
         for r in REQUIRED {
@@ -159,6 +163,9 @@ impl CloudEvent {
                     "message lacks required CloudEvents header {prefix}{r}"
                 )));
             }
+        }
+        if let Some(ct) = attrs.remove("datacontenttype") {
+            content_type = Some(ct);
         }
         let mut take = |k: &str| attrs.remove(k);
         let id = take("id").unwrap_or_default();
@@ -184,6 +191,85 @@ impl CloudEvent {
             data,
         })
     }
+}
+
+/// A CloudEvents protocol binding for binary mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// Kafka: `ce_<attr>` headers with UTF-8 values, `content-type` for `datacontenttype`.
+    Kafka,
+    /// NATS: `ce-<attr>` headers (`ce-datacontenttype` included) with percent-encoded values,
+    /// so spaces, quotes, non-ASCII text and line breaks travel safely.
+    Nats,
+}
+
+impl Binding {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Kafka => "ce_",
+            Self::Nats => "ce-",
+        }
+    }
+
+    fn content_type_header(self) -> &'static str {
+        match self {
+            Self::Kafka => "content-type",
+            Self::Nats => "ce-datacontenttype",
+        }
+    }
+
+    fn encode_value(self, v: &str) -> String {
+        match self {
+            Self::Kafka => v.to_owned(),
+            Self::Nats => percent_encode(v),
+        }
+    }
+
+    fn decode_value(self, v: &str) -> Result<String, BusError> {
+        match self {
+            Self::Kafka => Ok(v.to_owned()),
+            Self::Nats => percent_decode(v),
+        }
+    }
+}
+
+/// Percent-encodes what may not appear raw in a header value: controls, space, `"`, `%` and
+/// every non-ASCII byte (as UTF-8).
+pub fn percent_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if (0x21..=0x7e).contains(&b) && b != b'"' && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Reverses [`percent_encode`]; the result must be UTF-8.
+pub fn percent_decode(v: &str) -> Result<String, BusError> {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    BusError::Malformed(format!("bad percent-encoding in header value {v:?}"))
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| BusError::Malformed(format!("header value {v:?} is not UTF-8 once decoded")))
 }
 
 /// NATS subject of an event: `flotilla.<service>.<aggregate>.<event>`, where the event is the
@@ -262,8 +348,12 @@ mod tests {
                     .as_str()
             )
         );
-        for (prefix, ct) in [("ce_", "content-type"), ("ce-", "Content-Type")] {
-            let headers = ce.to_headers(prefix, ct);
+        for (binding, ct) in [
+            (Binding::Kafka, "content-type"),
+            (Binding::Nats, "ce-datacontenttype"),
+        ] {
+            let prefix = binding.prefix();
+            let headers = ce.to_headers(binding);
             assert!(
                 headers
                     .iter()
@@ -282,7 +372,7 @@ mod tests {
                     .any(|(k, _)| k == &format!("{prefix}traceparent"))
             );
             let back = CloudEvent::from_headers(
-                prefix,
+                binding,
                 headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                 ce.data.clone(),
             )
@@ -296,12 +386,12 @@ mod tests {
     fn missing_required_header_is_malformed() {
         let ce = CloudEvent::from_recorded("governance", &sample());
         let headers: Vec<_> = ce
-            .to_headers("ce_", "content-type")
+            .to_headers(Binding::Kafka)
             .into_iter()
             .filter(|(k, _)| k != "ce_source")
             .collect();
         let err = CloudEvent::from_headers(
-            "ce_",
+            Binding::Kafka,
             headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             vec![],
         )
@@ -317,5 +407,37 @@ mod tests {
             "flotilla.governance.approval-request.ApprovalGranted"
         );
         assert_eq!(kafka_topic("governance"), "flotilla.governance.events");
+    }
+
+    #[test]
+    fn nats_values_with_spaces_non_ascii_and_line_breaks_round_trip() {
+        let mut e = sample();
+        e.metadata.actor = "Zoë \"ops\" O'Brien 100%\r\nX-Injected: 1".into();
+        e.metadata.business_unit = "paiements et crédit".into();
+        let ce = CloudEvent::from_recorded("governance", &e);
+        let headers = ce.to_headers(Binding::Nats);
+        for (k, v) in &headers {
+            assert!(
+                v.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"'),
+                "{k}: {v:?} is not header-safe"
+            );
+        }
+        let actor = headers
+            .iter()
+            .find(|(k, _)| k == "ce-actor")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(
+            actor,
+            Some("Zo%C3%AB%20%22ops%22%20O'Brien%20100%25%0D%0AX-Injected:%201")
+        );
+        let back = CloudEvent::from_headers(
+            Binding::Nats,
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ce.data.clone(),
+        )
+        .expect("parses");
+        assert_eq!(back, ce);
+        assert!(percent_decode("%zz").is_err());
+        assert!(percent_decode("%C3").is_err());
     }
 }

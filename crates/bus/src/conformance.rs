@@ -44,6 +44,8 @@ async fn fill(store: &Arc<dyn EventStore>, streams: usize, per_stream: u32) -> V
         for i in 0..per_stream {
             let mut e = synthetic(s as u32, i);
             e.metadata.correlation_id = Some(uuid::Uuid::now_v7());
+            // Header values that need care on every binding: spaces, quotes, non-ASCII.
+            e.metadata.business_unit = "Paiements & Crédit \"EU\"".into();
             e.metadata.traceparent =
                 Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
             store

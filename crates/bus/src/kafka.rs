@@ -16,7 +16,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::cloudevents::{CloudEvent, kafka_topic};
+use crate::cloudevents::{Binding, CloudEvent, kafka_topic};
 use crate::{Acker, BusError, Deliveries, Delivery, Publisher, Result, Subscriber};
 
 /// A Kafka bus (any Kafka-API broker).
@@ -139,7 +139,7 @@ impl Publisher for KafkaBus {
         for e in events {
             let ce = CloudEvent::from_recorded(service, e);
             let mut headers = OwnedHeaders::new_with_capacity(16);
-            for (k, v) in ce.to_headers("ce_", "content-type") {
+            for (k, v) in ce.to_headers(Binding::Kafka) {
                 headers = headers.insert(Header {
                     key: &k,
                     value: Some(v.as_bytes()),
@@ -224,7 +224,7 @@ impl Deliveries for KafkaDeliveries {
                 offset: m.offset(),
             };
             match CloudEvent::from_headers(
-                "ce_",
+                Binding::Kafka,
                 pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                 m.payload().unwrap_or_default().to_vec(),
             ) {

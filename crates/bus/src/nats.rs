@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use flotilla_core::event::RecordedEvent;
 use futures::StreamExt;
 
-use crate::cloudevents::{CloudEvent, nats_subject};
+use crate::cloudevents::{Binding, CloudEvent, nats_subject};
 use crate::{Acker, BusError, Deliveries, Delivery, Publisher, Result, Subscriber};
 
 /// How long JetStream remembers message ids for dedupe.
@@ -145,7 +145,7 @@ impl Publisher for NatsBus {
         for e in events {
             let ce = CloudEvent::from_recorded(service, e);
             let mut headers = async_nats::HeaderMap::new();
-            for (k, v) in ce.to_headers("ce-", "Content-Type") {
+            for (k, v) in ce.to_headers(Binding::Nats) {
                 headers.insert(k.as_str(), v.as_str());
             }
             // `headers` replaces the whole map, so it goes before `message_id`.
@@ -197,7 +197,7 @@ fn to_cloudevent(m: &jetstream::Message) -> Result<CloudEvent> {
         }
     }
     CloudEvent::from_headers(
-        "ce-",
+        Binding::Nats,
         pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         m.payload.to_vec(),
     )

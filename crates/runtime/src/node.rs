@@ -94,6 +94,40 @@ impl std::fmt::Debug for Node {
     }
 }
 
+/// Runs a service's relay to one bus until stopped. A relay that fails (the store or the bus
+/// was unreachable) starts again from its checkpoint after a pause that grows to 30 s.
+async fn run_relay(
+    store: Arc<dyn EventStore>,
+    service: &'static str,
+    publisher: Arc<dyn Publisher>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut pause = std::time::Duration::from_millis(500);
+    loop {
+        let relay = Relay::new(store.clone(), service, publisher.clone());
+        let mut stop_this = stop.clone();
+        let result = relay
+            .run(async move {
+                let _ = stop_this.wait_for(|s| *s).await;
+            })
+            .await;
+        if *stop.borrow() {
+            return;
+        }
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(service, bus = publisher.name(), error = %e, retry_in_ms = pause.as_millis() as u64, "relay failed; restarting from its checkpoint")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        pause = (pause * 2).min(std::time::Duration::from_secs(30));
+    }
+}
+
 /// The store URL a service uses in a mode.
 pub fn store_url(config: &Config, mode: &NodeMode, service: &str) -> String {
     match mode {
@@ -171,19 +205,12 @@ impl Node {
                 "store open"
             );
             for p in &publishers {
-                let relay = Relay::new(store.clone(), m.name(), p.clone());
-                let mut stop = stop_rx.clone();
-                let service = m.name();
-                relays.push(tokio::spawn(async move {
-                    let r = relay
-                        .run(async move {
-                            let _ = stop.wait_for(|s| *s).await;
-                        })
-                        .await;
-                    if let Err(e) = r {
-                        tracing::error!(service, error = %e, "relay stopped");
-                    }
-                }));
+                relays.push(tokio::spawn(run_relay(
+                    store.clone(),
+                    m.name(),
+                    p.clone(),
+                    stop_rx.clone(),
+                )));
             }
             m.register(
                 ServiceContext {

@@ -56,6 +56,9 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, async {
             shutdown.await;
             // Tell health checkers first, then drain.
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
             for name in service_names {
                 health
                     .set_service_status(name, ServingStatus::NotServing)
