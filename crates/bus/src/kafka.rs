@@ -171,12 +171,25 @@ impl Publisher for KafkaBus {
     }
 }
 
+/// Per partition: the next offset to commit and the acknowledged offsets beyond it. Kafka keeps
+/// one committed offset per partition, so an offset is committed only once everything before it
+/// was acknowledged; an event acknowledged out of order never hides an unacknowledged one.
+#[derive(Default)]
+struct PartitionAcks {
+    next: i64,
+    acked: std::collections::BTreeSet<i64>,
+}
+
+type AckBook = Arc<std::sync::Mutex<std::collections::HashMap<(String, i32), PartitionAcks>>>;
+
 struct KafkaDeliveries {
     consumer: Arc<StreamConsumer>,
+    book: AckBook,
 }
 
 struct KafkaAck {
     consumer: Arc<StreamConsumer>,
+    book: AckBook,
     topic: String,
     partition: i32,
     offset: i64,
@@ -185,8 +198,29 @@ struct KafkaAck {
 #[async_trait]
 impl Acker for KafkaAck {
     async fn ack(self: Box<Self>) -> Result<()> {
+        let commit_to = {
+            let mut book = self
+                .book
+                .lock()
+                .map_err(|_| BusError::Consume("kafka ack book poisoned".into()))?;
+            let p = book
+                .entry((self.topic.clone(), self.partition))
+                .or_insert_with(|| PartitionAcks {
+                    next: self.offset,
+                    ..PartitionAcks::default()
+                });
+            if self.offset >= p.next {
+                p.acked.insert(self.offset);
+            }
+            let before = p.next;
+            while p.acked.remove(&p.next) {
+                p.next += 1;
+            }
+            (p.next > before).then_some(p.next)
+        };
+        let Some(next) = commit_to else { return Ok(()) };
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.topic, self.partition, Offset::Offset(self.offset + 1))
+        tpl.add_partition_offset(&self.topic, self.partition, Offset::Offset(next))
             .map_err(|e| BusError::Consume(format!("kafka commit: {e}")))?;
         let consumer = self.consumer.clone();
         tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
@@ -217,7 +251,22 @@ impl Deliveries for KafkaDeliveries {
                         .collect()
                 })
                 .unwrap_or_default();
+            if let Ok(mut book) = self.book.lock() {
+                // The first delivery of a partition (or one before what this consumer tracked,
+                // after a rebalance) sets where committing resumes.
+                let p = book
+                    .entry((m.topic().to_owned(), m.partition()))
+                    .or_insert_with(|| PartitionAcks {
+                        next: m.offset(),
+                        ..PartitionAcks::default()
+                    });
+                if m.offset() < p.next {
+                    p.next = m.offset();
+                    p.acked.clear();
+                }
+            }
             let ack = KafkaAck {
+                book: self.book.clone(),
                 consumer: self.consumer.clone(),
                 topic: m.topic().to_owned(),
                 partition: m.partition(),
@@ -262,6 +311,7 @@ impl Subscriber for KafkaBus {
             .map_err(|e| BusError::Consume(format!("kafka subscribe: {e}")))?;
         Ok(Box::new(KafkaDeliveries {
             consumer: Arc::new(consumer),
+            book: AckBook::default(),
         }))
     }
 }
