@@ -3,6 +3,7 @@
 //! Layout: `grpc` holds the tonic service and proto conversions; the pure domain
 //! (`domain`) and its handlers and projections (`app`) arrive with the service's own issue.
 
+pub mod domain;
 pub mod grpc;
 
 use flotilla_runtime::{ServiceContext, ServiceModule};

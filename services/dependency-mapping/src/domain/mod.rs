@@ -1,0 +1,201 @@
+//! The dependency-mapping domain: the service catalog and the dependency graph, kept as one
+//! consistency boundary (the [`Catalog`]) so every edge names services that exist.
+//!
+//! Pure: `decide` and `evolve` do no I/O and read no clock; graph queries ([`graph`]) are pure
+//! functions of the state.
+
+pub mod graph;
+pub mod model;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use model::*;
+
+/// Errors of the dependency-mapping domain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("service {0} is not in the catalog")]
+    UnknownService(ServiceName),
+    #[error("service {0} is already registered; update it instead")]
+    AlreadyRegistered(ServiceName),
+    #[error("a service cannot depend on itself ({0})")]
+    SelfDependency(ServiceName),
+    #[error("{consumer} does not depend on {provider}")]
+    UnknownDependency {
+        consumer: ServiceName,
+        provider: ServiceName,
+    },
+}
+
+pub type Result<T, E = DomainError> = std::result::Result<T, E>;
+
+/// Commands on the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    RegisterService(ServiceSpec),
+    UpdateService(ServiceSpec),
+    DeclareDependency(Dependency),
+    RemoveDependency {
+        consumer: ServiceName,
+        provider: ServiceName,
+    },
+    PinCoDeployment(CoDeploymentPin),
+}
+
+/// Facts about the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    ServiceRegistered(ServiceSpec),
+    ServiceUpdated(ServiceSpec),
+    DependencyDeclared(Dependency),
+    DependencyRemoved {
+        consumer: ServiceName,
+        provider: ServiceName,
+    },
+    CoDeploymentPinned(CoDeploymentPin),
+}
+
+/// The catalog: services, declared dependencies and co-deployment pins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    pub services: BTreeMap<ServiceName, ServiceSpec>,
+    /// Declared dependencies by (consumer, provider).
+    pub dependencies: BTreeMap<(ServiceName, ServiceName), Dependency>,
+    /// Pins by group name.
+    pub pins: BTreeMap<String, CoDeploymentPin>,
+    /// Reverse index of `dependencies`: (provider, consumer).
+    pub dependents: BTreeSet<(ServiceName, ServiceName)>,
+}
+
+impl Catalog {
+    fn require(&self, name: &ServiceName) -> Result<()> {
+        if self.services.contains_key(name) {
+            Ok(())
+        } else {
+            Err(DomainError::UnknownService(name.clone()))
+        }
+    }
+
+    /// Providers a service depends on.
+    pub fn providers_of(&self, consumer: &ServiceName) -> impl Iterator<Item = &Dependency> + '_ {
+        let consumer = consumer.clone();
+        self.dependencies
+            .range((consumer.clone(), ServiceName::min())..)
+            .take_while(move |((c, _), _)| *c == consumer)
+            .map(|(_, d)| d)
+    }
+
+    /// Services that depend on a provider.
+    pub fn consumers_of(&self, provider: &ServiceName) -> impl Iterator<Item = &ServiceName> + '_ {
+        let provider = provider.clone();
+        self.dependents
+            .range((provider.clone(), ServiceName::min())..)
+            .take_while(move |(p, _)| *p == provider)
+            .map(|(_, c)| c)
+    }
+
+    /// Decides what a command changes; refuses invalid commands and changes nothing then.
+    pub fn decide(&self, command: Command) -> Result<Vec<Event>> {
+        match command {
+            Command::RegisterService(spec) => {
+                spec.validate()?;
+                if self.services.contains_key(&spec.name) {
+                    return Err(DomainError::AlreadyRegistered(spec.name));
+                }
+                Ok(vec![Event::ServiceRegistered(spec)])
+            }
+            Command::UpdateService(spec) => {
+                spec.validate()?;
+                match self.services.get(&spec.name) {
+                    None => Err(DomainError::UnknownService(spec.name)),
+                    Some(current) if *current == spec => Ok(vec![]),
+                    Some(_) => Ok(vec![Event::ServiceUpdated(spec)]),
+                }
+            }
+            Command::DeclareDependency(dep) => {
+                dep.validate()?;
+                if dep.consumer == dep.provider {
+                    return Err(DomainError::SelfDependency(dep.consumer));
+                }
+                self.require(&dep.consumer)?;
+                self.require(&dep.provider)?;
+                match self
+                    .dependencies
+                    .get(&(dep.consumer.clone(), dep.provider.clone()))
+                {
+                    Some(current) if *current == dep => Ok(vec![]),
+                    _ => Ok(vec![Event::DependencyDeclared(dep)]),
+                }
+            }
+            Command::RemoveDependency { consumer, provider } => {
+                if !self
+                    .dependencies
+                    .contains_key(&(consumer.clone(), provider.clone()))
+                {
+                    return Err(DomainError::UnknownDependency { consumer, provider });
+                }
+                Ok(vec![Event::DependencyRemoved { consumer, provider }])
+            }
+            Command::PinCoDeployment(pin) => {
+                pin.validate()?;
+                if pin.services.len() < 2 {
+                    return Err(DomainError::Invalid {
+                        field: "services",
+                        reason: "a co-deployment group pins at least two services".into(),
+                    });
+                }
+                for s in &pin.services {
+                    self.require(s)?;
+                }
+                if self.pins.get(&pin.group) == Some(&pin) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![Event::CoDeploymentPinned(pin)])
+            }
+        }
+    }
+
+    /// Applies one event.
+    pub fn evolve(mut self, event: &Event) -> Self {
+        match event {
+            Event::ServiceRegistered(spec) | Event::ServiceUpdated(spec) => {
+                self.services.insert(spec.name.clone(), spec.clone());
+            }
+            Event::DependencyDeclared(dep) => {
+                self.dependencies
+                    .insert((dep.consumer.clone(), dep.provider.clone()), dep.clone());
+                self.dependents
+                    .insert((dep.provider.clone(), dep.consumer.clone()));
+            }
+            Event::DependencyRemoved { consumer, provider } => {
+                self.dependencies
+                    .remove(&(consumer.clone(), provider.clone()));
+                self.dependents
+                    .remove(&(provider.clone(), consumer.clone()));
+            }
+            Event::CoDeploymentPinned(pin) => {
+                self.pins.insert(pin.group.clone(), pin.clone());
+            }
+        }
+        self
+    }
+}
+
+impl flotilla_core::Aggregate for Catalog {
+    type Command = Command;
+    type Event = Event;
+    type Error = DomainError;
+
+    fn decide(&self, command: Command) -> Result<Vec<Event>> {
+        Catalog::decide(self, command)
+    }
+
+    fn evolve(self, event: &Event) -> Self {
+        Catalog::evolve(self, event)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+//! Catalog values, each validated when it is made.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::{DomainError, Result};
+
+/// A service's catalog name: 1 to 63 lowercase letters, digits and `-`, starting with a letter
+/// (a DNS label, as Kubernetes and Backstage use).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    pub fn parse(s: &str) -> Result<Self> {
+        let ok = !s.is_empty()
+            && s.len() <= 63
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && !s.ends_with('-')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(DomainError::Invalid {
+                field: "service name",
+                reason: format!(
+                    "{s:?} must be 1 to 63 lowercase letters, digits or '-', start with a letter and not end with '-'"
+                ),
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The smallest name, for range scans.
+    pub(crate) fn min() -> Self {
+        Self(String::new())
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Business criticality: tier 1 (most critical) to tier 4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Tier(u8);
+
+impl Tier {
+    pub fn new(tier: u32) -> Result<Self> {
+        if (1..=4).contains(&tier) {
+            Ok(Self(tier as u8))
+        } else {
+            Err(DomainError::Invalid {
+                field: "criticality tier",
+                reason: format!("{tier} is not 1 (most critical) to 4"),
+            })
+        }
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+
+    /// Weight in risk ranking: tier 1 weighs 4, tier 4 weighs 1.
+    pub fn weight(self) -> u32 {
+        5 - u32::from(self.0)
+    }
+}
+
+/// What kind of thing a catalog entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RuntimeKind {
+    Microservice,
+    Database,
+    Queue,
+    ExternalApi,
+    SharedInfrastructure,
+}
+
+/// How sensitive the data a service holds is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DataClassification {
+    Public,
+    Internal,
+    Confidential,
+    Restricted,
+}
+
+/// A catalog entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub name: ServiceName,
+    pub owner_team: String,
+    pub business_unit: String,
+    pub tier: Tier,
+    pub handles_personal_data: bool,
+    pub classification: DataClassification,
+    pub runtime: RuntimeKind,
+}
+
+impl ServiceSpec {
+    /// Checks the free-text fields.
+    pub fn validate(&self) -> Result<()> {
+        for (field, v) in [
+            ("owner team", &self.owner_team),
+            ("business unit", &self.business_unit),
+        ] {
+            if v.trim().is_empty() || v.len() > 128 {
+                return Err(DomainError::Invalid {
+                    field,
+                    reason: format!("{v:?} must be 1 to 128 characters"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a consumer is coupled to a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EdgeKind {
+    SyncApi,
+    AsyncMessage,
+    Database,
+    SharedInfrastructure,
+}
+
+impl EdgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SyncApi => "sync_api",
+            Self::AsyncMessage => "async_message",
+            Self::Database => "database",
+            Self::SharedInfrastructure => "shared_infrastructure",
+        }
+    }
+}
+
+/// A declared dependency: `consumer` needs `provider`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    pub consumer: ServiceName,
+    pub provider: ServiceName,
+    pub kind: EdgeKind,
+    /// Data classes that move along the edge (e.g. `customer-pii`, `payment-card`).
+    pub data_flows: BTreeSet<String>,
+}
+
+impl Dependency {
+    pub fn validate(&self) -> Result<()> {
+        for d in &self.data_flows {
+            if d.trim().is_empty() || d.len() > 64 {
+                return Err(DomainError::Invalid {
+                    field: "data flow",
+                    reason: format!("{d:?} must be 1 to 64 characters"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Services that must be deployed together, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoDeploymentPin {
+    pub group: String,
+    pub services: Vec<ServiceName>,
+    pub reason: String,
+}
+
+impl CoDeploymentPin {
+    pub fn validate(&self) -> Result<()> {
+        if self.group.trim().is_empty() || self.group.len() > 64 {
+            return Err(DomainError::Invalid {
+                field: "group",
+                reason: "a group name is 1 to 64 characters".into(),
+            });
+        }
+        if self.reason.trim().is_empty() {
+            return Err(DomainError::Invalid {
+                field: "reason",
+                reason: "say why these services move together".into(),
+            });
+        }
+        Ok(())
+    }
+}

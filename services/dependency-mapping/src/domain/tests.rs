@@ -1,0 +1,306 @@
+//! Domain tests: commands validate and change nothing when refused; graph queries.
+
+use std::collections::BTreeSet;
+
+use super::graph::{co_deployment_groups, impact, plan_release};
+use super::*;
+
+fn name(s: &str) -> ServiceName {
+    ServiceName::parse(s).expect("valid name")
+}
+
+fn spec(n: &str, tier: u32, pii: bool, bu: &str) -> ServiceSpec {
+    ServiceSpec {
+        name: name(n),
+        owner_team: "team-a".into(),
+        business_unit: bu.into(),
+        tier: Tier::new(tier).expect("tier"),
+        handles_personal_data: pii,
+        classification: DataClassification::Internal,
+        runtime: RuntimeKind::Microservice,
+    }
+}
+
+fn dep(c: &str, p: &str, kind: EdgeKind) -> Dependency {
+    Dependency {
+        consumer: name(c),
+        provider: name(p),
+        kind,
+        data_flows: BTreeSet::new(),
+    }
+}
+
+fn apply(c: Catalog, cmd: Command) -> Catalog {
+    let events = c.decide(cmd).expect("command accepted");
+    events.iter().fold(c, |c, e| c.evolve(e))
+}
+
+/// checkout -> payments -> ledger(db); web -> checkout; fraud <-> payments (sync cycle).
+fn shop() -> Catalog {
+    let mut c = Catalog::default();
+    for s in [
+        spec("web", 2, false, "retail"),
+        spec("checkout", 1, true, "retail"),
+        spec("payments", 1, true, "finance"),
+        spec("ledger", 1, false, "finance"),
+        spec("fraud", 2, true, "risk"),
+        spec("reports", 4, false, "finance"),
+    ] {
+        c = apply(c, Command::RegisterService(s));
+    }
+    for d in [
+        dep("web", "checkout", EdgeKind::SyncApi),
+        dep("checkout", "payments", EdgeKind::SyncApi),
+        dep("payments", "ledger", EdgeKind::Database),
+        dep("payments", "fraud", EdgeKind::SyncApi),
+        dep("fraud", "payments", EdgeKind::SyncApi),
+        dep("reports", "ledger", EdgeKind::AsyncMessage),
+    ] {
+        c = apply(c, Command::DeclareDependency(d));
+    }
+    c
+}
+
+#[test]
+fn invalid_commands_are_refused_precisely() {
+    let c = shop();
+    assert!(ServiceName::parse("Bad_Name").is_err());
+    assert!(ServiceName::parse("").is_err());
+    assert!(Tier::new(5).is_err() && Tier::new(0).is_err());
+    assert_eq!(
+        c.decide(Command::RegisterService(spec("web", 2, false, "retail"))),
+        Err(DomainError::AlreadyRegistered(name("web")))
+    );
+    assert_eq!(
+        c.decide(Command::UpdateService(spec("ghost", 2, false, "x"))),
+        Err(DomainError::UnknownService(name("ghost")))
+    );
+    assert_eq!(
+        c.decide(Command::DeclareDependency(dep(
+            "web",
+            "web",
+            EdgeKind::SyncApi
+        ))),
+        Err(DomainError::SelfDependency(name("web")))
+    );
+    assert_eq!(
+        c.decide(Command::DeclareDependency(dep(
+            "web",
+            "ghost",
+            EdgeKind::SyncApi
+        ))),
+        Err(DomainError::UnknownService(name("ghost")))
+    );
+    assert!(matches!(
+        c.decide(Command::RegisterService(spec("new", 2, false, " "))),
+        Err(DomainError::Invalid {
+            field: "business unit",
+            ..
+        })
+    ));
+    assert_eq!(
+        c.decide(Command::RemoveDependency {
+            consumer: name("ledger"),
+            provider: name("web")
+        }),
+        Err(DomainError::UnknownDependency {
+            consumer: name("ledger"),
+            provider: name("web")
+        })
+    );
+    let lonely = CoDeploymentPin {
+        group: "g".into(),
+        services: vec![name("web")],
+        reason: "r".into(),
+    };
+    assert!(matches!(
+        c.decide(Command::PinCoDeployment(lonely)),
+        Err(DomainError::Invalid {
+            field: "services",
+            ..
+        })
+    ));
+    // Re-declaring the same edge or re-registering the same spec changes nothing.
+    assert_eq!(
+        c.decide(Command::DeclareDependency(dep(
+            "web",
+            "checkout",
+            EdgeKind::SyncApi
+        ))),
+        Ok(vec![])
+    );
+    assert_eq!(
+        c.decide(Command::UpdateService(spec("web", 2, false, "retail"))),
+        Ok(vec![])
+    );
+}
+
+#[test]
+fn impact_is_the_reverse_closure_ranked_by_risk() {
+    let c = shop();
+    let hit = impact(&c, &name("ledger")).expect("impact");
+    let got: Vec<(&str, u32)> = hit
+        .iter()
+        .map(|e| (e.service.as_str(), e.distance))
+        .collect();
+    // payments (tier 1, PII, db edge, d1) outranks checkout (tier 1, PII, sync, d2) and fraud
+    // (tier 2, PII, sync, d2); reports is tier 4 and last.
+    assert_eq!(
+        got,
+        vec![
+            ("payments", 1),
+            ("checkout", 2),
+            ("fraud", 2),
+            ("web", 3),
+            ("reports", 1)
+        ]
+    );
+    let payments = &hit[0];
+    assert_eq!(payments.edge_kinds, BTreeSet::from([EdgeKind::Database]));
+    assert!(payments.handles_personal_data);
+    assert_eq!(payments.business_unit, "finance");
+    assert!(impact(&c, &name("web")).expect("impact").is_empty());
+    assert_eq!(
+        impact(&c, &name("ghost")),
+        Err(DomainError::UnknownService(name("ghost")))
+    );
+    // Removing an edge removes its reach.
+    let c = apply(
+        c,
+        Command::RemoveDependency {
+            consumer: name("reports"),
+            provider: name("ledger"),
+        },
+    );
+    assert!(
+        impact(&c, &name("ledger"))
+            .expect("impact")
+            .iter()
+            .all(|e| e.service.as_str() != "reports")
+    );
+}
+
+#[test]
+fn co_deployment_groups_merge_sync_cycles_and_pins_with_reasons() {
+    let c = shop();
+    let groups = co_deployment_groups(&c);
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        groups[0]
+            .members
+            .keys()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
+        ["fraud", "payments"]
+    );
+    assert!(
+        groups[0].members[&name("fraud")][0].contains("synchronous dependency cycle with payments")
+    );
+    // An async cycle is not a co-deployment group; a pin is, and merges with the cycle it touches.
+    let c = apply(
+        c,
+        Command::DeclareDependency(dep("ledger", "reports", EdgeKind::AsyncMessage)),
+    );
+    let c = apply(
+        c,
+        Command::PinCoDeployment(CoDeploymentPin {
+            group: "money".into(),
+            services: vec![name("ledger"), name("payments")],
+            reason: "shared schema migration".into(),
+        }),
+    );
+    let groups = co_deployment_groups(&c);
+    assert_eq!(groups.len(), 1);
+    let g = &groups[0];
+    assert_eq!(g.name, "money");
+    assert_eq!(
+        g.members.keys().map(|s| s.as_str()).collect::<Vec<_>>(),
+        ["fraud", "ledger", "payments"]
+    );
+    assert_eq!(
+        g.members[&name("payments")].len(),
+        2,
+        "cycle and pin: {:?}",
+        g.members[&name("payments")]
+    );
+    assert_eq!(
+        g.members[&name("ledger")],
+        vec!["pinned in money: shared schema migration".to_owned()]
+    );
+}
+
+#[test]
+fn release_plan_puts_providers_first_and_groups_together() {
+    let c = shop();
+    let items = vec![
+        (name("web"), "2.0.0".to_owned()),
+        (name("checkout"), "1.4.0".to_owned()),
+        (name("payments"), "3.1.0".to_owned()),
+        (name("ledger"), "9.0.0".to_owned()),
+    ];
+    let plan = plan_release(&c, &items).expect("plan");
+    let waves: Vec<Vec<&str>> = plan
+        .waves
+        .iter()
+        .map(|w| w.iter().map(|p| p.service.as_str()).collect())
+        .collect();
+    // fraud comes along with payments (sync cycle) in the same wave, with no version named.
+    assert_eq!(
+        waves,
+        vec![
+            vec!["ledger"],
+            vec!["fraud", "payments"],
+            vec!["checkout"],
+            vec!["web"]
+        ]
+    );
+    let fraud = plan.waves[1]
+        .iter()
+        .find(|p| p.service.as_str() == "fraud")
+        .expect("fraud planned");
+    assert_eq!(fraud.version, None);
+    assert_eq!(fraud.group.as_deref(), Some("sync-cycle-fraud"));
+    assert_eq!(
+        plan.impact
+            .iter()
+            .map(|e| e.service.as_str())
+            .collect::<Vec<_>>(),
+        ["reports"]
+    );
+    assert!(plan_release(&c, &[]).is_err());
+    assert_eq!(
+        plan_release(&c, &[(name("ghost"), "1.0.0".into())]),
+        Err(DomainError::UnknownService(name("ghost")))
+    );
+    assert!(plan_release(&c, &[(name("web"), "1".into()), (name("web"), "2".into())]).is_err());
+}
+
+#[test]
+fn deep_chains_do_not_overflow() {
+    let mut c = Catalog::default();
+    let n = 20_000;
+    for i in 0..n {
+        c = c.evolve(&Event::ServiceRegistered(spec(
+            &format!("s{i}"),
+            3,
+            false,
+            "bu",
+        )));
+    }
+    for i in 1..n {
+        c = c.evolve(&Event::DependencyDeclared(dep(
+            &format!("s{i}"),
+            &format!("s{}", i - 1),
+            EdgeKind::SyncApi,
+        )));
+    }
+    c = c.evolve(&Event::DependencyDeclared(dep(
+        "s0",
+        &format!("s{}", n - 1),
+        EdgeKind::SyncApi,
+    )));
+    let groups = co_deployment_groups(&c);
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].members.len(), n);
+    assert_eq!(impact(&c, &name("s0")).expect("impact").len(), n - 1);
+}
