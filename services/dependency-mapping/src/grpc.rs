@@ -1,24 +1,119 @@
-//! gRPC edge of the dependency-mapping service (`flotilla.dependency.v1.DependencyMappingService`).
+//! gRPC edge of the dependency-mapping service (`flotilla.dependency.v1.DependencyMappingService`):
+//! converts requests to domain commands and queries, and maps errors to status codes in one place.
 
+use std::sync::Arc;
+
+use flotilla_core::event::Metadata;
+use flotilla_core::store::StoreError;
 use flotilla_proto::common::v1::{GetStatusRequest, ServiceStatus};
+use flotilla_proto::dependency::v1 as pb;
 use flotilla_proto::dependency::v1::dependency_mapping_service_server::{
     DependencyMappingService, DependencyMappingServiceServer,
 };
 use flotilla_runtime::ServiceContext;
 use tonic::{Request, Response, Status};
 
+use crate::app::{AppError, CatalogApp};
+use crate::convert;
+use crate::domain::graph::{self, ImpactEntry};
+use crate::domain::{Command, DomainError};
+
 /// Full gRPC name of the service.
 pub const GRPC_NAME: &str = "flotilla.dependency.v1.DependencyMappingService";
+
+/// The one place errors become gRPC statuses.
+fn status(e: AppError) -> Status {
+    let s = match &e {
+        AppError::Domain(DomainError::Invalid { .. } | DomainError::SelfDependency(_)) => {
+            Status::invalid_argument(e.to_string())
+        }
+        AppError::Domain(
+            DomainError::UnknownService(_) | DomainError::UnknownDependency { .. },
+        ) => Status::not_found(e.to_string()),
+        AppError::Domain(DomainError::AlreadyRegistered(_)) => {
+            Status::already_exists(e.to_string())
+        }
+        AppError::Store(StoreError::WrongExpectedVersion { .. }) => Status::aborted(e.to_string()),
+        AppError::Store(StoreError::InvalidAppend(_) | StoreError::EmptyAppend { .. }) => {
+            Status::invalid_argument(e.to_string())
+        }
+        AppError::Store(_) => Status::unavailable(e.to_string()),
+        AppError::Decode { .. } => Status::data_loss(e.to_string()),
+    };
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::DataLoss => {
+            tracing::error!(error = %e, "request failed")
+        }
+        _ => tracing::info!(error = %e, code = ?s.code(), "request refused"),
+    }
+    s
+}
+
+fn domain(e: DomainError) -> Status {
+    status(AppError::Domain(e))
+}
+
+/// Who is calling: taken from request metadata until the auth interceptor provides identities.
+fn metadata<T>(req: &Request<T>) -> Metadata {
+    let get = |k: &str| {
+        req.metadata()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mut md = Metadata::by(
+        get("x-flotilla-actor").unwrap_or_else(|| "anonymous".into()),
+        get("x-flotilla-business-unit").unwrap_or_default(),
+    );
+    md.traceparent = get("traceparent");
+    md.command_id = get("x-flotilla-command-id").and_then(|v| uuid::Uuid::parse_str(&v).ok());
+    md.correlation_id =
+        get("x-flotilla-correlation-id").and_then(|v| uuid::Uuid::parse_str(&v).ok());
+    md
+}
+
+fn impact_pb(e: &ImpactEntry) -> pb::ImpactEntry {
+    pb::ImpactEntry {
+        service: e.service.to_string(),
+        distance: e.distance,
+        criticality_tier: u32::from(e.tier.get()),
+        business_unit: e.business_unit.clone(),
+        handles_personal_data: e.handles_personal_data,
+        edge_kinds: e
+            .edge_kinds
+            .iter()
+            .map(|k| convert::edge_kind_pb(*k) as i32)
+            .collect(),
+        risk: e.risk,
+    }
+}
 
 /// The tonic service.
 #[derive(Debug, Clone)]
 pub struct DependencyMappingApi {
     ctx: ServiceContext,
+    app: Arc<CatalogApp>,
 }
 
 /// Builds the tonic server for the runtime.
 pub fn server(ctx: ServiceContext) -> DependencyMappingServiceServer<DependencyMappingApi> {
-    DependencyMappingServiceServer::new(DependencyMappingApi { ctx })
+    let app = Arc::new(CatalogApp::new(ctx.store.clone()));
+    DependencyMappingServiceServer::new(DependencyMappingApi { ctx, app })
+        .max_decoding_message_size(4 * 1024 * 1024)
+}
+
+impl DependencyMappingApi {
+    async fn command(
+        &self,
+        command: Command,
+        md: Metadata,
+    ) -> Result<Response<pb::CommandAccepted>, Status> {
+        let (catalog_version, changed) = self.app.execute(command, md).await.map_err(status)?;
+        Ok(Response::new(pb::CommandAccepted {
+            catalog_version,
+            changed,
+        }))
+    }
 }
 
 #[tonic::async_trait]
@@ -29,5 +124,184 @@ impl DependencyMappingService for DependencyMappingApi {
         _request: Request<GetStatusRequest>,
     ) -> Result<Response<ServiceStatus>, Status> {
         self.ctx.status().await.map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "RegisterService"))]
+    async fn register_service(
+        &self,
+        request: Request<pb::RegisterServiceRequest>,
+    ) -> Result<Response<pb::CommandAccepted>, Status> {
+        let md = metadata(&request);
+        let spec = convert::service_spec(request.into_inner().service).map_err(domain)?;
+        self.command(Command::RegisterService(spec), md).await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "UpdateService"))]
+    async fn update_service(
+        &self,
+        request: Request<pb::UpdateServiceRequest>,
+    ) -> Result<Response<pb::CommandAccepted>, Status> {
+        let md = metadata(&request);
+        let spec = convert::service_spec(request.into_inner().service).map_err(domain)?;
+        self.command(Command::UpdateService(spec), md).await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetService"))]
+    async fn get_service(
+        &self,
+        request: Request<pb::GetServiceRequest>,
+    ) -> Result<Response<pb::ServiceEntry>, Status> {
+        let name = convert::name("name", &request.into_inner().name).map_err(domain)?;
+        let found = self
+            .app
+            .read(|c| c.services.get(&name).map(convert::service_entry))
+            .await
+            .map_err(status)?;
+        found
+            .map(Response::new)
+            .ok_or_else(|| domain(DomainError::UnknownService(name)))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListServices"))]
+    async fn list_services(
+        &self,
+        request: Request<pb::ListServicesRequest>,
+    ) -> Result<Response<pb::ListServicesResponse>, Status> {
+        let bu = request.into_inner().business_unit;
+        let services = self
+            .app
+            .read(|c| {
+                c.services
+                    .values()
+                    .filter(|s| bu.is_empty() || s.business_unit == bu)
+                    .map(convert::service_entry)
+                    .collect()
+            })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ListServicesResponse { services }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "DeclareDependency"))]
+    async fn declare_dependency(
+        &self,
+        request: Request<pb::DeclareDependencyRequest>,
+    ) -> Result<Response<pb::CommandAccepted>, Status> {
+        let md = metadata(&request);
+        let dep = convert::dependency(request.into_inner().dependency).map_err(domain)?;
+        self.command(Command::DeclareDependency(dep), md).await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "RemoveDependency"))]
+    async fn remove_dependency(
+        &self,
+        request: Request<pb::RemoveDependencyRequest>,
+    ) -> Result<Response<pb::CommandAccepted>, Status> {
+        let md = metadata(&request);
+        let r = request.into_inner();
+        let consumer = convert::name("consumer", &r.consumer).map_err(domain)?;
+        let provider = convert::name("provider", &r.provider).map_err(domain)?;
+        self.command(Command::RemoveDependency { consumer, provider }, md)
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "PinCoDeployment"))]
+    async fn pin_co_deployment(
+        &self,
+        request: Request<pb::PinCoDeploymentRequest>,
+    ) -> Result<Response<pb::CommandAccepted>, Status> {
+        let md = metadata(&request);
+        let pin = convert::pin(request.into_inner().pin).map_err(domain)?;
+        self.command(Command::PinCoDeployment(pin), md).await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "AnalyzeImpact"))]
+    async fn analyze_impact(
+        &self,
+        request: Request<pb::AnalyzeImpactRequest>,
+    ) -> Result<Response<pb::AnalyzeImpactResponse>, Status> {
+        let name = convert::name("service", &request.into_inner().service).map_err(domain)?;
+        let entries = self
+            .app
+            .read(|c| graph::impact(c, &name))
+            .await
+            .map_err(status)?
+            .map_err(domain)?;
+        Ok(Response::new(pb::AnalyzeImpactResponse {
+            entries: entries.iter().map(impact_pb).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetCoDeploymentGroups"))]
+    async fn get_co_deployment_groups(
+        &self,
+        _request: Request<pb::GetCoDeploymentGroupsRequest>,
+    ) -> Result<Response<pb::GetCoDeploymentGroupsResponse>, Status> {
+        let groups = self
+            .app
+            .read(graph::co_deployment_groups)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::GetCoDeploymentGroupsResponse {
+            groups: groups
+                .into_iter()
+                .map(|g| pb::CoDeploymentGroup {
+                    name: g.name,
+                    members: g
+                        .members
+                        .into_iter()
+                        .map(|(s, reasons)| pb::CoDeploymentMember {
+                            service: s.to_string(),
+                            reasons,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "PlanRelease"))]
+    async fn plan_release(
+        &self,
+        request: Request<pb::PlanReleaseRequest>,
+    ) -> Result<Response<pb::ReleasePlan>, Status> {
+        let items = request
+            .into_inner()
+            .items
+            .into_iter()
+            .map(|i| {
+                if i.version.trim().is_empty() {
+                    return Err(DomainError::Invalid {
+                        field: "items.version",
+                        reason: format!("{} needs a version", i.service),
+                    });
+                }
+                Ok((convert::name("items.service", &i.service)?, i.version))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(domain)?;
+        let plan = self
+            .app
+            .read(|c| graph::plan_release(c, &items))
+            .await
+            .map_err(status)?
+            .map_err(domain)?;
+        Ok(Response::new(pb::ReleasePlan {
+            waves: plan
+                .waves
+                .iter()
+                .map(|w| pb::Wave {
+                    services: w
+                        .iter()
+                        .map(|p| pb::PlannedService {
+                            service: p.service.to_string(),
+                            version: p.version.clone().unwrap_or_default(),
+                            co_deployment_group: p.group.clone().unwrap_or_default(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            impact: plan.impact.iter().map(impact_pb).collect(),
+        }))
     }
 }

@@ -1,8 +1,12 @@
 //! The dependency-mapping service: service catalog, dependency graph, co-deployment groups, compatibility and impact.
 //!
-//! Layout: `grpc` holds the tonic service and proto conversions; the pure domain
-//! (`domain`) and its handlers and projections (`app`) arrive with the service's own issue.
+//! Layout: `domain` is pure (the catalog aggregate and graph queries), `app` keeps the catalog
+//! current from its stream and runs commands, `convert` maps the protobuf contract to domain
+//! values, `grpc` is the tonic edge. Still to come (issue 3): observed edges, Backstage import,
+//! schema compatibility, version skew, the matrix, footprints and the CLI.
 
+pub mod app;
+pub mod convert;
 pub mod domain;
 pub mod grpc;
 

@@ -317,12 +317,33 @@ pub fn plan_release(catalog: &Catalog, items: &[(ServiceName, String)]) -> Resul
     // Units: a co-deployment group, or a service alone; units in a dependency cycle merge.
     let planned: Vec<&ServiceName> = versions.keys().collect();
     let in_plan: BTreeSet<&ServiceName> = planned.iter().copied().collect();
+    // A planned service depends on the planned services it reaches through any chain of
+    // services outside the plan (checkout -> payments -> ledger orders ledger before checkout
+    // even when payments is not released).
+    let reach: HashMap<&ServiceName, Vec<&ServiceName>> = planned
+        .iter()
+        .map(|&s| {
+            let mut seen: BTreeSet<&ServiceName> = BTreeSet::from([s]);
+            let mut queue: VecDeque<&ServiceName> = VecDeque::from([s]);
+            let mut found = Vec::new();
+            while let Some(at) = queue.pop_front() {
+                for d in catalog.providers_of(at) {
+                    let p = &d.provider;
+                    if !seen.insert(p) {
+                        continue;
+                    }
+                    if in_plan.contains(p) {
+                        found.push(p);
+                    } else {
+                        queue.push_back(p);
+                    }
+                }
+            }
+            (s, found)
+        })
+        .collect();
     let comps = components(&planned, |s| {
-        let mut out: Vec<&ServiceName> = catalog
-            .providers_of(s)
-            .map(|d| &d.provider)
-            .filter(|p| in_plan.contains(p))
-            .collect();
+        let mut out: Vec<&ServiceName> = reach.get(s).cloned().unwrap_or_default();
         // Members of one group are one unit: link them both ways.
         if let Some(&g) = group_of.get(s) {
             out.extend(groups[g].members.keys().filter(|m| in_plan.contains(m)));
@@ -341,11 +362,11 @@ pub fn plan_release(catalog: &Catalog, items: &[(ServiceName, String)]) -> Resul
     for (i, c) in comps.iter().enumerate() {
         let mut w = 0;
         for s in c {
-            for d in catalog.providers_of(s) {
-                if let Some(&j) = comp_of.get(&d.provider) {
-                    if j != i {
-                        w = w.max(wave[j] + 1);
-                    }
+            for p in reach.get(s).into_iter().flatten() {
+                if let Some(&j) = comp_of.get(p)
+                    && j != i
+                {
+                    w = w.max(wave[j] + 1);
                 }
             }
         }

@@ -1,0 +1,249 @@
+//! Application layer: the catalog held in memory, rebuilt from its stream and kept current by
+//! reading what was appended since (by this or any other instance) before each request;
+//! commands append with the exact version they were decided on.
+
+use std::sync::Arc;
+
+use flotilla_core::event::{Metadata, NewEvent};
+use flotilla_core::ids::StreamId;
+use flotilla_core::store::{AppendRequest, Direction, EventStore, StoreError};
+use flotilla_core::{EventCodec, ExpectedVersion};
+use flotilla_proto::dependency::v1 as pb;
+use prost::Message;
+use tokio::sync::RwLock;
+
+use crate::convert;
+use crate::domain::{Catalog, Command, DomainError, Event, ServiceName};
+
+/// The catalog's one stream.
+pub const CATALOG_STREAM: &str = "dependency-catalog";
+const PAGE: usize = 5_000;
+
+/// Errors of the application layer.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored event at position {position} cannot be decoded: {reason}")]
+    Decode { position: u64, reason: String },
+}
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// Maps catalog events to their protobuf payloads (schema version 1).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CatalogCodec;
+
+const PREFIX: &str = "flotilla.dependency.v1.";
+
+impl EventCodec<Event> for CatalogCodec {
+    fn encode(&self, event: &Event) -> (String, u32, Vec<u8>) {
+        let (name, bytes) = match event {
+            Event::ServiceRegistered(s) => (
+                "ServiceRegistered",
+                pb::ServiceRegistered {
+                    service: Some(convert::service_entry(s)),
+                }
+                .encode_to_vec(),
+            ),
+            Event::ServiceUpdated(s) => (
+                "ServiceUpdated",
+                pb::ServiceUpdated {
+                    service: Some(convert::service_entry(s)),
+                }
+                .encode_to_vec(),
+            ),
+            Event::DependencyDeclared(d) => (
+                "DependencyDeclared",
+                pb::DependencyDeclared {
+                    dependency: Some(convert::dependency_pb(d)),
+                }
+                .encode_to_vec(),
+            ),
+            Event::DependencyRemoved { consumer, provider } => (
+                "DependencyRemoved",
+                pb::DependencyRemoved {
+                    consumer: consumer.to_string(),
+                    provider: provider.to_string(),
+                }
+                .encode_to_vec(),
+            ),
+            Event::CoDeploymentPinned(p) => (
+                "CoDeploymentPinned",
+                pb::CoDeploymentPinned {
+                    pin: Some(convert::pin_pb(p)),
+                }
+                .encode_to_vec(),
+            ),
+        };
+        (format!("{PREFIX}{name}"), 1, bytes)
+    }
+
+    fn decode(
+        &self,
+        event_type: &str,
+        schema_version: u32,
+        payload: &[u8],
+    ) -> Result<Event, String> {
+        if schema_version != 1 {
+            return Err(format!(
+                "{event_type} schema version {schema_version} is not known"
+            ));
+        }
+        let name = event_type
+            .strip_prefix(PREFIX)
+            .ok_or_else(|| format!("{event_type} is not a catalog event"))?;
+        let err = |e: prost::DecodeError| e.to_string();
+        let dom = |e: DomainError| e.to_string();
+        Ok(match name {
+            "ServiceRegistered" => Event::ServiceRegistered(
+                convert::service_spec(pb::ServiceRegistered::decode(payload).map_err(err)?.service)
+                    .map_err(dom)?,
+            ),
+            "ServiceUpdated" => Event::ServiceUpdated(
+                convert::service_spec(pb::ServiceUpdated::decode(payload).map_err(err)?.service)
+                    .map_err(dom)?,
+            ),
+            "DependencyDeclared" => Event::DependencyDeclared(
+                convert::dependency(
+                    pb::DependencyDeclared::decode(payload)
+                        .map_err(err)?
+                        .dependency,
+                )
+                .map_err(dom)?,
+            ),
+            "DependencyRemoved" => {
+                let e = pb::DependencyRemoved::decode(payload).map_err(err)?;
+                Event::DependencyRemoved {
+                    consumer: ServiceName::parse(&e.consumer).map_err(dom)?,
+                    provider: ServiceName::parse(&e.provider).map_err(dom)?,
+                }
+            }
+            "CoDeploymentPinned" => Event::CoDeploymentPinned(
+                convert::pin(pb::CoDeploymentPinned::decode(payload).map_err(err)?.pin)
+                    .map_err(dom)?,
+            ),
+            other => return Err(format!("unknown catalog event {other}")),
+        })
+    }
+}
+
+struct State {
+    catalog: Catalog,
+    version: Option<u64>,
+}
+
+/// The catalog application.
+pub struct CatalogApp {
+    store: Arc<dyn EventStore>,
+    stream: StreamId,
+    state: RwLock<State>,
+}
+
+impl std::fmt::Debug for CatalogApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogApp").finish()
+    }
+}
+
+impl CatalogApp {
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Self {
+            store,
+            stream: StreamId::parse(CATALOG_STREAM)
+                .unwrap_or_else(|_| StreamId::new_for("dependency-catalog")),
+            state: RwLock::new(State {
+                catalog: Catalog::default(),
+                version: None,
+            }),
+        }
+    }
+
+    /// Applies whatever was appended to the catalog stream since the state was read.
+    async fn catch_up(&self, state: &mut State) -> Result<()> {
+        loop {
+            let from = state.version.map_or(0, |v| v + 1);
+            let page = self
+                .store
+                .read_stream(&self.stream, Some(from), Direction::Forwards, PAGE)
+                .await?;
+            let n = page.len();
+            for e in page {
+                let event = CatalogCodec
+                    .decode(&e.event_type, e.schema_version, &e.payload)
+                    .map_err(|reason| AppError::Decode {
+                        position: e.global_position,
+                        reason,
+                    })?;
+                state.catalog = std::mem::take(&mut state.catalog).evolve(&event);
+                state.version = Some(e.stream_version);
+            }
+            if n < PAGE {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs a query on the current catalog.
+    pub async fn read<T>(&self, query: impl FnOnce(&Catalog) -> T) -> Result<T> {
+        {
+            let mut state = self.state.write().await;
+            self.catch_up(&mut state).await?;
+        }
+        let state = self.state.read().await;
+        Ok(query(&state.catalog))
+    }
+
+    /// Decides and appends a command; returns the catalog version after it and whether it
+    /// changed anything.
+    pub async fn execute(&self, command: Command, metadata: Metadata) -> Result<(u64, bool)> {
+        let mut state = self.state.write().await;
+        for _ in 0..3 {
+            self.catch_up(&mut state).await?;
+            let events = state.catalog.decide(command.clone())?;
+            if events.is_empty() {
+                return Ok((state.version.unwrap_or(0), false));
+            }
+            let new_events = events
+                .iter()
+                .map(|ev| {
+                    let (ty, version, payload) = CatalogCodec.encode(ev);
+                    NewEvent::new(ty, version, payload, metadata.clone())
+                })
+                .collect();
+            let expected = state
+                .version
+                .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+            match self
+                .store
+                .append(AppendRequest::new(
+                    self.stream.clone(),
+                    expected,
+                    new_events,
+                ))
+                .await
+            {
+                Ok(o) if o.deduplicated => {
+                    // A retried command: its events are already in the stream.
+                    self.catch_up(&mut state).await?;
+                    return Ok((o.stream_version, true));
+                }
+                Ok(o) => {
+                    for ev in &events {
+                        state.catalog = std::mem::take(&mut state.catalog).evolve(ev);
+                    }
+                    state.version = Some(o.stream_version);
+                    return Ok((o.stream_version, true));
+                }
+                // Another instance appended first: catch up and decide again.
+                Err(StoreError::WrongExpectedVersion { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Store(StoreError::Backend(
+            "the catalog kept changing under this command; try again".into(),
+        )))
+    }
+}

@@ -1,0 +1,163 @@
+//! Conversions between the protobuf contract and the domain, used by the gRPC edge and the
+//! event codec. Proto input is validated here; anything invalid is a [`DomainError::Invalid`]
+//! (InvalidArgument at the edge) naming the field.
+
+use flotilla_proto::dependency::v1 as pb;
+
+use crate::domain::{
+    CoDeploymentPin, DataClassification, Dependency, DomainError, EdgeKind, Result, RuntimeKind,
+    ServiceName, ServiceSpec, Tier,
+};
+
+fn missing(field: &'static str) -> DomainError {
+    DomainError::Invalid {
+        field,
+        reason: "is required".into(),
+    }
+}
+
+pub fn name(field: &'static str, s: &str) -> Result<ServiceName> {
+    if s.is_empty() {
+        return Err(missing(field));
+    }
+    ServiceName::parse(s)
+}
+
+fn runtime(v: i32) -> Result<RuntimeKind> {
+    match pb::Runtime::try_from(v) {
+        Ok(pb::Runtime::Microservice) => Ok(RuntimeKind::Microservice),
+        Ok(pb::Runtime::Database) => Ok(RuntimeKind::Database),
+        Ok(pb::Runtime::Queue) => Ok(RuntimeKind::Queue),
+        Ok(pb::Runtime::ExternalApi) => Ok(RuntimeKind::ExternalApi),
+        Ok(pb::Runtime::SharedInfrastructure) => Ok(RuntimeKind::SharedInfrastructure),
+        _ => Err(DomainError::Invalid {
+            field: "runtime",
+            reason: format!(
+                "{v} is not a runtime; use RUNTIME_MICROSERVICE, _DATABASE, _QUEUE, _EXTERNAL_API or _SHARED_INFRASTRUCTURE"
+            ),
+        }),
+    }
+}
+
+fn runtime_pb(r: RuntimeKind) -> pb::Runtime {
+    match r {
+        RuntimeKind::Microservice => pb::Runtime::Microservice,
+        RuntimeKind::Database => pb::Runtime::Database,
+        RuntimeKind::Queue => pb::Runtime::Queue,
+        RuntimeKind::ExternalApi => pb::Runtime::ExternalApi,
+        RuntimeKind::SharedInfrastructure => pb::Runtime::SharedInfrastructure,
+    }
+}
+
+fn classification(v: i32) -> Result<DataClassification> {
+    match pb::DataClassification::try_from(v) {
+        Ok(pb::DataClassification::Public) => Ok(DataClassification::Public),
+        Ok(pb::DataClassification::Internal) => Ok(DataClassification::Internal),
+        Ok(pb::DataClassification::Confidential) => Ok(DataClassification::Confidential),
+        Ok(pb::DataClassification::Restricted) => Ok(DataClassification::Restricted),
+        _ => Err(DomainError::Invalid {
+            field: "data_classification",
+            reason: format!(
+                "{v} is not a classification; use PUBLIC, INTERNAL, CONFIDENTIAL or RESTRICTED"
+            ),
+        }),
+    }
+}
+
+fn classification_pb(c: DataClassification) -> pb::DataClassification {
+    match c {
+        DataClassification::Public => pb::DataClassification::Public,
+        DataClassification::Internal => pb::DataClassification::Internal,
+        DataClassification::Confidential => pb::DataClassification::Confidential,
+        DataClassification::Restricted => pb::DataClassification::Restricted,
+    }
+}
+
+pub fn edge_kind(v: i32) -> Result<EdgeKind> {
+    match pb::EdgeKind::try_from(v) {
+        Ok(pb::EdgeKind::SyncApi) => Ok(EdgeKind::SyncApi),
+        Ok(pb::EdgeKind::AsyncMessage) => Ok(EdgeKind::AsyncMessage),
+        Ok(pb::EdgeKind::Database) => Ok(EdgeKind::Database),
+        Ok(pb::EdgeKind::SharedInfrastructure) => Ok(EdgeKind::SharedInfrastructure),
+        _ => Err(DomainError::Invalid {
+            field: "kind",
+            reason: format!(
+                "{v} is not an edge kind; use SYNC_API, ASYNC_MESSAGE, DATABASE or SHARED_INFRASTRUCTURE"
+            ),
+        }),
+    }
+}
+
+pub fn edge_kind_pb(k: EdgeKind) -> pb::EdgeKind {
+    match k {
+        EdgeKind::SyncApi => pb::EdgeKind::SyncApi,
+        EdgeKind::AsyncMessage => pb::EdgeKind::AsyncMessage,
+        EdgeKind::Database => pb::EdgeKind::Database,
+        EdgeKind::SharedInfrastructure => pb::EdgeKind::SharedInfrastructure,
+    }
+}
+
+pub fn service_spec(e: Option<pb::ServiceEntry>) -> Result<ServiceSpec> {
+    let e = e.ok_or_else(|| missing("service"))?;
+    Ok(ServiceSpec {
+        name: name("service.name", &e.name)?,
+        owner_team: e.owner_team,
+        business_unit: e.business_unit,
+        tier: Tier::new(e.criticality_tier)?,
+        handles_personal_data: e.handles_personal_data,
+        classification: classification(e.data_classification)?,
+        runtime: runtime(e.runtime)?,
+    })
+}
+
+pub fn service_entry(s: &ServiceSpec) -> pb::ServiceEntry {
+    pb::ServiceEntry {
+        name: s.name.to_string(),
+        owner_team: s.owner_team.clone(),
+        business_unit: s.business_unit.clone(),
+        criticality_tier: u32::from(s.tier.get()),
+        handles_personal_data: s.handles_personal_data,
+        data_classification: classification_pb(s.classification) as i32,
+        runtime: runtime_pb(s.runtime) as i32,
+    }
+}
+
+pub fn dependency(d: Option<pb::Dependency>) -> Result<Dependency> {
+    let d = d.ok_or_else(|| missing("dependency"))?;
+    Ok(Dependency {
+        consumer: name("dependency.consumer", &d.consumer)?,
+        provider: name("dependency.provider", &d.provider)?,
+        kind: edge_kind(d.kind)?,
+        data_flows: d.data_flows.into_iter().collect(),
+    })
+}
+
+pub fn dependency_pb(d: &Dependency) -> pb::Dependency {
+    pb::Dependency {
+        consumer: d.consumer.to_string(),
+        provider: d.provider.to_string(),
+        kind: edge_kind_pb(d.kind) as i32,
+        data_flows: d.data_flows.iter().cloned().collect(),
+    }
+}
+
+pub fn pin(p: Option<pb::CoDeploymentPin>) -> Result<CoDeploymentPin> {
+    let p = p.ok_or_else(|| missing("pin"))?;
+    Ok(CoDeploymentPin {
+        group: p.group,
+        services: p
+            .services
+            .iter()
+            .map(|s| name("pin.services", s))
+            .collect::<Result<_>>()?,
+        reason: p.reason,
+    })
+}
+
+pub fn pin_pb(p: &CoDeploymentPin) -> pb::CoDeploymentPin {
+    pb::CoDeploymentPin {
+        group: p.group.clone(),
+        services: p.services.iter().map(|s| s.to_string()).collect(),
+        reason: p.reason.clone(),
+    }
+}

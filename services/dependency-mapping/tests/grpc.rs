@@ -1,0 +1,338 @@
+//! The dependency-mapping service over gRPC on a real SQLite store: commands, validation that
+//! changes nothing, impact, co-deployment groups, release plans, and identical answers after the
+//! service is stopped and started again on the same store.
+
+use flotilla_core::event::Timestamp;
+use flotilla_dependency_mapping::{DependencyMappingModule, NAME};
+use flotilla_proto::dependency::v1 as pb;
+use flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient;
+use flotilla_runtime::{ServiceContext, ServiceModule};
+use tonic::Code;
+use tonic::transport::Channel;
+
+struct Running {
+    client: DependencyMappingServiceClient<Channel>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start(db: &std::path::Path) -> Running {
+    let store = flotilla_store::open(&format!("sqlite://{}", db.display()), "unused")
+        .await
+        .expect("store");
+    let mut routes = tonic::service::RoutesBuilder::default();
+    DependencyMappingModule.register(
+        ServiceContext {
+            service: NAME,
+            store,
+            started_at: Timestamp::now(),
+        },
+        &mut routes,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let names = DependencyMappingModule.grpc_services();
+    let task = tokio::spawn(async move {
+        flotilla_runtime::server::serve(listener, routes, &names, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("serve");
+    });
+    let mut client = None;
+    for _ in 0..100 {
+        if let Ok(c) = DependencyMappingServiceClient::connect(format!("http://{addr}")).await {
+            client = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Running {
+        client: client.expect("connect"),
+        stop,
+        task,
+    }
+}
+
+fn entry(name: &str, tier: u32, pii: bool, bu: &str) -> pb::ServiceEntry {
+    pb::ServiceEntry {
+        name: name.into(),
+        owner_team: "team-a".into(),
+        business_unit: bu.into(),
+        criticality_tier: tier,
+        handles_personal_data: pii,
+        data_classification: pb::DataClassification::Confidential as i32,
+        runtime: pb::Runtime::Microservice as i32,
+    }
+}
+
+fn dep(c: &str, p: &str, kind: pb::EdgeKind) -> pb::DeclareDependencyRequest {
+    pb::DeclareDependencyRequest {
+        dependency: Some(pb::Dependency {
+            consumer: c.into(),
+            provider: p.into(),
+            kind: kind as i32,
+            data_flows: vec!["payment-card".into()],
+        }),
+    }
+}
+
+async fn answers(
+    c: &mut DependencyMappingServiceClient<Channel>,
+) -> (
+    Vec<pb::ImpactEntry>,
+    Vec<pb::CoDeploymentGroup>,
+    pb::ReleasePlan,
+    Vec<pb::ServiceEntry>,
+) {
+    let impact = c
+        .analyze_impact(pb::AnalyzeImpactRequest {
+            service: "ledger".into(),
+        })
+        .await
+        .expect("impact")
+        .into_inner()
+        .entries;
+    let groups = c
+        .get_co_deployment_groups(pb::GetCoDeploymentGroupsRequest {})
+        .await
+        .expect("groups")
+        .into_inner()
+        .groups;
+    let plan = c
+        .plan_release(pb::PlanReleaseRequest {
+            items: vec![
+                pb::ReleaseItem {
+                    service: "checkout".into(),
+                    version: "2.0.0".into(),
+                },
+                pb::ReleaseItem {
+                    service: "ledger".into(),
+                    version: "9.1.0".into(),
+                },
+            ],
+        })
+        .await
+        .expect("plan")
+        .into_inner();
+    let services = c
+        .list_services(pb::ListServicesRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .services;
+    (impact, groups, plan, services)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_graph_and_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("dependency-mapping.db");
+    let mut svc = start(&db).await;
+    let c = &mut svc.client;
+    for s in [
+        entry("web", 2, false, "retail"),
+        entry("checkout", 1, true, "retail"),
+        entry("payments", 1, true, "finance"),
+        entry("ledger", 1, false, "finance"),
+        entry("fraud", 2, true, "risk"),
+    ] {
+        let r = c
+            .register_service(pb::RegisterServiceRequest { service: Some(s) })
+            .await
+            .expect("register")
+            .into_inner();
+        assert!(r.changed);
+    }
+    for d in [
+        dep("web", "checkout", pb::EdgeKind::SyncApi),
+        dep("checkout", "payments", pb::EdgeKind::SyncApi),
+        dep("payments", "ledger", pb::EdgeKind::Database),
+        dep("payments", "fraud", pb::EdgeKind::SyncApi),
+        dep("fraud", "payments", pb::EdgeKind::SyncApi),
+    ] {
+        c.declare_dependency(d).await.expect("declare");
+    }
+    let version_before = c
+        .declare_dependency(dep("web", "checkout", pb::EdgeKind::SyncApi))
+        .await
+        .expect("redeclare")
+        .into_inner();
+    assert!(
+        !version_before.changed,
+        "redeclaring the same edge changes nothing"
+    );
+
+    // Bad input of every kind: precise codes, nothing changes.
+    let cases: Vec<(tonic::Status, Code, &str)> = vec![
+        (
+            c.register_service(pb::RegisterServiceRequest {
+                service: Some(entry("web", 2, false, "retail")),
+            })
+            .await
+            .expect_err("dup"),
+            Code::AlreadyExists,
+            "already registered",
+        ),
+        (
+            c.register_service(pb::RegisterServiceRequest {
+                service: Some(entry("Bad Name", 2, false, "retail")),
+            })
+            .await
+            .expect_err("name"),
+            Code::InvalidArgument,
+            "service name",
+        ),
+        (
+            c.register_service(pb::RegisterServiceRequest {
+                service: Some(entry("new", 9, false, "retail")),
+            })
+            .await
+            .expect_err("tier"),
+            Code::InvalidArgument,
+            "criticality tier",
+        ),
+        (
+            c.register_service(pb::RegisterServiceRequest {
+                service: Some(pb::ServiceEntry {
+                    runtime: 0,
+                    ..entry("new", 2, false, "x")
+                }),
+            })
+            .await
+            .expect_err("runtime"),
+            Code::InvalidArgument,
+            "runtime",
+        ),
+        (
+            c.register_service(pb::RegisterServiceRequest { service: None })
+                .await
+                .expect_err("missing"),
+            Code::InvalidArgument,
+            "service",
+        ),
+        (
+            c.declare_dependency(dep("web", "web", pb::EdgeKind::SyncApi))
+                .await
+                .expect_err("self"),
+            Code::InvalidArgument,
+            "itself",
+        ),
+        (
+            c.declare_dependency(dep("web", "ghost", pb::EdgeKind::SyncApi))
+                .await
+                .expect_err("unknown"),
+            Code::NotFound,
+            "ghost",
+        ),
+        (
+            c.declare_dependency(dep("web", "ledger", pb::EdgeKind::Unspecified))
+                .await
+                .expect_err("kind"),
+            Code::InvalidArgument,
+            "edge kind",
+        ),
+        (
+            c.remove_dependency(pb::RemoveDependencyRequest {
+                consumer: "ledger".into(),
+                provider: "web".into(),
+            })
+            .await
+            .expect_err("no edge"),
+            Code::NotFound,
+            "does not depend",
+        ),
+        (
+            c.analyze_impact(pb::AnalyzeImpactRequest {
+                service: "ghost".into(),
+            })
+            .await
+            .expect_err("impact"),
+            Code::NotFound,
+            "ghost",
+        ),
+        (
+            c.get_service(pb::GetServiceRequest {
+                name: "ghost".into(),
+            })
+            .await
+            .expect_err("get"),
+            Code::NotFound,
+            "ghost",
+        ),
+        (
+            c.plan_release(pb::PlanReleaseRequest {
+                items: vec![pb::ReleaseItem {
+                    service: "web".into(),
+                    version: "".into(),
+                }],
+            })
+            .await
+            .expect_err("plan"),
+            Code::InvalidArgument,
+            "version",
+        ),
+    ];
+    for (st, code, needle) in cases {
+        assert_eq!(st.code(), code, "{st:?}");
+        assert!(
+            st.message().contains(needle),
+            "{:?} should mention {needle:?}",
+            st.message()
+        );
+    }
+    let after = c
+        .declare_dependency(dep("web", "checkout", pb::EdgeKind::SyncApi))
+        .await
+        .expect("redeclare")
+        .into_inner();
+    assert_eq!(
+        after.catalog_version, version_before.catalog_version,
+        "refused commands appended nothing"
+    );
+
+    let (impact, groups, plan, services) = answers(c).await;
+    assert_eq!(
+        impact
+            .iter()
+            .map(|e| (e.service.as_str(), e.distance))
+            .collect::<Vec<_>>(),
+        [("payments", 1), ("checkout", 2), ("fraud", 2), ("web", 3)]
+    );
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        groups[0]
+            .members
+            .iter()
+            .map(|m| m.service.as_str())
+            .collect::<Vec<_>>(),
+        ["fraud", "payments"]
+    );
+    let waves: Vec<Vec<&str>> = plan
+        .waves
+        .iter()
+        .map(|w| w.services.iter().map(|s| s.service.as_str()).collect())
+        .collect();
+    assert_eq!(waves, vec![vec!["ledger"], vec!["checkout"]]);
+    assert_eq!(
+        plan.impact
+            .iter()
+            .map(|e| e.service.as_str())
+            .collect::<Vec<_>>(),
+        ["payments", "fraud", "web"]
+    );
+    assert_eq!(services.len(), 5);
+
+    // Stop, start again on the same store: identical answers.
+    let _ = svc.stop.send(());
+    svc.task.await.expect("server stopped");
+    let mut again = start(&db).await;
+    assert_eq!(
+        answers(&mut again.client).await,
+        (impact, groups, plan, services)
+    );
+    let _ = again.stop.send(());
+}
