@@ -77,6 +77,14 @@ impl EventCodec<Event> for CatalogCodec {
                 }
                 .encode_to_vec(),
             ),
+            Event::CallsObserved { calls, at } => (
+                "CallsObserved",
+                pb::CallsObserved {
+                    calls: convert::observed_calls_pb(calls),
+                    observed_at: Some(convert::timestamp(*at)),
+                }
+                .encode_to_vec(),
+            ),
         };
         (format!("{PREFIX}{name}"), 1, bytes)
     }
@@ -125,6 +133,20 @@ impl EventCodec<Event> for CatalogCodec {
                 convert::pin(pb::CoDeploymentPinned::decode(payload).map_err(err)?.pin)
                     .map_err(dom)?,
             ),
+            "CallsObserved" => {
+                let e = pb::CallsObserved::decode(payload).map_err(err)?;
+                let at = e
+                    .observed_at
+                    .as_ref()
+                    .map(convert::micros)
+                    .transpose()
+                    .map_err(dom)?
+                    .unwrap_or_default();
+                Event::CallsObserved {
+                    calls: convert::observed_calls(e.calls).map_err(dom)?,
+                    at,
+                }
+            }
             other => return Err(format!("unknown catalog event {other}")),
         })
     }

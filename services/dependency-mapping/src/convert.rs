@@ -161,3 +161,50 @@ pub fn pin_pb(p: &CoDeploymentPin) -> pb::CoDeploymentPin {
         reason: p.reason.clone(),
     }
 }
+
+pub fn timestamp(micros: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+    }
+}
+
+pub fn micros(t: &prost_types::Timestamp) -> Result<i64> {
+    if !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(DomainError::Invalid {
+            field: "observed_at",
+            reason: format!("nanos {} out of range", t.nanos),
+        });
+    }
+    t.seconds
+        .checked_mul(1_000_000)
+        .and_then(|s| s.checked_add(i64::from(t.nanos / 1_000)))
+        .ok_or_else(|| DomainError::Invalid {
+            field: "observed_at",
+            reason: "out of range".into(),
+        })
+}
+
+pub fn observed_calls(calls: Vec<pb::ObservedCall>) -> Result<Vec<crate::domain::ObservedCall>> {
+    calls
+        .into_iter()
+        .map(|c| {
+            Ok(crate::domain::ObservedCall {
+                client: name("calls.client", &c.client)?,
+                server: name("calls.server", &c.server)?,
+                calls: c.calls,
+            })
+        })
+        .collect()
+}
+
+pub fn observed_calls_pb(calls: &[crate::domain::ObservedCall]) -> Vec<pb::ObservedCall> {
+    calls
+        .iter()
+        .map(|c| pb::ObservedCall {
+            client: c.client.to_string(),
+            server: c.server.to_string(),
+            calls: c.calls,
+        })
+        .collect()
+}

@@ -304,4 +304,169 @@ impl DependencyMappingService for DependencyMappingApi {
             impact: plan.impact.iter().map(impact_pb).collect(),
         }))
     }
+
+    #[tracing::instrument(skip_all, fields(rpc = "RecordObservedCalls"))]
+    async fn record_observed_calls(
+        &self,
+        request: Request<pb::RecordObservedCallsRequest>,
+    ) -> Result<Response<pb::CommandAccepted>, Status> {
+        let md = metadata(&request);
+        let r = request.into_inner();
+        let calls = convert::observed_calls(r.calls).map_err(domain)?;
+        let at = match r.observed_at.as_ref() {
+            Some(t) => convert::micros(t).map_err(domain)?,
+            None => flotilla_core::event::Timestamp::now().as_micros(),
+        };
+        self.command(Command::RecordObservedCalls { calls, at }, md)
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetDependencyDrift"))]
+    async fn get_dependency_drift(
+        &self,
+        _request: Request<pb::GetDependencyDriftRequest>,
+    ) -> Result<Response<pb::DependencyDrift>, Status> {
+        let drift = self
+            .app
+            .read(|c| {
+                let d = graph::drift(c);
+                pb::DependencyDrift {
+                    declared_not_observed: d
+                        .declared_not_observed
+                        .iter()
+                        .filter_map(|(consumer, provider, _)| {
+                            c.dependencies.get(&(consumer.clone(), provider.clone()))
+                        })
+                        .map(convert::dependency_pb)
+                        .collect(),
+                    observed_not_declared: d
+                        .observed_not_declared
+                        .iter()
+                        .map(|(client, server, o)| pb::ObservedEdge {
+                            client: client.to_string(),
+                            server: server.to_string(),
+                            calls: o.calls,
+                            first_seen: Some(convert::timestamp(o.first_seen)),
+                            last_seen: Some(convert::timestamp(o.last_seen)),
+                        })
+                        .collect(),
+                }
+            })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(drift))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetDependencyMatrix"))]
+    async fn get_dependency_matrix(
+        &self,
+        request: Request<pb::GetDependencyMatrixRequest>,
+    ) -> Result<Response<pb::DependencyMatrix>, Status> {
+        let r = request.into_inner();
+        let format = pb::MatrixFormat::try_from(r.format).unwrap_or(pb::MatrixFormat::Unspecified);
+        if format == pb::MatrixFormat::Unspecified {
+            return Err(domain(DomainError::Invalid {
+                field: "format",
+                reason: "choose MATRIX_FORMAT_JSON or MATRIX_FORMAT_CSV".into(),
+            }));
+        }
+        let services = r
+            .services
+            .iter()
+            .map(|s| convert::name("services", s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(domain)?;
+        let body = self
+            .app
+            .read(|c| {
+                graph::matrix(c, &services, &r.business_unit).map(|(names, cells)| match format {
+                    pb::MatrixFormat::Csv => matrix_csv(&names, &cells),
+                    _ => matrix_json(&names, &cells),
+                })
+            })
+            .await
+            .map_err(status)?
+            .map_err(domain)?;
+        let content_type = if format == pb::MatrixFormat::Csv {
+            "text/csv"
+        } else {
+            "application/json"
+        };
+        Ok(Response::new(pb::DependencyMatrix {
+            content_type: content_type.into(),
+            body,
+        }))
+    }
+}
+
+fn cell_text(d: &crate::domain::Dependency) -> String {
+    if d.data_flows.is_empty() {
+        d.kind.as_str().to_owned()
+    } else {
+        format!(
+            "{}:{}",
+            d.kind.as_str(),
+            d.data_flows.iter().cloned().collect::<Vec<_>>().join(";")
+        )
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Rows are consumers, columns providers; a cell is `kind` or `kind:flow;flow`.
+fn matrix_csv(
+    names: &[crate::domain::ServiceName],
+    cells: &[&crate::domain::Dependency],
+) -> String {
+    let index: std::collections::HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let mut grid = vec![vec![String::new(); names.len()]; names.len()];
+    for d in cells {
+        if let (Some(&r), Some(&c)) = (
+            index.get(d.consumer.as_str()),
+            index.get(d.provider.as_str()),
+        ) {
+            grid[r][c] = cell_text(d);
+        }
+    }
+    let mut out = String::from("consumer\\provider");
+    for n in names {
+        out.push(',');
+        out.push_str(&csv_field(n.as_str()));
+    }
+    out.push('\n');
+    for (r, n) in names.iter().enumerate() {
+        out.push_str(&csv_field(n.as_str()));
+        for cell in &grid[r] {
+            out.push(',');
+            out.push_str(&csv_field(cell));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn matrix_json(
+    names: &[crate::domain::ServiceName],
+    cells: &[&crate::domain::Dependency],
+) -> String {
+    serde_json::json!({
+        "services": names.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+        "cells": cells.iter().map(|d| serde_json::json!({
+            "consumer": d.consumer.as_str(),
+            "provider": d.provider.as_str(),
+            "kind": d.kind.as_str(),
+            "data_flows": d.data_flows,
+        })).collect::<Vec<_>>(),
+    })
+    .to_string()
 }

@@ -87,6 +87,7 @@ async fn answers(
     Vec<pb::CoDeploymentGroup>,
     pb::ReleasePlan,
     Vec<pb::ServiceEntry>,
+    pb::DependencyDrift,
 ) {
     let impact = c
         .analyze_impact(pb::AnalyzeImpactRequest {
@@ -124,7 +125,14 @@ async fn answers(
         .expect("list")
         .into_inner()
         .services;
-    (impact, groups, plan, services)
+    (impact, groups, plan, services, drift_of(c).await)
+}
+
+async fn drift_of(c: &mut DependencyMappingServiceClient<Channel>) -> pb::DependencyDrift {
+    c.get_dependency_drift(pb::GetDependencyDriftRequest {})
+        .await
+        .expect("drift")
+        .into_inner()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,7 +302,7 @@ async fn catalog_graph_and_restart() {
         "refused commands appended nothing"
     );
 
-    let (impact, groups, plan, services) = answers(c).await;
+    let (impact, groups, plan, services, _) = answers(c).await;
     assert_eq!(
         impact
             .iter()
@@ -326,13 +334,98 @@ async fn catalog_graph_and_restart() {
     );
     assert_eq!(services.len(), 5);
 
+    // Runtime observations against declarations, and the matrix.
+    let calls = vec![
+        pb::ObservedCall {
+            client: "web".into(),
+            server: "checkout".into(),
+            calls: 50,
+        },
+        pb::ObservedCall {
+            client: "web".into(),
+            server: "shadow-api".into(),
+            calls: 2,
+        },
+    ];
+    c.record_observed_calls(pb::RecordObservedCallsRequest {
+        calls,
+        observed_at: Some(prost_types::Timestamp {
+            seconds: 1_764_000_000,
+            nanos: 0,
+        }),
+    })
+    .await
+    .expect("observe");
+    let bad = c
+        .record_observed_calls(pb::RecordObservedCallsRequest {
+            calls: vec![pb::ObservedCall {
+                client: "web".into(),
+                server: "checkout".into(),
+                calls: 0,
+            }],
+            observed_at: None,
+        })
+        .await
+        .expect_err("zero");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let drift = c
+        .get_dependency_drift(pb::GetDependencyDriftRequest {})
+        .await
+        .expect("drift")
+        .into_inner();
+    assert_eq!(
+        drift
+            .observed_not_declared
+            .iter()
+            .map(|e| (e.client.as_str(), e.server.as_str(), e.calls))
+            .collect::<Vec<_>>(),
+        [("web", "shadow-api", 2)]
+    );
+    assert_eq!(
+        drift.observed_not_declared[0]
+            .first_seen
+            .as_ref()
+            .map(|t| t.seconds),
+        Some(1_764_000_000)
+    );
+    assert_eq!(drift.declared_not_observed.len(), 4);
+    let csv = c
+        .get_dependency_matrix(pb::GetDependencyMatrixRequest {
+            format: pb::MatrixFormat::Csv as i32,
+            services: vec![],
+            business_unit: "finance".into(),
+        })
+        .await
+        .expect("csv")
+        .into_inner();
+    assert_eq!(csv.content_type, "text/csv");
+    assert_eq!(
+        csv.body,
+        "consumer\\provider,ledger,payments\nledger,,\npayments,database:payment-card,\n"
+    );
+    let json = c
+        .get_dependency_matrix(pb::GetDependencyMatrixRequest {
+            format: pb::MatrixFormat::Json as i32,
+            services: vec!["web".into(), "checkout".into()],
+            business_unit: String::new(),
+        })
+        .await
+        .expect("json")
+        .into_inner();
+    let v: serde_json::Value = serde_json::from_str(&json.body).expect("json body");
+    assert_eq!(v["services"], serde_json::json!(["checkout", "web"]));
+    assert_eq!(v["cells"][0]["kind"], "sync_api");
+    let bad = c
+        .get_dependency_matrix(pb::GetDependencyMatrixRequest::default())
+        .await
+        .expect_err("format");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+
+    let before = answers(c).await;
     // Stop, start again on the same store: identical answers.
     let _ = svc.stop.send(());
     svc.task.await.expect("server stopped");
     let mut again = start(&db).await;
-    assert_eq!(
-        answers(&mut again.client).await,
-        (impact, groups, plan, services)
-    );
+    assert_eq!(answers(&mut again.client).await, before);
     let _ = again.stop.send(());
 }

@@ -408,3 +408,73 @@ pub fn plan_release(catalog: &Catalog, items: &[(ServiceName, String)]) -> Resul
         impact: impact_set,
     })
 }
+
+/// Declared edges never observed at runtime, and observed edges never declared.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Drift {
+    pub declared_not_observed: Vec<(ServiceName, ServiceName, EdgeKind)>,
+    pub observed_not_declared: Vec<(ServiceName, ServiceName, super::ObservedEdge)>,
+}
+
+/// Compares declarations with observations.
+pub fn drift(catalog: &Catalog) -> Drift {
+    Drift {
+        declared_not_observed: catalog
+            .dependencies
+            .iter()
+            .filter(|(k, _)| !catalog.observed.contains_key(*k))
+            .map(|((c, p), d)| (c.clone(), p.clone(), d.kind))
+            .collect(),
+        observed_not_declared: catalog
+            .observed
+            .iter()
+            .filter(|(k, _)| !catalog.dependencies.contains_key(*k))
+            .map(|((c, p), o)| (c.clone(), p.clone(), *o))
+            .collect(),
+    }
+}
+
+/// Most services a dense matrix may have (ask for a business unit or a set of services).
+pub const MAX_MATRIX_SERVICES: usize = 500;
+
+/// The dependency matrix of `services` (all when empty): the services, in order, and every
+/// declared edge between two of them.
+pub fn matrix<'a>(
+    catalog: &'a Catalog,
+    services: &[ServiceName],
+    business_unit: &str,
+) -> Result<(Vec<ServiceName>, Vec<&'a super::Dependency>)> {
+    for s in services {
+        if !catalog.services.contains_key(s) {
+            return Err(DomainError::UnknownService(s.clone()));
+        }
+    }
+    let chosen: BTreeSet<ServiceName> = if services.is_empty() {
+        catalog
+            .services
+            .values()
+            .filter(|s| business_unit.is_empty() || s.business_unit == business_unit)
+            .map(|s| s.name.clone())
+            .collect()
+    } else {
+        services.iter().cloned().collect()
+    };
+    if chosen.len() > MAX_MATRIX_SERVICES {
+        return Err(DomainError::Invalid {
+            field: "services",
+            reason: format!(
+                "{} services make a matrix too large to read; name at most {MAX_MATRIX_SERVICES} services or a business unit",
+                chosen.len()
+            ),
+        });
+    }
+    let cells = chosen
+        .iter()
+        .flat_map(|c| {
+            catalog
+                .providers_of(c)
+                .filter(|d| chosen.contains(&d.provider))
+        })
+        .collect();
+    Ok((chosen.into_iter().collect(), cells))
+}

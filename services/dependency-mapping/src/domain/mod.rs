@@ -42,6 +42,11 @@ pub enum Command {
         provider: ServiceName,
     },
     PinCoDeployment(CoDeploymentPin),
+    /// Calls seen at runtime (e.g. from an OpenTelemetry service graph); `at` is when.
+    RecordObservedCalls {
+        calls: Vec<ObservedCall>,
+        at: i64,
+    },
 }
 
 /// Facts about the catalog.
@@ -55,6 +60,10 @@ pub enum Event {
         provider: ServiceName,
     },
     CoDeploymentPinned(CoDeploymentPin),
+    CallsObserved {
+        calls: Vec<ObservedCall>,
+        at: i64,
+    },
 }
 
 /// The catalog: services, declared dependencies and co-deployment pins.
@@ -67,6 +76,8 @@ pub struct Catalog {
     pub pins: BTreeMap<String, CoDeploymentPin>,
     /// Reverse index of `dependencies`: (provider, consumer).
     pub dependents: BTreeSet<(ServiceName, ServiceName)>,
+    /// Observed edges by (client, server): runtime truth to hold declarations against.
+    pub observed: BTreeMap<(ServiceName, ServiceName), ObservedEdge>,
 }
 
 impl Catalog {
@@ -138,6 +149,26 @@ impl Catalog {
                 }
                 Ok(vec![Event::DependencyRemoved { consumer, provider }])
             }
+            Command::RecordObservedCalls { calls, at } => {
+                if calls.is_empty() {
+                    return Err(DomainError::Invalid {
+                        field: "calls",
+                        reason: "report at least one observed call".into(),
+                    });
+                }
+                for c in &calls {
+                    if c.client == c.server {
+                        return Err(DomainError::SelfDependency(c.client.clone()));
+                    }
+                    if c.calls == 0 {
+                        return Err(DomainError::Invalid {
+                            field: "calls",
+                            reason: format!("{} -> {} reports 0 calls", c.client, c.server),
+                        });
+                    }
+                }
+                Ok(vec![Event::CallsObserved { calls, at }])
+            }
             Command::PinCoDeployment(pin) => {
                 pin.validate()?;
                 if pin.services.len() < 2 {
@@ -177,6 +208,21 @@ impl Catalog {
             }
             Event::CoDeploymentPinned(pin) => {
                 self.pins.insert(pin.group.clone(), pin.clone());
+            }
+            Event::CallsObserved { calls, at } => {
+                for c in calls {
+                    let edge = self
+                        .observed
+                        .entry((c.client.clone(), c.server.clone()))
+                        .or_insert(ObservedEdge {
+                            calls: 0,
+                            first_seen: *at,
+                            last_seen: *at,
+                        });
+                    edge.calls = edge.calls.saturating_add(c.calls);
+                    edge.first_seen = edge.first_seen.min(*at);
+                    edge.last_seen = edge.last_seen.max(*at);
+                }
             }
         }
         self

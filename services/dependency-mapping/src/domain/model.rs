@@ -190,3 +190,20 @@ impl CoDeploymentPin {
         Ok(())
     }
 }
+
+/// Calls from one service to another in a reporting window. Names need not be registered:
+/// an unregistered caller is exactly what the drift report should show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedCall {
+    pub client: ServiceName,
+    pub server: ServiceName,
+    pub calls: u64,
+}
+
+/// What runtime observation says about one edge (times in microseconds since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObservedEdge {
+    pub calls: u64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use super::graph::{co_deployment_groups, impact, plan_release};
+use super::graph::{co_deployment_groups, drift, impact, matrix, plan_release};
 use super::*;
 
 fn name(s: &str) -> ServiceName {
@@ -303,4 +303,97 @@ fn deep_chains_do_not_overflow() {
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].members.len(), n);
     assert_eq!(impact(&c, &name("s0")).expect("impact").len(), n - 1);
+}
+
+#[test]
+fn drift_compares_declared_and_observed_edges() {
+    let c = shop();
+    let calls = vec![
+        ObservedCall {
+            client: name("web"),
+            server: name("checkout"),
+            calls: 120,
+        },
+        ObservedCall {
+            client: name("web"),
+            server: name("shadow-api"),
+            calls: 3,
+        },
+    ];
+    assert!(
+        c.decide(Command::RecordObservedCalls {
+            calls: vec![],
+            at: 1
+        })
+        .is_err()
+    );
+    assert_eq!(
+        c.decide(Command::RecordObservedCalls {
+            calls: vec![ObservedCall {
+                client: name("web"),
+                server: name("web"),
+                calls: 1
+            }],
+            at: 1
+        }),
+        Err(DomainError::SelfDependency(name("web")))
+    );
+    let c = apply(
+        c,
+        Command::RecordObservedCalls {
+            calls: calls.clone(),
+            at: 100,
+        },
+    );
+    let c = apply(c, Command::RecordObservedCalls { calls, at: 200 });
+    let d = drift(&c);
+    assert_eq!(d.observed_not_declared.len(), 1);
+    let (client, server, seen) = &d.observed_not_declared[0];
+    assert_eq!(
+        (
+            client.as_str(),
+            server.as_str(),
+            seen.calls,
+            seen.first_seen,
+            seen.last_seen
+        ),
+        ("web", "shadow-api", 6, 100, 200)
+    );
+    assert_eq!(c.observed[&(name("web"), name("checkout"))].calls, 240);
+    let never: Vec<(&str, &str)> = d
+        .declared_not_observed
+        .iter()
+        .map(|(a, b, _)| (a.as_str(), b.as_str()))
+        .collect();
+    assert_eq!(
+        never,
+        [
+            ("checkout", "payments"),
+            ("fraud", "payments"),
+            ("payments", "fraud"),
+            ("payments", "ledger"),
+            ("reports", "ledger")
+        ]
+    );
+}
+
+#[test]
+fn matrix_lists_edges_among_chosen_services() {
+    let c = shop();
+    let (services, cells) = matrix(&c, &[], "finance").expect("matrix");
+    assert_eq!(
+        services.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        ["ledger", "payments", "reports"]
+    );
+    assert_eq!(
+        cells
+            .iter()
+            .map(|d| (d.consumer.as_str(), d.provider.as_str()))
+            .collect::<Vec<_>>(),
+        [("payments", "ledger"), ("reports", "ledger")]
+    );
+    assert_eq!(
+        matrix(&c, &[name("ghost")], ""),
+        Err(DomainError::UnknownService(name("ghost")))
+    );
 }
