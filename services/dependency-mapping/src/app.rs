@@ -13,6 +13,7 @@ use prost::Message;
 use tokio::sync::RwLock;
 
 use crate::convert;
+use crate::domain::graph::Graph;
 use crate::domain::{Catalog, Command, DomainError, Event, ServiceName};
 
 /// The catalog's one stream.
@@ -155,6 +156,8 @@ impl EventCodec<Event> for CatalogCodec {
 struct State {
     catalog: Catalog,
     version: Option<u64>,
+    /// The catalog indexed for graph queries; dropped whenever the catalog changes.
+    graph: Option<Arc<Graph>>,
 }
 
 /// The catalog application.
@@ -179,6 +182,7 @@ impl CatalogApp {
             state: RwLock::new(State {
                 catalog: Catalog::default(),
                 version: None,
+                graph: None,
             }),
         }
     }
@@ -201,6 +205,7 @@ impl CatalogApp {
                     })?;
                 state.catalog = std::mem::take(&mut state.catalog).evolve(&event);
                 state.version = Some(e.stream_version);
+                state.graph = None;
             }
             if n < PAGE {
                 return Ok(());
@@ -216,6 +221,18 @@ impl CatalogApp {
         }
         let state = self.state.read().await;
         Ok(query(&state.catalog))
+    }
+
+    /// The current catalog indexed for graph queries (built once per catalog version).
+    pub async fn graph(&self) -> Result<Arc<Graph>> {
+        let mut state = self.state.write().await;
+        self.catch_up(&mut state).await?;
+        if let Some(g) = &state.graph {
+            return Ok(g.clone());
+        }
+        let g = Arc::new(Graph::build(&state.catalog));
+        state.graph = Some(g.clone());
+        Ok(g)
     }
 
     /// Decides and appends a command; returns the catalog version after it and whether it
@@ -256,6 +273,7 @@ impl CatalogApp {
                     for ev in &events {
                         state.catalog = std::mem::take(&mut state.catalog).evolve(ev);
                     }
+                    state.graph = None;
                     state.version = Some(o.stream_version);
                     return Ok((o.stream_version, true));
                 }

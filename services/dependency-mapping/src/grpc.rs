@@ -223,9 +223,10 @@ impl DependencyMappingService for DependencyMappingApi {
         let name = convert::name("service", &request.into_inner().service).map_err(domain)?;
         let entries = self
             .app
-            .read(|c| graph::impact(c, &name))
+            .graph()
             .await
             .map_err(status)?
+            .impact(&name)
             .map_err(domain)?;
         Ok(Response::new(pb::AnalyzeImpactResponse {
             entries: entries.iter().map(impact_pb).collect(),
@@ -239,9 +240,10 @@ impl DependencyMappingService for DependencyMappingApi {
     ) -> Result<Response<pb::GetCoDeploymentGroupsResponse>, Status> {
         let groups = self
             .app
-            .read(graph::co_deployment_groups)
+            .graph()
             .await
-            .map_err(status)?;
+            .map_err(status)?
+            .co_deployment_groups();
         Ok(Response::new(pb::GetCoDeploymentGroupsResponse {
             groups: groups
                 .into_iter()
@@ -282,9 +284,10 @@ impl DependencyMappingService for DependencyMappingApi {
             .map_err(domain)?;
         let plan = self
             .app
-            .read(|c| graph::plan_release(c, &items))
+            .graph()
             .await
             .map_err(status)?
+            .plan_release(&items)
             .map_err(domain)?;
         Ok(Response::new(pb::ReleasePlan {
             waves: plan

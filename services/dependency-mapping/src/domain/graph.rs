@@ -1,5 +1,8 @@
 //! Graph queries over the catalog: impact analysis (reverse transitive closure), co-deployment
 //! groups (cycles of synchronous coupling plus pins) and release plans in waves.
+//!
+//! Queries run on a [`Graph`]: the catalog indexed by integers (adjacency lists both ways), built
+//! once per catalog version and shared by queries until the catalog changes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -21,134 +24,25 @@ pub struct ImpactEntry {
     pub risk: u32,
 }
 
-fn risk(tier: Tier, pii: bool, kinds: &BTreeSet<EdgeKind>, distance: u32) -> u32 {
-    let base = tier.weight() * 100
-        + if pii { 60 } else { 0 }
-        + if kinds.contains(&EdgeKind::SyncApi) {
-            30
-        } else {
-            0
-        };
+const KINDS: [EdgeKind; 4] = [
+    EdgeKind::SyncApi,
+    EdgeKind::AsyncMessage,
+    EdgeKind::Database,
+    EdgeKind::SharedInfrastructure,
+];
+
+fn bit(k: EdgeKind) -> u8 {
+    match k {
+        EdgeKind::SyncApi => 1,
+        EdgeKind::AsyncMessage => 2,
+        EdgeKind::Database => 4,
+        EdgeKind::SharedInfrastructure => 8,
+    }
+}
+
+fn risk(tier: Tier, pii: bool, sync: bool, distance: u32) -> u32 {
+    let base = tier.weight() * 100 + if pii { 60 } else { 0 } + if sync { 30 } else { 0 };
     base.saturating_sub(distance.saturating_sub(1) * 40)
-}
-
-/// Every service that depends on `changed`, directly or transitively, ranked by risk (then
-/// distance, then name).
-pub fn impact(catalog: &Catalog, changed: &ServiceName) -> Result<Vec<ImpactEntry>> {
-    if !catalog.services.contains_key(changed) {
-        return Err(DomainError::UnknownService(changed.clone()));
-    }
-    let mut dist: HashMap<&ServiceName, u32> = HashMap::new();
-    let mut kinds: HashMap<&ServiceName, BTreeSet<EdgeKind>> = HashMap::new();
-    dist.insert(changed, 0);
-    let mut queue = VecDeque::from([changed]);
-    while let Some(provider) = queue.pop_front() {
-        let d = dist[provider];
-        for consumer in catalog.consumers_of(provider) {
-            let kind = catalog
-                .dependencies
-                .get(&(consumer.clone(), provider.clone()))
-                .map(|dep| dep.kind);
-            match dist.get(consumer) {
-                None => {
-                    dist.insert(consumer, d + 1);
-                    kinds.entry(consumer).or_default().extend(kind);
-                    queue.push_back(consumer);
-                }
-                Some(&existing) if existing == d + 1 => {
-                    kinds.entry(consumer).or_default().extend(kind);
-                }
-                Some(_) => {}
-            }
-        }
-    }
-    let mut out: Vec<ImpactEntry> = dist
-        .into_iter()
-        .filter(|(s, _)| *s != changed)
-        .filter_map(|(s, distance)| {
-            let spec = catalog.services.get(s)?;
-            let edge_kinds = kinds.remove(s).unwrap_or_default();
-            Some(ImpactEntry {
-                service: s.clone(),
-                distance,
-                tier: spec.tier,
-                business_unit: spec.business_unit.clone(),
-                handles_personal_data: spec.handles_personal_data,
-                risk: risk(spec.tier, spec.handles_personal_data, &edge_kinds, distance),
-                edge_kinds,
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| {
-        b.risk
-            .cmp(&a.risk)
-            .then(a.distance.cmp(&b.distance))
-            .then(a.service.cmp(&b.service))
-    });
-    Ok(out)
-}
-
-/// Strongly connected components (iterative Tarjan) of the graph `nodes` x `edges`.
-fn components<'a>(
-    nodes: &[&'a ServiceName],
-    edges: impl Fn(&'a ServiceName) -> Vec<&'a ServiceName>,
-) -> Vec<Vec<&'a ServiceName>> {
-    let index_of: HashMap<&ServiceName, usize> =
-        nodes.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    let adj: Vec<Vec<usize>> = nodes
-        .iter()
-        .map(|n| {
-            edges(n)
-                .into_iter()
-                .filter_map(|m| index_of.get(m).copied())
-                .collect()
-        })
-        .collect();
-    let n = nodes.len();
-    let (mut index, mut low, mut on_stack) = (vec![usize::MAX; n], vec![0; n], vec![false; n]);
-    let mut stack = Vec::new();
-    let mut next = 0;
-    let mut out = Vec::new();
-    for root in 0..n {
-        if index[root] != usize::MAX {
-            continue;
-        }
-        let mut work = vec![(root, 0usize)];
-        while let Some(&mut (v, ref mut child)) = work.last_mut() {
-            if *child == 0 && index[v] == usize::MAX {
-                index[v] = next;
-                low[v] = next;
-                next += 1;
-                stack.push(v);
-                on_stack[v] = true;
-            }
-            if let Some(&w) = adj[v].get(*child) {
-                *child += 1;
-                if index[w] == usize::MAX {
-                    work.push((w, 0));
-                } else if on_stack[w] {
-                    low[v] = low[v].min(index[w]);
-                }
-                continue;
-            }
-            work.pop();
-            if let Some(&(parent, _)) = work.last() {
-                low[parent] = low[parent].min(low[v]);
-            }
-            if low[v] == index[v] {
-                let mut comp = Vec::new();
-                while let Some(w) = stack.pop() {
-                    on_stack[w] = false;
-                    comp.push(nodes[w]);
-                    if w == v {
-                        break;
-                    }
-                }
-                out.push(comp);
-            }
-        }
-    }
-    out
 }
 
 /// Services that must move together, each with why it is in the group.
@@ -157,106 +51,6 @@ pub struct CoDeploymentGroup {
     pub name: String,
     /// Members and the reasons for each membership.
     pub members: BTreeMap<ServiceName, Vec<String>>,
-}
-
-/// Co-deployment groups: cycles of synchronous coupling (each cycle's services cannot be
-/// deployed one at a time without breaking a caller) and explicit pins, merged where they
-/// overlap.
-pub fn co_deployment_groups(catalog: &Catalog) -> Vec<CoDeploymentGroup> {
-    let nodes: Vec<&ServiceName> = catalog.services.keys().collect();
-    let mut reasons: BTreeMap<ServiceName, Vec<String>> = BTreeMap::new();
-    let mut parent: HashMap<ServiceName, ServiceName> = HashMap::new();
-    fn find(parent: &mut HashMap<ServiceName, ServiceName>, s: &ServiceName) -> ServiceName {
-        let mut root = s.clone();
-        while let Some(p) = parent.get(&root).cloned() {
-            if p == root {
-                break;
-            }
-            root = p;
-        }
-        // Path compression: point everything on the way at the root.
-        let mut at = s.clone();
-        while at != root {
-            match parent.insert(at.clone(), root.clone()) {
-                Some(next) => at = next,
-                None => break,
-            }
-        }
-        root
-    }
-    let union =
-        |parent: &mut HashMap<ServiceName, ServiceName>, a: &ServiceName, b: &ServiceName| {
-            let (ra, rb) = (find(parent, a), find(parent, b));
-            if ra != rb {
-                let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
-                parent.insert(hi, lo);
-            }
-        };
-    for comp in components(&nodes, |s| {
-        catalog
-            .providers_of(s)
-            .filter(|d| d.kind == EdgeKind::SyncApi)
-            .map(|d| &d.provider)
-            .collect()
-    }) {
-        if comp.len() < 2 {
-            continue;
-        }
-        let mut names: Vec<&ServiceName> = comp.clone();
-        names.sort();
-        // Name a few partners; a large cycle is summarised, not listed in every reason.
-        const LISTED: usize = 5;
-        for s in &comp {
-            let others: Vec<&str> = names
-                .iter()
-                .filter(|o| *o != s)
-                .take(LISTED)
-                .map(|o| o.as_str())
-                .collect();
-            let more = (comp.len() - 1).saturating_sub(others.len());
-            let tail = if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            };
-            reasons.entry((*s).clone()).or_default().push(format!(
-                "synchronous dependency cycle with {}{tail}",
-                others.join(", ")
-            ));
-            union(&mut parent, s, comp[0]);
-        }
-    }
-    for pin in catalog.pins.values() {
-        for s in &pin.services {
-            reasons
-                .entry(s.clone())
-                .or_default()
-                .push(format!("pinned in {}: {}", pin.group, pin.reason));
-            union(&mut parent, s, &pin.services[0]);
-        }
-    }
-    let mut groups: BTreeMap<ServiceName, BTreeMap<ServiceName, Vec<String>>> = BTreeMap::new();
-    for (s, r) in reasons {
-        let root = find(&mut parent, &s);
-        groups.entry(root).or_default().insert(s, r);
-    }
-    groups
-        .into_iter()
-        .map(|(root, members)| {
-            let pinned: BTreeSet<&str> = catalog
-                .pins
-                .values()
-                .filter(|p| p.services.iter().any(|s| members.contains_key(s)))
-                .map(|p| p.group.as_str())
-                .collect();
-            let name = if pinned.is_empty() {
-                format!("sync-cycle-{root}")
-            } else {
-                pinned.into_iter().collect::<Vec<_>>().join("+")
-            };
-            CoDeploymentGroup { name, members }
-        })
-        .collect()
 }
 
 /// One service in a release plan.
@@ -278,135 +72,417 @@ pub struct ReleasePlan {
     pub impact: Vec<ImpactEntry>,
 }
 
-/// Plans a release of `items` (service, version).
-pub fn plan_release(catalog: &Catalog, items: &[(ServiceName, String)]) -> Result<ReleasePlan> {
-    if items.is_empty() {
-        return Err(DomainError::Invalid {
-            field: "items",
-            reason: "a release plan needs at least one service".into(),
-        });
-    }
-    let mut versions: BTreeMap<ServiceName, Option<String>> = BTreeMap::new();
-    for (s, v) in items {
-        if !catalog.services.contains_key(s) {
-            return Err(DomainError::UnknownService(s.clone()));
+/// The catalog indexed for graph queries.
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    names: Vec<ServiceName>,
+    ids: HashMap<ServiceName, u32>,
+    tier: Vec<Tier>,
+    pii: Vec<bool>,
+    business_unit: Vec<String>,
+    /// consumer -> (provider, kind)
+    providers: Vec<Vec<(u32, EdgeKind)>>,
+    /// provider -> (consumer, kind)
+    consumers: Vec<Vec<(u32, EdgeKind)>>,
+    /// (group, members, reason)
+    pins: Vec<(String, Vec<u32>, String)>,
+}
+
+/// Strongly connected components (iterative Tarjan) of nodes `0..n` with `adj`. Components come
+/// out in reverse topological order: a component after every component it reaches.
+fn components(n: usize, adj: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    let (mut index, mut low, mut on_stack) = (vec![u32::MAX; n], vec![0u32; n], vec![false; n]);
+    let mut stack: Vec<u32> = Vec::new();
+    let mut next = 0u32;
+    let mut out = Vec::new();
+    for root in 0..n as u32 {
+        if index[root as usize] != u32::MAX {
+            continue;
         }
-        if versions.insert(s.clone(), Some(v.clone())).is_some() {
-            return Err(DomainError::Invalid {
-                field: "items",
-                reason: format!("{s} is named twice"),
-            });
-        }
-    }
-    let groups = co_deployment_groups(catalog);
-    let mut group_of: HashMap<ServiceName, usize> = HashMap::new();
-    for (i, g) in groups.iter().enumerate() {
-        for m in g.members.keys() {
-            group_of.insert(m.clone(), i);
-        }
-    }
-    // Co-deployment partners come along.
-    let named: Vec<ServiceName> = versions.keys().cloned().collect();
-    for s in &named {
-        if let Some(&g) = group_of.get(s) {
-            for m in groups[g].members.keys() {
-                versions.entry(m.clone()).or_insert(None);
+        let mut work: Vec<(u32, usize)> = vec![(root, 0)];
+        while let Some(&mut (v, ref mut child)) = work.last_mut() {
+            let vi = v as usize;
+            if *child == 0 && index[vi] == u32::MAX {
+                index[vi] = next;
+                low[vi] = next;
+                next += 1;
+                stack.push(v);
+                on_stack[vi] = true;
             }
-        }
-    }
-    // Units: a co-deployment group, or a service alone; units in a dependency cycle merge.
-    let planned: Vec<&ServiceName> = versions.keys().collect();
-    let in_plan: BTreeSet<&ServiceName> = planned.iter().copied().collect();
-    // A planned service depends on the planned services it reaches through any chain of
-    // services outside the plan (checkout -> payments -> ledger orders ledger before checkout
-    // even when payments is not released).
-    let reach: HashMap<&ServiceName, Vec<&ServiceName>> = planned
-        .iter()
-        .map(|&s| {
-            let mut seen: BTreeSet<&ServiceName> = BTreeSet::from([s]);
-            let mut queue: VecDeque<&ServiceName> = VecDeque::from([s]);
-            let mut found = Vec::new();
-            while let Some(at) = queue.pop_front() {
-                for d in catalog.providers_of(at) {
-                    let p = &d.provider;
-                    if !seen.insert(p) {
-                        continue;
-                    }
-                    if in_plan.contains(p) {
-                        found.push(p);
-                    } else {
-                        queue.push_back(p);
-                    }
+            if let Some(&w) = adj[vi].get(*child) {
+                *child += 1;
+                let wi = w as usize;
+                if index[wi] == u32::MAX {
+                    work.push((w, 0));
+                } else if on_stack[wi] {
+                    low[vi] = low[vi].min(index[wi]);
                 }
-            }
-            (s, found)
-        })
-        .collect();
-    let comps = components(&planned, |s| {
-        let mut out: Vec<&ServiceName> = reach.get(s).cloned().unwrap_or_default();
-        // Members of one group are one unit: link them both ways.
-        if let Some(&g) = group_of.get(s) {
-            out.extend(groups[g].members.keys().filter(|m| in_plan.contains(m)));
-        }
-        out
-    });
-    let mut comp_of: HashMap<&ServiceName, usize> = HashMap::new();
-    for (i, c) in comps.iter().enumerate() {
-        for s in c {
-            comp_of.insert(s, i);
-        }
-    }
-    // Tarjan emits components in reverse topological order of the "depends on" graph: providers
-    // first. A unit's wave is one more than the latest wave of the units it depends on.
-    let mut wave = vec![0usize; comps.len()];
-    for (i, c) in comps.iter().enumerate() {
-        let mut w = 0;
-        for s in c {
-            for p in reach.get(s).into_iter().flatten() {
-                if let Some(&j) = comp_of.get(p)
-                    && j != i
-                {
-                    w = w.max(wave[j] + 1);
-                }
-            }
-        }
-        wave[i] = w;
-    }
-    let mut waves: Vec<Vec<PlannedService>> =
-        vec![Vec::new(); wave.iter().copied().max().map_or(0, |m| m + 1)];
-    for (s, v) in &versions {
-        let w = comp_of.get(s).map_or(0, |&c| wave[c]);
-        waves[w].push(PlannedService {
-            service: s.clone(),
-            version: v.clone(),
-            group: group_of.get(s).map(|&g| groups[g].name.clone()),
-        });
-    }
-    let mut reach: BTreeMap<ServiceName, ImpactEntry> = BTreeMap::new();
-    for s in &named {
-        for e in impact(catalog, s)? {
-            if versions.contains_key(&e.service) {
                 continue;
             }
-            match reach.get(&e.service) {
-                Some(prev) if prev.risk >= e.risk => {}
-                _ => {
-                    reach.insert(e.service.clone(), e);
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent as usize] = low[parent as usize].min(low[vi]);
+            }
+            if low[vi] == index[vi] {
+                let mut comp = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack[w as usize] = false;
+                    comp.push(w);
+                    if w == v {
+                        break;
+                    }
                 }
+                out.push(comp);
             }
         }
     }
-    let mut impact_set: Vec<ImpactEntry> = reach.into_values().collect();
-    impact_set.sort_by(|a, b| {
-        b.risk
-            .cmp(&a.risk)
-            .then(a.distance.cmp(&b.distance))
-            .then(a.service.cmp(&b.service))
-    });
-    Ok(ReleasePlan {
-        waves,
-        impact: impact_set,
-    })
+    out
+}
+
+fn find(parent: &mut [u32], x: u32) -> u32 {
+    let mut root = x;
+    while parent[root as usize] != root {
+        root = parent[root as usize];
+    }
+    let mut at = x;
+    while parent[at as usize] != root {
+        let next = parent[at as usize];
+        parent[at as usize] = root;
+        at = next;
+    }
+    root
+}
+
+impl Graph {
+    /// Indexes a catalog.
+    pub fn build(catalog: &Catalog) -> Self {
+        let mut g = Graph::default();
+        for (i, (name, spec)) in catalog.services.iter().enumerate() {
+            g.names.push(name.clone());
+            g.ids.insert(name.clone(), i as u32);
+            g.tier.push(spec.tier);
+            g.pii.push(spec.handles_personal_data);
+            g.business_unit.push(spec.business_unit.clone());
+        }
+        g.providers = vec![Vec::new(); g.names.len()];
+        g.consumers = vec![Vec::new(); g.names.len()];
+        for ((c, p), d) in &catalog.dependencies {
+            if let (Some(&ci), Some(&pi)) = (g.ids.get(c), g.ids.get(p)) {
+                g.providers[ci as usize].push((pi, d.kind));
+                g.consumers[pi as usize].push((ci, d.kind));
+            }
+        }
+        for pin in catalog.pins.values() {
+            let members = pin
+                .services
+                .iter()
+                .filter_map(|s| g.ids.get(s).copied())
+                .collect();
+            g.pins
+                .push((pin.group.clone(), members, pin.reason.clone()));
+        }
+        g
+    }
+
+    fn id(&self, s: &ServiceName) -> Result<u32> {
+        self.ids
+            .get(s)
+            .copied()
+            .ok_or_else(|| DomainError::UnknownService(s.clone()))
+    }
+
+    /// Breadth-first over consumers from `sources`: distance (u32::MAX = unreached) and the
+    /// kinds of the edges that reached each node at its distance.
+    fn reverse_closure(&self, sources: &[u32]) -> (Vec<u32>, Vec<u8>) {
+        let n = self.names.len();
+        let (mut dist, mut kinds) = (vec![u32::MAX; n], vec![0u8; n]);
+        let mut queue = VecDeque::with_capacity(n.min(4096));
+        for &s in sources {
+            dist[s as usize] = 0;
+            queue.push_back(s);
+        }
+        while let Some(p) = queue.pop_front() {
+            let d = dist[p as usize] + 1;
+            for &(c, kind) in &self.consumers[p as usize] {
+                let ci = c as usize;
+                if dist[ci] == u32::MAX {
+                    dist[ci] = d;
+                    queue.push_back(c);
+                }
+                if dist[ci] == d {
+                    kinds[ci] |= bit(kind);
+                }
+            }
+        }
+        (dist, kinds)
+    }
+
+    fn entries(&self, dist: &[u32], kinds: &[u8], skip: impl Fn(u32) -> bool) -> Vec<ImpactEntry> {
+        let mut out: Vec<ImpactEntry> = dist
+            .iter()
+            .enumerate()
+            .filter(|&(i, &d)| d != u32::MAX && d > 0 && !skip(i as u32))
+            .map(|(i, &distance)| {
+                let edge_kinds: BTreeSet<EdgeKind> = KINDS
+                    .iter()
+                    .copied()
+                    .filter(|k| kinds[i] & bit(*k) != 0)
+                    .collect();
+                ImpactEntry {
+                    service: self.names[i].clone(),
+                    distance,
+                    tier: self.tier[i],
+                    business_unit: self.business_unit[i].clone(),
+                    handles_personal_data: self.pii[i],
+                    risk: risk(
+                        self.tier[i],
+                        self.pii[i],
+                        kinds[i] & bit(EdgeKind::SyncApi) != 0,
+                        distance,
+                    ),
+                    edge_kinds,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.risk
+                .cmp(&a.risk)
+                .then(a.distance.cmp(&b.distance))
+                .then(a.service.cmp(&b.service))
+        });
+        out
+    }
+
+    /// Every service that depends on `changed`, directly or transitively, ranked by risk (then
+    /// distance, then name).
+    pub fn impact(&self, changed: &ServiceName) -> Result<Vec<ImpactEntry>> {
+        let id = self.id(changed)?;
+        let (dist, kinds) = self.reverse_closure(&[id]);
+        Ok(self.entries(&dist, &kinds, |_| false))
+    }
+
+    /// Co-deployment groups: cycles of synchronous coupling (their services cannot be deployed
+    /// one at a time without breaking a caller) and explicit pins, merged where they overlap.
+    pub fn co_deployment_groups(&self) -> Vec<CoDeploymentGroup> {
+        let n = self.names.len();
+        let sync: Vec<Vec<u32>> = self
+            .providers
+            .iter()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|(_, k)| *k == EdgeKind::SyncApi)
+                    .map(|(p, _)| *p)
+                    .collect()
+            })
+            .collect();
+        let mut parent: Vec<u32> = (0..n as u32).collect();
+        let mut reasons: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        let union = |parent: &mut Vec<u32>, a: u32, b: u32| {
+            let (ra, rb) = (find(parent, a), find(parent, b));
+            if ra != rb {
+                parent[ra.max(rb) as usize] = ra.min(rb);
+            }
+        };
+        const LISTED: usize = 5;
+        for comp in components(n, &sync) {
+            if comp.len() < 2 {
+                continue;
+            }
+            let mut sorted: Vec<&ServiceName> =
+                comp.iter().map(|&i| &self.names[i as usize]).collect();
+            sorted.sort();
+            for &s in &comp {
+                let me = &self.names[s as usize];
+                let others: Vec<&str> = sorted
+                    .iter()
+                    .filter(|o| **o != me)
+                    .take(LISTED)
+                    .map(|o| o.as_str())
+                    .collect();
+                let more = (comp.len() - 1).saturating_sub(others.len());
+                let tail = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                reasons.entry(s).or_default().push(format!(
+                    "synchronous dependency cycle with {}{tail}",
+                    others.join(", ")
+                ));
+                union(&mut parent, s, comp[0]);
+            }
+        }
+        for (group, members, reason) in &self.pins {
+            for &m in members {
+                reasons
+                    .entry(m)
+                    .or_default()
+                    .push(format!("pinned in {group}: {reason}"));
+                union(&mut parent, m, members[0]);
+            }
+        }
+        let mut groups: BTreeMap<u32, BTreeMap<ServiceName, Vec<String>>> = BTreeMap::new();
+        let mut roots: BTreeMap<u32, u32> = BTreeMap::new();
+        for (s, r) in reasons {
+            let root = find(&mut parent, s);
+            roots.insert(s, root);
+            groups
+                .entry(root)
+                .or_default()
+                .insert(self.names[s as usize].clone(), r);
+        }
+        let mut out: Vec<CoDeploymentGroup> = groups
+            .into_iter()
+            .map(|(root, members)| {
+                let pinned: BTreeSet<&str> = self
+                    .pins
+                    .iter()
+                    .filter(|(_, ms, _)| ms.iter().any(|m| roots.get(m) == Some(&root)))
+                    .map(|(g, _, _)| g.as_str())
+                    .collect();
+                let first = members
+                    .keys()
+                    .next()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                let name = if pinned.is_empty() {
+                    format!("sync-cycle-{first}")
+                } else {
+                    pinned.into_iter().collect::<Vec<_>>().join("+")
+                };
+                CoDeploymentGroup { name, members }
+            })
+            .collect();
+        out.sort_by(|a, b| a.members.keys().next().cmp(&b.members.keys().next()));
+        out
+    }
+
+    /// Plans a release of `items` (service, version).
+    pub fn plan_release(&self, items: &[(ServiceName, String)]) -> Result<ReleasePlan> {
+        if items.is_empty() {
+            return Err(DomainError::Invalid {
+                field: "items",
+                reason: "a release plan needs at least one service".into(),
+            });
+        }
+        let mut version: BTreeMap<u32, Option<String>> = BTreeMap::new();
+        for (s, v) in items {
+            let id = self.id(s)?;
+            if version.insert(id, Some(v.clone())).is_some() {
+                return Err(DomainError::Invalid {
+                    field: "items",
+                    reason: format!("{s} is named twice"),
+                });
+            }
+        }
+        let named: Vec<u32> = version.keys().copied().collect();
+        let groups = self.co_deployment_groups();
+        let mut group_of: HashMap<u32, usize> = HashMap::new();
+        for (gi, g) in groups.iter().enumerate() {
+            for m in g.members.keys() {
+                if let Some(&id) = self.ids.get(m) {
+                    group_of.insert(id, gi);
+                }
+            }
+        }
+        // Co-deployment partners come along.
+        for s in &named {
+            if let Some(&g) = group_of.get(s) {
+                for m in groups[g].members.keys().filter_map(|m| self.ids.get(m)) {
+                    version.entry(*m).or_insert(None);
+                }
+            }
+        }
+        let planned: Vec<u32> = version.keys().copied().collect();
+        let is_planned: Vec<bool> = {
+            let mut v = vec![false; self.names.len()];
+            for &s in &planned {
+                v[s as usize] = true;
+            }
+            v
+        };
+        // One pass over the whole graph, providers first: a planned service's wave is one after
+        // the latest wave of any planned service it reaches, through services outside the plan
+        // too (checkout -> payments -> ledger orders ledger before checkout even when payments
+        // is not released). Pins link their members both ways so a group is one component.
+        let mut adj: Vec<Vec<u32>> = self
+            .providers
+            .iter()
+            .map(|ps| ps.iter().map(|(p, _)| *p).collect())
+            .collect();
+        for (_, members, _) in &self.pins {
+            for &a in members {
+                adj[a as usize].extend(members.iter().copied().filter(|&b| b != a));
+            }
+        }
+        let comps = components(self.names.len(), &adj);
+        let mut comp_of = vec![0usize; self.names.len()];
+        for (ci, c) in comps.iter().enumerate() {
+            for &v in c {
+                comp_of[v as usize] = ci;
+            }
+        }
+        // reach[c]: the latest wave of a planned service in or below component c (-1: none).
+        let mut reach = vec![-1i64; comps.len()];
+        let mut wave_of = vec![0i64; comps.len()];
+        for (ci, c) in comps.iter().enumerate() {
+            let mut below = -1i64;
+            for &v in c {
+                for &p in &adj[v as usize] {
+                    let pc = comp_of[p as usize];
+                    if pc != ci {
+                        below = below.max(reach[pc]);
+                    }
+                }
+            }
+            if c.iter().any(|&v| is_planned[v as usize]) {
+                wave_of[ci] = below + 1;
+                reach[ci] = below + 1;
+            } else {
+                reach[ci] = below;
+            }
+        }
+        let mut used: Vec<i64> = planned
+            .iter()
+            .map(|&s| wave_of[comp_of[s as usize]])
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut waves: Vec<Vec<PlannedService>> = vec![Vec::new(); used.len()];
+        for &s in &planned {
+            let w = used
+                .binary_search(&wave_of[comp_of[s as usize]])
+                .unwrap_or(0);
+            waves[w].push(PlannedService {
+                service: self.names[s as usize].clone(),
+                version: version.get(&s).cloned().flatten(),
+                group: group_of.get(&s).map(|&g| groups[g].name.clone()),
+            });
+        }
+        for w in &mut waves {
+            w.sort_by(|a, b| a.service.cmp(&b.service));
+        }
+        // What the release can reach, from the nearest released service, outside the plan.
+        let (dist, kinds) = self.reverse_closure(&named);
+        let impact = self.entries(&dist, &kinds, |i| is_planned[i as usize]);
+        Ok(ReleasePlan { waves, impact })
+    }
+}
+
+/// Every service that depends on `changed` (indexes the catalog first; services that answer
+/// many queries keep a [`Graph`]).
+pub fn impact(catalog: &Catalog, changed: &ServiceName) -> Result<Vec<ImpactEntry>> {
+    Graph::build(catalog).impact(changed)
+}
+
+/// Co-deployment groups of the catalog (indexes it first).
+pub fn co_deployment_groups(catalog: &Catalog) -> Vec<CoDeploymentGroup> {
+    Graph::build(catalog).co_deployment_groups()
+}
+
+/// A release plan on the catalog (indexes it first).
+pub fn plan_release(catalog: &Catalog, items: &[(ServiceName, String)]) -> Result<ReleasePlan> {
+    Graph::build(catalog).plan_release(items)
 }
 
 /// Declared edges never observed at runtime, and observed edges never declared.
