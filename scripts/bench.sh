@@ -20,3 +20,6 @@ echo "== SQLite ($tmp)"
 $bin store bench --url "sqlite://$tmp/one.db" --events 20000 --writers 1
 $bin store bench --url "sqlite://$tmp/many.db" --events 200000 --writers 64
 $bin store bench --url "sqlite://$tmp/batch.db" --events 1000000 --writers 64 --batch 100 --replay
+
+echo "== dependency-mapping: 10,000 services, 50,000 edges (replay on PostgreSQL)"
+FLOTILLA_BENCH_POSTGRES_URL="$pg" cargo bench -q -p flotilla-dependency-mapping --bench graph

@@ -86,6 +86,18 @@ pub struct Graph {
     consumers: Vec<Vec<(u32, EdgeKind)>>,
     /// (group, members, reason)
     pins: Vec<(String, Vec<u32>, String)>,
+    /// Computed on first use, kept for the life of this catalog version.
+    groups: std::sync::OnceLock<Vec<CoDeploymentGroup>>,
+    layering: std::sync::OnceLock<Layering>,
+}
+
+/// Every dependency (pins both ways) and its strongly connected components, providers first:
+/// what release planning needs that does not depend on the release.
+#[derive(Debug, Clone, Default)]
+struct Layering {
+    adj: Vec<Vec<u32>>,
+    comps: Vec<Vec<u32>>,
+    comp_of: Vec<usize>,
 }
 
 /// Strongly connected components (iterative Tarjan) of nodes `0..n` with `adj`. Components come
@@ -218,39 +230,44 @@ impl Graph {
     }
 
     fn entries(&self, dist: &[u32], kinds: &[u8], skip: impl Fn(u32) -> bool) -> Vec<ImpactEntry> {
-        let mut out: Vec<ImpactEntry> = dist
+        // Rank on integers first (ids follow name order), then build the entries in that order.
+        let mut ranked: Vec<(u32, u32, u32)> = dist
             .iter()
             .enumerate()
             .filter(|&(i, &d)| d != u32::MAX && d > 0 && !skip(i as u32))
-            .map(|(i, &distance)| {
-                let edge_kinds: BTreeSet<EdgeKind> = KINDS
-                    .iter()
-                    .copied()
-                    .filter(|k| kinds[i] & bit(*k) != 0)
-                    .collect();
+            .map(|(i, &d)| {
+                (
+                    risk(
+                        self.tier[i],
+                        self.pii[i],
+                        kinds[i] & bit(EdgeKind::SyncApi) != 0,
+                        d,
+                    ),
+                    d,
+                    i as u32,
+                )
+            })
+            .collect();
+        ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        ranked
+            .into_iter()
+            .map(|(risk, distance, id)| {
+                let i = id as usize;
                 ImpactEntry {
                     service: self.names[i].clone(),
                     distance,
                     tier: self.tier[i],
                     business_unit: self.business_unit[i].clone(),
                     handles_personal_data: self.pii[i],
-                    risk: risk(
-                        self.tier[i],
-                        self.pii[i],
-                        kinds[i] & bit(EdgeKind::SyncApi) != 0,
-                        distance,
-                    ),
-                    edge_kinds,
+                    risk,
+                    edge_kinds: KINDS
+                        .iter()
+                        .copied()
+                        .filter(|k| kinds[i] & bit(*k) != 0)
+                        .collect(),
                 }
             })
-            .collect();
-        out.sort_by(|a, b| {
-            b.risk
-                .cmp(&a.risk)
-                .then(a.distance.cmp(&b.distance))
-                .then(a.service.cmp(&b.service))
-        });
-        out
+            .collect()
     }
 
     /// Every service that depends on `changed`, directly or transitively, ranked by risk (then
@@ -264,6 +281,10 @@ impl Graph {
     /// Co-deployment groups: cycles of synchronous coupling (their services cannot be deployed
     /// one at a time without breaking a caller) and explicit pins, merged where they overlap.
     pub fn co_deployment_groups(&self) -> Vec<CoDeploymentGroup> {
+        self.groups.get_or_init(|| self.compute_groups()).clone()
+    }
+
+    fn compute_groups(&self) -> Vec<CoDeploymentGroup> {
         let n = self.names.len();
         let sync: Vec<Vec<u32>> = self
             .providers
@@ -357,6 +378,31 @@ impl Graph {
         out
     }
 
+    fn compute_layering(&self) -> Layering {
+        let mut adj: Vec<Vec<u32>> = self
+            .providers
+            .iter()
+            .map(|ps| ps.iter().map(|(p, _)| *p).collect())
+            .collect();
+        for (_, members, _) in &self.pins {
+            for &a in members {
+                adj[a as usize].extend(members.iter().copied().filter(|&b| b != a));
+            }
+        }
+        let comps = components(self.names.len(), &adj);
+        let mut comp_of = vec![0usize; self.names.len()];
+        for (ci, c) in comps.iter().enumerate() {
+            for &v in c {
+                comp_of[v as usize] = ci;
+            }
+        }
+        Layering {
+            adj,
+            comps,
+            comp_of,
+        }
+    }
+
     /// Plans a release of `items` (service, version).
     pub fn plan_release(&self, items: &[(ServiceName, String)]) -> Result<ReleasePlan> {
         if items.is_empty() {
@@ -376,7 +422,7 @@ impl Graph {
             }
         }
         let named: Vec<u32> = version.keys().copied().collect();
-        let groups = self.co_deployment_groups();
+        let groups = self.groups.get_or_init(|| self.compute_groups());
         let mut group_of: HashMap<u32, usize> = HashMap::new();
         for (gi, g) in groups.iter().enumerate() {
             for m in g.members.keys() {
@@ -405,23 +451,11 @@ impl Graph {
         // the latest wave of any planned service it reaches, through services outside the plan
         // too (checkout -> payments -> ledger orders ledger before checkout even when payments
         // is not released). Pins link their members both ways so a group is one component.
-        let mut adj: Vec<Vec<u32>> = self
-            .providers
-            .iter()
-            .map(|ps| ps.iter().map(|(p, _)| *p).collect())
-            .collect();
-        for (_, members, _) in &self.pins {
-            for &a in members {
-                adj[a as usize].extend(members.iter().copied().filter(|&b| b != a));
-            }
-        }
-        let comps = components(self.names.len(), &adj);
-        let mut comp_of = vec![0usize; self.names.len()];
-        for (ci, c) in comps.iter().enumerate() {
-            for &v in c {
-                comp_of[v as usize] = ci;
-            }
-        }
+        let Layering {
+            adj,
+            comps,
+            comp_of,
+        } = self.layering.get_or_init(|| self.compute_layering());
         // reach[c]: the latest wave of a planned service in or below component c (-1: none).
         let mut reach = vec![-1i64; comps.len()];
         let mut wave_of = vec![0i64; comps.len()];

@@ -8,7 +8,7 @@ use super::{DomainError, Result};
 /// A service's catalog name: 1 to 63 lowercase letters, digits and `-`, starting with a letter
 /// (a DNS label, as Kubernetes and Backstage use).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ServiceName(String);
+pub struct ServiceName(std::sync::Arc<str>);
 
 impl ServiceName {
     pub fn parse(s: &str) -> Result<Self> {
@@ -19,7 +19,7 @@ impl ServiceName {
             && s.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if ok {
-            Ok(Self(s.to_owned()))
+            Ok(Self(s.into()))
         } else {
             Err(DomainError::Invalid {
                 field: "service name",
@@ -36,7 +36,7 @@ impl ServiceName {
 
     /// The smallest name, for range scans.
     pub(crate) fn min() -> Self {
-        Self(String::new())
+        Self("".into())
     }
 }
 
