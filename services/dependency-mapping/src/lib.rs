@@ -6,6 +6,7 @@
 //! schema compatibility, version skew, the matrix, footprints and the CLI.
 
 pub mod app;
+pub mod backstage;
 pub mod convert;
 pub mod domain;
 pub mod grpc;
