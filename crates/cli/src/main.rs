@@ -1,6 +1,7 @@
 //! `flotilla`: runs Flotilla's services and talks to them.
 
 mod bench;
+mod catalog;
 mod output;
 mod services;
 mod status;
@@ -54,6 +55,16 @@ enum Command {
         addr: String,
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
+    },
+    /// The service catalog and dependency graph (dependency-mapping service).
+    Catalog {
+        /// gRPC address of a node running dependency-mapping.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(subcommand)]
+        command: catalog::CatalogCommand,
     },
     /// Event store tools.
     Store {
@@ -130,6 +141,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { addr, output } => status::run(&addr, output).await,
+        Command::Catalog {
+            addr,
+            output,
+            command,
+        } => catalog::run(&addr, output, command).await,
         Command::Store { command } => {
             let _telemetry = flotilla_runtime::telemetry::init(
                 &Config {

@@ -273,6 +273,112 @@ fn up_serves_six_services_until_sigterm() {
             "compliance"
         ]
     );
+    // The catalog client against the running node: import a Backstage file, then ask.
+    let url = format!("http://{addr}");
+    let yaml = dir.path().join("catalog-info.yaml");
+    std::fs::write(
+        &yaml,
+        "kind: Component\nmetadata: { name: web, annotations: { flotilla.dev/criticality-tier: \"2\" } }\nspec: { owner: web-team, dependsOn: [\"component:checkout\"] }\n---\nkind: Component\nmetadata: { name: checkout, annotations: { flotilla.dev/handles-personal-data: \"true\" } }\nspec: { owner: shop-team, dependsOn: [\"resource:orders-db\"] }\n---\nkind: Resource\nmetadata: { name: orders-db }\nspec: { type: database, owner: dba }\n",
+    )
+    .expect("write yaml");
+    let out = flotilla()
+        .args(["catalog", "--addr", &url, "--output", "json", "import"])
+        .arg(&yaml)
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(
+        (
+            v["registered"].as_u64(),
+            v["dependencies_declared"].as_u64()
+        ),
+        (Some(3), Some(2))
+    );
+    let again = json(
+        &flotilla()
+            .args(["catalog", "--addr", &url, "--output", "json", "import"])
+            .arg(&yaml)
+            .output()
+            .expect("import again"),
+    );
+    assert_eq!(
+        (
+            again["registered"].as_u64(),
+            again["unchanged"].as_u64(),
+            again["dependencies_declared"].as_u64()
+        ),
+        (Some(0), Some(3), Some(0))
+    );
+    let impact = json(
+        &flotilla()
+            .args([
+                "catalog",
+                "--addr",
+                &url,
+                "--output",
+                "json",
+                "impact",
+                "orders-db",
+            ])
+            .output()
+            .expect("impact"),
+    );
+    let reached: Vec<(&str, u64)> = impact
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| {
+            (
+                e["service"].as_str().unwrap_or_default(),
+                e["distance"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    // web (tier 2, synchronous) outranks checkout (tier 3 by default, personal data, database edge).
+    assert_eq!(reached, [("web", 2), ("checkout", 1)]);
+    let plan = json(
+        &flotilla()
+            .args([
+                "catalog",
+                "--addr",
+                &url,
+                "--output",
+                "json",
+                "plan",
+                "web@2.0.0",
+                "orders-db@15.2",
+            ])
+            .output()
+            .expect("plan"),
+    );
+    assert_eq!(plan["waves"][0][0]["service"], "orders-db");
+    assert_eq!(plan["waves"][1][0]["service"], "web");
+    let csv = flotilla()
+        .args(["catalog", "--addr", &url, "matrix", "--format", "csv"])
+        .output()
+        .expect("matrix");
+    assert_eq!(
+        String::from_utf8_lossy(&csv.stdout).lines().next(),
+        Some("consumer\\provider,checkout,orders-db,web")
+    );
+    let bad = flotilla()
+        .args(["catalog", "--addr", &url, "plan", "web"])
+        .output()
+        .expect("bad plan");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("SERVICE@VERSION"));
+    let unknown = flotilla()
+        .args(["catalog", "--addr", &url, "impact", "ghost"])
+        .output()
+        .expect("unknown");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("ghost"));
+
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

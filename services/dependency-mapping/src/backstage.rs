@@ -12,7 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use crate::domain::{DataClassification, Dependency, DomainError, EdgeKind, Result, RuntimeKind, ServiceName, ServiceSpec, Tier};
+use crate::domain::{
+    DataClassification, Dependency, DomainError, EdgeKind, Result, RuntimeKind, ServiceName,
+    ServiceSpec, Tier,
+};
 
 #[derive(Debug, Deserialize)]
 struct Entity {
@@ -56,7 +59,10 @@ pub struct Import {
 }
 
 fn invalid(reason: String) -> DomainError {
-    DomainError::Invalid { field: "catalog-info.yaml", reason }
+    DomainError::Invalid {
+        field: "catalog-info.yaml",
+        reason,
+    }
 }
 
 /// `component:default/foo` or `resource:foo` or `foo` -> (kind, name).
@@ -73,11 +79,13 @@ fn entity_ref(r: &str, default_kind: &str) -> (String, String) {
 pub fn parse(yaml: &str) -> Result<Import> {
     let mut entities = Vec::new();
     for (i, doc) in serde_norway::Deserializer::from_str(yaml).enumerate() {
-        let value = serde_norway::Value::deserialize(doc).map_err(|e| invalid(format!("document {}: {e}", i + 1)))?;
+        let value = serde_norway::Value::deserialize(doc)
+            .map_err(|e| invalid(format!("document {}: {e}", i + 1)))?;
         if value.is_null() {
             continue;
         }
-        let e: Entity = serde_norway::from_value(value).map_err(|e| invalid(format!("document {}: {e}", i + 1)))?;
+        let e: Entity = serde_norway::from_value(value)
+            .map_err(|e| invalid(format!("document {}: {e}", i + 1)))?;
         entities.push(e);
     }
     let mut out = Import::default();
@@ -87,14 +95,23 @@ pub fn parse(yaml: &str) -> Result<Import> {
     for e in &entities {
         match e.kind.as_str() {
             "Resource" => {
-                resource_types.insert(e.metadata.name.clone(), e.spec.ty.clone().unwrap_or_default());
+                resource_types.insert(
+                    e.metadata.name.clone(),
+                    e.spec.ty.clone().unwrap_or_default(),
+                );
             }
             "API" => {
-                api_types.insert(e.metadata.name.clone(), e.spec.ty.clone().unwrap_or_default());
+                api_types.insert(
+                    e.metadata.name.clone(),
+                    e.spec.ty.clone().unwrap_or_default(),
+                );
             }
             "Component" => {
                 for api in &e.spec.provides_apis {
-                    providers_of_api.entry(entity_ref(api, "api").1).or_default().push(e.metadata.name.clone());
+                    providers_of_api
+                        .entry(entity_ref(api, "api").1)
+                        .or_default()
+                        .push(e.metadata.name.clone());
                 }
             }
             _ => {}
@@ -110,26 +127,57 @@ pub fn parse(yaml: &str) -> Result<Import> {
             _ => continue,
         };
         let name = ServiceName::parse(&e.metadata.name)?;
-        let ann = |k: &str| e.metadata.annotations.get(&format!("flotilla.dev/{k}")).map(String::as_str);
+        let ann = |k: &str| {
+            e.metadata
+                .annotations
+                .get(&format!("flotilla.dev/{k}"))
+                .map(String::as_str)
+        };
         let tier = match ann("criticality-tier") {
-            Some(t) => Tier::new(t.trim().parse().map_err(|_| invalid(format!("{name}: criticality tier {t:?} is not a number")))?)?,
+            Some(t) => Tier::new(t.trim().parse().map_err(|_| {
+                invalid(format!("{name}: criticality tier {t:?} is not a number"))
+            })?)?,
             None => Tier::new(3)?,
         };
         let handles_personal_data = match ann("handles-personal-data") {
             None | Some("false") => false,
             Some("true") => true,
-            Some(other) => return Err(invalid(format!("{name}: handles-personal-data {other:?} is not true or false"))),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "{name}: handles-personal-data {other:?} is not true or false"
+                )));
+            }
         };
         let classification = match ann("data-classification").unwrap_or("internal") {
             "public" => DataClassification::Public,
             "internal" => DataClassification::Internal,
             "confidential" => DataClassification::Confidential,
             "restricted" => DataClassification::Restricted,
-            other => return Err(invalid(format!("{name}: data classification {other:?} is not public, internal, confidential or restricted"))),
+            other => {
+                return Err(invalid(format!(
+                    "{name}: data classification {other:?} is not public, internal, confidential or restricted"
+                )));
+            }
         };
-        let owner = e.spec.owner.as_deref().map(|o| entity_ref(o, "group").1).unwrap_or_else(|| "unowned".into());
-        let business_unit = ann("business-unit").map(str::to_owned).or_else(|| e.spec.system.clone()).unwrap_or_else(|| "unassigned".into());
-        out.services.push(ServiceSpec { name: name.clone(), owner_team: owner, business_unit, tier, handles_personal_data, classification, runtime });
+        let owner = e
+            .spec
+            .owner
+            .as_deref()
+            .map(|o| entity_ref(o, "group").1)
+            .unwrap_or_else(|| "unowned".into());
+        let business_unit = ann("business-unit")
+            .map(str::to_owned)
+            .or_else(|| e.spec.system.clone())
+            .unwrap_or_else(|| "unassigned".into());
+        out.services.push(ServiceSpec {
+            name: name.clone(),
+            owner_team: owner,
+            business_unit,
+            tier,
+            handles_personal_data,
+            classification,
+            runtime,
+        });
         let mut edges: BTreeMap<ServiceName, EdgeKind> = BTreeMap::new();
         for d in &e.spec.depends_on {
             let (kind, target) = entity_ref(d, "component");
@@ -141,7 +189,9 @@ pub fn parse(yaml: &str) -> Result<Import> {
                 },
                 "component" => EdgeKind::SyncApi,
                 _ => {
-                    out.skipped.push(format!("{name} dependsOn {d}: only components and resources are imported"));
+                    out.skipped.push(format!(
+                        "{name} dependsOn {d}: only components and resources are imported"
+                    ));
                     continue;
                 }
             };
@@ -149,19 +199,30 @@ pub fn parse(yaml: &str) -> Result<Import> {
         }
         for api in &e.spec.consumes_apis {
             let api = entity_ref(api, "api").1;
-            let kind = if api_types.get(&api).is_some_and(|t| t == "asyncapi") { EdgeKind::AsyncMessage } else { EdgeKind::SyncApi };
+            let kind = if api_types.get(&api).is_some_and(|t| t == "asyncapi") {
+                EdgeKind::AsyncMessage
+            } else {
+                EdgeKind::SyncApi
+            };
             match providers_of_api.get(&api) {
                 Some(ps) => {
                     for p in ps {
                         edges.entry(ServiceName::parse(p)?).or_insert(kind);
                     }
                 }
-                None => out.skipped.push(format!("{name} consumes API {api}, which no component provides")),
+                None => out.skipped.push(format!(
+                    "{name} consumes API {api}, which no component provides"
+                )),
             }
         }
         for (provider, kind) in edges {
             if provider != name {
-                out.dependencies.push(Dependency { consumer: name.clone(), provider, kind, data_flows: BTreeSet::new() });
+                out.dependencies.push(Dependency {
+                    consumer: name.clone(),
+                    provider,
+                    kind,
+                    data_flows: BTreeSet::new(),
+                });
             }
         }
     }
@@ -215,13 +276,32 @@ metadata: { name: shop }
         let names: Vec<&str> = i.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["checkout", "payments", "pricing", "orders-db"]);
         let checkout = &i.services[0];
-        assert_eq!((checkout.tier.get(), checkout.handles_personal_data, checkout.business_unit.as_str(), checkout.owner_team.as_str()), (1, true, "retail", "checkout-team"));
+        assert_eq!(
+            (
+                checkout.tier.get(),
+                checkout.handles_personal_data,
+                checkout.business_unit.as_str(),
+                checkout.owner_team.as_str()
+            ),
+            (1, true, "retail", "checkout-team")
+        );
         assert_eq!(i.services[1].business_unit, "finance");
         assert_eq!(i.services[2].business_unit, "unassigned");
         assert_eq!(i.services[3].runtime, RuntimeKind::Database);
-        let edges: Vec<(&str, &str, EdgeKind)> = i.dependencies.iter().map(|d| (d.consumer.as_str(), d.provider.as_str(), d.kind)).collect();
+        let edges: Vec<(&str, &str, EdgeKind)> = i
+            .dependencies
+            .iter()
+            .map(|d| (d.consumer.as_str(), d.provider.as_str(), d.kind))
+            .collect();
         // pricing is both depended on and the provider of an async API: the explicit dependsOn wins.
-        assert_eq!(edges, [("checkout", "orders-db", EdgeKind::Database), ("checkout", "payments", EdgeKind::SyncApi), ("checkout", "pricing", EdgeKind::SyncApi)]);
+        assert_eq!(
+            edges,
+            [
+                ("checkout", "orders-db", EdgeKind::Database),
+                ("checkout", "payments", EdgeKind::SyncApi),
+                ("checkout", "pricing", EdgeKind::SyncApi)
+            ]
+        );
     }
 
     #[test]
