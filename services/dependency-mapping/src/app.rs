@@ -86,6 +86,39 @@ impl EventCodec<Event> for CatalogCodec {
                 }
                 .encode_to_vec(),
             ),
+            Event::DeploymentRecorded(d) => (
+                "DeploymentRecorded",
+                pb::DeploymentRecorded {
+                    environment: d.environment.clone(),
+                    service: d.service.to_string(),
+                    version: d.version.to_string(),
+                    finished_at: Some(convert::timestamp(d.at)),
+                }
+                .encode_to_vec(),
+            ),
+            Event::FootprintTagged(t) => (
+                "FootprintTagged",
+                pb::FootprintTagged {
+                    environment: t.environment.clone(),
+                    tag: t.tag.clone(),
+                    at: Some(convert::timestamp(t.at)),
+                    services: convert::running_pb(&t.services),
+                }
+                .encode_to_vec(),
+            ),
+            Event::VersionRequirementDeclared {
+                consumer,
+                provider,
+                requirement,
+            } => (
+                "VersionRequirementDeclared",
+                pb::VersionRequirementDeclared {
+                    consumer: consumer.to_string(),
+                    provider: provider.to_string(),
+                    requirement: requirement.to_string(),
+                }
+                .encode_to_vec(),
+            ),
         };
         (format!("{PREFIX}{name}"), 1, bytes)
     }
@@ -134,6 +167,41 @@ impl EventCodec<Event> for CatalogCodec {
                 convert::pin(pb::CoDeploymentPinned::decode(payload).map_err(err)?.pin)
                     .map_err(dom)?,
             ),
+            "DeploymentRecorded" => {
+                let e = pb::DeploymentRecorded::decode(payload).map_err(err)?;
+                Event::DeploymentRecorded(
+                    convert::deployment(
+                        e.environment,
+                        &e.service,
+                        &e.version,
+                        e.finished_at.as_ref(),
+                    )
+                    .map_err(dom)?,
+                )
+            }
+            "FootprintTagged" => {
+                let e = pb::FootprintTagged::decode(payload).map_err(err)?;
+                Event::FootprintTagged(crate::domain::FootprintTag {
+                    environment: e.environment,
+                    tag: e.tag,
+                    at: e
+                        .at
+                        .as_ref()
+                        .map(convert::micros)
+                        .transpose()
+                        .map_err(dom)?
+                        .unwrap_or_default(),
+                    services: convert::running(e.services).map_err(dom)?,
+                })
+            }
+            "VersionRequirementDeclared" => {
+                let e = pb::VersionRequirementDeclared::decode(payload).map_err(err)?;
+                Event::VersionRequirementDeclared {
+                    consumer: ServiceName::parse(&e.consumer).map_err(dom)?,
+                    provider: ServiceName::parse(&e.provider).map_err(dom)?,
+                    requirement: convert::requirement(&e.requirement).map_err(dom)?,
+                }
+            }
             "CallsObserved" => {
                 let e = pb::CallsObserved::decode(payload).map_err(err)?;
                 let at = e

@@ -208,3 +208,72 @@ pub fn observed_calls_pb(calls: &[crate::domain::ObservedCall]) -> Vec<pb::Obser
         })
         .collect()
 }
+
+pub fn version(field: &'static str, v: &str) -> Result<semver::Version> {
+    semver::Version::parse(v.trim()).map_err(|e| DomainError::Invalid {
+        field,
+        reason: format!("{v:?} is not a semantic version ({e}); use MAJOR.MINOR.PATCH"),
+    })
+}
+
+pub fn requirement(r: &str) -> Result<semver::VersionReq> {
+    semver::VersionReq::parse(r.trim()).map_err(|e| DomainError::Invalid {
+        field: "requirement",
+        reason: format!("{r:?} is not a semver range ({e}); e.g. \">=2.1.0, <3.0.0\" or \"^2.1\""),
+    })
+}
+
+/// A deployment from its wire fields; `at` is required here (the edge fills in its clock).
+pub fn deployment(
+    environment: String,
+    service: &str,
+    v: &str,
+    at: Option<&prost_types::Timestamp>,
+) -> Result<crate::domain::Deployment> {
+    Ok(crate::domain::Deployment {
+        environment,
+        service: name("service", service)?,
+        version: version("version", v)?,
+        at: at
+            .map(micros)
+            .transpose()?
+            .ok_or_else(|| missing("finished_at"))?,
+    })
+}
+
+pub fn running(
+    services: Vec<pb::RunningService>,
+) -> Result<std::collections::BTreeMap<ServiceName, semver::Version>> {
+    services
+        .into_iter()
+        .map(|s| {
+            Ok((
+                name("services.service", &s.service)?,
+                version("services.version", &s.version)?,
+            ))
+        })
+        .collect()
+}
+
+pub fn running_pb(
+    services: &std::collections::BTreeMap<ServiceName, semver::Version>,
+) -> Vec<pb::RunningService> {
+    services
+        .iter()
+        .map(|(s, v)| pb::RunningService {
+            service: s.to_string(),
+            version: v.to_string(),
+        })
+        .collect()
+}
+
+pub fn skew_pb(v: &crate::domain::graph::SkewViolation) -> pb::SkewViolation {
+    pb::SkewViolation {
+        environment: v.environment.clone(),
+        consumer: v.consumer.to_string(),
+        consumer_version: v.consumer_version.to_string(),
+        provider: v.provider.to_string(),
+        provider_version: v.provider_version.to_string(),
+        requirement: v.requirement.to_string(),
+    }
+}

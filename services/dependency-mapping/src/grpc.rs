@@ -289,6 +289,16 @@ impl DependencyMappingService for DependencyMappingApi {
             .map_err(status)?
             .plan_release(&items)
             .map_err(domain)?;
+        // Skew only for items with semantic versions (calver releases are not ranged).
+        let semver_items: Vec<_> = items
+            .iter()
+            .filter_map(|(s, v)| semver::Version::parse(v).ok().map(|v| (s.clone(), v)))
+            .collect();
+        let skew = self
+            .app
+            .read(|c| graph::skew_after_release(c, &semver_items))
+            .await
+            .map_err(status)?;
         Ok(Response::new(pb::ReleasePlan {
             waves: plan
                 .waves
@@ -305,6 +315,7 @@ impl DependencyMappingService for DependencyMappingApi {
                 })
                 .collect(),
             impact: plan.impact.iter().map(impact_pb).collect(),
+            skew_violations: skew.iter().map(convert::skew_pb).collect(),
         }))
     }
 
@@ -398,6 +409,120 @@ impl DependencyMappingService for DependencyMappingApi {
         Ok(Response::new(pb::DependencyMatrix {
             content_type: content_type.into(),
             body,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "RecordDeployment"))]
+    async fn record_deployment(
+        &self,
+        request: Request<pb::RecordDeploymentRequest>,
+    ) -> Result<Response<pb::CommandAccepted>, Status> {
+        let md = metadata(&request);
+        let r = request.into_inner();
+        let now = convert::timestamp(flotilla_core::event::Timestamp::now().as_micros());
+        let d = convert::deployment(
+            r.environment,
+            &r.service,
+            &r.version,
+            Some(r.finished_at.as_ref().unwrap_or(&now)),
+        )
+        .map_err(domain)?;
+        self.command(Command::RecordDeployment(d), md).await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "TagFootprint"))]
+    async fn tag_footprint(
+        &self,
+        request: Request<pb::TagFootprintRequest>,
+    ) -> Result<Response<pb::CommandAccepted>, Status> {
+        let md = metadata(&request);
+        let r = request.into_inner();
+        let at = match r.at.as_ref() {
+            Some(t) => convert::micros(t).map_err(domain)?,
+            None => flotilla_core::event::Timestamp::now().as_micros(),
+        };
+        self.command(
+            Command::TagFootprint {
+                environment: r.environment,
+                tag: r.tag,
+                at,
+            },
+            md,
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetFootprint"))]
+    async fn get_footprint(
+        &self,
+        request: Request<pb::GetFootprintRequest>,
+    ) -> Result<Response<pb::Footprint>, Status> {
+        let r = request.into_inner();
+        let as_of = r
+            .as_of
+            .as_ref()
+            .map(convert::micros)
+            .transpose()
+            .map_err(domain)?;
+        let env = r.environment.clone();
+        let services = self
+            .app
+            .read(|c| {
+                if r.tag.is_empty() {
+                    Ok(c.footprint(&env, as_of))
+                } else {
+                    c.tags
+                        .get(&(env.clone(), r.tag.clone()))
+                        .map(|t| t.services.clone())
+                        .ok_or_else(|| DomainError::Invalid {
+                            field: "tag",
+                            reason: format!("{} names no footprint of {env}", r.tag),
+                        })
+                }
+            })
+            .await
+            .map_err(status)?
+            .map_err(domain)?;
+        Ok(Response::new(pb::Footprint {
+            environment: r.environment,
+            services: convert::running_pb(&services),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "DeclareVersionRequirement"))]
+    async fn declare_version_requirement(
+        &self,
+        request: Request<pb::DeclareVersionRequirementRequest>,
+    ) -> Result<Response<pb::CommandAccepted>, Status> {
+        let md = metadata(&request);
+        let r = request.into_inner();
+        let consumer = convert::name("consumer", &r.consumer).map_err(domain)?;
+        let provider = convert::name("provider", &r.provider).map_err(domain)?;
+        let requirement = convert::requirement(&r.requirement).map_err(domain)?;
+        self.command(
+            Command::DeclareVersionRequirement {
+                consumer,
+                provider,
+                requirement,
+            },
+            md,
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetVersionSkew"))]
+    async fn get_version_skew(
+        &self,
+        request: Request<pb::GetVersionSkewRequest>,
+    ) -> Result<Response<pb::VersionSkew>, Status> {
+        let env = request.into_inner().environment;
+        let violations = self
+            .app
+            .read(|c| graph::version_skew(c, (!env.is_empty()).then_some(env.as_str())))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::VersionSkew {
+            violations: violations.iter().map(convert::skew_pb).collect(),
         }))
     }
 }

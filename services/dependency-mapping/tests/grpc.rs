@@ -88,6 +88,8 @@ async fn answers(
     pb::ReleasePlan,
     Vec<pb::ServiceEntry>,
     pb::DependencyDrift,
+    pb::Footprint,
+    pb::VersionSkew,
 ) {
     let impact = c
         .analyze_impact(pb::AnalyzeImpactRequest {
@@ -125,7 +127,29 @@ async fn answers(
         .expect("list")
         .into_inner()
         .services;
-    (impact, groups, plan, services, drift_of(c).await)
+    let footprint = c
+        .get_footprint(pb::GetFootprintRequest {
+            environment: "prod".into(),
+            as_of: None,
+            tag: String::new(),
+        })
+        .await
+        .expect("footprint")
+        .into_inner();
+    let skew = c
+        .get_version_skew(pb::GetVersionSkewRequest::default())
+        .await
+        .expect("skew")
+        .into_inner();
+    (
+        impact,
+        groups,
+        plan,
+        services,
+        drift_of(c).await,
+        footprint,
+        skew,
+    )
 }
 
 async fn drift_of(c: &mut DependencyMappingServiceClient<Channel>) -> pb::DependencyDrift {
@@ -302,7 +326,7 @@ async fn catalog_graph_and_restart() {
         "refused commands appended nothing"
     );
 
-    let (impact, groups, plan, services, _) = answers(c).await;
+    let (impact, groups, plan, services, ..) = answers(c).await;
     assert_eq!(
         impact
             .iter()
@@ -420,6 +444,133 @@ async fn catalog_graph_and_restart() {
         .await
         .expect_err("format");
     assert_eq!(bad.code(), Code::InvalidArgument);
+
+    // Footprints and version skew.
+    let ts = |secs: i64| {
+        Some(prost_types::Timestamp {
+            seconds: secs,
+            nanos: 0,
+        })
+    };
+    for (svc, v, at) in [
+        ("checkout", "1.0.0", 1_000),
+        ("payments", "3.1.0", 1_000),
+        ("checkout", "1.2.0", 2_000),
+    ] {
+        c.record_deployment(pb::RecordDeploymentRequest {
+            environment: "prod".into(),
+            service: svc.into(),
+            version: v.into(),
+            finished_at: ts(at),
+        })
+        .await
+        .expect("deploy");
+    }
+    let st = c
+        .record_deployment(pb::RecordDeploymentRequest {
+            environment: "prod".into(),
+            service: "checkout".into(),
+            version: "one".into(),
+            finished_at: None,
+        })
+        .await
+        .expect_err("semver");
+    assert_eq!(st.code(), Code::InvalidArgument);
+    assert!(
+        st.message().contains("semantic version"),
+        "{}",
+        st.message()
+    );
+    c.tag_footprint(pb::TagFootprintRequest {
+        environment: "prod".into(),
+        tag: "before-upgrade".into(),
+        at: ts(1_500),
+    })
+    .await
+    .expect("tag");
+    let tagged = c
+        .get_footprint(pb::GetFootprintRequest {
+            environment: "prod".into(),
+            as_of: None,
+            tag: "before-upgrade".into(),
+        })
+        .await
+        .expect("tag")
+        .into_inner();
+    assert_eq!(
+        tagged
+            .services
+            .iter()
+            .map(|s| (s.service.as_str(), s.version.as_str()))
+            .collect::<Vec<_>>(),
+        [("checkout", "1.0.0"), ("payments", "3.1.0")]
+    );
+    let now = c
+        .get_footprint(pb::GetFootprintRequest {
+            environment: "prod".into(),
+            as_of: None,
+            tag: String::new(),
+        })
+        .await
+        .expect("now")
+        .into_inner();
+    assert_eq!(now.services[0].version, "1.2.0");
+    let past = c
+        .get_footprint(pb::GetFootprintRequest {
+            environment: "prod".into(),
+            as_of: ts(1_999),
+            tag: String::new(),
+        })
+        .await
+        .expect("past")
+        .into_inner();
+    assert_eq!(past.services[0].version, "1.0.0");
+    c.declare_version_requirement(pb::DeclareVersionRequirementRequest {
+        consumer: "checkout".into(),
+        provider: "payments".into(),
+        requirement: "^3.1".into(),
+    })
+    .await
+    .expect("requirement");
+    let st = c
+        .declare_version_requirement(pb::DeclareVersionRequirementRequest {
+            consumer: "checkout".into(),
+            provider: "payments".into(),
+            requirement: "three".into(),
+        })
+        .await
+        .expect_err("range");
+    assert_eq!(st.code(), Code::InvalidArgument);
+    assert!(
+        c.get_version_skew(pb::GetVersionSkewRequest::default())
+            .await
+            .expect("skew")
+            .into_inner()
+            .violations
+            .is_empty()
+    );
+    let plan = c
+        .plan_release(pb::PlanReleaseRequest {
+            items: vec![pb::ReleaseItem {
+                service: "payments".into(),
+                version: "4.0.0".into(),
+            }],
+        })
+        .await
+        .expect("plan")
+        .into_inner();
+    let broke: Vec<(&str, &str, &str)> = plan
+        .skew_violations
+        .iter()
+        .map(|v| {
+            (
+                v.environment.as_str(),
+                v.consumer.as_str(),
+                v.provider_version.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(broke, [("prod", "checkout", "4.0.0")]);
 
     let before = answers(c).await;
     // Stop, start again on the same store: identical answers.

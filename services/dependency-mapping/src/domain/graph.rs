@@ -588,3 +588,73 @@ pub fn matrix<'a>(
         .collect();
     Ok((chosen.into_iter().collect(), cells))
 }
+
+/// A consumer running against a provider version outside the range it declared it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkewViolation {
+    pub environment: String,
+    pub consumer: ServiceName,
+    pub consumer_version: semver::Version,
+    pub provider: ServiceName,
+    pub provider_version: semver::Version,
+    pub requirement: semver::VersionReq,
+}
+
+fn violations_in(
+    catalog: &Catalog,
+    environment: &str,
+    running: &BTreeMap<ServiceName, semver::Version>,
+) -> Vec<SkewViolation> {
+    catalog
+        .requirements
+        .iter()
+        .filter_map(|((consumer, provider), req)| {
+            let cv = running.get(consumer)?;
+            let pv = running.get(provider)?;
+            (!req.matches(pv)).then(|| SkewViolation {
+                environment: environment.to_owned(),
+                consumer: consumer.clone(),
+                consumer_version: cv.clone(),
+                provider: provider.clone(),
+                provider_version: pv.clone(),
+                requirement: req.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Every environment (or one) where deployed versions violate a declared range.
+pub fn version_skew(catalog: &Catalog, environment: Option<&str>) -> Vec<SkewViolation> {
+    catalog
+        .deployments
+        .keys()
+        .filter(|e| environment.is_none_or(|want| want == e.as_str()))
+        .flat_map(|e| violations_in(catalog, e, &catalog.footprint(e, None)))
+        .collect()
+}
+
+/// What deploying `items` would break, in every environment that runs any of the catalog's
+/// services: the violations with the release's versions in place that are not there today.
+pub fn skew_after_release(
+    catalog: &Catalog,
+    items: &[(ServiceName, semver::Version)],
+) -> Vec<SkewViolation> {
+    let mut out = Vec::new();
+    for env in catalog.deployments.keys() {
+        let now = catalog.footprint(env, None);
+        let before: BTreeSet<(ServiceName, ServiceName)> = violations_in(catalog, env, &now)
+            .into_iter()
+            .map(|v| (v.consumer, v.provider))
+            .collect();
+        let mut after = now;
+        for (s, v) in items {
+            after.insert(s.clone(), v.clone());
+        }
+        out.extend(
+            violations_in(catalog, env, &after)
+                .into_iter()
+                .filter(|v| !before.contains(&(v.consumer.clone(), v.provider.clone()))),
+        );
+    }
+    out
+}

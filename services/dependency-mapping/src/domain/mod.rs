@@ -47,6 +47,21 @@ pub enum Command {
         calls: Vec<ObservedCall>,
         at: i64,
     },
+    /// A deployment finished: `service@version` now runs in `environment` (from orchestration's
+    /// `DeploymentFinished`).
+    RecordDeployment(Deployment),
+    /// Names the footprint of an environment as it is now (e.g. `2026-q4-release`).
+    TagFootprint {
+        environment: String,
+        tag: String,
+        at: i64,
+    },
+    /// A consumer needs provider versions in a semver range.
+    DeclareVersionRequirement {
+        consumer: ServiceName,
+        provider: ServiceName,
+        requirement: semver::VersionReq,
+    },
 }
 
 /// Facts about the catalog.
@@ -64,6 +79,13 @@ pub enum Event {
         calls: Vec<ObservedCall>,
         at: i64,
     },
+    DeploymentRecorded(Deployment),
+    FootprintTagged(FootprintTag),
+    VersionRequirementDeclared {
+        consumer: ServiceName,
+        provider: ServiceName,
+        requirement: semver::VersionReq,
+    },
 }
 
 /// The catalog: services, declared dependencies and co-deployment pins.
@@ -78,6 +100,12 @@ pub struct Catalog {
     pub dependents: BTreeSet<(ServiceName, ServiceName)>,
     /// Observed edges by (client, server): runtime truth to hold declarations against.
     pub observed: BTreeMap<(ServiceName, ServiceName), ObservedEdge>,
+    /// Per environment, per service: versions with the time each started running, in order.
+    pub deployments: BTreeMap<String, BTreeMap<ServiceName, Vec<(i64, semver::Version)>>>,
+    /// Named footprints by (environment, tag).
+    pub tags: BTreeMap<(String, String), FootprintTag>,
+    /// Version ranges consumers need of providers, by (consumer, provider).
+    pub requirements: BTreeMap<(ServiceName, ServiceName), semver::VersionReq>,
 }
 
 impl Catalog {
@@ -96,6 +124,27 @@ impl Catalog {
             .range((consumer.clone(), ServiceName::min())..)
             .take_while(move |((c, _), _)| *c == consumer)
             .map(|(_, d)| d)
+    }
+
+    /// Which version of each service runs in `environment`, now or as of a time (microseconds).
+    pub fn footprint(
+        &self,
+        environment: &str,
+        as_of: Option<i64>,
+    ) -> BTreeMap<ServiceName, semver::Version> {
+        let Some(env) = self.deployments.get(environment) else {
+            return BTreeMap::new();
+        };
+        env.iter()
+            .filter_map(|(s, history)| {
+                let upto = match as_of {
+                    Some(t) => history.partition_point(|(at, _)| *at <= t),
+                    None => history.len(),
+                };
+                upto.checked_sub(1)
+                    .map(|i| (s.clone(), history[i].1.clone()))
+            })
+            .collect()
     }
 
     /// Services that depend on a provider.
@@ -169,6 +218,66 @@ impl Catalog {
                 }
                 Ok(vec![Event::CallsObserved { calls, at }])
             }
+            Command::RecordDeployment(d) => {
+                check_environment(&d.environment)?;
+                self.require(&d.service)?;
+                Ok(vec![Event::DeploymentRecorded(d)])
+            }
+            Command::TagFootprint {
+                environment,
+                tag,
+                at,
+            } => {
+                check_environment(&environment)?;
+                if tag.trim().is_empty() || tag.len() > 64 {
+                    return Err(DomainError::Invalid {
+                        field: "tag",
+                        reason: "a tag is 1 to 64 characters".into(),
+                    });
+                }
+                if self.tags.contains_key(&(environment.clone(), tag.clone())) {
+                    return Err(DomainError::Invalid {
+                        field: "tag",
+                        reason: format!(
+                            "{tag} already names a footprint of {environment}; tags are immutable"
+                        ),
+                    });
+                }
+                let services = self.footprint(&environment, Some(at));
+                if services.is_empty() {
+                    return Err(DomainError::Invalid {
+                        field: "environment",
+                        reason: format!("nothing is deployed in {environment}"),
+                    });
+                }
+                Ok(vec![Event::FootprintTagged(FootprintTag {
+                    environment,
+                    tag,
+                    at,
+                    services,
+                })])
+            }
+            Command::DeclareVersionRequirement {
+                consumer,
+                provider,
+                requirement,
+            } => {
+                if consumer == provider {
+                    return Err(DomainError::SelfDependency(consumer));
+                }
+                self.require(&consumer)?;
+                self.require(&provider)?;
+                if self.requirements.get(&(consumer.clone(), provider.clone()))
+                    == Some(&requirement)
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![Event::VersionRequirementDeclared {
+                    consumer,
+                    provider,
+                    requirement,
+                }])
+            }
             Command::PinCoDeployment(pin) => {
                 pin.validate()?;
                 if pin.services.len() < 2 {
@@ -209,6 +318,28 @@ impl Catalog {
             Event::CoDeploymentPinned(pin) => {
                 self.pins.insert(pin.group.clone(), pin.clone());
             }
+            Event::DeploymentRecorded(d) => {
+                let history = self
+                    .deployments
+                    .entry(d.environment.clone())
+                    .or_default()
+                    .entry(d.service.clone())
+                    .or_default();
+                let at = history.partition_point(|(t, _)| *t <= d.at);
+                history.insert(at, (d.at, d.version.clone()));
+            }
+            Event::FootprintTagged(tag) => {
+                self.tags
+                    .insert((tag.environment.clone(), tag.tag.clone()), tag.clone());
+            }
+            Event::VersionRequirementDeclared {
+                consumer,
+                provider,
+                requirement,
+            } => {
+                self.requirements
+                    .insert((consumer.clone(), provider.clone()), requirement.clone());
+            }
             Event::CallsObserved { calls, at } => {
                 for c in calls {
                     let edge = self
@@ -245,3 +376,19 @@ impl flotilla_core::Aggregate for Catalog {
 
 #[cfg(test)]
 mod tests;
+
+fn check_environment(env: &str) -> Result<()> {
+    let ok = !env.is_empty()
+        && env.len() <= 63
+        && env
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::Invalid {
+            field: "environment",
+            reason: format!("{env:?} must be 1 to 63 lowercase letters, digits or '-'"),
+        })
+    }
+}

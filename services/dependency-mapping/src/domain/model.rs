@@ -207,3 +207,21 @@ pub struct ObservedEdge {
     pub first_seen: i64,
     pub last_seen: i64,
 }
+
+/// A finished deployment: `service@version` runs in `environment` from `at` (microseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    pub environment: String,
+    pub service: ServiceName,
+    pub version: semver::Version,
+    pub at: i64,
+}
+
+/// A named composite footprint: the versions running in an environment at a moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FootprintTag {
+    pub environment: String,
+    pub tag: String,
+    pub at: i64,
+    pub services: std::collections::BTreeMap<ServiceName, semver::Version>,
+}

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use super::graph::{co_deployment_groups, drift, impact, matrix, plan_release};
+use super::graph::{
+    co_deployment_groups, drift, impact, matrix, plan_release, skew_after_release, version_skew,
+};
 use super::*;
 
 fn name(s: &str) -> ServiceName {
@@ -394,6 +396,149 @@ fn matrix_lists_edges_among_chosen_services() {
     );
     assert_eq!(
         matrix(&c, &[name("ghost")], ""),
+        Err(DomainError::UnknownService(name("ghost")))
+    );
+}
+
+fn deploy(c: Catalog, env: &str, s: &str, v: &str, at: i64) -> Catalog {
+    apply(
+        c,
+        Command::RecordDeployment(Deployment {
+            environment: env.into(),
+            service: name(s),
+            version: semver::Version::parse(v).expect("semver"),
+            at,
+        }),
+    )
+}
+
+#[test]
+fn footprints_answer_as_of_any_time_and_tags_are_immutable() {
+    let c = shop();
+    let c = deploy(c, "prod", "checkout", "1.0.0", 100);
+    let c = deploy(c, "prod", "payments", "3.0.0", 100);
+    let c = deploy(c, "prod", "checkout", "1.1.0", 300);
+    // Recorded late, ordered by when it ran.
+    let c = deploy(c, "prod", "checkout", "1.0.5", 200);
+    let v = |c: &Catalog, at| {
+        c.footprint("prod", at)
+            .get(&name("checkout"))
+            .map(|v| v.to_string())
+    };
+    assert_eq!(v(&c, None).as_deref(), Some("1.1.0"));
+    assert_eq!(v(&c, Some(250)).as_deref(), Some("1.0.5"));
+    assert_eq!(v(&c, Some(150)).as_deref(), Some("1.0.0"));
+    assert_eq!(v(&c, Some(50)), None);
+    assert!(c.footprint("staging", None).is_empty());
+    let c = apply(
+        c,
+        Command::TagFootprint {
+            environment: "prod".into(),
+            tag: "q4".into(),
+            at: 250,
+        },
+    );
+    assert_eq!(
+        c.tags[&("prod".to_owned(), "q4".to_owned())].services[&name("checkout")].to_string(),
+        "1.0.5"
+    );
+    assert!(matches!(
+        c.decide(Command::TagFootprint {
+            environment: "prod".into(),
+            tag: "q4".into(),
+            at: 400
+        }),
+        Err(DomainError::Invalid { field: "tag", .. })
+    ));
+    assert!(matches!(
+        c.decide(Command::TagFootprint {
+            environment: "dev".into(),
+            tag: "x".into(),
+            at: 1
+        }),
+        Err(DomainError::Invalid {
+            field: "environment",
+            ..
+        })
+    ));
+    assert!(matches!(
+        c.decide(Command::RecordDeployment(Deployment {
+            environment: "Prod!".into(),
+            service: name("web"),
+            version: semver::Version::new(1, 0, 0),
+            at: 1
+        })),
+        Err(DomainError::Invalid {
+            field: "environment",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn version_skew_reports_violations_now_and_what_a_release_would_break() {
+    let c = shop();
+    let req = |r: &str| semver::VersionReq::parse(r).expect("req");
+    let c = apply(
+        c,
+        Command::DeclareVersionRequirement {
+            consumer: name("checkout"),
+            provider: name("payments"),
+            requirement: req(">=3.0.0, <4.0.0"),
+        },
+    );
+    let c = apply(
+        c,
+        Command::DeclareVersionRequirement {
+            consumer: name("web"),
+            provider: name("checkout"),
+            requirement: req("^1.1"),
+        },
+    );
+    let c = deploy(c, "prod", "checkout", "1.0.0", 1);
+    let c = deploy(c, "prod", "payments", "3.2.0", 1);
+    let c = deploy(c, "prod", "web", "5.0.0", 1);
+    let c = deploy(c, "staging", "checkout", "1.2.0", 1);
+    let c = deploy(c, "staging", "payments", "2.9.0", 1);
+    let now = version_skew(&c, None);
+    let found: Vec<(&str, &str, &str, String)> = now
+        .iter()
+        .map(|v| {
+            (
+                v.environment.as_str(),
+                v.consumer.as_str(),
+                v.provider.as_str(),
+                v.provider_version.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("prod", "web", "checkout", "1.0.0".to_owned()),
+            ("staging", "checkout", "payments", "2.9.0".to_owned())
+        ]
+    );
+    assert_eq!(version_skew(&c, Some("staging")).len(), 1);
+    // Releasing payments 4.0.0 breaks checkout in prod (staging was already broken: not new).
+    let broke = skew_after_release(&c, &[(name("payments"), semver::Version::new(4, 0, 0))]);
+    assert_eq!(
+        broke
+            .iter()
+            .map(|v| (v.environment.as_str(), v.consumer.as_str()))
+            .collect::<Vec<_>>(),
+        [("prod", "checkout")]
+    );
+    // Releasing checkout 1.1.0 fixes web in prod and breaks nothing.
+    assert!(
+        skew_after_release(&c, &[(name("checkout"), semver::Version::new(1, 1, 0))]).is_empty()
+    );
+    assert_eq!(
+        c.decide(Command::DeclareVersionRequirement {
+            consumer: name("web"),
+            provider: name("ghost"),
+            requirement: req("*")
+        }),
         Err(DomainError::UnknownService(name("ghost")))
     );
 }
