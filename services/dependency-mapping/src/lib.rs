@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod backstage;
+pub mod compat;
 pub mod convert;
 pub mod domain;
 pub mod grpc;
