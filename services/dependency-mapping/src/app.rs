@@ -14,7 +14,9 @@ use tokio::sync::RwLock;
 
 use crate::convert;
 use crate::domain::graph::Graph;
-use crate::domain::{Catalog, Command, DomainError, Event, ServiceName};
+use crate::domain::{
+    Catalog, Command, CompatibilityVerdict, DomainError, Event, SchemaDoc, ServiceName,
+};
 
 /// The catalog's one stream.
 pub const CATALOG_STREAM: &str = "dependency-catalog";
@@ -119,6 +121,40 @@ impl EventCodec<Event> for CatalogCodec {
                 }
                 .encode_to_vec(),
             ),
+            Event::CompatibilityChecked(v) => (
+                "CompatibilityChecked",
+                pb::CompatibilityChecked {
+                    verdict: Some(convert::verdict_pb(v, false)),
+                    checked_at: Some(convert::timestamp(v.at)),
+                }
+                .encode_to_vec(),
+            ),
+            Event::SchemaPublished(d) => (
+                "SchemaPublished",
+                pb::SchemaPublished {
+                    service: d.service.to_string(),
+                    name: d.name.clone(),
+                    version: d.version.to_string(),
+                    format: convert::schema_format_pb(d.format) as i32,
+                    content: d.content.clone(),
+                }
+                .encode_to_vec(),
+            ),
+            Event::SchemaUseDeclared {
+                consumer,
+                provider,
+                name,
+                version,
+            } => (
+                "SchemaUseDeclared",
+                pb::SchemaUseDeclared {
+                    consumer: consumer.to_string(),
+                    provider: provider.to_string(),
+                    name: name.clone(),
+                    version: version.to_string(),
+                }
+                .encode_to_vec(),
+            ),
         };
         (format!("{PREFIX}{name}"), 1, bytes)
     }
@@ -167,6 +203,38 @@ impl EventCodec<Event> for CatalogCodec {
                 convert::pin(pb::CoDeploymentPinned::decode(payload).map_err(err)?.pin)
                     .map_err(dom)?,
             ),
+            "CompatibilityChecked" => {
+                let e = pb::CompatibilityChecked::decode(payload).map_err(err)?;
+                let at = e
+                    .checked_at
+                    .as_ref()
+                    .map(convert::micros)
+                    .transpose()
+                    .map_err(dom)?
+                    .unwrap_or_default();
+                Event::CompatibilityChecked(
+                    convert::verdict(e.verdict.ok_or("verdict missing")?, at).map_err(dom)?,
+                )
+            }
+            "SchemaPublished" => {
+                let e = pb::SchemaPublished::decode(payload).map_err(err)?;
+                Event::SchemaPublished(crate::domain::SchemaDoc {
+                    service: ServiceName::parse(&e.service).map_err(dom)?,
+                    name: e.name,
+                    version: convert::version("version", &e.version).map_err(dom)?,
+                    format: convert::schema_format(e.format).map_err(dom)?,
+                    content: e.content,
+                })
+            }
+            "SchemaUseDeclared" => {
+                let e = pb::SchemaUseDeclared::decode(payload).map_err(err)?;
+                Event::SchemaUseDeclared {
+                    consumer: ServiceName::parse(&e.consumer).map_err(dom)?,
+                    provider: ServiceName::parse(&e.provider).map_err(dom)?,
+                    name: e.name,
+                    version: convert::version("version", &e.version).map_err(dom)?,
+                }
+            }
             "DeploymentRecorded" => {
                 let e = pb::DeploymentRecorded::decode(payload).map_err(err)?;
                 Event::DeploymentRecorded(
@@ -301,6 +369,70 @@ impl CatalogApp {
         let g = Arc::new(Graph::build(&state.catalog));
         state.graph = Some(g.clone());
         Ok(g)
+    }
+
+    /// Checks a schema version against its baselines, records the verdict and, when `publish`
+    /// and nothing breaks, publishes the version. Returns the verdict and whether it was published.
+    pub async fn check_schema(
+        &self,
+        doc: SchemaDoc,
+        publish: bool,
+        at: i64,
+        metadata: Metadata,
+    ) -> Result<(CompatibilityVerdict, bool)> {
+        crate::compat::validate(doc.format, &doc.content).map_err(|e| DomainError::Invalid {
+            field: "content",
+            reason: e.to_string(),
+        })?;
+        let verdict = self
+            .read(|c| -> Result<CompatibilityVerdict> {
+                let mut compared = Vec::new();
+                let mut breaking = Vec::new();
+                for (used_by, base) in c.schema_baselines(&doc.service, &doc.name, &doc.version) {
+                    if base.format != doc.format {
+                        breaking.push(format!(
+                            "format changed from {:?} to {:?} (against {} of {used_by})",
+                            base.format, doc.format, base.version
+                        ));
+                    } else {
+                        let found = crate::compat::breaking_changes(
+                            doc.format,
+                            &base.content,
+                            &doc.content,
+                        )
+                        .map_err(|e| AppError::Decode {
+                            position: 0,
+                            reason: e.to_string(),
+                        })?;
+                        breaking.extend(
+                            found.into_iter().map(|b| {
+                                format!("{b} (against {} used by {used_by})", base.version)
+                            }),
+                        );
+                    }
+                    compared.push((used_by, base.version.clone()));
+                }
+                Ok(CompatibilityVerdict {
+                    service: doc.service.clone(),
+                    name: doc.name.clone(),
+                    version: doc.version.clone(),
+                    compared,
+                    breaking,
+                    at,
+                })
+            })
+            .await??;
+        let clean = verdict.breaking.is_empty();
+        self.execute(
+            Command::CheckSchema {
+                doc,
+                verdict: verdict.clone(),
+                publish,
+            },
+            metadata,
+        )
+        .await?;
+        Ok((verdict, publish && clean))
     }
 
     /// Decides and appends a command; returns the catalog version after it and whether it

@@ -277,3 +277,63 @@ pub fn skew_pb(v: &crate::domain::graph::SkewViolation) -> pb::SkewViolation {
         requirement: v.requirement.to_string(),
     }
 }
+
+pub fn schema_format(v: i32) -> Result<crate::domain::SchemaFormat> {
+    match pb::SchemaFormat::try_from(v) {
+        Ok(pb::SchemaFormat::ProtobufDescriptorSet) => Ok(crate::domain::SchemaFormat::Protobuf),
+        Ok(pb::SchemaFormat::JsonSchema) => Ok(crate::domain::SchemaFormat::JsonSchema),
+        _ => Err(DomainError::Invalid {
+            field: "format",
+            reason: format!(
+                "{v} is not a schema format; use SCHEMA_FORMAT_PROTOBUF_DESCRIPTOR_SET or SCHEMA_FORMAT_JSON_SCHEMA"
+            ),
+        }),
+    }
+}
+
+pub fn schema_format_pb(f: crate::domain::SchemaFormat) -> pb::SchemaFormat {
+    match f {
+        crate::domain::SchemaFormat::Protobuf => pb::SchemaFormat::ProtobufDescriptorSet,
+        crate::domain::SchemaFormat::JsonSchema => pb::SchemaFormat::JsonSchema,
+    }
+}
+
+pub fn verdict_pb(
+    v: &crate::domain::CompatibilityVerdict,
+    published: bool,
+) -> pb::CompatibilityVerdict {
+    pb::CompatibilityVerdict {
+        service: v.service.to_string(),
+        name: v.name.clone(),
+        version: v.version.to_string(),
+        compatible: v.breaking.is_empty(),
+        breaking_changes: v.breaking.clone(),
+        compared_against: v
+            .compared
+            .iter()
+            .map(|(u, ver)| pb::SchemaBaseline {
+                used_by: u.clone(),
+                version: ver.to_string(),
+            })
+            .collect(),
+        published,
+    }
+}
+
+pub fn verdict(
+    v: pb::CompatibilityVerdict,
+    at: i64,
+) -> Result<crate::domain::CompatibilityVerdict> {
+    Ok(crate::domain::CompatibilityVerdict {
+        service: name("verdict.service", &v.service)?,
+        name: v.name,
+        version: version("verdict.version", &v.version)?,
+        compared: v
+            .compared_against
+            .into_iter()
+            .map(|b| Ok((b.used_by, version("verdict.compared_against", &b.version)?)))
+            .collect::<Result<_>>()?,
+        breaking: v.breaking_changes,
+        at,
+    })
+}

@@ -525,6 +525,51 @@ impl DependencyMappingService for DependencyMappingApi {
             violations: violations.iter().map(convert::skew_pb).collect(),
         }))
     }
+
+    #[tracing::instrument(skip_all, fields(rpc = "PublishSchema"))]
+    async fn publish_schema(
+        &self,
+        request: Request<pb::PublishSchemaRequest>,
+    ) -> Result<Response<pb::CompatibilityVerdict>, Status> {
+        let md = metadata(&request);
+        let r = request.into_inner();
+        let doc = crate::domain::SchemaDoc {
+            service: convert::name("service", &r.service).map_err(domain)?,
+            name: r.name,
+            version: convert::version("version", &r.version).map_err(domain)?,
+            format: convert::schema_format(r.format).map_err(domain)?,
+            content: r.content,
+        };
+        let at = flotilla_core::event::Timestamp::now().as_micros();
+        let (verdict, published) = self
+            .app
+            .check_schema(doc, !r.check_only, at, md)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(convert::verdict_pb(&verdict, published)))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "DeclareSchemaUse"))]
+    async fn declare_schema_use(
+        &self,
+        request: Request<pb::DeclareSchemaUseRequest>,
+    ) -> Result<Response<pb::CommandAccepted>, Status> {
+        let md = metadata(&request);
+        let r = request.into_inner();
+        let consumer = convert::name("consumer", &r.consumer).map_err(domain)?;
+        let provider = convert::name("provider", &r.provider).map_err(domain)?;
+        let version = convert::version("version", &r.version).map_err(domain)?;
+        self.command(
+            Command::DeclareSchemaUse {
+                consumer,
+                provider,
+                name: r.name,
+                version,
+            },
+            md,
+        )
+        .await
+    }
 }
 
 fn cell_text(d: &crate::domain::Dependency) -> String {

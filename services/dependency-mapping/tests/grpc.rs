@@ -572,6 +572,143 @@ async fn catalog_graph_and_restart() {
         .collect();
     assert_eq!(broke, [("prod", "checkout", "4.0.0")]);
 
+    // Schemas: JSON Schema checked against what a consumer uses; protobuf descriptor sets too.
+    let schema = |props: serde_json::Value| {
+        serde_json::to_vec(&serde_json::json!({"type": "object", "properties": props}))
+            .expect("json")
+    };
+    let publish = |svc: &str,
+                   name: &str,
+                   version: &str,
+                   format: pb::SchemaFormat,
+                   content: Vec<u8>,
+                   check_only: bool| pb::PublishSchemaRequest {
+        service: svc.into(),
+        name: name.into(),
+        version: version.into(),
+        format: format as i32,
+        content,
+        check_only,
+    };
+    let v1 = c
+        .publish_schema(publish(
+            "payments",
+            "payment-events",
+            "1.0.0",
+            pb::SchemaFormat::JsonSchema,
+            schema(serde_json::json!({"id": {"type": "string"}, "amount": {"type": "number"}})),
+            false,
+        ))
+        .await
+        .expect("v1")
+        .into_inner();
+    assert!(v1.compatible && v1.published && v1.compared_against.is_empty());
+    c.declare_schema_use(pb::DeclareSchemaUseRequest {
+        consumer: "checkout".into(),
+        provider: "payments".into(),
+        name: "payment-events".into(),
+        version: "1.0.0".into(),
+    })
+    .await
+    .expect("use");
+    let v11 = c.publish_schema(publish("payments", "payment-events", "1.1.0", pb::SchemaFormat::JsonSchema, schema(serde_json::json!({"id": {"type": "string"}, "amount": {"type": "number"}, "currency": {"type": "string"}})), false)).await.expect("v1.1").into_inner();
+    assert!(v11.compatible && v11.published);
+    assert_eq!(
+        v11.compared_against
+            .iter()
+            .map(|b| (b.used_by.as_str(), b.version.as_str()))
+            .collect::<Vec<_>>(),
+        [("checkout", "1.0.0")]
+    );
+    let v2 = c
+        .publish_schema(publish(
+            "payments",
+            "payment-events",
+            "2.0.0",
+            pb::SchemaFormat::JsonSchema,
+            schema(serde_json::json!({"id": {"type": "string"}})),
+            false,
+        ))
+        .await
+        .expect("v2")
+        .into_inner();
+    assert!(!v2.compatible && !v2.published);
+    assert_eq!(
+        v2.breaking_changes,
+        ["property amount was removed (against 1.0.0 used by checkout)"]
+    );
+    let st = c
+        .publish_schema(publish(
+            "payments",
+            "payment-events",
+            "3.0.0",
+            pb::SchemaFormat::JsonSchema,
+            b"{oops".to_vec(),
+            true,
+        ))
+        .await
+        .expect_err("malformed");
+    assert_eq!(st.code(), Code::InvalidArgument);
+    assert!(
+        st.message().contains("malformed JSON Schema"),
+        "{}",
+        st.message()
+    );
+    let st = c
+        .declare_schema_use(pb::DeclareSchemaUseRequest {
+            consumer: "checkout".into(),
+            provider: "payments".into(),
+            name: "payment-events".into(),
+            version: "2.0.0".into(),
+        })
+        .await
+        .expect_err("unpublished");
+    assert_eq!(st.code(), Code::InvalidArgument);
+    // Our own contracts as a protobuf schema: drop one field and the check names it.
+    use prost::Message;
+    let fds = flotilla_proto::FILE_DESCRIPTOR_SET.to_vec();
+    c.publish_schema(publish(
+        "fraud",
+        "flotilla-api",
+        "1.0.0",
+        pb::SchemaFormat::ProtobufDescriptorSet,
+        fds.clone(),
+        false,
+    ))
+    .await
+    .expect("proto v1");
+    let mut edited = prost_types::FileDescriptorSet::decode(fds.as_slice()).expect("fds");
+    let file = edited
+        .file
+        .iter_mut()
+        .find(|f| f.package() == "flotilla.common.v1")
+        .expect("common");
+    let status = file
+        .message_type
+        .iter_mut()
+        .find(|m| m.name() == "ServiceStatus")
+        .expect("ServiceStatus");
+    status.field.retain(|f| f.name() != "head_hash");
+    let pv2 = c
+        .publish_schema(publish(
+            "fraud",
+            "flotilla-api",
+            "1.1.0",
+            pb::SchemaFormat::ProtobufDescriptorSet,
+            edited.encode_to_vec(),
+            true,
+        ))
+        .await
+        .expect("proto v2")
+        .into_inner();
+    assert_eq!(
+        pv2.breaking_changes,
+        [
+            "field flotilla.common.v1.ServiceStatus.head_hash (number 3) was removed (against 1.0.0 used by latest published)"
+        ]
+    );
+    assert!(!pv2.published);
+
     let before = answers(c).await;
     // Stop, start again on the same store: identical answers.
     let _ = svc.stop.send(());

@@ -4,14 +4,7 @@
 pub mod jsonschema;
 pub mod protobuf;
 
-/// Schema formats Flotilla checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SchemaFormat {
-    /// An encoded `google.protobuf.FileDescriptorSet`.
-    Protobuf,
-    /// A JSON Schema document.
-    JsonSchema,
-}
+pub use crate::domain::SchemaFormat;
 
 /// Why a schema could not be checked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

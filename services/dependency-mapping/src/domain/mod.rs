@@ -56,6 +56,20 @@ pub enum Command {
         tag: String,
         at: i64,
     },
+    /// Records a compatibility verdict for a schema version and, when asked and the verdict is
+    /// clean, publishes the version.
+    CheckSchema {
+        doc: SchemaDoc,
+        verdict: CompatibilityVerdict,
+        publish: bool,
+    },
+    /// A consumer uses `version` of a provider's schema `name`.
+    DeclareSchemaUse {
+        consumer: ServiceName,
+        provider: ServiceName,
+        name: String,
+        version: semver::Version,
+    },
     /// A consumer needs provider versions in a semver range.
     DeclareVersionRequirement {
         consumer: ServiceName,
@@ -80,6 +94,14 @@ pub enum Event {
         at: i64,
     },
     DeploymentRecorded(Deployment),
+    CompatibilityChecked(CompatibilityVerdict),
+    SchemaPublished(SchemaDoc),
+    SchemaUseDeclared {
+        consumer: ServiceName,
+        provider: ServiceName,
+        name: String,
+        version: semver::Version,
+    },
     FootprintTagged(FootprintTag),
     VersionRequirementDeclared {
         consumer: ServiceName,
@@ -104,6 +126,12 @@ pub struct Catalog {
     pub deployments: BTreeMap<String, BTreeMap<ServiceName, Vec<(i64, semver::Version)>>>,
     /// Named footprints by (environment, tag).
     pub tags: BTreeMap<(String, String), FootprintTag>,
+    /// Published schemas by (service, name), then version.
+    pub schemas: BTreeMap<(ServiceName, String), BTreeMap<semver::Version, SchemaDoc>>,
+    /// Schema versions consumers use, by (consumer, provider, schema name).
+    pub schema_uses: BTreeMap<(ServiceName, ServiceName, String), semver::Version>,
+    /// The latest verdict per (service, schema name, version).
+    pub verdicts: BTreeMap<(ServiceName, String, semver::Version), CompatibilityVerdict>,
     /// Version ranges consumers need of providers, by (consumer, provider).
     pub requirements: BTreeMap<(ServiceName, ServiceName), semver::VersionReq>,
 }
@@ -145,6 +173,31 @@ impl Catalog {
                     .map(|i| (s.clone(), history[i].1.clone()))
             })
             .collect()
+    }
+
+    /// What a new version of `service`'s schema `name` must stay compatible with: the version
+    /// each consumer declared it uses, or, when none did, the latest earlier published version.
+    pub fn schema_baselines(
+        &self,
+        service: &ServiceName,
+        name: &str,
+        candidate: &semver::Version,
+    ) -> Vec<(String, &SchemaDoc)> {
+        let Some(versions) = self.schemas.get(&(service.clone(), name.to_owned())) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, &SchemaDoc)> = self
+            .schema_uses
+            .iter()
+            .filter(|((_, p, n), _)| p == service && n == name)
+            .filter_map(|((c, _, _), v)| versions.get(v).map(|doc| (c.to_string(), doc)))
+            .collect();
+        if out.is_empty() {
+            if let Some((_, doc)) = versions.range(..candidate.clone()).next_back() {
+                out.push(("latest published".to_owned(), doc));
+            }
+        }
+        out
     }
 
     /// Services that depend on a provider.
@@ -217,6 +270,72 @@ impl Catalog {
                     }
                 }
                 Ok(vec![Event::CallsObserved { calls, at }])
+            }
+            Command::CheckSchema {
+                doc,
+                verdict,
+                publish,
+            } => {
+                self.require(&doc.service)?;
+                if doc.name.trim().is_empty() || doc.name.len() > 128 {
+                    return Err(DomainError::Invalid {
+                        field: "name",
+                        reason: "a schema name is 1 to 128 characters".into(),
+                    });
+                }
+                if let Some(existing) = self
+                    .schemas
+                    .get(&(doc.service.clone(), doc.name.clone()))
+                    .and_then(|v| v.get(&doc.version))
+                {
+                    if existing.content != doc.content || existing.format != doc.format {
+                        return Err(DomainError::Invalid {
+                            field: "version",
+                            reason: format!(
+                                "{} {} {} is already published with other content; publish a new version",
+                                doc.service, doc.name, doc.version
+                            ),
+                        });
+                    }
+                }
+                let clean = verdict.breaking.is_empty();
+                let mut events = vec![Event::CompatibilityChecked(verdict)];
+                if publish && clean {
+                    events.push(Event::SchemaPublished(doc));
+                }
+                Ok(events)
+            }
+            Command::DeclareSchemaUse {
+                consumer,
+                provider,
+                name,
+                version,
+            } => {
+                self.require(&consumer)?;
+                self.require(&provider)?;
+                let published = self
+                    .schemas
+                    .get(&(provider.clone(), name.clone()))
+                    .is_some_and(|v| v.contains_key(&version));
+                if !published {
+                    return Err(DomainError::Invalid {
+                        field: "version",
+                        reason: format!("{provider} has not published {name} {version}"),
+                    });
+                }
+                if self
+                    .schema_uses
+                    .get(&(consumer.clone(), provider.clone(), name.clone()))
+                    == Some(&version)
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![Event::SchemaUseDeclared {
+                    consumer,
+                    provider,
+                    name,
+                    version,
+                }])
             }
             Command::RecordDeployment(d) => {
                 check_environment(&d.environment)?;
@@ -317,6 +436,29 @@ impl Catalog {
             }
             Event::CoDeploymentPinned(pin) => {
                 self.pins.insert(pin.group.clone(), pin.clone());
+            }
+            Event::CompatibilityChecked(v) => {
+                self.verdicts.insert(
+                    (v.service.clone(), v.name.clone(), v.version.clone()),
+                    v.clone(),
+                );
+            }
+            Event::SchemaPublished(doc) => {
+                self.schemas
+                    .entry((doc.service.clone(), doc.name.clone()))
+                    .or_default()
+                    .insert(doc.version.clone(), doc.clone());
+            }
+            Event::SchemaUseDeclared {
+                consumer,
+                provider,
+                name,
+                version,
+            } => {
+                self.schema_uses.insert(
+                    (consumer.clone(), provider.clone(), name.clone()),
+                    version.clone(),
+                );
             }
             Event::DeploymentRecorded(d) => {
                 let history = self

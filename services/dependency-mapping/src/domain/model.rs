@@ -225,3 +225,36 @@ pub struct FootprintTag {
     pub at: i64,
     pub services: std::collections::BTreeMap<ServiceName, semver::Version>,
 }
+
+/// Schema formats Flotilla checks for compatibility.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SchemaFormat {
+    /// An encoded `google.protobuf.FileDescriptorSet`.
+    Protobuf,
+    /// A JSON Schema document.
+    JsonSchema,
+}
+
+/// One version of a service's API or message schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaDoc {
+    pub service: ServiceName,
+    /// The schema's name within the service, e.g. `orders-api` or `order-events`.
+    pub name: String,
+    pub version: semver::Version,
+    pub format: SchemaFormat,
+    pub content: Vec<u8>,
+}
+
+/// The outcome of checking a schema version against what its consumers use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompatibilityVerdict {
+    pub service: ServiceName,
+    pub name: String,
+    pub version: semver::Version,
+    /// What it was compared with: (who uses it, which version).
+    pub compared: Vec<(String, semver::Version)>,
+    /// Every breaking change found (empty: compatible).
+    pub breaking: Vec<String>,
+    pub at: i64,
+}
