@@ -10,13 +10,16 @@ use prost_types::{DescriptorProto, EnumDescriptorProto, FileDescriptorSet};
 
 use super::MalformedSchema;
 
+/// An RPC: request type, response type, client streaming, server streaming.
+type Rpc = (String, String, bool, bool);
+
 /// A descriptor set flattened by full name.
 #[derive(Debug, Default)]
 pub struct Schema {
     messages: BTreeMap<String, DescriptorProto>,
     enums: BTreeMap<String, EnumDescriptorProto>,
     /// service -> rpc -> (input, output, client streaming, server streaming)
-    services: BTreeMap<String, BTreeMap<String, (String, String, bool, bool)>>,
+    services: BTreeMap<String, BTreeMap<String, Rpc>>,
 }
 
 fn collect_messages(prefix: &str, msgs: &[DescriptorProto], out: &mut Schema) {

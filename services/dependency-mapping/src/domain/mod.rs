@@ -192,10 +192,10 @@ impl Catalog {
             .filter(|((_, p, n), _)| p == service && n == name)
             .filter_map(|((c, _, _), v)| versions.get(v).map(|doc| (c.to_string(), doc)))
             .collect();
-        if out.is_empty() {
-            if let Some((_, doc)) = versions.range(..candidate.clone()).next_back() {
-                out.push(("latest published".to_owned(), doc));
-            }
+        if out.is_empty()
+            && let Some((_, doc)) = versions.range(..candidate.clone()).next_back()
+        {
+            out.push(("latest published".to_owned(), doc));
         }
         out
     }
@@ -287,16 +287,15 @@ impl Catalog {
                     .schemas
                     .get(&(doc.service.clone(), doc.name.clone()))
                     .and_then(|v| v.get(&doc.version))
+                    && (existing.content != doc.content || existing.format != doc.format)
                 {
-                    if existing.content != doc.content || existing.format != doc.format {
-                        return Err(DomainError::Invalid {
-                            field: "version",
-                            reason: format!(
-                                "{} {} {} is already published with other content; publish a new version",
-                                doc.service, doc.name, doc.version
-                            ),
-                        });
-                    }
+                    return Err(DomainError::Invalid {
+                        field: "version",
+                        reason: format!(
+                            "{} {} {} is already published with other content; publish a new version",
+                            doc.service, doc.name, doc.version
+                        ),
+                    });
                 }
                 let clean = verdict.breaking.is_empty();
                 let mut events = vec![Event::CompatibilityChecked(verdict)];
