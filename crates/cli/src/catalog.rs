@@ -41,6 +41,32 @@ pub enum CatalogCommand {
     },
     /// Declared dependencies never observed, and observed calls never declared.
     Drift,
+    /// Environments where deployed versions violate a consumer's declared range.
+    Skew {
+        #[arg(long)]
+        environment: Option<String>,
+    },
+    /// Which service@version runs in ENVIRONMENT: now, as of a time, or a named tag.
+    Footprint {
+        environment: String,
+        /// RFC 3339 time, e.g. 2026-11-01T00:00:00Z.
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// Check (and unless --check-only, publish) a schema version against what consumers use.
+    Schema {
+        service: String,
+        name: String,
+        version: String,
+        file: std::path::PathBuf,
+        /// protobuf (an encoded FileDescriptorSet) or json-schema.
+        #[arg(long)]
+        format: String,
+        #[arg(long)]
+        check_only: bool,
+    },
 }
 
 fn kind_name(k: i32) -> &'static str {
@@ -188,6 +214,7 @@ pub async fn run(addr: &str, output: Output, command: CatalogCommand) -> anyhow:
                     serde_json::to_string_pretty(&json!({
                         "waves": plan.waves.iter().map(|w| w.services.iter().map(|s| json!({"service": s.service, "version": s.version, "co_deployment_group": s.co_deployment_group})).collect::<Vec<_>>()).collect::<Vec<_>>(),
                         "impact": plan.impact.iter().map(impact_json).collect::<Vec<_>>(),
+                        "skew_violations": skew_rows(&plan.skew_violations).1,
                     }))?
                 ),
                 Output::Table => {
@@ -219,6 +246,14 @@ pub async fn run(addr: &str, output: Output, command: CatalogCommand) -> anyhow:
                         &IMPACT_HEADERS,
                         &plan.impact.iter().map(impact_row).collect::<Vec<_>>(),
                     );
+                    if !plan.skew_violations.is_empty() {
+                        println!();
+                        println!("this release would break declared version ranges:");
+                        table(
+                            &["environment", "consumer", "provider", "needs"],
+                            &skew_rows(&plan.skew_violations).0,
+                        );
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -247,6 +282,115 @@ pub async fn run(addr: &str, output: Output, command: CatalogCommand) -> anyhow:
                 println!();
             }
             Ok(ExitCode::SUCCESS)
+        }
+        CatalogCommand::Skew { environment } => {
+            let v = c
+                .get_version_skew(pb::GetVersionSkewRequest {
+                    environment: environment.unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| failed("skew", s))?
+                .into_inner()
+                .violations;
+            let (rows, js) = skew_rows(&v);
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&js)?),
+                Output::Table => table(&["environment", "consumer", "provider", "needs"], &rows),
+            }
+            Ok(if v.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        CatalogCommand::Footprint {
+            environment,
+            as_of,
+            tag,
+        } => {
+            let as_of = as_of.as_deref().map(timestamp).transpose()?;
+            let f = c
+                .get_footprint(pb::GetFootprintRequest {
+                    environment,
+                    as_of,
+                    tag: tag.unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| failed("footprint", s))?
+                .into_inner();
+            match output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"environment": f.environment, "services": f.services.iter().map(|s| json!({"service": s.service, "version": s.version})).collect::<Vec<_>>()})
+                    )?
+                ),
+                Output::Table => table(
+                    &["service", "version"],
+                    &f.services
+                        .iter()
+                        .map(|s| vec![s.service.clone(), s.version.clone()])
+                        .collect::<Vec<_>>(),
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CatalogCommand::Schema {
+            service,
+            name,
+            version,
+            file,
+            format,
+            check_only,
+        } => {
+            let format = match format.as_str() {
+                "protobuf" => pb::SchemaFormat::ProtobufDescriptorSet,
+                "json-schema" => pb::SchemaFormat::JsonSchema,
+                other => anyhow::bail!("--format {other:?}: use protobuf or json-schema"),
+            };
+            let content = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let v = c
+                .publish_schema(pb::PublishSchemaRequest {
+                    service,
+                    name,
+                    version,
+                    format: format as i32,
+                    content,
+                    check_only,
+                })
+                .await
+                .map_err(|s| failed("schema", s))?
+                .into_inner();
+            match output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"compatible": v.compatible, "published": v.published, "breaking_changes": v.breaking_changes,
+                        "compared_against": v.compared_against.iter().map(|b| json!({"used_by": b.used_by, "version": b.version})).collect::<Vec<_>>()})
+                    )?
+                ),
+                Output::Table => {
+                    let state = if v.compatible {
+                        if v.published {
+                            "compatible, published"
+                        } else {
+                            "compatible"
+                        }
+                    } else {
+                        "BREAKING, not published"
+                    };
+                    println!("{} {} {}: {state}", v.service, v.name, v.version);
+                    for b in &v.breaking_changes {
+                        println!("  - {b}");
+                    }
+                }
+            }
+            Ok(if v.compatible {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         CatalogCommand::Drift => {
             let d = c
@@ -289,6 +433,24 @@ pub async fn run(addr: &str, output: Output, command: CatalogCommand) -> anyhow:
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn timestamp(s: &str) -> anyhow::Result<prost_types::Timestamp> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            anyhow::anyhow!("--as-of {s:?} is not an RFC 3339 time like 2026-11-01T00:00:00Z ({e})")
+        })?;
+    Ok(prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: t.nanosecond() as i32,
+    })
+}
+
+fn skew_rows(v: &[pb::SkewViolation]) -> (Vec<Vec<String>>, serde_json::Value) {
+    (
+        v.iter().map(|x| vec![x.environment.clone(), format!("{}@{}", x.consumer, x.consumer_version), format!("{}@{}", x.provider, x.provider_version), x.requirement.clone()]).collect(),
+        json!(v.iter().map(|x| json!({"environment": x.environment, "consumer": x.consumer, "consumer_version": x.consumer_version, "provider": x.provider, "provider_version": x.provider_version, "requirement": x.requirement})).collect::<Vec<_>>()),
+    )
 }
 
 async fn import(

@@ -372,6 +372,76 @@ fn up_serves_six_services_until_sigterm() {
         .expect("bad plan");
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("SERVICE@VERSION"));
+    let skew = flotilla()
+        .args(["catalog", "--addr", &url, "--output", "json", "skew"])
+        .output()
+        .expect("skew");
+    assert!(skew.status.success());
+    assert_eq!(json(&skew), serde_json::json!([]));
+    let schema_file = dir.path().join("events.schema.json");
+    std::fs::write(
+        &schema_file,
+        r#"{"type": "object", "properties": {"id": {"type": "string"}}}"#,
+    )
+    .expect("schema");
+    let v = json(
+        &flotilla()
+            .args([
+                "catalog",
+                "--addr",
+                &url,
+                "--output",
+                "json",
+                "schema",
+                "checkout",
+                "order-events",
+                "1.0.0",
+            ])
+            .arg(&schema_file)
+            .args(["--format", "json-schema"])
+            .output()
+            .expect("schema"),
+    );
+    assert_eq!(
+        (v["compatible"].as_bool(), v["published"].as_bool()),
+        (Some(true), Some(true))
+    );
+    std::fs::write(&schema_file, r#"{"type": "object", "properties": {}}"#).expect("schema v2");
+    let broke = flotilla()
+        .args([
+            "catalog",
+            "--addr",
+            &url,
+            "schema",
+            "checkout",
+            "order-events",
+            "2.0.0",
+        ])
+        .arg(&schema_file)
+        .args(["--format", "json-schema"])
+        .output()
+        .expect("schema v2");
+    assert_eq!(broke.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&broke.stdout).contains("property id was removed"),
+        "{}",
+        String::from_utf8_lossy(&broke.stdout)
+    );
+    let bad_time = flotilla()
+        .args([
+            "catalog",
+            "--addr",
+            &url,
+            "footprint",
+            "prod",
+            "--as-of",
+            "yesterday",
+        ])
+        .output()
+        .expect("footprint");
+    assert_eq!(bad_time.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_time.stderr).contains("RFC 3339"));
+
     let unknown = flotilla()
         .args(["catalog", "--addr", &url, "impact", "ghost"])
         .output()
