@@ -18,6 +18,11 @@ use crate::domain::{
     Catalog, Command, CompatibilityVerdict, DomainError, Event, SchemaDoc, ServiceName,
 };
 
+/// Inbox name of this service's consumers.
+pub const CONSUMER: &str = "dependency-mapping";
+/// Type of orchestration's deployment event this service consumes.
+pub const DEPLOYMENT_FINISHED: &str = "flotilla.orchestration.v1.DeploymentFinished";
+
 /// The catalog's one stream.
 pub const CATALOG_STREAM: &str = "dependency-catalog";
 const PAGE: usize = 5_000;
@@ -438,6 +443,57 @@ impl CatalogApp {
     /// Decides and appends a command; returns the catalog version after it and whether it
     /// changed anything.
     pub async fn execute(&self, command: Command, metadata: Metadata) -> Result<(u64, bool)> {
+        self.execute_keyed(command, metadata, None).await
+    }
+
+    /// Applies orchestration's `DeploymentFinished` (a consumed event): a succeeded or rolled
+    /// back deployment updates the environment's footprint, once per event id (the inbox key is
+    /// written with the catalog's append). Returns whether the footprint changed.
+    pub async fn on_deployment_finished(&self, event: &flotilla_bus::CloudEvent) -> Result<bool> {
+        use flotilla_proto::orchestration::v1::{DeploymentFinished, DeploymentOutcome};
+        if event.ty != DEPLOYMENT_FINISHED {
+            return Ok(false);
+        }
+        let bad = |reason: String| {
+            AppError::Domain(DomainError::Invalid {
+                field: "DeploymentFinished",
+                reason,
+            })
+        };
+        let e = DeploymentFinished::decode(event.data.as_slice())
+            .map_err(|err| bad(format!("event {} does not decode: {err}", event.id)))?;
+        match DeploymentOutcome::try_from(e.outcome) {
+            Ok(DeploymentOutcome::Succeeded | DeploymentOutcome::RolledBack) => {}
+            _ => return Ok(false),
+        }
+        let id = event.event_id().map_err(|err| bad(err.to_string()))?;
+        let d = convert::deployment(
+            e.environment,
+            &e.service,
+            &e.version,
+            e.finished_at.as_ref(),
+        )?;
+        let md = Metadata::by(
+            if e.deployed_by.is_empty() {
+                "orchestration".to_owned()
+            } else {
+                e.deployed_by
+            },
+            event.extension("businessunit").unwrap_or_default(),
+        )
+        .with_causation(id);
+        let (_, changed) = self
+            .execute_keyed(Command::RecordDeployment(d), md, Some(id))
+            .await?;
+        Ok(changed)
+    }
+
+    async fn execute_keyed(
+        &self,
+        command: Command,
+        metadata: Metadata,
+        consumed: Option<uuid::Uuid>,
+    ) -> Result<(u64, bool)> {
         let mut state = self.state.write().await;
         for _ in 0..3 {
             self.catch_up(&mut state).await?;
@@ -457,17 +513,17 @@ impl CatalogApp {
                 .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
             match self
                 .store
-                .append(AppendRequest::new(
-                    self.stream.clone(),
-                    expected,
-                    new_events,
-                ))
+                .append(match consumed {
+                    Some(id) => AppendRequest::new(self.stream.clone(), expected, new_events)
+                        .consuming(CONSUMER, id),
+                    None => AppendRequest::new(self.stream.clone(), expected, new_events),
+                })
                 .await
             {
                 Ok(o) if o.deduplicated => {
-                    // A retried command: its events are already in the stream.
+                    // A retried command or a redelivered event: already in the stream.
                     self.catch_up(&mut state).await?;
-                    return Ok((o.stream_version, true));
+                    return Ok((o.stream_version, consumed.is_none()));
                 }
                 Ok(o) => {
                     for ev in &events {
