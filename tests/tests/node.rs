@@ -244,3 +244,96 @@ async fn served_service_relays_its_events_to_nats_and_kafka() {
     assert_eq!(after.head_position, o.last_position);
     node.stop().await.expect("graceful stop");
 }
+
+/// The choreography across services: orchestration's store records a finished deployment, its
+/// relay publishes it, and dependency-mapping's consumer updates the environment's footprint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_finished_deployment_reaches_the_footprint() {
+    use flotilla_proto::dependency::v1 as dm;
+    use flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient;
+    use flotilla_proto::orchestration::v1::{DeploymentFinished, DeploymentOutcome};
+    use prost::Message;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let node = RunningNode::embedded(data.clone())
+        .await
+        .expect("start node");
+    let mut catalog = DependencyMappingServiceClient::new(node.channel().await.expect("connect"));
+    catalog
+        .register_service(dm::RegisterServiceRequest {
+            service: Some(dm::ServiceEntry {
+                name: "checkout".into(),
+                owner_team: "shop".into(),
+                business_unit: "retail".into(),
+                criticality_tier: 1,
+                handles_personal_data: true,
+                data_classification: dm::DataClassification::Confidential as i32,
+                runtime: dm::Runtime::Microservice as i32,
+            }),
+        })
+        .await
+        .expect("register");
+
+    let orchestration = flotilla_store::open(
+        &format!("sqlite://{}", data.join("orchestration.db").display()),
+        "unused",
+    )
+    .await
+    .expect("orchestration store");
+    let payload = DeploymentFinished {
+        deployment_id: uuid::Uuid::now_v7().to_string(),
+        release_id: "release-7".into(),
+        environment: "prod".into(),
+        service: "checkout".into(),
+        version: "2.4.1".into(),
+        outcome: DeploymentOutcome::Succeeded as i32,
+        started_at: None,
+        finished_at: Some(prost_types::Timestamp {
+            seconds: 1_764_000_000,
+            nanos: 0,
+        }),
+        deployed_by: "deployer@example.com".into(),
+    }
+    .encode_to_vec();
+    let e = NewEvent::new(
+        "flotilla.orchestration.v1.DeploymentFinished",
+        1,
+        payload,
+        Metadata::by("orchestration", "retail"),
+    );
+    orchestration
+        .append(AppendRequest::new(
+            StreamId::new_for("deployment"),
+            ExpectedVersion::NoStream,
+            vec![e],
+        ))
+        .await
+        .expect("append");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let f = catalog
+            .get_footprint(dm::GetFootprintRequest {
+                environment: "prod".into(),
+                as_of: None,
+                tag: String::new(),
+            })
+            .await
+            .expect("footprint")
+            .into_inner();
+        if let Some(s) = f.services.first() {
+            assert_eq!(
+                (s.service.as_str(), s.version.as_str()),
+                ("checkout", "2.4.1")
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deployment never reached the footprint"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node.stop().await.expect("graceful stop");
+}

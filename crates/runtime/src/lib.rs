@@ -9,4 +9,6 @@ pub mod server;
 pub mod telemetry;
 
 pub use config::Config;
-pub use node::{Node, NodeMode, ServiceContext, ServiceModule};
+pub use node::{
+    Consumer, EventHandler, HandlerError, Node, NodeMode, ServiceContext, ServiceModule,
+};

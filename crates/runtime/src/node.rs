@@ -5,11 +5,11 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use flotilla_bus::Publisher;
 use flotilla_bus::inprocess::InProcessBus;
 use flotilla_bus::kafka::KafkaBus;
 use flotilla_bus::nats::NatsBus;
 use flotilla_bus::relay::Relay;
+use flotilla_bus::{Bus, Publisher};
 use flotilla_core::event::Timestamp;
 use flotilla_core::store::EventStore;
 use flotilla_proto::common::v1::ServiceStatus;
@@ -66,6 +66,99 @@ pub trait ServiceModule: Send + Sync {
     fn grpc_services(&self) -> Vec<String>;
     /// Adds its gRPC services to the routes.
     fn register(&self, ctx: ServiceContext, routes: &mut RoutesBuilder);
+    /// The other services' events it consumes, and how.
+    fn consumers(&self, _ctx: &ServiceContext) -> Vec<Consumer> {
+        Vec::new()
+    }
+}
+
+/// Why a consumed event was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// It can never be applied (malformed, invalid): acknowledged and logged.
+    #[error("event rejected: {0}")]
+    Reject(String),
+    /// It may apply later (the store was unavailable): left unacknowledged, delivered again.
+    #[error("event not applied yet: {0}")]
+    Retry(String),
+}
+
+/// Applies events of another service (deduplicating by event id in its own store).
+#[async_trait::async_trait]
+pub trait EventHandler: Send + Sync {
+    async fn handle(&self, event: &flotilla_bus::CloudEvent) -> Result<(), HandlerError>;
+}
+
+/// A durable subscription of a service to another service's events.
+#[derive(Clone)]
+pub struct Consumer {
+    /// The service whose events are consumed, e.g. `orchestration`.
+    pub source: &'static str,
+    pub handler: Arc<dyn EventHandler>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Consumes `source`'s events as the durable group `group` until stopped; failures resubscribe
+/// after a pause, so what was not acknowledged is delivered again.
+async fn run_consumer(
+    bus: Arc<dyn Bus>,
+    group: &'static str,
+    consumer: Consumer,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut pause = std::time::Duration::from_millis(500);
+    loop {
+        let mut deliveries = match bus.subscribe(consumer.source, group).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(group, source = consumer.source, error = %e, "subscribe failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                pause = (pause * 2).min(std::time::Duration::from_secs(30));
+                continue;
+            }
+        };
+        loop {
+            let delivery = tokio::select! {
+                d = deliveries.next() => d,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let delivery = match delivery {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(group, error = %e, "delivery failed; resubscribing");
+                    break;
+                }
+            };
+            match consumer.handler.handle(&delivery.event).await {
+                Ok(()) => {}
+                Err(HandlerError::Reject(reason)) => {
+                    tracing::warn!(group, event = %delivery.event.id, ty = %delivery.event.ty, %reason, "event rejected")
+                }
+                Err(HandlerError::Retry(reason)) => {
+                    tracing::warn!(group, event = %delivery.event.id, %reason, "event not applied; it will be delivered again");
+                    break;
+                }
+            }
+            if let Err(e) = delivery.ack().await {
+                tracing::warn!(group, error = %e, "ack failed; the event will be delivered again");
+            }
+            pause = std::time::Duration::from_millis(500);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// Where a node keeps data and sends events.
@@ -144,11 +237,11 @@ impl Node {
         Self { config, modules }
     }
 
-    async fn publishers(&self, mode: &NodeMode) -> anyhow::Result<Vec<Arc<dyn Publisher>>> {
+    async fn buses(&self, mode: &NodeMode) -> anyhow::Result<Vec<Arc<dyn Bus>>> {
         if let NodeMode::Embedded { .. } = mode {
             return Ok(vec![Arc::new(InProcessBus::new())]);
         }
-        let mut out: Vec<Arc<dyn Publisher>> = Vec::new();
+        let mut out: Vec<Arc<dyn Bus>> = Vec::new();
         for kind in &self.config.buses {
             match kind {
                 BusKind::Nats => out.push(Arc::new(
@@ -186,7 +279,7 @@ impl Node {
                 anyhow::anyhow!("cannot create data folder {}: {e}", data_dir.display())
             })?;
         }
-        let publishers = self.publishers(&mode).await?;
+        let buses = self.buses(&mode).await?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut routes = RoutesBuilder::default();
         let mut names = Vec::new();
@@ -204,22 +297,32 @@ impl Node {
                 head,
                 "store open"
             );
-            for p in &publishers {
+            for b in &buses {
+                let publisher: Arc<dyn Publisher> = b.clone();
                 relays.push(tokio::spawn(run_relay(
                     store.clone(),
                     m.name(),
-                    p.clone(),
+                    publisher,
                     stop_rx.clone(),
                 )));
             }
-            m.register(
-                ServiceContext {
-                    service: m.name(),
-                    store,
-                    started_at,
-                },
-                &mut routes,
-            );
+            let ctx = ServiceContext {
+                service: m.name(),
+                store,
+                started_at,
+            };
+            // Consume from the first configured bus.
+            if let Some(bus) = buses.first() {
+                for c in m.consumers(&ctx) {
+                    relays.push(tokio::spawn(run_consumer(
+                        bus.clone(),
+                        m.name(),
+                        c,
+                        stop_rx.clone(),
+                    )));
+                }
+            }
+            m.register(ctx, &mut routes);
             names.extend(m.grpc_services());
         }
         crate::server::serve(listener, routes, &names, shutdown).await?;

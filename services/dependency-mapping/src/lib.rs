@@ -12,7 +12,7 @@ pub mod convert;
 pub mod domain;
 pub mod grpc;
 
-use flotilla_runtime::{ServiceContext, ServiceModule};
+use flotilla_runtime::{Consumer, EventHandler, HandlerError, ServiceContext, ServiceModule};
 use tonic::service::RoutesBuilder;
 
 /// Service name as used in subjects, topics and store schemas.
@@ -33,5 +33,28 @@ impl ServiceModule for DependencyMappingModule {
 
     fn register(&self, ctx: ServiceContext, routes: &mut RoutesBuilder) {
         routes.add_service(grpc::server(ctx));
+    }
+
+    fn consumers(&self, ctx: &ServiceContext) -> Vec<Consumer> {
+        vec![Consumer {
+            source: "orchestration",
+            handler: std::sync::Arc::new(DeploymentsConsumer(app::CatalogApp::new(
+                ctx.store.clone(),
+            ))),
+        }]
+    }
+}
+
+/// Keeps footprints current from orchestration's `DeploymentFinished` events.
+struct DeploymentsConsumer(app::CatalogApp);
+
+#[async_trait::async_trait]
+impl EventHandler for DeploymentsConsumer {
+    async fn handle(&self, event: &flotilla_bus::CloudEvent) -> Result<(), HandlerError> {
+        match self.0.on_deployment_finished(event).await {
+            Ok(_) => Ok(()),
+            Err(app::AppError::Store(e)) => Err(HandlerError::Retry(e.to_string())),
+            Err(e) => Err(HandlerError::Reject(e.to_string())),
+        }
     }
 }
