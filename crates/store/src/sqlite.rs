@@ -127,6 +127,16 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        // Create the file, switch it to WAL and migrate on one connection before the pool opens
+        // more: concurrent first connections race for the journal-mode change ("database is
+        // locked").
+        if create && !in_memory {
+            let mut first = SqliteConnection::connect_with(&opts)
+                .await
+                .map_err(backend_err)?;
+            migrate(&mut first).await?;
+            first.close().await.map_err(backend_err)?;
+        }
         // A private in-memory database exists per connection: keep one connection for all.
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 4 })
@@ -142,9 +152,10 @@ impl SqliteStore {
                     StoreError::Backend(format!("cannot open an existing store at {url}: {e}"))
                 }
             })?;
-        if create {
-            migrate(&pool).await?;
-        } else {
+        if create && in_memory {
+            let mut conn = pool.acquire().await.map_err(backend_err)?;
+            migrate(&mut conn).await?;
+        } else if !create {
             let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('events', 'store_head')")
                 .fetch_one(&pool)
                 .await
@@ -186,8 +197,8 @@ impl SqliteStore {
     }
 }
 
-async fn migrate(pool: &SqlitePool) -> Result<()> {
-    let mut tx = pool.begin().await.map_err(backend_err)?;
+async fn migrate(conn: &mut SqliteConnection) -> Result<()> {
+    let mut tx = conn.begin().await.map_err(backend_err)?;
     sqlx::raw_sql("CREATE TABLE IF NOT EXISTS store_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
         .execute(&mut *tx)
         .await
