@@ -333,3 +333,36 @@ impl Node {
         Ok(())
     }
 }
+
+/// Declares a service crate's runtime module when the crate serves one gRPC service built by
+/// `grpc::server(ctx)` (named `grpc::GRPC_NAME`) and consumes nothing:
+/// `flotilla_runtime::service_module!(GovernanceModule, "governance");`
+#[macro_export]
+macro_rules! service_module {
+    ($module:ident, $name:literal) => {
+        /// Service name as used in subjects, topics and store schemas.
+        pub const NAME: &str = $name;
+
+        /// The service's entry point for the runtime.
+        #[derive(Debug, Default, Clone, Copy)]
+        pub struct $module;
+
+        impl $crate::ServiceModule for $module {
+            fn name(&self) -> &'static str {
+                NAME
+            }
+
+            fn grpc_services(&self) -> Vec<String> {
+                vec![grpc::GRPC_NAME.to_owned()]
+            }
+
+            fn register(
+                &self,
+                ctx: $crate::ServiceContext,
+                routes: &mut ::tonic::service::RoutesBuilder,
+            ) {
+                routes.add_service(grpc::server(ctx));
+            }
+        }
+    };
+}

@@ -1,30 +1,8 @@
 //! The monitoring service: health checks, post-deploy watch windows, feedback and DORA metrics.
 //!
-//! Layout: `grpc` holds the tonic service and proto conversions; the pure domain
-//! (`domain`) and its handlers and projections (`app`) arrive with the service's own issue.
+//! Layout: `grpc` holds the tonic service; the pure domain (`domain`), its handlers and
+//! projections (`app`) and proto conversions arrive with the service's own issue.
 
 pub mod grpc;
 
-use flotilla_runtime::{ServiceContext, ServiceModule};
-use tonic::service::RoutesBuilder;
-
-/// Service name as used in subjects, topics and store schemas.
-pub const NAME: &str = "monitoring";
-
-/// The monitoring service's entry point for the runtime.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct MonitoringModule;
-
-impl ServiceModule for MonitoringModule {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn grpc_services(&self) -> Vec<String> {
-        vec![grpc::GRPC_NAME.to_owned()]
-    }
-
-    fn register(&self, ctx: ServiceContext, routes: &mut RoutesBuilder) {
-        routes.add_service(grpc::server(ctx));
-    }
-}
+flotilla_runtime::service_module!(MonitoringModule, "monitoring");
