@@ -107,6 +107,19 @@ pub fn diff(old: &Schema, new: &Schema) -> Vec<String> {
         let new_by_name: BTreeMap<&str, &prost_types::FieldDescriptorProto> =
             n.field.iter().map(|f| (f.name(), f)).collect();
         for f in &m.field {
+            // Same name, other number: renumbered, even if the old number is reused by another.
+            if let Some(moved) = new_by_name.get(f.name())
+                && moved.number() != f.number()
+            {
+                out.push(format!(
+                    "field {}.{} was renumbered from {} to {}",
+                    clean(name),
+                    f.name(),
+                    f.number(),
+                    moved.number()
+                ));
+                continue;
+            }
             match new_by_number.get(&f.number()) {
                 None => match new_by_name.get(f.name()) {
                     Some(moved) => out.push(format!(
@@ -333,5 +346,21 @@ mod tests {
     fn garbage_is_malformed() {
         assert!(parse(b"\xff\xff\xff").is_err());
         assert!(parse(&FileDescriptorSet::default().encode_to_vec()).is_err());
+    }
+
+    #[test]
+    fn swapped_field_numbers_are_renumberings() {
+        let old = set(base_fields(), &[("NEW", 0)], false, false);
+        let mut fields = base_fields();
+        fields[0].number = Some(2);
+        fields[1].number = Some(1);
+        let new = set(fields, &[("NEW", 0)], false, false);
+        assert_eq!(
+            diff(&parse(&old).expect("old"), &parse(&new).expect("new")),
+            vec![
+                "field shop.v1.Order.id was renumbered from 1 to 2",
+                "field shop.v1.Order.amount was renumbered from 2 to 1"
+            ]
+        );
     }
 }

@@ -342,6 +342,30 @@ impl Graph {
                 union(&mut parent, m, members[0]);
             }
         }
+        // A cycle can also close through a pin (a -> b, pin b + c, c -> a): once the pinned
+        // services move together, their callers in such a cycle must move with them.
+        let mut with_pins = sync.clone();
+        self.link_pins(&mut with_pins);
+        for comp in components(n, &with_pins) {
+            if comp.len() < 2 {
+                continue;
+            }
+            let pinned: Vec<&str> = self
+                .pins
+                .iter()
+                .filter(|(_, ms, _)| ms.iter().any(|m| comp.contains(m)))
+                .map(|(g, _, _)| g.as_str())
+                .collect();
+            for &s in &comp {
+                reasons.entry(s).or_insert_with(|| {
+                    vec![format!(
+                        "synchronous dependency cycle through the services pinned in {}",
+                        pinned.join(", ")
+                    )]
+                });
+                union(&mut parent, s, comp[0]);
+            }
+        }
         let mut groups: BTreeMap<u32, BTreeMap<ServiceName, Vec<String>>> = BTreeMap::new();
         let mut roots: BTreeMap<u32, u32> = BTreeMap::new();
         for (s, r) in reasons {
@@ -378,17 +402,26 @@ impl Graph {
         out
     }
 
+    /// Links each pin's members through its first member, both ways: one component, with edges
+    /// linear in the pin's size.
+    fn link_pins(&self, adj: &mut [Vec<u32>]) {
+        for (_, members, _) in &self.pins {
+            if let Some((&first, rest)) = members.split_first() {
+                for &m in rest {
+                    adj[first as usize].push(m);
+                    adj[m as usize].push(first);
+                }
+            }
+        }
+    }
+
     fn compute_layering(&self) -> Layering {
         let mut adj: Vec<Vec<u32>> = self
             .providers
             .iter()
             .map(|ps| ps.iter().map(|(p, _)| *p).collect())
             .collect();
-        for (_, members, _) in &self.pins {
-            for &a in members {
-                adj[a as usize].extend(members.iter().copied().filter(|&b| b != a));
-            }
-        }
+        self.link_pins(&mut adj);
         let comps = components(self.names.len(), &adj);
         let mut comp_of = vec![0usize; self.names.len()];
         for (ci, c) in comps.iter().enumerate() {

@@ -165,6 +165,9 @@ impl Dependency {
     }
 }
 
+/// Most services one pin may hold.
+pub const MAX_PIN_SERVICES: usize = 200;
+
 /// Services that must be deployed together, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoDeploymentPin {
@@ -181,7 +184,20 @@ impl CoDeploymentPin {
                 reason: "a group name is 1 to 64 characters".into(),
             });
         }
-        if self.reason.trim().is_empty() {
+        let distinct: std::collections::BTreeSet<&ServiceName> = self.services.iter().collect();
+        if distinct.len() != self.services.len() {
+            return Err(DomainError::Invalid {
+                field: "services",
+                reason: "a service is named twice in the pin".into(),
+            });
+        }
+        if self.services.len() > MAX_PIN_SERVICES {
+            return Err(DomainError::Invalid {
+                field: "services",
+                reason: format!("a pin holds at most {MAX_PIN_SERVICES} services"),
+            });
+        }
+        if self.reason.trim().is_empty() || self.reason.len() > 1_000 {
             return Err(DomainError::Invalid {
                 field: "reason",
                 reason: "say why these services move together".into(),

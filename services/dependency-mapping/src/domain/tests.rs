@@ -542,3 +542,54 @@ fn version_skew_reports_violations_now_and_what_a_release_would_break() {
         Err(DomainError::UnknownService(name("ghost")))
     );
 }
+
+#[test]
+fn a_cycle_closing_through_a_pin_joins_the_group_and_pins_are_distinct() {
+    let mut c = Catalog::default();
+    for s in ["a", "b", "c", "d"] {
+        c = apply(c, Command::RegisterService(spec(s, 2, false, "bu")));
+    }
+    c = apply(
+        c,
+        Command::DeclareDependency(dep("a", "b", EdgeKind::SyncApi)),
+    );
+    c = apply(
+        c,
+        Command::DeclareDependency(dep("c", "a", EdgeKind::SyncApi)),
+    );
+    c = apply(
+        c,
+        Command::PinCoDeployment(CoDeploymentPin {
+            group: "bc".into(),
+            services: vec![name("b"), name("c")],
+            reason: "shared table".into(),
+        }),
+    );
+    let groups = co_deployment_groups(&c);
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        groups[0]
+            .members
+            .keys()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    assert!(
+        groups[0].members[&name("a")][0].contains("through the services pinned in bc"),
+        "{:?}",
+        groups[0].members[&name("a")]
+    );
+    let twice = CoDeploymentPin {
+        group: "x".into(),
+        services: vec![name("d"), name("d")],
+        reason: "r".into(),
+    };
+    assert!(matches!(
+        c.decide(Command::PinCoDeployment(twice)),
+        Err(DomainError::Invalid {
+            field: "services",
+            ..
+        })
+    ));
+}
