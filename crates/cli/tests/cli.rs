@@ -351,7 +351,7 @@ fn up_serves_six_services_until_sigterm() {
                 "json",
                 "plan",
                 "web@2.0.0",
-                "orders-db@15.2",
+                "orders-db@15.2.0",
             ])
             .output()
             .expect("plan"),

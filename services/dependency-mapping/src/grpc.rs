@@ -30,9 +30,10 @@ fn status(e: AppError) -> Status {
         AppError::Domain(
             DomainError::UnknownService(_) | DomainError::UnknownDependency { .. },
         ) => Status::not_found(e.to_string()),
-        AppError::Domain(DomainError::AlreadyRegistered(_)) => {
+        AppError::Domain(DomainError::AlreadyRegistered(_) | DomainError::Conflict(_)) => {
             Status::already_exists(e.to_string())
         }
+        AppError::Domain(DomainError::NotFound(_)) => Status::not_found(e.to_string()),
         AppError::Store(StoreError::WrongExpectedVersion { .. }) => Status::aborted(e.to_string()),
         AppError::Store(StoreError::InvalidAppend(_) | StoreError::EmptyAppend { .. }) => {
             Status::invalid_argument(e.to_string())
@@ -278,7 +279,11 @@ impl DependencyMappingService for DependencyMappingApi {
                         reason: format!("{} needs a version", i.service),
                     });
                 }
-                Ok((convert::name("items.service", &i.service)?, i.version))
+                let version = convert::version("items.version", &i.version)?;
+                Ok((
+                    convert::name("items.service", &i.service)?,
+                    version.to_string(),
+                ))
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(domain)?;
@@ -474,9 +479,8 @@ impl DependencyMappingService for DependencyMappingApi {
                     c.tags
                         .get(&(env.clone(), r.tag.clone()))
                         .map(|t| t.services.clone())
-                        .ok_or_else(|| DomainError::Invalid {
-                            field: "tag",
-                            reason: format!("{} names no footprint of {env}", r.tag),
+                        .ok_or_else(|| {
+                            DomainError::NotFound(format!("{} names no footprint of {env}", r.tag))
                         })
                 }
             })

@@ -505,6 +505,34 @@ async fn catalog_graph_and_restart() {
             .collect::<Vec<_>>(),
         [("checkout", "1.0.0"), ("payments", "3.1.0")]
     );
+    let st = c
+        .get_footprint(pb::GetFootprintRequest {
+            environment: "prod".into(),
+            as_of: None,
+            tag: "no-such-tag".into(),
+        })
+        .await
+        .expect_err("tag");
+    assert_eq!(st.code(), Code::NotFound);
+    let st = c
+        .tag_footprint(pb::TagFootprintRequest {
+            environment: "prod".into(),
+            tag: "before-upgrade".into(),
+            at: None,
+        })
+        .await
+        .expect_err("tag twice");
+    assert_eq!(st.code(), Code::AlreadyExists);
+    let st = c
+        .plan_release(pb::PlanReleaseRequest {
+            items: vec![pb::ReleaseItem {
+                service: "web".into(),
+                version: "latest".into(),
+            }],
+        })
+        .await
+        .expect_err("semver");
+    assert_eq!(st.code(), Code::InvalidArgument);
     let now = c
         .get_footprint(pb::GetFootprintRequest {
             environment: "prod".into(),

@@ -22,6 +22,10 @@ pub enum DomainError {
     AlreadyRegistered(ServiceName),
     #[error("a service cannot depend on itself ({0})")]
     SelfDependency(ServiceName),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("{consumer} does not depend on {provider}")]
     UnknownDependency {
         consumer: ServiceName,
@@ -289,13 +293,10 @@ impl Catalog {
                     .and_then(|v| v.get(&doc.version))
                     && (existing.content != doc.content || existing.format != doc.format)
                 {
-                    return Err(DomainError::Invalid {
-                        field: "version",
-                        reason: format!(
-                            "{} {} {} is already published with other content; publish a new version",
-                            doc.service, doc.name, doc.version
-                        ),
-                    });
+                    return Err(DomainError::Conflict(format!(
+                        "{} {} {} is already published with other content; publish a new version",
+                        doc.service, doc.name, doc.version
+                    )));
                 }
                 let clean = verdict.breaking.is_empty();
                 let mut events = vec![Event::CompatibilityChecked(verdict)];
@@ -354,12 +355,9 @@ impl Catalog {
                     });
                 }
                 if self.tags.contains_key(&(environment.clone(), tag.clone())) {
-                    return Err(DomainError::Invalid {
-                        field: "tag",
-                        reason: format!(
-                            "{tag} already names a footprint of {environment}; tags are immutable"
-                        ),
-                    });
+                    return Err(DomainError::Conflict(format!(
+                        "{tag} already names a footprint of {environment}; tags are immutable"
+                    )));
                 }
                 let services = self.footprint(&environment, Some(at));
                 if services.is_empty() {

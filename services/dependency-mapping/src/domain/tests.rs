@@ -448,7 +448,7 @@ fn footprints_answer_as_of_any_time_and_tags_are_immutable() {
             tag: "q4".into(),
             at: 400
         }),
-        Err(DomainError::Invalid { field: "tag", .. })
+        Err(DomainError::Conflict(_))
     ));
     assert!(matches!(
         c.decide(Command::TagFootprint {
