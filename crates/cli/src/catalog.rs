@@ -493,16 +493,33 @@ async fn import(
         }
         bar.inc(1);
     }
+    let mut skipped = parsed.skipped.clone();
     for d in &parsed.dependencies {
-        let r = c
+        match c
             .declare_dependency(pb::DeclareDependencyRequest {
                 dependency: Some(convert::dependency_pb(d)),
             })
             .await
-            .map_err(|st| failed(&format!("declare {} -> {}", d.consumer, d.provider), st))?
-            .into_inner();
-        if r.changed {
-            declared += 1;
+        {
+            Ok(r) => {
+                if r.into_inner().changed {
+                    declared += 1;
+                }
+            }
+            // A dependency on a service that is neither in this file nor in the catalog yet:
+            // report it and go on (import that service's file, then this one again).
+            Err(st) if st.code() == tonic::Code::NotFound => skipped.push(format!(
+                "{} -> {}: {}",
+                d.consumer,
+                d.provider,
+                st.message()
+            )),
+            Err(st) => {
+                return Err(failed(
+                    &format!("declare {} -> {}", d.consumer, d.provider),
+                    st,
+                ));
+            }
         }
         bar.inc(1);
     }
@@ -511,7 +528,7 @@ async fn import(
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(
-                &json!({"registered": registered, "updated": updated, "unchanged": unchanged, "dependencies_declared": declared, "skipped": parsed.skipped})
+                &json!({"registered": registered, "updated": updated, "unchanged": unchanged, "dependencies_declared": declared, "skipped": skipped})
             )?
         ),
         Output::Table => {
@@ -529,7 +546,7 @@ async fn import(
                     declared.to_string(),
                 ]],
             );
-            for s in &parsed.skipped {
+            for s in &skipped {
                 eprintln!("skipped: {s}");
             }
         }

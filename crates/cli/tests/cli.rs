@@ -449,6 +449,29 @@ fn up_serves_six_services_until_sigterm() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("ghost"));
 
+    let partial = dir.path().join("partial.yaml");
+    std::fs::write(&partial, "kind: Component\nmetadata: { name: mobile }\nspec: { owner: app-team, dependsOn: [\"component:checkout\", \"component:not-yet-imported\"] }\n").expect("write");
+    let v = json(
+        &flotilla()
+            .args(["catalog", "--addr", &url, "--output", "json", "import"])
+            .arg(&partial)
+            .output()
+            .expect("partial import"),
+    );
+    assert_eq!(
+        (
+            v["registered"].as_u64(),
+            v["dependencies_declared"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert!(
+        v["skipped"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not-yet-imported"),
+        "{v}"
+    );
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -167,7 +167,12 @@ pub fn parse(yaml: &str) -> Result<Import> {
             .unwrap_or_else(|| "unowned".into());
         let business_unit = ann("business-unit")
             .map(str::to_owned)
-            .or_else(|| e.spec.system.clone())
+            .or_else(|| {
+                e.spec
+                    .system
+                    .as_deref()
+                    .map(|sys| entity_ref(sys, "system").1)
+            })
             .unwrap_or_else(|| "unassigned".into());
         out.services.push(ServiceSpec {
             name: name.clone(),
@@ -252,7 +257,7 @@ spec:
 apiVersion: backstage.io/v1alpha1
 kind: Component
 metadata: { name: payments }
-spec: { type: service, owner: payments-team, system: finance, providesApis: ["payments-api"] }
+spec: { type: service, owner: payments-team, system: "system:default/finance", providesApis: ["payments-api"] }
 ---
 kind: Component
 metadata: { name: pricing }
