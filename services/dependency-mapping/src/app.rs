@@ -495,6 +495,19 @@ impl CatalogApp {
         consumed: Option<uuid::Uuid>,
     ) -> Result<(u64, bool)> {
         let mut state = self.state.write().await;
+        // A retried command or a redelivered event that was applied already answers from the
+        // store, before `decide` could refuse it against the state it produced.
+        let key = match (consumed, metadata.command_id) {
+            (Some(id), _) => Some(flotilla_core::store::inbox_key(CONSUMER, id)),
+            (None, Some(cmd)) => Some(flotilla_core::store::command_key(cmd)),
+            (None, None) => None,
+        };
+        if let Some(key) = key
+            && self.store.is_processed(&key).await?
+        {
+            self.catch_up(&mut state).await?;
+            return Ok((state.version.unwrap_or(0), consumed.is_none()));
+        }
         for _ in 0..3 {
             self.catch_up(&mut state).await?;
             let events = state.catalog.decide(command.clone())?;

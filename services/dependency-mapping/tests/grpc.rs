@@ -188,6 +188,35 @@ async fn catalog_graph_and_restart() {
     ] {
         c.declare_dependency(d).await.expect("declare");
     }
+    // A retried command (same command id) gets its first outcome, not ALREADY_EXISTS.
+    let cmd = uuid::Uuid::now_v7().to_string();
+    let with_id = |entry: pb::ServiceEntry| {
+        let mut r = tonic::Request::new(pb::RegisterServiceRequest {
+            service: Some(entry),
+        });
+        r.metadata_mut()
+            .insert("x-flotilla-command-id", cmd.parse().expect("ascii"));
+        r
+    };
+    let first = c
+        .register_service(with_id(entry("billing", 2, false, "billing")))
+        .await
+        .expect("first")
+        .into_inner();
+    let retry = c
+        .register_service(with_id(entry("billing", 2, false, "billing")))
+        .await
+        .expect("retried register")
+        .into_inner();
+    assert_eq!(retry.catalog_version, first.catalog_version);
+    let plain = c
+        .register_service(pb::RegisterServiceRequest {
+            service: Some(entry("billing", 2, false, "billing")),
+        })
+        .await
+        .expect_err("no command id");
+    assert_eq!(plain.code(), Code::AlreadyExists);
+
     let version_before = c
         .declare_dependency(dep("web", "checkout", pb::EdgeKind::SyncApi))
         .await
@@ -356,7 +385,7 @@ async fn catalog_graph_and_restart() {
             .collect::<Vec<_>>(),
         ["payments", "fraud", "web"]
     );
-    assert_eq!(services.len(), 5);
+    assert_eq!(services.len(), 6, "five services and billing");
 
     // Runtime observations against declarations, and the matrix.
     let calls = vec![
