@@ -42,6 +42,45 @@ fn strings(v: Option<&Value>) -> BTreeSet<String> {
 }
 
 fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
+    // Boolean schemas: `true` accepts everything (as `{}`), `false` nothing.
+    let any = Value::Object(serde_json::Map::new());
+    let at0 = if path.is_empty() {
+        "the root".to_owned()
+    } else {
+        path.to_owned()
+    };
+    if new == &Value::Bool(false) && old != &Value::Bool(false) {
+        out.push(format!("{at0} now rejects every value"));
+        return;
+    }
+    if old == &Value::Bool(false) {
+        return;
+    }
+    let old = if old == &Value::Bool(true) { &any } else { old };
+    let new = if new == &Value::Bool(true) { &any } else { new };
+    if let Some(c) = new.get("const")
+        && old.get("const") != Some(c)
+    {
+        out.push(format!("{at0} is now restricted to the constant {c}"));
+    }
+    if new.get("additionalProperties") == Some(&Value::Bool(false))
+        && old.get("additionalProperties") != Some(&Value::Bool(false))
+    {
+        out.push(format!(
+            "{at0} no longer allows properties beyond those it lists"
+        ));
+    }
+    if old.get("items").is_none()
+        && let Some(items) = new.get("items")
+        && items != &Value::Bool(true)
+        && items != &any
+    {
+        out.push(format!(
+            "{}[] now restricts its items",
+            if path.is_empty() { "" } else { path }
+        ));
+    }
+
     let at = if path.is_empty() {
         "the root".to_owned()
     } else {
@@ -131,8 +170,44 @@ fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
 /// Every change from `old` to `new` that breaks a consumer of `old`.
 pub fn diff(old: &Value, new: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    walk("", old, new, &mut out);
+    let (mut ob, mut nb) = (MAX_INLINED, MAX_INLINED);
+    walk(
+        "",
+        &inline(old, old, 0, &mut ob),
+        &inline(new, new, 0, &mut nb),
+        &mut out,
+    );
     out
+}
+
+/// Most local `$ref`s followed along one path (a recursive schema stops there).
+const MAX_REFS: u32 = 16;
+
+/// Most schema nodes inlining may produce: references past it stay unresolved, so a schema
+/// with many recursive references cannot blow up.
+const MAX_INLINED: usize = 100_000;
+
+/// Replaces local references (`{"$ref": "#/$defs/address"}`) by what they point to.
+fn inline(v: &Value, root: &Value, refs: u32, budget: &mut usize) -> Value {
+    *budget = budget.saturating_sub(1);
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get("$ref")
+                && refs < MAX_REFS
+                && *budget > 0
+                && let Some(target) = r.strip_prefix('#').and_then(|ptr| root.pointer(ptr))
+            {
+                return inline(target, root, refs + 1, budget);
+            }
+            Value::Object(
+                m.iter()
+                    .map(|(k, x)| (k.clone(), inline(x, root, refs, budget)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| inline(x, root, refs, budget)).collect()),
+        other => other.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -189,5 +264,47 @@ mod tests {
         assert!(parse(b"{not json").is_err());
         assert!(parse(b"42").is_err());
         assert!(parse(b"true").is_ok());
+    }
+
+    #[test]
+    fn refs_booleans_consts_and_closed_objects() {
+        let old = json!({
+            "$defs": {"address": {"type": "object", "properties": {"city": {"type": "string"}, "zip": {"type": "string"}}}},
+            "type": "object",
+            "properties": {"ship_to": {"$ref": "#/$defs/address"}, "extra": true, "tags": {"type": "array"}, "kind": {"type": "string"}}
+        });
+        let mut new = old.clone();
+        new["$defs"]["address"]["properties"]
+            .as_object_mut()
+            .map(|p| p.remove("zip"));
+        new["properties"]["extra"] = json!(false);
+        new["properties"]["tags"]["items"] = json!({"type": "string"});
+        new["properties"]["kind"]["const"] = json!("order");
+        new["additionalProperties"] = json!(false);
+        assert_eq!(
+            diff(&old, &new),
+            vec![
+                "the root no longer allows properties beyond those it lists",
+                "extra now rejects every value",
+                "kind is now restricted to the constant \"order\"",
+                "property ship_to.zip was removed",
+                "tags[] now restricts its items",
+            ]
+        );
+        // A recursive schema terminates.
+        let tree = json!({"$defs": {"node": {"type": "object", "properties": {"child": {"$ref": "#/$defs/node"}}}}, "$ref": "#/$defs/node"});
+        assert_eq!(diff(&tree, &tree), Vec::<String>::new());
+    }
+
+    #[test]
+    fn many_recursive_references_stay_bounded() {
+        let wide = json!({"$defs": {"n": {"type": "object", "properties": {
+            "a": {"$ref": "#/$defs/n"}, "b": {"$ref": "#/$defs/n"}, "c": {"$ref": "#/$defs/n"}, "d": {"$ref": "#/$defs/n"}}}}, "$ref": "#/$defs/n"});
+        let started = std::time::Instant::now();
+        assert_eq!(diff(&wide, &wide), Vec::<String>::new());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "inlining must be bounded"
+        );
     }
 }
