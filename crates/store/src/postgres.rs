@@ -507,7 +507,7 @@ impl PgWriter {
 impl BatchWriter for PgWriter {
     async fn write_batch(
         &mut self,
-        requests: Vec<AppendRequest>,
+        requests: &[AppendRequest],
     ) -> Result<(Vec<Result<AppendOutcome>>, u64)> {
         let mut conn = match self.conn.take() {
             Some(c) => c,
@@ -515,7 +515,7 @@ impl BatchWriter for PgWriter {
                 .await
                 .map_err(backend_err)?,
         };
-        let result = self.write_on(&mut conn, &requests).await;
+        let result = self.write_on(&mut conn, requests).await;
         // Keep the connection unless it failed (it may be broken); the next batch reconnects.
         if result.is_ok() {
             self.conn = Some(conn);

@@ -370,7 +370,7 @@ impl SqliteWriter {
 impl BatchWriter for SqliteWriter {
     async fn write_batch(
         &mut self,
-        requests: Vec<AppendRequest>,
+        requests: &[AppendRequest],
     ) -> Result<(Vec<Result<AppendOutcome>>, u64)> {
         let mut pooled;
         let conn: &mut SqliteConnection = match &mut self.conn {
@@ -392,7 +392,7 @@ impl BatchWriter for SqliteWriter {
             // Someone else wrote: cached stream versions may be stale.
             self.versions.clear();
         }
-        match Self::write_in(conn, &mut self.versions, requests).await {
+        match Self::write_in(conn, &mut self.versions, requests.to_vec()).await {
             Ok((verdicts, head, streams)) => {
                 match sqlx::raw_sql("COMMIT").execute(&mut *conn).await {
                     Ok(_) => {

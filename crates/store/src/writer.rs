@@ -18,10 +18,10 @@ type Reply = oneshot::Sender<Result<AppendOutcome>>;
 #[async_trait]
 pub(crate) trait BatchWriter: Send + 'static {
     /// Writes a batch. `Ok` carries one verdict per request (in order) and the new head
-    /// position; `Err` means nothing was written.
+    /// position; `Err` means nothing was written (the caller keeps the requests to retry).
     async fn write_batch(
         &mut self,
-        requests: Vec<AppendRequest>,
+        requests: &[AppendRequest],
     ) -> Result<(Vec<Result<AppendOutcome>>, u64)>;
 
     /// Forgets cached state after a failure (stream versions, head).
@@ -75,12 +75,7 @@ async fn run_batch<W: BatchWriter>(
     head_tx: &watch::Sender<u64>,
 ) {
     let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-    let retry = if requests.len() > 1 {
-        Some(requests.clone())
-    } else {
-        None
-    };
-    match backend.write_batch(requests).await {
+    match backend.write_batch(&requests).await {
         Ok((verdicts, head)) => {
             head_tx.send_replace(head);
             for (reply, verdict) in replies.into_iter().zip(verdicts) {
@@ -89,16 +84,16 @@ async fn run_batch<W: BatchWriter>(
         }
         Err(e) => {
             backend.reset();
-            let Some(requests) = retry else {
+            if requests.len() < 2 {
                 tracing::warn!(error = %e, "append failed");
                 if let Some(reply) = replies.into_iter().next() {
                     let _ = reply.send(Err(e));
                 }
                 return;
-            };
+            }
             tracing::warn!(error = %e, appends = requests.len(), "batch failed; retrying its appends one by one");
-            for (request, reply) in requests.into_iter().zip(replies) {
-                let verdict = match backend.write_batch(vec![request]).await {
+            for (request, reply) in requests.iter().zip(replies) {
+                let verdict = match backend.write_batch(std::slice::from_ref(request)).await {
                     Ok((mut v, head)) => {
                         head_tx.send_replace(head);
                         v.pop().unwrap_or(Err(StoreError::Backend(
