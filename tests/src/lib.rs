@@ -40,11 +40,17 @@ pub struct RunningNode {
 }
 
 impl RunningNode {
+    /// Starts a node; unless the config names keys, it trusts the test secret
+    /// (`flotilla_runtime::testkit::token` makes tokens for it).
     pub async fn start(
-        config: Config,
+        mut config: Config,
         modules: Vec<Box<dyn ServiceModule>>,
         mode: NodeMode,
     ) -> anyhow::Result<Self> {
+        if config.auth_hs256_secret.is_empty() && config.auth_jwks.is_empty() {
+            config.auth_hs256_secret =
+                String::from_utf8_lossy(flotilla_runtime::testkit::TEST_SECRET).into_owned();
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, rx) = oneshot::channel::<()>();
@@ -65,6 +71,15 @@ impl RunningNode {
             ..Config::default()
         };
         Self::start(config, all_services(), NodeMode::Embedded { data_dir }).await
+    }
+
+    /// A client-side interceptor carrying a test token with `roles` in `business_unit`.
+    pub fn bearer(subject: &str, roles: &[&str], business_unit: &str) -> flotilla_auth::Bearer {
+        flotilla_auth::Bearer::new(&flotilla_runtime::testkit::token(
+            subject,
+            roles,
+            business_unit,
+        ))
     }
 
     pub fn url(&self) -> String {

@@ -111,11 +111,14 @@ async fn embedded_node_serves_health_reflection_and_status_and_survives_restart(
             .await
     );
 
-    let status = GovernanceServiceClient::new(channel.clone())
-        .get_status(GetStatusRequest {})
-        .await
-        .expect("status")
-        .into_inner();
+    let status = GovernanceServiceClient::with_interceptor(
+        channel.clone(),
+        RunningNode::bearer("ops", &["admin"], "central"),
+    )
+    .get_status(GetStatusRequest {})
+    .await
+    .expect("status")
+    .into_inner();
     assert_eq!(status.service, "governance");
     assert_eq!(status.store_backend, "sqlite");
     assert_eq!(status.head_position, 0);
@@ -152,11 +155,14 @@ async fn embedded_node_serves_health_reflection_and_status_and_survives_restart(
         .await
         .expect("restart node");
     let channel = node.channel().await.expect("connect");
-    let status = GovernanceServiceClient::new(channel)
-        .get_status(GetStatusRequest {})
-        .await
-        .expect("status")
-        .into_inner();
+    let status = GovernanceServiceClient::with_interceptor(
+        channel,
+        RunningNode::bearer("ops", &["admin"], "central"),
+    )
+    .get_status(GetStatusRequest {})
+    .await
+    .expect("status")
+    .into_inner();
     assert_eq!(status.head_position, 1);
     assert_eq!(status.head_hash, head.hash.to_hex());
     node.stop().await.expect("graceful stop");
@@ -182,11 +188,14 @@ async fn served_service_relays_its_events_to_nats_and_kafka() {
         .await
         .expect("start served node");
     let channel = node.channel().await.expect("connect");
-    let before = GovernanceServiceClient::new(channel.clone())
-        .get_status(GetStatusRequest {})
-        .await
-        .expect("status")
-        .into_inner();
+    let before = GovernanceServiceClient::with_interceptor(
+        channel.clone(),
+        RunningNode::bearer("ops", &["admin"], "central"),
+    )
+    .get_status(GetStatusRequest {})
+    .await
+    .expect("status")
+    .into_inner();
     assert_eq!(before.store_backend, "postgres");
 
     // An event appended to the governance store (as its handlers will) is published by the relay.
@@ -236,11 +245,14 @@ async fn served_service_relays_its_events_to_nats_and_kafka() {
         .unwrap_or_else(|_| panic!("event {id} not delivered on {}", bus.name()));
         assert_eq!(found, Some(o.first_position));
     }
-    let after = GovernanceServiceClient::new(channel)
-        .get_status(GetStatusRequest {})
-        .await
-        .expect("status")
-        .into_inner();
+    let after = GovernanceServiceClient::with_interceptor(
+        channel,
+        RunningNode::bearer("ops", &["admin"], "central"),
+    )
+    .get_status(GetStatusRequest {})
+    .await
+    .expect("status")
+    .into_inner();
     assert_eq!(after.head_position, o.last_position);
     node.stop().await.expect("graceful stop");
 }
@@ -259,7 +271,10 @@ async fn a_finished_deployment_reaches_the_footprint() {
     let node = RunningNode::embedded(data.clone())
         .await
         .expect("start node");
-    let mut catalog = DependencyMappingServiceClient::new(node.channel().await.expect("connect"));
+    let mut catalog = DependencyMappingServiceClient::with_interceptor(
+        node.channel().await.expect("connect"),
+        RunningNode::bearer("ops", &["admin"], "central"),
+    );
     catalog
         .register_service(dm::RegisterServiceRequest {
             service: Some(dm::ServiceEntry {

@@ -7,7 +7,6 @@ use flotilla_dependency_mapping::{backstage, convert};
 use flotilla_proto::dependency::v1 as pb;
 use flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient;
 use serde_json::json;
-use tonic::transport::Channel;
 
 use crate::output::{Output, progress, table};
 
@@ -114,14 +113,15 @@ const IMPACT_HEADERS: [&str; 7] = [
     "risk",
 ];
 
-fn failed(what: &str, s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{what}: {} ({:?})", s.message(), s.code())
-}
+use crate::client::{Authed, Target, failed};
 
-pub async fn run(addr: &str, output: Output, command: CatalogCommand) -> anyhow::Result<ExitCode> {
-    let mut c = DependencyMappingServiceClient::connect(addr.to_owned())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the dependency-mapping service at {addr} ({e}); start one with `flotilla up` or pass --addr"))?;
+pub async fn run(
+    target: &Target,
+    output: Output,
+    command: CatalogCommand,
+) -> anyhow::Result<ExitCode> {
+    let (channel, bearer) = target.connect("dependency-mapping").await?;
+    let mut c = DependencyMappingServiceClient::with_interceptor(channel, bearer);
     match command {
         CatalogCommand::Import { file } => import(&mut c, &file, output).await,
         CatalogCommand::List { business_unit } => {
@@ -454,7 +454,7 @@ fn skew_rows(v: &[pb::SkewViolation]) -> (Vec<Vec<String>>, serde_json::Value) {
 }
 
 async fn import(
-    c: &mut DependencyMappingServiceClient<Channel>,
+    c: &mut DependencyMappingServiceClient<Authed>,
     file: &std::path::Path,
     output: Output,
 ) -> anyhow::Result<ExitCode> {

@@ -2,10 +2,12 @@
 
 mod bench;
 mod catalog;
+mod client;
 mod output;
 mod services;
 mod status;
 mod store_cmd;
+mod token;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +28,9 @@ struct Cli {
     /// TOML config file; FLOTILLA_* environment variables override it.
     #[arg(long, global = true, env = "FLOTILLA_CONFIG")]
     config: Option<PathBuf>,
+    /// Bearer token sent to the services (see `flotilla token issue`).
+    #[arg(long, global = true, env = "FLOTILLA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -65,6 +70,11 @@ enum Command {
         output: Output,
         #[command(subcommand)]
         command: catalog::CatalogCommand,
+    },
+    /// Development tokens.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
     },
     /// Event store tools.
     Store {
@@ -118,8 +128,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 data_dir: config.data_dir.clone(),
             };
             eprintln!(
-                "flotilla up: six services on {} (gRPC, reflection and health), data in {}\n  try: cargo run -p flotilla-cli -- status --addr http://{}",
+                "flotilla up: six services on {} (gRPC, reflection and health), data in {}\n  every call needs a token; for this node:\n    export FLOTILLA_TOKEN=$(cargo run -q -p flotilla-cli -- token issue --subject you --role admin --bu central --data-dir {})\n  then try: cargo run -p flotilla-cli -- status --addr http://{}",
                 listener.local_addr()?,
+                config.data_dir.display(),
                 config.data_dir.display(),
                 listener.local_addr()?
             );
@@ -140,12 +151,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { addr, output } => status::run(&addr, output).await,
+        Command::Status { addr, output } => {
+            status::run(
+                &client::Target {
+                    addr,
+                    token: cli.token,
+                },
+                output,
+            )
+            .await
+        }
         Command::Catalog {
             addr,
             output,
             command,
-        } => catalog::run(&addr, output, command).await,
+        } => {
+            catalog::run(
+                &client::Target {
+                    addr,
+                    token: cli.token,
+                },
+                output,
+                command,
+            )
+            .await
+        }
+        Command::Token { command } => token::run(&config, command),
         Command::Store { command } => {
             let _telemetry = flotilla_runtime::telemetry::init(
                 &Config {

@@ -2,48 +2,49 @@
 
 use std::process::ExitCode;
 
+use flotilla_auth::Bearer;
 use flotilla_proto::common::v1::{GetStatusRequest, ServiceStatus};
 use tonic::transport::Channel;
 
+use crate::client::Target;
+
 use crate::output::{Output, table};
 
-async fn one(channel: &Channel, service: &str) -> Result<ServiceStatus, tonic::Status> {
+async fn one(
+    channel: &Channel,
+    bearer: &Bearer,
+    service: &str,
+) -> Result<ServiceStatus, tonic::Status> {
     use flotilla_proto::*;
     let req = || tonic::Request::new(GetStatusRequest {});
     let r = match service {
         "governance" => {
-            governance::v1::governance_service_client::GovernanceServiceClient::new(channel.clone())
+            governance::v1::governance_service_client::GovernanceServiceClient::with_interceptor(channel.clone(), bearer.clone())
                 .get_status(req())
                 .await
         }
         "dependency-mapping" => {
-            dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient::new(
-                channel.clone(),
-            )
+            dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient::with_interceptor(channel.clone(), bearer.clone())
             .get_status(req())
             .await
         }
         "orchestration" => {
-            orchestration::v1::orchestration_service_client::OrchestrationServiceClient::new(
-                channel.clone(),
-            )
+            orchestration::v1::orchestration_service_client::OrchestrationServiceClient::with_interceptor(channel.clone(), bearer.clone())
             .get_status(req())
             .await
         }
         "risk-validation" => {
-            risk::v1::risk_validation_service_client::RiskValidationServiceClient::new(
-                channel.clone(),
-            )
+            risk::v1::risk_validation_service_client::RiskValidationServiceClient::with_interceptor(channel.clone(), bearer.clone())
             .get_status(req())
             .await
         }
         "monitoring" => {
-            monitoring::v1::monitoring_service_client::MonitoringServiceClient::new(channel.clone())
+            monitoring::v1::monitoring_service_client::MonitoringServiceClient::with_interceptor(channel.clone(), bearer.clone())
                 .get_status(req())
                 .await
         }
         _ => {
-            compliance::v1::compliance_service_client::ComplianceServiceClient::new(channel.clone())
+            compliance::v1::compliance_service_client::ComplianceServiceClient::with_interceptor(channel.clone(), bearer.clone())
                 .get_status(req())
                 .await
         }
@@ -51,21 +52,13 @@ async fn one(channel: &Channel, service: &str) -> Result<ServiceStatus, tonic::S
     r.map(tonic::Response::into_inner)
 }
 
-pub async fn run(addr: &str, output: Output) -> anyhow::Result<ExitCode> {
-    let channel = Channel::from_shared(addr.to_owned())
-        .map_err(|e| {
-            anyhow::anyhow!("address {addr:?} is not a URL like http://127.0.0.1:50051 ({e})")
-        })?
-        .connect()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!("cannot reach {addr} ({e}); start a node with `flotilla up`")
-        })?;
+pub async fn run(target: &Target, output: Output) -> anyhow::Result<ExitCode> {
+    let (channel, bearer) = target.connect("node").await?;
     let mut rows = Vec::new();
     let mut json = Vec::new();
     let mut failed = false;
     for m in crate::services::all() {
-        match one(&channel, m.name()).await {
+        match one(&channel, &bearer, m.name()).await {
             Ok(s) => {
                 rows.push(vec![
                     s.service.clone(),
@@ -87,6 +80,9 @@ pub async fn run(addr: &str, output: Output) -> anyhow::Result<ExitCode> {
                 json.push(serde_json::json!({"service": m.name(), "state": "absent"}));
             }
             Err(st) => {
+                if st.code() == tonic::Code::Unauthenticated && !failed {
+                    eprintln!("{}", crate::client::failed("status", st.clone()));
+                }
                 failed = true;
                 rows.push(vec![
                     m.name().into(),

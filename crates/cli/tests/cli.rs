@@ -233,9 +233,52 @@ fn up_serves_six_services_until_sigterm() {
         }
     };
     std::thread::spawn(move || for _ in lines {});
+    // Without a token the node refuses, and says how to get one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = flotilla()
+            .env_remove("FLOTILLA_TOKEN")
+            .args(["status", "--addr", &format!("http://{addr}")])
+            .output()
+            .expect("run status");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        if err.contains("Unauthenticated") {
+            assert!(!out.status.success());
+            assert!(err.contains("flotilla token issue"), "{err}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "status never refused: {err}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = flotilla()
+        .args([
+            "token",
+            "issue",
+            "--subject",
+            "ops",
+            "--role",
+            "admin",
+            "--bu",
+            "central",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("token issue");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
+    assert_eq!(token.split('.').count(), 3, "{token}");
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         let out = flotilla()
+            .env("FLOTILLA_TOKEN", &token)
             .args([
                 "status",
                 "--addr",
@@ -282,6 +325,7 @@ fn up_serves_six_services_until_sigterm() {
     )
     .expect("write yaml");
     let out = flotilla()
+        .env("FLOTILLA_TOKEN", &token)
         .args(["catalog", "--addr", &url, "--output", "json", "import"])
         .arg(&yaml)
         .output()
@@ -301,6 +345,7 @@ fn up_serves_six_services_until_sigterm() {
     );
     let again = json(
         &flotilla()
+            .env("FLOTILLA_TOKEN", &token)
             .args(["catalog", "--addr", &url, "--output", "json", "import"])
             .arg(&yaml)
             .output()
@@ -316,6 +361,7 @@ fn up_serves_six_services_until_sigterm() {
     );
     let impact = json(
         &flotilla()
+            .env("FLOTILLA_TOKEN", &token)
             .args([
                 "catalog",
                 "--addr",
@@ -343,6 +389,7 @@ fn up_serves_six_services_until_sigterm() {
     assert_eq!(reached, [("web", 2), ("checkout", 1)]);
     let plan = json(
         &flotilla()
+            .env("FLOTILLA_TOKEN", &token)
             .args([
                 "catalog",
                 "--addr",
@@ -359,6 +406,7 @@ fn up_serves_six_services_until_sigterm() {
     assert_eq!(plan["waves"][0][0]["service"], "orders-db");
     assert_eq!(plan["waves"][1][0]["service"], "web");
     let csv = flotilla()
+        .env("FLOTILLA_TOKEN", &token)
         .args(["catalog", "--addr", &url, "matrix", "--format", "csv"])
         .output()
         .expect("matrix");
@@ -367,12 +415,14 @@ fn up_serves_six_services_until_sigterm() {
         Some("consumer\\provider,checkout,orders-db,web")
     );
     let bad = flotilla()
+        .env("FLOTILLA_TOKEN", &token)
         .args(["catalog", "--addr", &url, "plan", "web"])
         .output()
         .expect("bad plan");
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("SERVICE@VERSION"));
     let skew = flotilla()
+        .env("FLOTILLA_TOKEN", &token)
         .args(["catalog", "--addr", &url, "--output", "json", "skew"])
         .output()
         .expect("skew");
@@ -386,6 +436,7 @@ fn up_serves_six_services_until_sigterm() {
     .expect("schema");
     let v = json(
         &flotilla()
+            .env("FLOTILLA_TOKEN", &token)
             .args([
                 "catalog",
                 "--addr",
@@ -408,6 +459,7 @@ fn up_serves_six_services_until_sigterm() {
     );
     std::fs::write(&schema_file, r#"{"type": "object", "properties": {}}"#).expect("schema v2");
     let broke = flotilla()
+        .env("FLOTILLA_TOKEN", &token)
         .args([
             "catalog",
             "--addr",
@@ -428,6 +480,7 @@ fn up_serves_six_services_until_sigterm() {
         String::from_utf8_lossy(&broke.stdout)
     );
     let bad_time = flotilla()
+        .env("FLOTILLA_TOKEN", &token)
         .args([
             "catalog",
             "--addr",
@@ -443,6 +496,7 @@ fn up_serves_six_services_until_sigterm() {
     assert!(String::from_utf8_lossy(&bad_time.stderr).contains("RFC 3339"));
 
     let unknown = flotilla()
+        .env("FLOTILLA_TOKEN", &token)
         .args(["catalog", "--addr", &url, "impact", "ghost"])
         .output()
         .expect("unknown");
@@ -453,6 +507,7 @@ fn up_serves_six_services_until_sigterm() {
     std::fs::write(&partial, "kind: Component\nmetadata: { name: mobile }\nspec: { owner: app-team, dependsOn: [\"component:checkout\", \"component:not-yet-imported\"] }\n").expect("write");
     let v = json(
         &flotilla()
+            .env("FLOTILLA_TOKEN", &token)
             .args(["catalog", "--addr", &url, "--output", "json", "import"])
             .arg(&partial)
             .output()

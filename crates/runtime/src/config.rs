@@ -57,6 +57,17 @@ pub struct Config {
     pub log: String,
     /// `text` or `json`.
     pub log_format: String,
+    /// JWKS with the RS256 keys tokens are checked against: a file path or an http(s) URL.
+    pub auth_jwks: String,
+    /// Development only: HS256 secret (at least 32 bytes). `flotilla up` makes one under the
+    /// data folder when neither this nor `auth_jwks` is set.
+    pub auth_hs256_secret: String,
+    /// Audience tokens must be issued for.
+    pub auth_audience: String,
+    /// Issuer tokens must name; empty accepts any issuer the keys vouch for.
+    pub auth_issuer: String,
+    /// Cedar policy file used until an admin replaces the policy; empty uses the shipped default.
+    pub auth_policy_file: PathBuf,
 }
 
 impl Default for Config {
@@ -72,6 +83,11 @@ impl Default for Config {
             otlp_endpoint: String::new(),
             log: "info".into(),
             log_format: "text".into(),
+            auth_jwks: String::new(),
+            auth_hs256_secret: String::new(),
+            auth_audience: flotilla_auth::token::DEFAULT_AUDIENCE.into(),
+            auth_issuer: String::new(),
+            auth_policy_file: PathBuf::new(),
         }
     }
 }

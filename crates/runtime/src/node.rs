@@ -25,6 +25,8 @@ pub struct ServiceContext {
     pub service: &'static str,
     pub store: Arc<dyn EventStore>,
     pub started_at: Timestamp,
+    /// The access policies in force in this process (governance replaces them).
+    pub authorizer: Arc<flotilla_auth::Authorizer>,
 }
 
 impl std::fmt::Debug for ServiceContext {
@@ -280,10 +282,21 @@ impl Node {
             })?;
         }
         let buses = self.buses(&mode).await?;
+        let embedded_dir = match &mode {
+            NodeMode::Embedded { data_dir } => Some(data_dir.as_path()),
+            NodeMode::Served => None,
+        };
+        let verifier = crate::access::verifier(&self.config, embedded_dir).await?;
+        let authorizer = Arc::new(
+            flotilla_auth::Authorizer::new(crate::access::initial_policy(&self.config)?)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut routes = RoutesBuilder::default();
         let mut names = Vec::new();
         let mut relays = Vec::new();
+        let mut stores_by_grpc = std::collections::HashMap::new();
+        let mut first_store = None;
         let started_at = Timestamp::now();
         for m in &self.modules {
             let url = store_url(&self.config, &mode, m.name());
@@ -297,6 +310,10 @@ impl Node {
                 head,
                 "store open"
             );
+            for g in m.grpc_services() {
+                stores_by_grpc.insert(g, store.clone());
+            }
+            first_store.get_or_insert_with(|| store.clone());
             for b in &buses {
                 let publisher: Arc<dyn Publisher> = b.clone();
                 relays.push(tokio::spawn(run_relay(
@@ -310,6 +327,7 @@ impl Node {
                 service: m.name(),
                 store,
                 started_at,
+                authorizer: authorizer.clone(),
             };
             // Consume from the first configured bus.
             if let Some(bus) = buses.first() {
@@ -325,7 +343,12 @@ impl Node {
             m.register(ctx, &mut routes);
             names.extend(m.grpc_services());
         }
-        crate::server::serve(listener, routes, &names, shutdown).await?;
+        let Some(first_store) = first_store else {
+            anyhow::bail!("a node needs at least one service");
+        };
+        let recorder = crate::access::RefusalRecorder::start(stores_by_grpc, first_store);
+        let access = crate::access::layer(verifier, authorizer, recorder);
+        crate::server::serve(listener, routes, &names, access, shutdown).await?;
         let _ = stop_tx.send(true);
         for r in relays {
             let _ = r.await;

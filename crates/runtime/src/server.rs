@@ -20,11 +20,13 @@ pub enum ServeError {
 }
 
 /// Serves `routes` on `listener` until `shutdown` resolves. `service_names` are the gRPC full
-/// names reported SERVING by the health service.
+/// names reported SERVING by the health service. Every call except health and reflection goes
+/// through the `access` interceptor.
 pub async fn serve(
     listener: TcpListener,
     mut routes: RoutesBuilder,
     service_names: &[String],
+    access: flotilla_auth::AuthLayer,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -52,6 +54,7 @@ pub async fn serve(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
         .trace_fn(crate::telemetry::request_span)
+        .layer(access)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, async {
             shutdown.await;

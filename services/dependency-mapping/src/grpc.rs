@@ -54,8 +54,10 @@ fn domain(e: DomainError) -> Status {
     status(AppError::Domain(e))
 }
 
-/// Who is calling: taken from request metadata until the auth interceptor provides identities.
-fn metadata<T>(req: &Request<T>) -> Metadata {
+/// Who is calling (the identity the access interceptor verified) and the request's trace,
+/// correlation and command ids.
+fn metadata<T>(req: &Request<T>) -> Result<Metadata, Status> {
+    let (caller, _) = flotilla_auth::layer::caller_of(req)?;
     let get = |k: &str| {
         req.metadata()
             .get(k)
@@ -63,14 +65,24 @@ fn metadata<T>(req: &Request<T>) -> Metadata {
             .map(str::to_owned)
     };
     let mut md = Metadata::by(
-        get("x-flotilla-actor").unwrap_or_else(|| "anonymous".into()),
-        get("x-flotilla-business-unit").unwrap_or_default(),
+        caller.identity.subject.clone(),
+        caller.identity.business_unit.clone(),
     );
     md.traceparent = get("traceparent");
     md.command_id = get("x-flotilla-command-id").and_then(|v| uuid::Uuid::parse_str(&v).ok());
     md.correlation_id =
         get("x-flotilla-correlation-id").and_then(|v| uuid::Uuid::parse_str(&v).ok());
-    md
+    Ok(md)
+}
+
+/// Checks that the caller may act on services of `business_unit` (business-unit isolation).
+fn authorize_in<T>(req: &Request<T>, business_unit: &str) -> Result<(), Status> {
+    let (caller, access) = flotilla_auth::layer::caller_of(req)?;
+    access.authorize_in(
+        &caller,
+        business_unit,
+        &flotilla_auth::AccessContext::default(),
+    )
 }
 
 fn impact_pb(e: &ImpactEntry) -> pb::ImpactEntry {
@@ -132,7 +144,10 @@ impl DependencyMappingService for DependencyMappingApi {
         &self,
         request: Request<pb::RegisterServiceRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
-        let md = metadata(&request);
+        let md = metadata(&request)?;
+        if let Some(s) = &request.get_ref().service {
+            authorize_in(&request, &s.business_unit)?;
+        }
         let spec = convert::service_spec(request.into_inner().service).map_err(domain)?;
         self.command(Command::RegisterService(spec), md).await
     }
@@ -142,7 +157,19 @@ impl DependencyMappingService for DependencyMappingApi {
         &self,
         request: Request<pb::UpdateServiceRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
-        let md = metadata(&request);
+        let md = metadata(&request)?;
+        if let Some(s) = &request.get_ref().service {
+            authorize_in(&request, &s.business_unit)?;
+            let name = convert::name("name", &s.name).map_err(domain)?;
+            let current = self
+                .app
+                .read(|c| c.services.get(&name).map(|e| e.business_unit.clone()))
+                .await
+                .map_err(status)?;
+            if let Some(bu) = current {
+                authorize_in(&request, &bu)?;
+            }
+        }
         let spec = convert::service_spec(request.into_inner().service).map_err(domain)?;
         self.command(Command::UpdateService(spec), md).await
     }
@@ -188,7 +215,7 @@ impl DependencyMappingService for DependencyMappingApi {
         &self,
         request: Request<pb::DeclareDependencyRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
-        let md = metadata(&request);
+        let md = metadata(&request)?;
         let dep = convert::dependency(request.into_inner().dependency).map_err(domain)?;
         self.command(Command::DeclareDependency(dep), md).await
     }
@@ -198,7 +225,7 @@ impl DependencyMappingService for DependencyMappingApi {
         &self,
         request: Request<pb::RemoveDependencyRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
-        let md = metadata(&request);
+        let md = metadata(&request)?;
         let r = request.into_inner();
         let consumer = convert::name("consumer", &r.consumer).map_err(domain)?;
         let provider = convert::name("provider", &r.provider).map_err(domain)?;
@@ -211,7 +238,7 @@ impl DependencyMappingService for DependencyMappingApi {
         &self,
         request: Request<pb::PinCoDeploymentRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
-        let md = metadata(&request);
+        let md = metadata(&request)?;
         let pin = convert::pin(request.into_inner().pin).map_err(domain)?;
         self.command(Command::PinCoDeployment(pin), md).await
     }
@@ -329,7 +356,7 @@ impl DependencyMappingService for DependencyMappingApi {
         &self,
         request: Request<pb::RecordObservedCallsRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
-        let md = metadata(&request);
+        let md = metadata(&request)?;
         let r = request.into_inner();
         let calls = convert::observed_calls(r.calls).map_err(domain)?;
         let at = match r.observed_at.as_ref() {
@@ -422,7 +449,7 @@ impl DependencyMappingService for DependencyMappingApi {
         &self,
         request: Request<pb::RecordDeploymentRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
-        let md = metadata(&request);
+        let md = metadata(&request)?;
         let r = request.into_inner();
         let now = convert::timestamp(flotilla_core::event::Timestamp::now().as_micros());
         let d = convert::deployment(
@@ -440,7 +467,7 @@ impl DependencyMappingService for DependencyMappingApi {
         &self,
         request: Request<pb::TagFootprintRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
-        let md = metadata(&request);
+        let md = metadata(&request)?;
         let r = request.into_inner();
         let at = match r.at.as_ref() {
             Some(t) => convert::micros(t).map_err(domain)?,
@@ -498,7 +525,7 @@ impl DependencyMappingService for DependencyMappingApi {
         &self,
         request: Request<pb::DeclareVersionRequirementRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
-        let md = metadata(&request);
+        let md = metadata(&request)?;
         let r = request.into_inner();
         let consumer = convert::name("consumer", &r.consumer).map_err(domain)?;
         let provider = convert::name("provider", &r.provider).map_err(domain)?;
@@ -535,7 +562,7 @@ impl DependencyMappingService for DependencyMappingApi {
         &self,
         request: Request<pb::PublishSchemaRequest>,
     ) -> Result<Response<pb::CompatibilityVerdict>, Status> {
-        let md = metadata(&request);
+        let md = metadata(&request)?;
         let r = request.into_inner();
         let doc = crate::domain::SchemaDoc {
             service: convert::name("service", &r.service).map_err(domain)?,
@@ -558,7 +585,7 @@ impl DependencyMappingService for DependencyMappingApi {
         &self,
         request: Request<pb::DeclareSchemaUseRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
-        let md = metadata(&request);
+        let md = metadata(&request)?;
         let r = request.into_inner();
         let consumer = convert::name("consumer", &r.consumer).map_err(domain)?;
         let provider = convert::name("provider", &r.provider).map_err(domain)?;

@@ -6,12 +6,18 @@ use flotilla_core::event::Timestamp;
 use flotilla_dependency_mapping::{DependencyMappingModule, NAME};
 use flotilla_proto::dependency::v1 as pb;
 use flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient;
+use flotilla_runtime::testkit::{self, Bearer};
 use flotilla_runtime::{ServiceContext, ServiceModule};
 use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+type Client = DependencyMappingServiceClient<InterceptedService<Channel, Bearer>>;
+
 struct Running {
-    client: DependencyMappingServiceClient<Channel>,
+    client: Client,
+    refusals: std::sync::Arc<testkit::RecordedRefusals>,
+    addr: std::net::SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -20,12 +26,16 @@ async fn start(db: &std::path::Path) -> Running {
     let store = flotilla_store::open(&format!("sqlite://{}", db.display()), "unused")
         .await
         .expect("store");
+    let authorizer =
+        std::sync::Arc::new(flotilla_auth::Authorizer::with_default_policy().expect("authorizer"));
+    let (access, refusals) = testkit::test_layer(authorizer.clone()).await;
     let mut routes = tonic::service::RoutesBuilder::default();
     DependencyMappingModule.register(
         ServiceContext {
             service: NAME,
             store,
             started_at: Timestamp::now(),
+            authorizer: authorizer.clone(),
         },
         &mut routes,
     );
@@ -36,7 +46,7 @@ async fn start(db: &std::path::Path) -> Running {
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let names = DependencyMappingModule.grpc_services();
     let task = tokio::spawn(async move {
-        flotilla_runtime::server::serve(listener, routes, &names, async {
+        flotilla_runtime::server::serve(listener, routes, &names, access, async {
             let _ = rx.await;
         })
         .await
@@ -44,14 +54,23 @@ async fn start(db: &std::path::Path) -> Running {
     });
     let mut client = None;
     for _ in 0..100 {
-        if let Ok(c) = DependencyMappingServiceClient::connect(format!("http://{addr}")).await {
-            client = Some(c);
+        if let Ok(c) = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+        {
+            client = Some(DependencyMappingServiceClient::with_interceptor(
+                c,
+                Bearer::new(&testkit::token("release-bot", &["admin"], "central")),
+            ));
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     Running {
         client: client.expect("connect"),
+        refusals,
+        addr,
         stop,
         task,
     }
@@ -81,7 +100,7 @@ fn dep(c: &str, p: &str, kind: pb::EdgeKind) -> pb::DeclareDependencyRequest {
 }
 
 async fn answers(
-    c: &mut DependencyMappingServiceClient<Channel>,
+    c: &mut Client,
 ) -> (
     Vec<pb::ImpactEntry>,
     Vec<pb::CoDeploymentGroup>,
@@ -152,7 +171,7 @@ async fn answers(
     )
 }
 
-async fn drift_of(c: &mut DependencyMappingServiceClient<Channel>) -> pb::DependencyDrift {
+async fn drift_of(c: &mut Client) -> pb::DependencyDrift {
     c.get_dependency_drift(pb::GetDependencyDriftRequest {})
         .await
         .expect("drift")
@@ -738,7 +757,7 @@ async fn catalog_graph_and_restart() {
     let file = edited
         .file
         .iter_mut()
-        .find(|f| f.package() == "flotilla.common.v1")
+        .find(|f| f.message_type.iter().any(|m| m.name() == "ServiceStatus"))
         .expect("common");
     let status = file
         .message_type
@@ -773,4 +792,67 @@ async fn catalog_graph_and_restart() {
     let mut again = start(&db).await;
     assert_eq!(answers(&mut again.client).await, before);
     let _ = again.stop.send(());
+}
+
+/// The interceptor guards the catalog: no token is UNAUTHENTICATED, a role without catalog
+/// rights or a service of another business unit is PERMISSION_DENIED, and every refusal is
+/// reported with the policy that refused it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_access_is_guarded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svc = start(&dir.path().join("catalog.db")).await;
+    let channel = Channel::from_shared(format!("http://{}", svc.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut anonymous = DependencyMappingServiceClient::new(channel.clone());
+    let e = anonymous
+        .list_services(pb::ListServicesRequest::default())
+        .await
+        .expect_err("no token");
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    let as_user = |roles: &[&str], bu: &str| {
+        DependencyMappingServiceClient::with_interceptor(
+            channel.clone(),
+            Bearer::new(&testkit::token("pat", roles, bu)),
+        )
+    };
+    let register = |bu: &str| pb::RegisterServiceRequest {
+        service: Some(entry(&format!("svc-{bu}"), 2, false, bu)),
+    };
+    let e = as_user(&["auditor"], "central")
+        .register_service(register("payments"))
+        .await
+        .expect_err("auditors do not write");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let e = as_user(&["developer"], "payments")
+        .register_service(register("cards"))
+        .await
+        .expect_err("other unit");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("business-unit-isolation"), "{e:?}");
+    as_user(&["developer"], "payments")
+        .register_service(register("payments"))
+        .await
+        .expect("own unit");
+    as_user(&["auditor"], "central")
+        .list_services(pb::ListServicesRequest::default())
+        .await
+        .expect("auditors read");
+    let refusals = svc.refusals.take();
+    let codes: Vec<_> = refusals.iter().map(|r| r.code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            Code::Unauthenticated,
+            Code::PermissionDenied,
+            Code::PermissionDenied
+        ]
+    );
+    assert_eq!(
+        refusals[2].policies,
+        vec!["business-unit-isolation".to_owned()]
+    );
+    let _ = svc.stop.send(());
 }

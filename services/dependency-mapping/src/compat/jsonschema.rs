@@ -145,7 +145,10 @@ fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
         old.get("properties").and_then(Value::as_object),
         new.get("properties").and_then(Value::as_object),
     ) {
-        for (name, os) in op {
+        // Sorted, so reports read the same whatever order the document listed them in.
+        let mut props: Vec<_> = op.iter().collect();
+        props.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, os) in props {
             let child = if path.is_empty() {
                 name.clone()
             } else {

@@ -1,0 +1,303 @@
+//! The interceptor every Flotilla gRPC server runs (a tower layer over all routes).
+//!
+//! Health and reflection stay open (probes and API discovery). Every other call needs a bearer
+//! token: none or an invalid one is `UNAUTHENTICATED`; a listed operation that the policies
+//! refuse is `PERMISSION_DENIED`; an operation not in [`crate::operations`] is only for admins.
+//! The caller's identity travels to handlers as a [`Caller`] request extension, where
+//! business-unit and segregation-of-duties checks with the target's facts happen.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::operations::{self, Operation};
+use crate::policy::{AccessContext, Authorizer, Decision};
+use crate::token::TokenVerifier;
+use crate::{AuthError, Identity};
+
+/// The authenticated caller of a request, and the operation it calls.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub identity: Arc<Identity>,
+    pub operation: &'static Operation,
+}
+
+/// A refused call, reported so it can be recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessRefusal {
+    /// Subject, roles and unit when a valid token was shown.
+    pub identity: Option<Identity>,
+    /// gRPC path called.
+    pub path: String,
+    /// `UNAUTHENTICATED` or `PERMISSION_DENIED`.
+    pub code: tonic::Code,
+    pub reason: String,
+    /// Policies that refused it (for `PERMISSION_DENIED`).
+    pub policies: Vec<String>,
+}
+
+/// Receives refusals (the runtime records them as events; it must not block).
+pub trait RefusalSink: Send + Sync {
+    fn refused(&self, refusal: AccessRefusal);
+}
+
+/// What the interceptor checks with.
+#[derive(Clone)]
+pub struct AuthLayer {
+    verifier: Arc<TokenVerifier>,
+    authorizer: Arc<Authorizer>,
+    sink: Arc<dyn RefusalSink>,
+}
+
+impl std::fmt::Debug for AuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthLayer").finish_non_exhaustive()
+    }
+}
+
+impl AuthLayer {
+    pub fn new(
+        verifier: Arc<TokenVerifier>,
+        authorizer: Arc<Authorizer>,
+        sink: Arc<dyn RefusalSink>,
+    ) -> Self {
+        Self {
+            verifier,
+            authorizer,
+            sink,
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            auth: self.clone(),
+        }
+    }
+}
+
+/// The layered service.
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    auth: AuthLayer,
+}
+
+impl<S> std::fmt::Debug for AuthService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthService").finish_non_exhaustive()
+    }
+}
+
+/// The operation an unlisted path is checked as: only admins may call it.
+static UNLISTED: Operation = Operation {
+    service: "",
+    method: "",
+    action: "unlisted",
+    group: "unlisted",
+};
+
+fn open_path(path: &str) -> bool {
+    path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
+}
+
+/// Reads the bearer token of a request's headers.
+pub fn bearer(headers: &http::HeaderMap) -> Result<&str, AuthError> {
+    let value = headers
+        .get(http::header::AUTHORIZATION)
+        .ok_or(AuthError::MissingToken)?;
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::InvalidToken("authorization header is not ASCII".into()))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or_else(|| {
+            AuthError::InvalidToken("authorization header is not `Bearer <jwt>`".into())
+        })?;
+    Ok(token.trim())
+}
+
+impl AuthLayer {
+    /// Authenticates and checks a call; on refusal reports it and answers the status.
+    pub async fn check(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<Caller, tonic::Status> {
+        let identity = match bearer(headers) {
+            Ok(token) => self.verifier.verify(token).await,
+            Err(e) => Err(e),
+        };
+        let identity = match identity {
+            Ok(i) => i,
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::warn!(path, %reason, "unauthenticated call refused");
+                self.sink.refused(AccessRefusal {
+                    identity: None,
+                    path: path.to_owned(),
+                    code: tonic::Code::Unauthenticated,
+                    reason: reason.clone(),
+                    policies: Vec::new(),
+                });
+                return Err(tonic::Status::unauthenticated(reason));
+            }
+        };
+        let operation = operations::by_path(path).unwrap_or(&UNLISTED);
+        let decision =
+            self.authorizer
+                .authorize(&identity, operation.action, "", &AccessContext::default());
+        if !decision.allowed {
+            let action = if operation.action == "unlisted" {
+                path
+            } else {
+                operation.action
+            };
+            let reason = decision.refusal_message(&identity, action, "");
+            tracing::warn!(path, subject = %identity.subject, %reason, "call refused");
+            self.sink.refused(AccessRefusal {
+                identity: Some((*identity).clone()),
+                path: path.to_owned(),
+                code: tonic::Code::PermissionDenied,
+                reason: reason.clone(),
+                policies: decision.policies,
+            });
+            return Err(tonic::Status::permission_denied(reason));
+        }
+        Ok(Caller {
+            identity,
+            operation,
+        })
+    }
+
+    /// Checks a caller against a business unit and target facts inside a handler; refusals are
+    /// reported like the interceptor's.
+    pub fn authorize_in(
+        &self,
+        caller: &Caller,
+        scope: &str,
+        context: &AccessContext,
+    ) -> Result<(), tonic::Status> {
+        let d = self.decide_in(caller, scope, context);
+        if d.allowed {
+            return Ok(());
+        }
+        Err(self.refuse(caller, scope, d))
+    }
+
+    /// The policies' answer for a caller in a business unit with target facts.
+    pub fn decide_in(&self, caller: &Caller, scope: &str, context: &AccessContext) -> Decision {
+        self.authorizer
+            .authorize(&caller.identity, caller.operation.action, scope, context)
+    }
+
+    /// Reports a refusal and answers its `PERMISSION_DENIED` status.
+    pub fn refuse(&self, caller: &Caller, scope: &str, d: Decision) -> tonic::Status {
+        let reason = d.refusal_message(&caller.identity, caller.operation.action, scope);
+        tracing::warn!(subject = %caller.identity.subject, action = caller.operation.action, scope, %reason, "call refused");
+        self.sink.refused(AccessRefusal {
+            identity: Some((*caller.identity).clone()),
+            path: format!("/{}/{}", caller.operation.service, caller.operation.method),
+            code: tonic::Code::PermissionDenied,
+            reason: reason.clone(),
+            policies: d.policies,
+        });
+        tonic::Status::permission_denied(reason)
+    }
+
+    pub fn authorizer(&self) -> &Arc<Authorizer> {
+        &self.authorizer
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for AuthService<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
+        // Take the service that was driven to readiness; leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let auth = self.auth.clone();
+        Box::pin(async move {
+            let path = req.uri().path().to_owned();
+            if open_path(&path) {
+                return inner.call(req).await;
+            }
+            match auth.check(&path, req.headers()).await {
+                Ok(caller) => {
+                    req.extensions_mut().insert(caller);
+                    req.extensions_mut().insert(auth.clone());
+                    inner.call(req).await
+                }
+                Err(status) => Ok(status.into_http()),
+            }
+        })
+    }
+}
+
+/// The caller and the access checker of a request that passed the interceptor.
+pub fn caller_of<T>(req: &tonic::Request<T>) -> Result<(Caller, AuthLayer), tonic::Status> {
+    let caller = req.extensions().get::<Caller>().cloned();
+    let auth = req.extensions().get::<AuthLayer>().cloned();
+    match (caller, auth) {
+        (Some(c), Some(a)) => Ok((c, a)),
+        _ => Err(tonic::Status::unauthenticated(
+            "request did not pass the access interceptor",
+        )),
+    }
+}
+
+/// A client-side tonic interceptor that sends a bearer token (or none, when empty).
+#[derive(Clone, Debug)]
+pub struct Bearer(Option<tonic::metadata::AsciiMetadataValue>);
+
+impl Bearer {
+    /// Panics on a token with non-ASCII characters; use [`Bearer::try_new`] for outside input.
+    pub fn new(token: &str) -> Self {
+        Self::try_new(token).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn try_new(token: &str) -> Result<Self, AuthError> {
+        if token.is_empty() {
+            return Ok(Self(None));
+        }
+        format!("Bearer {}", token.trim())
+            .parse()
+            .map(|v| Self(Some(v)))
+            .map_err(|_| {
+                AuthError::InvalidToken("token holds characters a header cannot carry".into())
+            })
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}

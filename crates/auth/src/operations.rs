@@ -1,0 +1,145 @@
+//! Every guarded gRPC operation, the Cedar action it is checked as, and the action group it
+//! belongs to. Default policies grant groups to roles; a replacement policy may name single
+//! actions (`Flotilla::Action::"governance:Approve"`).
+
+/// One guarded gRPC operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Operation {
+    /// gRPC full service name, e.g. `flotilla.governance.v1.GovernanceService`.
+    pub service: &'static str,
+    /// gRPC method name, e.g. `CheckGate`.
+    pub method: &'static str,
+    /// Cedar action id, `<area>:<Method>`.
+    pub action: &'static str,
+    /// Cedar action group the action is in.
+    pub group: &'static str,
+}
+
+/// Action groups, each a Cedar action that the operations' actions are `in`.
+pub const GROUPS: &[&str] = &[
+    "read",
+    "catalog-write",
+    "approval-request",
+    "approval-decision",
+    "cab-decision",
+    "policy-admin",
+    "window-admin",
+    "deviation-request",
+    "deviation-decision",
+    "rollback-request",
+    "rollback-decision",
+    "scheduler",
+    "access-admin",
+    "unlisted",
+];
+
+macro_rules! ops {
+    ($service:literal, $area:literal: $($method:literal => $group:literal),* $(,)?) => {
+        [$(Operation {
+            service: $service,
+            method: $method,
+            action: concat!($area, ":", $method),
+            group: $group,
+        }),*]
+    };
+}
+
+const GOVERNANCE: &[Operation] = &ops!("flotilla.governance.v1.GovernanceService", "governance":
+    "GetStatus" => "read",
+    "SetPolicy" => "policy-admin",
+    "GetPolicy" => "read",
+    "CheckReleaseName" => "read",
+    "OpenApprovalRequest" => "approval-request",
+    "GetApprovalRequest" => "read",
+    "ListApprovalRequests" => "read",
+    "Approve" => "approval-decision",
+    "Reject" => "approval-decision",
+    "RecordCabDecision" => "cab-decision",
+    "CreateFreezeWindow" => "window-admin",
+    "CancelFreezeWindow" => "window-admin",
+    "ListFreezeWindows" => "read",
+    "RequestDeviation" => "deviation-request",
+    "ApproveDeviation" => "deviation-decision",
+    "RejectDeviation" => "deviation-decision",
+    "ListDeviations" => "read",
+    "OpenRollbackDecision" => "rollback-request",
+    "DecideRollback" => "rollback-decision",
+    "ListRollbackDecisions" => "read",
+    "CheckGate" => "read",
+    "ProcessDeadlines" => "scheduler",
+    "ReplaceAccessPolicy" => "access-admin",
+    "GetAccessPolicy" => "read",
+);
+
+const DEPENDENCY: &[Operation] = &ops!("flotilla.dependency.v1.DependencyMappingService", "dependency":
+    "GetStatus" => "read",
+    "RegisterService" => "catalog-write",
+    "UpdateService" => "catalog-write",
+    "GetService" => "read",
+    "ListServices" => "read",
+    "DeclareDependency" => "catalog-write",
+    "RemoveDependency" => "catalog-write",
+    "PinCoDeployment" => "catalog-write",
+    "AnalyzeImpact" => "read",
+    "GetCoDeploymentGroups" => "read",
+    "PlanRelease" => "read",
+    "RecordObservedCalls" => "catalog-write",
+    "GetDependencyDrift" => "read",
+    "GetDependencyMatrix" => "read",
+    "RecordDeployment" => "catalog-write",
+    "TagFootprint" => "catalog-write",
+    "GetFootprint" => "read",
+    "DeclareVersionRequirement" => "catalog-write",
+    "GetVersionSkew" => "read",
+    "PublishSchema" => "catalog-write",
+    "DeclareSchemaUse" => "catalog-write",
+);
+
+const ORCHESTRATION: &[Operation] =
+    &ops!("flotilla.orchestration.v1.OrchestrationService", "orchestration": "GetStatus" => "read");
+const RISK: &[Operation] =
+    &ops!("flotilla.risk.v1.RiskValidationService", "risk": "GetStatus" => "read");
+const MONITORING: &[Operation] =
+    &ops!("flotilla.monitoring.v1.MonitoringService", "monitoring": "GetStatus" => "read");
+const COMPLIANCE: &[Operation] =
+    &ops!("flotilla.compliance.v1.ComplianceService", "compliance": "GetStatus" => "read");
+
+/// Every guarded operation of every service.
+pub fn all() -> impl Iterator<Item = &'static Operation> {
+    GOVERNANCE
+        .iter()
+        .chain(DEPENDENCY)
+        .chain(ORCHESTRATION)
+        .chain(RISK)
+        .chain(MONITORING)
+        .chain(COMPLIANCE)
+}
+
+/// The operation a gRPC path (`/<service>/<method>`) calls, if it is listed.
+pub fn by_path(path: &str) -> Option<&'static Operation> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    all().find(|o| o.service == service && o.method == method)
+}
+
+/// The operation with a Cedar action id, if it is listed.
+pub fn by_action(action: &str) -> Option<&'static Operation> {
+    all().find(|o| o.action == action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_and_actions_are_unique() {
+        let op = by_path("/flotilla.governance.v1.GovernanceService/CheckGate").expect("listed");
+        assert_eq!(op.action, "governance:CheckGate");
+        assert!(by_path("/flotilla.governance.v1.GovernanceService/Nope").is_none());
+        let mut actions: Vec<_> = all().map(|o| o.action).collect();
+        let n = actions.len();
+        actions.sort_unstable();
+        actions.dedup();
+        assert_eq!(actions.len(), n);
+        assert!(all().all(|o| GROUPS.contains(&o.group)));
+    }
+}

@@ -1,0 +1,248 @@
+//! Access control for a node: the token verifier chosen by configuration, the Cedar authorizer
+//! shared by every service in the process, and the recorder that appends refusals to the
+//! refused service's store as `flotilla.common.v1.AccessRefused` events.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use flotilla_auth::{
+    AccessPolicy, AccessRefusal, AuthLayer, Authorizer, KeySource, RefusalSink, TokenVerifier,
+};
+use flotilla_core::ExpectedVersion;
+use flotilla_core::event::{Metadata, NewEvent, Timestamp};
+use flotilla_core::ids::StreamId;
+use flotilla_core::store::{AppendRequest, EventStore};
+use prost::Message;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+
+/// Stream every service records refused calls in.
+pub const REFUSALS_STREAM: &str = "access-refusals";
+/// Event type of a recorded refusal.
+pub const ACCESS_REFUSED: &str = "flotilla.common.v1.AccessRefused";
+/// File under the data folder holding the embedded mode's HS256 secret.
+pub const DEV_SECRET_FILE: &str = "dev-token-secret";
+const QUEUE: usize = 4_096;
+
+/// Reads the development HS256 secret under `data_dir`, creating it (random, owner-only) when
+/// `create` is set and it does not exist.
+pub fn dev_secret(data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join(DEV_SECRET_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => return Ok(s.trim().as_bytes().to_vec()),
+        Ok(_) => anyhow::bail!(
+            "{} is shorter than 32 bytes; delete it to have a new one made",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {}
+        Err(e) => anyhow::bail!(
+            "cannot read the development token secret {}: {e}; run `flotilla up` once to create it, or set auth_hs256_secret",
+            path.display()
+        ),
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(&path) {
+        Ok(mut f) => {
+            use std::io::Write;
+            f.write_all(secret.as_bytes())?;
+            Ok(secret.into_bytes())
+        }
+        // Another process made it first.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => dev_secret(data_dir, false),
+        Err(e) => Err(anyhow::anyhow!("cannot create {}: {e}", path.display())),
+    }
+}
+
+/// Where tokens are checked against, from configuration: a JWKS (file or https URL) if set,
+/// else the configured HS256 secret, else (embedded mode only) the data folder's dev secret.
+pub async fn verifier(
+    config: &Config,
+    embedded_data_dir: Option<&Path>,
+) -> anyhow::Result<TokenVerifier> {
+    let issuer = (!config.auth_issuer.is_empty()).then_some(config.auth_issuer.as_str());
+    let source = if !config.auth_jwks.is_empty() {
+        if config.auth_jwks.starts_with("http://") || config.auth_jwks.starts_with("https://") {
+            KeySource::JwksUrl(config.auth_jwks.clone())
+        } else {
+            KeySource::JwksFile(config.auth_jwks.clone().into())
+        }
+    } else if !config.auth_hs256_secret.is_empty() {
+        KeySource::Hs256 {
+            secret: config.auth_hs256_secret.as_bytes().to_vec(),
+        }
+    } else if let Some(dir) = embedded_data_dir {
+        KeySource::Hs256 {
+            secret: dev_secret(dir, true)?,
+        }
+    } else {
+        anyhow::bail!(
+            "no token keys configured: set auth_jwks (a JWKS file or URL) or, for development only, auth_hs256_secret (FLOTILLA_AUTH_JWKS / FLOTILLA_AUTH_HS256_SECRET)"
+        );
+    };
+    TokenVerifier::new(source, &config.auth_audience, issuer)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The initial access policy: the configured file, else the shipped default.
+pub fn initial_policy(config: &Config) -> anyhow::Result<AccessPolicy> {
+    if config.auth_policy_file.as_os_str().is_empty() {
+        return Ok(AccessPolicy::default_set());
+    }
+    let text = std::fs::read_to_string(&config.auth_policy_file).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read auth_policy_file {}: {e}",
+            config.auth_policy_file.display()
+        )
+    })?;
+    AccessPolicy::parse(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "auth_policy_file {}: {e}",
+            config.auth_policy_file.display()
+        )
+    })
+}
+
+/// Records refusals in the store of the service that was called (the first store when the path
+/// names no known service), off the request path through a bounded queue: when the queue is
+/// full a refusal is logged and counted, not recorded, so a flood cannot stall the services.
+pub struct RefusalRecorder {
+    tx: mpsc::Sender<AccessRefusal>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for RefusalRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefusalRecorder").finish_non_exhaustive()
+    }
+}
+
+impl RefusalSink for RefusalRecorder {
+    fn refused(&self, refusal: AccessRefusal) {
+        if let Err(e) = self.tx.try_send(refusal) {
+            let n = self
+                .dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            tracing::warn!(dropped_total = n, error = %e, "access refusal not recorded: the queue is full or closed");
+        }
+    }
+}
+
+/// The refusal event for a refusal.
+pub fn refusal_event(r: &AccessRefusal, at: Timestamp) -> NewEvent {
+    let (seconds, nanos) = at.seconds_and_nanos();
+    let (subject, roles, bu) = match &r.identity {
+        Some(i) => (
+            i.subject.clone(),
+            i.roles.iter().cloned().collect(),
+            i.business_unit.clone(),
+        ),
+        None => (String::new(), Vec::new(), String::new()),
+    };
+    let payload = flotilla_proto::common::v1::AccessRefused {
+        subject: subject.clone(),
+        roles,
+        business_unit: bu.clone(),
+        operation: r.path.chars().take(512).collect(),
+        code: match r.code {
+            tonic::Code::Unauthenticated => "UNAUTHENTICATED".into(),
+            _ => "PERMISSION_DENIED".into(),
+        },
+        reason: r.reason.chars().take(2048).collect(),
+        policies: r.policies.clone(),
+        refused_at: Some(prost_types::Timestamp { seconds, nanos }),
+    };
+    let actor = if subject.is_empty() {
+        "unauthenticated".to_owned()
+    } else {
+        subject
+    };
+    NewEvent::new(
+        ACCESS_REFUSED,
+        1,
+        payload.encode_to_vec(),
+        Metadata::by(actor, bu),
+    )
+}
+
+impl RefusalRecorder {
+    /// Starts the recorder over the stores of a node's services, keyed by gRPC service name.
+    pub fn start(
+        stores: HashMap<String, Arc<dyn EventStore>>,
+        fallback: Arc<dyn EventStore>,
+    ) -> Arc<Self> {
+        let (tx, mut rx) = mpsc::channel::<AccessRefusal>(QUEUE);
+        tokio::spawn(async move {
+            let Ok(stream) = StreamId::parse(REFUSALS_STREAM) else {
+                return;
+            };
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                }
+                let mut by_store: HashMap<usize, (Arc<dyn EventStore>, Vec<NewEvent>)> =
+                    HashMap::new();
+                for r in &batch {
+                    let service = r
+                        .path
+                        .trim_start_matches('/')
+                        .split('/')
+                        .next()
+                        .unwrap_or("");
+                    let store = stores.get(service).unwrap_or(&fallback).clone();
+                    let key = Arc::as_ptr(&store) as *const () as usize;
+                    by_store
+                        .entry(key)
+                        .or_insert_with(|| (store, Vec::new()))
+                        .1
+                        .push(refusal_event(r, Timestamp::now()));
+                }
+                for (_, (store, events)) in by_store {
+                    let n = events.len();
+                    if let Err(e) = store
+                        .append(AppendRequest::new(
+                            stream.clone(),
+                            ExpectedVersion::Any,
+                            events,
+                        ))
+                        .await
+                    {
+                        tracing::error!(error = %e, refusals = n, "recording access refusals failed");
+                    }
+                }
+            }
+        });
+        Arc::new(Self {
+            tx,
+            dropped: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+}
+
+/// Builds the interceptor for a node.
+pub fn layer(
+    verifier: TokenVerifier,
+    authorizer: Arc<Authorizer>,
+    sink: Arc<dyn RefusalSink>,
+) -> AuthLayer {
+    AuthLayer::new(Arc::new(verifier), authorizer, sink)
+}
