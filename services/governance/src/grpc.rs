@@ -1,24 +1,314 @@
-//! gRPC edge of the governance service (`flotilla.governance.v1.GovernanceService`).
+//! gRPC edge of the governance service (`flotilla.governance.v1.GovernanceService`): converts
+//! requests to domain commands, checks business-unit rights with the target's facts, and maps
+//! errors to status codes in one place.
 
+use std::sync::Arc;
+
+use flotilla_auth::layer::caller_of;
+use flotilla_auth::{AccessContext, AuthLayer, Caller};
+use flotilla_core::event::Metadata;
+use flotilla_core::store::StoreError;
 use flotilla_proto::common::v1::{GetStatusRequest, ServiceStatus};
+use flotilla_proto::governance::v1 as pb;
 use flotilla_proto::governance::v1::governance_service_server::{
     GovernanceService, GovernanceServiceServer,
 };
 use flotilla_runtime::ServiceContext;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::app::{AppError, GovernanceApp};
+use crate::convert::{self, opt_ts, ts};
+use crate::domain::{Actor, Command, DomainError, ReleaseEnv, Timestamp};
 
 /// Full gRPC name of the service.
 pub const GRPC_NAME: &str = "flotilla.governance.v1.GovernanceService";
+
+/// Scope checked for platform-wide changes: only central roles pass business-unit isolation.
+const PLATFORM_SCOPE: &str = "*platform*";
+
+/// How often the deadline scheduler runs, in seconds.
+pub const DEADLINE_TICK_SECS: u64 = 30;
+
+/// The one place errors become gRPC statuses.
+fn status(e: AppError) -> Status {
+    let s = match &e {
+        AppError::Domain(d) => match d {
+            DomainError::Invalid { .. } => Status::invalid_argument(e.to_string()),
+            DomainError::NotFound(_) => Status::not_found(e.to_string()),
+            DomainError::AlreadyExists(_) => Status::already_exists(e.to_string()),
+            DomainError::FailedPrecondition(_) => Status::failed_precondition(e.to_string()),
+            DomainError::SegregationOfDuties { .. } | DomainError::NotInRole(_) => {
+                Status::permission_denied(e.to_string())
+            }
+            DomainError::StalePolicy { .. } => Status::aborted(e.to_string()),
+        },
+        AppError::Store(StoreError::WrongExpectedVersion { .. }) => Status::aborted(e.to_string()),
+        AppError::Store(StoreError::InvalidAppend(_) | StoreError::EmptyAppend { .. }) => {
+            Status::invalid_argument(e.to_string())
+        }
+        AppError::Store(_) => Status::unavailable(e.to_string()),
+        AppError::Decode { .. } => Status::data_loss(e.to_string()),
+        AppError::AccessPolicy(_) => Status::invalid_argument(e.to_string()),
+    };
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::DataLoss => {
+            tracing::error!(error = %e, "request failed")
+        }
+        _ => tracing::info!(error = %e, code = ?s.code(), "request refused"),
+    }
+    s
+}
+
+fn domain(e: DomainError) -> Status {
+    status(AppError::Domain(e))
+}
+
+/// The verified caller, its access checker and the event metadata for what it causes.
+struct Call {
+    caller: Caller,
+    access: AuthLayer,
+    md: Metadata,
+}
+
+impl Call {
+    fn of<T>(req: &Request<T>) -> Result<Self, Status> {
+        let (caller, access) = caller_of(req)?;
+        let get = |k: &str| {
+            req.metadata()
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let mut md = Metadata::by(
+            caller.identity.subject.clone(),
+            caller.identity.business_unit.clone(),
+        );
+        md.traceparent = get("traceparent");
+        md.command_id = get("x-flotilla-command-id").and_then(|v| Uuid::parse_str(&v).ok());
+        md.correlation_id = get("x-flotilla-correlation-id").and_then(|v| Uuid::parse_str(&v).ok());
+        Ok(Self { caller, access, md })
+    }
+
+    fn actor(&self) -> Actor {
+        Actor {
+            subject: self.caller.identity.subject.clone(),
+            roles: self.caller.identity.roles.clone(),
+            business_unit: self.caller.identity.business_unit.clone(),
+        }
+    }
+
+    /// Business-unit isolation (and, with `context`, segregation of duties) for one target.
+    fn allow_in(&self, business_unit: &str, context: &AccessContext) -> Result<(), Status> {
+        self.access
+            .authorize_in(&self.caller, business_unit, context)
+    }
+
+    /// May the caller see targets of this unit? (Lists filter by it without recording refusals.)
+    fn sees(&self, business_unit: &str) -> bool {
+        self.access
+            .decide_in(&self.caller, business_unit, &AccessContext::default())
+            .allowed
+    }
+
+    fn with_md(&self, bu: &str) -> Metadata {
+        let mut md = self.md.clone();
+        md.business_unit = bu.to_owned();
+        md
+    }
+}
 
 /// The tonic service.
 #[derive(Debug, Clone)]
 pub struct GovernanceApi {
     ctx: ServiceContext,
+    app: Arc<GovernanceApp>,
 }
 
-/// Builds the tonic server for the runtime.
+/// Builds the tonic server for the runtime: loads the state and starts the background
+/// catch-up and deadline scheduler.
 pub fn server(ctx: ServiceContext) -> GovernanceServiceServer<GovernanceApi> {
-    GovernanceServiceServer::new(GovernanceApi { ctx })
+    let app = Arc::new(GovernanceApp::new(
+        ctx.store.clone(),
+        ctx.authorizer.clone(),
+    ));
+    GovernanceApp::spawn_background(&app, std::time::Duration::from_secs(DEADLINE_TICK_SECS));
+    GovernanceServiceServer::new(GovernanceApi { ctx, app }).max_decoding_message_size(1024 * 1024)
+}
+
+fn key(release: String, environment: String) -> Result<ReleaseEnv, Status> {
+    if release.is_empty() || release.len() > 128 {
+        return Err(Status::invalid_argument("release: must be 1-128 bytes"));
+    }
+    if environment.is_empty() || environment.len() > 64 {
+        return Err(Status::invalid_argument("environment: must be 1-64 bytes"));
+    }
+    Ok(ReleaseEnv {
+        release,
+        environment,
+    })
+}
+
+fn now_or(field: &str, t: Option<&prost_types::Timestamp>) -> Result<Timestamp, Status> {
+    Ok(opt_ts(field, t)
+        .map_err(domain)?
+        .unwrap_or_else(Timestamp::now))
+}
+
+impl GovernanceApi {
+    async fn request_view(
+        &self,
+        key: &ReleaseEnv,
+        at: Timestamp,
+    ) -> Result<Response<pb::ApprovalRequest>, Status> {
+        self.app
+            .query(|g| g.requests.get(key).map(|r| convert::request_pb(g, r, at)))
+            .map(Response::new)
+            .ok_or_else(|| {
+                domain(DomainError::NotFound(format!(
+                    "approval request of release {} in {}",
+                    key.release, key.environment
+                )))
+            })
+    }
+
+    /// The unit and SoD facts of an existing approval request.
+    fn request_scope(&self, key: &ReleaseEnv) -> Result<(String, AccessContext), Status> {
+        self.app
+            .query(|g| {
+                g.requests.get(key).map(|r| {
+                    (
+                        r.release.business_unit.clone(),
+                        AccessContext {
+                            author: r.release.author.clone(),
+                            committers: r.release.committers.clone(),
+                            requester: String::new(),
+                        },
+                    )
+                })
+            })
+            .ok_or_else(|| {
+                domain(DomainError::NotFound(format!(
+                    "approval request of release {} in {}",
+                    key.release, key.environment
+                )))
+            })
+    }
+
+    async fn decide_approval(
+        &self,
+        request: Request<pb::DecideApprovalRequest>,
+        approve: bool,
+    ) -> Result<Response<pb::ApprovalRequest>, Status> {
+        let call = Call::of(&request)?;
+        let r = request.into_inner();
+        let key = key(r.release, r.environment)?;
+        let (bu, context) = self.request_scope(&key)?;
+        let at = Timestamp::now();
+        let d = call.access.decide_in(&call.caller, &bu, &context);
+        if !d.allowed {
+            // A segregation-of-duties refusal by the access policy is recorded by governance too.
+            if approve && let Some(rule) = d.policies.iter().find(|p| p.starts_with("sod-")) {
+                let detail = format!(
+                    "{} may not approve release {} (policy {rule})",
+                    call.caller.identity.subject, key.release
+                );
+                if let Err(e) = self
+                    .app
+                    .record_violation(&key, &r.role, rule, &detail, at, call.with_md(&bu))
+                    .await
+                {
+                    tracing::error!(error = %e, "recording a segregation-of-duties violation failed");
+                }
+            }
+            return Err(call.access.refuse(&call.caller, &bu, d));
+        }
+        let command = if approve {
+            Command::Approve {
+                key: key.clone(),
+                role: r.role,
+                comment: r.comment,
+                by: call.actor(),
+                at,
+            }
+        } else {
+            Command::Reject {
+                key: key.clone(),
+                role: r.role,
+                comment: r.comment,
+                by: call.actor(),
+                at,
+            }
+        };
+        self.app
+            .execute(command, call.with_md(&bu))
+            .await
+            .map_err(status)?;
+        self.request_view(&key, at).await
+    }
+
+    async fn decide_deviation(
+        &self,
+        request: Request<pb::DecideDeviationRequest>,
+        approve: bool,
+    ) -> Result<Response<pb::Deviation>, Status> {
+        let call = Call::of(&request)?;
+        let r = request.into_inner();
+        let id = convert::uuid("deviation_id", &r.deviation_id).map_err(domain)?;
+        let (bu, requester) = self
+            .app
+            .query(|g| {
+                g.deviations
+                    .get(&id)
+                    .map(|d| (d.business_unit.clone(), d.requested_by.clone()))
+            })
+            .ok_or_else(|| domain(DomainError::NotFound(format!("deviation {id}"))))?;
+        call.allow_in(
+            &bu,
+            &AccessContext {
+                requester,
+                ..Default::default()
+            },
+        )?;
+        self.app
+            .execute(
+                Command::DecideDeviation {
+                    id,
+                    approve,
+                    role: r.role,
+                    comment: r.comment,
+                    by: call.actor(),
+                    at: Timestamp::now(),
+                },
+                call.with_md(&bu),
+            )
+            .await
+            .map_err(status)?;
+        self.app
+            .query(|g| g.deviations.get(&id).map(convert::deviation_pb))
+            .map(Response::new)
+            .ok_or_else(|| domain(DomainError::NotFound(format!("deviation {id}"))))
+    }
+
+    fn access_policy_view(&self) -> pb::AccessPolicy {
+        let current = self.ctx.authorizer.policy();
+        self.app.query(|g| match &g.access_policy {
+            Some((version, text, sha, at)) => pb::AccessPolicy {
+                version: *version,
+                policy: text.clone(),
+                sha256: sha.clone(),
+                replaced_by: String::new(),
+                replaced_at: Some(ts(*at)),
+            },
+            None => pb::AccessPolicy {
+                version: 0,
+                policy: current.text().to_owned(),
+                sha256: current.digest().to_owned(),
+                replaced_by: String::new(),
+                replaced_at: None,
+            },
+        })
+    }
 }
 
 #[tonic::async_trait]
@@ -29,5 +319,524 @@ impl GovernanceService for GovernanceApi {
         _request: Request<GetStatusRequest>,
     ) -> Result<Response<ServiceStatus>, Status> {
         self.ctx.status().await.map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "SetPolicy"))]
+    async fn set_policy(
+        &self,
+        request: Request<pb::SetPolicyRequest>,
+    ) -> Result<Response<pb::PolicyVersion>, Status> {
+        let call = Call::of(&request)?;
+        let r = request.into_inner();
+        let policy = convert::policy(
+            r.policy
+                .ok_or_else(|| Status::invalid_argument("policy: is required"))?,
+        )
+        .map_err(domain)?;
+        let at = Timestamp::now();
+        self.app
+            .execute(
+                Command::SetPolicy {
+                    policy,
+                    expected_version: r.expected_version,
+                    at,
+                },
+                call.with_md(""),
+            )
+            .await
+            .map_err(status)?;
+        self.get_policy(Request::new(pb::GetPolicyRequest { version: 0 }))
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetPolicy"))]
+    async fn get_policy(
+        &self,
+        request: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::PolicyVersion>, Status> {
+        let v = request.into_inner().version;
+        self.app
+            .query(|g| {
+                let version = if v == 0 { g.policy_version } else { v };
+                if version == 0 {
+                    return Some(pb::PolicyVersion {
+                        version: 0,
+                        policy: Some(convert::policy_pb(&g.policy)),
+                        set_by: String::new(),
+                        set_at: None,
+                    });
+                }
+                g.policy_history
+                    .get(&version)
+                    .map(|(p, at)| pb::PolicyVersion {
+                        version,
+                        policy: Some(convert::policy_pb(p)),
+                        set_by: String::new(),
+                        set_at: Some(ts(*at)),
+                    })
+            })
+            .map(Response::new)
+            .ok_or_else(|| domain(DomainError::NotFound(format!("policy version {v}"))))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "CheckReleaseName"))]
+    async fn check_release_name(
+        &self,
+        request: Request<pb::CheckReleaseNameRequest>,
+    ) -> Result<Response<pb::CheckReleaseNameResponse>, Status> {
+        let version = request.into_inner().version;
+        Ok(Response::new(self.app.query(|g| {
+            let scheme = match &g.policy.naming.scheme {
+                crate::domain::VersionScheme::Semver => "semver".to_owned(),
+                crate::domain::VersionScheme::Calver(p) => format!("calver {p}"),
+            };
+            match g.policy.check_version(&version) {
+                Ok(()) => pb::CheckReleaseNameResponse {
+                    valid: true,
+                    scheme,
+                    reason: String::new(),
+                },
+                Err(e) => pb::CheckReleaseNameResponse {
+                    valid: false,
+                    scheme,
+                    reason: e.to_string(),
+                },
+            }
+        })))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "OpenApprovalRequest"))]
+    async fn open_approval_request(
+        &self,
+        request: Request<pb::OpenApprovalRequestRequest>,
+    ) -> Result<Response<pb::ApprovalRequest>, Status> {
+        let call = Call::of(&request)?;
+        let r = request.into_inner();
+        let facts = convert::facts(r.release).map_err(domain)?;
+        call.allow_in(&facts.business_unit, &AccessContext::default())?;
+        let k = ReleaseEnv {
+            release: facts.release.clone(),
+            environment: facts.environment.clone(),
+        };
+        let at = Timestamp::now();
+        let bu = facts.business_unit.clone();
+        self.app
+            .execute(
+                Command::OpenApprovalRequest {
+                    id: Uuid::now_v7(),
+                    release: facts,
+                    emergency: r.emergency,
+                    by: call.actor(),
+                    at,
+                },
+                call.with_md(&bu),
+            )
+            .await
+            .map_err(status)?;
+        self.request_view(&k, at).await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetApprovalRequest"))]
+    async fn get_approval_request(
+        &self,
+        request: Request<pb::GetApprovalRequestRequest>,
+    ) -> Result<Response<pb::ApprovalRequest>, Status> {
+        let call = Call::of(&request)?;
+        let r = request.into_inner();
+        let k = key(r.release, r.environment)?;
+        let (bu, _) = self.request_scope(&k)?;
+        call.allow_in(&bu, &AccessContext::default())?;
+        self.request_view(&k, Timestamp::now()).await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListApprovalRequests"))]
+    async fn list_approval_requests(
+        &self,
+        request: Request<pb::ListApprovalRequestsRequest>,
+    ) -> Result<Response<pb::ListApprovalRequestsResponse>, Status> {
+        let call = Call::of(&request)?;
+        let r = request.into_inner();
+        if !r.business_unit.is_empty() {
+            call.allow_in(&r.business_unit, &AccessContext::default())?;
+        }
+        let at = Timestamp::now();
+        let mut requests = self.app.query(|g| {
+            g.requests
+                .values()
+                .filter(|x| {
+                    r.business_unit.is_empty() || x.release.business_unit == r.business_unit
+                })
+                .filter(|x| r.release.is_empty() || x.release.release == r.release)
+                .filter(|x| call.sees(&x.release.business_unit))
+                .map(|x| convert::request_pb(g, x, at))
+                .filter(|x| r.status == 0 || x.status == r.status)
+                .collect::<Vec<_>>()
+        });
+        requests.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+        Ok(Response::new(pb::ListApprovalRequestsResponse { requests }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "Approve"))]
+    async fn approve(
+        &self,
+        request: Request<pb::DecideApprovalRequest>,
+    ) -> Result<Response<pb::ApprovalRequest>, Status> {
+        self.decide_approval(request, true).await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "Reject"))]
+    async fn reject(
+        &self,
+        request: Request<pb::DecideApprovalRequest>,
+    ) -> Result<Response<pb::ApprovalRequest>, Status> {
+        self.decide_approval(request, false).await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "RecordCabDecision"))]
+    async fn record_cab_decision(
+        &self,
+        request: Request<pb::RecordCabDecisionRequest>,
+    ) -> Result<Response<pb::CabDecision>, Status> {
+        let call = Call::of(&request)?;
+        let decision = convert::cab(request.into_inner().decision, &call.caller.identity.subject)
+            .map_err(domain)?;
+        // The board acts for every unit whose releases it covers.
+        let units: std::collections::BTreeSet<String> = self.app.query(|g| {
+            decision
+                .covers
+                .iter()
+                .filter_map(|c| g.business_unit_of(c).map(str::to_owned))
+                .collect()
+        });
+        for bu in &units {
+            call.allow_in(bu, &AccessContext::default())?;
+        }
+        let id = decision.change_request_id.clone();
+        self.app
+            .execute(Command::RecordCabDecision { decision }, call.with_md(""))
+            .await
+            .map_err(status)?;
+        self.app
+            .query(|g| g.cab.get(&id).map(convert::cab_pb))
+            .map(Response::new)
+            .ok_or_else(|| domain(DomainError::NotFound(format!("CAB decision {id}"))))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "CreateFreezeWindow"))]
+    async fn create_freeze_window(
+        &self,
+        request: Request<pb::CreateFreezeWindowRequest>,
+    ) -> Result<Response<pb::FreezeWindow>, Status> {
+        let call = Call::of(&request)?;
+        let id = Uuid::now_v7();
+        let window = convert::window(
+            request.into_inner().window,
+            id,
+            &call.caller.identity.subject,
+        )
+        .map_err(domain)?;
+        // A unit's window covers that unit only and is set by its people; a platform-wide
+        // window (no owning unit) needs a central role.
+        let mut window = window;
+        if window.business_unit.is_empty() {
+            call.allow_in(PLATFORM_SCOPE, &AccessContext::default())?;
+        } else {
+            call.allow_in(&window.business_unit, &AccessContext::default())?;
+            if window
+                .scope
+                .business_units
+                .iter()
+                .any(|b| *b != window.business_unit)
+            {
+                return Err(domain(crate::domain::invalid(
+                    "window.scope.business_units",
+                    "a unit's window may only cover its own unit",
+                )));
+            }
+            window.scope.business_units = vec![window.business_unit.clone()];
+        }
+        let bu = window.business_unit.clone();
+        self.app
+            .execute(Command::CreateFreezeWindow { window }, call.with_md(&bu))
+            .await
+            .map_err(status)?;
+        self.app
+            .query(|g| g.windows.get(&id).map(convert::window_pb))
+            .map(Response::new)
+            .ok_or_else(|| domain(DomainError::NotFound(format!("window {id}"))))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "CancelFreezeWindow"))]
+    async fn cancel_freeze_window(
+        &self,
+        request: Request<pb::CancelFreezeWindowRequest>,
+    ) -> Result<Response<pb::FreezeWindow>, Status> {
+        let call = Call::of(&request)?;
+        let r = request.into_inner();
+        let id = convert::uuid("window_id", &r.window_id).map_err(domain)?;
+        let owner = self
+            .app
+            .query(|g| g.windows.get(&id).map(|w| w.business_unit.clone()))
+            .ok_or_else(|| domain(DomainError::NotFound(format!("window {id}"))))?;
+        let scope = if owner.is_empty() {
+            PLATFORM_SCOPE
+        } else {
+            owner.as_str()
+        };
+        call.allow_in(scope, &AccessContext::default())?;
+        self.app
+            .execute(
+                Command::CancelFreezeWindow {
+                    id,
+                    reason: r.reason,
+                    at: Timestamp::now(),
+                },
+                call.with_md(""),
+            )
+            .await
+            .map_err(status)?;
+        self.app
+            .query(|g| g.windows.get(&id).map(convert::window_pb))
+            .map(Response::new)
+            .ok_or_else(|| domain(DomainError::NotFound(format!("window {id}"))))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListFreezeWindows"))]
+    async fn list_freeze_windows(
+        &self,
+        request: Request<pb::ListFreezeWindowsRequest>,
+    ) -> Result<Response<pb::ListFreezeWindowsResponse>, Status> {
+        let r = request.into_inner();
+        let active_at = opt_ts("active_at", r.active_at.as_ref()).map_err(domain)?;
+        let windows = self.app.query(|g| {
+            g.windows
+                .values()
+                .filter(|w| {
+                    r.business_unit.is_empty()
+                        || w.scope.business_units.is_empty()
+                        || w.scope.business_units.contains(&r.business_unit)
+                })
+                .filter(|w| {
+                    active_at.is_none_or(|t| !w.cancelled && w.schedule.active_at(t).is_some())
+                })
+                .map(convert::window_pb)
+                .collect()
+        });
+        Ok(Response::new(pb::ListFreezeWindowsResponse { windows }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "RequestDeviation"))]
+    async fn request_deviation(
+        &self,
+        request: Request<pb::RequestDeviationRequest>,
+    ) -> Result<Response<pb::Deviation>, Status> {
+        let call = Call::of(&request)?;
+        let id = Uuid::now_v7();
+        let mut d = convert::deviation(request.into_inner().deviation, id).map_err(domain)?;
+        call.allow_in(&d.business_unit, &AccessContext::default())?;
+        if !call.caller.identity.roles.contains(&d.requester_role) {
+            return Err(domain(DomainError::NotInRole(format!(
+                "{} does not hold role {:?}; name one of your roles as requester_role",
+                call.caller.identity.subject, d.requester_role
+            ))));
+        }
+        d.requested_by = call.caller.identity.subject.clone();
+        d.status = crate::domain::DeviationStatus::Requested;
+        d.decided_by.clear();
+        d.decider_role.clear();
+        d.comment.clear();
+        let bu = d.business_unit.clone();
+        self.app
+            .execute(
+                Command::RequestDeviation {
+                    deviation: d,
+                    at: Timestamp::now(),
+                },
+                call.with_md(&bu),
+            )
+            .await
+            .map_err(status)?;
+        self.app
+            .query(|g| g.deviations.get(&id).map(convert::deviation_pb))
+            .map(Response::new)
+            .ok_or_else(|| domain(DomainError::NotFound(format!("deviation {id}"))))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ApproveDeviation"))]
+    async fn approve_deviation(
+        &self,
+        request: Request<pb::DecideDeviationRequest>,
+    ) -> Result<Response<pb::Deviation>, Status> {
+        self.decide_deviation(request, true).await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "RejectDeviation"))]
+    async fn reject_deviation(
+        &self,
+        request: Request<pb::DecideDeviationRequest>,
+    ) -> Result<Response<pb::Deviation>, Status> {
+        self.decide_deviation(request, false).await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListDeviations"))]
+    async fn list_deviations(
+        &self,
+        request: Request<pb::ListDeviationsRequest>,
+    ) -> Result<Response<pb::ListDeviationsResponse>, Status> {
+        let call = Call::of(&request)?;
+        let r = request.into_inner();
+        let deviations = self.app.query(|g| {
+            g.deviations
+                .values()
+                .filter(|d| r.release.is_empty() || d.release == r.release)
+                .filter(|d| r.business_unit.is_empty() || d.business_unit == r.business_unit)
+                .filter(|d| call.sees(&d.business_unit))
+                .map(convert::deviation_pb)
+                .collect()
+        });
+        Ok(Response::new(pb::ListDeviationsResponse { deviations }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "OpenRollbackDecision"))]
+    async fn open_rollback_decision(
+        &self,
+        request: Request<pb::OpenRollbackDecisionRequest>,
+    ) -> Result<Response<pb::RollbackDecision>, Status> {
+        let call = Call::of(&request)?;
+        let id = Uuid::now_v7();
+        let at = Timestamp::now();
+        let mut d = convert::rollback(request.into_inner().decision, id, at).map_err(domain)?;
+        d.opened_at = at;
+        call.allow_in(&d.business_unit, &AccessContext::default())?;
+        let bu = d.business_unit.clone();
+        self.app
+            .execute(
+                Command::OpenRollbackDecision { decision: d },
+                call.with_md(&bu),
+            )
+            .await
+            .map_err(status)?;
+        self.app
+            .query(|g| g.rollbacks.get(&id).map(convert::rollback_pb))
+            .map(Response::new)
+            .ok_or_else(|| domain(DomainError::NotFound(format!("rollback decision {id}"))))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "DecideRollback"))]
+    async fn decide_rollback(
+        &self,
+        request: Request<pb::DecideRollbackRequest>,
+    ) -> Result<Response<pb::RollbackDecision>, Status> {
+        let call = Call::of(&request)?;
+        let r = request.into_inner();
+        let id = convert::uuid("decision_id", &r.decision_id).map_err(domain)?;
+        let bu = self
+            .app
+            .query(|g| g.rollbacks.get(&id).map(|d| d.business_unit.clone()))
+            .ok_or_else(|| domain(DomainError::NotFound(format!("rollback decision {id}"))))?;
+        call.allow_in(&bu, &AccessContext::default())?;
+        self.app
+            .execute(
+                Command::DecideRollback {
+                    id,
+                    roll_back: r.roll_back,
+                    comment: r.comment,
+                    by: call.actor(),
+                    at: Timestamp::now(),
+                },
+                call.with_md(&bu),
+            )
+            .await
+            .map_err(status)?;
+        self.app
+            .query(|g| g.rollbacks.get(&id).map(convert::rollback_pb))
+            .map(Response::new)
+            .ok_or_else(|| domain(DomainError::NotFound(format!("rollback decision {id}"))))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListRollbackDecisions"))]
+    async fn list_rollback_decisions(
+        &self,
+        request: Request<pb::ListRollbackDecisionsRequest>,
+    ) -> Result<Response<pb::ListRollbackDecisionsResponse>, Status> {
+        let call = Call::of(&request)?;
+        let r = request.into_inner();
+        let decisions = self.app.query(|g| {
+            g.rollbacks
+                .values()
+                .filter(|d| r.release.is_empty() || d.release == r.release)
+                .filter(|d| r.business_unit.is_empty() || d.business_unit == r.business_unit)
+                .filter(|d| call.sees(&d.business_unit))
+                .map(convert::rollback_pb)
+                .collect()
+        });
+        Ok(Response::new(pb::ListRollbackDecisionsResponse {
+            decisions,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "CheckGate"))]
+    async fn check_gate(
+        &self,
+        request: Request<pb::CheckGateRequest>,
+    ) -> Result<Response<pb::GateDecision>, Status> {
+        let call = Call::of(&request)?;
+        let r = request.into_inner();
+        let at = now_or("at", r.at.as_ref())?;
+        let k = key(r.release, r.environment)?;
+        let (decision, bu) = self.app.check_gate(&k, at);
+        if !bu.is_empty() {
+            call.allow_in(&bu, &AccessContext::default())?;
+        }
+        Ok(Response::new(convert::gate_pb(&k, at, &decision)))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ProcessDeadlines"))]
+    async fn process_deadlines(
+        &self,
+        request: Request<pb::ProcessDeadlinesRequest>,
+    ) -> Result<Response<pb::ProcessDeadlinesResponse>, Status> {
+        let call = Call::of(&request)?;
+        let now = now_or("now", request.get_ref().now.as_ref())?;
+        let report = self
+            .app
+            .process_deadlines(now, call.with_md(""))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ProcessDeadlinesResponse {
+            escalated: report.escalated,
+            expired: report.expired,
+            rollback_decisions_overdue: report.rollbacks_overdue,
+            deviations_expired: report.deviations_expired,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ReplaceAccessPolicy"))]
+    async fn replace_access_policy(
+        &self,
+        request: Request<pb::ReplaceAccessPolicyRequest>,
+    ) -> Result<Response<pb::AccessPolicy>, Status> {
+        let call = Call::of(&request)?;
+        let r = request.into_inner();
+        self.app
+            .replace_access_policy(
+                &r.policy,
+                r.expected_version,
+                Timestamp::now(),
+                call.with_md(""),
+            )
+            .await
+            .map_err(status)?;
+        let mut view = self.access_policy_view();
+        view.replaced_by = call.caller.identity.subject.clone();
+        Ok(Response::new(view))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetAccessPolicy"))]
+    async fn get_access_policy(
+        &self,
+        _request: Request<pb::GetAccessPolicyRequest>,
+    ) -> Result<Response<pb::AccessPolicy>, Status> {
+        Ok(Response::new(self.access_policy_view()))
     }
 }

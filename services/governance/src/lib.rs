@@ -1,8 +1,15 @@
-//! The governance service: release governance: policies, approvals, freeze windows, deviations, gate checks.
+//! The governance service: policies, approval requests with segregation of duties, CAB
+//! decisions, freeze windows and embargoes, deviations, rollback decisions, the gate, and the
+//! platform's access policy.
 //!
-//! Layout: `grpc` holds the tonic service; the pure domain (`domain`), its handlers and
-//! projections (`app`) and proto conversions arrive with the service's own issue.
+//! Layout: `domain` is pure (decide/evolve/gate); `app` keeps the state from the store and runs
+//! commands and the deadline scheduler; `convert` maps proto and domain types; `grpc` is the
+//! tonic edge.
 
+pub mod app;
+pub mod codec;
+pub mod convert;
+pub mod domain;
 pub mod grpc;
 
 flotilla_runtime::service_module!(GovernanceModule, "governance");

@@ -1,0 +1,343 @@
+//! Application layer: governance's state held in memory, rebuilt from the store on start and
+//! kept current by reading what was appended since (by this or another instance) before each
+//! command and every second in the background. Commands append with the exact version of the
+//! stream they were decided on. Gate checks read the state without touching the store.
+
+use std::sync::{Arc, RwLock};
+
+use flotilla_auth::{AccessPolicy, Authorizer};
+use flotilla_core::ExpectedVersion;
+use flotilla_core::event::{Metadata, NewEvent};
+use flotilla_core::ids::StreamId;
+use flotilla_core::store::{AppendRequest, EventStore, StoreError};
+use tokio::sync::Mutex;
+
+use crate::codec;
+use crate::domain::{
+    Command, DomainError, Event, GateDecision, Governance, ReleaseEnv, StreamKey, Timestamp,
+};
+
+const PAGE: usize = 5_000;
+
+/// Errors of the application layer.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored event at position {position} cannot be decoded: {reason}")]
+    Decode { position: u64, reason: String },
+    #[error("access policy is not valid: {0}")]
+    AccessPolicy(String),
+}
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+struct State {
+    gov: Governance,
+    /// Global position of the last event applied.
+    position: u64,
+}
+
+/// Governance's state and commands over its store.
+pub struct GovernanceApp {
+    store: Arc<dyn EventStore>,
+    authorizer: Arc<Authorizer>,
+    state: RwLock<State>,
+    /// Serialises catch-ups and commands of this instance.
+    writer: Mutex<()>,
+}
+
+impl std::fmt::Debug for GovernanceApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GovernanceApp").finish_non_exhaustive()
+    }
+}
+
+/// What the deadline scheduler did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeadlineReport {
+    pub escalated: u32,
+    pub expired: u32,
+    pub rollbacks_overdue: u32,
+    pub deviations_expired: u32,
+}
+
+impl GovernanceApp {
+    /// The app over a store; call [`GovernanceApp::catch_up`] (or any command) to load it.
+    pub fn new(store: Arc<dyn EventStore>, authorizer: Arc<Authorizer>) -> Self {
+        Self {
+            store,
+            authorizer,
+            state: RwLock::new(State {
+                gov: Governance::default(),
+                position: 0,
+            }),
+            writer: Mutex::new(()),
+        }
+    }
+
+    fn read_state<T>(&self, f: impl FnOnce(&Governance) -> T) -> T {
+        let s = self.state.read().unwrap_or_else(|p| p.into_inner());
+        f(&s.gov)
+    }
+
+    /// Runs a query on the state as this instance knows it.
+    pub fn query<T>(&self, f: impl FnOnce(&Governance) -> T) -> T {
+        self.read_state(f)
+    }
+
+    /// Applies everything appended since the last catch-up.
+    pub async fn catch_up(&self) -> Result<()> {
+        let _w = self.writer.lock().await;
+        self.catch_up_locked().await
+    }
+
+    async fn catch_up_locked(&self) -> Result<()> {
+        loop {
+            let from = self.read_position() + 1;
+            let page = self.store.read_all(from, PAGE).await?;
+            let n = page.len();
+            let mut decoded = Vec::with_capacity(n);
+            for e in page {
+                let event =
+                    codec::decode(&e.event_type, e.schema_version, &e.payload).map_err(|err| {
+                        AppError::Decode {
+                            position: e.global_position,
+                            reason: err.to_string(),
+                        }
+                    })?;
+                decoded.push((e, event));
+            }
+            let mut policy_text = None;
+            {
+                let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+                for (e, event) in decoded {
+                    if e.global_position <= s.position {
+                        continue;
+                    }
+                    s.position = e.global_position;
+                    let Some(mut event) = event else { continue };
+                    if let Event::ApprovalRequestOpened(r) = &mut event {
+                        r.opened_by = e.metadata.actor.clone();
+                    }
+                    if let Event::AccessPolicyReplaced { policy, .. } = &event {
+                        policy_text = Some(policy.clone());
+                    }
+                    s.gov.evolve(e.stream_id.as_str(), e.stream_version, &event);
+                }
+            }
+            if let Some(text) = policy_text {
+                match AccessPolicy::parse(&text) {
+                    Ok(p) => self.authorizer.replace(p),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a recorded access policy does not parse; keeping the one in force")
+                    }
+                }
+            }
+            if n < PAGE {
+                return Ok(());
+            }
+        }
+    }
+
+    fn read_position(&self) -> u64 {
+        self.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .position
+    }
+
+    async fn append(&self, key: &StreamKey, events: Vec<Event>, md: &Metadata) -> Result<()> {
+        let stream = key.stream_id();
+        let expected = match self.read_state(|g| g.versions.get(&stream).copied()) {
+            None => ExpectedVersion::NoStream,
+            Some(v) => ExpectedVersion::Exact(v),
+        };
+        let stream_id =
+            StreamId::parse(&stream).map_err(|e| AppError::Store(StoreError::InvalidAppend(e)))?;
+        let events = events
+            .iter()
+            .map(|e| {
+                let (ty, bytes) = codec::encode(e);
+                NewEvent::new(ty, codec::SCHEMA_VERSION, bytes, md.clone())
+            })
+            .collect();
+        self.store
+            .append(AppendRequest::new(stream_id, expected, events))
+            .await?;
+        Ok(())
+    }
+
+    /// Decides `command` on the current state and appends its events. A segregation-of-duties
+    /// refusal of an approval is itself recorded before the error is returned.
+    #[tracing::instrument(skip_all, fields(actor = %md.actor))]
+    pub async fn execute(&self, command: Command, md: Metadata) -> Result<StreamKey> {
+        let _w = self.writer.lock().await;
+        self.catch_up_locked().await?;
+        let violation_context = match &command {
+            Command::Approve {
+                key, role, by, at, ..
+            } => Some((key.clone(), role.clone(), by.subject.clone(), *at)),
+            _ => None,
+        };
+        let decided = self.read_state(|g| g.decide(command));
+        match decided {
+            Ok((key, events)) => {
+                self.append(&key, events, &md).await?;
+                self.catch_up_locked().await?;
+                Ok(key)
+            }
+            Err(DomainError::SegregationOfDuties { rule, detail }) => {
+                if let Some((req_key, role, actor, at)) = violation_context
+                    && let Some((key, event)) =
+                        self.read_state(|g| g.violation(&req_key, &actor, &role, rule, &detail, at))
+                {
+                    let mut md = md.clone();
+                    md.command_id = None;
+                    if let Err(e) = self.append(&key, vec![event], &md).await {
+                        tracing::error!(error = %e, rule, "recording a segregation-of-duties violation failed");
+                    }
+                    self.catch_up_locked().await?;
+                }
+                Err(DomainError::SegregationOfDuties { rule, detail }.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records a segregation-of-duties violation that the access policies refused before the
+    /// domain saw it, so every violation is in governance's history.
+    pub async fn record_violation(
+        &self,
+        key: &ReleaseEnv,
+        role: &str,
+        rule: &str,
+        detail: &str,
+        at: Timestamp,
+        md: Metadata,
+    ) -> Result<()> {
+        let _w = self.writer.lock().await;
+        self.catch_up_locked().await?;
+        let actor = md.actor.clone();
+        if let Some((key, event)) =
+            self.read_state(|g| g.violation(key, &actor, role, rule, detail, at))
+        {
+            let mut md = md;
+            md.command_id = None;
+            self.append(&key, vec![event], &md).await?;
+            self.catch_up_locked().await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the access policy of every service: checks the Cedar text, refuses a policy
+    /// that would lock admins out of replacing it again, records it and puts it in force.
+    pub async fn replace_access_policy(
+        &self,
+        text: &str,
+        expected_version: u64,
+        at: Timestamp,
+        md: Metadata,
+    ) -> Result<u64> {
+        let policy =
+            AccessPolicy::parse(text).map_err(|e| AppError::AccessPolicy(e.to_string()))?;
+        let admin = flotilla_auth::Identity::new("lockout-check", ["admin".to_owned()], "central")
+            .map_err(|e| AppError::AccessPolicy(e.to_string()))?;
+        let keeps_admin = self
+            .authorizer
+            .evaluate(
+                &policy,
+                &admin,
+                "governance:ReplaceAccessPolicy",
+                "",
+                &flotilla_auth::AccessContext::default(),
+            )
+            .map_err(|e| AppError::AccessPolicy(e.to_string()))?;
+        if !keeps_admin.allowed {
+            return Err(AppError::AccessPolicy(
+                "the new policy would stop admins from replacing it again; keep a permit for role admin on governance:ReplaceAccessPolicy".into(),
+            ));
+        }
+        self.execute(
+            Command::ReplaceAccessPolicy {
+                policy: text.to_owned(),
+                sha256: policy.digest().to_owned(),
+                expected_version,
+                at,
+            },
+            md,
+        )
+        .await?;
+        Ok(self.read_state(|g| g.access_policy.as_ref().map(|p| p.0).unwrap_or(0)))
+    }
+
+    /// The gate answer for a release in an environment at a time, and the unit it concerns.
+    pub fn check_gate(&self, key: &ReleaseEnv, at: Timestamp) -> (GateDecision, String) {
+        self.read_state(|g| {
+            (
+                g.check_gate(key, at),
+                g.business_unit_of(key).unwrap_or_default().to_owned(),
+            )
+        })
+    }
+
+    /// Records everything whose deadline passed by `now`.
+    pub async fn process_deadlines(&self, now: Timestamp, md: Metadata) -> Result<DeadlineReport> {
+        let _w = self.writer.lock().await;
+        self.catch_up_locked().await?;
+        let due = self.read_state(|g| g.deadlines(now));
+        let mut report = DeadlineReport::default();
+        for (key, event) in due {
+            match &event {
+                Event::ApprovalEscalated { .. } => report.escalated += 1,
+                Event::ApprovalRequestExpired { .. } => report.expired += 1,
+                Event::RollbackDecisionOverdue { .. } => report.rollbacks_overdue += 1,
+                Event::DeviationExpired { .. } => report.deviations_expired += 1,
+                _ => {}
+            }
+            match self.append(&key, vec![event], &md).await {
+                Ok(()) => {}
+                // Another instance recorded it first: the next catch-up shows it.
+                Err(AppError::Store(StoreError::WrongExpectedVersion { .. })) => {}
+                Err(e) => return Err(e),
+            }
+            self.catch_up_locked().await?;
+        }
+        if report != DeadlineReport::default() {
+            tracing::info!(
+                escalated = report.escalated,
+                expired = report.expired,
+                rollbacks_overdue = report.rollbacks_overdue,
+                deviations_expired = report.deviations_expired,
+                "deadlines processed"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Keeps the state current and runs the deadline scheduler on the wall clock until the app
+    /// is dropped.
+    pub fn spawn_background(app: &Arc<Self>, tick: std::time::Duration) {
+        let weak = Arc::downgrade(app);
+        tokio::spawn(async move {
+            let mut n: u64 = 0;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let Some(app) = weak.upgrade() else { return };
+                if let Err(e) = app.catch_up().await {
+                    tracing::warn!(error = %e, "governance catch-up failed; retrying");
+                    continue;
+                }
+                n += 1;
+                if n % tick.as_secs().max(1) == 0 {
+                    let md = Metadata::by("governance-scheduler", "");
+                    if let Err(e) = app.process_deadlines(Timestamp::now(), md).await {
+                        tracing::warn!(error = %e, "deadline processing failed; retrying");
+                    }
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,468 @@
+//! Governance events as stored: protobuf payloads of `flotilla.governance.v1.*`, schema
+//! version 1.
+
+use flotilla_proto::governance::v1 as pb;
+use prost::Message;
+
+use crate::convert::{self, from_ts, ts, uuid};
+use crate::domain::*;
+
+const PREFIX: &str = "flotilla.governance.v1.";
+/// Schema version of every governance event today.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The event type name, payload bytes.
+pub fn encode(event: &Event) -> (String, Vec<u8>) {
+    let (name, bytes) = match event {
+        Event::PolicySet {
+            version,
+            policy,
+            at,
+        } => (
+            "PolicySet",
+            pb::PolicySet {
+                version: *version,
+                policy: Some(convert::policy_pb(policy)),
+                set_at: Some(ts(*at)),
+            }
+            .encode_to_vec(),
+        ),
+        Event::ApprovalRequestOpened(r) => (
+            "ApprovalRequestOpened",
+            pb::ApprovalRequestOpened {
+                request_id: r.id.to_string(),
+                release: Some(convert::facts_pb(&r.release)),
+                requirements: r
+                    .requirements
+                    .iter()
+                    .map(|q| pb::RoleRequirement {
+                        role: q.role.clone(),
+                        count: q.count,
+                    })
+                    .collect(),
+                opened_at: Some(ts(r.opened_at)),
+                due_at: Some(ts(r.due_at)),
+                expires_at: Some(ts(r.expires_at)),
+                policy_version: r.policy_version,
+                emergency: r.emergency,
+                escalate_to: r.escalate_to.clone(),
+                approval_validity_minutes: r.validity_minutes,
+            }
+            .encode_to_vec(),
+        ),
+        Event::ApprovalGranted {
+            request_id,
+            approval,
+        } => (
+            "ApprovalGranted",
+            pb::ApprovalGranted {
+                request_id: request_id.to_string(),
+                approval: Some(convert::approval_pb(approval)),
+            }
+            .encode_to_vec(),
+        ),
+        Event::ApprovalRejected {
+            request_id,
+            approver,
+            role,
+            comment,
+            at,
+        } => (
+            "ApprovalRejected",
+            pb::ApprovalRejected {
+                request_id: request_id.to_string(),
+                approver: approver.clone(),
+                role: role.clone(),
+                comment: comment.clone(),
+                rejected_at: Some(ts(*at)),
+            }
+            .encode_to_vec(),
+        ),
+        Event::ApprovalEscalated {
+            request_id,
+            at,
+            notify,
+        } => (
+            "ApprovalEscalated",
+            pb::ApprovalEscalated {
+                request_id: request_id.to_string(),
+                escalated_at: Some(ts(*at)),
+                notify: notify.clone(),
+            }
+            .encode_to_vec(),
+        ),
+        Event::ApprovalRequestExpired { request_id, at } => (
+            "ApprovalRequestExpired",
+            pb::ApprovalRequestExpired {
+                request_id: request_id.to_string(),
+                expired_at: Some(ts(*at)),
+            }
+            .encode_to_vec(),
+        ),
+        Event::SegregationOfDutiesViolated {
+            request_id,
+            actor,
+            role,
+            rule,
+            detail,
+            at,
+        } => (
+            "SegregationOfDutiesViolated",
+            pb::SegregationOfDutiesViolated {
+                request_id: request_id.to_string(),
+                actor: actor.clone(),
+                role: role.clone(),
+                rule: rule.clone(),
+                detail: detail.clone(),
+                attempted_at: Some(ts(*at)),
+            }
+            .encode_to_vec(),
+        ),
+        Event::CabDecisionRecorded(d) => (
+            "CabDecisionRecorded",
+            pb::CabDecisionRecorded {
+                decision: Some(convert::cab_pb(d)),
+            }
+            .encode_to_vec(),
+        ),
+        Event::FreezeWindowCreated(w) => (
+            "FreezeWindowCreated",
+            pb::FreezeWindowCreated {
+                window: Some(convert::window_pb(w)),
+            }
+            .encode_to_vec(),
+        ),
+        Event::FreezeWindowCancelled {
+            window_id,
+            reason,
+            at,
+        } => (
+            "FreezeWindowCancelled",
+            pb::FreezeWindowCancelled {
+                window_id: window_id.to_string(),
+                reason: reason.clone(),
+                cancelled_at: Some(ts(*at)),
+            }
+            .encode_to_vec(),
+        ),
+        Event::DeviationRequested { deviation, at } => (
+            "DeviationRequested",
+            pb::DeviationRequested {
+                deviation: Some(convert::deviation_pb(deviation)),
+                requested_at: Some(ts(*at)),
+            }
+            .encode_to_vec(),
+        ),
+        Event::DeviationApproved {
+            deviation_id,
+            approver,
+            role,
+            comment,
+            at,
+        } => (
+            "DeviationApproved",
+            pb::DeviationApproved {
+                deviation_id: deviation_id.to_string(),
+                approver: approver.clone(),
+                role: role.clone(),
+                comment: comment.clone(),
+                approved_at: Some(ts(*at)),
+            }
+            .encode_to_vec(),
+        ),
+        Event::DeviationRejected {
+            deviation_id,
+            approver,
+            role,
+            comment,
+            at,
+        } => (
+            "DeviationRejected",
+            pb::DeviationRejected {
+                deviation_id: deviation_id.to_string(),
+                approver: approver.clone(),
+                role: role.clone(),
+                comment: comment.clone(),
+                rejected_at: Some(ts(*at)),
+            }
+            .encode_to_vec(),
+        ),
+        Event::DeviationExpired { deviation_id, at } => (
+            "DeviationExpired",
+            pb::DeviationExpired {
+                deviation_id: deviation_id.to_string(),
+                expired_at: Some(ts(*at)),
+            }
+            .encode_to_vec(),
+        ),
+        Event::RollbackDecisionOpened(d) => (
+            "RollbackDecisionOpened",
+            pb::RollbackDecisionOpened {
+                decision: Some(convert::rollback_pb(d)),
+            }
+            .encode_to_vec(),
+        ),
+        Event::RollbackDecided {
+            decision_id,
+            roll_back,
+            decided_by,
+            comment,
+            at,
+        } => (
+            "RollbackDecided",
+            pb::RollbackDecided {
+                decision_id: decision_id.to_string(),
+                roll_back: *roll_back,
+                decided_by: decided_by.clone(),
+                comment: comment.clone(),
+                decided_at: Some(ts(*at)),
+            }
+            .encode_to_vec(),
+        ),
+        Event::RollbackDecisionOverdue {
+            decision_id,
+            at,
+            notify,
+        } => (
+            "RollbackDecisionOverdue",
+            pb::RollbackDecisionOverdue {
+                decision_id: decision_id.to_string(),
+                overdue_at: Some(ts(*at)),
+                notify: notify.clone(),
+            }
+            .encode_to_vec(),
+        ),
+        Event::AccessPolicyReplaced {
+            version,
+            policy,
+            sha256,
+            at,
+        } => (
+            "AccessPolicyReplaced",
+            pb::AccessPolicyReplaced {
+                version: *version,
+                policy: policy.clone(),
+                sha256: sha256.clone(),
+                replaced_at: Some(ts(*at)),
+            }
+            .encode_to_vec(),
+        ),
+    };
+    (format!("{PREFIX}{name}"), bytes)
+}
+
+fn dec<M: Message + Default>(bytes: &[u8]) -> Result<M> {
+    M::decode(bytes).map_err(|e| invalid("payload", e.to_string()))
+}
+
+/// Decodes a stored event; `Ok(None)` for types governance does not keep state from
+/// (recorded access refusals).
+pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Option<Event>> {
+    if schema_version != SCHEMA_VERSION {
+        return Err(invalid(
+            "schema_version",
+            format!("{event_type} version {schema_version} is not known"),
+        ));
+    }
+    let Some(name) = event_type.strip_prefix(PREFIX) else {
+        return Ok(None);
+    };
+    let e = match name {
+        "PolicySet" => {
+            let m: pb::PolicySet = dec(bytes)?;
+            Event::PolicySet {
+                version: m.version,
+                policy: convert::policy(m.policy.unwrap_or_default())?,
+                at: from_ts("set_at", m.set_at.as_ref())?,
+            }
+        }
+        "ApprovalRequestOpened" => {
+            let m: pb::ApprovalRequestOpened = dec(bytes)?;
+            Event::ApprovalRequestOpened(Box::new(ApprovalRequest {
+                id: uuid("request_id", &m.request_id)?,
+                release: convert::facts(m.release)?,
+                requirements: m
+                    .requirements
+                    .into_iter()
+                    .map(|q| RoleRequirement {
+                        role: q.role,
+                        count: q.count,
+                    })
+                    .collect(),
+                approvals: Vec::new(),
+                opened_at: from_ts("opened_at", m.opened_at.as_ref())?,
+                opened_by: String::new(),
+                due_at: from_ts("due_at", m.due_at.as_ref())?,
+                expires_at: from_ts("expires_at", m.expires_at.as_ref())?,
+                escalate_to: m.escalate_to,
+                validity_minutes: m.approval_validity_minutes,
+                policy_version: m.policy_version,
+                emergency: m.emergency,
+                escalated: false,
+                expired: false,
+                rejection: None,
+                version: 0,
+            }))
+        }
+        "ApprovalGranted" => {
+            let m: pb::ApprovalGranted = dec(bytes)?;
+            Event::ApprovalGranted {
+                request_id: uuid("request_id", &m.request_id)?,
+                approval: convert::approval(
+                    m.approval
+                        .ok_or_else(|| invalid("approval", "is required"))?,
+                )?,
+            }
+        }
+        "ApprovalRejected" => {
+            let m: pb::ApprovalRejected = dec(bytes)?;
+            Event::ApprovalRejected {
+                request_id: uuid("request_id", &m.request_id)?,
+                approver: m.approver,
+                role: m.role,
+                comment: m.comment,
+                at: from_ts("rejected_at", m.rejected_at.as_ref())?,
+            }
+        }
+        "ApprovalEscalated" => {
+            let m: pb::ApprovalEscalated = dec(bytes)?;
+            Event::ApprovalEscalated {
+                request_id: uuid("request_id", &m.request_id)?,
+                at: from_ts("escalated_at", m.escalated_at.as_ref())?,
+                notify: m.notify,
+            }
+        }
+        "ApprovalRequestExpired" => {
+            let m: pb::ApprovalRequestExpired = dec(bytes)?;
+            Event::ApprovalRequestExpired {
+                request_id: uuid("request_id", &m.request_id)?,
+                at: from_ts("expired_at", m.expired_at.as_ref())?,
+            }
+        }
+        "SegregationOfDutiesViolated" => {
+            let m: pb::SegregationOfDutiesViolated = dec(bytes)?;
+            Event::SegregationOfDutiesViolated {
+                request_id: uuid("request_id", &m.request_id)?,
+                actor: m.actor,
+                role: m.role,
+                rule: m.rule,
+                detail: m.detail,
+                at: from_ts("attempted_at", m.attempted_at.as_ref())?,
+            }
+        }
+        "CabDecisionRecorded" => {
+            let m: pb::CabDecisionRecorded = dec(bytes)?;
+            let recorded_by = m
+                .decision
+                .as_ref()
+                .map(|d| d.recorded_by.clone())
+                .unwrap_or_default();
+            Event::CabDecisionRecorded(convert::cab(m.decision, &recorded_by)?)
+        }
+        "FreezeWindowCreated" => {
+            let m: pb::FreezeWindowCreated = dec(bytes)?;
+            let (id, by) = m
+                .window
+                .as_ref()
+                .map(|w| (w.window_id.clone(), w.created_by.clone()))
+                .unwrap_or_default();
+            let mut w = convert::window(m.window, uuid("window_id", &id)?, &by)?;
+            w.cancelled = false;
+            Event::FreezeWindowCreated(w)
+        }
+        "FreezeWindowCancelled" => {
+            let m: pb::FreezeWindowCancelled = dec(bytes)?;
+            Event::FreezeWindowCancelled {
+                window_id: uuid("window_id", &m.window_id)?,
+                reason: m.reason,
+                at: from_ts("cancelled_at", m.cancelled_at.as_ref())?,
+            }
+        }
+        "DeviationRequested" => {
+            let m: pb::DeviationRequested = dec(bytes)?;
+            let id = m
+                .deviation
+                .as_ref()
+                .map(|d| d.deviation_id.clone())
+                .unwrap_or_default();
+            Event::DeviationRequested {
+                deviation: convert::deviation(m.deviation, uuid("deviation_id", &id)?)?,
+                at: from_ts("requested_at", m.requested_at.as_ref())?,
+            }
+        }
+        "DeviationApproved" => {
+            let m: pb::DeviationApproved = dec(bytes)?;
+            Event::DeviationApproved {
+                deviation_id: uuid("deviation_id", &m.deviation_id)?,
+                approver: m.approver,
+                role: m.role,
+                comment: m.comment,
+                at: from_ts("approved_at", m.approved_at.as_ref())?,
+            }
+        }
+        "DeviationRejected" => {
+            let m: pb::DeviationRejected = dec(bytes)?;
+            Event::DeviationRejected {
+                deviation_id: uuid("deviation_id", &m.deviation_id)?,
+                approver: m.approver,
+                role: m.role,
+                comment: m.comment,
+                at: from_ts("rejected_at", m.rejected_at.as_ref())?,
+            }
+        }
+        "DeviationExpired" => {
+            let m: pb::DeviationExpired = dec(bytes)?;
+            Event::DeviationExpired {
+                deviation_id: uuid("deviation_id", &m.deviation_id)?,
+                at: from_ts("expired_at", m.expired_at.as_ref())?,
+            }
+        }
+        "RollbackDecisionOpened" => {
+            let m: pb::RollbackDecisionOpened = dec(bytes)?;
+            let id = m
+                .decision
+                .as_ref()
+                .map(|d| d.decision_id.clone())
+                .unwrap_or_default();
+            Event::RollbackDecisionOpened(convert::rollback(
+                m.decision,
+                uuid("decision_id", &id)?,
+                Timestamp::default(),
+            )?)
+        }
+        "RollbackDecided" => {
+            let m: pb::RollbackDecided = dec(bytes)?;
+            Event::RollbackDecided {
+                decision_id: uuid("decision_id", &m.decision_id)?,
+                roll_back: m.roll_back,
+                decided_by: m.decided_by,
+                comment: m.comment,
+                at: from_ts("decided_at", m.decided_at.as_ref())?,
+            }
+        }
+        "RollbackDecisionOverdue" => {
+            let m: pb::RollbackDecisionOverdue = dec(bytes)?;
+            Event::RollbackDecisionOverdue {
+                decision_id: uuid("decision_id", &m.decision_id)?,
+                at: from_ts("overdue_at", m.overdue_at.as_ref())?,
+                notify: m.notify,
+            }
+        }
+        "AccessPolicyReplaced" => {
+            let m: pb::AccessPolicyReplaced = dec(bytes)?;
+            Event::AccessPolicyReplaced {
+                version: m.version,
+                policy: m.policy,
+                sha256: m.sha256,
+                at: from_ts("replaced_at", m.replaced_at.as_ref())?,
+            }
+        }
+        other => {
+            return Err(invalid(
+                "event_type",
+                format!("governance event {other} is not known"),
+            ));
+        }
+    };
+    Ok(Some(e))
+}

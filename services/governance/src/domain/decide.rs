@@ -1,0 +1,665 @@
+//! Deciding commands: every rule that can refuse one lives here.
+
+use super::*;
+
+const MINUTE: i64 = 60_000_000;
+const MAX_DEVIATION_DAYS: i64 = 30;
+
+fn plus_minutes(t: Timestamp, m: u32) -> Timestamp {
+    Timestamp(t.0 + i64::from(m) * MINUTE)
+}
+
+pub(crate) fn check_text(field: &str, s: &str, max: usize) -> Result<()> {
+    if s.trim().is_empty() {
+        return Err(invalid(field, "is empty"));
+    }
+    if s.len() > max {
+        return Err(invalid(field, format!("is longer than {max} bytes")));
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(invalid(field, "holds control characters"));
+    }
+    Ok(())
+}
+
+fn check_optional(field: &str, s: &str, max: usize) -> Result<()> {
+    if s.is_empty() {
+        return Ok(());
+    }
+    check_text(field, s, max)
+}
+
+fn check_facts(f: &ReleaseFacts) -> Result<()> {
+    check_text("release.release", &f.release, 128)?;
+    check_text("release.environment", &f.environment, 64)?;
+    check_text("release.service", &f.service, 128)?;
+    check_text("release.business_unit", &f.business_unit, 128)?;
+    check_text("release.author", &f.author, 256)?;
+    check_text("release.version", &f.version, 64)?;
+    if !(1..=4).contains(&f.tier) {
+        return Err(invalid(
+            "release.criticality_tier",
+            format!("{} is not 1-4", f.tier),
+        ));
+    }
+    if f.risk_score > 100 {
+        return Err(invalid(
+            "release.risk_score",
+            format!("{} is not 0-100", f.risk_score),
+        ));
+    }
+    if f.committers.len() > 200 {
+        return Err(invalid("release.committers", "more than 200 committers"));
+    }
+    for c in &f.committers {
+        check_text("release.committers", c, 256)?;
+    }
+    Ok(())
+}
+
+impl Governance {
+    /// The events `command` causes, and the stream they go to; or why it is refused.
+    pub fn decide(&self, command: Command) -> Result<(StreamKey, Vec<Event>)> {
+        match command {
+            Command::SetPolicy {
+                policy,
+                expected_version,
+                at,
+            } => {
+                if expected_version != self.policy_version {
+                    return Err(DomainError::StalePolicy {
+                        expected: expected_version,
+                        current: self.policy_version,
+                    });
+                }
+                policy.validate()?;
+                Ok((
+                    StreamKey::Policy,
+                    vec![Event::PolicySet {
+                        version: self.policy_version + 1,
+                        policy,
+                        at,
+                    }],
+                ))
+            }
+            Command::OpenApprovalRequest {
+                id,
+                release,
+                emergency,
+                by,
+                at,
+            } => {
+                check_facts(&release)?;
+                self.policy.check_version(&release.version)?;
+                let key = ReleaseEnv {
+                    release: release.release.clone(),
+                    environment: release.environment.clone(),
+                };
+                if let Some(r) = self.requests.get(&key) {
+                    match r.status(self, at) {
+                        ApprovalStatus::Pending | ApprovalStatus::Approved => {
+                            return Err(DomainError::AlreadyExists(format!(
+                                "release {} already has an open approval request for {} ({})",
+                                key.release, key.environment, r.id
+                            )));
+                        }
+                        ApprovalStatus::Rejected | ApprovalStatus::Expired => {}
+                    }
+                }
+                let requirements = self.policy.requirements_for(
+                    &release.business_unit,
+                    &release.environment,
+                    release.tier,
+                    release.risk_score,
+                    release.personal_data,
+                );
+                let request = ApprovalRequest {
+                    id,
+                    requirements,
+                    approvals: Vec::new(),
+                    opened_at: at,
+                    opened_by: by.subject,
+                    due_at: plus_minutes(at, self.policy.decision_deadline_minutes),
+                    expires_at: plus_minutes(at, self.policy.expire_after_minutes),
+                    escalate_to: self.policy.escalate_to.clone(),
+                    validity_minutes: self.policy.approval_validity_minutes,
+                    policy_version: self.policy_version,
+                    emergency,
+                    escalated: false,
+                    expired: false,
+                    rejection: None,
+                    version: 0,
+                    release,
+                };
+                Ok((
+                    StreamKey::Approval(key),
+                    vec![Event::ApprovalRequestOpened(Box::new(request))],
+                ))
+            }
+            Command::Approve {
+                key,
+                role,
+                comment,
+                by,
+                at,
+            } => {
+                let r = self.pending_request(&key, at)?;
+                check_optional("comment", &comment, 4096)?;
+                self.check_role_for(r, &key, &role, &by)?;
+                if let Some(v) = self.sod_violation(r, &role, &by) {
+                    return Err(v);
+                }
+                if r.approvals.iter().any(|a| {
+                    a.approver == by.subject
+                        && a.role == role
+                        && a.valid_until.is_none_or(|u| at < u)
+                }) {
+                    return Err(DomainError::AlreadyExists(format!(
+                        "{} has already approved release {} in {} as {role}",
+                        by.subject, key.release, key.environment
+                    )));
+                }
+                let need = r
+                    .requirements
+                    .iter()
+                    .find(|q| q.role == role)
+                    .map(|q| q.count)
+                    .unwrap_or(0);
+                if r.given(&role, at) >= need {
+                    return Err(DomainError::AlreadyExists(format!(
+                        "the {role} approvals of release {} in {} are already complete",
+                        key.release, key.environment
+                    )));
+                }
+                let valid_until =
+                    (r.validity_minutes > 0).then(|| plus_minutes(at, r.validity_minutes));
+                Ok((
+                    StreamKey::Approval(key),
+                    vec![Event::ApprovalGranted {
+                        request_id: r.id,
+                        approval: Approval {
+                            approver: by.subject,
+                            role,
+                            comment,
+                            at,
+                            valid_until,
+                        },
+                    }],
+                ))
+            }
+            Command::Reject {
+                key,
+                role,
+                comment,
+                by,
+                at,
+            } => {
+                let r = self.pending_request(&key, at)?;
+                check_text("comment", &comment, 4096)?;
+                self.check_role_for(r, &key, &role, &by)?;
+                Ok((
+                    StreamKey::Approval(key),
+                    vec![Event::ApprovalRejected {
+                        request_id: r.id,
+                        approver: by.subject,
+                        role,
+                        comment,
+                        at,
+                    }],
+                ))
+            }
+            Command::RecordCabDecision { mut decision } => {
+                check_text("change_request_id", &decision.change_request_id, 64)?;
+                if decision.covers.is_empty() || decision.covers.len() > 1_000 {
+                    return Err(invalid(
+                        "covers",
+                        "a CAB decision covers 1 to 1000 release/environment pairs",
+                    ));
+                }
+                for c in &decision.covers {
+                    check_text("covers.release", &c.release, 128)?;
+                    check_text("covers.environment", &c.environment, 64)?;
+                }
+                if decision.satisfies_roles.is_empty() {
+                    decision.satisfies_roles = vec![CAB_ROLE.to_owned()];
+                }
+                for r in &decision.satisfies_roles {
+                    check_text("satisfies_roles", r, 64)?;
+                }
+                check_optional("comment", &decision.comment, 4096)?;
+                if self.cab.contains_key(&decision.change_request_id) {
+                    return Err(DomainError::AlreadyExists(format!(
+                        "CAB decision {} is already recorded",
+                        decision.change_request_id
+                    )));
+                }
+                Ok((
+                    StreamKey::Cab(decision.change_request_id.clone()),
+                    vec![Event::CabDecisionRecorded(decision)],
+                ))
+            }
+            Command::CreateFreezeWindow { window } => {
+                check_text("window.name", &window.name, 128)?;
+                check_optional("window.reason", &window.reason, 4096)?;
+                window.schedule.validate()?;
+                if let Some(t) = window.scope.tiers.iter().find(|t| !(1..=4).contains(*t)) {
+                    return Err(invalid("window.scope.tiers", format!("{t} is not 1-4")));
+                }
+                if self.windows.contains_key(&window.id) {
+                    return Err(DomainError::AlreadyExists(format!(
+                        "window {} already exists",
+                        window.id
+                    )));
+                }
+                if self
+                    .windows
+                    .values()
+                    .any(|w| !w.cancelled && w.name == window.name)
+                {
+                    return Err(DomainError::AlreadyExists(format!(
+                        "a window named {:?} already exists",
+                        window.name
+                    )));
+                }
+                Ok((
+                    StreamKey::Window(window.id),
+                    vec![Event::FreezeWindowCreated(window)],
+                ))
+            }
+            Command::CancelFreezeWindow { id, reason, at } => {
+                let w = self
+                    .windows
+                    .get(&id)
+                    .ok_or_else(|| DomainError::NotFound(format!("window {id}")))?;
+                if w.cancelled {
+                    return Err(DomainError::FailedPrecondition(format!(
+                        "window {:?} is already cancelled",
+                        w.name
+                    )));
+                }
+                check_optional("reason", &reason, 4096)?;
+                Ok((
+                    StreamKey::Window(id),
+                    vec![Event::FreezeWindowCancelled {
+                        window_id: id,
+                        reason,
+                        at,
+                    }],
+                ))
+            }
+            Command::RequestDeviation { deviation, at } => {
+                check_text("deviation.release", &deviation.release, 128)?;
+                check_text("deviation.environment", &deviation.environment, 64)?;
+                check_text("deviation.business_unit", &deviation.business_unit, 128)?;
+                check_text("deviation.justification", &deviation.justification, 8192)?;
+                if deviation.compensating_controls.is_empty() {
+                    return Err(invalid(
+                        "deviation.compensating_controls",
+                        "name at least one compensating control",
+                    ));
+                }
+                for c in &deviation.compensating_controls {
+                    check_text("deviation.compensating_controls", c, 1024)?;
+                }
+                if deviation.expires_at <= at
+                    || deviation.expires_at.0 > at.0 + MAX_DEVIATION_DAYS * 24 * 60 * MINUTE
+                {
+                    return Err(invalid(
+                        "deviation.expires_at",
+                        format!("must be after now and within {MAX_DEVIATION_DAYS} days"),
+                    ));
+                }
+                if self.deviations.contains_key(&deviation.id) {
+                    return Err(DomainError::AlreadyExists(format!(
+                        "deviation {} already exists",
+                        deviation.id
+                    )));
+                }
+                Ok((
+                    StreamKey::Deviation(deviation.id),
+                    vec![Event::DeviationRequested { deviation, at }],
+                ))
+            }
+            Command::DecideDeviation {
+                id,
+                approve,
+                role,
+                comment,
+                by,
+                at,
+            } => {
+                let d = self
+                    .deviations
+                    .get(&id)
+                    .ok_or_else(|| DomainError::NotFound(format!("deviation {id}")))?;
+                if d.status != DeviationStatus::Requested {
+                    return Err(DomainError::FailedPrecondition(format!(
+                        "deviation {id} is already {:?}",
+                        d.status
+                    )));
+                }
+                if at >= d.expires_at {
+                    return Err(DomainError::FailedPrecondition(format!(
+                        "deviation {id} expired before it was decided"
+                    )));
+                }
+                if !by.roles.contains(&role) {
+                    return Err(DomainError::NotInRole(format!(
+                        "{} does not hold role {role}",
+                        by.subject
+                    )));
+                }
+                if by.subject == d.requested_by {
+                    return Err(DomainError::SegregationOfDuties {
+                        rule: "sod-deviation-self-approval",
+                        detail: format!(
+                            "{} requested deviation {id} and may not decide it",
+                            by.subject
+                        ),
+                    });
+                }
+                if role == d.requester_role {
+                    return Err(DomainError::SegregationOfDuties {
+                        rule: "sod-deviation-same-role",
+                        detail: format!(
+                            "deviation {id} was requested as {role}; it must be decided by another role"
+                        ),
+                    });
+                }
+                if approve && d.rule == GateRule::Embargo && role != COMPLIANCE_OFFICER {
+                    return Err(DomainError::NotInRole(format!(
+                        "a deviation from an embargo must be approved by a {COMPLIANCE_OFFICER}"
+                    )));
+                }
+                check_optional("comment", &comment, 4096)?;
+                let event = if approve {
+                    Event::DeviationApproved {
+                        deviation_id: id,
+                        approver: by.subject,
+                        role,
+                        comment,
+                        at,
+                    }
+                } else {
+                    Event::DeviationRejected {
+                        deviation_id: id,
+                        approver: by.subject,
+                        role,
+                        comment,
+                        at,
+                    }
+                };
+                Ok((StreamKey::Deviation(id), vec![event]))
+            }
+            Command::OpenRollbackDecision { mut decision } => {
+                check_text("decision.release", &decision.release, 128)?;
+                check_text("decision.environment", &decision.environment, 64)?;
+                check_text("decision.service", &decision.service, 128)?;
+                check_text("decision.business_unit", &decision.business_unit, 128)?;
+                check_text("decision.metric", &decision.metric, 128)?;
+                if !decision.observed.is_finite() {
+                    return Err(invalid("decision.observed", "is not a finite number"));
+                }
+                let criteria = self.policy.rollback_for(decision.tier).ok_or_else(|| {
+                    invalid(
+                        "decision.tier",
+                        format!("no rollback criteria for tier {}", decision.tier),
+                    )
+                })?;
+                if self.rollbacks.contains_key(&decision.id) {
+                    return Err(DomainError::AlreadyExists(format!(
+                        "rollback decision {} already exists",
+                        decision.id
+                    )));
+                }
+                decision.decide_by = plus_minutes(decision.opened_at, criteria.decision_minutes);
+                decision.notify = criteria.notify.clone();
+                decision.status = RollbackStatus::Pending;
+                decision.overdue = false;
+                Ok((
+                    StreamKey::Rollback(decision.id),
+                    vec![Event::RollbackDecisionOpened(decision)],
+                ))
+            }
+            Command::DecideRollback {
+                id,
+                roll_back,
+                comment,
+                by,
+                at,
+            } => {
+                let d = self
+                    .rollbacks
+                    .get(&id)
+                    .ok_or_else(|| DomainError::NotFound(format!("rollback decision {id}")))?;
+                if d.status != RollbackStatus::Pending {
+                    return Err(DomainError::FailedPrecondition(format!(
+                        "rollback decision {id} is already taken"
+                    )));
+                }
+                check_optional("comment", &comment, 4096)?;
+                Ok((
+                    StreamKey::Rollback(id),
+                    vec![Event::RollbackDecided {
+                        decision_id: id,
+                        roll_back,
+                        decided_by: by.subject,
+                        comment,
+                        at,
+                    }],
+                ))
+            }
+            Command::ReplaceAccessPolicy {
+                policy,
+                sha256,
+                expected_version,
+                at,
+            } => {
+                let current = self.access_policy.as_ref().map(|p| p.0).unwrap_or(0);
+                if expected_version != current {
+                    return Err(DomainError::StalePolicy {
+                        expected: expected_version,
+                        current,
+                    });
+                }
+                Ok((
+                    StreamKey::AccessPolicy,
+                    vec![Event::AccessPolicyReplaced {
+                        version: current + 1,
+                        policy,
+                        sha256,
+                        at,
+                    }],
+                ))
+            }
+        }
+    }
+
+    fn pending_request(&self, key: &ReleaseEnv, at: Timestamp) -> Result<&ApprovalRequest> {
+        let r = self.requests.get(key).ok_or_else(|| {
+            DomainError::NotFound(format!(
+                "approval request of release {} in {}",
+                key.release, key.environment
+            ))
+        })?;
+        match r.status(self, at) {
+            ApprovalStatus::Pending => Ok(r),
+            ApprovalStatus::Approved => Err(DomainError::FailedPrecondition(format!(
+                "the approval request of release {} in {} is already approved",
+                key.release, key.environment
+            ))),
+            ApprovalStatus::Rejected => Err(DomainError::FailedPrecondition(format!(
+                "the approval request of release {} in {} was rejected; open a new one",
+                key.release, key.environment
+            ))),
+            ApprovalStatus::Expired => Err(DomainError::FailedPrecondition(format!(
+                "the approval request of release {} in {} has expired; open a new one",
+                key.release, key.environment
+            ))),
+        }
+    }
+
+    /// The role must be required, held by the caller (peer review: any approver), and not
+    /// already satisfied by a CAB decision (nothing is reviewed twice).
+    fn check_role_for(
+        &self,
+        r: &ApprovalRequest,
+        key: &ReleaseEnv,
+        role: &str,
+        by: &Actor,
+    ) -> Result<()> {
+        if !r.requirements.iter().any(|q| q.role == role) {
+            return Err(DomainError::FailedPrecondition(format!(
+                "role {role} is not required for release {} in {}; required: {}",
+                key.release,
+                key.environment,
+                r.requirements
+                    .iter()
+                    .map(|q| format!("{} x{}", q.role, q.count))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if role != PEER_REVIEW && !by.roles.contains(role) {
+            return Err(DomainError::NotInRole(format!(
+                "{} does not hold role {role}",
+                by.subject
+            )));
+        }
+        if let Some(d) = self.cab_satisfying(key, role) {
+            return Err(DomainError::AlreadyExists(format!(
+                "the {role} requirement of release {} in {} is already satisfied by CAB decision {}; it is not reviewed twice",
+                key.release, key.environment, d.change_request_id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Segregation of duties for an approval: author, committers and approvers differ, and one
+    /// person fills one role per request.
+    fn sod_violation(&self, r: &ApprovalRequest, role: &str, by: &Actor) -> Option<DomainError> {
+        if by.subject == r.release.author {
+            return Some(DomainError::SegregationOfDuties {
+                rule: "sod-author-approves",
+                detail: format!(
+                    "{} is the author of release {} and may not approve it",
+                    by.subject, r.release.release
+                ),
+            });
+        }
+        if r.release.committers.iter().any(|c| *c == by.subject) {
+            return Some(DomainError::SegregationOfDuties {
+                rule: "sod-committer-approves",
+                detail: format!(
+                    "{} committed to release {} and may not approve it",
+                    by.subject, r.release.release
+                ),
+            });
+        }
+        if let Some(a) = r
+            .approvals
+            .iter()
+            .find(|a| a.approver == by.subject && a.role != role)
+        {
+            return Some(DomainError::SegregationOfDuties {
+                rule: "sod-one-person-one-role",
+                detail: format!(
+                    "{} already approved release {} as {}; one person fills one required role",
+                    by.subject, r.release.release, a.role
+                ),
+            });
+        }
+        None
+    }
+
+    /// The event recording a refused attempt that broke segregation of duties, if `key` names
+    /// an approval request.
+    pub fn violation(
+        &self,
+        key: &ReleaseEnv,
+        actor: &str,
+        role: &str,
+        rule: &str,
+        detail: &str,
+        at: Timestamp,
+    ) -> Option<(StreamKey, Event)> {
+        let r = self.requests.get(key)?;
+        Some((
+            StreamKey::Approval(key.clone()),
+            Event::SegregationOfDutiesViolated {
+                request_id: r.id,
+                actor: actor.to_owned(),
+                role: role.to_owned(),
+                rule: rule.to_owned(),
+                detail: detail.to_owned(),
+                at,
+            },
+        ))
+    }
+
+    /// Everything whose deadline passed by `now`: escalations, expiries, overdue rollback
+    /// decisions, expired deviations (each for its own stream).
+    pub fn deadlines(&self, now: Timestamp) -> Vec<(StreamKey, Event)> {
+        let mut out = Vec::new();
+        let mut requests: Vec<_> = self.requests.iter().collect();
+        requests.sort_by_key(|(_, r)| r.id);
+        for (key, r) in requests {
+            if r.rejection.is_some() || r.expired {
+                continue;
+            }
+            // Approved ones are done; only undecided requests escalate and expire.
+            let undecided = r.requirements.iter().any(|q| {
+                self.cab_satisfying(key, &q.role).is_none() && r.given(&q.role, now) < q.count
+            });
+            if !undecided {
+                continue;
+            }
+            if now >= r.expires_at {
+                out.push((
+                    StreamKey::Approval(key.clone()),
+                    Event::ApprovalRequestExpired {
+                        request_id: r.id,
+                        at: now,
+                    },
+                ));
+            } else if now >= r.due_at && !r.escalated {
+                out.push((
+                    StreamKey::Approval(key.clone()),
+                    Event::ApprovalEscalated {
+                        request_id: r.id,
+                        at: now,
+                        notify: r.escalate_to.clone(),
+                    },
+                ));
+            }
+        }
+        for d in self.rollbacks.values() {
+            if d.status == RollbackStatus::Pending && !d.overdue && now >= d.decide_by {
+                out.push((
+                    StreamKey::Rollback(d.id),
+                    Event::RollbackDecisionOverdue {
+                        decision_id: d.id,
+                        at: now,
+                        notify: d.notify.clone(),
+                    },
+                ));
+            }
+        }
+        for d in self.deviations.values() {
+            if matches!(
+                d.status,
+                DeviationStatus::Requested | DeviationStatus::Approved
+            ) && now >= d.expires_at
+            {
+                out.push((
+                    StreamKey::Deviation(d.id),
+                    Event::DeviationExpired {
+                        deviation_id: d.id,
+                        at: now,
+                    },
+                ));
+            }
+        }
+        out
+    }
+}

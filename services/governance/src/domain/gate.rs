@@ -1,0 +1,174 @@
+//! The gate: may a release enter an environment at a time? Every reason is reported; a reason
+//! an approved, unexpired deviation covers is shown as waived and does not deny.
+
+use super::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GateReasonKind {
+    NoApprovalRequest,
+    MissingApprovals,
+    ApprovalExpired,
+    RequestExpired,
+    Rejected,
+    FreezeWindow,
+    Embargo,
+}
+
+impl GateReasonKind {
+    fn rule(self) -> GateRule {
+        match self {
+            GateReasonKind::FreezeWindow => GateRule::FreezeWindow,
+            GateReasonKind::Embargo => GateRule::Embargo,
+            _ => GateRule::Approvals,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GateReason {
+    pub kind: GateReasonKind,
+    pub message: String,
+    /// The role missing approvals or the window's name.
+    pub subject: String,
+    pub waived_by: Option<Uuid>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GateDecision {
+    pub allowed: bool,
+    pub reasons: Vec<GateReason>,
+    pub deviations_used: Vec<Uuid>,
+}
+
+fn reason(kind: GateReasonKind, subject: impl Into<String>, message: String) -> GateReason {
+    GateReason {
+        kind,
+        message,
+        subject: subject.into(),
+        waived_by: None,
+    }
+}
+
+impl Governance {
+    /// The business unit a gate check concerns (from the approval request), if known.
+    pub fn business_unit_of(&self, key: &ReleaseEnv) -> Option<&str> {
+        self.requests
+            .get(key)
+            .map(|r| r.release.business_unit.as_str())
+    }
+
+    pub fn check_gate(&self, key: &ReleaseEnv, at: Timestamp) -> GateDecision {
+        let mut reasons = Vec::new();
+        let request = self.requests.get(key);
+        match request {
+            None => reasons.push(reason(
+                GateReasonKind::NoApprovalRequest,
+                "",
+                format!(
+                    "release {} has no approval request for {}",
+                    key.release, key.environment
+                ),
+            )),
+            Some(r) => {
+                if let Some((by, comment)) = &r.rejection {
+                    reasons.push(reason(
+                        GateReasonKind::Rejected,
+                        by.clone(),
+                        format!("rejected by {by}: {comment}"),
+                    ));
+                }
+                let mut missing = false;
+                for q in &r.requirements {
+                    if self.cab_satisfying(key, &q.role).is_some() {
+                        continue;
+                    }
+                    let given = r.given(&q.role, at);
+                    if given >= q.count {
+                        continue;
+                    }
+                    missing = true;
+                    let lapsed = r
+                        .approvals
+                        .iter()
+                        .filter(|a| a.role == q.role && a.valid_until.is_some_and(|u| at >= u))
+                        .count();
+                    if lapsed > 0 {
+                        reasons.push(reason(
+                            GateReasonKind::ApprovalExpired,
+                            q.role.clone(),
+                            format!("{lapsed} {} approval(s) expired before this time", q.role),
+                        ));
+                    }
+                    reasons.push(reason(
+                        GateReasonKind::MissingApprovals,
+                        q.role.clone(),
+                        format!("{} needs {} approval(s), has {given}", q.role, q.count),
+                    ));
+                }
+                if missing && r.rejection.is_none() && (r.expired || at >= r.expires_at) {
+                    reasons.push(reason(
+                        GateReasonKind::RequestExpired,
+                        "",
+                        "the approval request expired undecided; open a new one".to_owned(),
+                    ));
+                }
+            }
+        }
+        let (bu, tier, emergency) = match request {
+            Some(r) => (
+                Some(r.release.business_unit.as_str()),
+                Some(r.release.tier),
+                r.emergency,
+            ),
+            None => (None, None, false),
+        };
+        for w in self.windows.values() {
+            if w.cancelled || !w.scope.covers(bu, &key.environment, tier) {
+                continue;
+            }
+            let Some((_, end)) = w.schedule.active_at(at) else {
+                continue;
+            };
+            match w.kind {
+                WindowKind::Freeze if emergency => {}
+                WindowKind::Freeze => reasons.push(reason(
+                    GateReasonKind::FreezeWindow,
+                    w.name.clone(),
+                    format!("freeze window {:?} is active until {}", w.name, end.0),
+                )),
+                WindowKind::Embargo => reasons.push(reason(
+                    GateReasonKind::Embargo,
+                    w.name.clone(),
+                    format!(
+                        "embargo {:?} is active until {} (emergencies included)",
+                        w.name, end.0
+                    ),
+                )),
+            }
+        }
+        // Deviations: approved, unexpired, for this release and environment.
+        let mut used = Vec::new();
+        if let Some(ids) = self.deviations_by_release.get(key) {
+            for r in &mut reasons {
+                let rule = r.kind.rule();
+                if let Some(d) = ids
+                    .iter()
+                    .filter_map(|id| self.deviations.get(id))
+                    .find(|d| {
+                        d.rule == rule && d.status == DeviationStatus::Approved && at < d.expires_at
+                    })
+                {
+                    r.waived_by = Some(d.id);
+                    if !used.contains(&d.id) {
+                        used.push(d.id);
+                    }
+                }
+            }
+        }
+        GateDecision {
+            allowed: reasons.iter().all(|r| r.waived_by.is_some()),
+            reasons,
+            deviations_used: used,
+        }
+    }
+}

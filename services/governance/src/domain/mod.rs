@@ -1,0 +1,661 @@
+//! Governance's pure domain: policies, approval requests with segregation of duties, CAB
+//! decisions, freeze windows and embargoes, deviations, rollback decisions and the gate.
+//!
+//! `Governance::decide(&self, command)` answers the events a command causes (or why it is
+//! refused); `Governance::evolve(&mut self, &event)` applies one. Time and ids come in with the
+//! commands: nothing here reads a clock, draws an id or does I/O.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+pub use flotilla_core::event::Timestamp;
+use uuid::Uuid;
+
+mod calendar;
+mod decide;
+pub mod gate;
+pub mod policy;
+#[cfg(test)]
+mod tests;
+
+pub use calendar::{MonthlySchedule, Schedule, WeeklySchedule};
+pub use gate::{GateDecision, GateReason, GateReasonKind};
+pub use policy::{
+    ApprovalRule, NamingRule, PolicyDocument, RoleRequirement, RollbackCriteria, RollbackThreshold,
+    VersionScheme,
+};
+
+/// Role that any approver who is neither author nor committer may fill on personal-data systems.
+pub const PEER_REVIEW: &str = "peer-review";
+/// Role a CAB decision satisfies unless it says otherwise.
+pub const CAB_ROLE: &str = "cab";
+/// Role that must approve deviations from an embargo.
+pub const COMPLIANCE_OFFICER: &str = "compliance-officer";
+
+/// Why a command is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Segregation of duties: `rule` names the rule broken.
+    #[error("segregation of duties rule {rule}: {detail}")]
+    SegregationOfDuties { rule: &'static str, detail: String },
+    /// The caller does not hold the role they claim to act in.
+    #[error("{0}")]
+    NotInRole(String),
+    #[error("policy version {expected} is not the current version {current}")]
+    StalePolicy { expected: u64, current: u64 },
+}
+
+pub type Result<T, E = DomainError> = std::result::Result<T, E>;
+
+pub fn invalid(field: &str, reason: impl Into<String>) -> DomainError {
+    DomainError::Invalid {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The person or service account acting, as the verified token named them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub subject: String,
+    pub roles: BTreeSet<String>,
+    pub business_unit: String,
+}
+
+/// What governance knows of a release when deciding on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseFacts {
+    pub release: String,
+    pub version: String,
+    pub environment: String,
+    pub service: String,
+    pub business_unit: String,
+    pub tier: u8,
+    pub risk_score: u8,
+    pub personal_data: bool,
+    pub author: String,
+    pub committers: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Expired,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    pub approver: String,
+    pub role: String,
+    pub comment: String,
+    pub at: Timestamp,
+    pub valid_until: Option<Timestamp>,
+}
+
+/// The approval request of one release in one environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApprovalRequest {
+    pub id: Uuid,
+    pub release: ReleaseFacts,
+    pub requirements: Vec<RoleRequirement>,
+    pub approvals: Vec<Approval>,
+    pub opened_at: Timestamp,
+    pub opened_by: String,
+    pub due_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub escalate_to: Vec<String>,
+    pub validity_minutes: u32,
+    pub policy_version: u64,
+    pub emergency: bool,
+    pub escalated: bool,
+    pub expired: bool,
+    pub rejection: Option<(String, String)>,
+    /// Stream version of the request's stream.
+    pub version: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReleaseEnv {
+    pub release: String,
+    pub environment: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CabDecision {
+    pub change_request_id: String,
+    pub approved: bool,
+    pub covers: Vec<ReleaseEnv>,
+    pub satisfies_roles: Vec<String>,
+    pub members: Vec<String>,
+    pub decided_at: Timestamp,
+    pub recorded_by: String,
+    pub comment: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowKind {
+    Freeze,
+    Embargo,
+}
+
+/// Empty lists mean "all".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WindowScope {
+    pub business_units: Vec<String>,
+    pub environments: Vec<String>,
+    pub tiers: Vec<u8>,
+}
+
+impl WindowScope {
+    /// Does the scope take in a release of this unit, environment and tier? Unknown facts
+    /// (no approval request yet) match, so a window is never missed for lack of facts.
+    pub fn covers(&self, bu: Option<&str>, env: &str, tier: Option<u8>) -> bool {
+        (self.business_units.is_empty()
+            || bu.is_none_or(|b| self.business_units.iter().any(|x| x == b)))
+            && (self.environments.is_empty() || self.environments.iter().any(|e| e == env))
+            && (self.tiers.is_empty() || tier.is_none_or(|t| self.tiers.contains(&t)))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FreezeWindow {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: WindowKind,
+    pub scope: WindowScope,
+    pub schedule: Schedule,
+    pub reason: String,
+    pub created_by: String,
+    /// Unit that owns the window ("" = platform-wide).
+    pub business_unit: String,
+    pub cancelled: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GateRule {
+    Approvals,
+    FreezeWindow,
+    Embargo,
+}
+
+impl GateRule {
+    pub fn name(self) -> &'static str {
+        match self {
+            GateRule::Approvals => "approvals",
+            GateRule::FreezeWindow => "freeze-window",
+            GateRule::Embargo => "embargo",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviationStatus {
+    Requested,
+    Approved,
+    Rejected,
+    Expired,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deviation {
+    pub id: Uuid,
+    pub rule: GateRule,
+    pub release: String,
+    pub environment: String,
+    pub business_unit: String,
+    pub justification: String,
+    pub compensating_controls: Vec<String>,
+    pub expires_at: Timestamp,
+    pub requested_by: String,
+    pub requester_role: String,
+    pub status: DeviationStatus,
+    pub decided_by: String,
+    pub decider_role: String,
+    pub comment: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RollbackStatus {
+    Pending,
+    RollBack,
+    Continue,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RollbackDecision {
+    pub id: Uuid,
+    pub release: String,
+    pub environment: String,
+    pub service: String,
+    pub business_unit: String,
+    pub tier: u8,
+    pub metric: String,
+    pub observed: f64,
+    pub opened_at: Timestamp,
+    pub decide_by: Timestamp,
+    pub notify: Vec<String>,
+    pub status: RollbackStatus,
+    pub overdue: bool,
+    pub decided_by: String,
+    pub comment: String,
+}
+
+/// Every fact governance records.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    PolicySet {
+        version: u64,
+        policy: PolicyDocument,
+        at: Timestamp,
+    },
+    ApprovalRequestOpened(Box<ApprovalRequest>),
+    ApprovalGranted {
+        request_id: Uuid,
+        approval: Approval,
+    },
+    ApprovalRejected {
+        request_id: Uuid,
+        approver: String,
+        role: String,
+        comment: String,
+        at: Timestamp,
+    },
+    ApprovalEscalated {
+        request_id: Uuid,
+        at: Timestamp,
+        notify: Vec<String>,
+    },
+    ApprovalRequestExpired {
+        request_id: Uuid,
+        at: Timestamp,
+    },
+    SegregationOfDutiesViolated {
+        request_id: Uuid,
+        actor: String,
+        role: String,
+        rule: String,
+        detail: String,
+        at: Timestamp,
+    },
+    CabDecisionRecorded(CabDecision),
+    FreezeWindowCreated(FreezeWindow),
+    FreezeWindowCancelled {
+        window_id: Uuid,
+        reason: String,
+        at: Timestamp,
+    },
+    DeviationRequested {
+        deviation: Deviation,
+        at: Timestamp,
+    },
+    DeviationApproved {
+        deviation_id: Uuid,
+        approver: String,
+        role: String,
+        comment: String,
+        at: Timestamp,
+    },
+    DeviationRejected {
+        deviation_id: Uuid,
+        approver: String,
+        role: String,
+        comment: String,
+        at: Timestamp,
+    },
+    DeviationExpired {
+        deviation_id: Uuid,
+        at: Timestamp,
+    },
+    RollbackDecisionOpened(RollbackDecision),
+    RollbackDecided {
+        decision_id: Uuid,
+        roll_back: bool,
+        decided_by: String,
+        comment: String,
+        at: Timestamp,
+    },
+    RollbackDecisionOverdue {
+        decision_id: Uuid,
+        at: Timestamp,
+        notify: Vec<String>,
+    },
+    AccessPolicyReplaced {
+        version: u64,
+        policy: String,
+        sha256: String,
+        at: Timestamp,
+    },
+}
+
+/// The stream an aggregate's events go to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum StreamKey {
+    Policy,
+    AccessPolicy,
+    Approval(ReleaseEnv),
+    Cab(String),
+    Window(Uuid),
+    Deviation(Uuid),
+    Rollback(Uuid),
+}
+
+impl StreamKey {
+    /// The store's stream id: `<aggregate>-<uuid>` (v5 of the natural key where there is one).
+    pub fn stream_id(&self) -> String {
+        const NS: Uuid = Uuid::from_u128(0x6f1c_2d44_9a7e_4d0b_8f3e_5b1a_0c2d_7e91);
+        match self {
+            StreamKey::Policy => "governance-policy".into(),
+            StreamKey::AccessPolicy => "governance-access-policy".into(),
+            StreamKey::Approval(k) => format!(
+                "approval-{}",
+                Uuid::new_v5(&NS, format!("{}\n{}", k.release, k.environment).as_bytes())
+            ),
+            StreamKey::Cab(id) => format!("cab-{}", Uuid::new_v5(&NS, id.as_bytes())),
+            StreamKey::Window(id) => format!("window-{id}"),
+            StreamKey::Deviation(id) => format!("deviation-{id}"),
+            StreamKey::Rollback(id) => format!("rollback-{id}"),
+        }
+    }
+}
+
+/// What people and the scheduler ask governance to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    SetPolicy {
+        policy: PolicyDocument,
+        expected_version: u64,
+        at: Timestamp,
+    },
+    OpenApprovalRequest {
+        id: Uuid,
+        release: ReleaseFacts,
+        emergency: bool,
+        by: Actor,
+        at: Timestamp,
+    },
+    Approve {
+        key: ReleaseEnv,
+        role: String,
+        comment: String,
+        by: Actor,
+        at: Timestamp,
+    },
+    Reject {
+        key: ReleaseEnv,
+        role: String,
+        comment: String,
+        by: Actor,
+        at: Timestamp,
+    },
+    RecordCabDecision {
+        decision: CabDecision,
+    },
+    CreateFreezeWindow {
+        window: FreezeWindow,
+    },
+    CancelFreezeWindow {
+        id: Uuid,
+        reason: String,
+        at: Timestamp,
+    },
+    RequestDeviation {
+        deviation: Deviation,
+        at: Timestamp,
+    },
+    DecideDeviation {
+        id: Uuid,
+        approve: bool,
+        role: String,
+        comment: String,
+        by: Actor,
+        at: Timestamp,
+    },
+    OpenRollbackDecision {
+        decision: RollbackDecision,
+    },
+    DecideRollback {
+        id: Uuid,
+        roll_back: bool,
+        comment: String,
+        by: Actor,
+        at: Timestamp,
+    },
+    ReplaceAccessPolicy {
+        policy: String,
+        sha256: String,
+        expected_version: u64,
+        at: Timestamp,
+    },
+}
+
+/// Governance's state: every aggregate, rebuilt from the events.
+#[derive(Clone, Debug, Default)]
+pub struct Governance {
+    pub policy: PolicyDocument,
+    pub policy_version: u64,
+    pub policy_history: BTreeMap<u64, (PolicyDocument, Timestamp)>,
+    pub requests: HashMap<ReleaseEnv, ApprovalRequest>,
+    pub cab: BTreeMap<String, CabDecision>,
+    /// Approved CAB decisions by the release/environment they cover.
+    pub cab_by_release: HashMap<ReleaseEnv, Vec<String>>,
+    pub windows: BTreeMap<Uuid, FreezeWindow>,
+    pub deviations: BTreeMap<Uuid, Deviation>,
+    pub deviations_by_release: HashMap<ReleaseEnv, Vec<Uuid>>,
+    pub rollbacks: BTreeMap<Uuid, RollbackDecision>,
+    pub access_policy: Option<(u64, String, String, Timestamp)>,
+    /// Stream versions, for expected-version appends.
+    pub versions: HashMap<String, u64>,
+}
+
+impl Governance {
+    /// The expected version of an aggregate's stream (0 = no stream yet).
+    pub fn version_of(&self, key: &StreamKey) -> u64 {
+        self.versions.get(&key.stream_id()).copied().unwrap_or(0)
+    }
+
+    /// Applies one event of `stream` (its stream version is `version`).
+    pub fn evolve(&mut self, stream: &str, version: u64, event: &Event) {
+        self.versions.insert(stream.to_owned(), version);
+        match event {
+            Event::PolicySet {
+                version,
+                policy,
+                at,
+            } => {
+                self.policy = policy.clone();
+                self.policy_version = *version;
+                self.policy_history.insert(*version, (policy.clone(), *at));
+            }
+            Event::ApprovalRequestOpened(r) => {
+                let key = ReleaseEnv {
+                    release: r.release.release.clone(),
+                    environment: r.release.environment.clone(),
+                };
+                let mut r = (**r).clone();
+                r.version = version;
+                self.requests.insert(key, r);
+            }
+            Event::ApprovalGranted {
+                request_id,
+                approval,
+            } => {
+                if let Some(r) = self.request_by_id(*request_id) {
+                    r.approvals.push(approval.clone());
+                    r.version = version;
+                }
+            }
+            Event::ApprovalRejected {
+                request_id,
+                approver,
+                comment,
+                ..
+            } => {
+                if let Some(r) = self.request_by_id(*request_id) {
+                    r.rejection = Some((approver.clone(), comment.clone()));
+                    r.version = version;
+                }
+            }
+            Event::ApprovalEscalated { request_id, .. } => {
+                if let Some(r) = self.request_by_id(*request_id) {
+                    r.escalated = true;
+                    r.version = version;
+                }
+            }
+            Event::ApprovalRequestExpired { request_id, .. } => {
+                if let Some(r) = self.request_by_id(*request_id) {
+                    r.expired = true;
+                    r.version = version;
+                }
+            }
+            Event::SegregationOfDutiesViolated { request_id, .. } => {
+                if let Some(r) = self.request_by_id(*request_id) {
+                    r.version = version;
+                }
+            }
+            Event::CabDecisionRecorded(d) => {
+                if d.approved {
+                    for k in &d.covers {
+                        let ids = self.cab_by_release.entry(k.clone()).or_default();
+                        if !ids.contains(&d.change_request_id) {
+                            ids.push(d.change_request_id.clone());
+                        }
+                    }
+                }
+                self.cab.insert(d.change_request_id.clone(), d.clone());
+            }
+            Event::FreezeWindowCreated(w) => {
+                self.windows.insert(w.id, w.clone());
+            }
+            Event::FreezeWindowCancelled { window_id, .. } => {
+                if let Some(w) = self.windows.get_mut(window_id) {
+                    w.cancelled = true;
+                }
+            }
+            Event::DeviationRequested { deviation, .. } => {
+                self.deviations_by_release
+                    .entry(ReleaseEnv {
+                        release: deviation.release.clone(),
+                        environment: deviation.environment.clone(),
+                    })
+                    .or_default()
+                    .push(deviation.id);
+                self.deviations.insert(deviation.id, deviation.clone());
+            }
+            Event::DeviationApproved {
+                deviation_id,
+                approver,
+                role,
+                comment,
+                ..
+            }
+            | Event::DeviationRejected {
+                deviation_id,
+                approver,
+                role,
+                comment,
+                ..
+            } => {
+                if let Some(d) = self.deviations.get_mut(deviation_id) {
+                    d.status = if matches!(event, Event::DeviationApproved { .. }) {
+                        DeviationStatus::Approved
+                    } else {
+                        DeviationStatus::Rejected
+                    };
+                    d.decided_by = approver.clone();
+                    d.decider_role = role.clone();
+                    d.comment = comment.clone();
+                }
+            }
+            Event::DeviationExpired { deviation_id, .. } => {
+                if let Some(d) = self.deviations.get_mut(deviation_id) {
+                    d.status = DeviationStatus::Expired;
+                }
+            }
+            Event::RollbackDecisionOpened(d) => {
+                self.rollbacks.insert(d.id, d.clone());
+            }
+            Event::RollbackDecided {
+                decision_id,
+                roll_back,
+                decided_by,
+                comment,
+                ..
+            } => {
+                if let Some(d) = self.rollbacks.get_mut(decision_id) {
+                    d.status = if *roll_back {
+                        RollbackStatus::RollBack
+                    } else {
+                        RollbackStatus::Continue
+                    };
+                    d.decided_by = decided_by.clone();
+                    d.comment = comment.clone();
+                }
+            }
+            Event::RollbackDecisionOverdue { decision_id, .. } => {
+                if let Some(d) = self.rollbacks.get_mut(decision_id) {
+                    d.overdue = true;
+                }
+            }
+            Event::AccessPolicyReplaced {
+                version,
+                policy,
+                sha256,
+                at,
+            } => {
+                self.access_policy = Some((*version, policy.clone(), sha256.clone(), *at));
+            }
+        }
+    }
+
+    fn request_by_id(&mut self, id: Uuid) -> Option<&mut ApprovalRequest> {
+        self.requests.values_mut().find(|r| r.id == id)
+    }
+
+    /// The CAB decision that satisfies `role` for a release/environment, if any.
+    pub fn cab_satisfying(&self, key: &ReleaseEnv, role: &str) -> Option<&CabDecision> {
+        self.cab_by_release.get(key)?.iter().find_map(|id| {
+            let d = self.cab.get(id)?;
+            (d.approved && d.satisfies_roles.iter().any(|r| r == role)).then_some(d)
+        })
+    }
+}
+
+impl ApprovalRequest {
+    /// Valid approvals given in `role` at `at`.
+    pub fn given(&self, role: &str, at: Timestamp) -> u32 {
+        self.approvals
+            .iter()
+            .filter(|a| a.role == role && a.valid_until.is_none_or(|u| at < u))
+            .count() as u32
+    }
+
+    /// Status at `at`, with CAB decisions taken into account through `gov`.
+    pub fn status(&self, gov: &Governance, at: Timestamp) -> ApprovalStatus {
+        if self.rejection.is_some() {
+            return ApprovalStatus::Rejected;
+        }
+        let key = ReleaseEnv {
+            release: self.release.release.clone(),
+            environment: self.release.environment.clone(),
+        };
+        let met = self.requirements.iter().all(|r| {
+            gov.cab_satisfying(&key, &r.role).is_some() || self.given(&r.role, at) >= r.count
+        });
+        if met {
+            ApprovalStatus::Approved
+        } else if self.expired || at >= self.expires_at {
+            ApprovalStatus::Expired
+        } else {
+            ApprovalStatus::Pending
+        }
+    }
+}
