@@ -444,6 +444,8 @@ pub struct Governance {
     pub policy_version: u64,
     pub policy_history: BTreeMap<u64, (PolicyDocument, Timestamp)>,
     pub requests: HashMap<ReleaseEnv, ApprovalRequest>,
+    /// Which release/environment each request id belongs to.
+    pub request_keys: HashMap<Uuid, ReleaseEnv>,
     pub cab: BTreeMap<String, CabDecision>,
     /// Approved CAB decisions by the release/environment they cover.
     pub cab_by_release: HashMap<ReleaseEnv, Vec<String>>,
@@ -482,6 +484,7 @@ impl Governance {
                 };
                 let mut r = (**r).clone();
                 r.version = version;
+                self.request_keys.insert(r.id, key.clone());
                 self.requests.insert(key, r);
             }
             Event::ApprovalGranted {
@@ -617,7 +620,8 @@ impl Governance {
     }
 
     fn request_by_id(&mut self, id: Uuid) -> Option<&mut ApprovalRequest> {
-        self.requests.values_mut().find(|r| r.id == id)
+        let key = self.request_keys.get(&id)?;
+        self.requests.get_mut(key).filter(|r| r.id == id)
     }
 
     /// The CAB decision that satisfies `role` for a release/environment, if any.

@@ -1,1 +1,680 @@
+use super::*;
 
+const MIN: i64 = 60_000_000;
+/// 2026-11-02T00:00:00Z, a Monday.
+const T0: Timestamp = Timestamp(1_793_577_600_000_000);
+
+fn at(minutes: i64) -> Timestamp {
+    Timestamp(T0.0 + minutes * MIN)
+}
+
+fn actor(subject: &str, roles: &[&str], bu: &str) -> Actor {
+    Actor {
+        subject: subject.into(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        business_unit: bu.into(),
+    }
+}
+
+fn facts(release: &str, env: &str, tier: u8, risk: u8, pii: bool) -> ReleaseFacts {
+    ReleaseFacts {
+        release: release.into(),
+        version: "1.4.0".into(),
+        environment: env.into(),
+        service: "checkout".into(),
+        business_unit: "payments".into(),
+        tier,
+        risk_score: risk,
+        personal_data: pii,
+        author: "alice".into(),
+        committers: vec!["carol".into()],
+    }
+}
+
+fn key(release: &str, env: &str) -> ReleaseEnv {
+    ReleaseEnv {
+        release: release.into(),
+        environment: env.into(),
+    }
+}
+
+/// Applies a command's events as the store would (stream versions counted per stream).
+fn run(g: &mut Governance, c: Command) -> Result<StreamKey> {
+    let (k, events) = g.decide(c)?;
+    let stream = k.stream_id();
+    for e in events {
+        let v = g.versions.get(&stream).map_or(0, |v| v + 1);
+        g.evolve(&stream, v, &e);
+    }
+    Ok(k)
+}
+
+fn open(g: &mut Governance, f: ReleaseFacts, emergency: bool, when: Timestamp) {
+    run(
+        g,
+        Command::OpenApprovalRequest {
+            id: Uuid::new_v5(
+                &Uuid::NAMESPACE_OID,
+                format!("{}/{}/{}", f.release, f.environment, when.0).as_bytes(),
+            ),
+            release: f,
+            emergency,
+            by: actor("rm", &["release-manager"], "payments"),
+            at: when,
+        },
+    )
+    .expect("open");
+}
+
+fn approve(
+    g: &mut Governance,
+    k: &ReleaseEnv,
+    who: &Actor,
+    role: &str,
+    when: Timestamp,
+) -> Result<StreamKey> {
+    run(
+        g,
+        Command::Approve {
+            key: k.clone(),
+            role: role.into(),
+            comment: String::new(),
+            by: who.clone(),
+            at: when,
+        },
+    )
+}
+
+#[test]
+fn requirements_follow_tier_risk_unit_overrides_and_personal_data() {
+    let mut p = PolicyDocument::default();
+    let roles =
+        |v: Vec<RoleRequirement>| v.into_iter().map(|q| (q.role, q.count)).collect::<Vec<_>>();
+    assert_eq!(
+        roles(p.requirements_for("payments", "prod", 3, 10, false)),
+        vec![("service-owner".to_owned(), 1)]
+    );
+    assert_eq!(
+        roles(p.requirements_for("payments", "prod", 1, 90, true)),
+        vec![
+            ("business".to_owned(), 1),
+            ("cab".to_owned(), 1),
+            ("peer-review".to_owned(), 1),
+            ("security".to_owned(), 1),
+            ("service-owner".to_owned(), 1),
+        ]
+    );
+    // A unit override replaces the defaults for that unit only.
+    p.approval_rules.push(ApprovalRule {
+        tier: 3,
+        min_risk: 0,
+        max_risk: 100,
+        requirements: vec![RoleRequirement {
+            role: "service-owner".into(),
+            count: 2,
+        }],
+        business_unit: "cards".into(),
+        environments: vec![],
+    });
+    assert_eq!(
+        roles(p.requirements_for("cards", "prod", 3, 10, false)),
+        vec![("service-owner".to_owned(), 2)]
+    );
+    assert_eq!(
+        roles(p.requirements_for("payments", "prod", 3, 10, false)),
+        vec![("service-owner".to_owned(), 1)]
+    );
+    p.validate().expect("valid");
+    // A gap in the default bands is refused.
+    let mut gap = PolicyDocument::default();
+    gap.approval_rules
+        .retain(|r| !(r.tier == 2 && r.min_risk == 40));
+    assert!(
+        gap.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("tier 2 at risk score 40")
+    );
+}
+
+#[test]
+fn naming_rules_semver_and_calver() {
+    let mut p = PolicyDocument::default();
+    assert!(p.check_version("1.4.0").is_ok());
+    assert!(p.check_version("2.0.0-rc.1").is_ok());
+    assert!(p.check_version("1.4").is_err());
+    p.naming.scheme = VersionScheme::Calver("YYYY.0M.MICRO".into());
+    p.validate().expect("valid");
+    assert!(p.check_version("2026.11.3").is_ok());
+    assert!(p.check_version("2026.1.3").is_err(), "0M needs two digits");
+    assert!(p.check_version("2026.13.0").is_err());
+    assert!(p.check_version("26.11.3").is_err());
+    assert!(p.check_version("2026.11").is_err());
+    p.naming.scheme = VersionScheme::Calver("YYYY.QQ".into());
+    assert!(p.validate().is_err());
+}
+
+#[test]
+fn segregation_of_duties_and_one_role_per_person() {
+    let mut g = Governance::default();
+    let k = key("r1", "prod");
+    open(&mut g, facts("r1", "prod", 1, 50, true), false, at(0));
+    // tier 1, risk 50: service-owner, security, plus peer review (personal data).
+    let author = actor("alice", &["service-owner"], "payments");
+    let committer = actor("carol", &["security"], "payments");
+    let err = approve(&mut g, &k, &author, "service-owner", at(1)).unwrap_err();
+    assert!(matches!(
+        err,
+        DomainError::SegregationOfDuties {
+            rule: "sod-author-approves",
+            ..
+        }
+    ));
+    let err = approve(&mut g, &k, &committer, "security", at(1)).unwrap_err();
+    assert!(matches!(
+        err,
+        DomainError::SegregationOfDuties {
+            rule: "sod-committer-approves",
+            ..
+        }
+    ));
+    let both = actor("dave", &["service-owner", "security"], "payments");
+    approve(&mut g, &k, &both, "service-owner", at(2)).expect("first role");
+    let err = approve(&mut g, &k, &both, "security", at(3)).unwrap_err();
+    assert!(matches!(
+        err,
+        DomainError::SegregationOfDuties {
+            rule: "sod-one-person-one-role",
+            ..
+        }
+    ));
+    // A role the caller does not hold, and a role not required.
+    let err = approve(
+        &mut g,
+        &k,
+        &actor("erin", &["developer"], "payments"),
+        "security",
+        at(3),
+    )
+    .unwrap_err();
+    assert!(matches!(err, DomainError::NotInRole(_)));
+    let err = approve(
+        &mut g,
+        &k,
+        &actor("erin", &["business"], "payments"),
+        "business",
+        at(3),
+    )
+    .unwrap_err();
+    assert!(matches!(err, DomainError::FailedPrecondition(_)));
+    // The violation event names the rule.
+    let (_, e) = g
+        .violation(
+            &k,
+            "alice",
+            "service-owner",
+            "sod-author-approves",
+            "x",
+            at(1),
+        )
+        .expect("request exists");
+    assert!(
+        matches!(e, Event::SegregationOfDutiesViolated { ref rule, .. } if rule == "sod-author-approves")
+    );
+    assert_eq!(g.requests[&k].status(&g, at(4)), ApprovalStatus::Pending);
+    approve(
+        &mut g,
+        &k,
+        &actor("frank", &["security"], "payments"),
+        "security",
+        at(4),
+    )
+    .expect("security");
+    approve(
+        &mut g,
+        &k,
+        &actor("gina", &["developer"], "payments"),
+        PEER_REVIEW,
+        at(5),
+    )
+    .expect("peer review by a non-author");
+    assert_eq!(g.requests[&k].status(&g, at(6)), ApprovalStatus::Approved);
+    assert!(g.check_gate(&k, at(6)).allowed);
+    // Approved requests take no more decisions and cannot be reopened.
+    assert!(
+        approve(
+            &mut g,
+            &k,
+            &actor("h", &["security"], "payments"),
+            "security",
+            at(7)
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn cab_decision_satisfies_without_a_second_review() {
+    let mut g = Governance::default();
+    let k = key("r2", "prod");
+    open(&mut g, facts("r2", "prod", 1, 80, false), false, at(0));
+    run(
+        &mut g,
+        Command::RecordCabDecision {
+            decision: CabDecision {
+                change_request_id: "CHG0031234".into(),
+                approved: true,
+                covers: vec![k.clone(), key("r3", "prod")],
+                satisfies_roles: vec![],
+                members: vec!["board".into()],
+                decided_at: at(5),
+                recorded_by: "cab-secretary".into(),
+                comment: String::new(),
+            },
+        },
+    )
+    .expect("cab");
+    let err = approve(
+        &mut g,
+        &k,
+        &actor("board-member", &["cab"], "central"),
+        "cab",
+        at(6),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("CHG0031234"), "{err}");
+    let d = g.check_gate(&k, at(6));
+    let missing: Vec<_> = d.reasons.iter().map(|r| r.subject.as_str()).collect();
+    assert_eq!(missing, vec!["business", "security", "service-owner"]);
+    // A request opened after the decision is covered too.
+    open(&mut g, facts("r3", "prod", 1, 80, false), false, at(7));
+    assert!(
+        !g.check_gate(&key("r3", "prod"), at(8))
+            .reasons
+            .iter()
+            .any(|r| r.subject == "cab")
+    );
+    // The same change request cannot be recorded twice.
+    assert!(matches!(
+        g.decide(Command::RecordCabDecision {
+            decision: g.cab["CHG0031234"].clone()
+        }),
+        Err(DomainError::AlreadyExists(_))
+    ));
+}
+
+fn window(name: &str, kind: WindowKind, schedule: Schedule, scope: WindowScope) -> Command {
+    Command::CreateFreezeWindow {
+        window: FreezeWindow {
+            id: Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()),
+            name: name.into(),
+            kind,
+            scope,
+            schedule,
+            reason: String::new(),
+            created_by: "rm".into(),
+            business_unit: String::new(),
+            cancelled: false,
+        },
+    }
+}
+
+#[test]
+fn recurring_windows_are_active_on_their_days() {
+    // Financial close: the last 2 days of every month from 00:00 for 3 days.
+    let close = Schedule::Monthly(MonthlySchedule {
+        months: vec![],
+        day: -2,
+        start_minute: 0,
+        duration_minutes: 3 * 24 * 60,
+    });
+    // 2026-11-29 00:00 is T0 + 27 days.
+    assert!(close.active_at(at(27 * 24 * 60 - 1)).is_none());
+    assert!(close.active_at(at(27 * 24 * 60)).is_some());
+    assert!(
+        close.active_at(at(29 * 24 * 60 + 12 * 60)).is_some(),
+        "Dec 1 noon is inside"
+    );
+    assert!(
+        close.active_at(at(30 * 24 * 60)).is_none(),
+        "Dec 2 is outside"
+    );
+    // Quarter-end audit: March, June, September, December only.
+    let audit = Schedule::Monthly(MonthlySchedule {
+        months: vec![3, 6, 9, 12],
+        day: 1,
+        start_minute: 0,
+        duration_minutes: 24 * 60,
+    });
+    assert!(audit.active_at(at(0)).is_none(), "November is not audited");
+    assert!(
+        audit.active_at(at(29 * 24 * 60 + 60)).is_some(),
+        "Dec 1 01:00"
+    );
+    // Peak trading: Fridays 16:00-22:00 UTC. T0 is a Monday.
+    let peak = Schedule::Weekly(WeeklySchedule {
+        weekdays: vec![5],
+        start_minute: 16 * 60,
+        duration_minutes: 6 * 60,
+    });
+    assert!(peak.active_at(at(4 * 24 * 60 + 17 * 60)).is_some());
+    assert!(peak.active_at(at(4 * 24 * 60 + 23 * 60)).is_none());
+    assert!(peak.active_at(at(3 * 24 * 60 + 17 * 60)).is_none());
+    assert!(
+        Schedule::Monthly(MonthlySchedule {
+            months: vec![],
+            day: 0,
+            start_minute: 0,
+            duration_minutes: 1
+        })
+        .validate()
+        .is_err()
+    );
+}
+
+#[test]
+fn freeze_lets_emergencies_pass_embargo_does_not_unless_a_compliance_deviation() {
+    let mut g = Governance::default();
+    let all = WindowScope::default();
+    run(
+        &mut g,
+        window(
+            "peak",
+            WindowKind::Freeze,
+            Schedule::Once {
+                start: at(0),
+                end: at(600),
+            },
+            WindowScope {
+                environments: vec!["prod".into()],
+                ..all.clone()
+            },
+        ),
+    )
+    .expect("freeze");
+    run(
+        &mut g,
+        window(
+            "sec-exam",
+            WindowKind::Embargo,
+            Schedule::Once {
+                start: at(300),
+                end: at(900),
+            },
+            WindowScope {
+                business_units: vec!["payments".into()],
+                ..all
+            },
+        ),
+    )
+    .expect("embargo");
+    let normal = key("n1", "prod");
+    let urgent = key("e1", "prod");
+    let mut low = facts("n1", "prod", 4, 5, false);
+    open(&mut g, low.clone(), false, at(0));
+    low.release = "e1".into();
+    open(&mut g, low, true, at(0));
+    let so = actor("sam", &["service-owner"], "payments");
+    approve(&mut g, &normal, &so, "service-owner", at(1)).expect("ok");
+    approve(&mut g, &urgent, &so, "service-owner", at(1)).expect("ok");
+    let d = g.check_gate(&normal, at(100));
+    assert!(!d.allowed);
+    assert_eq!(d.reasons[0].kind, GateReasonKind::FreezeWindow);
+    assert_eq!(d.reasons[0].subject, "peak");
+    assert!(
+        g.check_gate(&urgent, at(100)).allowed,
+        "emergencies pass a freeze"
+    );
+    let d = g.check_gate(&urgent, at(400));
+    assert!(!d.allowed, "an embargo blocks emergencies");
+    assert_eq!(
+        d.reasons.iter().map(|r| r.kind).collect::<Vec<_>>(),
+        vec![GateReasonKind::Embargo]
+    );
+    // A deviation: requested by a release manager, approved by security: refused for an embargo.
+    let dev = Uuid::from_u128(7);
+    run(
+        &mut g,
+        Command::RequestDeviation {
+            deviation: Deviation {
+                id: dev,
+                rule: GateRule::Embargo,
+                release: "e1".into(),
+                environment: "prod".into(),
+                business_unit: "payments".into(),
+                justification: "card outage fix".into(),
+                compensating_controls: vec!["pair deploy".into(), "exam team told".into()],
+                expires_at: at(500),
+                requested_by: "rm".into(),
+                requester_role: "release-manager".into(),
+                status: DeviationStatus::Requested,
+                decided_by: String::new(),
+                decider_role: String::new(),
+                comment: String::new(),
+            },
+            at: at(350),
+        },
+    )
+    .expect("request");
+    let decide = |who: Actor, role: &str| Command::DecideDeviation {
+        id: dev,
+        approve: true,
+        role: role.into(),
+        comment: String::new(),
+        by: who,
+        at: at(360),
+    };
+    assert!(matches!(
+        g.decide(decide(actor("sec", &["security"], "central"), "security")),
+        Err(DomainError::NotInRole(_))
+    ));
+    assert!(matches!(
+        g.decide(decide(
+            actor("rm", &["compliance-officer"], "central"),
+            "compliance-officer"
+        )),
+        Err(DomainError::SegregationOfDuties {
+            rule: "sod-deviation-self-approval",
+            ..
+        })
+    ));
+    assert!(matches!(
+        g.decide(decide(
+            actor("rm2", &["release-manager"], "central"),
+            "release-manager"
+        )),
+        Err(DomainError::SegregationOfDuties {
+            rule: "sod-deviation-same-role",
+            ..
+        })
+    ));
+    run(
+        &mut g,
+        decide(
+            actor("cora", &["compliance-officer"], "central"),
+            "compliance-officer",
+        ),
+    )
+    .expect("approved");
+    let d = g.check_gate(&urgent, at(400));
+    assert!(d.allowed, "{d:?}");
+    assert_eq!(d.deviations_used, vec![dev]);
+    assert_eq!(d.reasons[0].waived_by, Some(dev));
+    // It expires on time.
+    assert!(!g.check_gate(&urgent, at(500)).allowed);
+    let due = g.deadlines(at(500));
+    assert!(due.iter().any(
+        |(_, e)| matches!(e, Event::DeviationExpired { deviation_id, .. } if *deviation_id == dev)
+    ));
+}
+
+#[test]
+fn deadlines_escalate_then_expire_and_gate_reports_every_reason() {
+    let mut g = Governance::default();
+    let mut p = PolicyDocument::default();
+    p.decision_deadline_minutes = 60;
+    p.expire_after_minutes = 120;
+    p.approval_validity_minutes = 30;
+    run(
+        &mut g,
+        Command::SetPolicy {
+            policy: p,
+            expected_version: 0,
+            at: at(0),
+        },
+    )
+    .expect("policy");
+    assert!(matches!(
+        g.decide(Command::SetPolicy {
+            policy: PolicyDocument::default(),
+            expected_version: 0,
+            at: at(0)
+        }),
+        Err(DomainError::StalePolicy {
+            expected: 0,
+            current: 1
+        })
+    ));
+    let k = key("r9", "prod");
+    open(&mut g, facts("r9", "prod", 2, 50, false), false, at(0));
+    approve(
+        &mut g,
+        &k,
+        &actor("sam", &["service-owner"], "payments"),
+        "service-owner",
+        at(10),
+    )
+    .expect("so");
+    // At 45 the service-owner approval (valid 30 min) has lapsed; security is missing.
+    let d = g.check_gate(&k, at(45));
+    let kinds: Vec<_> = d
+        .reasons
+        .iter()
+        .map(|r| (r.kind, r.subject.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (GateReasonKind::MissingApprovals, "security"),
+            (GateReasonKind::ApprovalExpired, "service-owner"),
+            (GateReasonKind::MissingApprovals, "service-owner"),
+        ]
+    );
+    assert!(g.deadlines(at(59)).is_empty());
+    let due = g.deadlines(at(60));
+    assert!(
+        matches!(due.as_slice(), [(_, Event::ApprovalEscalated { notify, .. })] if notify == &vec!["release-manager".to_owned()])
+    );
+    for (k, e) in due {
+        let s = k.stream_id();
+        let v = g.versions[&s] + 1;
+        g.evolve(&s, v, &e);
+    }
+    assert!(g.deadlines(at(61)).is_empty(), "escalates once");
+    let due = g.deadlines(at(120));
+    assert!(matches!(
+        due.as_slice(),
+        [(_, Event::ApprovalRequestExpired { .. })]
+    ));
+    for (k, e) in due {
+        let s = k.stream_id();
+        let v = g.versions[&s] + 1;
+        g.evolve(&s, v, &e);
+    }
+    let d = g.check_gate(&k, at(121));
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.kind == GateReasonKind::RequestExpired)
+    );
+    // An expired request may be opened again.
+    open(&mut g, facts("r9", "prod", 2, 50, false), false, at(130));
+    assert_eq!(g.requests[&k].status(&g, at(131)), ApprovalStatus::Pending);
+    // Unknown release: one reason.
+    let d = g.check_gate(&key("nope", "prod"), at(0));
+    assert_eq!(d.reasons.len(), 1);
+    assert_eq!(d.reasons[0].kind, GateReasonKind::NoApprovalRequest);
+}
+
+#[test]
+fn rollback_decisions_are_due_by_tier_and_flagged_when_late() {
+    let mut g = Governance::default();
+    let id = Uuid::from_u128(42);
+    run(
+        &mut g,
+        Command::OpenRollbackDecision {
+            decision: RollbackDecision {
+                id,
+                release: "r1".into(),
+                environment: "prod".into(),
+                service: "checkout".into(),
+                business_unit: "payments".into(),
+                tier: 1,
+                metric: "error_rate".into(),
+                observed: 0.09,
+                opened_at: at(0),
+                decide_by: at(0),
+                notify: vec![],
+                status: RollbackStatus::Pending,
+                overdue: false,
+                decided_by: String::new(),
+                comment: String::new(),
+            },
+        },
+    )
+    .expect("open");
+    assert_eq!(
+        g.rollbacks[&id].decide_by,
+        at(15),
+        "tier 1 decides within 15 minutes"
+    );
+    assert!(g.deadlines(at(14)).is_empty());
+    let due = g.deadlines(at(15));
+    assert!(
+        matches!(due.as_slice(), [(_, Event::RollbackDecisionOverdue { notify, .. })] if notify.contains(&"release-manager".to_owned()))
+    );
+    run(
+        &mut g,
+        Command::DecideRollback {
+            id,
+            roll_back: true,
+            comment: "late but clear".into(),
+            by: actor("rm", &["release-manager"], "payments"),
+            at: at(16),
+        },
+    )
+    .expect("decide");
+    assert_eq!(g.rollbacks[&id].status, RollbackStatus::RollBack);
+    assert!(g.deadlines(at(100)).is_empty());
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let g = Governance::default();
+    let mut f = facts("r1", "prod", 1, 50, false);
+    f.version = "not-a-version".into();
+    let c = |f: ReleaseFacts| Command::OpenApprovalRequest {
+        id: Uuid::nil(),
+        release: f,
+        emergency: false,
+        by: actor("rm", &["release-manager"], "payments"),
+        at: at(0),
+    };
+    assert!(matches!(g.decide(c(f)), Err(DomainError::Invalid { .. })));
+    let mut f = facts("r1", "prod", 1, 50, false);
+    f.author = String::new();
+    assert!(matches!(g.decide(c(f)), Err(DomainError::Invalid { .. })));
+    let mut f = facts("r1", "prod", 1, 50, false);
+    f.release = "x".repeat(129);
+    assert!(matches!(g.decide(c(f)), Err(DomainError::Invalid { .. })));
+    assert!(matches!(
+        g.decide(Command::Approve {
+            key: key("r1", "prod"),
+            role: "security".into(),
+            comment: String::new(),
+            by: actor("x", &["security"], "p"),
+            at: at(0)
+        }),
+        Err(DomainError::NotFound(_))
+    ));
+}
