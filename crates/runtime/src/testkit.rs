@@ -72,3 +72,94 @@ pub fn with_token<T>(mut req: tonic::Request<T>, token: &str) -> tonic::Request<
 }
 
 pub use flotilla_auth::Bearer;
+
+/// A service module served on `127.0.0.1:0` over a store, with the test interceptor.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub refusals: Arc<RecordedRefusals>,
+    pub authorizer: Arc<Authorizer>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl TestServer {
+    /// Serves `module` over `store` until [`TestServer::stop`].
+    pub async fn start(
+        module: &dyn crate::ServiceModule,
+        store: Arc<dyn flotilla_core::store::EventStore>,
+    ) -> Self {
+        let authorizer = Arc::new(
+            Authorizer::with_default_policy().unwrap_or_else(|e| panic!("authorizer: {e}")),
+        );
+        let (access, refusals) = test_layer(authorizer.clone()).await;
+        let mut routes = tonic::service::RoutesBuilder::default();
+        module.register(
+            crate::ServiceContext {
+                service: module.name(),
+                store,
+                started_at: flotilla_core::event::Timestamp::now(),
+                authorizer: authorizer.clone(),
+            },
+            &mut routes,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("addr: {e}"));
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let names = module.grpc_services();
+        let task = tokio::spawn(async move {
+            if let Err(e) = crate::server::serve(listener, routes, &names, access, async {
+                let _ = rx.await;
+            })
+            .await
+            {
+                panic!("serve: {e}");
+            }
+        });
+        Self {
+            addr,
+            refusals,
+            authorizer,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A connected channel (retrying while the server starts).
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        let mut last = None;
+        for _ in 0..100 {
+            match tonic::transport::Channel::from_shared(format!("http://{}", self.addr))
+                .unwrap_or_else(|e| panic!("uri: {e}"))
+                .connect()
+                .await
+            {
+                Ok(c) => return c,
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("server at {} never accepted: {last:?}", self.addr)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}

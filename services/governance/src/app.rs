@@ -47,6 +47,8 @@ pub struct GovernanceApp {
     state: RwLock<State>,
     /// Serialises catch-ups and commands of this instance.
     writer: Mutex<()>,
+    /// Set once the state has been rebuilt from the store.
+    loaded: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for GovernanceApp {
@@ -75,7 +77,17 @@ impl GovernanceApp {
                 position: 0,
             }),
             writer: Mutex::new(()),
+            loaded: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Rebuilds the state from the store if this instance has not done so yet, so no answer is
+    /// given from an empty state after a restart.
+    pub async fn ensure_loaded(&self) -> Result<()> {
+        if self.loaded.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        self.catch_up().await
     }
 
     fn read_state<T>(&self, f: impl FnOnce(&Governance) -> T) -> T {
@@ -137,6 +149,8 @@ impl GovernanceApp {
                 }
             }
             if n < PAGE {
+                self.loaded
+                    .store(true, std::sync::atomic::Ordering::Release);
                 return Ok(());
             }
         }
@@ -324,7 +338,9 @@ impl GovernanceApp {
         tokio::spawn(async move {
             let mut n: u64 = 0;
             loop {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                if n > 0 {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
                 let Some(app) = weak.upgrade() else { return };
                 if let Err(e) = app.catch_up().await {
                     tracing::warn!(error = %e, "governance catch-up failed; retrying");

@@ -156,6 +156,13 @@ fn now_or(field: &str, t: Option<&prost_types::Timestamp>) -> Result<Timestamp, 
 }
 
 impl GovernanceApi {
+    /// The caller of a request, once the state is loaded.
+    async fn call<T>(&self, request: &Request<T>) -> Result<Call, Status> {
+        let call = Call::of(request)?;
+        self.app.ensure_loaded().await.map_err(status)?;
+        Ok(call)
+    }
+
     async fn request_view(
         &self,
         key: &ReleaseEnv,
@@ -200,7 +207,7 @@ impl GovernanceApi {
         request: Request<pb::DecideApprovalRequest>,
         approve: bool,
     ) -> Result<Response<pb::ApprovalRequest>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let r = request.into_inner();
         let key = key(r.release, r.environment)?;
         let (bu, context) = self.request_scope(&key)?;
@@ -252,7 +259,7 @@ impl GovernanceApi {
         request: Request<pb::DecideDeviationRequest>,
         approve: bool,
     ) -> Result<Response<pb::Deviation>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let r = request.into_inner();
         let id = convert::uuid("deviation_id", &r.deviation_id).map_err(domain)?;
         let (bu, requester) = self
@@ -326,7 +333,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::SetPolicyRequest>,
     ) -> Result<Response<pb::PolicyVersion>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let r = request.into_inner();
         let policy = convert::policy(
             r.policy
@@ -354,6 +361,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::GetPolicyRequest>,
     ) -> Result<Response<pb::PolicyVersion>, Status> {
+        self.app.ensure_loaded().await.map_err(status)?;
         let v = request.into_inner().version;
         self.app
             .query(|g| {
@@ -384,6 +392,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::CheckReleaseNameRequest>,
     ) -> Result<Response<pb::CheckReleaseNameResponse>, Status> {
+        self.app.ensure_loaded().await.map_err(status)?;
         let version = request.into_inner().version;
         Ok(Response::new(self.app.query(|g| {
             let scheme = match &g.policy.naming.scheme {
@@ -410,7 +419,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::OpenApprovalRequestRequest>,
     ) -> Result<Response<pb::ApprovalRequest>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let r = request.into_inner();
         let facts = convert::facts(r.release).map_err(domain)?;
         call.allow_in(&facts.business_unit, &AccessContext::default())?;
@@ -441,7 +450,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::GetApprovalRequestRequest>,
     ) -> Result<Response<pb::ApprovalRequest>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let r = request.into_inner();
         let k = key(r.release, r.environment)?;
         let (bu, _) = self.request_scope(&k)?;
@@ -454,7 +463,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::ListApprovalRequestsRequest>,
     ) -> Result<Response<pb::ListApprovalRequestsResponse>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let r = request.into_inner();
         if !r.business_unit.is_empty() {
             call.allow_in(&r.business_unit, &AccessContext::default())?;
@@ -497,7 +506,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::RecordCabDecisionRequest>,
     ) -> Result<Response<pb::CabDecision>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let decision = convert::cab(request.into_inner().decision, &call.caller.identity.subject)
             .map_err(domain)?;
         // The board acts for every unit whose releases it covers.
@@ -527,7 +536,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::CreateFreezeWindowRequest>,
     ) -> Result<Response<pb::FreezeWindow>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let id = Uuid::now_v7();
         let window = convert::window(
             request.into_inner().window,
@@ -571,7 +580,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::CancelFreezeWindowRequest>,
     ) -> Result<Response<pb::FreezeWindow>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let r = request.into_inner();
         let id = convert::uuid("window_id", &r.window_id).map_err(domain)?;
         let owner = self
@@ -606,6 +615,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::ListFreezeWindowsRequest>,
     ) -> Result<Response<pb::ListFreezeWindowsResponse>, Status> {
+        self.app.ensure_loaded().await.map_err(status)?;
         let r = request.into_inner();
         let active_at = opt_ts("active_at", r.active_at.as_ref()).map_err(domain)?;
         let windows = self.app.query(|g| {
@@ -630,7 +640,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::RequestDeviationRequest>,
     ) -> Result<Response<pb::Deviation>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let id = Uuid::now_v7();
         let mut d = convert::deviation(request.into_inner().deviation, id).map_err(domain)?;
         call.allow_in(&d.business_unit, &AccessContext::default())?;
@@ -683,7 +693,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::ListDeviationsRequest>,
     ) -> Result<Response<pb::ListDeviationsResponse>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let r = request.into_inner();
         let deviations = self.app.query(|g| {
             g.deviations
@@ -702,7 +712,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::OpenRollbackDecisionRequest>,
     ) -> Result<Response<pb::RollbackDecision>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let id = Uuid::now_v7();
         let at = Timestamp::now();
         let mut d = convert::rollback(request.into_inner().decision, id, at).map_err(domain)?;
@@ -727,7 +737,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::DecideRollbackRequest>,
     ) -> Result<Response<pb::RollbackDecision>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let r = request.into_inner();
         let id = convert::uuid("decision_id", &r.decision_id).map_err(domain)?;
         let bu = self
@@ -759,7 +769,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::ListRollbackDecisionsRequest>,
     ) -> Result<Response<pb::ListRollbackDecisionsResponse>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let r = request.into_inner();
         let decisions = self.app.query(|g| {
             g.rollbacks
@@ -780,7 +790,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::CheckGateRequest>,
     ) -> Result<Response<pb::GateDecision>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let r = request.into_inner();
         let at = now_or("at", r.at.as_ref())?;
         let k = key(r.release, r.environment)?;
@@ -796,7 +806,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::ProcessDeadlinesRequest>,
     ) -> Result<Response<pb::ProcessDeadlinesResponse>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let now = now_or("now", request.get_ref().now.as_ref())?;
         let report = self
             .app
@@ -816,7 +826,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::ReplaceAccessPolicyRequest>,
     ) -> Result<Response<pb::AccessPolicy>, Status> {
-        let call = Call::of(&request)?;
+        let call = self.call(&request).await?;
         let r = request.into_inner();
         self.app
             .replace_access_policy(
@@ -837,6 +847,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         _request: Request<pb::GetAccessPolicyRequest>,
     ) -> Result<Response<pb::AccessPolicy>, Status> {
+        self.app.ensure_loaded().await.map_err(status)?;
         Ok(Response::new(self.access_policy_view()))
     }
 }
