@@ -18,6 +18,12 @@ use crate::domain::{
 };
 
 const PAGE: usize = 5_000;
+/// Inbox name of governance's consumers.
+pub const CONSUMER: &str = "governance";
+/// Risk-validation's event that opens approval requests.
+pub const RISK_ASSESSED: &str = "flotilla.risk.v1.RiskAssessed";
+/// Monitoring's event that opens rollback decisions.
+pub const THRESHOLD_BREACHED: &str = "flotilla.monitoring.v1.RollbackThresholdBreached";
 
 /// Errors of the application layer.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +170,18 @@ impl GovernanceApp {
     }
 
     async fn append(&self, key: &StreamKey, events: Vec<Event>, md: &Metadata) -> Result<()> {
+        self.append_consuming(key, events, md, None).await
+    }
+
+    /// Appends; with `consumed`, records in the same transaction that this consumer applied
+    /// that event, so a redelivery is applied once.
+    async fn append_consuming(
+        &self,
+        key: &StreamKey,
+        events: Vec<Event>,
+        md: &Metadata,
+        consumed: Option<uuid::Uuid>,
+    ) -> Result<()> {
         let stream = key.stream_id();
         let expected = match self.read_state(|g| g.versions.get(&stream).copied()) {
             None => ExpectedVersion::NoStream,
@@ -178,9 +196,11 @@ impl GovernanceApp {
                 NewEvent::new(ty, codec::SCHEMA_VERSION, bytes, md.clone())
             })
             .collect();
-        self.store
-            .append(AppendRequest::new(stream_id, expected, events))
-            .await?;
+        let mut request = AppendRequest::new(stream_id, expected, events);
+        if let Some(id) = consumed {
+            request = request.consuming(CONSUMER, id);
+        }
+        self.store.append(request).await?;
         Ok(())
     }
 
@@ -244,6 +264,95 @@ impl GovernanceApp {
             self.catch_up_locked().await?;
         }
         Ok(())
+    }
+
+    /// Applies another service's event (deduplicated by its event id): `RiskAssessed` opens the
+    /// approval request, `RollbackThresholdBreached` opens a rollback decision. Returns whether
+    /// anything was recorded.
+    pub async fn on_event(&self, event: &flotilla_bus::CloudEvent) -> Result<bool> {
+        use prost::Message;
+        let bad = |reason: String| AppError::Domain(crate::domain::invalid(&event.ty, reason));
+        let id = event.event_id().map_err(|e| bad(e.to_string()))?;
+        let command = match event.ty.as_str() {
+            RISK_ASSESSED => {
+                let e = flotilla_proto::risk::v1::RiskAssessed::decode(event.data.as_slice())
+                    .map_err(|err| bad(format!("event {} does not decode: {err}", event.id)))?;
+                let tier = u8::try_from(e.criticality_tier)
+                    .map_err(|_| bad("criticality_tier is out of range".into()))?;
+                let risk_score = u8::try_from(e.risk_score)
+                    .map_err(|_| bad("risk_score is out of range".into()))?;
+                Command::OpenApprovalRequest {
+                    id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id.as_bytes()),
+                    release: crate::domain::ReleaseFacts {
+                        release: e.release,
+                        version: e.version,
+                        environment: e.environment,
+                        service: e.service,
+                        business_unit: e.business_unit,
+                        tier,
+                        risk_score,
+                        personal_data: e.handles_personal_data,
+                        author: e.author,
+                        committers: e.committers,
+                    },
+                    emergency: e.emergency,
+                    by: crate::domain::Actor {
+                        subject: "risk-validation".into(),
+                        roles: ["scheduler".to_owned()].into(),
+                        business_unit: String::new(),
+                    },
+                    at: crate::convert::opt_ts("assessed_at", e.assessed_at.as_ref())?
+                        .unwrap_or_else(Timestamp::now),
+                }
+            }
+            THRESHOLD_BREACHED => {
+                let e = flotilla_proto::monitoring::v1::RollbackThresholdBreached::decode(
+                    event.data.as_slice(),
+                )
+                .map_err(|err| bad(format!("event {} does not decode: {err}", event.id)))?;
+                let at = crate::convert::opt_ts("observed_at", e.observed_at.as_ref())?
+                    .unwrap_or_else(Timestamp::now);
+                Command::OpenRollbackDecision {
+                    decision: crate::domain::RollbackDecision {
+                        id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id.as_bytes()),
+                        release: e.release,
+                        environment: e.environment,
+                        service: e.service,
+                        business_unit: e.business_unit,
+                        tier: u8::try_from(e.criticality_tier)
+                            .map_err(|_| bad("criticality_tier is out of range".into()))?,
+                        metric: e.metric,
+                        observed: e.observed,
+                        opened_at: at,
+                        decide_by: at,
+                        notify: Vec::new(),
+                        status: crate::domain::RollbackStatus::Pending,
+                        overdue: false,
+                        decided_by: String::new(),
+                        comment: String::new(),
+                    },
+                }
+            }
+            _ => return Ok(false),
+        };
+        if self
+            .store
+            .is_processed(&flotilla_core::store::inbox_key(CONSUMER, id))
+            .await?
+        {
+            return Ok(false);
+        }
+        let md = Metadata::by(
+            "governance-consumer",
+            event.extension("businessunit").unwrap_or_default(),
+        )
+        .with_causation(id);
+        let _w = self.writer.lock().await;
+        self.catch_up_locked().await?;
+        let (key, events) = self.read_state(|g| g.decide(command))?;
+        self.append_consuming(&key, events, &md, Some(id)).await?;
+        self.catch_up_locked().await?;
+        Ok(true)
     }
 
     /// Replaces the access policy of every service: checks the Cedar text, refuses a policy

@@ -12,4 +12,55 @@ pub mod convert;
 pub mod domain;
 pub mod grpc;
 
-flotilla_runtime::service_module!(GovernanceModule, "governance");
+use flotilla_runtime::{Consumer, EventHandler, HandlerError, ServiceContext, ServiceModule};
+use tonic::service::RoutesBuilder;
+
+/// Service name as used in subjects, topics and store schemas.
+pub const NAME: &str = "governance";
+
+/// The governance service's entry point for the runtime.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GovernanceModule;
+
+impl ServiceModule for GovernanceModule {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn grpc_services(&self) -> Vec<String> {
+        vec![grpc::GRPC_NAME.to_owned()]
+    }
+
+    fn register(&self, ctx: ServiceContext, routes: &mut RoutesBuilder) {
+        routes.add_service(grpc::server(ctx));
+    }
+
+    /// Risk assessments open approval requests; threshold breaches open rollback decisions.
+    fn consumers(&self, ctx: &ServiceContext) -> Vec<Consumer> {
+        let app = std::sync::Arc::new(app::GovernanceApp::new(
+            ctx.store.clone(),
+            ctx.authorizer.clone(),
+        ));
+        ["risk-validation", "monitoring"]
+            .into_iter()
+            .map(|source| Consumer {
+                source,
+                handler: std::sync::Arc::new(EventsConsumer(app.clone())),
+            })
+            .collect()
+    }
+}
+
+/// Applies risk-validation's and monitoring's events.
+struct EventsConsumer(std::sync::Arc<app::GovernanceApp>);
+
+#[async_trait::async_trait]
+impl EventHandler for EventsConsumer {
+    async fn handle(&self, event: &flotilla_bus::CloudEvent) -> Result<(), HandlerError> {
+        match self.0.on_event(event).await {
+            Ok(_) => Ok(()),
+            Err(app::AppError::Store(e)) => Err(HandlerError::Retry(e.to_string())),
+            Err(e) => Err(HandlerError::Reject(e.to_string())),
+        }
+    }
+}
