@@ -3,6 +3,7 @@
 mod bench;
 mod catalog;
 mod client;
+mod governance;
 mod output;
 mod services;
 mod status;
@@ -70,6 +71,17 @@ enum Command {
         output: Output,
         #[command(subcommand)]
         command: catalog::CatalogCommand,
+    },
+    /// Governance: gate checks, approvals, windows, deviations, CAB decisions, rollback
+    /// decisions, the governance policy and the access policy.
+    Governance {
+        /// gRPC address of a node running governance.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(subcommand)]
+        command: governance::GovernanceCommand,
     },
     /// Development tokens.
     Token {
@@ -167,6 +179,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => {
             catalog::run(
+                &client::Target {
+                    addr,
+                    token: cli.token,
+                },
+                output,
+                command,
+            )
+            .await
+        }
+        Command::Governance {
+            addr,
+            output,
+            command,
+        } => {
+            governance::run(
                 &client::Target {
                     addr,
                     token: cli.token,

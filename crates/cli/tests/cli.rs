@@ -527,6 +527,140 @@ fn up_serves_six_services_until_sigterm() {
             .contains("not-yet-imported"),
         "{v}"
     );
+    // Governance through the CLI: tokens per role, an approval request, the gate before and
+    // after the approval (exit 1 when denied, 0 when allowed).
+    let token_for = |subject: &str, role: &str, bu: &str| {
+        let out = flotilla()
+            .args([
+                "token",
+                "issue",
+                "--subject",
+                subject,
+                "--role",
+                role,
+                "--bu",
+                bu,
+                "--data-dir",
+            ])
+            .arg(dir.path().join("data"))
+            .output()
+            .expect("token issue");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_owned()
+    };
+    let rm = token_for("rita", "release-manager", "payments");
+    let owner = token_for("sam", "service-owner", "payments");
+    let out = flotilla()
+        .env("FLOTILLA_TOKEN", &rm)
+        .args([
+            "governance",
+            "--addr",
+            &url,
+            "--output",
+            "json",
+            "approvals",
+            "open",
+            "--release",
+            "pay-42",
+            "--version",
+            "1.2.0",
+            "--env",
+            "prod",
+            "--service",
+            "checkout",
+            "--bu",
+            "payments",
+            "--tier",
+            "3",
+            "--risk",
+            "10",
+            "--author",
+            "alice",
+        ])
+        .output()
+        .expect("open");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&out)[0]["requirements"][0]["role"], "service-owner");
+    let gate = |token: &str| {
+        flotilla()
+            .env("FLOTILLA_TOKEN", token)
+            .args([
+                "governance",
+                "--addr",
+                &url,
+                "--output",
+                "json",
+                "gate",
+                "pay-42",
+                "prod",
+            ])
+            .output()
+            .expect("gate")
+    };
+    let denied = gate(&rm);
+    assert_eq!(denied.status.code(), Some(1));
+    assert_eq!(json(&denied)["reasons"][0]["kind"], "missing-approvals");
+    let out = flotilla()
+        .env("FLOTILLA_TOKEN", &owner)
+        .args([
+            "governance",
+            "--addr",
+            &url,
+            "approvals",
+            "approve",
+            "pay-42",
+            "prod",
+            "--role",
+            "service-owner",
+        ])
+        .output()
+        .expect("approve");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let allowed = gate(&rm);
+    assert_eq!(
+        allowed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&allowed.stdout)
+    );
+    // The author may not approve: the error names the rule and what to do.
+    let alice = token_for("alice", "service-owner", "payments");
+    let out = flotilla()
+        .env("FLOTILLA_TOKEN", &alice)
+        .args([
+            "governance",
+            "--addr",
+            &url,
+            "approvals",
+            "approve",
+            "pay-42",
+            "prod",
+            "--role",
+            "service-owner",
+        ])
+        .output()
+        .expect("approve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("PermissionDenied") && err.contains("sod-author-approves"),
+        "{err}"
+    );
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -437,6 +437,7 @@ async fn role_operation_matrix() {
             "Approve",
             &[
                 "admin",
+                "developer",
                 "service-owner",
                 "security",
                 "business",
@@ -448,6 +449,7 @@ async fn role_operation_matrix() {
             "Reject",
             &[
                 "admin",
+                "developer",
                 "service-owner",
                 "security",
                 "business",
