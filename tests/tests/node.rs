@@ -352,3 +352,86 @@ async fn a_finished_deployment_reaches_the_footprint() {
     }
     node.stop().await.expect("graceful stop");
 }
+
+/// Refused calls are part of the audit history: each service records them in its own store as
+/// `flotilla.common.v1.AccessRefused` events (who, what, why, which policy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_calls_are_recorded_in_the_called_services_store() {
+    use flotilla_proto::dependency::v1 as dm;
+    use flotilla_proto::governance::v1 as gv;
+    use prost::Message;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let node = RunningNode::embedded(data.clone())
+        .await
+        .expect("start node");
+    let channel = node.channel().await.expect("connect");
+    let e = GovernanceServiceClient::new(channel.clone())
+        .check_gate(gv::CheckGateRequest::default())
+        .await
+        .expect_err("no token");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    let e =
+        dm::dependency_mapping_service_client::DependencyMappingServiceClient::with_interceptor(
+            channel.clone(),
+            RunningNode::bearer("audrey", &["auditor"], "central"),
+        )
+        .register_service(dm::RegisterServiceRequest::default())
+        .await
+        .expect_err("auditors do not write");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+
+    let open = |name: &str| {
+        let url = format!("sqlite://{}", data.join(format!("{name}.db")).display());
+        async move {
+            flotilla_store::open(&url, "unused")
+                .await
+                .expect("open store")
+        }
+    };
+    let refusals = |store: std::sync::Arc<dyn flotilla_core::store::EventStore>| async move {
+        store
+            .read_all(1, 1000)
+            .await
+            .expect("read")
+            .into_iter()
+            .filter(|e| e.event_type == "flotilla.common.v1.AccessRefused")
+            .map(|e| {
+                (
+                    e.stream_id.as_str().to_owned(),
+                    flotilla_proto::common::v1::AccessRefused::decode(e.payload.as_slice())
+                        .expect("decode"),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut found = (Vec::new(), Vec::new());
+    for _ in 0..50 {
+        found = (
+            refusals(open("governance").await).await,
+            refusals(open("dependency-mapping").await).await,
+        );
+        if !found.0.is_empty() && !found.1.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (gov, dep) = found;
+    assert_eq!(gov.len(), 1, "{gov:?}");
+    assert_eq!(gov[0].0, "access-refusals");
+    assert_eq!(gov[0].1.code, "UNAUTHENTICATED");
+    assert_eq!(
+        gov[0].1.operation,
+        "/flotilla.governance.v1.GovernanceService/CheckGate"
+    );
+    assert_eq!(dep.len(), 1, "{dep:?}");
+    assert_eq!(dep[0].1.code, "PERMISSION_DENIED");
+    assert_eq!(dep[0].1.subject, "audrey");
+    assert!(
+        dep[0].1.reason.contains("no policy permits it"),
+        "{:?}",
+        dep[0].1
+    );
+    node.stop().await.expect("stop");
+}
