@@ -246,3 +246,118 @@ pub fn layer(
 ) -> AuthLayer {
     AuthLayer::new(Arc::new(verifier), authorizer, sink)
 }
+
+/// Stream in every other service's store that records the access policies it adopted.
+pub const ADOPTED_STREAM: &str = "access-policy";
+/// Event type of an adoption.
+pub const ACCESS_POLICY_ADOPTED: &str = "flotilla.common.v1.AccessPolicyAdopted";
+/// Governance's event that replaces the access policy.
+pub const ACCESS_POLICY_REPLACED: &str = "flotilla.governance.v1.AccessPolicyReplaced";
+const FOLLOWER: &str = "access-policy-follower";
+
+/// The newest access policy a store records as adopted (or replaced, for governance's own
+/// store), with its version.
+pub async fn recorded_policy(
+    store: &dyn EventStore,
+) -> anyhow::Result<Option<(u64, AccessPolicy)>> {
+    use flotilla_core::store::Direction;
+    let mut best: Option<(u64, AccessPolicy)> = None;
+    for stream in [ADOPTED_STREAM, "governance-access-policy"] {
+        let Ok(id) = StreamId::parse(stream) else {
+            continue;
+        };
+        let last = store
+            .read_stream(&id, None, Direction::Backwards, 1)
+            .await?;
+        let Some(e) = last.first() else { continue };
+        let (version, text) = match e.event_type.as_str() {
+            ACCESS_POLICY_ADOPTED => {
+                let m =
+                    flotilla_proto::common::v1::AccessPolicyAdopted::decode(e.payload.as_slice())?;
+                (m.version, m.policy)
+            }
+            ACCESS_POLICY_REPLACED => {
+                let m = flotilla_proto::governance::v1::AccessPolicyReplaced::decode(
+                    e.payload.as_slice(),
+                )?;
+                (m.version, m.policy)
+            }
+            _ => continue,
+        };
+        match AccessPolicy::parse(&text) {
+            Ok(p) if best.as_ref().is_none_or(|(v, _)| version > *v) => best = Some((version, p)),
+            Ok(_) => {}
+            Err(err) => {
+                tracing::error!(error = %err, stream, "a recorded access policy does not parse; ignoring it")
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// Follows governance's access policy replacements in a service that is not governance: puts
+/// each newer one in force and records the adoption in the service's own store.
+pub struct AccessPolicyFollower {
+    pub store: Arc<dyn EventStore>,
+    pub authorizer: Arc<Authorizer>,
+    /// Version in force (shared by the followers of one process).
+    pub version: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for AccessPolicyFollower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessPolicyFollower")
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::EventHandler for AccessPolicyFollower {
+    async fn handle(&self, event: &flotilla_bus::CloudEvent) -> Result<(), crate::HandlerError> {
+        use crate::HandlerError;
+        if event.ty != ACCESS_POLICY_REPLACED {
+            return Ok(());
+        }
+        let m = flotilla_proto::governance::v1::AccessPolicyReplaced::decode(event.data.as_slice())
+            .map_err(|e| {
+                HandlerError::Reject(format!("AccessPolicyReplaced does not decode: {e}"))
+            })?;
+        let current = self.version.load(std::sync::atomic::Ordering::Acquire);
+        if m.version <= current {
+            return Ok(());
+        }
+        let policy =
+            AccessPolicy::parse(&m.policy).map_err(|e| HandlerError::Reject(e.to_string()))?;
+        let id = event
+            .event_id()
+            .map_err(|e| HandlerError::Reject(e.to_string()))?;
+        let stream = StreamId::parse(ADOPTED_STREAM).map_err(HandlerError::Reject)?;
+        let payload = flotilla_proto::common::v1::AccessPolicyAdopted {
+            version: m.version,
+            policy: m.policy.clone(),
+            sha256: policy.digest().to_owned(),
+            source_event_id: id.to_string(),
+        };
+        let md = Metadata::by("access-policy-follower", "").with_causation(id);
+        self.store
+            .append(
+                AppendRequest::new(
+                    stream,
+                    ExpectedVersion::Any,
+                    vec![NewEvent::new(
+                        ACCESS_POLICY_ADOPTED,
+                        1,
+                        payload.encode_to_vec(),
+                        md,
+                    )],
+                )
+                .consuming(FOLLOWER, id),
+            )
+            .await
+            .map_err(|e| HandlerError::Retry(e.to_string()))?;
+        self.authorizer.replace(policy);
+        self.version
+            .store(m.version, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+}

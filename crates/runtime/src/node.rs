@@ -111,16 +111,16 @@ impl std::fmt::Debug for Consumer {
 /// after a pause, so what was not acknowledged is delivered again.
 async fn run_consumer(
     bus: Arc<dyn Bus>,
-    group: &'static str,
+    group: String,
     consumer: Consumer,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut pause = std::time::Duration::from_millis(500);
     loop {
-        let mut deliveries = match bus.subscribe(consumer.source, group).await {
+        let mut deliveries = match bus.subscribe(consumer.source, &group).await {
             Ok(d) => d,
             Err(e) => {
-                tracing::error!(group, source = consumer.source, error = %e, "subscribe failed; retrying");
+                tracing::error!(group = %group, source = consumer.source, error = %e, "subscribe failed; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = stop.wait_for(|s| *s) => return,
@@ -137,22 +137,22 @@ async fn run_consumer(
             let delivery = match delivery {
                 Ok(d) => d,
                 Err(e) => {
-                    tracing::warn!(group, error = %e, "delivery failed; resubscribing");
+                    tracing::warn!(group = %group, error = %e, "delivery failed; resubscribing");
                     break;
                 }
             };
             match consumer.handler.handle(&delivery.event).await {
                 Ok(()) => {}
                 Err(HandlerError::Reject(reason)) => {
-                    tracing::warn!(group, event = %delivery.event.id, ty = %delivery.event.ty, %reason, "event rejected")
+                    tracing::warn!(group = %group, event = %delivery.event.id, ty = %delivery.event.ty, %reason, "event rejected")
                 }
                 Err(HandlerError::Retry(reason)) => {
-                    tracing::warn!(group, event = %delivery.event.id, %reason, "event not applied; it will be delivered again");
+                    tracing::warn!(group = %group, event = %delivery.event.id, %reason, "event not applied; it will be delivered again");
                     break;
                 }
             }
             if let Err(e) = delivery.ack().await {
-                tracing::warn!(group, error = %e, "ack failed; the event will be delivered again");
+                tracing::warn!(group = %group, error = %e, "ack failed; the event will be delivered again");
             }
             pause = std::time::Duration::from_millis(500);
         }
@@ -298,6 +298,7 @@ impl Node {
         let mut stores_by_grpc = std::collections::HashMap::new();
         let mut first_store = None;
         let started_at = Timestamp::now();
+        let adopted = Arc::new(std::sync::atomic::AtomicU64::new(0));
         for m in &self.modules {
             let url = store_url(&self.config, &mode, m.name());
             let store = flotilla_store::open(&url, &flotilla_store::schema_for(m.name()))
@@ -310,6 +311,18 @@ impl Node {
                 head,
                 "store open"
             );
+            // The access policy this service last adopted (or governance last replaced).
+            if let Some((version, policy)) = crate::access::recorded_policy(&*store).await?
+                && version > adopted.load(std::sync::atomic::Ordering::Acquire)
+            {
+                tracing::info!(
+                    service = m.name(),
+                    version,
+                    "access policy from the store is in force"
+                );
+                authorizer.replace(policy);
+                adopted.store(version, std::sync::atomic::Ordering::Release);
+            }
             for g in m.grpc_services() {
                 stores_by_grpc.insert(g, store.clone());
             }
@@ -334,8 +347,25 @@ impl Node {
                 for c in m.consumers(&ctx) {
                     relays.push(tokio::spawn(run_consumer(
                         bus.clone(),
-                        m.name(),
+                        m.name().to_owned(),
                         c,
+                        stop_rx.clone(),
+                    )));
+                }
+                // Every other service follows governance's access policy replacements.
+                if m.name() != "governance" {
+                    let follower = Arc::new(crate::access::AccessPolicyFollower {
+                        store: ctx.store.clone(),
+                        authorizer: authorizer.clone(),
+                        version: adopted.clone(),
+                    });
+                    relays.push(tokio::spawn(run_consumer(
+                        bus.clone(),
+                        format!("{}-access-policy", m.name()),
+                        Consumer {
+                            source: "governance",
+                            handler: follower,
+                        },
                         stop_rx.clone(),
                     )));
                 }
