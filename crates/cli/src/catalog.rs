@@ -476,6 +476,29 @@ async fn import(
         {
             Ok(_) => registered += 1,
             Err(st) if st.code() == tonic::Code::AlreadyExists => {
+                // Fields the file does not state keep the catalog's values (a hand-set tier
+                // is not reset by a file without the annotation).
+                let current = c
+                    .get_service(pb::GetServiceRequest {
+                        name: s.name.to_string(),
+                    })
+                    .await
+                    .map_err(|st| failed(&format!("read {}", s.name), st))?
+                    .into_inner();
+                let explicit = parsed.explicit.get(&s.name).cloned().unwrap_or_default();
+                let mut entry = entry;
+                if !explicit.contains("criticality-tier") {
+                    entry.criticality_tier = current.criticality_tier;
+                }
+                if !explicit.contains("business-unit") {
+                    entry.business_unit = current.business_unit;
+                }
+                if !explicit.contains("handles-personal-data") {
+                    entry.handles_personal_data = current.handles_personal_data;
+                }
+                if !explicit.contains("data-classification") {
+                    entry.data_classification = current.data_classification;
+                }
                 let r = c
                     .update_service(pb::UpdateServiceRequest {
                         service: Some(entry),

@@ -359,6 +359,41 @@ fn up_serves_six_services_until_sigterm() {
         ),
         (Some(0), Some(3), Some(0))
     );
+    // A file without Flotilla annotations keeps the tier and personal-data flag already set.
+    let bare = dir.path().join("bare.yaml");
+    std::fs::write(
+        &bare,
+        "kind: Component\nmetadata: { name: web }\nspec: { owner: web-team }\n---\nkind: Component\nmetadata: { name: checkout }\nspec: { owner: shop-team }\n",
+    )
+    .expect("write bare yaml");
+    let out = flotilla()
+        .env("FLOTILLA_TOKEN", &token)
+        .args(["catalog", "--addr", &url, "--output", "json", "import"])
+        .arg(&bare)
+        .output()
+        .expect("import bare");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = json(
+        &flotilla()
+            .env("FLOTILLA_TOKEN", &token)
+            .args(["catalog", "--addr", &url, "--output", "json", "list"])
+            .output()
+            .expect("list"),
+    );
+    let find = |n: &str| {
+        list.as_array()
+            .expect("array")
+            .iter()
+            .find(|s| s["name"] == n)
+            .cloned()
+            .expect("listed")
+    };
+    assert_eq!(find("web")["criticality_tier"], 2);
+    assert_eq!(find("checkout")["handles_personal_data"], true);
     let impact = json(
         &flotilla()
             .env("FLOTILLA_TOKEN", &token)

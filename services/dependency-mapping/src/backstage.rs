@@ -6,7 +6,12 @@
 //! `flotilla.dev/criticality-tier` (1-4, default 3), `flotilla.dev/business-unit` (default the
 //! entity's `spec.system`, else `unassigned`), `flotilla.dev/handles-personal-data` (`true` or
 //! `false`, default false), `flotilla.dev/data-classification` (public, internal, confidential,
-//! restricted; default internal).
+//! restricted; default internal). On re-import, a field whose annotation is absent keeps the
+//! value the catalog has (see [`Import::explicit`]), so a hand-set tier is not reset.
+//!
+//! Names: an entity in a namespace other than `default` becomes `<name>.<namespace>` (so equal
+//! names in two namespaces do not collide), names are lowercased with `_` turned into `-`, and
+//! an entity whose name is still not a DNS name is reported and skipped, not fatal.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +33,8 @@ struct Entity {
 #[derive(Debug, Deserialize)]
 struct EntityMetadata {
     name: String,
+    #[serde(default)]
+    namespace: Option<String>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
 }
@@ -56,6 +63,10 @@ pub struct Import {
     pub dependencies: Vec<Dependency>,
     /// References that could not be resolved (e.g. an API nobody provides), for the report.
     pub skipped: Vec<String>,
+    /// Per service, the fields the file states (annotations, or `spec.system` for the unit):
+    /// `criticality-tier`, `business-unit`, `handles-personal-data`, `data-classification`.
+    /// Others are defaults that should not overwrite what the catalog already has.
+    pub explicit: BTreeMap<ServiceName, BTreeSet<&'static str>>,
 }
 
 fn invalid(reason: String) -> DomainError {
@@ -65,14 +76,27 @@ fn invalid(reason: String) -> DomainError {
     }
 }
 
-/// `component:default/foo` or `resource:foo` or `foo` -> (kind, name).
-fn entity_ref(r: &str, default_kind: &str) -> (String, String) {
+/// The catalog name of a Backstage entity: lowercased, `_` as `-`, `<name>.<namespace>` outside
+/// the default namespace.
+fn qualified(name: &str, namespace: &str) -> String {
+    let norm = |s: &str| s.trim().to_ascii_lowercase().replace('_', "-");
+    let ns = norm(namespace);
+    if ns.is_empty() || ns == "default" {
+        norm(name)
+    } else {
+        format!("{}.{ns}", norm(name))
+    }
+}
+
+/// `component:ns/foo`, `resource:foo` or `foo` -> (kind, qualified name); a reference without
+/// a namespace is in the referring entity's namespace.
+fn entity_ref(r: &str, default_kind: &str, default_ns: &str) -> (String, String) {
     let (kind, rest) = match r.split_once(':') {
         Some((k, rest)) => (k.to_ascii_lowercase(), rest),
         None => (default_kind.to_owned(), r),
     };
-    let name = rest.rsplit('/').next().unwrap_or(rest);
-    (kind, name.to_owned())
+    let (ns, name) = rest.split_once('/').unwrap_or((default_ns, rest));
+    (kind, qualified(name, ns))
 }
 
 /// Parses a catalog file.
@@ -92,26 +116,22 @@ pub fn parse(yaml: &str) -> Result<Import> {
     let mut resource_types: BTreeMap<String, String> = BTreeMap::new();
     let mut api_types: BTreeMap<String, String> = BTreeMap::new();
     let mut providers_of_api: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let ns_of = |e: &Entity| e.metadata.namespace.clone().unwrap_or_default();
     for e in &entities {
+        let own = qualified(&e.metadata.name, &ns_of(e));
         match e.kind.as_str() {
             "Resource" => {
-                resource_types.insert(
-                    e.metadata.name.clone(),
-                    e.spec.ty.clone().unwrap_or_default(),
-                );
+                resource_types.insert(own.clone(), e.spec.ty.clone().unwrap_or_default());
             }
             "API" => {
-                api_types.insert(
-                    e.metadata.name.clone(),
-                    e.spec.ty.clone().unwrap_or_default(),
-                );
+                api_types.insert(own.clone(), e.spec.ty.clone().unwrap_or_default());
             }
             "Component" => {
                 for api in &e.spec.provides_apis {
                     providers_of_api
-                        .entry(entity_ref(api, "api").1)
+                        .entry(entity_ref(api, "api", &ns_of(e)).1)
                         .or_default()
-                        .push(e.metadata.name.clone());
+                        .push(own.clone());
                 }
             }
             _ => {}
@@ -126,13 +146,37 @@ pub fn parse(yaml: &str) -> Result<Import> {
             ("Resource", _) => RuntimeKind::SharedInfrastructure,
             _ => continue,
         };
-        let name = ServiceName::parse(&e.metadata.name)?;
+        let ns = ns_of(e);
+        let name = match ServiceName::parse(&qualified(&e.metadata.name, &ns)) {
+            Ok(n) => n,
+            Err(err) => {
+                out.skipped.push(format!(
+                    "{} {:?}: not imported: {err}",
+                    e.kind, e.metadata.name
+                ));
+                continue;
+            }
+        };
+        let mut explicit = BTreeSet::new();
         let ann = |k: &str| {
             e.metadata
                 .annotations
                 .get(&format!("flotilla.dev/{k}"))
                 .map(String::as_str)
         };
+        for field in [
+            "criticality-tier",
+            "business-unit",
+            "handles-personal-data",
+            "data-classification",
+        ] {
+            if ann(field).is_some() {
+                explicit.insert(field);
+            }
+        }
+        if e.spec.system.is_some() {
+            explicit.insert("business-unit");
+        }
         let tier = match ann("criticality-tier") {
             Some(t) => Tier::new(t.trim().parse().map_err(|_| {
                 invalid(format!("{name}: criticality tier {t:?} is not a number"))
@@ -163,7 +207,7 @@ pub fn parse(yaml: &str) -> Result<Import> {
             .spec
             .owner
             .as_deref()
-            .map(|o| entity_ref(o, "group").1)
+            .map(|o| entity_ref(o, "group", &ns).1)
             .unwrap_or_else(|| "unowned".into());
         let business_unit = ann("business-unit")
             .map(str::to_owned)
@@ -171,9 +215,10 @@ pub fn parse(yaml: &str) -> Result<Import> {
                 e.spec
                     .system
                     .as_deref()
-                    .map(|sys| entity_ref(sys, "system").1)
+                    .map(|sys| entity_ref(sys, "system", &ns).1)
             })
             .unwrap_or_else(|| "unassigned".into());
+        out.explicit.insert(name.clone(), explicit);
         out.services.push(ServiceSpec {
             name: name.clone(),
             owner_team: owner,
@@ -185,7 +230,7 @@ pub fn parse(yaml: &str) -> Result<Import> {
         });
         let mut edges: BTreeMap<ServiceName, EdgeKind> = BTreeMap::new();
         for d in &e.spec.depends_on {
-            let (kind, target) = entity_ref(d, "component");
+            let (kind, target) = entity_ref(d, "component", &ns);
             let edge = match kind.as_str() {
                 "resource" => match resource_types.get(&target).map(String::as_str) {
                     Some("database") => EdgeKind::Database,
@@ -200,10 +245,17 @@ pub fn parse(yaml: &str) -> Result<Import> {
                     continue;
                 }
             };
-            edges.insert(ServiceName::parse(&target)?, edge);
+            match ServiceName::parse(&target) {
+                Ok(t) => {
+                    edges.insert(t, edge);
+                }
+                Err(err) => out
+                    .skipped
+                    .push(format!("{name} dependsOn {d}: not imported: {err}")),
+            }
         }
         for api in &e.spec.consumes_apis {
-            let api = entity_ref(api, "api").1;
+            let api = entity_ref(api, "api", &ns).1;
             let kind = if api_types.get(&api).is_some_and(|t| t == "asyncapi") {
                 EdgeKind::AsyncMessage
             } else {
@@ -212,7 +264,9 @@ pub fn parse(yaml: &str) -> Result<Import> {
             match providers_of_api.get(&api) {
                 Some(ps) => {
                     for p in ps {
-                        edges.entry(ServiceName::parse(p)?).or_insert(kind);
+                        if let Ok(p) = ServiceName::parse(p) {
+                            edges.entry(p).or_insert(kind);
+                        }
                     }
                 }
                 None => out.skipped.push(format!(
@@ -310,8 +364,38 @@ metadata: { name: shop }
     }
 
     #[test]
+    fn namespaces_odd_names_and_explicit_fields() {
+        let yaml = "kind: Component\nmetadata: { name: Web_Shop }\nspec: { dependsOn: [\"component:web\", \"component:payments/web\"] }\n---\nkind: Component\nmetadata: { name: web, annotations: { flotilla.dev/criticality-tier: \"1\" } }\nspec: { dependsOn: [\"component:9lives\"] }\n---\nkind: Component\nmetadata: { name: web, namespace: payments }\nspec: { system: cards, dependsOn: [\"component:ledger\"] }\n---\nkind: Component\nmetadata: { name: 9lives }\n";
+        let i = parse(yaml).expect("parse");
+        let names: Vec<_> = i.services.iter().map(|s| s.name.to_string()).collect();
+        assert_eq!(names, vec!["web-shop", "web", "web.payments"]);
+        let edges: Vec<_> = i
+            .dependencies
+            .iter()
+            .map(|d| format!("{}->{}", d.consumer, d.provider))
+            .collect();
+        // A reference without a namespace stays in the referring entity's namespace.
+        assert_eq!(
+            edges,
+            vec![
+                "web-shop->web",
+                "web-shop->web.payments",
+                "web.payments->ledger.payments"
+            ]
+        );
+        assert!(
+            i.skipped.iter().any(|s| s.contains("9lives")),
+            "{:?}",
+            i.skipped
+        );
+        let explicit = |n: &str| i.explicit[&ServiceName::parse(n).expect("name")].clone();
+        assert!(explicit("web-shop").is_empty());
+        assert_eq!(explicit("web"), ["criticality-tier"].into());
+        assert_eq!(explicit("web.payments"), ["business-unit"].into());
+    }
+
+    #[test]
     fn bad_files_are_refused_with_the_reason() {
-        assert!(parse("kind: Component\nmetadata: { name: Bad_Name }\n").is_err());
         let e = parse("kind: Component\nmetadata:\n  name: x\n  annotations: { flotilla.dev/criticality-tier: \"7\" }\n").expect_err("tier");
         assert!(e.to_string().contains("criticality tier"), "{e}");
         assert!(parse("kind: [unclosed").is_err());

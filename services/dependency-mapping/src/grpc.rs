@@ -615,11 +615,34 @@ fn cell_text(d: &crate::domain::Dependency) -> String {
     }
 }
 
+/// A CSV cell, quoted when needed; a value a spreadsheet would run as a formula (starting with
+/// `=`, `+`, `-`, `@`, tab or carriage return) is prefixed with `'` so it stays text.
 fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    #[test]
+    fn formulas_stay_text_and_separators_are_quoted() {
+        assert_eq!(super::csv_field("sync-api"), "sync-api");
+        assert_eq!(
+            super::csv_field("=HYPERLINK(\"x\")"),
+            "\"'=HYPERLINK(\"\"x\"\")\""
+        );
+        assert_eq!(super::csv_field("+1"), "'+1");
+        assert_eq!(super::csv_field("-2"), "'-2");
+        assert_eq!(super::csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(super::csv_field("a,b"), "\"a,b\"");
     }
 }
 

@@ -11,20 +11,30 @@ use super::{DomainError, Result};
 pub struct ServiceName(std::sync::Arc<str>);
 
 impl ServiceName {
+    /// A DNS name: one or more labels of lowercase letters, digits and '-' separated by '.'
+    /// (so OpenTelemetry names such as `checkout.svc` and namespaced names fit), each label
+    /// 1 to 63 characters, not starting or ending with '-', the whole at most 253 and starting
+    /// with a letter.
     pub fn parse(s: &str) -> Result<Self> {
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        };
         let ok = !s.is_empty()
-            && s.len() <= 63
+            && s.len() <= 253
             && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && !s.ends_with('-')
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && s.split('.').all(label_ok);
         if ok {
             Ok(Self(s.into()))
         } else {
             Err(DomainError::Invalid {
                 field: "service name",
                 reason: format!(
-                    "{s:?} must be 1 to 63 lowercase letters, digits or '-', start with a letter and not end with '-'"
+                    "{s:?} must be a DNS name: labels of 1 to 63 lowercase letters, digits or '-' (not at a label's start or end) separated by '.', starting with a letter, at most 253 characters"
                 ),
             })
         }

@@ -593,3 +593,32 @@ fn a_cycle_closing_through_a_pin_joins_the_group_and_pins_are_distinct() {
         })
     ));
 }
+
+#[test]
+fn service_names_are_dns_names_so_opentelemetry_and_namespaced_names_fit() {
+    for ok in [
+        "checkout",
+        "checkout.svc",
+        "payments.checkout.svc",
+        "a1-b2.c3",
+    ] {
+        assert!(ServiceName::parse(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "",
+        "Checkout",
+        "checkout_svc",
+        "checkout..svc",
+        "checkout.",
+        ".checkout",
+        "-a",
+        "a.-b",
+        "a-.b",
+        "1abc",
+    ] {
+        assert!(ServiceName::parse(bad).is_err(), "{bad:?}");
+    }
+    assert!(ServiceName::parse(&format!("a{}", ".b".repeat(126))).is_ok());
+    assert!(ServiceName::parse(&format!("a{}", ".b".repeat(127))).is_err());
+    assert!(ServiceName::parse(&"a".repeat(64)).is_err());
+}
