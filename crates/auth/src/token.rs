@@ -31,11 +31,31 @@ pub struct Claims {
     /// Business unit of the subject.
     #[serde(default)]
     pub bu: String,
-    pub aud: String,
+    pub aud: Audience,
     pub iss: String,
     pub exp: u64,
     #[serde(default)]
     pub iat: u64,
+}
+
+/// The `aud` claim: one audience or several (identity providers send either).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<&str> for Audience {
+    fn from(s: &str) -> Self {
+        Audience::One(s.to_owned())
+    }
+}
+
+impl From<String> for Audience {
+    fn from(s: String) -> Self {
+        Audience::One(s)
+    }
 }
 
 /// Where verification keys come from.
@@ -156,7 +176,17 @@ impl TokenVerifier {
                 })?;
                 jwks_keys(&text, &path.display().to_string())?
             }
-            KeySource::JwksUrl(url) => fetch_jwks(url).await?,
+            KeySource::JwksUrl(url) => {
+                let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                    .iter()
+                    .any(|p| url.starts_with(p));
+                if !url.starts_with("https://") && !loopback {
+                    return Err(AuthError::Keys(format!(
+                        "JWKS URL {url} must use https (plain http only on the loopback interface), or the keys could be swapped in transit"
+                    )));
+                }
+                fetch_jwks(url).await?
+            }
         };
         let fetched = matches!(source, KeySource::JwksUrl(_)).then(Instant::now);
         Ok(Self {
@@ -183,6 +213,7 @@ impl TokenVerifier {
             v.set_issuer(&[iss]);
         }
         v.set_required_spec_claims(&["exp", "sub", "aud"]);
+        v.validate_nbf = true;
         v.leeway = 30;
         v
     }
@@ -202,6 +233,8 @@ impl TokenVerifier {
         match fetch_jwks(url).await {
             Ok(keys) => {
                 self.keys.store(std::sync::Arc::new(keys));
+                // Identities verified with keys that may now be gone are checked again.
+                self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
                 tracing::info!(url, "JWKS refreshed");
                 true
             }
@@ -360,7 +393,7 @@ impl TokenIssuer {
             sub: identity.subject,
             roles: identity.roles.into_iter().collect(),
             bu: identity.business_unit,
-            aud: self.audience.clone(),
+            aud: Audience::One(self.audience.clone()),
             iss: self.issuer.clone(),
             exp: now + ttl.as_secs(),
             iat: now,

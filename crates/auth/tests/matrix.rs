@@ -8,7 +8,7 @@ fn granted(group: &str) -> &'static [&'static str] {
     match group {
         "read" => KNOWN_ROLES,
         "catalog-write" => &["admin", "release-manager", "service-owner", "developer"],
-        "approval-request" => &["admin", "release-manager", "developer", "scheduler"],
+        "approval-request" => &["admin", "release-manager", "scheduler"],
         "approval-decision" => &[
             "admin",
             "developer",

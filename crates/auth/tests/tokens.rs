@@ -123,6 +123,32 @@ async fn hs256_round_trip_and_every_bad_token_is_refused() {
     let mut c = claims(DEFAULT_AUDIENCE, now() + 600);
     c.roles.clear();
     refused(v.verify(&hs(&c, SECRET)).await, "no role");
+    // An audience list naming us is accepted; a token not valid before a future time is not.
+    let mut c = claims(DEFAULT_AUDIENCE, now() + 600);
+    c.aud = flotilla_auth::token::Audience::Many(vec!["other".into(), DEFAULT_AUDIENCE.into()]);
+    assert_eq!(
+        v.verify(&hs(&c, SECRET))
+            .await
+            .expect("list audience")
+            .subject,
+        "ana"
+    );
+    #[derive(serde::Serialize)]
+    struct WithNbf {
+        #[serde(flatten)]
+        c: Claims,
+        nbf: u64,
+    }
+    let early = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &WithNbf {
+            c: claims(DEFAULT_AUDIENCE, now() + 7200),
+            nbf: now() + 3600,
+        },
+        &EncodingKey::from_secret(SECRET),
+    )
+    .expect("encode");
+    refused(v.verify(&early).await, "not valid yet");
     // Short secrets are refused at configuration time.
     assert!(TokenIssuer::hs256(b"short", DEFAULT_AUDIENCE, DEV_ISSUER).is_err());
 }
@@ -247,6 +273,18 @@ async fn rs256_from_jwks_file_and_url() {
         "ana"
     );
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // Plain http is refused off the loopback interface.
+    assert!(
+        TokenVerifier::new(
+            KeySource::JwksUrl("http://idp.example.com/jwks.json".into()),
+            DEFAULT_AUDIENCE,
+            None
+        )
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("https")
+    );
     // A bad JWKS document is refused at start.
     let (bad, _) = jwks_server(std::sync::Arc::new(std::sync::Mutex::new("{}".into()))).await;
     assert!(

@@ -25,6 +25,10 @@ pub const ACCESS_REFUSED: &str = "flotilla.common.v1.AccessRefused";
 /// File under the data folder holding the embedded mode's HS256 secret.
 pub const DEV_SECRET_FILE: &str = "dev-token-secret";
 const QUEUE: usize = 4_096;
+/// At most this many refusals are recorded one by one per window; the rest become one summary
+/// event per store, so a flood of bad calls cannot fill the store or the buses.
+const RATE_LIMIT: usize = 200;
+const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reads the development HS256 secret under `data_dir`, creating it (random, owner-only) when
 /// `create` is set and it does not exist.
@@ -74,6 +78,11 @@ pub async fn verifier(
     embedded_data_dir: Option<&Path>,
 ) -> anyhow::Result<TokenVerifier> {
     let issuer = (!config.auth_issuer.is_empty()).then_some(config.auth_issuer.as_str());
+    if !config.auth_jwks.is_empty() && config.auth_issuer.is_empty() {
+        anyhow::bail!(
+            "auth_jwks is set but auth_issuer is not: name the identity provider's issuer (FLOTILLA_AUTH_ISSUER), or tokens it issues for other systems with the same audience would pass"
+        );
+    }
     let source = if !config.auth_jwks.is_empty() {
         if config.auth_jwks.starts_with("http://") || config.auth_jwks.starts_with("https://") {
             KeySource::JwksUrl(config.auth_jwks.clone())
@@ -158,12 +167,12 @@ pub fn refusal_event(r: &AccessRefusal, at: Timestamp) -> NewEvent {
         subject: subject.clone(),
         roles,
         business_unit: bu.clone(),
-        operation: r.path.chars().take(512).collect(),
+        operation: r.path.chars().take(256).collect(),
         code: match r.code {
             tonic::Code::Unauthenticated => "UNAUTHENTICATED".into(),
             _ => "PERMISSION_DENIED".into(),
         },
-        reason: r.reason.chars().take(2048).collect(),
+        reason: r.reason.chars().take(512).collect(),
         policies: r.policies.clone(),
         refused_at: Some(prost_types::Timestamp { seconds, nanos }),
     };
@@ -186,12 +195,51 @@ impl RefusalRecorder {
         stores: HashMap<String, Arc<dyn EventStore>>,
         fallback: Arc<dyn EventStore>,
     ) -> Arc<Self> {
+        Self::start_limited(stores, fallback, RATE_LIMIT, RATE_WINDOW)
+    }
+
+    /// As [`RefusalRecorder::start`], recording at most `limit` refusals one by one per `window`.
+    pub fn start_limited(
+        stores: HashMap<String, Arc<dyn EventStore>>,
+        fallback: Arc<dyn EventStore>,
+        limit: usize,
+        window_length: std::time::Duration,
+    ) -> Arc<Self> {
         let (tx, mut rx) = mpsc::channel::<AccessRefusal>(QUEUE);
         tokio::spawn(async move {
             let Ok(stream) = StreamId::parse(REFUSALS_STREAM) else {
                 return;
             };
-            while let Some(first) = rx.recv().await {
+            let mut window = tokio::time::interval(window_length);
+            let mut recorded_in_window = 0usize;
+            // Refusals beyond the rate limit, by store, counted and recorded as one summary.
+            let mut suppressed: HashMap<usize, (Arc<dyn EventStore>, u64)> = HashMap::new();
+            loop {
+                let first = tokio::select! {
+                    r = rx.recv() => match r {
+                        Some(r) => r,
+                        None => return,
+                    },
+                    _ = window.tick() => {
+                        recorded_in_window = 0;
+                        for (_, (store, n)) in suppressed.drain() {
+                            let summary = AccessRefusal {
+                                identity: None,
+                                path: String::new(),
+                                code: tonic::Code::Unauthenticated,
+                                reason: format!("{n} further refusals in {} ms were not recorded one by one (rate limit)", window_length.as_millis()),
+                                policies: Vec::new(),
+                            };
+                            if let Err(e) = store
+                                .append(AppendRequest::new(stream.clone(), ExpectedVersion::Any, vec![refusal_event(&summary, Timestamp::now())]))
+                                .await
+                            {
+                                tracing::error!(error = %e, "recording a refusal summary failed");
+                            }
+                        }
+                        continue;
+                    }
+                };
                 let mut batch = vec![first];
                 while batch.len() < 256 {
                     match rx.try_recv() {
@@ -210,6 +258,11 @@ impl RefusalRecorder {
                         .unwrap_or("");
                     let store = stores.get(service).unwrap_or(&fallback).clone();
                     let key = Arc::as_ptr(&store) as *const () as usize;
+                    if recorded_in_window >= limit {
+                        suppressed.entry(key).or_insert_with(|| (store, 0)).1 += 1;
+                        continue;
+                    }
+                    recorded_in_window += 1;
                     by_store
                         .entry(key)
                         .or_insert_with(|| (store, Vec::new()))
@@ -300,8 +353,10 @@ pub async fn recorded_policy(
 pub struct AccessPolicyFollower {
     pub store: Arc<dyn EventStore>,
     pub authorizer: Arc<Authorizer>,
-    /// Version in force (shared by the followers of one process).
-    pub version: Arc<std::sync::atomic::AtomicU64>,
+    /// Newest version recorded in this service's store.
+    pub recorded: std::sync::atomic::AtomicU64,
+    /// Version in force in the process (shared by the followers of one process).
+    pub in_force: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for AccessPolicyFollower {
@@ -322,8 +377,8 @@ impl crate::EventHandler for AccessPolicyFollower {
             .map_err(|e| {
                 HandlerError::Reject(format!("AccessPolicyReplaced does not decode: {e}"))
             })?;
-        let current = self.version.load(std::sync::atomic::Ordering::Acquire);
-        if m.version <= current {
+        let recorded = self.recorded.load(std::sync::atomic::Ordering::Acquire);
+        if m.version <= recorded {
             return Ok(());
         }
         let policy =
@@ -355,9 +410,15 @@ impl crate::EventHandler for AccessPolicyFollower {
             )
             .await
             .map_err(|e| HandlerError::Retry(e.to_string()))?;
-        self.authorizer.replace(policy);
-        self.version
+        self.recorded
             .store(m.version, std::sync::atomic::Ordering::Release);
+        if self
+            .in_force
+            .fetch_max(m.version, std::sync::atomic::Ordering::AcqRel)
+            < m.version
+        {
+            self.authorizer.replace(policy);
+        }
         Ok(())
     }
 }

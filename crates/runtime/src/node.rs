@@ -312,17 +312,21 @@ impl Node {
                 "store open"
             );
             // The access policy this service last adopted (or governance last replaced).
-            if let Some((version, policy)) = crate::access::recorded_policy(&*store).await?
-                && version > adopted.load(std::sync::atomic::Ordering::Acquire)
-            {
-                tracing::info!(
-                    service = m.name(),
-                    version,
-                    "access policy from the store is in force"
-                );
-                authorizer.replace(policy);
-                adopted.store(version, std::sync::atomic::Ordering::Release);
-            }
+            let own_version = match crate::access::recorded_policy(&*store).await? {
+                Some((version, policy)) => {
+                    if version > adopted.load(std::sync::atomic::Ordering::Acquire) {
+                        tracing::info!(
+                            service = m.name(),
+                            version,
+                            "access policy from the store is in force"
+                        );
+                        authorizer.replace(policy);
+                        adopted.store(version, std::sync::atomic::Ordering::Release);
+                    }
+                    version
+                }
+                None => 0,
+            };
             for g in m.grpc_services() {
                 stores_by_grpc.insert(g, store.clone());
             }
@@ -357,7 +361,8 @@ impl Node {
                     let follower = Arc::new(crate::access::AccessPolicyFollower {
                         store: ctx.store.clone(),
                         authorizer: authorizer.clone(),
-                        version: adopted.clone(),
+                        recorded: std::sync::atomic::AtomicU64::new(own_version),
+                        in_force: adopted.clone(),
                     });
                     relays.push(tokio::spawn(run_consumer(
                         bus.clone(),

@@ -63,7 +63,8 @@ async fn replacements_are_followed_once_and_survive_a_restart() {
     let follower = AccessPolicyFollower {
         store: own.clone(),
         authorizer: authorizer.clone(),
-        version: Arc::new(AtomicU64::new(0)),
+        recorded: AtomicU64::new(0),
+        in_force: Arc::new(AtomicU64::new(0)),
     };
     let auditor = Identity::new("aud", ["auditor".to_owned()], "central").expect("identity");
     let may_write = |a: &Authorizer| {
@@ -113,5 +114,46 @@ async fn replacements_are_followed_once_and_survive_a_restart() {
     assert!(
         recorded_policy(&*governance).await.expect("read").is_none(),
         "an unparsable newest replacement is never put in force"
+    );
+}
+
+/// A flood of refused calls is recorded one by one up to the rate limit, then as one summary.
+#[tokio::test]
+async fn refusal_floods_are_summarised() {
+    use flotilla_runtime::access::RefusalRecorder;
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let recorder = RefusalRecorder::start_limited(
+        std::collections::HashMap::new(),
+        store.clone(),
+        5,
+        std::time::Duration::from_millis(300),
+    );
+    // The first window tick fires at once; let it pass so the count starts fresh.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    use flotilla_auth::RefusalSink;
+    for i in 0..12 {
+        recorder.refused(flotilla_auth::AccessRefusal {
+            identity: None,
+            path: format!("/x.y.v1.Z/Call{i}"),
+            code: tonic::Code::Unauthenticated,
+            reason: "missing bearer token".into(),
+            policies: vec![],
+        });
+    }
+    let mut events = Vec::new();
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        events = store.read_all(1, 100).await.expect("read");
+        if events.len() >= 6 {
+            break;
+        }
+    }
+    assert_eq!(events.len(), 6, "5 one by one and a summary");
+    let last = flotilla_proto::common::v1::AccessRefused::decode(events[5].payload.as_slice())
+        .expect("decode");
+    assert!(
+        last.reason.starts_with("7 further refusals"),
+        "{}",
+        last.reason
     );
 }

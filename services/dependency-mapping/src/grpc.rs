@@ -116,6 +116,29 @@ pub fn server(ctx: ServiceContext) -> DependencyMappingServiceServer<DependencyM
 }
 
 impl DependencyMappingApi {
+    /// Business-unit isolation for writes: the caller must be allowed in the unit of every named
+    /// service that is in the catalog (unknown names are refused later by the domain).
+    async fn guard<T>(&self, req: &Request<T>, names: &[&str]) -> Result<(), Status> {
+        let mut units = std::collections::BTreeSet::new();
+        for n in names {
+            let Ok(name) = convert::name("service", n) else {
+                continue;
+            };
+            if let Some(bu) = self
+                .app
+                .read(|c| c.services.get(&name).map(|e| e.business_unit.clone()))
+                .await
+                .map_err(status)?
+            {
+                units.insert(bu);
+            }
+        }
+        for bu in units {
+            authorize_in(req, &bu)?;
+        }
+        Ok(())
+    }
+
     async fn command(
         &self,
         command: Command,
@@ -216,6 +239,13 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::DeclareDependencyRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
+        let consumer = request
+            .get_ref()
+            .dependency
+            .as_ref()
+            .map(|d| d.consumer.clone())
+            .unwrap_or_default();
+        self.guard(&request, &[&consumer]).await?;
         let dep = convert::dependency(request.into_inner().dependency).map_err(domain)?;
         self.command(Command::DeclareDependency(dep), md).await
     }
@@ -226,6 +256,8 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::RemoveDependencyRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
+        let consumer = request.get_ref().consumer.clone();
+        self.guard(&request, &[&consumer]).await?;
         let r = request.into_inner();
         let consumer = convert::name("consumer", &r.consumer).map_err(domain)?;
         let provider = convert::name("provider", &r.provider).map_err(domain)?;
@@ -239,6 +271,14 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::PinCoDeploymentRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
+        let services: Vec<String> = request
+            .get_ref()
+            .pin
+            .as_ref()
+            .map(|p| p.services.clone())
+            .unwrap_or_default();
+        let names: Vec<&str> = services.iter().map(String::as_str).collect();
+        self.guard(&request, &names).await?;
         let pin = convert::pin(request.into_inner().pin).map_err(domain)?;
         self.command(Command::PinCoDeployment(pin), md).await
     }
@@ -357,6 +397,14 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::RecordObservedCallsRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
+        let clients: Vec<String> = request
+            .get_ref()
+            .calls
+            .iter()
+            .map(|c| c.client.clone())
+            .collect();
+        let names: Vec<&str> = clients.iter().map(String::as_str).collect();
+        self.guard(&request, &names).await?;
         let r = request.into_inner();
         let calls = convert::observed_calls(r.calls).map_err(domain)?;
         let at = match r.observed_at.as_ref() {
@@ -450,6 +498,8 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::RecordDeploymentRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
+        let service = request.get_ref().service.clone();
+        self.guard(&request, &[&service]).await?;
         let r = request.into_inner();
         let now = convert::timestamp(flotilla_core::event::Timestamp::now().as_micros());
         let d = convert::deployment(
@@ -526,6 +576,8 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::DeclareVersionRequirementRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
+        let consumer = request.get_ref().consumer.clone();
+        self.guard(&request, &[&consumer]).await?;
         let r = request.into_inner();
         let consumer = convert::name("consumer", &r.consumer).map_err(domain)?;
         let provider = convert::name("provider", &r.provider).map_err(domain)?;
@@ -563,6 +615,8 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::PublishSchemaRequest>,
     ) -> Result<Response<pb::CompatibilityVerdict>, Status> {
         let md = metadata(&request)?;
+        let service = request.get_ref().service.clone();
+        self.guard(&request, &[&service]).await?;
         let r = request.into_inner();
         let doc = crate::domain::SchemaDoc {
             service: convert::name("service", &r.service).map_err(domain)?,
@@ -586,6 +640,8 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::DeclareSchemaUseRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
+        let consumer = request.get_ref().consumer.clone();
+        self.guard(&request, &[&consumer]).await?;
         let r = request.into_inner();
         let consumer = convert::name("consumer", &r.consumer).map_err(domain)?;
         let provider = convert::name("provider", &r.provider).map_err(domain)?;

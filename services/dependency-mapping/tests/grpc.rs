@@ -840,12 +840,28 @@ async fn catalog_access_is_guarded() {
         .list_services(pb::ListServicesRequest::default())
         .await
         .expect("auditors read");
+    // Dependencies are changed by the consumer's unit only.
+    let mut admin = svc.client.clone();
+    admin
+        .register_service(register("cards"))
+        .await
+        .expect("admin registers for any unit");
+    let e = as_user(&["developer"], "payments")
+        .declare_dependency(dep("svc-cards", "svc-payments", pb::EdgeKind::SyncApi))
+        .await
+        .expect_err("another unit's consumer");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    as_user(&["developer"], "payments")
+        .declare_dependency(dep("svc-payments", "svc-cards", pb::EdgeKind::SyncApi))
+        .await
+        .expect("own consumer, any provider");
     let refusals = svc.refusals.take();
     let codes: Vec<_> = refusals.iter().map(|r| r.code).collect();
     assert_eq!(
         codes,
         vec![
             Code::Unauthenticated,
+            Code::PermissionDenied,
             Code::PermissionDenied,
             Code::PermissionDenied
         ]

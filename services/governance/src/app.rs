@@ -140,6 +140,17 @@ impl GovernanceApp {
                     if let Event::ApprovalRequestOpened(r) = &mut event {
                         r.opened_by = e.metadata.actor.clone();
                     }
+                    match &event {
+                        Event::PolicySet { version, .. } => {
+                            s.gov
+                                .policy_set_by
+                                .insert(*version, e.metadata.actor.clone());
+                        }
+                        Event::AccessPolicyReplaced { .. } => {
+                            s.gov.access_policy_replaced_by = e.metadata.actor.clone();
+                        }
+                        _ => {}
+                    }
                     if let Event::AccessPolicyReplaced { policy, .. } = &event {
                         policy_text = Some(policy.clone());
                     }
@@ -207,13 +218,31 @@ impl GovernanceApp {
     /// Decides `command` on the current state and appends its events. A segregation-of-duties
     /// refusal of an approval is itself recorded before the error is returned.
     #[tracing::instrument(skip_all, fields(actor = %md.actor))]
-    pub async fn execute(&self, command: Command, md: Metadata) -> Result<StreamKey> {
+    pub async fn execute(&self, command: Command, md: Metadata) -> Result<()> {
         let _w = self.writer.lock().await;
+        // A retried command (same command id) is answered from the store: it was applied.
+        if let Some(id) = md.command_id
+            && self
+                .store
+                .is_processed(&flotilla_core::store::command_key(id))
+                .await?
+        {
+            return Ok(());
+        }
         self.catch_up_locked().await?;
         let violation_context = match &command {
             Command::Approve {
                 key, role, by, at, ..
-            } => Some((key.clone(), role.clone(), by.subject.clone(), *at)),
+            } => Some((
+                Some(key.clone()),
+                None,
+                role.clone(),
+                by.subject.clone(),
+                *at,
+            )),
+            Command::DecideDeviation {
+                id, role, by, at, ..
+            } => Some((None, Some(*id), role.clone(), by.subject.clone(), *at)),
             _ => None,
         };
         let decided = self.read_state(|g| g.decide(command));
@@ -221,19 +250,26 @@ impl GovernanceApp {
             Ok((key, events)) => {
                 self.append(&key, events, &md).await?;
                 self.catch_up_locked().await?;
-                Ok(key)
+                Ok(())
             }
             Err(DomainError::SegregationOfDuties { rule, detail }) => {
-                if let Some((req_key, role, actor, at)) = violation_context
-                    && let Some((key, event)) =
-                        self.read_state(|g| g.violation(&req_key, &actor, &role, rule, &detail, at))
-                {
-                    let mut md = md.clone();
-                    md.command_id = None;
-                    if let Err(e) = self.append(&key, vec![event], &md).await {
-                        tracing::error!(error = %e, rule, "recording a segregation-of-duties violation failed");
+                if let Some((request, deviation, role, actor, at)) = violation_context {
+                    let role: String = role.chars().take(64).collect();
+                    let recorded = self.read_state(|g| match (&request, deviation) {
+                        (Some(k), _) => g.violation(k, &actor, &role, rule, &detail, at),
+                        (None, Some(id)) => {
+                            g.deviation_violation(id, &actor, &role, rule, &detail, at)
+                        }
+                        _ => None,
+                    });
+                    if let Some((key, event)) = recorded {
+                        let mut md = md.clone();
+                        md.command_id = None;
+                        if let Err(e) = self.append(&key, vec![event], &md).await {
+                            tracing::error!(error = %e, rule, "recording a segregation-of-duties violation failed");
+                        }
+                        self.catch_up_locked().await?;
                     }
-                    self.catch_up_locked().await?;
                 }
                 Err(DomainError::SegregationOfDuties { rule, detail }.into())
             }
@@ -255,8 +291,9 @@ impl GovernanceApp {
         let _w = self.writer.lock().await;
         self.catch_up_locked().await?;
         let actor = md.actor.clone();
+        let role: String = role.chars().take(64).collect();
         if let Some((key, event)) =
-            self.read_state(|g| g.violation(key, &actor, role, rule, detail, at))
+            self.read_state(|g| g.violation(key, &actor, &role, rule, detail, at))
         {
             let mut md = md;
             md.command_id = None;
@@ -296,6 +333,7 @@ impl GovernanceApp {
                         committers: e.committers,
                     },
                     emergency: e.emergency,
+                    authoritative: true,
                     by: crate::domain::Actor {
                         subject: "risk-validation".into(),
                         roles: ["scheduler".to_owned()].into(),

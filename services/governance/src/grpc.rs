@@ -304,7 +304,7 @@ impl GovernanceApi {
                 version: *version,
                 policy: text.clone(),
                 sha256: sha.clone(),
-                replaced_by: String::new(),
+                replaced_by: g.access_policy_replaced_by.clone(),
                 replaced_at: Some(ts(*at)),
             },
             None => pb::AccessPolicy {
@@ -379,7 +379,7 @@ impl GovernanceService for GovernanceApi {
                     .map(|(p, at)| pb::PolicyVersion {
                         version,
                         policy: Some(convert::policy_pb(p)),
-                        set_by: String::new(),
+                        set_by: g.policy_set_by.get(&version).cloned().unwrap_or_default(),
                         set_at: Some(ts(*at)),
                     })
             })
@@ -435,6 +435,7 @@ impl GovernanceService for GovernanceApi {
                     id: Uuid::now_v7(),
                     release: facts,
                     emergency: r.emergency,
+                    authoritative: false,
                     by: call.actor(),
                     at,
                 },
@@ -566,7 +567,13 @@ impl GovernanceService for GovernanceApi {
         }
         let bu = window.business_unit.clone();
         self.app
-            .execute(Command::CreateFreezeWindow { window }, call.with_md(&bu))
+            .execute(
+                Command::CreateFreezeWindow {
+                    window,
+                    by: call.actor(),
+                },
+                call.with_md(&bu),
+            )
             .await
             .map_err(status)?;
         self.app
@@ -598,6 +605,7 @@ impl GovernanceService for GovernanceApi {
                 Command::CancelFreezeWindow {
                     id,
                     reason: r.reason,
+                    by: call.actor(),
                     at: Timestamp::now(),
                 },
                 call.with_md(""),
@@ -615,6 +623,7 @@ impl GovernanceService for GovernanceApi {
         &self,
         request: Request<pb::ListFreezeWindowsRequest>,
     ) -> Result<Response<pb::ListFreezeWindowsResponse>, Status> {
+        let call = self.call(&request).await?;
         self.app.ensure_loaded().await.map_err(status)?;
         let r = request.into_inner();
         let active_at = opt_ts("active_at", r.active_at.as_ref()).map_err(domain)?;
@@ -629,6 +638,7 @@ impl GovernanceService for GovernanceApi {
                 .filter(|w| {
                     active_at.is_none_or(|t| !w.cancelled && w.schedule.active_at(t).is_some())
                 })
+                .filter(|w| w.business_unit.is_empty() || call.sees(&w.business_unit))
                 .map(convert::window_pb)
                 .collect()
         });
@@ -808,6 +818,13 @@ impl GovernanceService for GovernanceApi {
     ) -> Result<Response<pb::ProcessDeadlinesResponse>, Status> {
         let call = self.call(&request).await?;
         let now = now_or("now", request.get_ref().now.as_ref())?;
+        // The scheduler may run late, never early: a time ahead of the server's clock would
+        // expire requests and deviations before their time.
+        if now.0 > Timestamp::now().0 + 60_000_000 {
+            return Err(Status::invalid_argument(
+                "now: is ahead of the server's clock; deadlines are processed up to the present only",
+            ));
+        }
         let report = self
             .app
             .process_deadlines(now, call.with_md(""))
@@ -837,9 +854,7 @@ impl GovernanceService for GovernanceApi {
             )
             .await
             .map_err(status)?;
-        let mut view = self.access_policy_view();
-        view.replaced_by = call.caller.identity.subject.clone();
-        Ok(Response::new(view))
+        Ok(Response::new(self.access_policy_view()))
     }
 
     #[tracing::instrument(skip_all, fields(rpc = "GetAccessPolicy"))]

@@ -431,7 +431,7 @@ async fn role_operation_matrix() {
         ("SetPolicy", &["admin"]),
         (
             "OpenApprovalRequest",
-            &["admin", "release-manager", "developer", "scheduler"],
+            &["admin", "release-manager", "scheduler"],
         ),
         (
             "Approve",

@@ -86,6 +86,7 @@ impl Governance {
                 id,
                 release,
                 emergency,
+                authoritative,
                 by,
                 at,
             } => {
@@ -97,6 +98,10 @@ impl Governance {
                 };
                 if let Some(r) = self.requests.get(&key) {
                     match r.status(self, at) {
+                        // Risk-validation's assessment is authoritative: a pending or approved
+                        // request opened with other facts is superseded (approvals start over).
+                        ApprovalStatus::Pending | ApprovalStatus::Approved
+                            if authoritative && r.release != release => {}
                         ApprovalStatus::Pending | ApprovalStatus::Approved => {
                             return Err(DomainError::AlreadyExists(format!(
                                 "release {} already has an open approval request for {} ({})",
@@ -106,13 +111,25 @@ impl Governance {
                         ApprovalStatus::Rejected | ApprovalStatus::Expired => {}
                     }
                 }
-                let requirements = self.policy.requirements_for(
-                    &release.business_unit,
-                    &release.environment,
-                    release.tier,
-                    release.risk_score,
-                    release.personal_data,
-                );
+                let requirements = self
+                    .policy
+                    .requirements_for(
+                        &release.business_unit,
+                        &release.environment,
+                        release.tier,
+                        release.risk_score,
+                        release.personal_data,
+                    )
+                    .ok_or_else(|| {
+                        DomainError::FailedPrecondition(format!(
+                            "no approval rule of policy version {} covers tier {} at risk {} in unit {} and environment {}",
+                            self.policy_version,
+                            release.tier,
+                            release.risk_score,
+                            release.business_unit,
+                            release.environment
+                        ))
+                    })?;
                 let request = ApprovalRequest {
                     id,
                     requirements,
@@ -223,8 +240,35 @@ impl Governance {
                 if decision.satisfies_roles.is_empty() {
                     decision.satisfies_roles = vec![CAB_ROLE.to_owned()];
                 }
-                for r in &decision.satisfies_roles {
-                    check_text("satisfies_roles", r, 64)?;
+                if let Some(r) = decision.satisfies_roles.iter().find(|r| *r != CAB_ROLE) {
+                    return Err(invalid(
+                        "satisfies_roles",
+                        format!(
+                            "a CAB decision satisfies the {CAB_ROLE} requirement only, not {r:?}"
+                        ),
+                    ));
+                }
+                if decision.members.len() > 100 {
+                    return Err(invalid("members", "more than 100 members"));
+                }
+                for m in &decision.members {
+                    check_text("members", m, 256)?;
+                }
+                for k in &decision.covers {
+                    if let Some(r) = self.requests.get(k)
+                        && let Some(m) = decision
+                            .members
+                            .iter()
+                            .find(|m| **m == r.release.author || r.release.committers.contains(m))
+                    {
+                        return Err(DomainError::SegregationOfDuties {
+                            rule: "sod-cab-member-authored",
+                            detail: format!(
+                                "CAB member {m} wrote or committed to release {}",
+                                k.release
+                            ),
+                        });
+                    }
                 }
                 check_optional("comment", &decision.comment, 4096)?;
                 if self.cab.contains_key(&decision.change_request_id) {
@@ -238,8 +282,14 @@ impl Governance {
                     vec![Event::CabDecisionRecorded(decision)],
                 ))
             }
-            Command::CreateFreezeWindow { window } => {
+            Command::CreateFreezeWindow { window, by } => {
                 check_text("window.name", &window.name, 128)?;
+                if window.kind == WindowKind::Embargo && !Self::may_set_embargo(&by) {
+                    return Err(DomainError::NotInRole(format!(
+                        "only a {COMPLIANCE_OFFICER} sets embargoes; {} is not one",
+                        by.subject
+                    )));
+                }
                 check_optional("window.reason", &window.reason, 4096)?;
                 window.schedule.validate()?;
                 if let Some(t) = window.scope.tiers.iter().find(|t| !(1..=4).contains(*t)) {
@@ -266,11 +316,17 @@ impl Governance {
                     vec![Event::FreezeWindowCreated(window)],
                 ))
             }
-            Command::CancelFreezeWindow { id, reason, at } => {
+            Command::CancelFreezeWindow { id, reason, by, at } => {
                 let w = self
                     .windows
                     .get(&id)
                     .ok_or_else(|| DomainError::NotFound(format!("window {id}")))?;
+                if w.kind == WindowKind::Embargo && !Self::may_set_embargo(&by) {
+                    return Err(DomainError::NotInRole(format!(
+                        "only a {COMPLIANCE_OFFICER} lifts embargoes; {} is not one",
+                        by.subject
+                    )));
+                }
                 if w.cancelled {
                     return Err(DomainError::FailedPrecondition(format!(
                         "window {:?} is already cancelled",
@@ -314,6 +370,25 @@ impl Governance {
                         "deviation {} already exists",
                         deviation.id
                     )));
+                }
+                let key = ReleaseEnv {
+                    release: deviation.release.clone(),
+                    environment: deviation.environment.clone(),
+                };
+                let request = self.requests.get(&key).ok_or_else(|| {
+                    DomainError::FailedPrecondition(format!(
+                        "release {} has no approval request for {}; a deviation applies to a release governance knows",
+                        key.release, key.environment
+                    ))
+                })?;
+                if request.release.business_unit != deviation.business_unit {
+                    return Err(invalid(
+                        "deviation.business_unit",
+                        format!(
+                            "release {} belongs to unit {}, not {}",
+                            key.release, request.release.business_unit, deviation.business_unit
+                        ),
+                    ));
                 }
                 Ok((
                     StreamKey::Deviation(deviation.id),
@@ -406,6 +481,21 @@ impl Governance {
                         format!("no rollback criteria for tier {}", decision.tier),
                     )
                 })?;
+                let key = ReleaseEnv {
+                    release: decision.release.clone(),
+                    environment: decision.environment.clone(),
+                };
+                if let Some(r) = self.requests.get(&key)
+                    && r.release.business_unit != decision.business_unit
+                {
+                    return Err(invalid(
+                        "decision.business_unit",
+                        format!(
+                            "release {} belongs to unit {}, not {}",
+                            key.release, r.release.business_unit, decision.business_unit
+                        ),
+                    ));
+                }
                 if self.rollbacks.contains_key(&decision.id) {
                     return Err(DomainError::AlreadyExists(format!(
                         "rollback decision {} already exists",
@@ -473,6 +563,10 @@ impl Governance {
                 ))
             }
         }
+    }
+
+    fn may_set_embargo(by: &Actor) -> bool {
+        by.roles.contains(COMPLIANCE_OFFICER) || by.roles.contains(ADMIN)
     }
 
     fn pending_request(&self, key: &ReleaseEnv, at: Timestamp) -> Result<&ApprovalRequest> {
@@ -547,6 +641,15 @@ impl Governance {
                 ),
             });
         }
+        if by.subject == r.opened_by {
+            return Some(DomainError::SegregationOfDuties {
+                rule: "sod-opener-approves",
+                detail: format!(
+                    "{} opened the approval request of release {} and may not approve it",
+                    by.subject, r.release.release
+                ),
+            });
+        }
         if r.release.committers.iter().any(|c| *c == by.subject) {
             return Some(DomainError::SegregationOfDuties {
                 rule: "sod-committer-approves",
@@ -588,6 +691,30 @@ impl Governance {
             StreamKey::Approval(key.clone()),
             Event::SegregationOfDutiesViolated {
                 request_id: r.id,
+                actor: actor.to_owned(),
+                role: role.to_owned(),
+                rule: rule.to_owned(),
+                detail: detail.to_owned(),
+                at,
+            },
+        ))
+    }
+
+    /// The event recording a refused deviation decision that broke segregation of duties.
+    pub fn deviation_violation(
+        &self,
+        id: Uuid,
+        actor: &str,
+        role: &str,
+        rule: &str,
+        detail: &str,
+        at: Timestamp,
+    ) -> Option<(StreamKey, Event)> {
+        self.deviations.get(&id)?;
+        Some((
+            StreamKey::Deviation(id),
+            Event::SegregationOfDutiesViolated {
+                request_id: id,
                 actor: actor.to_owned(),
                 role: role.to_owned(),
                 rule: rule.to_owned(),

@@ -15,11 +15,14 @@ pub enum GateReasonKind {
 }
 
 impl GateReasonKind {
-    fn rule(self) -> GateRule {
+    /// The rule a deviation must name to waive this reason; `None` when nothing may waive it
+    /// (a rejection is a decision, not a rule).
+    fn rule(self) -> Option<GateRule> {
         match self {
-            GateReasonKind::FreezeWindow => GateRule::FreezeWindow,
-            GateReasonKind::Embargo => GateRule::Embargo,
-            _ => GateRule::Approvals,
+            GateReasonKind::FreezeWindow => Some(GateRule::FreezeWindow),
+            GateReasonKind::Embargo => Some(GateRule::Embargo),
+            GateReasonKind::Rejected => None,
+            _ => Some(GateRule::Approvals),
         }
     }
 }
@@ -75,6 +78,13 @@ impl Governance {
                         GateReasonKind::Rejected,
                         by.clone(),
                         format!("rejected by {by}: {comment}"),
+                    ));
+                }
+                if let Some(d) = self.cab_refusal(key) {
+                    reasons.push(reason(
+                        GateReasonKind::Rejected,
+                        d.change_request_id.clone(),
+                        format!("CAB decision {} refused it", d.change_request_id),
                     ));
                 }
                 let mut missing = false;
@@ -146,16 +156,24 @@ impl Governance {
                 )),
             }
         }
-        // Deviations: approved, unexpired, for this release and environment.
+        // Deviations: approved, unexpired, for this release and environment, in the release's
+        // own unit. A rejection and the mandatory peer review of a personal-data system cannot
+        // be waived.
         let mut used = Vec::new();
-        if let Some(ids) = self.deviations_by_release.get(key) {
+        if let (Some(ids), Some(bu)) = (self.deviations_by_release.get(key), bu) {
             for r in &mut reasons {
-                let rule = r.kind.rule();
+                let Some(rule) = r.kind.rule() else { continue };
+                if r.kind == GateReasonKind::MissingApprovals && r.subject == PEER_REVIEW {
+                    continue;
+                }
                 if let Some(d) = ids
                     .iter()
                     .filter_map(|id| self.deviations.get(id))
                     .find(|d| {
-                        d.rule == rule && d.status == DeviationStatus::Approved && at < d.expires_at
+                        d.rule == rule
+                            && d.business_unit == bu
+                            && d.status == DeviationStatus::Approved
+                            && at < d.expires_at
                     })
                 {
                     r.waived_by = Some(d.id);

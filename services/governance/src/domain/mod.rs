@@ -28,8 +28,10 @@ pub use policy::{
 pub const PEER_REVIEW: &str = "peer-review";
 /// Role a CAB decision satisfies unless it says otherwise.
 pub const CAB_ROLE: &str = "cab";
-/// Role that must approve deviations from an embargo.
+/// Role that must approve deviations from an embargo, and alone sets or lifts embargoes.
 pub const COMPLIANCE_OFFICER: &str = "compliance-officer";
+/// Platform administrators.
+pub const ADMIN: &str = "admin";
 
 /// Why a command is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -379,6 +381,8 @@ pub enum Command {
         id: Uuid,
         release: ReleaseFacts,
         emergency: bool,
+        /// From risk-validation's assessment: its facts supersede a pending request's.
+        authoritative: bool,
         by: Actor,
         at: Timestamp,
     },
@@ -401,10 +405,12 @@ pub enum Command {
     },
     CreateFreezeWindow {
         window: FreezeWindow,
+        by: Actor,
     },
     CancelFreezeWindow {
         id: Uuid,
         reason: String,
+        by: Actor,
         at: Timestamp,
     },
     RequestDeviation {
@@ -454,6 +460,10 @@ pub struct Governance {
     pub deviations_by_release: HashMap<ReleaseEnv, Vec<Uuid>>,
     pub rollbacks: BTreeMap<Uuid, RollbackDecision>,
     pub access_policy: Option<(u64, String, String, Timestamp)>,
+    /// Who set each policy version and who last replaced the access policy (from the events'
+    /// metadata, filled in by the application layer).
+    pub policy_set_by: HashMap<u64, String>,
+    pub access_policy_replaced_by: String,
     /// Stream versions, for expected-version appends.
     pub versions: HashMap<String, u64>,
 }
@@ -525,7 +535,7 @@ impl Governance {
                 }
             }
             Event::CabDecisionRecorded(d) => {
-                if d.approved {
+                {
                     for k in &d.covers {
                         let ids = self.cab_by_release.entry(k.clone()).or_default();
                         if !ids.contains(&d.change_request_id) {
@@ -624,12 +634,27 @@ impl Governance {
         self.requests.get_mut(key).filter(|r| r.id == id)
     }
 
-    /// The CAB decision that satisfies `role` for a release/environment, if any.
+    /// The CAB decision that satisfies `role` for a release/environment, if any (an approving
+    /// decision, and none of its members wrote or committed to the release).
     pub fn cab_satisfying(&self, key: &ReleaseEnv, role: &str) -> Option<&CabDecision> {
+        let facts = self.requests.get(key).map(|r| &r.release);
         self.cab_by_release.get(key)?.iter().find_map(|id| {
             let d = self.cab.get(id)?;
-            (d.approved && d.satisfies_roles.iter().any(|r| r == role)).then_some(d)
+            let conflicted = facts.is_some_and(|f| {
+                d.members
+                    .iter()
+                    .any(|m| *m == f.author || f.committers.contains(m))
+            });
+            (d.approved && !conflicted && d.satisfies_roles.iter().any(|r| r == role)).then_some(d)
         })
+    }
+
+    /// A CAB decision that refused a release/environment, if any.
+    pub fn cab_refusal(&self, key: &ReleaseEnv) -> Option<&CabDecision> {
+        self.cab_by_release
+            .get(key)?
+            .iter()
+            .find_map(|id| self.cab.get(id).filter(|d| !d.approved))
     }
 }
 
@@ -644,13 +669,13 @@ impl ApprovalRequest {
 
     /// Status at `at`, with CAB decisions taken into account through `gov`.
     pub fn status(&self, gov: &Governance, at: Timestamp) -> ApprovalStatus {
-        if self.rejection.is_some() {
-            return ApprovalStatus::Rejected;
-        }
         let key = ReleaseEnv {
             release: self.release.release.clone(),
             environment: self.release.environment.clone(),
         };
+        if self.rejection.is_some() || gov.cab_refusal(&key).is_some() {
+            return ApprovalStatus::Rejected;
+        }
         let met = self.requirements.iter().all(|r| {
             gov.cab_satisfying(&key, &r.role).is_some() || self.given(&r.role, at) >= r.count
         });

@@ -163,18 +163,38 @@ impl PolicyDocument {
                 }
             }
         }
-        // Every tier x score must be covered by the default rules.
-        for tier in 1..=4u8 {
-            for score in 0..=100u8 {
-                if !self.approval_rules.iter().any(|r| {
-                    r.business_unit.is_empty()
-                        && r.tier == tier
-                        && (r.min_risk..=r.max_risk).contains(&score)
-                }) {
-                    return Err(invalid(
-                        "approval_rules",
-                        format!("no default rule covers tier {tier} at risk score {score}"),
-                    ));
+        // Every tier x score must be covered, in every environment, by the default rules and by
+        // each unit's rules (a unit's rules replace the defaults, so a partial set would leave
+        // gaps).
+        let mut units: Vec<&str> = self
+            .approval_rules
+            .iter()
+            .map(|r| r.business_unit.as_str())
+            .collect();
+        units.push("");
+        units.sort_unstable();
+        units.dedup();
+        for unit in units {
+            for tier in 1..=4u8 {
+                for score in 0..=100u8 {
+                    if !self.approval_rules.iter().any(|r| {
+                        r.business_unit == unit
+                            && r.environments.is_empty()
+                            && r.tier == tier
+                            && (r.min_risk..=r.max_risk).contains(&score)
+                    }) {
+                        let whose = if unit.is_empty() {
+                            "default".to_owned()
+                        } else {
+                            format!("unit {unit}'s")
+                        };
+                        return Err(invalid(
+                            "approval_rules",
+                            format!(
+                                "no {whose} rule for every environment covers tier {tier} at risk score {score}"
+                            ),
+                        ));
+                    }
                 }
             }
         }
@@ -208,7 +228,7 @@ impl PolicyDocument {
 
     /// Approvals a release needs: the unit's own rules when it has any, else the defaults;
     /// every matching rule's requirements merged (highest count per role); personal-data
-    /// systems always add a peer review.
+    /// systems always add a peer review. `None` when no rule matches (never "no approvals").
     pub fn requirements_for(
         &self,
         business_unit: &str,
@@ -216,19 +236,21 @@ impl PolicyDocument {
         tier: u8,
         risk: u8,
         personal_data: bool,
-    ) -> Vec<RoleRequirement> {
+    ) -> Option<Vec<RoleRequirement>> {
         let has_override = self
             .approval_rules
             .iter()
             .any(|r| r.business_unit == business_unit && !business_unit.is_empty());
         let wanted_bu = if has_override { business_unit } else { "" };
         let mut out: Vec<RoleRequirement> = Vec::new();
+        let mut matched = false;
         for r in self.approval_rules.iter().filter(|r| {
             r.business_unit == wanted_bu
                 && r.tier == tier
                 && (r.min_risk..=r.max_risk).contains(&risk)
                 && (r.environments.is_empty() || r.environments.iter().any(|e| e == environment))
         }) {
+            matched = true;
             for q in &r.requirements {
                 match out.iter_mut().find(|o| o.role == q.role) {
                     Some(o) => o.count = o.count.max(q.count),
@@ -236,11 +258,14 @@ impl PolicyDocument {
                 }
             }
         }
+        if !matched {
+            return None;
+        }
         if personal_data && !out.iter().any(|o| o.role == PEER_REVIEW) {
             out.push(req(PEER_REVIEW, 1));
         }
         out.sort();
-        out
+        Some(out)
     }
 
     /// Minutes allowed for a rollback decision on `tier`, and who is told.

@@ -59,6 +59,7 @@ fn open(g: &mut Governance, f: ReleaseFacts, emergency: bool, when: Timestamp) {
             ),
             release: f,
             emergency,
+            authoritative: false,
             by: actor("rm", &["release-manager"], "payments"),
             at: when,
         },
@@ -88,8 +89,12 @@ fn approve(
 #[test]
 fn requirements_follow_tier_risk_unit_overrides_and_personal_data() {
     let mut p = PolicyDocument::default();
-    let roles =
-        |v: Vec<RoleRequirement>| v.into_iter().map(|q| (q.role, q.count)).collect::<Vec<_>>();
+    let roles = |v: Option<Vec<RoleRequirement>>| {
+        v.expect("a rule matches")
+            .into_iter()
+            .map(|q| (q.role, q.count))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         roles(p.requirements_for("payments", "prod", 3, 10, false)),
         vec![("service-owner".to_owned(), 1)]
@@ -104,9 +109,10 @@ fn requirements_follow_tier_risk_unit_overrides_and_personal_data() {
             ("service-owner".to_owned(), 1),
         ]
     );
-    // A unit override replaces the defaults for that unit only.
-    p.approval_rules.push(ApprovalRule {
-        tier: 3,
+    // A unit override replaces the defaults for that unit only; a partial one is refused,
+    // since the unit would have releases no rule covers.
+    let override_rule = |tier: u8| ApprovalRule {
+        tier,
         min_risk: 0,
         max_risk: 100,
         requirements: vec![RoleRequirement {
@@ -115,7 +121,22 @@ fn requirements_follow_tier_risk_unit_overrides_and_personal_data() {
         }],
         business_unit: "cards".into(),
         environments: vec![],
-    });
+    };
+    p.approval_rules.push(override_rule(3));
+    assert!(
+        p.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("unit cards's rule"),
+        "partial override"
+    );
+    assert!(
+        p.requirements_for("cards", "prod", 1, 10, false).is_none(),
+        "no matching rule is never 'no approvals'"
+    );
+    for tier in [1, 2, 4] {
+        p.approval_rules.push(override_rule(tier));
+    }
     assert_eq!(
         roles(p.requirements_for("cards", "prod", 3, 10, false)),
         vec![("service-owner".to_owned(), 2)]
@@ -316,6 +337,7 @@ fn window(name: &str, kind: WindowKind, schedule: Schedule, scope: WindowScope) 
             business_unit: String::new(),
             cancelled: false,
         },
+        by: actor("cora", &["compliance-officer"], "central"),
     }
 }
 
@@ -657,6 +679,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         id: Uuid::nil(),
         release: f,
         emergency: false,
+        authoritative: false,
         by: actor("rm", &["release-manager"], "payments"),
         at: at(0),
     };
@@ -677,4 +700,156 @@ fn bad_input_is_refused_and_changes_nothing() {
         }),
         Err(DomainError::NotFound(_))
     ));
+}
+
+#[test]
+fn second_reading_rules_hold() {
+    let mut g = Governance::default();
+    let k = key("r5", "prod");
+    open(&mut g, facts("r5", "prod", 1, 80, true), false, at(0));
+    let cab = |id: &str, approved: bool, roles: Vec<String>, members: Vec<String>| {
+        Command::RecordCabDecision {
+            decision: CabDecision {
+                change_request_id: id.into(),
+                approved,
+                covers: vec![key("r5", "prod")],
+                satisfies_roles: roles,
+                members,
+                decided_at: at(1),
+                recorded_by: "sec".into(),
+                comment: String::new(),
+            },
+        }
+    };
+    // A CAB decision satisfies the cab requirement only, and not with the author on the board.
+    assert!(matches!(
+        g.decide(cab("CHG1", true, vec!["security".into()], vec![])),
+        Err(DomainError::Invalid { .. })
+    ));
+    assert!(matches!(
+        g.decide(cab("CHG1", true, vec![], vec!["alice".into()])),
+        Err(DomainError::SegregationOfDuties {
+            rule: "sod-cab-member-authored",
+            ..
+        })
+    ));
+    // A CAB refusal is a rejection nothing waives.
+    run(&mut g, cab("CHG2", false, vec![], vec!["board".into()])).expect("refusal recorded");
+    assert_eq!(g.requests[&k].status(&g, at(2)), ApprovalStatus::Rejected);
+    let d = g.check_gate(&k, at(2));
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.kind == GateReasonKind::Rejected && r.subject == "CHG2")
+    );
+
+    // Risk-validation's facts supersede a pending request opened with others.
+    let mut g = Governance::default();
+    open(&mut g, facts("r6", "prod", 4, 5, false), false, at(0));
+    let k = key("r6", "prod");
+    let mut real = facts("r6", "prod", 1, 90, true);
+    real.author = "mallory".into();
+    let supersede = |f: ReleaseFacts, authoritative: bool| Command::OpenApprovalRequest {
+        id: Uuid::from_u128(99),
+        release: f,
+        emergency: false,
+        authoritative,
+        by: actor("risk-validation", &["scheduler"], ""),
+        at: at(1),
+    };
+    assert!(matches!(
+        g.decide(supersede(real.clone(), false)),
+        Err(DomainError::AlreadyExists(_))
+    ));
+    run(&mut g, supersede(real.clone(), true)).expect("superseded");
+    assert_eq!(g.requests[&k].release.author, "mallory");
+    assert_eq!(g.requests[&k].requirements.len(), 5);
+    assert!(
+        matches!(
+            g.decide(supersede(real, true)),
+            Err(DomainError::AlreadyExists(_))
+        ),
+        "the same facts again change nothing"
+    );
+    // The opener may not approve.
+    let err = approve(
+        &mut g,
+        &k,
+        &actor("risk-validation", &["security"], "payments"),
+        "security",
+        at(2),
+    )
+    .unwrap_err();
+    assert!(matches!(
+        err,
+        DomainError::SegregationOfDuties {
+            rule: "sod-opener-approves",
+            ..
+        }
+    ));
+
+    // Only compliance officers set or lift embargoes; a unit's deviation cannot serve another unit.
+    let mut g = Governance::default();
+    let mut w = window(
+        "exam",
+        WindowKind::Embargo,
+        Schedule::Once {
+            start: at(0),
+            end: at(100),
+        },
+        WindowScope::default(),
+    );
+    if let Command::CreateFreezeWindow { by, .. } = &mut w {
+        *by = actor("rm", &["release-manager"], "payments");
+    }
+    assert!(matches!(g.decide(w), Err(DomainError::NotInRole(_))));
+    open(&mut g, facts("r7", "prod", 3, 10, true), false, at(0));
+    let dev = |bu: &str, rule: GateRule| Command::RequestDeviation {
+        deviation: Deviation {
+            id: Uuid::from_u128(5),
+            rule,
+            release: "r7".into(),
+            environment: "prod".into(),
+            business_unit: bu.into(),
+            justification: "hotfix".into(),
+            compensating_controls: vec!["pairing".into()],
+            expires_at: at(500),
+            requested_by: "rm".into(),
+            requester_role: "release-manager".into(),
+            status: DeviationStatus::Requested,
+            decided_by: String::new(),
+            decider_role: String::new(),
+            comment: String::new(),
+        },
+        at: at(1),
+    };
+    assert!(matches!(
+        g.decide(dev("cards", GateRule::Approvals)),
+        Err(DomainError::Invalid { .. })
+    ));
+    run(&mut g, dev("payments", GateRule::Approvals)).expect("own unit");
+    run(
+        &mut g,
+        Command::DecideDeviation {
+            id: Uuid::from_u128(5),
+            approve: true,
+            role: "security".into(),
+            comment: String::new(),
+            by: actor("sec", &["security"], "payments"),
+            at: at(2),
+        },
+    )
+    .expect("approved");
+    // An approvals deviation waives the service-owner approval, never the peer review.
+    let d = g.check_gate(&key("r7", "prod"), at(3));
+    assert!(!d.allowed);
+    let waived: Vec<_> = d
+        .reasons
+        .iter()
+        .map(|r| (r.subject.as_str(), r.waived_by.is_some()))
+        .collect();
+    assert_eq!(
+        waived,
+        vec![("peer-review", false), ("service-owner", true)]
+    );
 }
