@@ -502,6 +502,27 @@ impl Governance {
                         decision.id
                     )));
                 }
+                // A governed metric opens a decision only when it crosses the tier's threshold;
+                // other metrics may be raised by hand.
+                let governed: Vec<_> = criteria
+                    .thresholds
+                    .iter()
+                    .filter(|t| t.metric == decision.metric)
+                    .collect();
+                if !governed.is_empty()
+                    && !governed.iter().any(|t| {
+                        if t.greater_than {
+                            decision.observed > t.value
+                        } else {
+                            decision.observed < t.value
+                        }
+                    })
+                {
+                    return Err(DomainError::FailedPrecondition(format!(
+                        "{} = {} does not cross tier {}'s rollback threshold",
+                        decision.metric, decision.observed, decision.tier
+                    )));
+                }
                 decision.decide_by = plus_minutes(decision.opened_at, criteria.decision_minutes);
                 decision.notify = criteria.notify.clone();
                 decision.status = RollbackStatus::Pending;

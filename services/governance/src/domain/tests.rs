@@ -650,6 +650,14 @@ fn rollback_decisions_are_due_by_tier_and_flagged_when_late() {
         at(15),
         "tier 1 decides within 15 minutes"
     );
+    // Below the tier's threshold (error_rate > 0.05) no decision is opened.
+    let mut calm = g.rollbacks[&id].clone();
+    calm.id = Uuid::from_u128(43);
+    calm.observed = 0.01;
+    assert!(matches!(
+        g.decide(Command::OpenRollbackDecision { decision: calm }),
+        Err(DomainError::FailedPrecondition(_))
+    ));
     assert!(g.deadlines(at(14)).is_empty());
     let due = g.deadlines(at(15));
     assert!(
