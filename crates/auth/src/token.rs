@@ -177,10 +177,15 @@ impl TokenVerifier {
                 jwks_keys(&text, &path.display().to_string())?
             }
             KeySource::JwksUrl(url) => {
-                let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-                    .iter()
-                    .any(|p| url.starts_with(p));
-                if !url.starts_with("https://") && !loopback {
+                let parsed = reqwest::Url::parse(url)
+                    .map_err(|e| AuthError::Keys(format!("JWKS URL {url} is not a URL: {e}")))?;
+                let loopback = match parsed.host() {
+                    Some(url::Host::Domain(d)) => d == "localhost",
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    None => false,
+                };
+                if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
                     return Err(AuthError::Keys(format!(
                         "JWKS URL {url} must use https (plain http only on the loopback interface), or the keys could be swapped in transit"
                     )));
@@ -216,6 +221,31 @@ impl TokenVerifier {
         v.validate_nbf = true;
         v.leeway = 30;
         v
+    }
+
+    /// Refetches the JWKS URL now (keys removed by the identity provider stop verifying).
+    /// Returns whether new keys were loaded; a file or secret source does nothing.
+    pub async fn refresh(&self) -> bool {
+        let KeySource::JwksUrl(url) = &self.source else {
+            return false;
+        };
+        match fetch_jwks(url).await {
+            Ok(keys) => {
+                self.keys.store(std::sync::Arc::new(keys));
+                self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                *self.last_fetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                true
+            }
+            Err(e) => {
+                tracing::warn!(url, error = %e, "JWKS refresh failed; keeping the keys in use");
+                false
+            }
+        }
+    }
+
+    /// Whether keys come from a URL (and so should be refreshed periodically).
+    pub fn refreshes(&self) -> bool {
+        matches!(self.source, KeySource::JwksUrl(_))
     }
 
     /// Refetches a JWKS URL when a token names a key we do not have, at most every 30 s.

@@ -285,6 +285,21 @@ async fn rs256_from_jwks_file_and_url() {
         .to_string()
         .contains("https")
     );
+    for sneaky in [
+        "http://localhost.evil.example/jwks",
+        "http://localhost@evil.example/jwks",
+    ] {
+        assert!(
+            TokenVerifier::new(KeySource::JwksUrl(sneaky.into()), DEFAULT_AUDIENCE, None)
+                .await
+                .is_err(),
+            "{sneaky}"
+        );
+    }
+    // A key removed by the identity provider stops verifying after a refresh.
+    *body.lock().expect("lock") = serde_json::json!({ "keys": [b.jwk] }).to_string();
+    assert!(v.refresh().await);
+    refused(v.verify(&rs(&c, &a, "key-a")).await, "no key with id");
     // A bad JWKS document is refused at start.
     let (bad, _) = jwks_server(std::sync::Arc::new(std::sync::Mutex::new("{}".into()))).await;
     assert!(

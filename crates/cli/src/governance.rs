@@ -39,6 +39,9 @@ pub enum GovernanceCommand {
         /// RELEASE@ENVIRONMENT, repeatable.
         #[arg(long = "covers", required = true)]
         covers: Vec<String>,
+        /// A board member who took the decision (repeatable, at least one).
+        #[arg(long = "member", required = true)]
+        members: Vec<String>,
         /// Record a refusal instead of an approval.
         #[arg(long)]
         rejected: bool,
@@ -860,6 +863,7 @@ pub async fn run(
         GovernanceCommand::Cab {
             change_request,
             covers,
+            members,
             rejected,
             comment,
         } => {
@@ -883,6 +887,7 @@ pub async fn run(
                         change_request_id: change_request,
                         approved: !rejected,
                         covers,
+                        members,
                         decided_at: Some(prost_types::Timestamp {
                             seconds: now,
                             nanos: 0,

@@ -25,9 +25,12 @@ pub const ACCESS_REFUSED: &str = "flotilla.common.v1.AccessRefused";
 /// File under the data folder holding the embedded mode's HS256 secret.
 pub const DEV_SECRET_FILE: &str = "dev-token-secret";
 const QUEUE: usize = 4_096;
-/// At most this many refusals are recorded one by one per window; the rest become one summary
-/// event per store, so a flood of bad calls cannot fill the store or the buses.
-const RATE_LIMIT: usize = 200;
+/// How often keys from a JWKS URL are fetched again.
+pub const JWKS_REFRESH: std::time::Duration = std::time::Duration::from_secs(600);
+/// At most this many unauthenticated refusals (ten times as many authenticated ones) are
+/// recorded one by one per window; the rest become one summary event per store and kind, so a
+/// flood of bad calls cannot fill the store or the buses.
+const RATE_LIMIT: usize = 100;
 const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reads the development HS256 secret under `data_dir`, creating it (random, owner-only) when
@@ -102,9 +105,10 @@ pub async fn verifier(
             "no token keys configured: set auth_jwks (a JWKS file or URL) or, for development only, auth_hs256_secret (FLOTILLA_AUTH_JWKS / FLOTILLA_AUTH_HS256_SECRET)"
         );
     };
-    TokenVerifier::new(source, &config.auth_audience, issuer)
+    let verifier = TokenVerifier::new(source, &config.auth_audience, issuer)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(verifier)
 }
 
 /// The initial access policy: the configured file, else the shipped default.
@@ -211,9 +215,13 @@ impl RefusalRecorder {
                 return;
             };
             let mut window = tokio::time::interval(window_length);
-            let mut recorded_in_window = 0usize;
-            // Refusals beyond the rate limit, by store, counted and recorded as one summary.
-            let mut suppressed: HashMap<usize, (Arc<dyn EventStore>, u64)> = HashMap::new();
+            // Unauthenticated and authenticated refusals have budgets of their own, so a flood of
+            // anonymous calls cannot hide an insider's refused attempts (they get ten times more).
+            let mut recorded_in_window = [0usize; 2];
+            let budget = [limit, limit.saturating_mul(10)];
+            // Refusals beyond the budget, by store and kind, counted and recorded as one summary.
+            let mut suppressed: HashMap<(usize, usize), (Arc<dyn EventStore>, u64)> =
+                HashMap::new();
             loop {
                 let first = tokio::select! {
                     r = rx.recv() => match r {
@@ -221,12 +229,16 @@ impl RefusalRecorder {
                         None => return,
                     },
                     _ = window.tick() => {
-                        recorded_in_window = 0;
-                        for (_, (store, n)) in suppressed.drain() {
+                        recorded_in_window = [0, 0];
+                        for ((_, kind), (store, n)) in suppressed.drain() {
                             let summary = AccessRefusal {
                                 identity: None,
                                 path: String::new(),
-                                code: tonic::Code::Unauthenticated,
+                                code: if kind == 0 {
+                                    tonic::Code::Unauthenticated
+                                } else {
+                                    tonic::Code::PermissionDenied
+                                },
                                 reason: format!("{n} further refusals in {} ms were not recorded one by one (rate limit)", window_length.as_millis()),
                                 policies: Vec::new(),
                             };
@@ -258,11 +270,15 @@ impl RefusalRecorder {
                         .unwrap_or("");
                     let store = stores.get(service).unwrap_or(&fallback).clone();
                     let key = Arc::as_ptr(&store) as *const () as usize;
-                    if recorded_in_window >= limit {
-                        suppressed.entry(key).or_insert_with(|| (store, 0)).1 += 1;
+                    let kind = usize::from(r.code != tonic::Code::Unauthenticated);
+                    if recorded_in_window[kind] >= budget[kind] {
+                        suppressed
+                            .entry((key, kind))
+                            .or_insert_with(|| (store, 0))
+                            .1 += 1;
                         continue;
                     }
-                    recorded_in_window += 1;
+                    recorded_in_window[kind] += 1;
                     by_store
                         .entry(key)
                         .or_insert_with(|| (store, Vec::new()))
@@ -293,11 +309,11 @@ impl RefusalRecorder {
 
 /// Builds the interceptor for a node.
 pub fn layer(
-    verifier: TokenVerifier,
+    verifier: Arc<TokenVerifier>,
     authorizer: Arc<Authorizer>,
     sink: Arc<dyn RefusalSink>,
 ) -> AuthLayer {
-    AuthLayer::new(Arc::new(verifier), authorizer, sink)
+    AuthLayer::new(verifier, authorizer, sink)
 }
 
 /// Stream in every other service's store that records the access policies it adopted.
@@ -307,6 +323,7 @@ pub const ACCESS_POLICY_ADOPTED: &str = "flotilla.common.v1.AccessPolicyAdopted"
 /// Governance's event that replaces the access policy.
 pub const ACCESS_POLICY_REPLACED: &str = "flotilla.governance.v1.AccessPolicyReplaced";
 const FOLLOWER: &str = "access-policy-follower";
+static REPLACING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The newest access policy a store records as adopted (or replaced, for governance's own
 /// store), with its version.
@@ -412,12 +429,12 @@ impl crate::EventHandler for AccessPolicyFollower {
             .map_err(|e| HandlerError::Retry(e.to_string()))?;
         self.recorded
             .store(m.version, std::sync::atomic::Ordering::Release);
-        if self
-            .in_force
-            .fetch_max(m.version, std::sync::atomic::Ordering::AcqRel)
-            < m.version
-        {
+        // Compare and replace together, so two followers cannot leave the older one in force.
+        let _one_at_a_time = REPLACING.lock().unwrap_or_else(|p| p.into_inner());
+        if self.in_force.load(std::sync::atomic::Ordering::Acquire) < m.version {
             self.authorizer.replace(policy);
+            self.in_force
+                .store(m.version, std::sync::atomic::Ordering::Release);
         }
         Ok(())
     }

@@ -286,7 +286,7 @@ impl Node {
             NodeMode::Embedded { data_dir } => Some(data_dir.as_path()),
             NodeMode::Served => None,
         };
-        let verifier = crate::access::verifier(&self.config, embedded_dir).await?;
+        let verifier = Arc::new(crate::access::verifier(&self.config, embedded_dir).await?);
         let authorizer = Arc::new(
             flotilla_auth::Authorizer::new(crate::access::initial_policy(&self.config)?)
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -382,6 +382,23 @@ impl Node {
             anyhow::bail!("a node needs at least one service");
         };
         let recorder = crate::access::RefusalRecorder::start(stores_by_grpc, first_store);
+        if verifier.refreshes() {
+            // Keys the identity provider removed stop verifying within the refresh interval.
+            let v = verifier.clone();
+            let mut stop = stop_rx.clone();
+            relays.push(tokio::spawn(async move {
+                loop {
+                    let stopped = tokio::select! {
+                        _ = tokio::time::sleep(crate::access::JWKS_REFRESH) => false,
+                        _ = stop.wait_for(|s| *s) => true,
+                    };
+                    if stopped {
+                        return;
+                    }
+                    v.refresh().await;
+                }
+            }));
+        }
         let access = crate::access::layer(verifier, authorizer, recorder);
         crate::server::serve(listener, routes, &names, access, shutdown).await?;
         let _ = stop_tx.send(true);

@@ -271,12 +271,24 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::PinCoDeploymentRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
-        let services: Vec<String> = request
+        let (group, mut services): (String, Vec<String>) = request
             .get_ref()
             .pin
             .as_ref()
-            .map(|p| p.services.clone())
+            .map(|p| (p.group.clone(), p.services.clone()))
             .unwrap_or_default();
+        // A pin replaces its whole group: the units of the services pinned now count too.
+        let existing: Vec<String> = self
+            .app
+            .read(|c| {
+                c.pins
+                    .get(&group)
+                    .map(|p| p.services.iter().map(|n| n.to_string()).collect())
+                    .unwrap_or_default()
+            })
+            .await
+            .map_err(status)?;
+        services.extend(existing);
         let names: Vec<&str> = services.iter().map(String::as_str).collect();
         self.guard(&request, &names).await?;
         let pin = convert::pin(request.into_inner().pin).map_err(domain)?;

@@ -393,6 +393,31 @@ impl GovernanceApp {
         Ok(true)
     }
 
+    /// As [`GovernanceApp::record_violation`], for a deviation decision.
+    pub async fn record_deviation_violation(
+        &self,
+        id: uuid::Uuid,
+        role: &str,
+        rule: &str,
+        detail: &str,
+        at: Timestamp,
+        md: Metadata,
+    ) -> Result<()> {
+        let _w = self.writer.lock().await;
+        self.catch_up_locked().await?;
+        let actor = md.actor.clone();
+        let role: String = role.chars().take(64).collect();
+        if let Some((key, event)) =
+            self.read_state(|g| g.deviation_violation(id, &actor, &role, rule, detail, at))
+        {
+            let mut md = md;
+            md.command_id = None;
+            self.append(&key, vec![event], &md).await?;
+            self.catch_up_locked().await?;
+        }
+        Ok(())
+    }
+
     /// Replaces the access policy of every service: checks the Cedar text, refuses a policy
     /// that would lock admins out of replacing it again, records it and puts it in force.
     pub async fn replace_access_policy(

@@ -47,6 +47,7 @@ pub fn encode(event: &Event) -> (String, Vec<u8>) {
                 emergency: r.emergency,
                 escalate_to: r.escalate_to.clone(),
                 approval_validity_minutes: r.validity_minutes,
+                from_assessment: r.assessed,
             }
             .encode_to_vec(),
         ),
@@ -298,6 +299,7 @@ pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Opt
                 validity_minutes: m.approval_validity_minutes,
                 policy_version: m.policy_version,
                 emergency: m.emergency,
+                assessed: m.from_assessment,
                 escalated: false,
                 expired: false,
                 rejection: None,

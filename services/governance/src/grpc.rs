@@ -111,6 +111,16 @@ impl Call {
             .allowed
     }
 
+    /// The id of what this call creates: derived from the command id when the caller sent one,
+    /// so a retry names the same thing; fresh otherwise.
+    fn new_id(&self) -> Uuid {
+        const NS: Uuid = Uuid::from_u128(0x0b8e_51c2_7d4f_4a61_9c3e_2f7a_6d5b_4e18);
+        match self.md.command_id {
+            Some(c) => Uuid::new_v5(&NS, c.as_bytes()),
+            None => Uuid::now_v7(),
+        }
+    }
+
     fn with_md(&self, bu: &str) -> Metadata {
         let mut md = self.md.clone();
         md.business_unit = bu.to_owned();
@@ -270,13 +280,38 @@ impl GovernanceApi {
                     .map(|d| (d.business_unit.clone(), d.requested_by.clone()))
             })
             .ok_or_else(|| domain(DomainError::NotFound(format!("deviation {id}"))))?;
-        call.allow_in(
+        let d = call.access.decide_in(
+            &call.caller,
             &bu,
             &AccessContext {
                 requester,
                 ..Default::default()
             },
-        )?;
+        );
+        if !d.allowed {
+            // A segregation-of-duties refusal by the access policy is recorded by governance too.
+            if approve && let Some(rule) = d.policies.iter().find(|p| p.starts_with("sod-")) {
+                let detail = format!(
+                    "{} may not decide deviation {id} (policy {rule})",
+                    call.caller.identity.subject
+                );
+                if let Err(e) = self
+                    .app
+                    .record_deviation_violation(
+                        id,
+                        &r.role,
+                        rule,
+                        &detail,
+                        Timestamp::now(),
+                        call.with_md(&bu),
+                    )
+                    .await
+                {
+                    tracing::error!(error = %e, "recording a segregation-of-duties violation failed");
+                }
+            }
+            return Err(call.access.refuse(&call.caller, &bu, d));
+        }
         self.app
             .execute(
                 Command::DecideDeviation {
@@ -432,7 +467,7 @@ impl GovernanceService for GovernanceApi {
         self.app
             .execute(
                 Command::OpenApprovalRequest {
-                    id: Uuid::now_v7(),
+                    id: call.new_id(),
                     release: facts,
                     emergency: r.emergency,
                     authoritative: false,
@@ -538,7 +573,7 @@ impl GovernanceService for GovernanceApi {
         request: Request<pb::CreateFreezeWindowRequest>,
     ) -> Result<Response<pb::FreezeWindow>, Status> {
         let call = self.call(&request).await?;
-        let id = Uuid::now_v7();
+        let id = call.new_id();
         let window = convert::window(
             request.into_inner().window,
             id,
@@ -651,7 +686,7 @@ impl GovernanceService for GovernanceApi {
         request: Request<pb::RequestDeviationRequest>,
     ) -> Result<Response<pb::Deviation>, Status> {
         let call = self.call(&request).await?;
-        let id = Uuid::now_v7();
+        let id = call.new_id();
         let mut d = convert::deviation(request.into_inner().deviation, id).map_err(domain)?;
         call.allow_in(&d.business_unit, &AccessContext::default())?;
         if !call.caller.identity.roles.contains(&d.requester_role) {
@@ -723,7 +758,7 @@ impl GovernanceService for GovernanceApi {
         request: Request<pb::OpenRollbackDecisionRequest>,
     ) -> Result<Response<pb::RollbackDecision>, Status> {
         let call = self.call(&request).await?;
-        let id = Uuid::now_v7();
+        let id = call.new_id();
         let at = Timestamp::now();
         let mut d = convert::rollback(request.into_inner().decision, id, at).map_err(domain)?;
         d.opened_at = at;

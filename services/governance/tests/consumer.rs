@@ -136,8 +136,8 @@ async fn assessments_and_breaches_open_requests_and_decisions_once() {
     });
     assert_eq!(
         decide_by.0,
-        1_790_000_000 * 1_000_000 + 30 * 60_000_000,
-        "tier 2: 30 minutes"
+        1_790_000_000 * 1_000_000 + 15 * 60_000_000,
+        "the release is tier 1 (the breach said 2): 15 minutes"
     );
     assert!(notify.contains(&"release-manager".to_owned()));
     // Nobody decided in time: the scheduler records it once.

@@ -227,6 +227,7 @@ async fn approval_flow_windows_deviations_and_restart() {
                     environment: "prod".into(),
                 }],
                 decided_at: Some(ts(now)),
+                members: vec!["board-chair".into(), "risk-officer".into()],
                 ..Default::default()
             }),
         })

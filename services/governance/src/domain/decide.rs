@@ -101,7 +101,8 @@ impl Governance {
                         // Risk-validation's assessment is authoritative: a pending or approved
                         // request opened with other facts is superseded (approvals start over).
                         ApprovalStatus::Pending | ApprovalStatus::Approved
-                            if authoritative && r.release != release => {}
+                            if authoritative
+                                && (r.release != release || r.emergency != emergency) => {}
                         ApprovalStatus::Pending | ApprovalStatus::Approved => {
                             return Err(DomainError::AlreadyExists(format!(
                                 "release {} already has an open approval request for {} ({})",
@@ -110,6 +111,16 @@ impl Governance {
                         }
                         ApprovalStatus::Rejected | ApprovalStatus::Expired => {}
                     }
+                }
+                // Once risk-validation assessed a release, facts given by hand must match.
+                if !authoritative
+                    && let Some((facts, assessed_emergency)) = self.assessed.get(&key)
+                    && (*facts != release || *assessed_emergency != emergency)
+                {
+                    return Err(DomainError::FailedPrecondition(format!(
+                        "risk-validation assessed release {} in {} with other facts; reopen with those (tier {}, risk {}, author {})",
+                        key.release, key.environment, facts.tier, facts.risk_score, facts.author
+                    )));
                 }
                 let requirements = self
                     .policy
@@ -142,6 +153,7 @@ impl Governance {
                     validity_minutes: self.policy.approval_validity_minutes,
                     policy_version: self.policy_version,
                     emergency,
+                    assessed: authoritative,
                     escalated: false,
                     expired: false,
                     rejection: None,
@@ -248,8 +260,11 @@ impl Governance {
                         ),
                     ));
                 }
-                if decision.members.len() > 100 {
-                    return Err(invalid("members", "more than 100 members"));
+                if decision.members.is_empty() || decision.members.len() > 100 {
+                    return Err(invalid(
+                        "members",
+                        "name the board members who decided (1 to 100)",
+                    ));
                 }
                 for m in &decision.members {
                     check_text("members", m, 256)?;
@@ -259,6 +274,7 @@ impl Governance {
                         && let Some(m) = decision
                             .members
                             .iter()
+                            .chain(std::iter::once(&decision.recorded_by))
                             .find(|m| **m == r.release.author || r.release.committers.contains(m))
                     {
                         return Err(DomainError::SegregationOfDuties {
@@ -475,52 +491,33 @@ impl Governance {
                 if !decision.observed.is_finite() {
                     return Err(invalid("decision.observed", "is not a finite number"));
                 }
+                let key = ReleaseEnv {
+                    release: decision.release.clone(),
+                    environment: decision.environment.clone(),
+                };
+                if let Some(r) = self.requests.get(&key) {
+                    if r.release.business_unit != decision.business_unit {
+                        return Err(invalid(
+                            "decision.business_unit",
+                            format!(
+                                "release {} belongs to unit {}, not {}",
+                                key.release, r.release.business_unit, decision.business_unit
+                            ),
+                        ));
+                    }
+                    // The release's own tier sets the time limit, not the caller's.
+                    decision.tier = r.release.tier;
+                }
                 let criteria = self.policy.rollback_for(decision.tier).ok_or_else(|| {
                     invalid(
                         "decision.tier",
                         format!("no rollback criteria for tier {}", decision.tier),
                     )
                 })?;
-                let key = ReleaseEnv {
-                    release: decision.release.clone(),
-                    environment: decision.environment.clone(),
-                };
-                if let Some(r) = self.requests.get(&key)
-                    && r.release.business_unit != decision.business_unit
-                {
-                    return Err(invalid(
-                        "decision.business_unit",
-                        format!(
-                            "release {} belongs to unit {}, not {}",
-                            key.release, r.release.business_unit, decision.business_unit
-                        ),
-                    ));
-                }
                 if self.rollbacks.contains_key(&decision.id) {
                     return Err(DomainError::AlreadyExists(format!(
                         "rollback decision {} already exists",
                         decision.id
-                    )));
-                }
-                // A governed metric opens a decision only when it crosses the tier's threshold;
-                // other metrics may be raised by hand.
-                let governed: Vec<_> = criteria
-                    .thresholds
-                    .iter()
-                    .filter(|t| t.metric == decision.metric)
-                    .collect();
-                if !governed.is_empty()
-                    && !governed.iter().any(|t| {
-                        if t.greater_than {
-                            decision.observed > t.value
-                        } else {
-                            decision.observed < t.value
-                        }
-                    })
-                {
-                    return Err(DomainError::FailedPrecondition(format!(
-                        "{} = {} does not cross tier {}'s rollback threshold",
-                        decision.metric, decision.observed, decision.tier
                     )));
                 }
                 decision.decide_by = plus_minutes(decision.opened_at, criteria.decision_minutes);

@@ -118,6 +118,8 @@ pub struct ApprovalRequest {
     pub validity_minutes: u32,
     pub policy_version: u64,
     pub emergency: bool,
+    /// Opened from risk-validation's assessment (its facts are authoritative).
+    pub assessed: bool,
     pub escalated: bool,
     pub expired: bool,
     pub rejection: Option<(String, String)>,
@@ -450,6 +452,8 @@ pub struct Governance {
     pub policy_version: u64,
     pub policy_history: BTreeMap<u64, (PolicyDocument, Timestamp)>,
     pub requests: HashMap<ReleaseEnv, ApprovalRequest>,
+    /// The facts (and emergency flag) risk-validation last assessed per release/environment.
+    pub assessed: HashMap<ReleaseEnv, (ReleaseFacts, bool)>,
     /// Which release/environment each request id belongs to.
     pub request_keys: HashMap<Uuid, ReleaseEnv>,
     pub cab: BTreeMap<String, CabDecision>,
@@ -494,6 +498,10 @@ impl Governance {
                 };
                 let mut r = (**r).clone();
                 r.version = version;
+                if r.assessed {
+                    self.assessed
+                        .insert(key.clone(), (r.release.clone(), r.emergency));
+                }
                 self.request_keys.insert(r.id, key.clone());
                 self.requests.insert(key, r);
             }
@@ -634,27 +642,36 @@ impl Governance {
         self.requests.get_mut(key).filter(|r| r.id == id)
     }
 
-    /// The CAB decision that satisfies `role` for a release/environment, if any (an approving
-    /// decision, and none of its members wrote or committed to the release).
-    pub fn cab_satisfying(&self, key: &ReleaseEnv, role: &str) -> Option<&CabDecision> {
-        let facts = self.requests.get(key).map(|r| &r.release);
-        self.cab_by_release.get(key)?.iter().find_map(|id| {
-            let d = self.cab.get(id)?;
-            let conflicted = facts.is_some_and(|f| {
-                d.members
-                    .iter()
-                    .any(|m| *m == f.author || f.committers.contains(m))
-            });
-            (d.approved && !conflicted && d.satisfies_roles.iter().any(|r| r == role)).then_some(d)
-        })
-    }
-
-    /// A CAB decision that refused a release/environment, if any.
-    pub fn cab_refusal(&self, key: &ReleaseEnv) -> Option<&CabDecision> {
+    /// The newest CAB decision (by decision time) covering a release/environment.
+    fn latest_cab(&self, key: &ReleaseEnv) -> Option<&CabDecision> {
         self.cab_by_release
             .get(key)?
             .iter()
-            .find_map(|id| self.cab.get(id).filter(|d| !d.approved))
+            .filter_map(|id| self.cab.get(id))
+            .max_by_key(|d| d.decided_at)
+    }
+
+    /// The CAB decision that satisfies `role` (the cab requirement only) for a
+    /// release/environment: the newest decision, if it approved and no member (nor whoever
+    /// recorded it) wrote or committed to the release.
+    pub fn cab_satisfying(&self, key: &ReleaseEnv, role: &str) -> Option<&CabDecision> {
+        if role != CAB_ROLE {
+            return None;
+        }
+        let d = self.latest_cab(key)?;
+        let facts = self.requests.get(key).map(|r| &r.release);
+        let conflicted = facts.is_some_and(|f| {
+            d.members
+                .iter()
+                .chain(std::iter::once(&d.recorded_by))
+                .any(|m| *m == f.author || f.committers.contains(m))
+        });
+        (d.approved && !conflicted).then_some(d)
+    }
+
+    /// The newest CAB decision, if it refused the release/environment.
+    pub fn cab_refusal(&self, key: &ReleaseEnv) -> Option<&CabDecision> {
+        self.latest_cab(key).filter(|d| !d.approved)
     }
 }
 

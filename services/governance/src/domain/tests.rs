@@ -650,14 +650,6 @@ fn rollback_decisions_are_due_by_tier_and_flagged_when_late() {
         at(15),
         "tier 1 decides within 15 minutes"
     );
-    // Below the tier's threshold (error_rate > 0.05) no decision is opened.
-    let mut calm = g.rollbacks[&id].clone();
-    calm.id = Uuid::from_u128(43);
-    calm.observed = 0.01;
-    assert!(matches!(
-        g.decide(Command::OpenRollbackDecision { decision: calm }),
-        Err(DomainError::FailedPrecondition(_))
-    ));
     assert!(g.deadlines(at(14)).is_empty());
     let due = g.deadlines(at(15));
     assert!(
@@ -796,6 +788,45 @@ fn second_reading_rules_hold() {
         }
     ));
 
+    // An emergency flag differing from the assessment is superseded too, and once assessed a
+    // release cannot be reopened by hand with other facts.
+    let mut urgent = g.requests[&k].release.clone();
+    urgent.author = "mallory".into();
+    assert!(
+        g.decide(Command::OpenApprovalRequest {
+            id: Uuid::from_u128(100),
+            release: urgent.clone(),
+            emergency: true,
+            authoritative: true,
+            by: actor("risk-validation", &["scheduler"], ""),
+            at: at(1),
+        })
+        .is_ok()
+    );
+    run(
+        &mut g,
+        Command::Reject {
+            key: k.clone(),
+            role: "security".into(),
+            comment: "no".into(),
+            by: actor("sec", &["security"], "payments"),
+            at: at(2),
+        },
+    )
+    .expect("rejected");
+    let mut softer = urgent;
+    softer.tier = 4;
+    assert!(matches!(
+        g.decide(Command::OpenApprovalRequest {
+            id: Uuid::from_u128(101),
+            release: softer,
+            emergency: false,
+            authoritative: false,
+            by: actor("rm", &["release-manager"], "payments"),
+            at: at(3),
+        }),
+        Err(DomainError::FailedPrecondition(_))
+    ));
     // Only compliance officers set or lift embargoes; a unit's deviation cannot serve another unit.
     let mut g = Governance::default();
     let mut w = window(
