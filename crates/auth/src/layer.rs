@@ -166,7 +166,7 @@ impl AuthLayer {
                 path: path.to_owned(),
                 code: tonic::Code::PermissionDenied,
                 reason: reason.clone(),
-                policies: decision.policies,
+                policies: decision.policies.clone(),
             });
             return Err(tonic::Status::permission_denied(reason));
         }
@@ -192,13 +192,18 @@ impl AuthLayer {
     }
 
     /// The policies' answer for a caller in a business unit with target facts.
-    pub fn decide_in(&self, caller: &Caller, scope: &str, context: &AccessContext) -> Decision {
+    pub fn decide_in(
+        &self,
+        caller: &Caller,
+        scope: &str,
+        context: &AccessContext,
+    ) -> Arc<Decision> {
         self.authorizer
             .authorize(&caller.identity, caller.operation.action, scope, context)
     }
 
     /// Reports a refusal and answers its `PERMISSION_DENIED` status.
-    pub fn refuse(&self, caller: &Caller, scope: &str, d: Decision) -> tonic::Status {
+    pub fn refuse(&self, caller: &Caller, scope: &str, d: Arc<Decision>) -> tonic::Status {
         let reason = d.refusal_message(&caller.identity, caller.operation.action, scope);
         tracing::warn!(subject = %caller.identity.subject, action = caller.operation.action, scope, %reason, "call refused");
         self.sink.refused(AccessRefusal {
@@ -206,7 +211,7 @@ impl AuthLayer {
             path: format!("/{}/{}", caller.operation.service, caller.operation.method),
             code: tonic::Code::PermissionDenied,
             reason: reason.clone(),
-            policies: d.policies,
+            policies: d.policies.clone(),
         });
         tonic::Status::permission_denied(reason)
     }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use arc_swap::ArcSwap;
 use cedar_policy::{
@@ -126,11 +126,12 @@ impl Decision {
     }
 }
 
-type CacheKey = (Identity, &'static str, String);
+/// Cached answers: identity -> action -> scope, looked up without cloning anything.
+type DecisionCache = HashMap<Identity, HashMap<&'static str, HashMap<String, Arc<Decision>>>>;
 
 struct Current {
     policy: AccessPolicy,
-    cache: Mutex<HashMap<CacheKey, Decision>>,
+    cache: RwLock<(DecisionCache, usize)>,
 }
 
 /// Answers "may this identity do this action in this scope" with the current policy set.
@@ -175,7 +176,7 @@ impl Authorizer {
         Ok(Self {
             current: ArcSwap::from_pointee(Current {
                 policy,
-                cache: Mutex::new(HashMap::new()),
+                cache: RwLock::new((HashMap::new(), 0)),
             }),
             actions: action_entities()?,
             cedar: cedar_policy::Authorizer::new(),
@@ -192,7 +193,7 @@ impl Authorizer {
         tracing::info!(digest = %policy.digest, "access policy replaced");
         self.current.store(Arc::new(Current {
             policy,
-            cache: Mutex::new(HashMap::new()),
+            cache: RwLock::new((HashMap::new(), 0)),
         }));
     }
 
@@ -209,35 +210,47 @@ impl Authorizer {
         action: &'static str,
         scope: &str,
         context: &AccessContext,
-    ) -> Decision {
+    ) -> Arc<Decision> {
         let current = self.current.load();
         let cacheable = context.is_empty();
-        let key = (who.clone(), action, scope.to_owned());
         if cacheable
             && let Some(d) = current
                 .cache
-                .lock()
+                .read()
                 .unwrap_or_else(|p| p.into_inner())
-                .get(&key)
+                .0
+                .get(who)
+                .and_then(|by_action| by_action.get(action))
+                .and_then(|by_scope| by_scope.get(scope))
         {
             return d.clone();
         }
-        let decision = match self.evaluate(&current.policy, who, action, scope, context) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, action, "authorisation could not be evaluated; refusing");
-                Decision {
-                    allowed: false,
-                    policies: vec![format!("evaluation-error: {e}")],
+        let decision = Arc::new(
+            match self.evaluate(&current.policy, who, action, scope, context) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, action, "authorisation could not be evaluated; refusing");
+                    Decision {
+                        allowed: false,
+                        policies: vec![format!("evaluation-error: {e}")],
+                    }
                 }
-            }
-        };
+            },
+        );
         if cacheable {
-            let mut cache = current.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if cache.len() >= CACHE_LIMIT {
+            let mut guard = current.cache.write().unwrap_or_else(|p| p.into_inner());
+            let (cache, entries) = &mut *guard;
+            if *entries >= CACHE_LIMIT {
                 cache.clear();
+                *entries = 0;
             }
-            cache.insert(key, decision.clone());
+            cache
+                .entry(who.clone())
+                .or_default()
+                .entry(action)
+                .or_default()
+                .insert(scope.to_owned(), decision.clone());
+            *entries += 1;
         }
         decision
     }

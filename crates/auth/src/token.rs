@@ -2,7 +2,7 @@
 //! file or URL for production. A token carries the subject, roles and business unit.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -84,7 +84,7 @@ pub struct TokenVerifier {
     keys: ArcSwap<Keys>,
     audience: String,
     issuer: Option<String>,
-    cache: Mutex<HashMap<String, (std::sync::Arc<Identity>, u64)>>,
+    cache: RwLock<HashMap<String, (std::sync::Arc<Identity>, u64)>>,
     last_fetch: Mutex<Option<Instant>>,
     refresh_min: Duration,
 }
@@ -199,7 +199,7 @@ impl TokenVerifier {
             keys: ArcSwap::from_pointee(keys),
             audience: audience.to_owned(),
             issuer: issuer.map(str::to_owned),
-            cache: Mutex::new(HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
             last_fetch: Mutex::new(fetched),
             refresh_min: JWKS_REFRESH_MIN,
         })
@@ -232,7 +232,10 @@ impl TokenVerifier {
         match fetch_jwks(url).await {
             Ok(keys) => {
                 self.keys.store(std::sync::Arc::new(keys));
-                self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                self.cache
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
                 *self.last_fetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
                 true
             }
@@ -264,7 +267,10 @@ impl TokenVerifier {
             Ok(keys) => {
                 self.keys.store(std::sync::Arc::new(keys));
                 // Identities verified with keys that may now be gone are checked again.
-                self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                self.cache
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
                 tracing::info!(url, "JWKS refreshed");
                 true
             }
@@ -287,7 +293,7 @@ impl TokenVerifier {
         let now = now_secs();
         if let Some((id, exp)) = self
             .cache
-            .lock()
+            .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(token)
             && *exp > now
@@ -302,7 +308,7 @@ impl TokenVerifier {
             other => other?,
         };
         let identity = std::sync::Arc::new(Identity::from_claims(&claims)?);
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_LIMIT {
             cache.retain(|_, (_, exp)| *exp > now);
             if cache.len() >= CACHE_LIMIT {
