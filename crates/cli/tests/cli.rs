@@ -673,6 +673,76 @@ fn up_serves_six_services_until_sigterm() {
         "{}",
         String::from_utf8_lossy(&allowed.stdout)
     );
+    // A unit freeze window from now on denies the release again, naming the window.
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .expect("format")
+    };
+    let once = format!(
+        "{},{}",
+        fmt(now - time::Duration::minutes(1)),
+        fmt(now + time::Duration::hours(2))
+    );
+    let out = flotilla()
+        .env("FLOTILLA_TOKEN", &rm)
+        .args([
+            "governance",
+            "--addr",
+            &url,
+            "--output",
+            "json",
+            "windows",
+            "create",
+            "--name",
+            "payments month-end",
+            "--bu",
+            "payments",
+            "--env",
+            "prod",
+            "--once",
+            &once,
+        ])
+        .output()
+        .expect("window");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frozen = gate(&rm);
+    assert_eq!(frozen.status.code(), Some(1));
+    let v = json(&frozen);
+    assert_eq!(v["reasons"][0]["kind"], "freeze-window");
+    assert_eq!(v["reasons"][0]["subject"], "payments month-end");
+    // Embargoes are for compliance officers only.
+    let out = flotilla()
+        .env("FLOTILLA_TOKEN", &rm)
+        .args([
+            "governance",
+            "--addr",
+            &url,
+            "windows",
+            "create",
+            "--name",
+            "exam",
+            "--kind",
+            "embargo",
+            "--bu",
+            "payments",
+            "--once",
+            &once,
+        ])
+        .output()
+        .expect("embargo");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("compliance-officer"));
+    let out = flotilla()
+        .env("FLOTILLA_TOKEN", &rm)
+        .args(["governance", "--addr", &url, "access", "show"])
+        .output()
+        .expect("access show");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("business-unit-isolation"));
     // The author may not approve: the error names the rule and what to do.
     let alice = token_for("alice", "service-owner", "payments");
     let out = flotilla()
