@@ -281,7 +281,7 @@ async fn rs256_from_jwks_file_and_url() {
             None
         )
         .await
-        .unwrap_err()
+        .expect_err("plain http")
         .to_string()
         .contains("https")
     );

@@ -118,6 +118,7 @@ pub enum ApprovalsCommand {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum WindowsCommand {
     /// Create a window. Exactly one of --once, --monthly-day or --weekly.
     Create {

@@ -698,22 +698,6 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod csv_tests {
-    #[test]
-    fn formulas_stay_text_and_separators_are_quoted() {
-        assert_eq!(super::csv_field("sync-api"), "sync-api");
-        assert_eq!(
-            super::csv_field("=HYPERLINK(\"x\")"),
-            "\"'=HYPERLINK(\"\"x\"\")\""
-        );
-        assert_eq!(super::csv_field("+1"), "'+1");
-        assert_eq!(super::csv_field("-2"), "'-2");
-        assert_eq!(super::csv_field("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(super::csv_field("a,b"), "\"a,b\"");
-    }
-}
-
 /// Rows are consumers, columns providers; a cell is `kind` or `kind:flow;flow`.
 fn matrix_csv(
     names: &[crate::domain::ServiceName],
@@ -764,4 +748,20 @@ fn matrix_json(
         })).collect::<Vec<_>>(),
     })
     .to_string()
+}
+
+#[cfg(test)]
+mod csv_tests {
+    #[test]
+    fn formulas_stay_text_and_separators_are_quoted() {
+        assert_eq!(super::csv_field("sync-api"), "sync-api");
+        assert_eq!(
+            super::csv_field("=HYPERLINK(\"x\")"),
+            "\"'=HYPERLINK(\"\"x\"\")\""
+        );
+        assert_eq!(super::csv_field("+1"), "'+1");
+        assert_eq!(super::csv_field("-2"), "'-2");
+        assert_eq!(super::csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(super::csv_field("a,b"), "\"a,b\"");
+    }
 }

@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
             let schedule = match w % 3 {
                 0 => pb::freeze_window::Schedule::Monthly(pb::MonthlySchedule {
                     months: vec![],
-                    day: -((w % 5) as i32 + 1),
+                    day: -((w % 5) + 1),
                     start_minute: 0,
                     duration_minutes: 24 * 60,
                 }),

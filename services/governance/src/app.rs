@@ -519,7 +519,7 @@ impl GovernanceApp {
                     continue;
                 }
                 n += 1;
-                if n % tick.as_secs().max(1) == 0 {
+                if n.is_multiple_of(tick.as_secs().max(1)) {
                     let md = Metadata::by("governance-scheduler", "");
                     if let Err(e) = app.process_deadlines(Timestamp::now(), md).await {
                         tracing::warn!(error = %e, "deadline processing failed; retrying");

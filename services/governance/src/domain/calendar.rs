@@ -119,12 +119,12 @@ impl Schedule {
                 // An occurrence lasts at most 28 days: it began this month or the one before.
                 let (mut year, mut month) = (now.year(), now.month());
                 for _ in 0..2 {
-                    if m.months.is_empty() || m.months.contains(&u8::from(month)) {
-                        if let Some(start) = monthly_start(m, year, month) {
-                            if start <= at && at.0 < start.0 + dur {
-                                return Some((start, Timestamp(start.0 + dur)));
-                            }
-                        }
+                    if (m.months.is_empty() || m.months.contains(&u8::from(month)))
+                        && let Some(start) = monthly_start(m, year, month)
+                        && start <= at
+                        && at.0 < start.0 + dur
+                    {
+                        return Some((start, Timestamp(start.0 + dur)));
                     }
                     month = month.previous();
                     if month == Month::December {

@@ -668,7 +668,7 @@ impl Governance {
                 ),
             });
         }
-        if r.release.committers.iter().any(|c| *c == by.subject) {
+        if r.release.committers.contains(&by.subject) {
             return Some(DomainError::SegregationOfDuties {
                 rule: "sod-committer-approves",
                 detail: format!(

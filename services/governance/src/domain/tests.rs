@@ -125,7 +125,7 @@ fn requirements_follow_tier_risk_unit_overrides_and_personal_data() {
     p.approval_rules.push(override_rule(3));
     assert!(
         p.validate()
-            .unwrap_err()
+            .expect_err("refused")
             .to_string()
             .contains("unit cards's rule"),
         "partial override"
@@ -152,7 +152,7 @@ fn requirements_follow_tier_risk_unit_overrides_and_personal_data() {
         .retain(|r| !(r.tier == 2 && r.min_risk == 40));
     assert!(
         gap.validate()
-            .unwrap_err()
+            .expect_err("refused")
             .to_string()
             .contains("tier 2 at risk score 40")
     );
@@ -183,7 +183,7 @@ fn segregation_of_duties_and_one_role_per_person() {
     // tier 1, risk 50: service-owner, security, plus peer review (personal data).
     let author = actor("alice", &["service-owner"], "payments");
     let committer = actor("carol", &["security"], "payments");
-    let err = approve(&mut g, &k, &author, "service-owner", at(1)).unwrap_err();
+    let err = approve(&mut g, &k, &author, "service-owner", at(1)).expect_err("refused");
     assert!(matches!(
         err,
         DomainError::SegregationOfDuties {
@@ -191,7 +191,7 @@ fn segregation_of_duties_and_one_role_per_person() {
             ..
         }
     ));
-    let err = approve(&mut g, &k, &committer, "security", at(1)).unwrap_err();
+    let err = approve(&mut g, &k, &committer, "security", at(1)).expect_err("refused");
     assert!(matches!(
         err,
         DomainError::SegregationOfDuties {
@@ -201,7 +201,7 @@ fn segregation_of_duties_and_one_role_per_person() {
     ));
     let both = actor("dave", &["service-owner", "security"], "payments");
     approve(&mut g, &k, &both, "service-owner", at(2)).expect("first role");
-    let err = approve(&mut g, &k, &both, "security", at(3)).unwrap_err();
+    let err = approve(&mut g, &k, &both, "security", at(3)).expect_err("refused");
     assert!(matches!(
         err,
         DomainError::SegregationOfDuties {
@@ -217,7 +217,7 @@ fn segregation_of_duties_and_one_role_per_person() {
         "security",
         at(3),
     )
-    .unwrap_err();
+    .expect_err("refused");
     assert!(matches!(err, DomainError::NotInRole(_)));
     let err = approve(
         &mut g,
@@ -226,7 +226,7 @@ fn segregation_of_duties_and_one_role_per_person() {
         "business",
         at(3),
     )
-    .unwrap_err();
+    .expect_err("refused");
     assert!(matches!(err, DomainError::FailedPrecondition(_)));
     // The violation event names the rule.
     let (_, e) = g
@@ -302,7 +302,7 @@ fn cab_decision_satisfies_without_a_second_review() {
         "cab",
         at(6),
     )
-    .unwrap_err();
+    .expect_err("refused");
     assert!(err.to_string().contains("CHG0031234"), "{err}");
     let d = g.check_gate(&k, at(6));
     let missing: Vec<_> = d.reasons.iter().map(|r| r.subject.as_str()).collect();
@@ -533,10 +533,12 @@ fn freeze_lets_emergencies_pass_embargo_does_not_unless_a_compliance_deviation()
 #[test]
 fn deadlines_escalate_then_expire_and_gate_reports_every_reason() {
     let mut g = Governance::default();
-    let mut p = PolicyDocument::default();
-    p.decision_deadline_minutes = 60;
-    p.expire_after_minutes = 120;
-    p.approval_validity_minutes = 30;
+    let p = PolicyDocument {
+        decision_deadline_minutes: 60,
+        expire_after_minutes: 120,
+        approval_validity_minutes: 30,
+        ..PolicyDocument::default()
+    };
     run(
         &mut g,
         Command::SetPolicy {
@@ -779,7 +781,7 @@ fn second_reading_rules_hold() {
         "security",
         at(2),
     )
-    .unwrap_err();
+    .expect_err("refused");
     assert!(matches!(
         err,
         DomainError::SegregationOfDuties {
