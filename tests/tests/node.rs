@@ -435,3 +435,105 @@ async fn refused_calls_are_recorded_in_the_called_services_store() {
     );
     node.stop().await.expect("stop");
 }
+
+/// Served mode, two processes' worth of nodes over PostgreSQL and NATS: an admin replaces the
+/// access policy in governance; dependency-mapping, running apart, follows it from the bus,
+/// records the adoption in its own store and starts with it after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn access_policy_replacements_reach_services_running_apart() {
+    use flotilla_proto::dependency::v1 as dm;
+    use flotilla_proto::governance::v1 as gv;
+
+    // Its own database, so other served tests' governance stores are not disturbed.
+    let store_url = std::env::var("FLOTILLA_TEST_POSTGRES_URL_2")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let config = Config {
+        store_url,
+        nats_url: nats_url(),
+        buses: vec![BusKind::Nats],
+        ..Config::default()
+    };
+    let pick = |name: &str| -> Vec<Box<dyn flotilla_runtime::ServiceModule>> {
+        all_services()
+            .into_iter()
+            .filter(|m| m.name() == name)
+            .collect()
+    };
+    let governance = RunningNode::start(config.clone(), pick("governance"), NodeMode::Served)
+        .await
+        .expect("governance node");
+    let catalog = RunningNode::start(config.clone(), pick("dependency-mapping"), NodeMode::Served)
+        .await
+        .expect("dependency-mapping node");
+    // A role no policy knows yet, unique to this run.
+    let role = format!("probe-{}", uuid::Uuid::now_v7().simple());
+    let register = || dm::RegisterServiceRequest::default();
+    let probe = |node: &RunningNode| {
+        let url = node.url();
+        let role = role.clone();
+        async move {
+            let ch = tonic::transport::Channel::from_shared(url)
+                .expect("uri")
+                .connect()
+                .await
+                .expect("connect");
+            dm::dependency_mapping_service_client::DependencyMappingServiceClient::with_interceptor(
+                ch,
+                RunningNode::bearer("prober", &[role.as_str()], "central"),
+            )
+            .register_service(register())
+            .await
+            // Past the access checks, the empty request is refused as invalid.
+            .map_or_else(|e| e.code() != tonic::Code::PermissionDenied, |_| true)
+        }
+    };
+    // Unknown role: no policy lets it write to the catalog.
+    let _ = catalog.channel().await.expect("connect");
+    assert!(!probe(&catalog).await, "unknown role refused");
+
+    let mut admin = GovernanceServiceClient::with_interceptor(
+        governance.channel().await.expect("connect"),
+        RunningNode::bearer("root", &["admin"], "central"),
+    );
+    let current = admin
+        .get_access_policy(gv::GetAccessPolicyRequest {})
+        .await
+        .expect("get")
+        .into_inner();
+    let widened = format!(
+        "{}\n@id(\"probe-writes\")\npermit (principal in Flotilla::Role::\"{role}\", action in Flotilla::Action::\"catalog-write\", resource);\n",
+        current.policy
+    );
+    admin
+        .replace_access_policy(gv::ReplaceAccessPolicyRequest {
+            policy: widened,
+            expected_version: current.version,
+        })
+        .await
+        .expect("replace");
+    let followed = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if probe(&catalog).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(
+        followed.is_ok(),
+        "dependency-mapping never followed the replacement"
+    );
+    catalog.stop().await.expect("stop");
+    // Restarted (its bus consumer has acknowledged the event): the policy comes from its store.
+    let catalog = RunningNode::start(config, pick("dependency-mapping"), NodeMode::Served)
+        .await
+        .expect("restart");
+    let _ = catalog.channel().await.expect("connect");
+    assert!(
+        probe(&catalog).await,
+        "the adopted policy is in force after a restart"
+    );
+    catalog.stop().await.expect("stop");
+    governance.stop().await.expect("stop");
+}
