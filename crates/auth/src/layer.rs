@@ -255,11 +255,29 @@ where
                 Ok(caller) => {
                     req.extensions_mut().insert(caller);
                     req.extensions_mut().insert(auth.clone());
-                    inner.call(req).await
+                    let mut response = inner.call(req).await?;
+                    malformed_is_invalid_argument(&mut response);
+                    Ok(response)
                 }
                 Err(status) => Ok(status.into_http()),
             }
         })
+    }
+}
+
+/// tonic answers a request body that is not the method's protobuf message with INTERNAL; it is
+/// the caller's mistake, so it becomes INVALID_ARGUMENT (same message).
+fn malformed_is_invalid_argument<B>(response: &mut http::Response<B>) {
+    let headers = response.headers_mut();
+    let internal = headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"13");
+    let decode = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|m| m.contains("decode"));
+    if internal && decode {
+        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
     }
 }
 

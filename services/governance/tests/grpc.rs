@@ -744,3 +744,96 @@ async fn access_policy_replacement_is_audited_and_survives_restart() {
     assert!(ok, "the replaced policy is in force after a restart");
     server.stop().await;
 }
+
+/// Raw bytes through gRPC, to send what no generated client would.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+#[derive(Default)]
+struct RawCoder;
+
+impl tonic::codec::Encoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        let mut out = vec![0; src.remaining()];
+        src.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCoder;
+    type Decoder = RawCoder;
+    fn encoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+    fn decoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+}
+
+/// Bytes that are not the method's message are INVALID_ARGUMENT (not INTERNAL) and change
+/// nothing; without a token they are UNAUTHENTICATED before anything is decoded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_protobuf_is_invalid_argument() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir.path().join("g.db")).await;
+    let server = TestServer::start(&GovernanceModule, store.clone()).await;
+    let ch = server.channel().await;
+    let call = |token: Option<String>| {
+        let ch = ch.clone();
+        async move {
+            let mut grpc = tonic::client::Grpc::new(ch);
+            grpc.ready().await.expect("ready");
+            let mut req = tonic::Request::new(vec![0xff, 0xff, 0xff, 0x0f, 0x01]);
+            if let Some(t) = token {
+                req = testkit::with_token(req, &t);
+            }
+            grpc.unary::<Vec<u8>, Vec<u8>, _>(
+                req,
+                http::uri::PathAndQuery::from_static(
+                    "/flotilla.governance.v1.GovernanceService/OpenApprovalRequest",
+                ),
+                RawCodec,
+            )
+            .await
+        }
+    };
+    let e = call(None).await.expect_err("no token");
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let e = call(Some(testkit::token(
+        "rita",
+        &["release-manager"],
+        "payments",
+    )))
+    .await
+    .expect_err("garbage");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("decode"), "{e:?}");
+    assert_eq!(
+        events_of(&store, "flotilla.governance.v1.ApprovalRequestOpened").await,
+        0
+    );
+    server.stop().await;
+}
