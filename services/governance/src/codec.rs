@@ -303,6 +303,7 @@ pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Opt
                 escalated: false,
                 expired: false,
                 rejection: None,
+                rejected_at: None,
                 version: 0,
             }))
         }

@@ -257,7 +257,7 @@ pub fn request_pb(gov: &Governance, r: &ApprovalRequest, at: Timestamp) -> pb::A
             .requirements
             .iter()
             .map(|q| {
-                let cab = gov.cab_satisfying(&key, &q.role);
+                let cab = gov.cab_satisfying(&key, &q.role, at);
                 pb::RequirementState {
                     role: q.role.clone(),
                     required: q.count,
@@ -389,6 +389,7 @@ pub fn window(w: Option<pb::FreezeWindow>, id: Uuid, created_by: &str) -> R<Free
         created_by: created_by.to_owned(),
         business_unit: w.business_unit,
         cancelled: false,
+        cancelled_at: None,
     })
 }
 
@@ -475,6 +476,7 @@ pub fn deviation(d: Option<pb::Deviation>, id: Uuid) -> R<Deviation> {
         decided_by: d.decided_by,
         decider_role: d.decider_role,
         comment: d.comment,
+        decided_at: None,
     })
 }
 

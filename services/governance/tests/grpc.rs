@@ -242,7 +242,7 @@ async fn approval_flow_windows_deviations_and_restart() {
     assert!(e.message().contains("CHG0031234"), "{e:?}");
 
     let d = rm
-        .check_gate(gate("r1", now))
+        .check_gate(gate("r1", now_secs() + 1))
         .await
         .expect("gate")
         .into_inner();
@@ -262,7 +262,7 @@ async fn approval_flow_windows_deviations_and_restart() {
         .await
         .expect("peer review");
     let d = rm
-        .check_gate(gate("r1", now))
+        .check_gate(gate("r1", now_secs() + 1))
         .await
         .expect("gate")
         .into_inner();

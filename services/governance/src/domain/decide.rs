@@ -157,6 +157,7 @@ impl Governance {
                     escalated: false,
                     expired: false,
                     rejection: None,
+                    rejected_at: None,
                     version: 0,
                     release,
                 };
@@ -174,7 +175,7 @@ impl Governance {
             } => {
                 let r = self.pending_request(&key, at)?;
                 check_optional("comment", &comment, 4096)?;
-                self.check_role_for(r, &key, &role, &by)?;
+                self.check_role_for(r, &key, &role, &by, at)?;
                 if let Some(v) = self.sod_violation(r, &role, &by) {
                     return Err(v);
                 }
@@ -225,7 +226,7 @@ impl Governance {
             } => {
                 let r = self.pending_request(&key, at)?;
                 check_text("comment", &comment, 4096)?;
-                self.check_role_for(r, &key, &role, &by)?;
+                self.check_role_for(r, &key, &role, &by, at)?;
                 Ok((
                     StreamKey::Approval(key),
                     vec![Event::ApprovalRejected {
@@ -619,6 +620,7 @@ impl Governance {
         key: &ReleaseEnv,
         role: &str,
         by: &Actor,
+        at: Timestamp,
     ) -> Result<()> {
         if !r.requirements.iter().any(|q| q.role == role) {
             return Err(DomainError::FailedPrecondition(format!(
@@ -638,7 +640,7 @@ impl Governance {
                 by.subject
             )));
         }
-        if let Some(d) = self.cab_satisfying(key, role) {
+        if let Some(d) = self.cab_satisfying(key, role, at) {
             return Err(DomainError::AlreadyExists(format!(
                 "the {role} requirement of release {} in {} is already satisfied by CAB decision {}; it is not reviewed twice",
                 key.release, key.environment, d.change_request_id
@@ -754,7 +756,7 @@ impl Governance {
             }
             // Approved ones are done; only undecided requests escalate and expire.
             let undecided = r.requirements.iter().any(|q| {
-                self.cab_satisfying(key, &q.role).is_none() && r.given(&q.role, now) < q.count
+                self.cab_satisfying(key, &q.role, now).is_none() && r.given(&q.role, now) < q.count
             });
             if !undecided {
                 continue;

@@ -60,9 +60,11 @@ impl Governance {
             .map(|r| r.release.business_unit.as_str())
     }
 
+    /// The answer at `at`, from what was decided by then: approvals, rejections, CAB and
+    /// deviation decisions and window cancellations after `at` do not count.
     pub fn check_gate(&self, key: &ReleaseEnv, at: Timestamp) -> GateDecision {
         let mut reasons = Vec::new();
-        let request = self.requests.get(key);
+        let request = self.requests.get(key).filter(|r| r.opened_at <= at);
         match request {
             None => reasons.push(reason(
                 GateReasonKind::NoApprovalRequest,
@@ -73,14 +75,14 @@ impl Governance {
                 ),
             )),
             Some(r) => {
-                if let Some((by, comment)) = &r.rejection {
+                if let Some((by, comment)) = r.rejection.as_ref().filter(|_| r.rejected_by(at)) {
                     reasons.push(reason(
                         GateReasonKind::Rejected,
                         by.clone(),
                         format!("rejected by {by}: {comment}"),
                     ));
                 }
-                if let Some(d) = self.cab_refusal(key) {
+                if let Some(d) = self.cab_refusal(key, at) {
                     reasons.push(reason(
                         GateReasonKind::Rejected,
                         d.change_request_id.clone(),
@@ -89,7 +91,7 @@ impl Governance {
                 }
                 let mut missing = false;
                 for q in &r.requirements {
-                    if self.cab_satisfying(key, &q.role).is_some() {
+                    if self.cab_satisfying(key, &q.role, at).is_some() {
                         continue;
                     }
                     let given = r.given(&q.role, at);
@@ -115,7 +117,7 @@ impl Governance {
                         format!("{} needs {} approval(s), has {given}", q.role, q.count),
                     ));
                 }
-                if missing && r.rejection.is_none() && (r.expired || at >= r.expires_at) {
+                if missing && !r.rejected_by(at) && at >= r.expires_at {
                     reasons.push(reason(
                         GateReasonKind::RequestExpired,
                         "",
@@ -133,7 +135,8 @@ impl Governance {
             None => (None, None, false),
         };
         for w in self.windows.values() {
-            if w.cancelled || !w.scope.covers(bu, &key.environment, tier) {
+            let cancelled = w.cancelled && w.cancelled_at.is_none_or(|c| c <= at);
+            if cancelled || !w.scope.covers(bu, &key.environment, tier) {
                 continue;
             }
             let Some((_, end)) = w.schedule.active_at(at) else {
@@ -170,9 +173,13 @@ impl Governance {
                     .iter()
                     .filter_map(|id| self.deviations.get(id))
                     .find(|d| {
+                        // Approved by `at`; one approved that expired since still counted then.
                         d.rule == rule
                             && d.business_unit == bu
-                            && d.status == DeviationStatus::Approved
+                            && (d.status == DeviationStatus::Approved
+                                || (d.status == DeviationStatus::Expired
+                                    && !d.decided_by.is_empty()))
+                            && d.decided_at.is_some_and(|t| t <= at)
                             && at < d.expires_at
                     })
                 {

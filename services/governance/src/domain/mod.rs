@@ -123,6 +123,7 @@ pub struct ApprovalRequest {
     pub escalated: bool,
     pub expired: bool,
     pub rejection: Option<(String, String)>,
+    pub rejected_at: Option<Timestamp>,
     /// Stream version of the request's stream.
     pub version: u64,
 }
@@ -182,6 +183,7 @@ pub struct FreezeWindow {
     /// Unit that owns the window ("" = platform-wide).
     pub business_unit: String,
     pub cancelled: bool,
+    pub cancelled_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -225,6 +227,8 @@ pub struct Deviation {
     pub decided_by: String,
     pub decider_role: String,
     pub comment: String,
+    /// When it was approved or rejected.
+    pub decided_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -518,10 +522,12 @@ impl Governance {
                 request_id,
                 approver,
                 comment,
+                at,
                 ..
             } => {
                 if let Some(r) = self.request_by_id(*request_id) {
                     r.rejection = Some((approver.clone(), comment.clone()));
+                    r.rejected_at = Some(*at);
                     r.version = version;
                 }
             }
@@ -556,9 +562,10 @@ impl Governance {
             Event::FreezeWindowCreated(w) => {
                 self.windows.insert(w.id, w.clone());
             }
-            Event::FreezeWindowCancelled { window_id, .. } => {
+            Event::FreezeWindowCancelled { window_id, at, .. } => {
                 if let Some(w) = self.windows.get_mut(window_id) {
                     w.cancelled = true;
+                    w.cancelled_at = Some(*at);
                 }
             }
             Event::DeviationRequested { deviation, .. } => {
@@ -576,16 +583,17 @@ impl Governance {
                 approver,
                 role,
                 comment,
-                ..
+                at,
             }
             | Event::DeviationRejected {
                 deviation_id,
                 approver,
                 role,
                 comment,
-                ..
+                at,
             } => {
                 if let Some(d) = self.deviations.get_mut(deviation_id) {
+                    d.decided_at = Some(*at);
                     d.status = if matches!(event, Event::DeviationApproved { .. }) {
                         DeviationStatus::Approved
                     } else {
@@ -642,23 +650,29 @@ impl Governance {
         self.requests.get_mut(key).filter(|r| r.id == id)
     }
 
-    /// The newest CAB decision (by decision time) covering a release/environment.
-    fn latest_cab(&self, key: &ReleaseEnv) -> Option<&CabDecision> {
+    /// The newest CAB decision (by decision time, taken by `at`) covering a release/environment.
+    fn latest_cab(&self, key: &ReleaseEnv, at: Timestamp) -> Option<&CabDecision> {
         self.cab_by_release
             .get(key)?
             .iter()
             .filter_map(|id| self.cab.get(id))
+            .filter(|d| d.decided_at <= at)
             .max_by_key(|d| d.decided_at)
     }
 
     /// The CAB decision that satisfies `role` (the cab requirement only) for a
     /// release/environment: the newest decision, if it approved and no member (nor whoever
     /// recorded it) wrote or committed to the release.
-    pub fn cab_satisfying(&self, key: &ReleaseEnv, role: &str) -> Option<&CabDecision> {
+    pub fn cab_satisfying(
+        &self,
+        key: &ReleaseEnv,
+        role: &str,
+        at: Timestamp,
+    ) -> Option<&CabDecision> {
         if role != CAB_ROLE {
             return None;
         }
-        let d = self.latest_cab(key)?;
+        let d = self.latest_cab(key, at)?;
         let facts = self.requests.get(key).map(|r| &r.release);
         let conflicted = facts.is_some_and(|f| {
             d.members
@@ -670,18 +684,23 @@ impl Governance {
     }
 
     /// The newest CAB decision, if it refused the release/environment.
-    pub fn cab_refusal(&self, key: &ReleaseEnv) -> Option<&CabDecision> {
-        self.latest_cab(key).filter(|d| !d.approved)
+    pub fn cab_refusal(&self, key: &ReleaseEnv, at: Timestamp) -> Option<&CabDecision> {
+        self.latest_cab(key, at).filter(|d| !d.approved)
     }
 }
 
 impl ApprovalRequest {
-    /// Valid approvals given in `role` at `at`.
+    /// Approvals given in `role` by `at` and still valid then.
     pub fn given(&self, role: &str, at: Timestamp) -> u32 {
         self.approvals
             .iter()
-            .filter(|a| a.role == role && a.valid_until.is_none_or(|u| at < u))
+            .filter(|a| a.role == role && a.at <= at && a.valid_until.is_none_or(|u| at < u))
             .count() as u32
+    }
+
+    /// Whether it was rejected by `at`.
+    pub fn rejected_by(&self, at: Timestamp) -> bool {
+        self.rejection.is_some() && self.rejected_at.is_none_or(|t| t <= at)
     }
 
     /// Status at `at`, with CAB decisions taken into account through `gov`.
@@ -690,11 +709,11 @@ impl ApprovalRequest {
             release: self.release.release.clone(),
             environment: self.release.environment.clone(),
         };
-        if self.rejection.is_some() || gov.cab_refusal(&key).is_some() {
+        if self.rejected_by(at) || gov.cab_refusal(&key, at).is_some() {
             return ApprovalStatus::Rejected;
         }
         let met = self.requirements.iter().all(|r| {
-            gov.cab_satisfying(&key, &r.role).is_some() || self.given(&r.role, at) >= r.count
+            gov.cab_satisfying(&key, &r.role, at).is_some() || self.given(&r.role, at) >= r.count
         });
         if met {
             ApprovalStatus::Approved

@@ -336,6 +336,7 @@ fn window(name: &str, kind: WindowKind, schedule: Schedule, scope: WindowScope) 
             created_by: "rm".into(),
             business_unit: String::new(),
             cancelled: false,
+            cancelled_at: None,
         },
         by: actor("cora", &["compliance-officer"], "central"),
     }
@@ -473,6 +474,7 @@ fn freeze_lets_emergencies_pass_embargo_does_not_unless_a_compliance_deviation()
                 decided_by: String::new(),
                 decider_role: String::new(),
                 comment: String::new(),
+                decided_at: None,
             },
             at: at(350),
         },
@@ -861,6 +863,7 @@ fn second_reading_rules_hold() {
             decided_by: String::new(),
             decider_role: String::new(),
             comment: String::new(),
+            decided_at: None,
         },
         at: at(1),
     };
@@ -893,4 +896,72 @@ fn second_reading_rules_hold() {
         waived,
         vec![("peer-review", false), ("service-owner", true)]
     );
+}
+
+#[test]
+fn the_gate_answers_as_of_its_time() {
+    let mut g = Governance::default();
+    let k = key("r8", "prod");
+    run(
+        &mut g,
+        window(
+            "month-end",
+            WindowKind::Freeze,
+            Schedule::Once {
+                start: at(0),
+                end: at(1000),
+            },
+            WindowScope::default(),
+        ),
+    )
+    .expect("window");
+    open(&mut g, facts("r8", "prod", 4, 5, false), false, at(10));
+    approve(
+        &mut g,
+        &k,
+        &actor("sam", &["service-owner"], "payments"),
+        "service-owner",
+        at(20),
+    )
+    .expect("approve");
+    let wid = *g.windows.keys().next().expect("window id");
+    run(
+        &mut g,
+        Command::CancelFreezeWindow {
+            id: wid,
+            reason: "moved".into(),
+            by: actor("cora", &["compliance-officer"], "central"),
+            at: at(30),
+        },
+    )
+    .expect("cancel");
+    let kinds = |t: i64| -> Vec<GateReasonKind> {
+        g.check_gate(&k, at(t))
+            .reasons
+            .iter()
+            .map(|r| r.kind)
+            .collect()
+    };
+    assert_eq!(
+        kinds(5),
+        vec![
+            GateReasonKind::NoApprovalRequest,
+            GateReasonKind::FreezeWindow
+        ],
+        "before the request was opened"
+    );
+    assert_eq!(
+        kinds(15),
+        vec![
+            GateReasonKind::MissingApprovals,
+            GateReasonKind::FreezeWindow
+        ],
+        "opened, not approved yet"
+    );
+    assert_eq!(
+        kinds(25),
+        vec![GateReasonKind::FreezeWindow],
+        "approved, window not cancelled yet"
+    );
+    assert!(g.check_gate(&k, at(35)).allowed, "after the cancellation");
 }
