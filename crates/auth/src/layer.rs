@@ -137,16 +137,13 @@ impl AuthLayer {
         let identity = match identity {
             Ok(i) => i,
             Err(e) => {
-                let reason = e.to_string();
-                tracing::warn!(path, %reason, "unauthenticated call refused");
-                self.sink.refused(AccessRefusal {
-                    identity: None,
-                    path: path.to_owned(),
-                    code: tonic::Code::Unauthenticated,
-                    reason: reason.clone(),
-                    policies: Vec::new(),
-                });
-                return Err(tonic::Status::unauthenticated(reason));
+                return Err(self.report(
+                    None,
+                    path.to_owned(),
+                    tonic::Code::Unauthenticated,
+                    e.to_string(),
+                    Vec::new(),
+                ));
             }
         };
         let operation = operations::by_path(path).unwrap_or(&UNLISTED);
@@ -159,16 +156,13 @@ impl AuthLayer {
             } else {
                 operation.action
             };
-            let reason = decision.refusal_message(&identity, action, "");
-            tracing::warn!(path, subject = %identity.subject, %reason, "call refused");
-            self.sink.refused(AccessRefusal {
-                identity: Some((*identity).clone()),
-                path: path.to_owned(),
-                code: tonic::Code::PermissionDenied,
-                reason: reason.clone(),
-                policies: decision.policies.clone(),
-            });
-            return Err(tonic::Status::permission_denied(reason));
+            return Err(self.report(
+                Some(&identity),
+                path.to_owned(),
+                tonic::Code::PermissionDenied,
+                decision.refusal_message(&identity, action, ""),
+                decision.policies.clone(),
+            ));
         }
         Ok(Caller {
             identity,
@@ -204,16 +198,39 @@ impl AuthLayer {
 
     /// Reports a refusal and answers its `PERMISSION_DENIED` status.
     pub fn refuse(&self, caller: &Caller, scope: &str, d: Arc<Decision>) -> tonic::Status {
-        let reason = d.refusal_message(&caller.identity, caller.operation.action, scope);
-        tracing::warn!(subject = %caller.identity.subject, action = caller.operation.action, scope, %reason, "call refused");
+        self.report(
+            Some(&caller.identity),
+            format!("/{}/{}", caller.operation.service, caller.operation.method),
+            tonic::Code::PermissionDenied,
+            d.refusal_message(&caller.identity, caller.operation.action, scope),
+            d.policies.clone(),
+        )
+    }
+
+    /// Logs and reports a refusal and answers its status.
+    fn report(
+        &self,
+        identity: Option<&Identity>,
+        path: String,
+        code: tonic::Code,
+        reason: String,
+        policies: Vec<String>,
+    ) -> tonic::Status {
+        tracing::warn!(
+            path,
+            subject = identity.map(|i| i.subject.as_str()).unwrap_or_default(),
+            code = ?code,
+            %reason,
+            "call refused"
+        );
         self.sink.refused(AccessRefusal {
-            identity: Some((*caller.identity).clone()),
-            path: format!("/{}/{}", caller.operation.service, caller.operation.method),
-            code: tonic::Code::PermissionDenied,
+            identity: identity.cloned(),
+            path,
+            code,
             reason: reason.clone(),
-            policies: d.policies.clone(),
+            policies,
         });
-        tonic::Status::permission_denied(reason)
+        tonic::Status::new(code, reason)
     }
 
     pub fn authorizer(&self) -> &Arc<Authorizer> {

@@ -232,11 +232,13 @@ impl TokenVerifier {
         match fetch_jwks(url).await {
             Ok(keys) => {
                 self.keys.store(std::sync::Arc::new(keys));
+                // Identities verified with keys that may now be gone are checked again.
                 self.cache
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
                     .clear();
                 *self.last_fetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                tracing::info!(url, "JWKS refreshed");
                 true
             }
             Err(e) => {
@@ -253,9 +255,9 @@ impl TokenVerifier {
 
     /// Refetches a JWKS URL when a token names a key we do not have, at most every 30 s.
     async fn refresh_for_unknown_kid(&self) -> bool {
-        let KeySource::JwksUrl(url) = &self.source else {
+        if !self.refreshes() {
             return false;
-        };
+        }
         {
             let mut last = self.last_fetch.lock().unwrap_or_else(|p| p.into_inner());
             if last.is_some_and(|t| t.elapsed() < self.refresh_min) {
@@ -263,22 +265,7 @@ impl TokenVerifier {
             }
             *last = Some(Instant::now());
         }
-        match fetch_jwks(url).await {
-            Ok(keys) => {
-                self.keys.store(std::sync::Arc::new(keys));
-                // Identities verified with keys that may now be gone are checked again.
-                self.cache
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clear();
-                tracing::info!(url, "JWKS refreshed");
-                true
-            }
-            Err(e) => {
-                tracing::warn!(url, error = %e, "JWKS refresh failed");
-                false
-            }
-        }
+        self.refresh().await
     }
 
     /// Verifies a bearer token (signature, algorithm, expiry, audience, issuer) and returns who it

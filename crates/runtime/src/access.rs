@@ -439,3 +439,28 @@ impl crate::EventHandler for AccessPolicyFollower {
         Ok(())
     }
 }
+
+/// The verified caller of a request (set by the interceptor), its access checker, and the
+/// metadata of what the call causes: actor and unit from the token; trace, command and
+/// correlation ids from the `traceparent`, `x-flotilla-command-id` and
+/// `x-flotilla-correlation-id` headers.
+pub fn caller_metadata<T>(
+    req: &tonic::Request<T>,
+) -> Result<(flotilla_auth::Caller, AuthLayer, Metadata), tonic::Status> {
+    let (caller, access) = flotilla_auth::layer::caller_of(req)?;
+    let get = |k: &str| {
+        req.metadata()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mut md = Metadata::by(
+        caller.identity.subject.clone(),
+        caller.identity.business_unit.clone(),
+    );
+    md.traceparent = get("traceparent");
+    md.command_id = get("x-flotilla-command-id").and_then(|v| uuid::Uuid::parse_str(&v).ok());
+    md.correlation_id =
+        get("x-flotilla-correlation-id").and_then(|v| uuid::Uuid::parse_str(&v).ok());
+    Ok((caller, access, md))
+}

@@ -158,8 +158,10 @@ impl TestServer {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
+        if let Some(t) = self.task.take()
+            && let Err(e) = t.await
+        {
+            panic!("the server stopped with an error: {e}");
         }
     }
 }

@@ -57,22 +57,7 @@ fn domain(e: DomainError) -> Status {
 /// Who is calling (the identity the access interceptor verified) and the request's trace,
 /// correlation and command ids.
 fn metadata<T>(req: &Request<T>) -> Result<Metadata, Status> {
-    let (caller, _) = flotilla_auth::layer::caller_of(req)?;
-    let get = |k: &str| {
-        req.metadata()
-            .get(k)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let mut md = Metadata::by(
-        caller.identity.subject.clone(),
-        caller.identity.business_unit.clone(),
-    );
-    md.traceparent = get("traceparent");
-    md.command_id = get("x-flotilla-command-id").and_then(|v| uuid::Uuid::parse_str(&v).ok());
-    md.correlation_id =
-        get("x-flotilla-correlation-id").and_then(|v| uuid::Uuid::parse_str(&v).ok());
-    Ok(md)
+    flotilla_runtime::access::caller_metadata(req).map(|(_, _, md)| md)
 }
 
 /// Checks that the caller may act on services of `business_unit` (business-unit isolation).

@@ -2,12 +2,10 @@
 //! changes nothing, impact, co-deployment groups, release plans, and identical answers after the
 //! service is stopped and started again on the same store.
 
-use flotilla_core::event::Timestamp;
-use flotilla_dependency_mapping::{DependencyMappingModule, NAME};
+use flotilla_dependency_mapping::DependencyMappingModule;
 use flotilla_proto::dependency::v1 as pb;
 use flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient;
-use flotilla_runtime::testkit::{self, Bearer};
-use flotilla_runtime::{ServiceContext, ServiceModule};
+use flotilla_runtime::testkit::{self, Bearer, TestServer};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -16,64 +14,19 @@ type Client = DependencyMappingServiceClient<InterceptedService<Channel, Bearer>
 
 struct Running {
     client: Client,
-    refusals: std::sync::Arc<testkit::RecordedRefusals>,
-    addr: std::net::SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    server: TestServer,
 }
 
 async fn start(db: &std::path::Path) -> Running {
     let store = flotilla_store::open(&format!("sqlite://{}", db.display()), "unused")
         .await
         .expect("store");
-    let authorizer =
-        std::sync::Arc::new(flotilla_auth::Authorizer::with_default_policy().expect("authorizer"));
-    let (access, refusals) = testkit::test_layer(authorizer.clone()).await;
-    let mut routes = tonic::service::RoutesBuilder::default();
-    DependencyMappingModule.register(
-        ServiceContext {
-            service: NAME,
-            store,
-            started_at: Timestamp::now(),
-            authorizer: authorizer.clone(),
-        },
-        &mut routes,
+    let server = TestServer::start(&DependencyMappingModule, store).await;
+    let client = DependencyMappingServiceClient::with_interceptor(
+        server.channel().await,
+        Bearer::new(&testkit::token("release-bot", &["admin"], "central")),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let names = DependencyMappingModule.grpc_services();
-    let task = tokio::spawn(async move {
-        flotilla_runtime::server::serve(listener, routes, &names, access, async {
-            let _ = rx.await;
-        })
-        .await
-        .expect("serve");
-    });
-    let mut client = None;
-    for _ in 0..100 {
-        if let Ok(c) = Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect()
-            .await
-        {
-            client = Some(DependencyMappingServiceClient::with_interceptor(
-                c,
-                Bearer::new(&testkit::token("release-bot", &["admin"], "central")),
-            ));
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    Running {
-        client: client.expect("connect"),
-        refusals,
-        addr,
-        stop,
-        task,
-    }
+    Running { client, server }
 }
 
 fn entry(name: &str, tier: u32, pii: bool, bu: &str) -> pb::ServiceEntry {
@@ -787,11 +740,10 @@ async fn catalog_graph_and_restart() {
 
     let before = answers(c).await;
     // Stop, start again on the same store: identical answers.
-    let _ = svc.stop.send(());
-    svc.task.await.expect("server stopped");
+    svc.server.stop().await;
     let mut again = start(&db).await;
     assert_eq!(answers(&mut again.client).await, before);
-    let _ = again.stop.send(());
+    again.server.stop().await;
 }
 
 /// The interceptor guards the catalog: no token is UNAUTHENTICATED, a role without catalog
@@ -801,7 +753,7 @@ async fn catalog_graph_and_restart() {
 async fn catalog_access_is_guarded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let svc = start(&dir.path().join("catalog.db")).await;
-    let channel = Channel::from_shared(format!("http://{}", svc.addr))
+    let channel = Channel::from_shared(format!("http://{}", svc.server.addr))
         .expect("uri")
         .connect()
         .await
@@ -855,7 +807,7 @@ async fn catalog_access_is_guarded() {
         .declare_dependency(dep("svc-payments", "svc-cards", pb::EdgeKind::SyncApi))
         .await
         .expect("own consumer, any provider");
-    let refusals = svc.refusals.take();
+    let refusals = svc.server.refusals.take();
     let codes: Vec<_> = refusals.iter().map(|r| r.code).collect();
     assert_eq!(
         codes,
@@ -870,5 +822,5 @@ async fn catalog_access_is_guarded() {
         refusals[2].policies,
         vec!["business-unit-isolation".to_owned()]
     );
-    let _ = svc.stop.send(());
+    svc.server.stop().await;
 }

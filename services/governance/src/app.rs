@@ -15,6 +15,7 @@ use tokio::sync::Mutex;
 use crate::codec;
 use crate::domain::{
     Command, DomainError, Event, GateDecision, Governance, ReleaseEnv, StreamKey, Timestamp,
+    ViolationTarget,
 };
 
 const PAGE: usize = 5_000;
@@ -234,15 +235,19 @@ impl GovernanceApp {
             Command::Approve {
                 key, role, by, at, ..
             } => Some((
-                Some(key.clone()),
-                None,
+                ViolationTarget::Request(key.clone()),
                 role.clone(),
                 by.subject.clone(),
                 *at,
             )),
             Command::DecideDeviation {
                 id, role, by, at, ..
-            } => Some((None, Some(*id), role.clone(), by.subject.clone(), *at)),
+            } => Some((
+                ViolationTarget::Deviation(*id),
+                role.clone(),
+                by.subject.clone(),
+                *at,
+            )),
             _ => None,
         };
         let decided = self.read_state(|g| g.decide(command));
@@ -253,22 +258,14 @@ impl GovernanceApp {
                 Ok(())
             }
             Err(DomainError::SegregationOfDuties { rule, detail }) => {
-                if let Some((request, deviation, role, actor, at)) = violation_context {
-                    let role: String = role.chars().take(64).collect();
-                    let recorded = self.read_state(|g| match (&request, deviation) {
-                        (Some(k), _) => g.violation(k, &actor, &role, rule, &detail, at),
-                        (None, Some(id)) => {
-                            g.deviation_violation(id, &actor, &role, rule, &detail, at)
-                        }
-                        _ => None,
-                    });
-                    if let Some((key, event)) = recorded {
-                        let mut md = md.clone();
-                        md.command_id = None;
-                        if let Err(e) = self.append(&key, vec![event], &md).await {
-                            tracing::error!(error = %e, rule, "recording a segregation-of-duties violation failed");
-                        }
-                        self.catch_up_locked().await?;
+                if let Some((target, role, actor, at)) = violation_context {
+                    let mut md = md.clone();
+                    md.actor = actor;
+                    if let Err(e) = self
+                        .record_violation_locked(&target, &role, rule, &detail, at, md)
+                        .await
+                    {
+                        tracing::error!(error = %e, rule, "recording a segregation-of-duties violation failed");
                     }
                 }
                 Err(DomainError::SegregationOfDuties { rule, detail }.into())
@@ -281,7 +278,7 @@ impl GovernanceApp {
     /// domain saw it, so every violation is in governance's history.
     pub async fn record_violation(
         &self,
-        key: &ReleaseEnv,
+        target: &ViolationTarget,
         role: &str,
         rule: &str,
         detail: &str,
@@ -290,12 +287,21 @@ impl GovernanceApp {
     ) -> Result<()> {
         let _w = self.writer.lock().await;
         self.catch_up_locked().await?;
-        let actor = md.actor.clone();
-        let role: String = role.chars().take(64).collect();
-        if let Some((key, event)) =
-            self.read_state(|g| g.violation(key, &actor, &role, rule, detail, at))
-        {
-            let mut md = md;
+        self.record_violation_locked(target, role, rule, detail, at, md)
+            .await
+    }
+
+    async fn record_violation_locked(
+        &self,
+        target: &ViolationTarget,
+        role: &str,
+        rule: &str,
+        detail: &str,
+        at: Timestamp,
+        mut md: Metadata,
+    ) -> Result<()> {
+        let recorded = self.read_state(|g| g.violation(target, &md.actor, role, rule, detail, at));
+        if let Some((key, event)) = recorded {
             md.command_id = None;
             self.append(&key, vec![event], &md).await?;
             self.catch_up_locked().await?;
@@ -391,31 +397,6 @@ impl GovernanceApp {
         self.append_consuming(&key, events, &md, Some(id)).await?;
         self.catch_up_locked().await?;
         Ok(true)
-    }
-
-    /// As [`GovernanceApp::record_violation`], for a deviation decision.
-    pub async fn record_deviation_violation(
-        &self,
-        id: uuid::Uuid,
-        role: &str,
-        rule: &str,
-        detail: &str,
-        at: Timestamp,
-        md: Metadata,
-    ) -> Result<()> {
-        let _w = self.writer.lock().await;
-        self.catch_up_locked().await?;
-        let actor = md.actor.clone();
-        let role: String = role.chars().take(64).collect();
-        if let Some((key, event)) =
-            self.read_state(|g| g.deviation_violation(id, &actor, &role, rule, detail, at))
-        {
-            let mut md = md;
-            md.command_id = None;
-            self.append(&key, vec![event], &md).await?;
-            self.catch_up_locked().await?;
-        }
-        Ok(())
     }
 
     /// Replaces the access policy of every service: checks the Cedar text, refuses a policy

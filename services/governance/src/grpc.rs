@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use flotilla_auth::layer::caller_of;
 use flotilla_auth::{AccessContext, AuthLayer, Caller};
 use flotilla_core::event::Metadata;
 use flotilla_core::store::StoreError;
@@ -19,7 +18,7 @@ use uuid::Uuid;
 
 use crate::app::{AppError, GovernanceApp};
 use crate::convert::{self, opt_ts, ts};
-use crate::domain::{Actor, Command, DomainError, ReleaseEnv, Timestamp};
+use crate::domain::{Actor, Command, DomainError, ReleaseEnv, Timestamp, ViolationTarget};
 
 /// Full gRPC name of the service.
 pub const GRPC_NAME: &str = "flotilla.governance.v1.GovernanceService";
@@ -73,20 +72,7 @@ struct Call {
 
 impl Call {
     fn of<T>(req: &Request<T>) -> Result<Self, Status> {
-        let (caller, access) = caller_of(req)?;
-        let get = |k: &str| {
-            req.metadata()
-                .get(k)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let mut md = Metadata::by(
-            caller.identity.subject.clone(),
-            caller.identity.business_unit.clone(),
-        );
-        md.traceparent = get("traceparent");
-        md.command_id = get("x-flotilla-command-id").and_then(|v| Uuid::parse_str(&v).ok());
-        md.correlation_id = get("x-flotilla-correlation-id").and_then(|v| Uuid::parse_str(&v).ok());
+        let (caller, access, md) = flotilla_runtime::access::caller_metadata(req)?;
         Ok(Self { caller, access, md })
     }
 
@@ -166,6 +152,49 @@ fn now_or(field: &str, t: Option<&prost_types::Timestamp>) -> Result<Timestamp, 
 }
 
 impl GovernanceApi {
+    /// A view of something in the state, or NOT_FOUND naming `what`.
+    fn found<T>(
+        &self,
+        what: String,
+        view: impl FnOnce(&crate::domain::Governance) -> Option<T>,
+    ) -> Result<Response<T>, Status> {
+        self.app
+            .query(view)
+            .map(Response::new)
+            .ok_or_else(|| domain(DomainError::NotFound(what)))
+    }
+
+    /// A segregation-of-duties refusal by the access policy (a `sod-*` policy decided it) is
+    /// recorded by governance too, so every violation is in its history.
+    async fn record_policy_sod(
+        &self,
+        call: &Call,
+        bu: &str,
+        d: &flotilla_auth::Decision,
+        target: &ViolationTarget,
+        role: &str,
+        at: Timestamp,
+    ) {
+        let Some(rule) = d.policies.iter().find(|p| p.starts_with("sod-")) else {
+            return;
+        };
+        let what = match target {
+            ViolationTarget::Request(k) => format!("approve release {}", k.release),
+            ViolationTarget::Deviation(id) => format!("decide deviation {id}"),
+        };
+        let detail = format!(
+            "{} may not {what} (policy {rule})",
+            call.caller.identity.subject
+        );
+        if let Err(e) = self
+            .app
+            .record_violation(target, role, rule, &detail, at, call.with_md(bu))
+            .await
+        {
+            tracing::error!(error = %e, "recording a segregation-of-duties violation failed");
+        }
+    }
+
     /// The caller of a request, once the state is loaded.
     async fn call<T>(&self, request: &Request<T>) -> Result<Call, Status> {
         let call = Call::of(request)?;
@@ -224,19 +253,10 @@ impl GovernanceApi {
         let at = Timestamp::now();
         let d = call.access.decide_in(&call.caller, &bu, &context);
         if !d.allowed {
-            // A segregation-of-duties refusal by the access policy is recorded by governance too.
-            if approve && let Some(rule) = d.policies.iter().find(|p| p.starts_with("sod-")) {
-                let detail = format!(
-                    "{} may not approve release {} (policy {rule})",
-                    call.caller.identity.subject, key.release
-                );
-                if let Err(e) = self
-                    .app
-                    .record_violation(&key, &r.role, rule, &detail, at, call.with_md(&bu))
-                    .await
-                {
-                    tracing::error!(error = %e, "recording a segregation-of-duties violation failed");
-                }
+            if approve {
+                let target = ViolationTarget::Request(key.clone());
+                self.record_policy_sod(&call, &bu, &d, &target, &r.role, at)
+                    .await;
             }
             return Err(call.access.refuse(&call.caller, &bu, d));
         }
@@ -289,26 +309,10 @@ impl GovernanceApi {
             },
         );
         if !d.allowed {
-            // A segregation-of-duties refusal by the access policy is recorded by governance too.
-            if approve && let Some(rule) = d.policies.iter().find(|p| p.starts_with("sod-")) {
-                let detail = format!(
-                    "{} may not decide deviation {id} (policy {rule})",
-                    call.caller.identity.subject
-                );
-                if let Err(e) = self
-                    .app
-                    .record_deviation_violation(
-                        id,
-                        &r.role,
-                        rule,
-                        &detail,
-                        Timestamp::now(),
-                        call.with_md(&bu),
-                    )
-                    .await
-                {
-                    tracing::error!(error = %e, "recording a segregation-of-duties violation failed");
-                }
+            if approve {
+                let target = ViolationTarget::Deviation(id);
+                self.record_policy_sod(&call, &bu, &d, &target, &r.role, Timestamp::now())
+                    .await;
             }
             return Err(call.access.refuse(&call.caller, &bu, d));
         }
@@ -326,10 +330,9 @@ impl GovernanceApi {
             )
             .await
             .map_err(status)?;
-        self.app
-            .query(|g| g.deviations.get(&id).map(convert::deviation_pb))
-            .map(Response::new)
-            .ok_or_else(|| domain(DomainError::NotFound(format!("deviation {id}"))))
+        self.found(format!("deviation {id}"), |g| {
+            g.deviations.get(&id).map(convert::deviation_pb)
+        })
     }
 
     fn access_policy_view(&self) -> pb::AccessPolicy {
@@ -561,10 +564,9 @@ impl GovernanceService for GovernanceApi {
             .execute(Command::RecordCabDecision { decision }, call.with_md(""))
             .await
             .map_err(status)?;
-        self.app
-            .query(|g| g.cab.get(&id).map(convert::cab_pb))
-            .map(Response::new)
-            .ok_or_else(|| domain(DomainError::NotFound(format!("CAB decision {id}"))))
+        self.found(format!("CAB decision {id}"), |g| {
+            g.cab.get(&id).map(convert::cab_pb)
+        })
     }
 
     #[tracing::instrument(skip_all, fields(rpc = "CreateFreezeWindow"))]
@@ -611,10 +613,9 @@ impl GovernanceService for GovernanceApi {
             )
             .await
             .map_err(status)?;
-        self.app
-            .query(|g| g.windows.get(&id).map(convert::window_pb))
-            .map(Response::new)
-            .ok_or_else(|| domain(DomainError::NotFound(format!("window {id}"))))
+        self.found(format!("window {id}"), |g| {
+            g.windows.get(&id).map(convert::window_pb)
+        })
     }
 
     #[tracing::instrument(skip_all, fields(rpc = "CancelFreezeWindow"))]
@@ -647,10 +648,9 @@ impl GovernanceService for GovernanceApi {
             )
             .await
             .map_err(status)?;
-        self.app
-            .query(|g| g.windows.get(&id).map(convert::window_pb))
-            .map(Response::new)
-            .ok_or_else(|| domain(DomainError::NotFound(format!("window {id}"))))
+        self.found(format!("window {id}"), |g| {
+            g.windows.get(&id).map(convert::window_pb)
+        })
     }
 
     #[tracing::instrument(skip_all, fields(rpc = "ListFreezeWindows"))]
@@ -711,10 +711,9 @@ impl GovernanceService for GovernanceApi {
             )
             .await
             .map_err(status)?;
-        self.app
-            .query(|g| g.deviations.get(&id).map(convert::deviation_pb))
-            .map(Response::new)
-            .ok_or_else(|| domain(DomainError::NotFound(format!("deviation {id}"))))
+        self.found(format!("deviation {id}"), |g| {
+            g.deviations.get(&id).map(convert::deviation_pb)
+        })
     }
 
     #[tracing::instrument(skip_all, fields(rpc = "ApproveDeviation"))]
@@ -771,10 +770,9 @@ impl GovernanceService for GovernanceApi {
             )
             .await
             .map_err(status)?;
-        self.app
-            .query(|g| g.rollbacks.get(&id).map(convert::rollback_pb))
-            .map(Response::new)
-            .ok_or_else(|| domain(DomainError::NotFound(format!("rollback decision {id}"))))
+        self.found(format!("rollback decision {id}"), |g| {
+            g.rollbacks.get(&id).map(convert::rollback_pb)
+        })
     }
 
     #[tracing::instrument(skip_all, fields(rpc = "DecideRollback"))]
@@ -803,10 +801,9 @@ impl GovernanceService for GovernanceApi {
             )
             .await
             .map_err(status)?;
-        self.app
-            .query(|g| g.rollbacks.get(&id).map(convert::rollback_pb))
-            .map(Response::new)
-            .ok_or_else(|| domain(DomainError::NotFound(format!("rollback decision {id}"))))
+        self.found(format!("rollback decision {id}"), |g| {
+            g.rollbacks.get(&id).map(convert::rollback_pb)
+        })
     }
 
     #[tracing::instrument(skip_all, fields(rpc = "ListRollbackDecisions"))]

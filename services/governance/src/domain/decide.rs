@@ -695,48 +695,32 @@ impl Governance {
         None
     }
 
-    /// The event recording a refused attempt that broke segregation of duties, if `key` names
-    /// an approval request.
+    /// The event recording a refused attempt that broke segregation of duties, if the target
+    /// exists (it goes to the target's stream).
     pub fn violation(
         &self,
-        key: &ReleaseEnv,
+        target: &ViolationTarget,
         actor: &str,
         role: &str,
         rule: &str,
         detail: &str,
         at: Timestamp,
     ) -> Option<(StreamKey, Event)> {
-        let r = self.requests.get(key)?;
+        let (stream, id) = match target {
+            ViolationTarget::Request(key) => {
+                (StreamKey::Approval(key.clone()), self.requests.get(key)?.id)
+            }
+            ViolationTarget::Deviation(id) => {
+                self.deviations.get(id)?;
+                (StreamKey::Deviation(*id), *id)
+            }
+        };
         Some((
-            StreamKey::Approval(key.clone()),
-            Event::SegregationOfDutiesViolated {
-                request_id: r.id,
-                actor: actor.to_owned(),
-                role: role.to_owned(),
-                rule: rule.to_owned(),
-                detail: detail.to_owned(),
-                at,
-            },
-        ))
-    }
-
-    /// The event recording a refused deviation decision that broke segregation of duties.
-    pub fn deviation_violation(
-        &self,
-        id: Uuid,
-        actor: &str,
-        role: &str,
-        rule: &str,
-        detail: &str,
-        at: Timestamp,
-    ) -> Option<(StreamKey, Event)> {
-        self.deviations.get(&id)?;
-        Some((
-            StreamKey::Deviation(id),
+            stream,
             Event::SegregationOfDutiesViolated {
                 request_id: id,
                 actor: actor.to_owned(),
-                role: role.to_owned(),
+                role: role.chars().take(64).collect(),
                 rule: rule.to_owned(),
                 detail: detail.to_owned(),
                 at,

@@ -375,6 +375,13 @@ impl StreamKey {
     }
 }
 
+/// What a refused segregation-of-duties attempt concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ViolationTarget {
+    Request(ReleaseEnv),
+    Deviation(Uuid),
+}
+
 /// What people and the scheduler ask governance to do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {

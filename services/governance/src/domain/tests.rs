@@ -231,7 +231,7 @@ fn segregation_of_duties_and_one_role_per_person() {
     // The violation event names the rule.
     let (_, e) = g
         .violation(
-            &k,
+            &ViolationTarget::Request(k.clone()),
             "alice",
             "service-owner",
             "sod-author-approves",
