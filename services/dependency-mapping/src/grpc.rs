@@ -103,10 +103,14 @@ pub fn server(ctx: ServiceContext) -> DependencyMappingServiceServer<DependencyM
 impl DependencyMappingApi {
     /// Business-unit isolation for writes: the caller must be allowed in the unit of every named
     /// service that is in the catalog (unknown names are refused later by the domain).
-    async fn guard<T>(&self, req: &Request<T>, names: &[&str]) -> Result<(), Status> {
+    async fn guard<T, S: AsRef<str>>(
+        &self,
+        req: &Request<T>,
+        names: impl IntoIterator<Item = S>,
+    ) -> Result<(), Status> {
         let mut units = std::collections::BTreeSet::new();
         for n in names {
-            let Ok(name) = convert::name("service", n) else {
+            let Ok(name) = convert::name("service", n.as_ref()) else {
                 continue;
             };
             if let Some(bu) = self
@@ -224,13 +228,11 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::DeclareDependencyRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
-        let consumer = request
-            .get_ref()
-            .dependency
-            .as_ref()
-            .map(|d| d.consumer.clone())
-            .unwrap_or_default();
-        self.guard(&request, &[&consumer]).await?;
+        self.guard(
+            &request,
+            request.get_ref().dependency.as_ref().map(|d| &d.consumer),
+        )
+        .await?;
         let dep = convert::dependency(request.into_inner().dependency).map_err(domain)?;
         self.command(Command::DeclareDependency(dep), md).await
     }
@@ -241,8 +243,7 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::RemoveDependencyRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
-        let consumer = request.get_ref().consumer.clone();
-        self.guard(&request, &[&consumer]).await?;
+        self.guard(&request, [&request.get_ref().consumer]).await?;
         let r = request.into_inner();
         let consumer = convert::name("consumer", &r.consumer).map_err(domain)?;
         let provider = convert::name("provider", &r.provider).map_err(domain)?;
@@ -274,8 +275,7 @@ impl DependencyMappingService for DependencyMappingApi {
             .await
             .map_err(status)?;
         services.extend(existing);
-        let names: Vec<&str> = services.iter().map(String::as_str).collect();
-        self.guard(&request, &names).await?;
+        self.guard(&request, &services).await?;
         let pin = convert::pin(request.into_inner().pin).map_err(domain)?;
         self.command(Command::PinCoDeployment(pin), md).await
     }
@@ -394,14 +394,13 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::RecordObservedCallsRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
-        let clients: Vec<String> = request
+        let clients: Vec<&str> = request
             .get_ref()
             .calls
             .iter()
-            .map(|c| c.client.clone())
+            .map(|c| c.client.as_str())
             .collect();
-        let names: Vec<&str> = clients.iter().map(String::as_str).collect();
-        self.guard(&request, &names).await?;
+        self.guard(&request, clients).await?;
         let r = request.into_inner();
         let calls = convert::observed_calls(r.calls).map_err(domain)?;
         let at = match r.observed_at.as_ref() {
@@ -495,8 +494,7 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::RecordDeploymentRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
-        let service = request.get_ref().service.clone();
-        self.guard(&request, &[&service]).await?;
+        self.guard(&request, [&request.get_ref().service]).await?;
         let r = request.into_inner();
         let now = convert::timestamp(flotilla_core::event::Timestamp::now().as_micros());
         let d = convert::deployment(
@@ -573,8 +571,7 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::DeclareVersionRequirementRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
-        let consumer = request.get_ref().consumer.clone();
-        self.guard(&request, &[&consumer]).await?;
+        self.guard(&request, [&request.get_ref().consumer]).await?;
         let r = request.into_inner();
         let consumer = convert::name("consumer", &r.consumer).map_err(domain)?;
         let provider = convert::name("provider", &r.provider).map_err(domain)?;
@@ -612,8 +609,7 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::PublishSchemaRequest>,
     ) -> Result<Response<pb::CompatibilityVerdict>, Status> {
         let md = metadata(&request)?;
-        let service = request.get_ref().service.clone();
-        self.guard(&request, &[&service]).await?;
+        self.guard(&request, [&request.get_ref().service]).await?;
         let r = request.into_inner();
         let doc = crate::domain::SchemaDoc {
             service: convert::name("service", &r.service).map_err(domain)?,
@@ -637,8 +633,7 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::DeclareSchemaUseRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
-        let consumer = request.get_ref().consumer.clone();
-        self.guard(&request, &[&consumer]).await?;
+        self.guard(&request, [&request.get_ref().consumer]).await?;
         let r = request.into_inner();
         let consumer = convert::name("consumer", &r.consumer).map_err(domain)?;
         let provider = convert::name("provider", &r.provider).map_err(domain)?;
