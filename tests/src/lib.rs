@@ -32,6 +32,71 @@ pub fn kafka_brokers() -> String {
     std::env::var("FLOTILLA_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
+/// A namespace of its own for one test, so tests (and any other deployment on the same
+/// brokers and database) never share a subject, stream, consumer, topic, group or schema.
+pub fn fresh_namespace() -> String {
+    format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[16..])
+}
+
+/// One served deployment of a test: its own namespace, PostgreSQL schemas, the given buses and
+/// an access policy signing key that its services trust.
+pub struct Deployment {
+    pub config: Config,
+    _keys: tempfile::TempDir,
+}
+
+impl Deployment {
+    pub fn new(buses: Vec<flotilla_runtime::config::BusKind>) -> anyhow::Result<Self> {
+        let keys = tempfile::tempdir()?;
+        let key = flotilla_auth::PolicySigner::generate()?;
+        let path = keys.path().join("signing.key");
+        std::fs::write(&path, key.seed_base64())?;
+        let config = Config {
+            namespace: fresh_namespace(),
+            store_url: postgres_url(),
+            nats_url: nats_url(),
+            kafka_brokers: kafka_brokers(),
+            buses,
+            kafka_producer: [("batch.num.messages".to_owned(), "1".to_owned())]
+                .into_iter()
+                .collect(),
+            access_policy_signing_key: path,
+            access_policy_verify_keys: vec![key.public_key()],
+            ..Config::default()
+        };
+        Ok(Self {
+            config,
+            _keys: keys,
+        })
+    }
+
+    /// Starts some of the six services of this deployment in one node.
+    pub async fn start(&self, services: &[&str]) -> anyhow::Result<RunningNode> {
+        let modules = all_services()
+            .into_iter()
+            .filter(|m| services.contains(&m.name()))
+            .collect();
+        RunningNode::start(self.config.clone(), modules, NodeMode::Served).await
+    }
+
+    /// Opens a service's store of this deployment directly (as an insider would).
+    pub async fn store(
+        &self,
+        service: &str,
+    ) -> anyhow::Result<std::sync::Arc<dyn flotilla_core::store::EventStore>> {
+        Ok(flotilla_store::open(
+            &self.config.store_url,
+            &flotilla_store::schema_for(&self.config.namespace, service),
+        )
+        .await?)
+    }
+
+    pub fn namespace(&self) -> flotilla_bus::Namespace {
+        flotilla_bus::Namespace::new(&self.config.namespace)
+            .unwrap_or_else(|e| panic!("test namespace: {e}"))
+    }
+}
+
 /// A node running in this test process.
 pub struct RunningNode {
     pub addr: SocketAddr,

@@ -13,8 +13,7 @@ use flotilla_core::store::AppendRequest;
 use flotilla_proto::common::v1::GetStatusRequest;
 use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
 use flotilla_runtime::config::BusKind;
-use flotilla_runtime::{Config, NodeMode};
-use flotilla_tests::{RunningNode, all_services, kafka_brokers, nats_url, postgres_url};
+use flotilla_tests::{Deployment, RunningNode, kafka_brokers, nats_url};
 use tokio_stream::StreamExt;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -170,21 +169,9 @@ async fn embedded_node_serves_health_reflection_and_status_and_survives_restart(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn served_service_relays_its_events_to_nats_and_kafka() {
-    let config = Config {
-        store_url: postgres_url(),
-        nats_url: nats_url(),
-        kafka_brokers: kafka_brokers(),
-        buses: vec![BusKind::Nats, BusKind::Kafka],
-        kafka_producer: [("batch.num.messages".to_owned(), "1".to_owned())]
-            .into_iter()
-            .collect(),
-        ..Config::default()
-    };
-    let governance: Vec<_> = all_services()
-        .into_iter()
-        .filter(|m| m.name() == "governance")
-        .collect();
-    let node = RunningNode::start(config, governance, NodeMode::Served)
+    let deployment = Deployment::new(vec![BusKind::Nats, BusKind::Kafka]).expect("deployment");
+    let node = deployment
+        .start(&["governance"])
         .await
         .expect("start served node");
     let channel = node.channel().await.expect("connect");
@@ -199,9 +186,7 @@ async fn served_service_relays_its_events_to_nats_and_kafka() {
     assert_eq!(before.store_backend, "postgres");
 
     // An event appended to the governance store (as its handlers will) is published by the relay.
-    let store = flotilla_store::open(&postgres_url(), &flotilla_store::schema_for("governance"))
-        .await
-        .expect("open store");
+    let store = deployment.store("governance").await.expect("open store");
     let e = NewEvent::new(
         "flotilla.eventstore.v1.SyntheticEventRecorded",
         1,
@@ -219,12 +204,14 @@ async fn served_service_relays_its_events_to_nats_and_kafka() {
         .expect("append");
     let group = format!("e2e-{}", uuid::Uuid::now_v7().simple());
     let nats: Box<dyn Bus> = Box::new(
-        flotilla_bus::nats::NatsBus::connect(&nats_url())
+        flotilla_bus::nats::NatsBus::connect(&nats_url(), deployment.namespace())
             .await
             .expect("nats"),
     );
-    let kafka: Box<dyn Bus> =
-        Box::new(flotilla_bus::kafka::KafkaBus::connect(&kafka_brokers()).expect("kafka"));
+    let kafka: Box<dyn Bus> = Box::new(
+        flotilla_bus::kafka::KafkaBus::connect(&kafka_brokers(), deployment.namespace(), &[])
+            .expect("kafka"),
+    );
     for bus in [nats, kafka] {
         let mut d = bus
             .subscribe("governance", &group)
@@ -444,25 +431,14 @@ async fn access_policy_replacements_reach_services_running_apart() {
     use flotilla_proto::dependency::v1 as dm;
     use flotilla_proto::governance::v1 as gv;
 
-    // Its own database, so other served tests' governance stores are not disturbed.
-    let store_url = std::env::var("FLOTILLA_TEST_POSTGRES_URL_2")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let config = Config {
-        store_url,
-        nats_url: nats_url(),
-        buses: vec![BusKind::Nats],
-        ..Config::default()
-    };
-    let pick = |name: &str| -> Vec<Box<dyn flotilla_runtime::ServiceModule>> {
-        all_services()
-            .into_iter()
-            .filter(|m| m.name() == name)
-            .collect()
-    };
-    let governance = RunningNode::start(config.clone(), pick("governance"), NodeMode::Served)
+    // Its own namespace: its own schemas, streams and consumers.
+    let deployment = Deployment::new(vec![BusKind::Nats]).expect("deployment");
+    let governance = deployment
+        .start(&["governance"])
         .await
         .expect("governance node");
-    let catalog = RunningNode::start(config.clone(), pick("dependency-mapping"), NodeMode::Served)
+    let catalog = deployment
+        .start(&["dependency-mapping"])
         .await
         .expect("dependency-mapping node");
     // A role no policy knows yet, unique to this run.
@@ -526,7 +502,8 @@ async fn access_policy_replacements_reach_services_running_apart() {
     );
     catalog.stop().await.expect("stop");
     // Restarted (its bus consumer has acknowledged the event): the policy comes from its store.
-    let catalog = RunningNode::start(config, pick("dependency-mapping"), NodeMode::Served)
+    let catalog = deployment
+        .start(&["dependency-mapping"])
         .await
         .expect("restart");
     let _ = catalog.channel().await.expect("connect");

@@ -13,10 +13,12 @@ use std::collections::BTreeSet;
 pub mod layer;
 pub mod operations;
 pub mod policy;
+pub mod signing;
 pub mod token;
 
 pub use layer::{AccessRefusal, AuthLayer, Bearer, Caller, RefusalSink};
 pub use policy::{AccessContext, AccessPolicy, Authorizer, Decision};
+pub use signing::{PolicySigner, PolicyVerifier};
 pub use token::{KeySource, TokenIssuer, TokenVerifier};
 
 /// Errors of access control.

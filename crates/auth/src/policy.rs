@@ -67,6 +67,20 @@ impl AccessPolicy {
         &self.digest
     }
 
+    /// The roles the policies name (`Flotilla::Role::"…"`): the roles anyone can hold rights in.
+    pub fn roles(&self) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut rest = self.text.as_str();
+        while let Some(i) = rest.find("Role::\"") {
+            rest = &rest[i + 7..];
+            if let Some(end) = rest.find('"') {
+                out.insert(rest[..end].to_owned());
+                rest = &rest[end..];
+            }
+        }
+        out
+    }
+
     /// The name of a policy: its `@id` annotation, else Cedar's id.
     fn name(&self, id: &cedar_policy::PolicyId) -> String {
         self.set
@@ -389,6 +403,22 @@ mod tests {
             &AccessContext::default(),
         );
         assert!(d.allowed);
+    }
+
+    #[test]
+    fn the_default_policy_names_the_known_roles() {
+        let roles = AccessPolicy::default_set().roles();
+        for r in crate::KNOWN_ROLES {
+            assert!(roles.contains(*r), "{r} missing from {roles:?}");
+        }
+        let p = AccessPolicy::parse(
+            "@id(\"x\")\npermit (principal in Flotilla::Role::\"janitor\", action, resource);",
+        )
+        .expect("parses");
+        assert_eq!(
+            p.roles().into_iter().collect::<Vec<_>>(),
+            vec!["janitor".to_owned()]
+        );
     }
 
     #[test]

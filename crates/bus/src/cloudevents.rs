@@ -2,9 +2,16 @@
 //! travel as headers (`ce_` on Kafka, `ce-` on NATS, plus `content-type`).
 //!
 //! Extensions: `traceparent`, `correlationid`, `causationid`, `sequence` (the global position in
-//! the source store), `businessunit`; Flotilla adds `streamversion`, `schemaversion`, `actor`,
-//! `commandid`, `eventhash` and `prevhash` so a consumer can check what it received against the
-//! source's hash chain.
+//! the source store), `businessunit` (the unit the event is about; absent for platform-wide
+//! events); Flotilla adds `aggregatetype` (the aggregate the event belongs to, as in the NATS
+//! subject), `streamversion`, `schemaversion`, `actor`, `commandid`, `eventhash` and `prevhash`
+//! so a consumer can check what it received against the source's hash chain.
+//!
+//! The bindings are followed as written: Kafka carries `datacontenttype` in `content-type`
+//! (Kafka binding 3.2.1), NATS in `ce-datacontenttype` like every other attribute (NATS binding
+//! 3.1.3.1; there a `Content-Type` of `application/cloudevents` means structured mode, which
+//! Flotilla does not publish and refuses to read as binary). NATS values are percent-encoded
+//! (3.1.3.2) and may arrive double-quoted from older senders.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +21,7 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::BusError;
+use crate::naming::Namespace;
 
 /// Content type of Flotilla event payloads.
 pub const PROTOBUF_CONTENT_TYPE: &str = "application/protobuf";
@@ -41,17 +49,19 @@ fn rfc3339(micros: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Source attribute of a service's events.
-pub fn source_of(service: &str) -> String {
-    format!("/flotilla/{service}")
-}
-
 const REQUIRED: [&str; 4] = ["id", "source", "type", "specversion"];
 
 impl CloudEvent {
-    /// Maps a stored event of `service` to a CloudEvent.
-    pub fn from_recorded(service: &str, e: &RecordedEvent) -> Self {
+    /// Maps a stored event of `service` in a deployment to a CloudEvent; `aggregate` is the
+    /// aggregate type of its stream.
+    pub fn from_recorded(
+        namespace: &Namespace,
+        service: &str,
+        aggregate: &str,
+        e: &RecordedEvent,
+    ) -> Self {
         let mut ext = BTreeMap::new();
+        ext.insert("aggregatetype".into(), aggregate.to_owned());
         ext.insert("sequence".into(), e.global_position.to_string());
         ext.insert("streamversion".into(), e.stream_version.to_string());
         ext.insert("schemaversion".into(), e.schema_version.to_string());
@@ -77,7 +87,7 @@ impl CloudEvent {
         ext.insert("prevhash".into(), e.prev_hash.to_hex());
         Self {
             id: e.event_id.to_string(),
-            source: source_of(service),
+            source: namespace.source(service),
             ty: e.event_type.clone(),
             specversion: SPEC_VERSION.into(),
             time: Some(rfc3339(e.recorded_at.0)),
@@ -151,8 +161,19 @@ impl CloudEvent {
         let mut content_type = None;
         for (k, v) in headers {
             let lower = k.to_ascii_lowercase();
-            if lower == "content-type" || lower == "content_type" {
-                content_type = Some(binding.decode_value(v)?);
+            if lower == "content-type" {
+                if v.trim_start_matches('"')
+                    .to_ascii_lowercase()
+                    .starts_with("application/cloudevents")
+                {
+                    return Err(BusError::Malformed(format!(
+                        "message is a structured-mode CloudEvent (content-type {v:?}); Flotilla reads binary mode only"
+                    )));
+                }
+                // On Kafka it is the data's content type; on NATS that is ce-datacontenttype.
+                if binding == Binding::Kafka {
+                    content_type = Some(binding.decode_value(v)?);
+                }
             } else if let Some(name) = lower.strip_prefix(prefix) {
                 attrs.insert(name.to_owned(), binding.decode_value(v)?);
             }
@@ -228,7 +249,9 @@ impl Binding {
     fn decode_value(self, v: &str) -> Result<String, BusError> {
         match self {
             Self::Kafka => Ok(v.to_owned()),
-            Self::Nats => percent_decode(v),
+            // NATS binding 3.1.3.2: unquote an RFC 7230 quoted string first, then one round of
+            // percent-decoding.
+            Self::Nats => percent_decode(&unquote(v.trim())?),
         }
     }
 }
@@ -247,7 +270,37 @@ pub fn percent_encode(v: &str) -> String {
     out
 }
 
-/// Reverses [`percent_encode`]; the result must be UTF-8.
+/// Removes RFC 7230 double quotes (with their backslash escapes) around a header value, as
+/// older CloudEvents senders produced; other values are returned unchanged.
+pub fn unquote(v: &str) -> Result<String, BusError> {
+    let Some(inner) = v.strip_prefix('"') else {
+        return Ok(v.to_owned());
+    };
+    let inner = inner.strip_suffix('"').ok_or_else(|| {
+        BusError::Malformed(format!(
+            "header value {v:?} opens a quoted string it does not close"
+        ))
+    })?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next().ok_or_else(|| {
+                BusError::Malformed(format!("header value {v:?} ends inside an escape"))
+            })?),
+            '"' => {
+                return Err(BusError::Malformed(format!(
+                    "header value {v:?} has an unescaped quote inside a quoted string"
+                )));
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// Reverses [`percent_encode`] (upper- or lower-case hex); the result must be UTF-8, so overlong
+/// and other invalid sequences are refused.
 pub fn percent_decode(v: &str) -> Result<String, BusError> {
     let bytes = v.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -270,34 +323,6 @@ pub fn percent_decode(v: &str) -> Result<String, BusError> {
     }
     String::from_utf8(out)
         .map_err(|_| BusError::Malformed(format!("header value {v:?} is not UTF-8 once decoded")))
-}
-
-/// NATS subject of an event: `flotilla.<service>.<aggregate>.<event>`, where the event is the
-/// last segment of the protobuf type name.
-pub fn nats_subject(service: &str, e: &RecordedEvent) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    let event = e.event_type.rsplit('.').next().unwrap_or(&e.event_type);
-    format!(
-        "flotilla.{}.{}.{}",
-        clean(service),
-        clean(e.stream_id.aggregate()),
-        clean(event)
-    )
-}
-
-/// Kafka topic of a service's events.
-pub fn kafka_topic(service: &str) -> String {
-    format!("flotilla.{service}.events")
 }
 
 #[cfg(test)]
@@ -334,7 +359,8 @@ mod tests {
     #[test]
     fn kafka_and_nats_headers_round_trip() {
         let e = sample();
-        let ce = CloudEvent::from_recorded("governance", &e);
+        let ce =
+            CloudEvent::from_recorded(&Namespace::default(), "governance", "approval-request", &e);
         assert_eq!(ce.time.as_deref(), Some("2025-11-24T16:00:00.123456Z"));
         assert_eq!(ce.sequence(), Some(42));
         assert_eq!(ce.extension("businessunit"), Some("payments"));
@@ -384,7 +410,12 @@ mod tests {
 
     #[test]
     fn missing_required_header_is_malformed() {
-        let ce = CloudEvent::from_recorded("governance", &sample());
+        let ce = CloudEvent::from_recorded(
+            &Namespace::default(),
+            "governance",
+            "approval-request",
+            &sample(),
+        );
         let headers: Vec<_> = ce
             .to_headers(Binding::Kafka)
             .into_iter()
@@ -400,21 +431,12 @@ mod tests {
     }
 
     #[test]
-    fn subject_and_topic_follow_the_design() {
-        let e = sample();
-        assert_eq!(
-            nats_subject("governance", &e),
-            "flotilla.governance.approval-request.ApprovalGranted"
-        );
-        assert_eq!(kafka_topic("governance"), "flotilla.governance.events");
-    }
-
-    #[test]
     fn nats_values_with_spaces_non_ascii_and_line_breaks_round_trip() {
         let mut e = sample();
         e.metadata.actor = "Zoë \"ops\" O'Brien 100%\r\nX-Injected: 1".into();
         e.metadata.business_unit = "paiements et crédit".into();
-        let ce = CloudEvent::from_recorded("governance", &e);
+        let ce =
+            CloudEvent::from_recorded(&Namespace::default(), "governance", "approval-request", &e);
         let headers = ce.to_headers(Binding::Nats);
         for (k, v) in &headers {
             assert!(
@@ -439,5 +461,110 @@ mod tests {
         assert_eq!(back, ce);
         assert!(percent_decode("%zz").is_err());
         assert!(percent_decode("%C3").is_err());
+    }
+
+    /// The NATS binding's binary-mode example (3.1.4): `ce-` headers, `ce-datacontenttype`.
+    #[test]
+    fn nats_binding_example_reads_and_writes() {
+        let headers = [
+            ("ce-specversion", "1.0"),
+            ("ce-type", "com.example.someevent"),
+            ("ce-time", "2018-04-05T03:56:24Z"),
+            ("ce-id", "1234-1234-1234"),
+            ("ce-source", "/mycontext/subcontext"),
+            ("ce-datacontenttype", "application/json"),
+        ];
+        let ce =
+            CloudEvent::from_headers(Binding::Nats, headers, b"{}".to_vec()).expect("spec example");
+        assert_eq!(ce.ty, "com.example.someevent");
+        assert_eq!(ce.source, "/mycontext/subcontext");
+        assert_eq!(ce.time.as_deref(), Some("2018-04-05T03:56:24Z"));
+        assert_eq!(ce.datacontenttype.as_deref(), Some("application/json"));
+        assert!(ce.extensions.is_empty(), "{:?}", ce.extensions);
+        let mut written = ce.to_headers(Binding::Nats);
+        written.sort();
+        let mut want: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        want.sort();
+        assert_eq!(
+            written, want,
+            "the same headers as the spec's example, nothing else"
+        );
+        // Names are case-insensitive; older senders quote values.
+        let ce2 = CloudEvent::from_headers(
+            Binding::Nats,
+            [
+                ("CE-SpecVersion", "\"1.0\""),
+                ("Ce-Type", "\"com.example.someevent\""),
+                ("ce-id", "1234-1234-1234"),
+                ("ce-source", "\"/my context/\\\"sub\\\"\""),
+            ],
+            vec![],
+        )
+        .expect("quoted values");
+        assert_eq!(ce2.source, "/my context/\"sub\"");
+        // A structured-mode message is not read as binary.
+        let structured = CloudEvent::from_headers(
+            Binding::Nats,
+            [("Content-Type", "application/cloudevents+json")],
+            b"{}".to_vec(),
+        )
+        .expect_err("structured");
+        assert!(
+            structured.to_string().contains("structured"),
+            "{structured}"
+        );
+    }
+
+    /// The NATS binding's percent-encoding example (3.1.3.2) and its decoding rules.
+    #[test]
+    fn nats_percent_encoding_follows_the_spec() {
+        assert_eq!(
+            percent_encode("Euro \u{20AC} \u{1F600}"),
+            "Euro%20%E2%82%AC%20%F0%9F%98%80"
+        );
+        assert_eq!(
+            percent_decode("Euro%20%e2%82%ac%20%F0%9F%98%80").expect("lower case hex is accepted"),
+            "Euro \u{20AC} \u{1F600}"
+        );
+        assert_eq!(percent_decode("%41bc").expect("needless encoding"), "Abc");
+        assert!(
+            percent_decode("%C0%A0").is_err(),
+            "overlong UTF-8 must be rejected"
+        );
+    }
+
+    /// The Kafka binding's binary-mode example (3.2.5): `ce_` headers and `content-type`.
+    #[test]
+    fn kafka_binding_example_reads_and_writes() {
+        let headers = [
+            ("ce_specversion", "1.0"),
+            ("ce_type", "com.example.someevent"),
+            ("ce_source", "/mycontext/subcontext"),
+            ("ce_id", "1234-1234-1234"),
+            ("ce_time", "2018-04-05T03:56:24Z"),
+            ("content-type", "application/avro"),
+        ];
+        let ce = CloudEvent::from_headers(Binding::Kafka, headers, vec![1]).expect("spec example");
+        assert_eq!(ce.datacontenttype.as_deref(), Some("application/avro"));
+        let mut written = ce.to_headers(Binding::Kafka);
+        written.sort();
+        let mut want: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        want.sort();
+        assert_eq!(written, want);
+    }
+
+    #[test]
+    fn flotilla_events_carry_source_aggregate_and_unit() {
+        let ns = Namespace::new("acme").expect("ns");
+        let ce = CloudEvent::from_recorded(&ns, "governance", "approval", &sample());
+        assert_eq!(ce.source, "/acme/governance");
+        assert_eq!(ce.extension("aggregatetype"), Some("approval"));
+        assert_eq!(ce.extension("businessunit"), Some("payments"));
     }
 }

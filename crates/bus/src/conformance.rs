@@ -15,7 +15,7 @@ use flotilla_core::{ExpectedVersion, MemoryStore};
 
 use crate::inbox::{Applied, Inbox};
 use crate::relay::Relay;
-use crate::{Bus, Deliveries, Delivery, Publisher, Result};
+use crate::{Bus, CloudEvent, Deliveries, Delivery, Namespace, Publisher, Result};
 
 /// Makes a fresh, isolated bus (its own streams or topics) for one check.
 #[async_trait]
@@ -35,6 +35,14 @@ async fn next(d: &mut Box<dyn Deliveries>) -> Delivery {
         Ok(Err(e)) => panic!("delivery failed: {e}"),
         Err(_) => panic!("no delivery within {WAIT:?}"),
     }
+}
+
+/// The CloudEvents a relay of `bus` would publish for `events`.
+pub fn outgoing(bus: &dyn Bus, service: &str, events: &[RecordedEvent]) -> Vec<CloudEvent> {
+    events
+        .iter()
+        .map(|e| CloudEvent::from_recorded(bus.namespace(), service, e.stream_id.aggregate(), e))
+        .collect()
 }
 
 /// Fills a store with `streams` x `per_stream` events and returns them in position order.
@@ -68,7 +76,9 @@ pub async fn publish_and_consume(h: &dyn BusHarness) {
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let events = fill(&store, 3, 5).await;
     let mut deliveries = bus.subscribe(&svc, "readers").await.expect("subscribe");
-    bus.publish(&svc, &events).await.expect("publish");
+    bus.publish(&svc, &outgoing(&*bus, &svc, &events))
+        .await
+        .expect("publish");
     let by_id: HashMap<String, &RecordedEvent> =
         events.iter().map(|e| (e.event_id.to_string(), e)).collect();
     let mut last_version: HashMap<String, u64> = HashMap::new();
@@ -79,7 +89,8 @@ pub async fn publish_and_consume(h: &dyn BusHarness) {
             .get(&ce.id)
             .unwrap_or_else(|| panic!("unknown event {}", ce.id));
         assert_eq!(ce.ty, src.event_type);
-        assert_eq!(ce.source, format!("/flotilla/{svc}"));
+        assert_eq!(ce.source, bus.namespace().source(&svc));
+        assert_eq!(ce.extension("aggregatetype"), Some("conformance-item"));
         assert_eq!(ce.subject.as_deref(), Some(src.stream_id.as_str()));
         assert_eq!(ce.data, src.payload);
         assert_eq!(ce.sequence(), Some(src.global_position));
@@ -108,7 +119,9 @@ pub async fn unacknowledged_are_redelivered(h: &dyn BusHarness) {
     let svc = service();
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let events = fill(&store, 1, 6).await;
-    bus.publish(&svc, &events).await.expect("publish");
+    bus.publish(&svc, &outgoing(&*bus, &svc, &events))
+        .await
+        .expect("publish");
     let mut acked = HashSet::new();
     {
         let mut d = bus.subscribe(&svc, "workers").await.expect("subscribe");
@@ -152,6 +165,40 @@ pub async fn unacknowledged_are_redelivered(h: &dyn BusHarness) {
     }
 }
 
+/// Two deployments (namespaces) on the same broker share nothing: the same service and group
+/// names in each see only their own events.
+pub async fn namespaces_see_only_their_own_events(h: &dyn BusHarness) {
+    let a = h.fresh().await;
+    let b = h.fresh().await;
+    assert_ne!(
+        a.namespace(),
+        b.namespace(),
+        "the harness gives each bus its own namespace"
+    );
+    let svc = service();
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let events = fill(&store, 1, 3).await;
+    let mut in_a = a.subscribe(&svc, "readers").await.expect("subscribe a");
+    let mut in_b = b.subscribe(&svc, "readers").await.expect("subscribe b");
+    a.publish(&svc, &outgoing(&*a, &svc, &events))
+        .await
+        .expect("publish");
+    for e in &events {
+        let d = next(&mut in_a).await;
+        assert_eq!(d.event.id, e.event_id.to_string());
+        assert_eq!(d.event.source, a.namespace().source(&svc));
+        d.ack().await.expect("ack");
+    }
+    if let Ok(Ok(d)) = tokio::time::timeout(Duration::from_secs(3), in_b.next()).await {
+        panic!(
+            "namespace {} received {} published in namespace {}",
+            b.namespace(),
+            d.event.id,
+            a.namespace()
+        );
+    }
+}
+
 /// Publishes part of a batch, then never returns: the relay is killed there.
 struct StallingPublisher {
     inner: Arc<dyn Bus>,
@@ -164,7 +211,10 @@ impl Publisher for StallingPublisher {
     fn name(&self) -> &str {
         self.inner.name()
     }
-    async fn publish(&self, service: &str, events: &[RecordedEvent]) -> Result<()> {
+    fn namespace(&self) -> &Namespace {
+        self.inner.namespace()
+    }
+    async fn publish(&self, service: &str, events: &[CloudEvent]) -> Result<()> {
         let done = self.published.load(Ordering::SeqCst);
         if done + events.len() > self.after {
             let take = self.after.saturating_sub(done);
@@ -347,6 +397,10 @@ macro_rules! bus_conformance_tests {
                 c::unacknowledged_are_redelivered(&$harness).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn namespaces_see_only_their_own_events() {
+                c::namespaces_see_only_their_own_events(&$harness).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn relay_killed_mid_batch_delivers_everything_once() {
                 c::relay_killed_mid_batch_delivers_everything_once(&$harness).await
             }
@@ -360,7 +414,10 @@ pub struct InProcessHarness;
 #[async_trait]
 impl BusHarness for InProcessHarness {
     async fn fresh(&self) -> Arc<dyn Bus> {
-        Arc::new(crate::inprocess::InProcessBus::new())
+        let ns = format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[16..]);
+        Arc::new(crate::inprocess::InProcessBus::with_namespace(
+            Namespace::new(&ns).unwrap_or_default(),
+        ))
     }
 }
 

@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use flotilla_core::event::RecordedEvent;
 use tokio::sync::Notify;
 
-use crate::{Acker, BusError, CloudEvent, Deliveries, Delivery, Publisher, Result, Subscriber};
+use crate::{
+    Acker, BusError, CloudEvent, Deliveries, Delivery, Namespace, Publisher, Result, Subscriber,
+};
 
 #[derive(Default)]
 struct Log {
@@ -29,6 +30,7 @@ struct Shared {
 #[derive(Clone, Default)]
 pub struct InProcessBus {
     shared: Arc<Shared>,
+    namespace: Namespace,
 }
 
 impl std::fmt::Debug for InProcessBus {
@@ -40,6 +42,14 @@ impl std::fmt::Debug for InProcessBus {
 impl InProcessBus {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The bus of a named deployment (`flotilla up` has one; tests make several).
+    pub fn with_namespace(namespace: Namespace) -> Self {
+        Self {
+            shared: Arc::default(),
+            namespace,
+        }
     }
 
     /// Number of messages published for a service (duplicates included).
@@ -62,12 +72,15 @@ impl Publisher for InProcessBus {
         "inprocess"
     }
 
-    async fn publish(&self, service: &str, events: &[RecordedEvent]) -> Result<()> {
+    fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    async fn publish(&self, service: &str, events: &[CloudEvent]) -> Result<()> {
         {
             let mut logs = self.shared.logs.lock().map_err(poisoned)?;
             let log = logs.entry(service.to_owned()).or_default();
-            log.events
-                .extend(events.iter().map(|e| CloudEvent::from_recorded(service, e)));
+            log.events.extend(events.iter().cloned());
         }
         self.shared.notify.notify_waiters();
         Ok(())

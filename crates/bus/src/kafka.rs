@@ -1,12 +1,13 @@
-//! Kafka: topic `flotilla.<service>.events`, key = stream id (so a stream's events stay in
-//! order on one partition), idempotent producer with `acks=all`, consumer groups with manual
-//! offset commits after each applied event.
+//! Kafka: topic `<namespace>.<service>.events`, key = stream id (so a stream's events stay in
+//! order on one partition), idempotent producer with `acks=all` (so librdkafka's retries never
+//! duplicate or reorder), consumer groups `<namespace>.<group>` with manual offset commits
+//! after each applied event. A publish call enqueues its whole batch before waiting for any
+//! delivery report, so librdkafka sends it in as few produce requests as its batching allows.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flotilla_core::event::RecordedEvent;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -16,7 +17,8 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::cloudevents::{Binding, CloudEvent, kafka_topic};
+use crate::cloudevents::{Binding, CloudEvent};
+use crate::naming::Namespace;
 use crate::{Acker, BusError, Deliveries, Delivery, Publisher, Result, Subscriber};
 
 /// A Kafka bus (any Kafka-API broker).
@@ -24,8 +26,7 @@ use crate::{Acker, BusError, Deliveries, Delivery, Publisher, Result, Subscriber
 pub struct KafkaBus {
     brokers: String,
     producer: FutureProducer,
-    /// Prefix for topic names (tests isolate themselves with it).
-    namespace: String,
+    namespace: Namespace,
     partitions: i32,
     /// Topics known to exist.
     ensured: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
@@ -40,16 +41,12 @@ impl std::fmt::Debug for KafkaBus {
 }
 
 impl KafkaBus {
-    pub fn connect(brokers: &str) -> Result<Self> {
-        Self::connect_namespaced(brokers, "", &[])
-    }
-
-    /// Connects with a topic namespace (topics become `<ns>.flotilla.<service>.events`) and
-    /// extra librdkafka producer settings, e.g. `batch.num.messages=1` for tansu 0.6, which
-    /// returns nothing when a fetch starts inside a multi-record batch.
-    pub fn connect_namespaced(
+    /// Connects for a deployment namespace with extra librdkafka producer settings, e.g.
+    /// `batch.num.messages=1` for tansu 0.6, which returns nothing when a fetch starts inside a
+    /// multi-record batch.
+    pub fn connect(
         brokers: &str,
-        namespace: &str,
+        namespace: Namespace,
         producer_options: &[(String, String)],
     ) -> Result<Self> {
         let mut config = ClientConfig::new();
@@ -68,7 +65,7 @@ impl KafkaBus {
         Ok(Self {
             brokers: brokers.to_owned(),
             producer,
-            namespace: namespace.to_owned(),
+            namespace,
             partitions: 3,
             ensured: Arc::default(),
         })
@@ -76,12 +73,11 @@ impl KafkaBus {
 
     /// The topic a service's events go to.
     pub fn topic(&self, service: &str) -> String {
-        let t = kafka_topic(service);
-        if self.namespace.is_empty() {
-            t
-        } else {
-            format!("{}.{t}", self.namespace)
-        }
+        self.namespace.topic(service)
+    }
+
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
     }
 
     /// Creates the service's topic if it does not exist.
@@ -132,12 +128,15 @@ impl Publisher for KafkaBus {
         "kafka"
     }
 
-    async fn publish(&self, service: &str, events: &[RecordedEvent]) -> Result<()> {
+    fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    async fn publish(&self, service: &str, events: &[CloudEvent]) -> Result<()> {
         self.ensure_topic(service).await?;
         let topic = self.topic(service);
         let mut pending = Vec::with_capacity(events.len());
-        for e in events {
-            let ce = CloudEvent::from_recorded(service, e);
+        for ce in events {
             let mut headers = OwnedHeaders::new_with_capacity(16);
             for (k, v) in ce.to_headers(Binding::Kafka) {
                 headers = headers.insert(Header {
@@ -146,13 +145,13 @@ impl Publisher for KafkaBus {
                 });
             }
             let record = FutureRecord::to(&topic)
-                .key(e.stream_id.as_str())
+                .key(ce.subject.as_deref().unwrap_or_default())
                 .payload(&ce.data)
                 .headers(headers);
             let fut = self.producer.send_result(record).map_err(|(err, _)| {
-                BusError::Publish(format!("kafka enqueue of {}: {err}", e.event_id))
+                BusError::Publish(format!("kafka enqueue of {}: {err}", ce.id))
             })?;
-            pending.push((e.event_id, fut));
+            pending.push((ce.id.as_str(), fut));
         }
         for (id, fut) in pending {
             match fut.await {
@@ -295,7 +294,7 @@ impl Subscriber for KafkaBus {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.brokers)
-            .set("group.id", group)
+            .set("group.id", self.namespace.group(group))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000");

@@ -11,13 +11,14 @@ pub mod conformance;
 pub mod inbox;
 pub mod inprocess;
 pub mod kafka;
+pub mod naming;
 pub mod nats;
 pub mod relay;
 
 use async_trait::async_trait;
-use flotilla_core::event::RecordedEvent;
 
 pub use cloudevents::CloudEvent;
+pub use naming::Namespace;
 
 /// Errors of the bus boundary.
 #[derive(Debug, thiserror::Error)]
@@ -38,13 +39,15 @@ pub enum BusError {
 
 pub type Result<T, E = BusError> = std::result::Result<T, E>;
 
-/// Publishes a service's events. `publish` returns once the bus has durably accepted every
-/// event of the batch, in order.
+/// Publishes a service's events as CloudEvents. `publish` returns once the bus has durably
+/// accepted every event of the batch; each stream's events are sent in order.
 #[async_trait]
 pub trait Publisher: Send + Sync {
     /// Bus name for checkpoints and logs: "nats", "kafka" or "inprocess".
     fn name(&self) -> &str;
-    async fn publish(&self, service: &str, events: &[RecordedEvent]) -> Result<()>;
+    /// The deployment namespace every name on this bus starts from.
+    fn namespace(&self) -> &Namespace;
+    async fn publish(&self, service: &str, events: &[CloudEvent]) -> Result<()>;
 }
 
 /// One delivered event; acknowledge it once it is applied, or it is delivered again.

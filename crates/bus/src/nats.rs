@@ -1,39 +1,63 @@
-//! NATS JetStream: one stream per service (`FLOTILLA_<SERVICE>` over `flotilla.<service>.>`),
-//! `Nats-Msg-Id` = event id so the server drops republished duplicates within its window,
-//! durable pull consumers with explicit acks for groups.
+//! NATS JetStream: one stream per service and namespace (`<NAMESPACE>_<SERVICE>` over
+//! `<namespace>.<service>.>`), `Nats-Msg-Id` = event id so the server drops republished
+//! duplicates within its duplicate window, durable pull consumers with explicit acks for groups.
+//!
+//! Publishing is pipelined: messages go out without waiting for their acks, up to a bounded
+//! window of outstanding acks; a batch returns once every ack has come back. Consuming reads a
+//! continuous pull stream, so a message is handed over as soon as it arrives.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{
-    self, consumer::AckPolicy, consumer::pull, message::PublishMessage, stream,
+    self, consumer::AckPolicy, consumer::pull, context::PublishAckFuture, message::PublishMessage,
+    stream,
 };
 use async_trait::async_trait;
-use flotilla_core::event::RecordedEvent;
 use futures::StreamExt;
 
-use crate::cloudevents::{Binding, CloudEvent, nats_subject};
+use crate::cloudevents::{Binding, CloudEvent};
+use crate::naming::Namespace;
 use crate::{Acker, BusError, Deliveries, Delivery, Publisher, Result, Subscriber};
 
-/// How long JetStream remembers message ids for dedupe.
-pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
-
-/// Name of a service's JetStream stream.
-pub fn stream_name(service: &str) -> String {
-    format!(
-        "FLOTILLA_{}",
-        service.to_ascii_uppercase().replace(['-', '.'], "_")
-    )
+/// Retention of a service's JetStream stream and how it dedupes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// How long the server remembers message ids to drop republished duplicates.
+    pub duplicate_window: Duration,
+    /// Oldest message kept (zero: no age limit).
+    pub max_age: Duration,
+    /// Most bytes kept, oldest dropped first (-1: no limit).
+    pub max_bytes: i64,
 }
+
+impl Default for StreamLimits {
+    /// Two minutes of dedupe; seven days kept, with no byte limit (JetStream reserves a
+    /// stream's byte limit against the server's storage when the stream is created, so a
+    /// default there would fail on small servers). The store is the source of truth: a
+    /// subscriber that was away longer replays from it (`flotilla store rewind`).
+    fn default() -> Self {
+        Self {
+            duplicate_window: Duration::from_secs(120),
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: -1,
+        }
+    }
+}
+
+/// Most publish acks outstanding at once.
+pub const ACK_WINDOW: usize = 2_048;
 
 /// A NATS JetStream bus.
 #[derive(Clone)]
 pub struct NatsBus {
     js: jetstream::Context,
-    /// Prefix for stream names (tests isolate themselves with it).
-    namespace: String,
+    namespace: Namespace,
     ack_wait: Duration,
-    max_age: Duration,
+    limits: StreamLimits,
+    /// Streams known to exist with the configured limits.
+    ensured: Arc<Mutex<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for NatsBus {
@@ -45,21 +69,17 @@ impl std::fmt::Debug for NatsBus {
 }
 
 impl NatsBus {
-    pub async fn connect(url: &str) -> Result<Self> {
-        Self::connect_namespaced(url, "").await
-    }
-
-    /// Connects with a namespace: streams become `<NS>_FLOTILLA_<SERVICE>` and subjects
-    /// `<ns>.flotilla.<service>...`, so parallel test runs do not share streams.
-    pub async fn connect_namespaced(url: &str, namespace: &str) -> Result<Self> {
+    /// Connects for a deployment namespace.
+    pub async fn connect(url: &str, namespace: Namespace) -> Result<Self> {
         let client = async_nats::connect(url)
             .await
             .map_err(|e| BusError::Connect(format!("nats at {url}: {e}")))?;
         Ok(Self {
             js: jetstream::new(client),
-            namespace: namespace.to_owned(),
+            namespace,
             ack_wait: Duration::from_secs(30),
-            max_age: Duration::ZERO,
+            limits: StreamLimits::default(),
+            ensured: Arc::default(),
         })
     }
 
@@ -69,68 +89,97 @@ impl NatsBus {
         self
     }
 
-    /// How long streams keep messages (default forever; tests use a short age).
-    pub fn with_max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = max_age;
+    /// Retention and dedupe of the streams this bus creates or updates.
+    pub fn with_limits(mut self, limits: StreamLimits) -> Self {
+        self.limits = limits;
         self
     }
 
-    fn subject_root(&self, service: &str) -> String {
-        if self.namespace.is_empty() {
-            format!("flotilla.{service}")
-        } else {
-            format!("{}.flotilla.{service}", self.namespace)
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    fn config(&self, service: &str) -> stream::Config {
+        stream::Config {
+            name: self.namespace.stream(service),
+            subjects: vec![format!("{}.>", self.namespace.subject_root(service))],
+            duplicate_window: self.limits.duplicate_window,
+            max_age: self.limits.max_age,
+            max_bytes: self.limits.max_bytes,
+            discard: stream::DiscardPolicy::Old,
+            ..Default::default()
         }
     }
 
-    fn subject(&self, service: &str, e: &RecordedEvent) -> String {
-        let s = nats_subject(service, e);
-        if self.namespace.is_empty() {
-            s
-        } else {
-            format!("{}.{s}", self.namespace)
-        }
-    }
-
-    fn stream_name(&self, service: &str) -> String {
-        let base = stream_name(service);
-        if self.namespace.is_empty() {
-            base
-        } else {
-            format!(
-                "{}_{base}",
-                self.namespace.to_ascii_uppercase().replace(['-', '.'], "_")
-            )
-        }
-    }
-
-    /// Creates the service's stream if it does not exist.
+    /// Creates the service's stream if it does not exist, or brings its limits to the
+    /// configured ones.
     pub async fn ensure_stream(&self, service: &str) -> Result<stream::Stream> {
-        self.js
-            .get_or_create_stream(stream::Config {
-                name: self.stream_name(service),
-                subjects: vec![format!("{}.>", self.subject_root(service))],
-                duplicate_window: DUPLICATE_WINDOW,
-                max_age: self.max_age,
-                ..Default::default()
-            })
+        let config = self.config(service);
+        let name = config.name.clone();
+        let mut stream = self
+            .js
+            .get_or_create_stream(config.clone())
             .await
-            .map_err(|e| {
-                BusError::Connect(format!(
-                    "jetstream stream {}: {e}",
-                    self.stream_name(service)
-                ))
-            })
+            .map_err(|e| BusError::Connect(format!("jetstream stream {name}: {e}")))?;
+        let known = self
+            .ensured
+            .lock()
+            .map(|s| s.contains(&name))
+            .unwrap_or(false);
+        if !known {
+            let info = stream
+                .info()
+                .await
+                .map_err(|e| BusError::Connect(format!("jetstream stream {name}: {e}")))?;
+            let c = &info.config;
+            if c.max_age != config.max_age
+                || c.max_bytes != config.max_bytes
+                || c.duplicate_window != config.duplicate_window
+            {
+                tracing::info!(stream = %name, max_age_s = config.max_age.as_secs(), max_bytes = config.max_bytes, "updating the stream's retention to the configured limits");
+                self.js
+                    .update_stream(config)
+                    .await
+                    .map_err(|e| BusError::Connect(format!("jetstream stream {name}: {e}")))?;
+            }
+            if let Ok(mut s) = self.ensured.lock() {
+                s.insert(name);
+            }
+        }
+        Ok(stream)
     }
 
     /// Deletes the service's stream (tests).
     pub async fn delete_stream(&self, service: &str) -> Result<()> {
+        let name = self.namespace.stream(service);
+        if let Ok(mut s) = self.ensured.lock() {
+            s.remove(&name);
+        }
         self.js
-            .delete_stream(self.stream_name(service))
+            .delete_stream(name)
             .await
             .map(|_| ())
             .map_err(|e| BusError::Connect(e.to_string()))
     }
+
+    async fn ensured(&self, service: &str) -> Result<()> {
+        let name = self.namespace.stream(service);
+        if self
+            .ensured
+            .lock()
+            .map(|s| s.contains(&name))
+            .unwrap_or(false)
+        {
+            return Ok(());
+        }
+        self.ensure_stream(service).await.map(|_| ())
+    }
+}
+
+async fn settle(ack: PublishAckFuture, id: &str) -> Result<()> {
+    ack.await
+        .map(|_| ())
+        .map_err(|err| BusError::Publish(format!("nats publish ack of {id}: {err}")))
 }
 
 #[async_trait]
@@ -139,40 +188,46 @@ impl Publisher for NatsBus {
         "nats"
     }
 
-    async fn publish(&self, service: &str, events: &[RecordedEvent]) -> Result<()> {
-        self.ensure_stream(service).await?;
-        let mut acks = Vec::with_capacity(events.len());
-        for e in events {
-            let ce = CloudEvent::from_recorded(service, e);
+    fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    async fn publish(&self, service: &str, events: &[CloudEvent]) -> Result<()> {
+        self.ensured(service).await?;
+        let mut outstanding: VecDeque<(PublishAckFuture, &str)> = VecDeque::new();
+        for ce in events {
             let mut headers = async_nats::HeaderMap::new();
             for (k, v) in ce.to_headers(Binding::Nats) {
                 headers.insert(k.as_str(), v.as_str());
             }
+            let aggregate = ce.extension("aggregatetype").unwrap_or("event");
+            let subject = self.namespace.subject(service, aggregate, &ce.ty);
             // `headers` replaces the whole map, so it goes before `message_id`.
             let publish = PublishMessage::build()
-                .payload(ce.data.into())
+                .payload(ce.data.clone().into())
                 .headers(headers)
-                .message_id(e.event_id.to_string());
+                .message_id(ce.id.as_str());
             let ack = self
                 .js
-                .send_publish(self.subject(service, e), publish)
+                .send_publish(subject, publish)
                 .await
-                .map_err(|err| {
-                    BusError::Publish(format!("nats publish of {}: {err}", e.event_id))
-                })?;
-            acks.push(ack);
+                .map_err(|err| BusError::Publish(format!("nats publish of {}: {err}", ce.id)))?;
+            outstanding.push_back((ack, ce.id.as_str()));
+            if outstanding.len() >= ACK_WINDOW
+                && let Some((ack, id)) = outstanding.pop_front()
+            {
+                settle(ack, id).await?;
+            }
         }
-        for ack in acks {
-            ack.await
-                .map_err(|err| BusError::Publish(format!("nats publish ack: {err}")))?;
+        for (ack, id) in outstanding {
+            settle(ack, id).await?;
         }
         Ok(())
     }
 }
 
 struct NatsDeliveries {
-    consumer: jetstream::consumer::Consumer<pull::Config>,
-    buffer: VecDeque<jetstream::Message>,
+    messages: pull::Stream,
 }
 
 struct NatsAck(jetstream::Message);
@@ -207,27 +262,18 @@ fn to_cloudevent(m: &jetstream::Message) -> Result<CloudEvent> {
 impl Deliveries for NatsDeliveries {
     async fn next(&mut self) -> Result<Delivery> {
         loop {
-            while let Some(m) = self.buffer.pop_front() {
-                match to_cloudevent(&m) {
-                    Ok(ce) => return Ok(Delivery::new(ce, Box::new(NatsAck(m)))),
-                    Err(e) => {
-                        // A message that is not a Flotilla CloudEvent is terminated, not redelivered forever.
-                        tracing::warn!(subject = %m.subject, error = %e, "dropping malformed message");
-                        let _ = m.ack_with(jetstream::AckKind::Term).await;
-                    }
+            let m = match self.messages.next().await {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => return Err(BusError::Consume(format!("nats pull: {e}"))),
+                None => return Err(BusError::Closed),
+            };
+            match to_cloudevent(&m) {
+                Ok(ce) => return Ok(Delivery::new(ce, Box::new(NatsAck(m)))),
+                Err(e) => {
+                    // A message that is not a Flotilla CloudEvent is terminated, not redelivered forever.
+                    tracing::warn!(subject = %m.subject, error = %e, "dropping malformed message");
+                    let _ = m.ack_with(jetstream::AckKind::Term).await;
                 }
-            }
-            let mut batch = self
-                .consumer
-                .fetch()
-                .max_messages(256)
-                .expires(Duration::from_millis(500))
-                .messages()
-                .await
-                .map_err(|e| BusError::Consume(format!("nats fetch: {e}")))?;
-            while let Some(m) = batch.next().await {
-                self.buffer
-                    .push_back(m.map_err(|e| BusError::Consume(format!("nats fetch: {e}")))?);
             }
         }
     }
@@ -237,7 +283,7 @@ impl Deliveries for NatsDeliveries {
 impl Subscriber for NatsBus {
     async fn subscribe(&self, service: &str, group: &str) -> Result<Box<dyn Deliveries>> {
         let stream = self.ensure_stream(service).await?;
-        let durable = group.replace(['.', '*', '>', ' '], "_");
+        let durable = self.namespace.durable(group);
         let consumer = stream
             .get_or_create_consumer(
                 &durable,
@@ -245,15 +291,20 @@ impl Subscriber for NatsBus {
                     durable_name: Some(durable.clone()),
                     ack_policy: AckPolicy::Explicit,
                     ack_wait: self.ack_wait,
-                    filter_subject: format!("{}.>", self.subject_root(service)),
+                    filter_subject: format!("{}.>", self.namespace.subject_root(service)),
                     ..Default::default()
                 },
             )
             .await
             .map_err(|e| BusError::Consume(format!("jetstream consumer {durable}: {e}")))?;
-        Ok(Box::new(NatsDeliveries {
-            consumer,
-            buffer: VecDeque::new(),
-        }))
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(256)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|e| BusError::Consume(format!("jetstream consumer {durable}: {e}")))?;
+        Ok(Box::new(NatsDeliveries { messages }))
     }
 }

@@ -6,17 +6,41 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use flotilla_core::event::RecordedEvent;
+use flotilla_core::ids::StreamId;
 use flotilla_core::store::EventStore;
 use flotilla_core::subscription::{SubscribeOptions, SubscriptionItem, subscribe_all};
 use futures::FutureExt;
 
-use crate::{BusError, Publisher, Result};
+use crate::{BusError, CloudEvent, Publisher, Result};
+
+/// What a service's events look like on the bus: the aggregate type of each stream (the
+/// subject token and `aggregatetype` extension) and which events stay off the bus.
+pub trait Outbound: Send + Sync {
+    /// The aggregate type a stream's events belong to.
+    fn aggregate_type(&self, stream: &StreamId) -> String {
+        stream.aggregate().to_owned()
+    }
+
+    /// Whether an event is published (those that are not stay in the store only; their
+    /// positions are gaps in `sequence`).
+    fn publishes(&self, _event: &RecordedEvent) -> bool {
+        true
+    }
+}
+
+/// Every event published; aggregate types by the stream naming rule (`<aggregate>-<uuid>`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PublishAll;
+
+impl Outbound for PublishAll {}
 
 /// Publishes a store's events to one bus.
 pub struct Relay {
     store: Arc<dyn EventStore>,
     service: String,
     publisher: Arc<dyn Publisher>,
+    outbound: Arc<dyn Outbound>,
     /// Most events per publish call.
     pub batch: usize,
     /// Pause after a failed publish before trying again.
@@ -42,9 +66,16 @@ impl Relay {
             store,
             service: service.into(),
             publisher,
-            batch: 500,
+            outbound: Arc::new(PublishAll),
+            batch: 1_000,
             retry_delay: Duration::from_millis(500),
         }
+    }
+
+    /// Sets what the service's events look like on the bus.
+    pub fn with_outbound(mut self, outbound: Arc<dyn Outbound>) -> Self {
+        self.outbound = outbound;
+        self
     }
 
     /// Name of the checkpoint this relay keeps in the store.
@@ -100,8 +131,21 @@ impl Relay {
             if pending.is_empty() {
                 continue;
             }
-            loop {
-                match self.publisher.publish(&self.service, &pending).await {
+            let namespace = self.publisher.namespace();
+            let outgoing: Vec<CloudEvent> = pending
+                .iter()
+                .filter(|e| self.outbound.publishes(e))
+                .map(|e| {
+                    CloudEvent::from_recorded(
+                        namespace,
+                        &self.service,
+                        &self.outbound.aggregate_type(&e.stream_id),
+                        e,
+                    )
+                })
+                .collect();
+            while !outgoing.is_empty() {
+                match self.publisher.publish(&self.service, &outgoing).await {
                     Ok(()) => break,
                     Err(e) => {
                         tracing::warn!(service = %self.service, bus = self.publisher.name(), error = %e, "publish failed; retrying");

@@ -5,13 +5,19 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use flotilla_bus::Bus;
 use flotilla_bus::conformance::BusHarness;
 use flotilla_bus::kafka::KafkaBus;
-use flotilla_bus::nats::NatsBus;
+use flotilla_bus::nats::{NatsBus, StreamLimits};
+use flotilla_bus::{Bus, Namespace};
 
-fn namespace() -> String {
-    format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[16..])
+/// A namespace of its own for each bus, so runs (and other deployments on the same brokers)
+/// never share a stream, consumer, topic or group.
+fn namespace() -> Namespace {
+    Namespace::new(&format!(
+        "t{}",
+        &uuid::Uuid::now_v7().simple().to_string()[16..]
+    ))
+    .expect("valid namespace")
 }
 
 pub struct NatsHarness;
@@ -22,11 +28,14 @@ impl BusHarness for NatsHarness {
         let url = std::env::var("FLOTILLA_TEST_NATS_URL")
             .unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
         Arc::new(
-            NatsBus::connect_namespaced(&url, &namespace())
+            NatsBus::connect(&url, namespace())
                 .await
                 .unwrap_or_else(|e| panic!("NATS with JetStream at {url} is needed ({e}); run ./scripts/test.sh, which starts it"))
                 .with_ack_wait(std::time::Duration::from_secs(2))
-                .with_max_age(std::time::Duration::from_secs(600)),
+                .with_limits(StreamLimits {
+                    max_age: std::time::Duration::from_secs(600),
+                    ..StreamLimits::default()
+                }),
         )
     }
 }
@@ -49,9 +58,9 @@ impl BusHarness for KafkaHarness {
         let brokers = std::env::var("FLOTILLA_TEST_KAFKA_BROKERS")
             .unwrap_or_else(|_| "127.0.0.1:9092".into());
         Arc::new(
-            KafkaBus::connect_namespaced(
+            KafkaBus::connect(
                 &brokers,
-                &namespace(),
+                namespace(),
                 &[("batch.num.messages".into(), "1".into())],
             )
             .unwrap_or_else(|e| {

@@ -4,6 +4,7 @@ mod bench;
 mod catalog;
 mod client;
 mod governance;
+mod keys;
 mod output;
 mod services;
 mod status;
@@ -46,6 +47,10 @@ enum Command {
         /// Address for the gRPC server.
         #[arg(long)]
         listen: Option<String>,
+        /// Serve a service whose store's hash chain is broken at this position, after looking
+        /// at it: SERVICE@POSITION (repeatable; recorded in the store).
+        #[arg(long = "accept-chain-break")]
+        accept_chain_breaks: Vec<String>,
     },
     /// Run one service against PostgreSQL, NATS and Kafka (from config).
     Serve {
@@ -53,6 +58,10 @@ enum Command {
         service: String,
         #[arg(long)]
         listen: Option<String>,
+        /// Serve although the store's hash chain is broken at this position, after looking at
+        /// it: SERVICE@POSITION (repeatable; recorded in the store).
+        #[arg(long = "accept-chain-break")]
+        accept_chain_breaks: Vec<String>,
     },
     /// Ask running services for their status.
     Status {
@@ -93,6 +102,11 @@ enum Command {
         #[command(subcommand)]
         command: store_cmd::StoreCommand,
     },
+    /// Keys a deployment needs (access policy signing).
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
 }
 
 async fn shutdown_signal() {
@@ -127,7 +141,12 @@ async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Up { data_dir, listen } => {
+        Command::Up {
+            data_dir,
+            listen,
+            accept_chain_breaks,
+        } => {
+            config.accept_chain_breaks.extend(accept_chain_breaks);
             if let Some(d) = data_dir {
                 config.data_dir = d;
             }
@@ -151,7 +170,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { service, listen } => {
+        Command::Serve {
+            service,
+            listen,
+            accept_chain_breaks,
+        } => {
+            config.accept_chain_breaks.extend(accept_chain_breaks);
             if let Some(l) = listen {
                 config.listen = l;
             }
@@ -204,6 +228,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }
         Command::Token { command } => token::run(&config, command),
+        Command::Keys { command } => keys::run(command),
         Command::Store { command } => {
             let _telemetry = flotilla_runtime::telemetry::init(
                 &Config {

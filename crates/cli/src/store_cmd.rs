@@ -13,14 +13,35 @@ pub enum StoreCommand {
         /// postgres://…, sqlite://path or memory:
         #[arg(long)]
         url: String,
-        /// Service whose store to verify (PostgreSQL schema flotilla_<service>).
+        /// Service whose store to verify (PostgreSQL schema <namespace>_<service>).
         #[arg(long)]
         service: Option<String>,
+        /// Deployment namespace of the service (config `namespace`).
+        #[arg(long, default_value = "flotilla")]
+        namespace: String,
         /// PostgreSQL schema, instead of --service.
         #[arg(long)]
         schema: Option<String>,
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
+    },
+    /// Publish a service's events again from a position: sets where its relay to a bus resumes
+    /// (stop the service first). Subscribers get the events again and drop those they have by
+    /// `ce_id`.
+    Rewind {
+        /// postgres://… or sqlite://path of the service's store.
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        service: String,
+        #[arg(long, default_value = "flotilla")]
+        namespace: String,
+        /// nats or kafka.
+        #[arg(long)]
+        bus: String,
+        /// First global position to publish again (1: everything).
+        #[arg(long)]
+        from: u64,
     },
     /// Append synthetic events and report throughput and latency.
     Bench(crate::bench::BenchArgs),
@@ -28,12 +49,13 @@ pub enum StoreCommand {
 
 pub fn schema_arg(
     url: &str,
+    namespace: &str,
     service: Option<&str>,
     schema: Option<&str>,
 ) -> anyhow::Result<String> {
     match (schema, service) {
         (Some(s), _) => Ok(s.to_owned()),
-        (None, Some(svc)) => Ok(flotilla_store::schema_for(svc)),
+        (None, Some(svc)) => Ok(flotilla_store::schema_for(namespace, svc)),
         (None, None) if url.starts_with("postgres") => anyhow::bail!(
             "a PostgreSQL URL holds one store per service: pass --service NAME or --schema SCHEMA"
         ),
@@ -43,13 +65,39 @@ pub fn schema_arg(
 
 pub async fn run(command: StoreCommand) -> anyhow::Result<ExitCode> {
     match command {
+        StoreCommand::Rewind {
+            url,
+            service,
+            namespace,
+            bus,
+            from,
+        } => {
+            if !matches!(bus.as_str(), "nats" | "kafka" | "inprocess") {
+                anyhow::bail!("--bus {bus:?}: use nats or kafka");
+            }
+            if from == 0 {
+                anyhow::bail!("--from: positions start at 1");
+            }
+            let schema = schema_arg(&url, &namespace, Some(&service), None)?;
+            let store = flotilla_store::open_existing(&url, &schema)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open store at {url}: {e}"))?;
+            let name = format!("relay:{service}:{bus}");
+            let before = store.load_checkpoint(&name).await?.unwrap_or(0);
+            store.save_checkpoint(&name, from - 1).await?;
+            println!(
+                "the {service} relay to {bus} resumes at position {from} (it had published up to {before}); start the service to publish again"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         StoreCommand::Verify {
             url,
             service,
+            namespace,
             schema,
             output,
         } => {
-            let schema = schema_arg(&url, service.as_deref(), schema.as_deref())?;
+            let schema = schema_arg(&url, &namespace, service.as_deref(), schema.as_deref())?;
             let store = flotilla_store::open_existing(&url, &schema)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot open store at {url}: {e}"))?;

@@ -22,11 +22,34 @@ impl Timestamp {
         self.0
     }
 
+    /// RFC 3339 in UTC with microseconds, e.g. `2026-11-24T16:00:00.123456Z`.
+    pub fn to_rfc3339(self) -> String {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| format!("{} µs after the epoch", self.0))
+    }
+
     pub fn seconds_and_nanos(self) -> (i64, i32) {
         (
             self.0.div_euclid(1_000_000),
             (self.0.rem_euclid(1_000_000) * 1000) as i32,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339() {
+        assert_eq!(
+            super::Timestamp(1_764_000_000_123_456).to_rfc3339(),
+            "2025-11-24T16:00:00.123456Z"
+        );
+        assert_eq!(super::Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00Z");
     }
 }
 

@@ -11,6 +11,7 @@ pub mod conformance;
 pub mod event;
 pub mod ids;
 pub mod memory;
+pub mod names;
 pub mod plan;
 pub mod store;
 pub mod subscription;

@@ -365,8 +365,87 @@ pub async fn recorded_policy(
     Ok(best)
 }
 
-/// Follows governance's access policy replacements in a service that is not governance: puts
-/// each newer one in force and records the adoption in the service's own store.
+/// File under the data folder holding the embedded mode's access policy signing key.
+pub const DEV_SIGNING_KEY_FILE: &str = "access-policy-signing.key";
+
+/// The keys access policy replacements are signed and checked with.
+#[derive(Clone, Debug, Default)]
+pub struct PolicyKeys {
+    /// This node's signing key (config `access_policy_signing_key`; in embedded mode one kept in
+    /// the data folder).
+    pub signer: Option<Arc<flotilla_auth::PolicySigner>>,
+    /// The public keys replacements must verify with: config `access_policy_verify_keys` plus
+    /// this node's own signing key.
+    pub verifier: Arc<flotilla_auth::PolicyVerifier>,
+}
+
+impl PolicyKeys {
+    pub fn load(config: &Config, embedded_data_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let signer = if !config.access_policy_signing_key.as_os_str().is_empty() {
+            Some(flotilla_auth::PolicySigner::from_file(
+                &config.access_policy_signing_key,
+            )?)
+        } else if let Some(dir) = embedded_data_dir {
+            Some(dev_signing_key(dir)?)
+        } else {
+            None
+        };
+        let mut public: Vec<String> = config.access_policy_verify_keys.clone();
+        if let Some(s) = &signer {
+            public.push(s.public_key());
+        }
+        let verifier = flotilla_auth::PolicyVerifier::new(&public)?;
+        if verifier.is_empty() {
+            tracing::warn!(
+                "no access_policy_verify_keys are configured: access policy replacements from the bus will not be adopted"
+            );
+        }
+        Ok(Self {
+            signer: signer.map(Arc::new),
+            verifier: Arc::new(verifier),
+        })
+    }
+}
+
+/// Reads (or makes, owner-only) the embedded mode's signing key under `data_dir`.
+pub fn dev_signing_key(data_dir: &Path) -> anyhow::Result<flotilla_auth::PolicySigner> {
+    let path = data_dir.join(DEV_SIGNING_KEY_FILE);
+    if path.exists() {
+        return Ok(flotilla_auth::PolicySigner::from_file(&path)?);
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let key = flotilla_auth::PolicySigner::generate()?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(&path) {
+        Ok(mut f) => {
+            use std::io::Write;
+            f.write_all(key.seed_base64().as_bytes())?;
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(flotilla_auth::PolicySigner::from_file(&path)?)
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot create {}: {e}", path.display())),
+    }
+}
+
+/// The service whose access policy replacements a service follows (config
+/// `access_policy_source`), unless the service is that one or the node runs it.
+pub fn policy_source(config: &Config, service: &str) -> Option<String> {
+    let source = config.access_policy_source.as_str();
+    (!source.is_empty() && source != service).then(|| source.to_owned())
+}
+
+/// Follows access policy replacements in a service that does not make them: puts each newer
+/// one in force and records the adoption in the service's own store. A replacement is adopted
+/// only if it comes from the policy source of this deployment's namespace and is signed with
+/// one of the configured keys for this namespace and version.
 pub struct AccessPolicyFollower {
     pub store: Arc<dyn EventStore>,
     pub authorizer: Arc<Authorizer>,
@@ -374,6 +453,10 @@ pub struct AccessPolicyFollower {
     pub recorded: std::sync::atomic::AtomicU64,
     /// Version in force in the process (shared by the followers of one process).
     pub in_force: Arc<std::sync::atomic::AtomicU64>,
+    pub namespace: flotilla_bus::Namespace,
+    /// The service that replaces policies.
+    pub source: String,
+    pub keys: Arc<flotilla_auth::PolicyVerifier>,
 }
 
 impl std::fmt::Debug for AccessPolicyFollower {
@@ -390,6 +473,15 @@ impl crate::EventHandler for AccessPolicyFollower {
         if event.ty != ACCESS_POLICY_REPLACED {
             return Ok(());
         }
+        let expected_source = self.namespace.source(&self.source);
+        if event.source != expected_source {
+            tracing::error!(source = %flotilla_core::names::shown(&event.source), expected = %expected_source, event = %event.id, "an access policy replacement from another source was refused");
+            return Err(HandlerError::Reject(format!(
+                "access policy replacement {} comes from {}, not {expected_source}",
+                event.id,
+                flotilla_core::names::shown(&event.source)
+            )));
+        }
         let m = flotilla_proto::governance::v1::AccessPolicyReplaced::decode(event.data.as_slice())
             .map_err(|e| {
                 HandlerError::Reject(format!("AccessPolicyReplaced does not decode: {e}"))
@@ -398,8 +490,29 @@ impl crate::EventHandler for AccessPolicyFollower {
         if m.version <= recorded {
             return Ok(());
         }
-        let policy =
-            AccessPolicy::parse(&m.policy).map_err(|e| HandlerError::Reject(e.to_string()))?;
+        let refuse = |reason: String| {
+            tracing::error!(event = %event.id, version = m.version, %reason, "an access policy replacement was refused");
+            HandlerError::Reject(format!(
+                "access policy replacement {} (version {}) refused: {reason}",
+                event.id, m.version
+            ))
+        };
+        if m.namespace != self.namespace.as_str() {
+            return Err(refuse(format!(
+                "it was made in namespace {}, this deployment is {}",
+                flotilla_core::names::shown(&m.namespace),
+                self.namespace
+            )));
+        }
+        let policy = AccessPolicy::parse(&m.policy).map_err(|e| refuse(e.to_string()))?;
+        if policy.digest() != m.sha256 {
+            return Err(refuse("its sha256 is not that of its policy text".into()));
+        }
+        let signing_key = self
+            .keys
+            .verify(self.namespace.as_str(), m.version, &m.sha256, &m.signature)
+            .map_err(|e| refuse(e.to_string()))?
+            .to_owned();
         let id = event
             .event_id()
             .map_err(|e| HandlerError::Reject(e.to_string()))?;
@@ -409,6 +522,8 @@ impl crate::EventHandler for AccessPolicyFollower {
             policy: m.policy.clone(),
             sha256: policy.digest().to_owned(),
             source_event_id: id.to_string(),
+            signature: m.signature.clone(),
+            signing_key,
         };
         let md = Metadata::by("access-policy-follower", "").with_causation(id);
         self.store
@@ -435,6 +550,10 @@ impl crate::EventHandler for AccessPolicyFollower {
             self.authorizer.replace(policy);
             self.in_force
                 .store(m.version, std::sync::atomic::Ordering::Release);
+            tracing::info!(
+                version = m.version,
+                "adopted a signed access policy replacement"
+            );
         }
         Ok(())
     }

@@ -16,6 +16,8 @@ pub enum ConfigError {
     },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("config key {key} is not valid: {message}")]
+    Invalid { key: &'static str, message: String },
     #[error("environment variable {name}={value:?} is not valid: {message}")]
     Env {
         name: String,
@@ -39,6 +41,10 @@ pub enum BusKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// The deployment's namespace: prefixes every NATS subject, JetStream stream and durable
+    /// consumer, Kafka topic and consumer group, CloudEvents source and PostgreSQL schema, so
+    /// deployments sharing brokers or a database never see each other's events.
+    pub namespace: String,
     /// Address the gRPC server listens on.
     pub listen: String,
     /// Folder for embedded data (`flotilla up`: one SQLite file per service).
@@ -68,11 +74,35 @@ pub struct Config {
     pub auth_issuer: String,
     /// Cedar policy file used until an admin replaces the policy; empty uses the shipped default.
     pub auth_policy_file: PathBuf,
+    /// The service whose access policy replacements every other service follows from the bus
+    /// (empty: none is followed).
+    pub access_policy_source: String,
+    /// Governance only: the Ed25519 key (a file holding the base64 32-byte seed) it signs
+    /// access policy replacements with. `flotilla up` makes one under the data folder.
+    pub access_policy_signing_key: PathBuf,
+    /// Every other service: the base64 Ed25519 public keys an access policy replacement must
+    /// be signed with to be adopted. Empty: replacements from the bus are not adopted.
+    pub access_policy_verify_keys: Vec<String>,
+    /// Largest request message any service accepts, in bytes; larger ones are
+    /// RESOURCE_EXHAUSTED.
+    pub max_message_bytes: usize,
+    /// How long JetStream remembers event ids to drop republished duplicates, in seconds.
+    pub nats_duplicate_window_secs: u64,
+    /// How long a service's JetStream stream keeps events, in seconds (0: no age limit).
+    pub nats_max_age_secs: u64,
+    /// Most bytes a service's JetStream stream keeps, oldest dropped first (-1: no limit;
+    /// JetStream reserves a set limit against the server's storage).
+    pub nats_max_bytes: i64,
+    /// Hash-chain breaks the operator accepts, as `<service>@<position>`: a service whose
+    /// store's chain is broken does not serve unless its break is named here; accepting is
+    /// recorded in the store as `flotilla.common.v1.ChainBreakAccepted`.
+    pub accept_chain_breaks: Vec<String>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
+            namespace: flotilla_bus::naming::DEFAULT_NAMESPACE.into(),
             listen: "127.0.0.1:50051".into(),
             data_dir: PathBuf::from(".flotilla"),
             store_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
@@ -88,7 +118,60 @@ impl Default for Config {
             auth_audience: flotilla_auth::token::DEFAULT_AUDIENCE.into(),
             auth_issuer: String::new(),
             auth_policy_file: PathBuf::new(),
+            access_policy_source: "governance".into(),
+            access_policy_signing_key: PathBuf::new(),
+            access_policy_verify_keys: Vec::new(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            nats_duplicate_window_secs: 120,
+            nats_max_age_secs: 7 * 24 * 3600,
+            nats_max_bytes: -1,
+            accept_chain_breaks: Vec::new(),
         }
+    }
+}
+
+/// Largest request message accepted unless configured otherwise.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+impl Config {
+    /// The namespace, checked.
+    pub fn namespace(&self) -> Result<flotilla_bus::Namespace> {
+        flotilla_bus::Namespace::new(&self.namespace).map_err(|e| ConfigError::Invalid {
+            key: "namespace",
+            message: format!("{e}; set namespace (FLOTILLA_NAMESPACE)"),
+        })
+    }
+
+    /// Retention and dedupe of the JetStream streams.
+    pub fn nats_limits(&self) -> flotilla_bus::nats::StreamLimits {
+        flotilla_bus::nats::StreamLimits {
+            duplicate_window: std::time::Duration::from_secs(self.nats_duplicate_window_secs),
+            max_age: std::time::Duration::from_secs(self.nats_max_age_secs),
+            max_bytes: self.nats_max_bytes,
+        }
+    }
+
+    /// The chain break positions accepted for a service.
+    pub fn accepted_breaks(&self, service: &str) -> Result<Vec<u64>> {
+        let invalid = |message: String| ConfigError::Invalid {
+            key: "accept_chain_breaks",
+            message,
+        };
+        let mut out = Vec::new();
+        for entry in &self.accept_chain_breaks {
+            let (svc, pos) = entry.split_once('@').ok_or_else(|| {
+                invalid(format!(
+                    "{entry:?} is not <service>@<position>, e.g. governance@42"
+                ))
+            })?;
+            let pos: u64 = pos
+                .parse()
+                .map_err(|_| invalid(format!("{entry:?}: {pos:?} is not a position")))?;
+            if svc == service {
+                out.push(pos);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -158,6 +241,27 @@ impl Config {
                     }
                     toml::Value::Table(t)
                 }
+                toml::Value::Integer(_) => match value.trim().parse::<i64>() {
+                    Ok(n) => toml::Value::Integer(n),
+                    Err(_) => {
+                        return Err(ConfigError::Env {
+                            name: name.clone(),
+                            value: value.clone(),
+                            message: "expected a whole number".into(),
+                        });
+                    }
+                },
+                toml::Value::Boolean(_) => match value.trim() {
+                    "true" | "1" => toml::Value::Boolean(true),
+                    "false" | "0" => toml::Value::Boolean(false),
+                    _ => {
+                        return Err(ConfigError::Env {
+                            name: name.clone(),
+                            value: value.clone(),
+                            message: "expected true or false".into(),
+                        });
+                    }
+                },
                 _ => toml::Value::String(value.clone()),
             };
             table.insert(key, parsed);
@@ -225,6 +329,29 @@ mod tests {
             c.kafka_producer.get("linger.ms").map(String::as_str),
             Some("5")
         );
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("FLOTILLA_NAMESPACE", "acme-prod"),
+                ("FLOTILLA_MAX_MESSAGE_BYTES", "65536"),
+                ("FLOTILLA_NATS_MAX_AGE_SECS", "3600"),
+                (
+                    "FLOTILLA_ACCEPT_CHAIN_BREAKS",
+                    "governance@42, dependency-mapping@7",
+                ),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(c.namespace().expect("ns").as_str(), "acme-prod");
+        assert_eq!(c.max_message_bytes, 65_536);
+        assert_eq!(c.nats_limits().max_age.as_secs(), 3600);
+        assert_eq!(c.accepted_breaks("governance").expect("breaks"), vec![42]);
+        let e = Config::load_with_env(None, env(&[("FLOTILLA_MAX_MESSAGE_BYTES", "lots")]))
+            .expect_err("not a number");
+        assert!(e.to_string().contains("FLOTILLA_MAX_MESSAGE_BYTES"), "{e}");
+        let c = Config::load_with_env(None, env(&[("FLOTILLA_NAMESPACE", "Bad.Name")]))
+            .expect("loads; checked when used");
+        assert!(c.namespace().is_err());
     }
 
     #[test]

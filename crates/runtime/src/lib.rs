@@ -4,13 +4,15 @@
 
 pub mod access;
 pub mod config;
+pub mod integrity;
+pub mod module;
 pub mod node;
+pub mod outbound;
 pub mod replay;
 pub mod server;
 pub mod telemetry;
 pub mod testkit;
 
 pub use config::Config;
-pub use node::{
-    Consumer, EventHandler, HandlerError, Node, NodeMode, ServiceContext, ServiceModule,
-};
+pub use module::{Consumer, EventHandler, HandlerError, ServiceContext, ServiceModule};
+pub use node::{Node, NodeMode};

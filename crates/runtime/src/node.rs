@@ -1,131 +1,55 @@
-//! A node runs one or more services in one process: opens each service's store, starts a relay
-//! per service and bus, registers the services' gRPC routes and serves until shutdown.
+//! A node runs one or more services in one process: opens each service's store, checks its hash
+//! chain, starts a relay per service and bus and the services' consumers, registers the
+//! services' gRPC routes and serves until shutdown.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use flotilla_bus::inprocess::InProcessBus;
 use flotilla_bus::kafka::KafkaBus;
 use flotilla_bus::nats::NatsBus;
 use flotilla_bus::relay::Relay;
-use flotilla_bus::{Bus, Publisher};
+use flotilla_bus::{Bus, Namespace, Publisher};
 use flotilla_core::event::Timestamp;
 use flotilla_core::store::EventStore;
-use flotilla_proto::common::v1::ServiceStatus;
+use flotilla_core::subscription::{SubscribeOptions, SubscriptionItem, subscribe_all};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::service::RoutesBuilder;
 
 use crate::config::{BusKind, Config};
+use crate::integrity::{self, ChainGuard};
+use crate::module::{Consumer, HandlerError, ServiceContext, ServiceModule};
+use crate::outbound::ServiceOutbound;
+use crate::server::Served;
 
-/// What a service gets from the runtime.
-#[derive(Clone)]
-pub struct ServiceContext {
-    pub service: &'static str,
-    pub store: Arc<dyn EventStore>,
-    pub started_at: Timestamp,
-    /// The access policies in force in this process (governance replaces them).
-    pub authorizer: Arc<flotilla_auth::Authorizer>,
-}
-
-impl std::fmt::Debug for ServiceContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceContext")
-            .field("service", &self.service)
-            .finish()
-    }
-}
-
-impl ServiceContext {
-    /// The answer to `GetStatus`: the service and the head of its store's chain.
-    pub async fn status(&self) -> Result<ServiceStatus, tonic::Status> {
-        let head = self.store.head().await.map_err(|e| {
-            tracing::error!(service = self.service, error = %e, "reading store head failed");
-            tonic::Status::unavailable(format!("event store unavailable: {e}"))
-        })?;
-        let (seconds, nanos) = self.started_at.seconds_and_nanos();
-        Ok(ServiceStatus {
-            service: self.service.to_owned(),
-            head_position: head.position,
-            head_hash: if head.position == 0 {
-                String::new()
-            } else {
-                head.hash.to_hex()
-            },
-            store_backend: self.store.backend().to_owned(),
-            started_at: Some(prost_types::Timestamp { seconds, nanos }),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        })
-    }
-}
-
-/// A service crate's entry point.
-pub trait ServiceModule: Send + Sync {
-    /// Service name as in subjects, topics and schemas, e.g. `governance`.
-    fn name(&self) -> &'static str;
-    /// Full gRPC names of the services it serves (for health).
-    fn grpc_services(&self) -> Vec<String>;
-    /// Adds its gRPC services to the routes.
-    fn register(&self, ctx: ServiceContext, routes: &mut RoutesBuilder);
-    /// The other services' events it consumes, and how.
-    fn consumers(&self, _ctx: &ServiceContext) -> Vec<Consumer> {
-        Vec::new()
-    }
-}
-
-/// Why a consumed event was not applied.
-#[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
-    /// It can never be applied (malformed, invalid): acknowledged and logged.
-    #[error("event rejected: {0}")]
-    Reject(String),
-    /// It may apply later (the store was unavailable): left unacknowledged, delivered again.
-    #[error("event not applied yet: {0}")]
-    Retry(String),
-}
-
-/// Applies events of another service (deduplicating by event id in its own store).
-#[async_trait::async_trait]
-pub trait EventHandler: Send + Sync {
-    async fn handle(&self, event: &flotilla_bus::CloudEvent) -> Result<(), HandlerError>;
-}
-
-/// A durable subscription of a service to another service's events.
-#[derive(Clone)]
-pub struct Consumer {
-    /// The service whose events are consumed, e.g. `orchestration`.
-    pub source: &'static str,
-    pub handler: Arc<dyn EventHandler>,
-}
-
-impl std::fmt::Debug for Consumer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer")
-            .field("source", &self.source)
-            .finish()
-    }
-}
+/// How long a node waits at start for a store's chain to be checked before it serves anyway
+/// (calls to that service wait for nothing: they answer from state being rebuilt).
+const VERIFY_AT_START: Duration = Duration::from_secs(600);
 
 /// Consumes `source`'s events as the durable group `group` until stopped; failures resubscribe
-/// after a pause, so what was not acknowledged is delivered again.
+/// after a pause, so what was not acknowledged is delivered again. While the consuming
+/// service's chain is broken nothing is taken in.
 async fn run_consumer(
     bus: Arc<dyn Bus>,
     group: String,
     consumer: Consumer,
+    chain: Arc<ChainGuard>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut pause = std::time::Duration::from_millis(500);
+    let mut pause = Duration::from_millis(500);
     loop {
-        let mut deliveries = match bus.subscribe(consumer.source, &group).await {
+        let mut deliveries = match bus.subscribe(&consumer.source, &group).await {
             Ok(d) => d,
             Err(e) => {
-                tracing::error!(group = %group, source = consumer.source, error = %e, "subscribe failed; retrying");
+                tracing::error!(group = %group, source = %consumer.source, error = %e, "subscribe failed; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = stop.wait_for(|s| *s) => return,
                 }
-                pause = (pause * 2).min(std::time::Duration::from_secs(30));
+                pause = (pause * 2).min(Duration::from_secs(30));
                 continue;
             }
         };
@@ -141,6 +65,16 @@ async fn run_consumer(
                     break;
                 }
             };
+            if chain.broken().is_some() {
+                tracing::warn!(group = %group, "the store's chain is broken; consuming waits");
+                let mut changes = chain.watch();
+                tokio::select! {
+                    _ = changes.wait_for(|b| b.is_none()) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                // Not acknowledged: delivered again after resubscribing.
+                break;
+            }
             match consumer.handler.handle(&delivery.event).await {
                 Ok(()) => {}
                 Err(HandlerError::Reject(reason)) => {
@@ -154,7 +88,7 @@ async fn run_consumer(
             if let Err(e) = delivery.ack().await {
                 tracing::warn!(group = %group, error = %e, "ack failed; the event will be delivered again");
             }
-            pause = std::time::Duration::from_millis(500);
+            pause = Duration::from_millis(500);
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
@@ -175,7 +109,7 @@ pub enum NodeMode {
 /// Services that run together in one process.
 pub struct Node {
     config: Config,
-    modules: Vec<Box<dyn ServiceModule>>,
+    modules: Vec<Arc<dyn ServiceModule>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -190,26 +124,50 @@ impl std::fmt::Debug for Node {
 }
 
 /// Runs a service's relay to one bus until stopped. A relay that fails (the store or the bus
-/// was unreachable) starts again from its checkpoint after a pause that grows to 30 s.
+/// was unreachable) starts again from its checkpoint after a pause that grows to 30 s; while
+/// the store's chain is broken it publishes nothing.
 async fn run_relay(
     store: Arc<dyn EventStore>,
-    service: &'static str,
+    module: Arc<dyn ServiceModule>,
     publisher: Arc<dyn Publisher>,
+    chain: Arc<ChainGuard>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut pause = std::time::Duration::from_millis(500);
+    let service = module.name();
+    let mut pause = Duration::from_millis(500);
     loop {
-        let relay = Relay::new(store.clone(), service, publisher.clone());
+        let mut intact = chain.watch();
+        tokio::select! {
+            _ = intact.wait_for(|b| b.is_none()) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let relay = Relay::new(store.clone(), service, publisher.clone()).with_outbound(Arc::new(
+            ServiceOutbound {
+                module: module.clone(),
+            },
+        ));
         let mut stop_this = stop.clone();
+        let mut broken = chain.watch();
         let result = relay
             .run(async move {
-                let _ = stop_this.wait_for(|s| *s).await;
+                tokio::select! {
+                    _ = stop_this.wait_for(|s| *s) => {}
+                    _ = broken.wait_for(|b| b.is_some()) => {}
+                }
             })
             .await;
         if *stop.borrow() {
             return;
         }
         match result {
+            Ok(()) if chain.broken().is_some() => {
+                tracing::error!(
+                    service,
+                    bus = publisher.name(),
+                    "relay stopped: the store's hash chain is broken"
+                );
+                continue;
+            }
             Ok(()) => return,
             Err(e) => {
                 tracing::error!(service, bus = publisher.name(), error = %e, retry_in_ms = pause.as_millis() as u64, "relay failed; restarting from its checkpoint")
@@ -219,8 +177,93 @@ async fn run_relay(
             _ = tokio::time::sleep(pause) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        pause = (pause * 2).min(std::time::Duration::from_secs(30));
+        pause = (pause * 2).min(Duration::from_secs(30));
     }
+}
+
+/// Checks a store's chain from its first event and keeps checking what is appended, until
+/// stopped. `caught_up` is set once the events present at start were all checked.
+async fn run_chain_check(
+    store: Arc<dyn EventStore>,
+    chain: Arc<ChainGuard>,
+    caught_up: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let mut intact = chain.watch();
+        tokio::select! {
+            _ = intact.wait_for(|b| b.is_none()) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let from = chain.verified_to() + 1;
+        let mut sub = subscribe_all(
+            store.clone(),
+            from,
+            SubscribeOptions {
+                page: 5_000,
+                poll_interval: Duration::from_millis(250),
+            },
+        );
+        let mut next = from;
+        loop {
+            let item = tokio::select! {
+                i = sub.next() => i,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            match item {
+                Some(Ok(SubscriptionItem::Event(e))) => {
+                    if chain.check_from(next, std::slice::from_ref(&e)).is_err() {
+                        break;
+                    }
+                    next = e.global_position + 1;
+                }
+                Some(Ok(SubscriptionItem::CaughtUp { .. })) => {
+                    if !*caught_up.borrow() {
+                        match head_reached(&*store, &chain).await {
+                            Ok(true) => {}
+                            Ok(false) => break,
+                            Err(e) => {
+                                tracing::warn!(service = chain.service(), error = %e, "reading the store head failed; checking again");
+                                break;
+                            }
+                        }
+                        tracing::info!(
+                            service = chain.service(),
+                            verified = chain.verified_to(),
+                            "hash chain checked"
+                        );
+                        caught_up.send_replace(true);
+                    }
+                }
+                Some(Err(e)) => {
+                    chain.read_failed(&e);
+                    tracing::warn!(service = chain.service(), error = %e, "reading the store to check its chain failed");
+                    break;
+                }
+                None => break,
+            }
+        }
+        drop(sub);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Whether the check reached the head the store records (false: a break was recorded).
+async fn head_reached(
+    store: &dyn EventStore,
+    chain: &ChainGuard,
+) -> Result<bool, flotilla_core::StoreError> {
+    let head = store.head().await?;
+    if head.position > chain.verified_to() {
+        // Appended since, or removed? Removed events leave nothing to read.
+        if !store.read_all(chain.verified_to() + 1, 1).await?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(chain.check_head(head).is_ok())
 }
 
 /// The store URL a service uses in a mode.
@@ -236,34 +279,39 @@ pub fn store_url(config: &Config, mode: &NodeMode, service: &str) -> String {
 
 impl Node {
     pub fn new(config: Config, modules: Vec<Box<dyn ServiceModule>>) -> Self {
-        Self { config, modules }
+        Self {
+            config,
+            modules: modules.into_iter().map(Arc::from).collect(),
+        }
     }
 
-    async fn buses(&self, mode: &NodeMode) -> anyhow::Result<Vec<Arc<dyn Bus>>> {
+    async fn buses(&self, mode: &NodeMode, ns: &Namespace) -> anyhow::Result<Vec<Arc<dyn Bus>>> {
         if let NodeMode::Embedded { .. } = mode {
-            return Ok(vec![Arc::new(InProcessBus::new())]);
+            return Ok(vec![Arc::new(InProcessBus::with_namespace(ns.clone()))]);
         }
         let mut out: Vec<Arc<dyn Bus>> = Vec::new();
         for kind in &self.config.buses {
             match kind {
                 BusKind::Nats => out.push(Arc::new(
-                    NatsBus::connect(&self.config.nats_url)
+                    NatsBus::connect(&self.config.nats_url, ns.clone())
                         .await
-                        .map_err(|e| anyhow::anyhow!("{e}; check nats_url or FLOTILLA_NATS_URL"))?,
+                        .map_err(|e| anyhow::anyhow!("{e}; check nats_url or FLOTILLA_NATS_URL"))?
+                        .with_limits(self.config.nats_limits()),
                 )),
                 BusKind::Kafka => {
                     let opts: Vec<(String, String)> =
                         self.config.kafka_producer.clone().into_iter().collect();
                     out.push(Arc::new(
-                        KafkaBus::connect_namespaced(&self.config.kafka_brokers, "", &opts)
-                            .map_err(|e| {
+                        KafkaBus::connect(&self.config.kafka_brokers, ns.clone(), &opts).map_err(
+                            |e| {
                                 anyhow::anyhow!(
                                     "{e}; check kafka_brokers or FLOTILLA_KAFKA_BROKERS"
                                 )
-                            })?,
+                            },
+                        )?,
                     ));
                 }
-                BusKind::Inprocess => out.push(Arc::new(InProcessBus::new())),
+                BusKind::Inprocess => out.push(Arc::new(InProcessBus::with_namespace(ns.clone()))),
             }
         }
         Ok(out)
@@ -281,7 +329,8 @@ impl Node {
                 anyhow::anyhow!("cannot create data folder {}: {e}", data_dir.display())
             })?;
         }
-        let buses = self.buses(&mode).await?;
+        let ns = self.config.namespace()?;
+        let buses = self.buses(&mode, &ns).await?;
         let embedded_dir = match &mode {
             NodeMode::Embedded { data_dir } => Some(data_dir.as_path()),
             NodeMode::Served => None,
@@ -291,27 +340,50 @@ impl Node {
             flotilla_auth::Authorizer::new(crate::access::initial_policy(&self.config)?)
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
         );
+        let keys = crate::access::PolicyKeys::load(&self.config, embedded_dir)?;
+        let config = Arc::new(self.config.clone());
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut routes = RoutesBuilder::default();
-        let mut names = Vec::new();
-        let mut relays = Vec::new();
+        let mut served = Vec::new();
+        let mut tasks = Vec::new();
         let mut stores_by_grpc = std::collections::HashMap::new();
         let mut first_store = None;
+        let mut checks = Vec::new();
         let started_at = Timestamp::now();
         let adopted = Arc::new(std::sync::atomic::AtomicU64::new(0));
         for m in &self.modules {
             let url = store_url(&self.config, &mode, m.name());
-            let store = flotilla_store::open(&url, &flotilla_store::schema_for(m.name()))
+            let schema = flotilla_store::schema_for(ns.as_str(), m.name());
+            let store = flotilla_store::open(&url, &schema)
                 .await
                 .map_err(|e| anyhow::anyhow!("opening the {} store at {url}: {e}", m.name()))?;
             let head = store.head().await?.position;
             tracing::info!(
                 service = m.name(),
                 backend = store.backend(),
+                schema = %schema,
                 head,
                 "store open"
             );
-            // The access policy this service last adopted (or governance last replaced).
+            let chain = ChainGuard::new(m.name());
+            let accepted = chain.load_accepted(&*store).await?;
+            if accepted > 0 {
+                tracing::warn!(
+                    service = m.name(),
+                    accepted,
+                    "the store has chain breaks an operator accepted"
+                );
+            }
+            let (caught_up_tx, caught_up) = watch::channel(false);
+            tasks.push(tokio::spawn(run_chain_check(
+                store.clone(),
+                chain.clone(),
+                caught_up_tx,
+                stop_rx.clone(),
+            )));
+            checks.push((m.name(), store.clone(), chain.clone(), caught_up));
+            // The access policy this service last adopted (or replaced, for the service that
+            // replaces it).
             let own_version = match crate::access::recorded_policy(&*store).await? {
                 Some((version, policy)) => {
                     if version > adopted.load(std::sync::atomic::Ordering::Acquire) {
@@ -328,15 +400,20 @@ impl Node {
                 None => 0,
             };
             for g in m.grpc_services() {
-                stores_by_grpc.insert(g, store.clone());
+                stores_by_grpc.insert(g.clone(), store.clone());
+                served.push(Served {
+                    name: g,
+                    chain: chain.clone(),
+                });
             }
             first_store.get_or_insert_with(|| store.clone());
             for b in &buses {
                 let publisher: Arc<dyn Publisher> = b.clone();
-                relays.push(tokio::spawn(run_relay(
+                tasks.push(tokio::spawn(run_relay(
                     store.clone(),
-                    m.name(),
+                    m.clone(),
                     publisher,
+                    chain.clone(),
                     stop_rx.clone(),
                 )));
             }
@@ -345,48 +422,80 @@ impl Node {
                 store,
                 started_at,
                 authorizer: authorizer.clone(),
+                chain: chain.clone(),
+                config: config.clone(),
+                policy_signer: keys.signer.clone(),
             };
             // Consume from the first configured bus.
             if let Some(bus) = buses.first() {
                 for c in m.consumers(&ctx) {
-                    relays.push(tokio::spawn(run_consumer(
+                    tasks.push(tokio::spawn(run_consumer(
                         bus.clone(),
                         m.name().to_owned(),
                         c,
+                        chain.clone(),
                         stop_rx.clone(),
                     )));
                 }
-                // Every other service follows governance's access policy replacements.
-                if m.name() != "governance" {
+                if let Some(source) = crate::access::policy_source(&self.config, m.name()) {
                     let follower = Arc::new(crate::access::AccessPolicyFollower {
                         store: ctx.store.clone(),
                         authorizer: authorizer.clone(),
                         recorded: std::sync::atomic::AtomicU64::new(own_version),
                         in_force: adopted.clone(),
+                        namespace: ns.clone(),
+                        source: source.clone(),
+                        keys: keys.verifier.clone(),
                     });
-                    relays.push(tokio::spawn(run_consumer(
+                    tasks.push(tokio::spawn(run_consumer(
                         bus.clone(),
                         format!("{}-access-policy", m.name()),
                         Consumer {
-                            source: "governance",
+                            source: source.into(),
                             handler: follower,
                         },
+                        chain.clone(),
                         stop_rx.clone(),
                     )));
                 }
             }
             m.register(ctx, &mut routes);
-            names.extend(m.grpc_services());
         }
         let Some(first_store) = first_store else {
             anyhow::bail!("a node needs at least one service");
         };
+        // No service answers before its store's chain is checked; a break the operator named
+        // in accept_chain_breaks is accepted (and recorded), any other stops the service.
+        for (service, store, chain, mut caught_up) in checks {
+            let accept = self.config.accepted_breaks(service)?;
+            let deadline = tokio::time::Instant::now() + VERIFY_AT_START;
+            loop {
+                let mut breaks = chain.watch();
+                tokio::select! {
+                    _ = caught_up.wait_for(|c| *c) => break,
+                    _ = breaks.wait_for(|b| b.is_some()) => {}
+                    _ = tokio::time::sleep_until(deadline) => {
+                        tracing::warn!(service, "the store's chain is still being checked; serving meanwhile");
+                        break;
+                    }
+                }
+                let Some(b) = chain.broken() else { continue };
+                if !accept.contains(&b.position) {
+                    tracing::error!(service, position = b.position, reason = %b.reason, "the service will not serve: its store's hash chain is broken; repair the store or accept the break with accept_chain_breaks = [\"{service}@{}\"]", b.position);
+                    break;
+                }
+                let found = integrity::describe(&*store, b).await?;
+                chain
+                    .accept(&*store, &found, &integrity::operator())
+                    .await?;
+            }
+        }
         let recorder = crate::access::RefusalRecorder::start(stores_by_grpc, first_store);
         if verifier.refreshes() {
             // Keys the identity provider removed stop verifying within the refresh interval.
             let v = verifier.clone();
             let mut stop = stop_rx.clone();
-            relays.push(tokio::spawn(async move {
+            tasks.push(tokio::spawn(async move {
                 loop {
                     let stopped = tokio::select! {
                         _ = tokio::time::sleep(crate::access::JWKS_REFRESH) => false,
@@ -400,44 +509,11 @@ impl Node {
             }));
         }
         let access = crate::access::layer(verifier, authorizer, recorder);
-        crate::server::serve(listener, routes, &names, access, shutdown).await?;
+        crate::server::serve(listener, routes, &served, access, shutdown).await?;
         let _ = stop_tx.send(true);
-        for r in relays {
-            let _ = r.await;
+        for t in tasks {
+            let _ = t.await;
         }
         Ok(())
     }
-}
-
-/// Declares a service crate's runtime module when the crate serves one gRPC service built by
-/// `grpc::server(ctx)` (named `grpc::GRPC_NAME`) and consumes nothing:
-/// `flotilla_runtime::service_module!(GovernanceModule, "governance");`
-#[macro_export]
-macro_rules! service_module {
-    ($module:ident, $name:literal) => {
-        /// Service name as used in subjects, topics and store schemas.
-        pub const NAME: &str = $name;
-
-        /// The service's entry point for the runtime.
-        #[derive(Debug, Default, Clone, Copy)]
-        pub struct $module;
-
-        impl $crate::ServiceModule for $module {
-            fn name(&self) -> &'static str {
-                NAME
-            }
-
-            fn grpc_services(&self) -> Vec<String> {
-                vec![grpc::GRPC_NAME.to_owned()]
-            }
-
-            fn register(
-                &self,
-                ctx: $crate::ServiceContext,
-                routes: &mut ::tonic::service::RoutesBuilder,
-            ) {
-                routes.add_service(grpc::server(ctx));
-            }
-        }
-    };
 }

@@ -1,14 +1,25 @@
 //! gRPC server boot: the services' routes plus health (per service) and reflection (v1 and
 //! v1alpha, so grpcurl and grpcio clients can discover the API), on a listener the caller binds,
 //! until a shutdown future resolves.
+//!
+//! Health and reflection tell only of the services this process serves. A call to a Flotilla
+//! service that is not served here is `UNIMPLEMENTED` naming it and what is served instead; a
+//! call to a service whose store's hash chain is broken is `DATA_LOSS` naming the position (its
+//! health says NOT_SERVING; `GetStatus` still answers, with the break).
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
+
+use crate::integrity::ChainGuard;
 
 /// Errors of serving.
 #[derive(Debug, thiserror::Error)]
@@ -19,30 +30,74 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves `routes` on `listener` until `shutdown` resolves. `service_names` are the gRPC full
-/// names reported SERVING by the health service. Every call except health and reflection goes
-/// through the `access` interceptor.
+/// A gRPC service this process serves, and the chain check of the store behind it.
+#[derive(Clone, Debug)]
+pub struct Served {
+    /// Full gRPC name, e.g. `flotilla.governance.v1.GovernanceService`.
+    pub name: String,
+    pub chain: Arc<ChainGuard>,
+}
+
+/// The gRPC services of the whole platform, for telling a caller where it is not.
+const PLATFORM: &[&str] = &[
+    "flotilla.governance.v1.GovernanceService",
+    "flotilla.dependency.v1.DependencyMappingService",
+    "flotilla.orchestration.v1.OrchestrationService",
+    "flotilla.risk.v1.RiskValidationService",
+    "flotilla.monitoring.v1.MonitoringService",
+    "flotilla.compliance.v1.ComplianceService",
+];
+
+/// Serves `routes` on `listener` until `shutdown` resolves. Every call except health and
+/// reflection goes through the `access` interceptor, and before it through the check that the
+/// service is served here and its store intact.
 pub async fn serve(
     listener: TcpListener,
     mut routes: RoutesBuilder,
-    service_names: &[String],
+    served: &[Served],
     access: flotilla_auth::AuthLayer,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    for name in service_names {
-        health
-            .set_service_status(name, ServingStatus::Serving)
-            .await;
+    let mut watchers = Vec::new();
+    for s in served {
+        let status = if s.chain.broken().is_some() {
+            ServingStatus::NotServing
+        } else {
+            ServingStatus::Serving
+        };
+        health.set_service_status(&s.name, status).await;
+        // Health follows the chain check: NOT_SERVING from the first break, SERVING again once
+        // an operator accepted it.
+        let mut changes = s.chain.watch();
+        let reporter = health.clone();
+        let name = s.name.clone();
+        watchers.push(tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let status = if changes.borrow_and_update().is_some() {
+                    ServingStatus::NotServing
+                } else {
+                    ServingStatus::Serving
+                };
+                reporter.set_service_status(&name, status).await;
+            }
+        }));
     }
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(flotilla_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let names: Vec<String> = served.iter().map(|s| s.name.clone()).collect();
+    let reflection = || {
+        let mut b = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(flotilla_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        for n in &names {
+            b = b.with_service_name(n.clone());
+        }
+        b
+    };
+    let reflection_v1 = reflection()
         .build_v1()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(flotilla_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1alpha = reflection()
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
     routes
@@ -50,10 +105,19 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
     let addr = listener.local_addr().ok();
-    tracing::info!(addr = ?addr, services = service_names.len(), "grpc server listening");
+    tracing::info!(addr = ?addr, services = served.len(), "grpc server listening");
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
+    let serving = ServingLayer {
+        served: Arc::new(
+            served
+                .iter()
+                .map(|s| (s.name.clone(), s.chain.clone()))
+                .collect(),
+        ),
+    };
+    let result = Server::builder()
         .trace_fn(crate::telemetry::request_span)
+        .layer(serving)
         .layer(access)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, async {
@@ -62,13 +126,119 @@ pub async fn serve(
             health
                 .set_service_status("", ServingStatus::NotServing)
                 .await;
-            for name in service_names {
+            for name in &names {
                 health
                     .set_service_status(name, ServingStatus::NotServing)
                     .await;
             }
         })
-        .await?;
+        .await;
+    for w in watchers {
+        w.abort();
+    }
+    result?;
     tracing::info!("grpc server stopped");
     Ok(())
+}
+
+/// Refuses calls to services not served here and to services whose store is broken.
+#[derive(Clone, Debug)]
+pub struct ServingLayer {
+    served: Arc<HashMap<String, Arc<ChainGuard>>>,
+}
+
+impl<S> tower::Layer<S> for ServingLayer {
+    type Service = ServingService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ServingService {
+            inner,
+            served: self.served.clone(),
+        }
+    }
+}
+
+/// The layered service.
+#[derive(Clone, Debug)]
+pub struct ServingService<S> {
+    inner: S,
+    served: Arc<HashMap<String, Arc<ChainGuard>>>,
+}
+
+impl ServingLayer {
+    /// The refusal for a path, if it is refused.
+    fn refusal(served: &HashMap<String, Arc<ChainGuard>>, path: &str) -> Option<tonic::Status> {
+        let mut parts = path.trim_start_matches('/').splitn(2, '/');
+        let service = parts.next().unwrap_or_default();
+        let method = parts.next().unwrap_or_default();
+        if service.starts_with("grpc.health.") || service.starts_with("grpc.reflection.") {
+            return None;
+        }
+        let Some(chain) = served.get(service) else {
+            let mut here: Vec<&str> = served.keys().map(String::as_str).collect();
+            here.sort_unstable();
+            let known = PLATFORM.contains(&service);
+            let shown = flotilla_core::names::shown(service);
+            let message = if known {
+                format!(
+                    "{shown} is not served by this process (it serves {}); call the node that runs it",
+                    here.join(", ")
+                )
+            } else {
+                format!(
+                    "{shown} is not a Flotilla service; this process serves {}",
+                    here.join(", ")
+                )
+            };
+            return Some(tonic::Status::unimplemented(message));
+        };
+        if method == "GetStatus" {
+            return None;
+        }
+        chain.broken().map(|b| {
+            tonic::Status::data_loss(format!(
+                "{service} does not serve: its store's hash chain is broken at position {}: {}. Repair the store, or start the service with accept_chain_breaks = [\"{}@{}\"] to serve it as it is (the acceptance is recorded)",
+                b.position,
+                b.reason,
+                chain.service(),
+                b.position
+            ))
+        })
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for ServingService<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let refusal = ServingLayer::refusal(&self.served, req.uri().path());
+        Box::pin(async move {
+            match refusal {
+                Some(status) => {
+                    tracing::info!(path = %flotilla_core::names::shown(req.uri().path()), code = ?status.code(), "call refused before access checks");
+                    Ok(status.into_http())
+                }
+                None => inner.call(req).await,
+            }
+        })
+    }
 }

@@ -49,6 +49,14 @@ pub async fn test_layer(authorizer: Arc<Authorizer>) -> (AuthLayer, Arc<Recorded
     )
 }
 
+/// The Ed25519 seed test servers sign access policy replacements with.
+pub const TEST_SIGNING_SEED: [u8; 32] = [42; 32];
+
+/// The access policy signer of test servers.
+pub fn test_signer() -> flotilla_auth::PolicySigner {
+    flotilla_auth::PolicySigner::from_seed(TEST_SIGNING_SEED)
+}
+
 /// A token for `subject` with `roles` in `business_unit`, signed with [`TEST_SECRET`].
 pub fn token(subject: &str, roles: &[&str], business_unit: &str) -> String {
     let issuer = TokenIssuer::hs256(TEST_SECRET, DEFAULT_AUDIENCE, DEV_ISSUER)
@@ -99,17 +107,26 @@ impl TestServer {
         let authorizer = Arc::new(
             Authorizer::with_default_policy().unwrap_or_else(|e| panic!("authorizer: {e}")),
         );
+        let mut ctx = crate::ServiceContext::new(module.name(), store, authorizer);
+        ctx.policy_signer = Some(Arc::new(test_signer()));
+        Self::start_with(module, ctx).await
+    }
+
+    /// Serves `module` with a context the test made (its configuration, chain check, signer).
+    pub async fn start_with(module: &dyn crate::ServiceModule, ctx: crate::ServiceContext) -> Self {
+        let authorizer = ctx.authorizer.clone();
+        let chain = ctx.chain.clone();
         let (access, refusals) = test_layer(authorizer.clone()).await;
         let mut routes = tonic::service::RoutesBuilder::default();
-        module.register(
-            crate::ServiceContext {
-                service: module.name(),
-                store,
-                started_at: flotilla_core::event::Timestamp::now(),
-                authorizer: authorizer.clone(),
-            },
-            &mut routes,
-        );
+        let served: Vec<crate::server::Served> = module
+            .grpc_services()
+            .into_iter()
+            .map(|name| crate::server::Served {
+                name,
+                chain: chain.clone(),
+            })
+            .collect();
+        module.register(ctx, &mut routes);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("bind: {e}"));
@@ -117,9 +134,8 @@ impl TestServer {
             .local_addr()
             .unwrap_or_else(|e| panic!("addr: {e}"));
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let names = module.grpc_services();
         let task = tokio::spawn(async move {
-            if let Err(e) = crate::server::serve(listener, routes, &names, access, async {
+            if let Err(e) = crate::server::serve(listener, routes, &served, access, async {
                 let _ = rx.await;
             })
             .await

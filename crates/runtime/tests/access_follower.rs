@@ -1,13 +1,14 @@
 //! A service that is not governance follows governance's access policy replacements through the
-//! bus: the newer policy is put in force once, recorded in the service's own store, and found
-//! there again at the next start.
+//! bus, when they are signed by a trusted key for this deployment and come from its governance:
+//! the newer policy is put in force once, recorded in the service's own store, and found there
+//! again at the next start.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use flotilla_auth::{AccessContext, Authorizer, Identity};
+use flotilla_auth::{AccessContext, Authorizer, Identity, PolicySigner, PolicyVerifier};
 use flotilla_bus::inprocess::InProcessBus;
-use flotilla_bus::{Publisher, Subscriber};
+use flotilla_bus::{Namespace, Publisher, Subscriber};
 use flotilla_core::event::{Metadata, NewEvent};
 use flotilla_core::ids::StreamId;
 use flotilla_core::store::{AppendRequest, EventStore};
@@ -17,55 +18,101 @@ use flotilla_runtime::access::{
     ACCESS_POLICY_ADOPTED, ACCESS_POLICY_REPLACED, AccessPolicyFollower, recorded_policy,
 };
 use prost::Message;
+use sha2::Digest as _;
 
-fn replaced(version: u64, policy: &str) -> NewEvent {
+fn replaced(
+    signer: &PolicySigner,
+    namespace: &str,
+    version: u64,
+    policy: &str,
+    signed_for: (&str, u64),
+) -> NewEvent {
+    let sha256 = hex::encode(sha2::Sha256::digest(policy.as_bytes()));
     NewEvent::new(
         ACCESS_POLICY_REPLACED,
         1,
         flotilla_proto::governance::v1::AccessPolicyReplaced {
             version,
             policy: policy.into(),
-            sha256: String::new(),
+            sha256: sha256.clone(),
             replaced_at: None,
+            namespace: namespace.into(),
+            signature: signer
+                .sign(signed_for.0, signed_for.1, &sha256)
+                .expect("sign"),
+            signing_key: signer.public_key(),
         }
         .encode_to_vec(),
         Metadata::by("root", ""),
     )
 }
 
+fn follower(
+    own: Arc<dyn EventStore>,
+    authorizer: Arc<Authorizer>,
+    trusted: &PolicySigner,
+    namespace: &Namespace,
+) -> AccessPolicyFollower {
+    AccessPolicyFollower {
+        store: own,
+        authorizer,
+        recorded: AtomicU64::new(0),
+        in_force: Arc::new(AtomicU64::new(0)),
+        namespace: namespace.clone(),
+        source: "governance".into(),
+        keys: Arc::new(PolicyVerifier::new(&[trusted.public_key()]).expect("key")),
+    }
+}
+
+/// Replacements signed by the trusted key for this namespace and version are followed, once,
+/// and found in the store at the next start; others are refused with the reason.
 #[tokio::test]
-async fn replacements_are_followed_once_and_survive_a_restart() {
-    let widened = format!(
-        "{}\n@id(\"auditors-write-catalog\")\npermit (principal in Flotilla::Role::\"auditor\", action in Flotilla::Action::\"catalog-write\", resource);\n",
-        flotilla_auth::policy::DEFAULT_POLICY
-    );
+async fn signed_replacements_are_followed_once_and_survive_a_restart() {
+    let widen = |n: u32| {
+        format!(
+            "{}\n@id(\"auditors-write-catalog-{n}\")\npermit (principal in Flotilla::Role::\"auditor\", action in Flotilla::Action::\"catalog-write\", resource);\n",
+            flotilla_auth::policy::DEFAULT_POLICY
+        )
+    };
+    let ns = Namespace::new("acme").expect("ns");
+    let governance_key = PolicySigner::generate().expect("key");
+    let intruder = PolicySigner::generate().expect("key");
     let governance: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     governance
         .append(AppendRequest::new(
             StreamId::parse("governance-access-policy").expect("id"),
             ExpectedVersion::NoStream,
             vec![
-                replaced(1, &widened),
-                replaced(2, "permit (principal, action, resource"),
+                replaced(&governance_key, "acme", 1, &widen(1), ("acme", 1)),
+                // Not Cedar.
+                replaced(
+                    &governance_key,
+                    "acme",
+                    2,
+                    "permit (principal, action, resource",
+                    ("acme", 2),
+                ),
+                // Signed by a key this deployment does not trust.
+                replaced(&intruder, "acme", 3, &widen(3), ("acme", 3)),
+                // Signed by the right key, but for another deployment.
+                replaced(&governance_key, "acme", 4, &widen(4), ("other", 4)),
+                // Signed for another version (a replay of an old signature).
+                replaced(&governance_key, "acme", 5, &widen(5), ("acme", 1)),
             ],
         ))
         .await
         .expect("append");
     let recorded = governance.read_all(1, 10).await.expect("read");
-    let bus = InProcessBus::new();
-    bus.publish("governance", &recorded).await.expect("publish");
-    bus.publish("governance", &recorded)
+    let bus = InProcessBus::with_namespace(ns.clone());
+    let out = flotilla_bus::conformance::outgoing(&bus, "governance", &recorded);
+    bus.publish("governance", &out).await.expect("publish");
+    bus.publish("governance", &out)
         .await
         .expect("publish again");
 
     let own: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let authorizer = Arc::new(Authorizer::with_default_policy().expect("authorizer"));
-    let follower = AccessPolicyFollower {
-        store: own.clone(),
-        authorizer: authorizer.clone(),
-        recorded: AtomicU64::new(0),
-        in_force: Arc::new(AtomicU64::new(0)),
-    };
+    let follower = follower(own.clone(), authorizer.clone(), &governance_key, &ns);
     let auditor = Identity::new("aud", ["auditor".to_owned()], "central").expect("identity");
     let may_write = |a: &Authorizer| {
         a.authorize(
@@ -81,17 +128,22 @@ async fn replacements_are_followed_once_and_survive_a_restart() {
         .subscribe("governance", "dependency-mapping-access-policy")
         .await
         .expect("subscribe");
-    let mut rejected = 0;
-    for _ in 0..4 {
+    let mut refusals = Vec::new();
+    for _ in 0..out.len() * 2 {
         let d = deliveries.next().await.expect("delivery");
-        if follower.handle(&d.event).await.is_err() {
-            rejected += 1;
+        if let Err(e) = follower.handle(&d.event).await {
+            refusals.push(e.to_string());
         }
         d.ack().await.expect("ack");
     }
     assert_eq!(
-        rejected, 2,
-        "the unparsable version 2 is refused on each delivery"
+        refusals.len(),
+        8,
+        "versions 2-5 refused on each delivery: {refusals:?}"
+    );
+    assert!(
+        refusals.iter().any(|r| r.contains("does not verify")),
+        "{refusals:?}"
     );
     assert!(may_write(&authorizer), "version 1 is in force");
     let adopted: Vec<_> = own
@@ -102,6 +154,9 @@ async fn replacements_are_followed_once_and_survive_a_restart() {
         .filter(|e| e.event_type == ACCESS_POLICY_ADOPTED)
         .collect();
     assert_eq!(adopted.len(), 1);
+    let a = flotilla_proto::common::v1::AccessPolicyAdopted::decode(adopted[0].payload.as_slice())
+        .expect("decode");
+    assert_eq!(a.signing_key, governance_key.public_key());
     // Next start: the store says which policy is in force.
     let (version, policy) = recorded_policy(&*own)
         .await
@@ -110,11 +165,49 @@ async fn replacements_are_followed_once_and_survive_a_restart() {
     assert_eq!(version, 1);
     let restarted = Authorizer::new(policy).expect("authorizer");
     assert!(may_write(&restarted));
-    // Governance's own store is read the same way.
-    assert!(
-        recorded_policy(&*governance).await.expect("read").is_none(),
-        "an unparsable newest replacement is never put in force"
+}
+
+/// A replacement that does not come from this deployment's governance is refused however it
+/// is signed: another namespace's source, or another service.
+#[tokio::test]
+async fn replacements_from_other_sources_are_refused() {
+    let ns = Namespace::new("acme").expect("ns");
+    let key = PolicySigner::generate().expect("key");
+    let text = format!(
+        "{}\n@id(\"x\")\npermit (principal in Flotilla::Role::\"janitor\", action, resource);\n",
+        flotilla_auth::policy::DEFAULT_POLICY
     );
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    store
+        .append(AppendRequest::new(
+            StreamId::parse("governance-access-policy").expect("id"),
+            ExpectedVersion::NoStream,
+            vec![replaced(&key, "acme", 1, &text, ("acme", 1))],
+        ))
+        .await
+        .expect("append");
+    let e = store.read_all(1, 1).await.expect("read").remove(0);
+    let own: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let authorizer = Arc::new(Authorizer::with_default_policy().expect("authorizer"));
+    let f = follower(own.clone(), authorizer, &key, &ns);
+    for (namespace, service) in [("other", "governance"), ("acme", "orchestration")] {
+        let ce = flotilla_bus::CloudEvent::from_recorded(
+            &Namespace::new(namespace).expect("ns"),
+            service,
+            "access-policy",
+            &e,
+        );
+        let refused = f.handle(&ce).await.expect_err("wrong source");
+        assert!(
+            refused.to_string().contains("/acme/governance"),
+            "{refused}"
+        );
+    }
+    assert!(own.read_all(1, 10).await.expect("read").is_empty());
+    let ce = flotilla_bus::CloudEvent::from_recorded(&ns, "governance", "access-policy", &e);
+    f.handle(&ce)
+        .await
+        .expect("the deployment's own governance");
 }
 
 /// A flood of refused calls is recorded one by one up to the rate limit, then as one summary.

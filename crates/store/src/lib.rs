@@ -39,9 +39,10 @@ pub(crate) fn check_schema_name(schema: &str) -> Result<()> {
     }
 }
 
-/// The schema (PostgreSQL) used for a service name: `flotilla_<name>` with `-` as `_`.
-pub fn schema_for(service: &str) -> String {
-    format!("flotilla_{}", service.replace('-', "_"))
+/// The schema (PostgreSQL) of a service in a deployment namespace: `<namespace>_<service>`
+/// with `-` as `_` (the default namespace gives `flotilla_governance`).
+pub fn schema_for(namespace: &str, service: &str) -> String {
+    format!("{namespace}_{service}").replace('-', "_")
 }
 
 /// Opens a store that must already exist (no schema, file or table is created): for tools that

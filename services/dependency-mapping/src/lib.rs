@@ -37,7 +37,7 @@ impl ServiceModule for DependencyMappingModule {
 
     fn consumers(&self, ctx: &ServiceContext) -> Vec<Consumer> {
         vec![Consumer {
-            source: "orchestration",
+            source: "orchestration".into(),
             handler: std::sync::Arc::new(DeploymentsConsumer(app::CatalogApp::new(
                 ctx.store.clone(),
             ))),

@@ -77,12 +77,18 @@ async fn deployments_update_footprints_once() {
     let recorded = orchestration.read_all(1, 100).await.expect("read");
     let bus = InProcessBus::new();
     // At least once: the relay published everything twice.
-    bus.publish("orchestration", &recorded)
-        .await
-        .expect("publish");
-    bus.publish("orchestration", &recorded)
-        .await
-        .expect("publish again");
+    bus.publish(
+        "orchestration",
+        &flotilla_bus::conformance::outgoing(&bus, "orchestration", &recorded),
+    )
+    .await
+    .expect("publish");
+    bus.publish(
+        "orchestration",
+        &flotilla_bus::conformance::outgoing(&bus, "orchestration", &recorded),
+    )
+    .await
+    .expect("publish again");
 
     let mut deliveries = bus
         .subscribe("orchestration", "dependency-mapping")

@@ -51,6 +51,8 @@ struct State {
 pub struct GovernanceApp {
     store: Arc<dyn EventStore>,
     authorizer: Arc<Authorizer>,
+    /// The deployment namespace and the key access policy replacements are signed with.
+    signer: Option<(String, Arc<flotilla_auth::PolicySigner>)>,
     state: RwLock<State>,
     /// Serialises catch-ups and commands of this instance.
     writer: Mutex<()>,
@@ -79,6 +81,7 @@ impl GovernanceApp {
         Self {
             store,
             authorizer,
+            signer: None,
             state: RwLock::new(State {
                 gov: Governance::default(),
                 position: 0,
@@ -86,6 +89,17 @@ impl GovernanceApp {
             writer: Mutex::new(()),
             loaded: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Signs access policy replacements with `signer` for `namespace` (without one, replacing the
+    /// access policy is refused).
+    pub fn with_signer(
+        mut self,
+        namespace: &str,
+        signer: Option<Arc<flotilla_auth::PolicySigner>>,
+    ) -> Self {
+        self.signer = signer.map(|s| (namespace.to_owned(), s));
+        self
     }
 
     /// Rebuilds the state from the store if this instance has not done so yet, so no answer is
@@ -427,12 +441,27 @@ impl GovernanceApp {
                 "the new policy would stop admins from replacing it again; keep a permit for role admin on governance:ReplaceAccessPolicy".into(),
             ));
         }
+        let (namespace, signer) = self.signer.as_ref().ok_or_else(|| {
+            AppError::Domain(DomainError::FailedPrecondition(
+                "governance has no access_policy_signing_key configured, so other services would not adopt a replacement; configure one (flotilla keys policy-signing --out FILE) and give its public key to the other services as access_policy_verify_keys".into(),
+            ))
+        })?;
+        let sha256 = policy.digest().to_owned();
+        let version = expected_version.saturating_add(1);
+        let signature = signer
+            .sign(namespace, version, &sha256)
+            .map_err(|e| AppError::AccessPolicy(e.to_string()))?;
         self.execute(
             Command::ReplaceAccessPolicy {
                 policy: text.to_owned(),
-                sha256: policy.digest().to_owned(),
+                sha256,
                 expected_version,
                 at,
+                signed: crate::domain::PolicySignature {
+                    namespace: namespace.clone(),
+                    signature,
+                    signing_key: signer.public_key(),
+                },
             },
             md,
         )

@@ -238,6 +238,7 @@ pub fn encode(event: &Event) -> (String, Vec<u8>) {
             policy,
             sha256,
             at,
+            signed,
         } => (
             "AccessPolicyReplaced",
             pb::AccessPolicyReplaced {
@@ -245,6 +246,9 @@ pub fn encode(event: &Event) -> (String, Vec<u8>) {
                 policy: policy.clone(),
                 sha256: sha256.clone(),
                 replaced_at: Some(ts(*at)),
+                namespace: signed.namespace.clone(),
+                signature: signed.signature.clone(),
+                signing_key: signed.signing_key.clone(),
             }
             .encode_to_vec(),
         ),
@@ -458,6 +462,11 @@ pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Opt
                 policy: m.policy,
                 sha256: m.sha256,
                 at: from_ts("replaced_at", m.replaced_at.as_ref())?,
+                signed: crate::domain::PolicySignature {
+                    namespace: m.namespace,
+                    signature: m.signature,
+                    signing_key: m.signing_key,
+                },
             }
         }
         other => {

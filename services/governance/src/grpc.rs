@@ -124,10 +124,10 @@ pub struct GovernanceApi {
 /// Builds the tonic server for the runtime: loads the state and starts the background
 /// catch-up and deadline scheduler.
 pub fn server(ctx: ServiceContext) -> GovernanceServiceServer<GovernanceApi> {
-    let app = Arc::new(GovernanceApp::new(
-        ctx.store.clone(),
-        ctx.authorizer.clone(),
-    ));
+    let app = Arc::new(
+        GovernanceApp::new(ctx.store.clone(), ctx.authorizer.clone())
+            .with_signer(ctx.namespace(), ctx.policy_signer.clone()),
+    );
     GovernanceApp::spawn_background(&app, std::time::Duration::from_secs(DEADLINE_TICK_SECS));
     GovernanceServiceServer::new(GovernanceApi { ctx, app }).max_decoding_message_size(1024 * 1024)
 }

@@ -44,7 +44,7 @@ impl ServiceModule for GovernanceModule {
         ["risk-validation", "monitoring"]
             .into_iter()
             .map(|source| Consumer {
-                source,
+                source: source.into(),
                 handler: std::sync::Arc::new(EventsConsumer(app.clone())),
             })
             .collect()

@@ -83,12 +83,18 @@ async fn assessments_and_breaches_open_requests_and_decisions_once() {
         .expect("append");
     let recorded = source.read_all(1, 100).await.expect("read");
     let bus = InProcessBus::new();
-    bus.publish("risk-validation", &recorded)
-        .await
-        .expect("publish");
-    bus.publish("risk-validation", &recorded)
-        .await
-        .expect("publish again");
+    bus.publish(
+        "risk-validation",
+        &flotilla_bus::conformance::outgoing(&bus, "risk-validation", &recorded),
+    )
+    .await
+    .expect("publish");
+    bus.publish(
+        "risk-validation",
+        &flotilla_bus::conformance::outgoing(&bus, "risk-validation", &recorded),
+    )
+    .await
+    .expect("publish again");
     let mut deliveries = bus
         .subscribe("risk-validation", "governance")
         .await

@@ -723,6 +723,22 @@ async fn access_policy_replacement_is_audited_and_survives_restart() {
         events_of(&store, "flotilla.governance.v1.AccessPolicyReplaced").await,
         1
     );
+    // Signed for this deployment and version, so other services adopt it.
+    let recorded = store
+        .read_all(1, 1000)
+        .await
+        .expect("read")
+        .into_iter()
+        .find(|e| e.event_type == "flotilla.governance.v1.AccessPolicyReplaced")
+        .expect("recorded");
+    let m = <pb::AccessPolicyReplaced as prost::Message>::decode(recorded.payload.as_slice())
+        .expect("decode");
+    let verifier =
+        flotilla_auth::PolicyVerifier::new(&[testkit::test_signer().public_key()]).expect("key");
+    verifier
+        .verify("flotilla", 1, &m.sha256, &m.signature)
+        .expect("governance signed the replacement");
+    assert_eq!(m.namespace, "flotilla");
     server.stop().await;
     drop(store);
     let server = TestServer::start(&GovernanceModule, open_store(&db).await).await;

@@ -563,6 +563,7 @@ impl Governance {
                 sha256,
                 expected_version,
                 at,
+                signed,
             } => {
                 let current = self.access_policy.as_ref().map(|p| p.0).unwrap_or(0);
                 if expected_version != current {
@@ -578,6 +579,7 @@ impl Governance {
                         policy,
                         sha256,
                         at,
+                        signed,
                     }],
                 ))
             }

@@ -341,7 +341,19 @@ pub enum Event {
         policy: String,
         sha256: String,
         at: Timestamp,
+        signed: PolicySignature,
     },
+}
+
+/// Governance's signature over an access policy replacement, so other services adopt it only
+/// from their own deployment's governance (empty in replacements recorded before signing).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicySignature {
+    pub namespace: String,
+    /// Base64 Ed25519 signature.
+    pub signature: String,
+    /// Base64 public key.
+    pub signing_key: String,
 }
 
 /// The stream an aggregate's events go to.
@@ -453,6 +465,8 @@ pub enum Command {
         sha256: String,
         expected_version: u64,
         at: Timestamp,
+        /// Signed (by the edge, which holds the key) for version `expected_version + 1`.
+        signed: PolicySignature,
     },
 }
 
@@ -646,6 +660,7 @@ impl Governance {
                 policy,
                 sha256,
                 at,
+                ..
             } => {
                 self.access_policy = Some((*version, policy.clone(), sha256.clone(), *at));
             }

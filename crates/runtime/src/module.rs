@@ -1,0 +1,177 @@
+//! What a service crate gives the runtime ([`ServiceModule`]) and what it gets from it
+//! ([`ServiceContext`]).
+
+use std::sync::Arc;
+
+use flotilla_core::event::Timestamp;
+use flotilla_core::ids::StreamId;
+use flotilla_core::store::EventStore;
+use flotilla_proto::common::v1::ServiceStatus;
+use tonic::service::RoutesBuilder;
+
+use crate::config::Config;
+use crate::integrity::ChainGuard;
+
+/// What a service gets from the runtime.
+#[derive(Clone)]
+pub struct ServiceContext {
+    pub service: &'static str,
+    pub store: Arc<dyn EventStore>,
+    pub started_at: Timestamp,
+    /// The access policies in force in this process (governance replaces them).
+    pub authorizer: Arc<flotilla_auth::Authorizer>,
+    /// The hash-chain check of this service's store.
+    pub chain: Arc<ChainGuard>,
+    /// The node's configuration (namespace, limits, keys).
+    pub config: Arc<Config>,
+    /// The key access policy replacements are signed with, when this node has one.
+    pub policy_signer: Option<Arc<flotilla_auth::PolicySigner>>,
+}
+
+impl std::fmt::Debug for ServiceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceContext")
+            .field("service", &self.service)
+            .finish()
+    }
+}
+
+impl ServiceContext {
+    /// A context for tests and tools: default configuration, a fresh chain check, no signer.
+    pub fn new(
+        service: &'static str,
+        store: Arc<dyn EventStore>,
+        authorizer: Arc<flotilla_auth::Authorizer>,
+    ) -> Self {
+        Self {
+            service,
+            store,
+            started_at: Timestamp::now(),
+            authorizer,
+            chain: ChainGuard::new(service),
+            config: Arc::new(Config::default()),
+            policy_signer: None,
+        }
+    }
+
+    /// Largest request message a service accepts (config `max_message_bytes`).
+    pub fn max_message_bytes(&self) -> usize {
+        self.config.max_message_bytes
+    }
+
+    /// The deployment namespace.
+    pub fn namespace(&self) -> &str {
+        &self.config.namespace
+    }
+
+    /// The answer to `GetStatus`: the service, the head of its store's chain and whether the
+    /// chain holds.
+    pub async fn status(&self) -> Result<ServiceStatus, tonic::Status> {
+        let head = self.store.head().await.map_err(|e| {
+            tracing::error!(service = self.service, error = %e, "reading store head failed");
+            tonic::Status::unavailable(format!("event store unavailable: {e}"))
+        })?;
+        let (seconds, nanos) = self.started_at.seconds_and_nanos();
+        let broken = self.chain.broken();
+        Ok(ServiceStatus {
+            service: self.service.to_owned(),
+            head_position: head.position,
+            head_hash: if head.position == 0 {
+                String::new()
+            } else {
+                head.hash.to_hex()
+            },
+            store_backend: self.store.backend().to_owned(),
+            started_at: Some(prost_types::Timestamp { seconds, nanos }),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            chain_intact: broken.is_none(),
+            chain_break: broken.map(|b| b.to_string()).unwrap_or_default(),
+            verified_position: self.chain.verified_to(),
+        })
+    }
+}
+
+/// A service crate's entry point.
+pub trait ServiceModule: Send + Sync {
+    /// Service name as in subjects, topics and schemas, e.g. `governance`.
+    fn name(&self) -> &'static str;
+    /// Full gRPC names of the services it serves (for health and reflection).
+    fn grpc_services(&self) -> Vec<String>;
+    /// Adds its gRPC services to the routes.
+    fn register(&self, ctx: ServiceContext, routes: &mut RoutesBuilder);
+    /// The other services' events it consumes, and how.
+    fn consumers(&self, _ctx: &ServiceContext) -> Vec<Consumer> {
+        Vec::new()
+    }
+    /// The aggregate type of one of its streams, when the stream is not named
+    /// `<aggregate>-<uuid>` (a singleton stream such as `governance-policy` is `policy`).
+    fn aggregate_type(&self, _stream: &StreamId) -> Option<String> {
+        None
+    }
+}
+
+/// Why a consumed event was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// It can never be applied (malformed, invalid): acknowledged and logged.
+    #[error("event rejected: {0}")]
+    Reject(String),
+    /// It may apply later (the store was unavailable): left unacknowledged, delivered again.
+    #[error("event not applied yet: {0}")]
+    Retry(String),
+}
+
+/// Applies events of another service (deduplicating by event id in its own store).
+#[async_trait::async_trait]
+pub trait EventHandler: Send + Sync {
+    async fn handle(&self, event: &flotilla_bus::CloudEvent) -> Result<(), HandlerError>;
+}
+
+/// A durable subscription of a service to another service's events.
+#[derive(Clone)]
+pub struct Consumer {
+    /// The service whose events are consumed, e.g. `orchestration`.
+    pub source: std::borrow::Cow<'static, str>,
+    pub handler: Arc<dyn EventHandler>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Declares a service crate's runtime module when the crate serves one gRPC service built by
+/// `grpc::server(ctx)` (named `grpc::GRPC_NAME`) and consumes nothing:
+/// `flotilla_runtime::service_module!(GovernanceModule, "governance");`
+#[macro_export]
+macro_rules! service_module {
+    ($module:ident, $name:literal) => {
+        /// Service name as used in subjects, topics and store schemas.
+        pub const NAME: &str = $name;
+
+        /// The service's entry point for the runtime.
+        #[derive(Debug, Default, Clone, Copy)]
+        pub struct $module;
+
+        impl $crate::ServiceModule for $module {
+            fn name(&self) -> &'static str {
+                NAME
+            }
+
+            fn grpc_services(&self) -> Vec<String> {
+                vec![grpc::GRPC_NAME.to_owned()]
+            }
+
+            fn register(
+                &self,
+                ctx: $crate::ServiceContext,
+                routes: &mut ::tonic::service::RoutesBuilder,
+            ) {
+                routes.add_service(grpc::server(ctx));
+            }
+        }
+    };
+}
