@@ -273,7 +273,7 @@ where
                     req.extensions_mut().insert(caller);
                     req.extensions_mut().insert(auth.clone());
                     let mut response = inner.call(req).await?;
-                    malformed_is_invalid_argument(&mut response);
+                    caller_errors_are_named(&mut response);
                     Ok(response)
                 }
                 Err(status) => Ok(status.into_http()),
@@ -282,20 +282,53 @@ where
     }
 }
 
-/// tonic answers a request body that is not the method's protobuf message with INTERNAL; it is
-/// the caller's mistake, so it becomes INVALID_ARGUMENT (same message).
-fn malformed_is_invalid_argument<B>(response: &mut http::Response<B>) {
+/// tonic answers a request body that is not the method's protobuf message with INTERNAL, and
+/// one above the message size limit with OUT_OF_RANGE; both are the caller's doing, so they
+/// become INVALID_ARGUMENT and RESOURCE_EXHAUSTED (the size limit is `max_message_bytes`).
+fn caller_errors_are_named<B>(response: &mut http::Response<B>) {
     let headers = response.headers_mut();
-    let internal = headers
-        .get("grpc-status")
-        .is_some_and(|v| v.as_bytes() == b"13");
-    let decode = headers
+    let status = headers.get("grpc-status").map(|v| v.as_bytes().to_vec());
+    let message = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|m| m.contains("decode"));
-    if internal && decode {
-        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+        .unwrap_or_default()
+        .to_owned();
+    match status.as_deref() {
+        Some(b"13") if message.contains("decode") => {
+            headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+        }
+        Some(b"11") if message.contains("message length too large") => {
+            // "Error, decoded message length too large: found N bytes, the limit is: M bytes"
+            let numbers: Vec<&str> = message
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|s| !s.is_empty())
+                .collect();
+            let text = match numbers.as_slice() {
+                [.., found, limit] => format!(
+                    "the request message is {found} bytes; at most {limit} bytes are accepted (max_message_bytes)"
+                ),
+                _ => "the request message is larger than max_message_bytes".to_owned(),
+            };
+            headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+            if let Ok(v) = http::HeaderValue::from_str(&percent_encode_message(&text)) {
+                headers.insert("grpc-message", v);
+            }
+        }
+        _ => {}
     }
+}
+
+/// gRPC's percent-encoding of `grpc-message`.
+fn percent_encode_message(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The caller and the access checker of a request that passed the interceptor.

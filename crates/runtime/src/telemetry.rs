@@ -35,7 +35,10 @@ pub fn init(config: &Config, service_name: &'static str) -> anyhow::Result<Telem
             .with_writer(std::io::stderr)
             .boxed()
     } else {
+        // Colour only for a person at a terminal, never in files, journald or pipes.
+        use std::io::IsTerminal as _;
         tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .boxed()
     };

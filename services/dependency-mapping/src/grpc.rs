@@ -96,8 +96,9 @@ pub struct DependencyMappingApi {
 /// Builds the tonic server for the runtime.
 pub fn server(ctx: ServiceContext) -> DependencyMappingServiceServer<DependencyMappingApi> {
     let app = Arc::new(CatalogApp::new(ctx.store.clone()));
+    let max = ctx.max_message_bytes();
     DependencyMappingServiceServer::new(DependencyMappingApi { ctx, app })
-        .max_decoding_message_size(4 * 1024 * 1024)
+        .max_decoding_message_size(max)
 }
 
 impl DependencyMappingApi {

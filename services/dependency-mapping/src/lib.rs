@@ -35,6 +35,11 @@ impl ServiceModule for DependencyMappingModule {
         routes.add_service(grpc::server(ctx));
     }
 
+    /// The one stream `dependency-catalog` holds the `catalog` aggregate.
+    fn aggregate_type(&self, stream: &flotilla_core::ids::StreamId) -> Option<String> {
+        (stream.as_str() == app::CATALOG_STREAM).then(|| "catalog".to_owned())
+    }
+
     fn consumers(&self, ctx: &ServiceContext) -> Vec<Consumer> {
         vec![Consumer {
             source: "orchestration".into(),

@@ -129,7 +129,8 @@ pub fn server(ctx: ServiceContext) -> GovernanceServiceServer<GovernanceApi> {
             .with_signer(ctx.namespace(), ctx.policy_signer.clone()),
     );
     GovernanceApp::spawn_background(&app, std::time::Duration::from_secs(DEADLINE_TICK_SECS));
-    GovernanceServiceServer::new(GovernanceApi { ctx, app }).max_decoding_message_size(1024 * 1024)
+    let max = ctx.max_message_bytes();
+    GovernanceServiceServer::new(GovernanceApi { ctx, app }).max_decoding_message_size(max)
 }
 
 fn key(release: String, environment: String) -> Result<ReleaseEnv, Status> {

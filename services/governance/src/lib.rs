@@ -35,6 +35,16 @@ impl ServiceModule for GovernanceModule {
         routes.add_service(grpc::server(ctx));
     }
 
+    /// The singleton streams `governance-policy` and `governance-access-policy` hold the
+    /// `policy` and `access-policy` aggregates.
+    fn aggregate_type(&self, stream: &flotilla_core::ids::StreamId) -> Option<String> {
+        match stream.as_str() {
+            "governance-policy" => Some("policy".into()),
+            "governance-access-policy" => Some("access-policy".into()),
+            _ => None,
+        }
+    }
+
     /// Risk assessments open approval requests; threshold breaches open rollback decisions.
     fn consumers(&self, ctx: &ServiceContext) -> Vec<Consumer> {
         let app = std::sync::Arc::new(app::GovernanceApp::new(
