@@ -290,9 +290,8 @@ fn caller_errors_are_named<B>(response: &mut http::Response<B>) {
     let status = headers.get("grpc-status").map(|v| v.as_bytes().to_vec());
     let message = headers
         .get("grpc-message")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+        .map(|v| percent_decode_message(v.as_bytes()))
+        .unwrap_or_default();
     match status.as_deref() {
         Some(b"13") if message.contains("decode") => {
             headers.insert("grpc-status", http::HeaderValue::from_static("3"));
@@ -316,6 +315,30 @@ fn caller_errors_are_named<B>(response: &mut http::Response<B>) {
         }
         _ => {}
     }
+}
+
+/// Reverses the percent-encoding of `grpc-message` (lossy for invalid UTF-8).
+fn percent_decode_message(v: &[u8]) -> String {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        let hex = (v[i] == b'%')
+            .then(|| v.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(v[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// gRPC's percent-encoding of `grpc-message`.

@@ -71,11 +71,15 @@ pub enum ApprovalsCommand {
         version: String,
         #[arg(long)]
         env: String,
+        /// The service as the catalog names it; its unit, tier and personal-data facts come
+        /// from the catalog.
         #[arg(long)]
         service: String,
-        #[arg(long)]
+        /// Only to state the catalog's unit (a different one is refused).
+        #[arg(long, default_value = "")]
         bu: String,
-        #[arg(long)]
+        /// Only to state the catalog's tier (0: as the catalog says).
+        #[arg(long, default_value_t = 0)]
         tier: u32,
         #[arg(long)]
         risk: u32,

@@ -592,35 +592,58 @@ fn up_serves_six_services_until_sigterm() {
     };
     let rm = token_for("rita", "release-manager", "payments");
     let owner = token_for("sam", "service-owner", "payments");
-    let out = flotilla()
-        .env("FLOTILLA_TOKEN", &rm)
-        .args([
-            "governance",
-            "--addr",
-            &url,
-            "--output",
-            "json",
-            "approvals",
-            "open",
-            "--release",
-            "pay-42",
-            "--version",
-            "1.2.0",
-            "--env",
-            "prod",
-            "--service",
-            "checkout",
-            "--bu",
-            "payments",
-            "--tier",
-            "3",
-            "--risk",
-            "10",
-            "--author",
-            "alice",
-        ])
+    // Governance takes a release's unit and tier from the catalog: a payments service.
+    let payments = dir.path().join("payments.yaml");
+    std::fs::write(&payments, "kind: Component\nmetadata: { name: pay-gateway, annotations: { flotilla.dev/criticality-tier: \"3\" } }\nspec: { owner: pay-team, system: payments }\n").expect("write");
+    let imported = flotilla()
+        .env("FLOTILLA_TOKEN", &token)
+        .args(["catalog", "--addr", &url, "import"])
+        .arg(&payments)
         .output()
-        .expect("open");
+        .expect("import");
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    // Governance learns it from the catalog's events, moments later.
+    let open = || {
+        flotilla()
+            .env("FLOTILLA_TOKEN", &rm)
+            .args([
+                "governance",
+                "--addr",
+                &url,
+                "--output",
+                "json",
+                "approvals",
+                "open",
+                "--release",
+                "pay-42",
+                "--version",
+                "1.2.0",
+                "--env",
+                "prod",
+                "--service",
+                "pay-gateway",
+                "--risk",
+                "10",
+                "--author",
+                "alice",
+            ])
+            .output()
+            .expect("open")
+    };
+    let mut out = open();
+    for _ in 0..100 {
+        if out.status.success()
+            || !String::from_utf8_lossy(&out.stderr).contains("not in the service catalog")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        out = open();
+    }
     assert!(
         out.status.success(),
         "{}",

@@ -55,8 +55,7 @@ pub const SHOWN_CHARS: usize = 64;
 pub fn shown(s: &str) -> String {
     let mut out = String::with_capacity(SHOWN_CHARS + 16);
     out.push('"');
-    let mut count = 0;
-    for c in s.chars() {
+    for (count, c) in s.chars().enumerate() {
         if count == SHOWN_CHARS {
             out.push_str("\"… (");
             out.push_str(&s.len().to_string());
@@ -68,7 +67,6 @@ pub fn shown(s: &str) -> String {
         } else {
             out.extend(c.escape_debug());
         }
-        count += 1;
     }
     out.push('"');
     out

@@ -514,6 +514,9 @@ impl CatalogApp {
             if events.is_empty() {
                 return Ok((state.version.unwrap_or(0), false));
             }
+            // The unit the events are about, not the caller's.
+            let mut metadata = metadata.clone();
+            metadata.business_unit = state.catalog.unit_of(&command);
             let new_events = events
                 .iter()
                 .map(|ev| {

@@ -36,6 +36,12 @@ async fn main() -> anyhow::Result<()> {
         "governance",
     )
     .await?;
+    let units_known = ["payments", "cards", "retail", "treasury"];
+    flotilla_governance::testing::seed_catalog(
+        &store,
+        flotilla_governance::testing::every_kind(&units_known),
+    )
+    .await?;
     let server = TestServer::start(&GovernanceModule, store).await;
     let ch = server.channel().await;
     let client = |sub: &str, roles: &[&str], bu: &str| {
@@ -102,7 +108,11 @@ async fn main() -> anyhow::Result<()> {
                 release: release.clone(),
                 version: format!("1.{}.0", i % 50),
                 environment: "prod".into(),
-                service: format!("svc-{}", i % 700),
+                service: flotilla_governance::testing::service_name(
+                    units[i % units.len()],
+                    (i % 4) as u8 + 1,
+                    i % 5 == 0,
+                ),
                 business_unit: units[i % units.len()].into(),
                 criticality_tier: (i % 4) as u32 + 1,
                 risk_score: (i * 37 % 101) as u32,

@@ -25,6 +25,9 @@ pub const CONSUMER: &str = "governance";
 pub const RISK_ASSESSED: &str = "flotilla.risk.v1.RiskAssessed";
 /// Monitoring's event that opens rollback decisions.
 pub const THRESHOLD_BREACHED: &str = "flotilla.monitoring.v1.RollbackThresholdBreached";
+/// The catalog's events governance takes service facts from.
+pub const SERVICE_REGISTERED: &str = "flotilla.dependency.v1.ServiceRegistered";
+pub const SERVICE_UPDATED: &str = "flotilla.dependency.v1.ServiceUpdated";
 
 /// Errors of the application layer.
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +218,10 @@ impl GovernanceApp {
         };
         let stream_id =
             StreamId::parse(&stream).map_err(|e| AppError::Store(StoreError::InvalidAppend(e)))?;
+        // The unit the events are about, whoever caused them.
+        let mut md = md.clone();
+        md.business_unit = self.read_state(|g| g.unit_of(key, &events));
+        let md = &md;
         let events = events
             .iter()
             .map(|e| {
@@ -391,13 +398,32 @@ impl GovernanceApp {
                     },
                 }
             }
+            SERVICE_REGISTERED | SERVICE_UPDATED => {
+                let entry = if event.ty == SERVICE_REGISTERED {
+                    flotilla_proto::dependency::v1::ServiceRegistered::decode(event.data.as_slice())
+                        .map(|e| e.service)
+                } else {
+                    flotilla_proto::dependency::v1::ServiceUpdated::decode(event.data.as_slice())
+                        .map(|e| e.service)
+                }
+                .map_err(|err| bad(format!("event {} does not decode: {err}", event.id)))?
+                .ok_or_else(|| bad(format!("event {} names no service", event.id)))?;
+                Command::RecordCatalogService {
+                    service: crate::domain::CatalogService {
+                        name: entry.name,
+                        business_unit: entry.business_unit,
+                        tier: u8::try_from(entry.criticality_tier)
+                            .map_err(|_| bad("criticality_tier is out of range".into()))?,
+                        personal_data: entry.handles_personal_data,
+                        owner_team: entry.owner_team,
+                    },
+                    source_event_id: id,
+                }
+            }
             _ => return Ok(false),
         };
-        if self
-            .store
-            .is_processed(&flotilla_core::store::inbox_key(CONSUMER, id))
-            .await?
-        {
+        let inbox = flotilla_core::store::inbox_key(CONSUMER, id);
+        if self.store.is_processed(&inbox).await? {
             return Ok(false);
         }
         let md = Metadata::by(
@@ -408,6 +434,11 @@ impl GovernanceApp {
         let _w = self.writer.lock().await;
         self.catch_up_locked().await?;
         let (key, events) = self.read_state(|g| g.decide(command))?;
+        if events.is_empty() {
+            // Nothing new (the catalog said what governance knew): remember it was seen.
+            self.store.record_processed(&inbox).await?;
+            return Ok(false);
+        }
         self.append_consuming(&key, events, &md, Some(id)).await?;
         self.catch_up_locked().await?;
         Ok(true)

@@ -252,6 +252,21 @@ pub fn encode(event: &Event) -> (String, Vec<u8>) {
             }
             .encode_to_vec(),
         ),
+        Event::CatalogServiceRecorded {
+            service,
+            source_event_id,
+        } => (
+            "CatalogServiceRecorded",
+            pb::CatalogServiceRecorded {
+                service: service.name.clone(),
+                business_unit: service.business_unit.clone(),
+                criticality_tier: u32::from(service.tier),
+                handles_personal_data: service.personal_data,
+                owner_team: service.owner_team.clone(),
+                source_event_id: source_event_id.to_string(),
+            }
+            .encode_to_vec(),
+        ),
     };
     (format!("{PREFIX}{name}"), bytes)
 }
@@ -467,6 +482,19 @@ pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Opt
                     signature: m.signature,
                     signing_key: m.signing_key,
                 },
+            }
+        }
+        "CatalogServiceRecorded" => {
+            let m: pb::CatalogServiceRecorded = dec(bytes)?;
+            Event::CatalogServiceRecorded {
+                service: CatalogService {
+                    name: m.service,
+                    business_unit: m.business_unit,
+                    tier: u8::try_from(m.criticality_tier).unwrap_or(u8::MAX),
+                    personal_data: m.handles_personal_data,
+                    owner_team: m.owner_team,
+                },
+                source_event_id: uuid("source_event_id", &m.source_event_id)?,
             }
         }
         other => {

@@ -183,10 +183,14 @@ fn requirement_pb(q: &RoleRequirement) -> pb::RoleRequirement {
 
 // ---- releases and approvals ----
 
+/// Release facts; tier 0 means "as the catalog says" (the domain fills it in).
 pub fn facts(f: Option<pb::ReleaseFacts>) -> R<ReleaseFacts> {
     let f = f.ok_or_else(|| invalid("release", "is required"))?;
     Ok(ReleaseFacts {
-        tier: tier("release.criticality_tier", f.criticality_tier)?,
+        tier: match f.criticality_tier {
+            0 => 0,
+            t => tier("release.criticality_tier", t)?,
+        },
         risk_score: small("release.risk_score", f.risk_score, 100)?,
         release: f.release,
         version: f.version,
@@ -250,6 +254,7 @@ pub fn request_pb(gov: &Governance, r: &ApprovalRequest, at: Timestamp) -> pb::A
         environment: r.release.environment.clone(),
     };
     pb::ApprovalRequest {
+        risk_assessed: r.assessed,
         request_id: r.id.to_string(),
         release: Some(facts_pb(&r.release)),
         status: status_pb(r.status(gov, at)) as i32,

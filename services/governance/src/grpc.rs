@@ -461,13 +461,24 @@ impl GovernanceService for GovernanceApi {
         let call = self.call(&request).await?;
         let r = request.into_inner();
         let facts = convert::facts(r.release).map_err(domain)?;
-        call.allow_in(&facts.business_unit, &AccessContext::default())?;
+        // The unit checked is the one the request will be opened in: the catalog's for a known
+        // service (whatever the request says), else the one named, else the caller's own.
+        let scope = self
+            .app
+            .query(|g| {
+                g.catalog
+                    .get(&facts.service)
+                    .map(|s| s.business_unit.clone())
+            })
+            .or_else(|| (!facts.business_unit.is_empty()).then(|| facts.business_unit.clone()))
+            .unwrap_or_else(|| call.caller.identity.business_unit.clone());
+        call.allow_in(&scope, &AccessContext::default())?;
         let k = ReleaseEnv {
             release: facts.release.clone(),
             environment: facts.environment.clone(),
         };
         let at = Timestamp::now();
-        let bu = facts.business_unit.clone();
+        let bu = scope;
         self.app
             .execute(
                 Command::OpenApprovalRequest {

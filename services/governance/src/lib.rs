@@ -11,6 +11,7 @@ pub mod codec;
 pub mod convert;
 pub mod domain;
 pub mod grpc;
+pub mod testing;
 
 use flotilla_runtime::{Consumer, EventHandler, HandlerError, ServiceContext, ServiceModule};
 use tonic::service::RoutesBuilder;
@@ -45,13 +46,14 @@ impl ServiceModule for GovernanceModule {
         }
     }
 
-    /// Risk assessments open approval requests; threshold breaches open rollback decisions.
+    /// Risk assessments open approval requests; threshold breaches open rollback decisions;
+    /// the catalog's services give approval requests their unit, tier and personal-data facts.
     fn consumers(&self, ctx: &ServiceContext) -> Vec<Consumer> {
         let app = std::sync::Arc::new(app::GovernanceApp::new(
             ctx.store.clone(),
             ctx.authorizer.clone(),
         ));
-        ["risk-validation", "monitoring"]
+        ["risk-validation", "monitoring", "dependency-mapping"]
             .into_iter()
             .map(|source| Consumer {
                 source: source.into(),

@@ -1,6 +1,7 @@
-//! Governance consumes risk-validation's `RiskAssessed` (opens approval requests) and
-//! monitoring's `RollbackThresholdBreached` (opens rollback decisions) through a bus; a
-//! redelivered event is applied once, and the scheduler flags a decision not taken in time.
+//! Governance consumes dependency-mapping's `ServiceRegistered` (the facts of a service),
+//! risk-validation's `RiskAssessed` (opens approval requests) and monitoring's
+//! `RollbackThresholdBreached` (opens rollback decisions) through a bus; a redelivered event is
+//! applied once, and the scheduler flags a decision not taken in time.
 
 use std::sync::Arc;
 
@@ -10,7 +11,9 @@ use flotilla_core::event::{Metadata, NewEvent};
 use flotilla_core::ids::StreamId;
 use flotilla_core::store::{AppendRequest, EventStore};
 use flotilla_core::{ExpectedVersion, MemoryStore};
-use flotilla_governance::app::{GovernanceApp, RISK_ASSESSED, THRESHOLD_BREACHED};
+use flotilla_governance::app::{
+    GovernanceApp, RISK_ASSESSED, SERVICE_REGISTERED, THRESHOLD_BREACHED,
+};
 use flotilla_governance::domain::{ReleaseEnv, RollbackStatus, Timestamp};
 use flotilla_proto::monitoring::v1::RollbackThresholdBreached;
 use flotilla_proto::risk::v1::RiskAssessed;
@@ -52,6 +55,56 @@ async fn assessments_and_breaches_open_requests_and_decisions_once() {
         threshold: 0.05,
         observed_at: Some(at),
     };
+    // The catalog's word on ledger comes first, through dependency-mapping's stream, twice.
+    let catalog: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    catalog
+        .append(AppendRequest::new(
+            StreamId::parse("dependency-catalog").expect("id"),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new(
+                SERVICE_REGISTERED,
+                1,
+                flotilla_proto::dependency::v1::ServiceRegistered {
+                    service: Some(flotilla_proto::dependency::v1::ServiceEntry {
+                        name: "ledger".into(),
+                        owner_team: "core-banking".into(),
+                        business_unit: "finance".into(),
+                        criticality_tier: 1,
+                        handles_personal_data: true,
+                        data_classification: 3,
+                        runtime: 1,
+                    }),
+                }
+                .encode_to_vec(),
+                Metadata::by("importer", "finance"),
+            )],
+        ))
+        .await
+        .expect("append");
+    let bus = InProcessBus::new();
+    let registered = catalog.read_all(1, 10).await.expect("read");
+    let out = flotilla_bus::conformance::outgoing(&bus, "dependency-mapping", &registered);
+    bus.publish("dependency-mapping", &out)
+        .await
+        .expect("publish");
+    bus.publish("dependency-mapping", &out)
+        .await
+        .expect("publish again");
+    let mut from_catalog = bus
+        .subscribe("dependency-mapping", "governance")
+        .await
+        .expect("subscribe");
+    let mut learnt = 0;
+    for _ in 0..2 {
+        let d = from_catalog.next().await.expect("delivery");
+        if app.on_event(&d.event).await.expect("applied") {
+            learnt += 1;
+        }
+        d.ack().await.expect("ack");
+    }
+    assert_eq!(learnt, 1, "the catalog's event is recorded once");
+    assert_eq!(app.query(|g| g.catalog["ledger"].tier), 1);
+
     let source: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let bad = NewEvent::new(
         RISK_ASSESSED,
@@ -82,7 +135,6 @@ async fn assessments_and_breaches_open_requests_and_decisions_once() {
         .await
         .expect("append");
     let recorded = source.read_all(1, 100).await.expect("read");
-    let bus = InProcessBus::new();
     bus.publish(
         "risk-validation",
         &flotilla_bus::conformance::outgoing(&bus, "risk-validation", &recorded),

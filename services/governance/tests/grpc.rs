@@ -24,9 +24,30 @@ fn gov(ch: &Channel, subject: &str, roles: &[&str], bu: &str) -> Gov {
 }
 
 async fn open_store(path: &std::path::Path) -> Arc<dyn EventStore> {
-    flotilla_store::open(&format!("sqlite://{}", path.display()), "governance")
+    let fresh = !path.exists();
+    let store = flotilla_store::open(&format!("sqlite://{}", path.display()), "governance")
         .await
-        .expect("store")
+        .expect("store");
+    if fresh {
+        seed_catalog(&store).await;
+    }
+    store
+}
+
+fn service(bu: &str, tier: u32, pii: bool) -> String {
+    flotilla_governance::testing::service_name(bu, tier as u8, pii)
+}
+
+/// What governance would have learnt from dependency-mapping's events.
+async fn seed_catalog(store: &Arc<dyn EventStore>) {
+    flotilla_governance::testing::seed_catalog(
+        store,
+        flotilla_governance::testing::every_kind(&[
+            "payments", "cards", "finance", "retail", "lending",
+        ]),
+    )
+    .await
+    .expect("seed the catalog");
 }
 
 fn ts(seconds: i64) -> prost_types::Timestamp {
@@ -45,7 +66,7 @@ fn facts(release: &str, bu: &str, tier: u32, risk: u32, pii: bool) -> pb::Releas
         release: release.into(),
         version: "2.3.0".into(),
         environment: "prod".into(),
-        service: "checkout".into(),
+        service: service(bu, tier, pii),
         business_unit: bu.into(),
         criticality_tier: tier,
         risk_score: risk,
@@ -851,5 +872,98 @@ async fn malformed_protobuf_is_invalid_argument() {
         events_of(&store, "flotilla.governance.v1.ApprovalRequestOpened").await,
         0
     );
+    server.stop().await;
+}
+
+/// The probe that opened a request for payments' ledger as lending, tier 4, without personal
+/// data: the lending release manager is refused by unit (the catalog's unit is checked), the
+/// payments one is refused with the catalog's facts, and leaving them out opens it as the
+/// catalog says, so CheckGate waits for security and a peer review.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_facts_are_the_catalogs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir.path().join("g.db")).await;
+    let server = TestServer::start(&GovernanceModule, store.clone()).await;
+    let ch = server.channel().await;
+    let ledger = service("payments", 1, true);
+    let mut lie = facts("rel-ledger", "lending", 4, 10, false);
+    lie.service = ledger.clone();
+    let e = code(
+        gov(&ch, "lena", &["release-manager"], "lending")
+            .open_approval_request(pb::OpenApprovalRequestRequest {
+                release: Some(lie.clone()),
+                emergency: false,
+            })
+            .await,
+    );
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("\"payments\""), "{e:?}");
+    let mut rm = gov(&ch, "pia", &["release-manager"], "payments");
+    let e = code(
+        rm.open_approval_request(pb::OpenApprovalRequestRequest {
+            release: Some(lie.clone()),
+            emergency: false,
+        })
+        .await,
+    );
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message()
+            .contains("belongs to unit payments, tier 1, handles personal data"),
+        "{e:?}"
+    );
+    let mut plain = lie;
+    plain.business_unit.clear();
+    plain.criticality_tier = 0;
+    plain.risk_score = 90;
+    let opened = rm
+        .open_approval_request(pb::OpenApprovalRequestRequest {
+            release: Some(plain),
+            emergency: false,
+        })
+        .await
+        .expect("opened with the catalog's facts")
+        .into_inner();
+    let f = opened.release.expect("facts");
+    assert_eq!(
+        (
+            f.business_unit.as_str(),
+            f.criticality_tier,
+            f.handles_personal_data
+        ),
+        ("payments", 1, true)
+    );
+    assert!(!opened.risk_assessed, "a hand-given score is shown as such");
+    let roles: Vec<_> = opened
+        .requirements
+        .iter()
+        .map(|r| r.role.as_str())
+        .collect();
+    assert!(
+        roles.contains(&"security") && roles.contains(&"peer-review"),
+        "{roles:?}"
+    );
+    let d = gov(&ch, "aud", &["auditor"], "central")
+        .check_gate(pb::CheckGateRequest {
+            release: "rel-ledger".into(),
+            environment: "prod".into(),
+            at: None,
+        })
+        .await
+        .expect("gate")
+        .into_inner();
+    assert!(!d.allowed);
+    // Unknown services are refused.
+    let mut ghost = facts("rel-ghost", "payments", 2, 10, false);
+    ghost.service = "ghost".into();
+    let e = code(
+        rm.open_approval_request(pb::OpenApprovalRequestRequest {
+            release: Some(ghost),
+            emergency: false,
+        })
+        .await,
+    );
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("not in the service catalog"), "{e:?}");
     server.stop().await;
 }

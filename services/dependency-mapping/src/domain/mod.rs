@@ -141,6 +141,40 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The business unit a command is about (its events carry it as `businessunit`): the
+    /// service's own unit, the consumer's for what a consumer declares; empty when it concerns
+    /// several units or none (an environment's footprint).
+    pub fn unit_of(&self, command: &Command) -> String {
+        let unit = |n: &ServiceName| self.services.get(n).map(|s| s.business_unit.clone());
+        let one = |units: Vec<Option<String>>| {
+            let mut distinct: Vec<String> = units.into_iter().flatten().collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if distinct.len() == 1 {
+                distinct.pop()
+            } else {
+                None
+            }
+        };
+        match command {
+            Command::RegisterService(s) | Command::UpdateService(s) => {
+                Some(s.business_unit.clone())
+            }
+            Command::DeclareDependency(d) => unit(&d.consumer),
+            Command::RemoveDependency { consumer, .. }
+            | Command::DeclareSchemaUse { consumer, .. }
+            | Command::DeclareVersionRequirement { consumer, .. } => unit(consumer),
+            Command::PinCoDeployment(p) => one(p.services.iter().map(unit).collect()),
+            Command::RecordObservedCalls { calls, .. } => {
+                one(calls.iter().map(|c| unit(&c.client)).collect())
+            }
+            Command::RecordDeployment(d) => unit(&d.service),
+            Command::CheckSchema { doc, .. } => unit(&doc.service),
+            Command::TagFootprint { .. } => None,
+        }
+        .unwrap_or_default()
+    }
+
     fn require(&self, name: &ServiceName) -> Result<()> {
         if self.services.contains_key(name) {
             Ok(())

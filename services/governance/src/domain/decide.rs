@@ -29,6 +29,16 @@ fn check_optional(field: &str, s: &str, max: usize) -> Result<()> {
     check_text(field, s, max)
 }
 
+/// What a request must hold before the catalog is asked: the ids and the bounded lists.
+fn check_facts_shape(f: &ReleaseFacts) -> Result<()> {
+    names::id("release.release", &f.release).map_err(name_error)?;
+    names::label("release.environment", &f.environment).map_err(name_error)?;
+    names::id("release.service", &f.service).map_err(name_error)?;
+    names::optional_label("release.business_unit", &f.business_unit).map_err(name_error)?;
+    names::list("release.committers", &f.committers, 200).map_err(name_error)?;
+    Ok(())
+}
+
 fn check_facts(f: &ReleaseFacts) -> Result<()> {
     check_text("release.release", &f.release, 128)?;
     check_text("release.environment", &f.environment, 64)?;
@@ -90,6 +100,8 @@ impl Governance {
                 by,
                 at,
             } => {
+                check_facts_shape(&release)?;
+                let release = self.facts_from_catalog(release)?;
                 check_facts(&release)?;
                 self.policy.check_version(&release.version)?;
                 let key = ReleaseEnv {
@@ -555,6 +567,22 @@ impl Governance {
                         decided_by: by.subject,
                         comment,
                         at,
+                    }],
+                ))
+            }
+            Command::RecordCatalogService {
+                service,
+                source_event_id,
+            } => {
+                let key = StreamKey::CatalogService(service.name.clone());
+                if self.catalog.get(&service.name) == Some(&service) {
+                    return Ok((key, Vec::new()));
+                }
+                Ok((
+                    key,
+                    vec![Event::CatalogServiceRecorded {
+                        service,
+                        source_event_id,
                     }],
                 ))
             }

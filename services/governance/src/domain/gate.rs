@@ -53,13 +53,6 @@ fn reason(kind: GateReasonKind, subject: impl Into<String>, message: String) -> 
 }
 
 impl Governance {
-    /// The business unit a gate check concerns (from the approval request), if known.
-    pub fn business_unit_of(&self, key: &ReleaseEnv) -> Option<&str> {
-        self.requests
-            .get(key)
-            .map(|r| r.release.business_unit.as_str())
-    }
-
     /// The answer at `at`, from what was decided by then: approvals, rejections, CAB and
     /// deviation decisions and window cancellations after `at` do not count.
     pub fn check_gate(&self, key: &ReleaseEnv, at: Timestamp) -> GateDecision {

@@ -8,12 +8,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use flotilla_core::event::Timestamp;
+pub use flotilla_core::names::{self, NameError, shown};
 use uuid::Uuid;
 
 mod calendar;
 mod decide;
 pub mod gate;
 pub mod policy;
+mod scope;
 #[cfg(test)]
 mod tests;
 
@@ -55,6 +57,14 @@ pub enum DomainError {
 }
 
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;
+
+/// A name that breaks the platform's naming rule, as a refusal naming the field.
+pub fn name_error(e: NameError) -> DomainError {
+    DomainError::Invalid {
+        field: e.field,
+        reason: e.reason,
+    }
+}
 
 pub fn invalid(field: &str, reason: impl Into<String>) -> DomainError {
     DomainError::Invalid {
@@ -343,6 +353,11 @@ pub enum Event {
         at: Timestamp,
         signed: PolicySignature,
     },
+    CatalogServiceRecorded {
+        service: CatalogService,
+        /// The dependency-mapping event it came from.
+        source_event_id: Uuid,
+    },
 }
 
 /// Governance's signature over an access policy replacement, so other services adopt it only
@@ -366,6 +381,8 @@ pub enum StreamKey {
     Window(Uuid),
     Deviation(Uuid),
     Rollback(Uuid),
+    /// One service of the catalog, by name.
+    CatalogService(String),
 }
 
 impl StreamKey {
@@ -383,6 +400,9 @@ impl StreamKey {
             StreamKey::Window(id) => format!("window-{id}"),
             StreamKey::Deviation(id) => format!("deviation-{id}"),
             StreamKey::Rollback(id) => format!("rollback-{id}"),
+            StreamKey::CatalogService(name) => {
+                format!("catalog-service-{}", Uuid::new_v5(&NS, name.as_bytes()))
+            }
         }
     }
 }
@@ -468,6 +488,21 @@ pub enum Command {
         /// Signed (by the edge, which holds the key) for version `expected_version + 1`.
         signed: PolicySignature,
     },
+    /// The catalog registered or updated a service (consumed from dependency-mapping).
+    RecordCatalogService {
+        service: CatalogService,
+        source_event_id: Uuid,
+    },
+}
+
+/// A service as the catalog (dependency-mapping) describes it: whose it is and how critical.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatalogService {
+    pub name: String,
+    pub business_unit: String,
+    pub tier: u8,
+    pub personal_data: bool,
+    pub owner_team: String,
 }
 
 /// Governance's state: every aggregate, rebuilt from the events.
@@ -495,6 +530,10 @@ pub struct Governance {
     pub access_policy_replaced_by: String,
     /// Stream versions, for expected-version appends.
     pub versions: HashMap<String, u64>,
+    /// The services of the catalog, by name (from dependency-mapping's events).
+    pub catalog: HashMap<String, CatalogService>,
+    /// The business unit each release id belongs to (from its first approval request).
+    pub release_units: HashMap<String, String>,
 }
 
 impl Governance {
@@ -527,6 +566,9 @@ impl Governance {
                     self.assessed
                         .insert(key.clone(), (r.release.clone(), r.emergency));
                 }
+                self.release_units
+                    .entry(r.release.release.clone())
+                    .or_insert_with(|| r.release.business_unit.clone());
                 self.request_keys.insert(r.id, key.clone());
                 self.requests.insert(key, r);
             }
@@ -663,6 +705,9 @@ impl Governance {
                 ..
             } => {
                 self.access_policy = Some((*version, policy.clone(), sha256.clone(), *at));
+            }
+            Event::CatalogServiceRecorded { service, .. } => {
+                self.catalog.insert(service.name.clone(), service.clone());
             }
         }
     }

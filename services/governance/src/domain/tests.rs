@@ -16,12 +16,35 @@ fn actor(subject: &str, roles: &[&str], bu: &str) -> Actor {
     }
 }
 
+fn service(bu: &str, tier: u8, pii: bool) -> String {
+    crate::testing::service_name(bu, tier, pii)
+}
+
+/// Governance knowing a catalog of services of every unit the tests use, each tier, with and
+/// without personal data.
+fn with_catalog() -> Governance {
+    let mut g = Governance::default();
+    for service in
+        crate::testing::every_kind(&["payments", "cards", "finance", "retail", "lending"])
+    {
+        run(
+            &mut g,
+            Command::RecordCatalogService {
+                service,
+                source_event_id: Uuid::now_v7(),
+            },
+        )
+        .expect("catalog");
+    }
+    g
+}
+
 fn facts(release: &str, env: &str, tier: u8, risk: u8, pii: bool) -> ReleaseFacts {
     ReleaseFacts {
         release: release.into(),
         version: "1.4.0".into(),
         environment: env.into(),
-        service: "checkout".into(),
+        service: service("payments", tier, pii),
         business_unit: "payments".into(),
         tier,
         risk_score: risk,
@@ -177,7 +200,7 @@ fn naming_rules_semver_and_calver() {
 
 #[test]
 fn segregation_of_duties_and_one_role_per_person() {
-    let mut g = Governance::default();
+    let mut g = with_catalog();
     let k = key("r1", "prod");
     open(&mut g, facts("r1", "prod", 1, 50, true), false, at(0));
     // tier 1, risk 50: service-owner, security, plus peer review (personal data).
@@ -276,7 +299,7 @@ fn segregation_of_duties_and_one_role_per_person() {
 
 #[test]
 fn cab_decision_satisfies_without_a_second_review() {
-    let mut g = Governance::default();
+    let mut g = with_catalog();
     let k = key("r2", "prod");
     open(&mut g, facts("r2", "prod", 1, 80, false), false, at(0));
     run(
@@ -397,7 +420,7 @@ fn recurring_windows_are_active_on_their_days() {
 
 #[test]
 fn freeze_lets_emergencies_pass_embargo_does_not_unless_a_compliance_deviation() {
-    let mut g = Governance::default();
+    let mut g = with_catalog();
     let all = WindowScope::default();
     run(
         &mut g,
@@ -534,7 +557,7 @@ fn freeze_lets_emergencies_pass_embargo_does_not_unless_a_compliance_deviation()
 
 #[test]
 fn deadlines_escalate_then_expire_and_gate_reports_every_reason() {
-    let mut g = Governance::default();
+    let mut g = with_catalog();
     let p = PolicyDocument {
         decision_deadline_minutes: 60,
         expire_after_minutes: 120,
@@ -624,7 +647,7 @@ fn deadlines_escalate_then_expire_and_gate_reports_every_reason() {
 
 #[test]
 fn rollback_decisions_are_due_by_tier_and_flagged_when_late() {
-    let mut g = Governance::default();
+    let mut g = with_catalog();
     let id = Uuid::from_u128(42);
     run(
         &mut g,
@@ -676,7 +699,7 @@ fn rollback_decisions_are_due_by_tier_and_flagged_when_late() {
 
 #[test]
 fn bad_input_is_refused_and_changes_nothing() {
-    let g = Governance::default();
+    let g = with_catalog();
     let mut f = facts("r1", "prod", 1, 50, false);
     f.version = "not-a-version".into();
     let c = |f: ReleaseFacts| Command::OpenApprovalRequest {
@@ -708,7 +731,7 @@ fn bad_input_is_refused_and_changes_nothing() {
 
 #[test]
 fn second_reading_rules_hold() {
-    let mut g = Governance::default();
+    let mut g = with_catalog();
     let k = key("r5", "prod");
     open(&mut g, facts("r5", "prod", 1, 80, true), false, at(0));
     let cab = |id: &str, approved: bool, roles: Vec<String>, members: Vec<String>| {
@@ -748,8 +771,8 @@ fn second_reading_rules_hold() {
     );
 
     // Risk-validation's facts supersede a pending request opened with others.
-    let mut g = Governance::default();
-    open(&mut g, facts("r6", "prod", 4, 5, false), false, at(0));
+    let mut g = with_catalog();
+    open(&mut g, facts("r6", "prod", 1, 5, true), false, at(0));
     let k = key("r6", "prod");
     let mut real = facts("r6", "prod", 1, 90, true);
     real.author = "mallory".into();
@@ -832,7 +855,7 @@ fn second_reading_rules_hold() {
         Err(DomainError::FailedPrecondition(_))
     ));
     // Only compliance officers set or lift embargoes; a unit's deviation cannot serve another unit.
-    let mut g = Governance::default();
+    let mut g = with_catalog();
     let mut w = window(
         "exam",
         WindowKind::Embargo,
@@ -900,7 +923,7 @@ fn second_reading_rules_hold() {
 
 #[test]
 fn the_gate_answers_as_of_its_time() {
-    let mut g = Governance::default();
+    let mut g = with_catalog();
     let k = key("r8", "prod");
     run(
         &mut g,
@@ -964,4 +987,100 @@ fn the_gate_answers_as_of_its_time() {
         "approved, window not cancelled yet"
     );
     assert!(g.check_gate(&k, at(35)).allowed, "after the cancellation");
+}
+
+/// The lending release manager who opened a request for payments' `ledger` as lending, tier 4,
+/// no personal data: refused with the catalog's facts; leaving them out takes the catalog's,
+/// so security and a peer review are required; an unknown service and a release id of another
+/// unit are refused.
+#[test]
+fn release_facts_come_from_the_catalog() {
+    let mut g = with_catalog();
+    run(
+        &mut g,
+        Command::RecordCatalogService {
+            service: CatalogService {
+                name: "ledger".into(),
+                business_unit: "payments".into(),
+                tier: 1,
+                personal_data: true,
+                owner_team: "core-banking".into(),
+            },
+            source_event_id: Uuid::now_v7(),
+        },
+    )
+    .expect("catalog");
+    let lending_rm = actor("lena", &["release-manager"], "lending");
+    let opening = |f: ReleaseFacts, by: &Actor| Command::OpenApprovalRequest {
+        id: Uuid::now_v7(),
+        release: f,
+        emergency: false,
+        authoritative: false,
+        by: by.clone(),
+        at: at(0),
+    };
+    let mut lie = facts("ledger-9", "prod", 4, 10, false);
+    lie.service = "ledger".into();
+    lie.business_unit = "lending".into();
+    let err = g
+        .decide(opening(lie.clone(), &lending_rm))
+        .expect_err("contradicts the catalog");
+    let DomainError::FailedPrecondition(m) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        m.contains("ledger belongs to unit payments, tier 1, handles personal data"),
+        "{m}"
+    );
+    assert!(g.requests.is_empty(), "nothing was opened");
+    // Leaving the facts out takes the catalog's.
+    let mut plain = facts("ledger-9", "prod", 0, 90, false);
+    plain.service = "ledger".into();
+    plain.business_unit = String::new();
+    run(
+        &mut g,
+        opening(plain, &actor("pia", &["release-manager"], "payments")),
+    )
+    .expect("opened");
+    let r = &g.requests[&key("ledger-9", "prod")];
+    assert_eq!(
+        (
+            r.release.business_unit.as_str(),
+            r.release.tier,
+            r.release.personal_data
+        ),
+        ("payments", 1, true)
+    );
+    assert!(r.requirements.iter().any(|q| q.role == "security"));
+    assert!(r.requirements.iter().any(|q| q.role == PEER_REVIEW));
+    assert!(!r.assessed, "the hand-given risk score is recorded as such");
+    // The same release id in another unit's service is refused.
+    let mut elsewhere = facts("ledger-9", "staging", 2, 10, false);
+    elsewhere.service = service("lending", 2, false);
+    elsewhere.business_unit = "lending".into();
+    let err = g
+        .decide(opening(elsewhere, &lending_rm))
+        .expect_err("another unit's id");
+    assert!(
+        err.to_string().contains("belongs to unit payments"),
+        "{err}"
+    );
+    // A service the catalog does not know.
+    let mut unknown = facts("x1", "prod", 2, 10, false);
+    unknown.service = "ghost".into();
+    let err = g
+        .decide(opening(unknown, &lending_rm))
+        .expect_err("unknown");
+    assert!(
+        err.to_string().contains("not in the service catalog"),
+        "{err}"
+    );
+    // The catalog saying the same again records nothing.
+    let (_, events) = g
+        .decide(Command::RecordCatalogService {
+            service: g.catalog["ledger"].clone(),
+            source_event_id: Uuid::now_v7(),
+        })
+        .expect("decide");
+    assert!(events.is_empty());
 }

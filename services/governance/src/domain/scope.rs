@@ -1,0 +1,122 @@
+//! Which business unit a release, and the events of a stream, belong to.
+
+use super::*;
+
+impl Governance {
+    /// The business unit events of a stream are about (the `businessunit` they carry): the
+    /// request's, window's, deviation's or rollback decision's unit, the one unit a CAB
+    /// decision's releases share; empty for platform-wide streams and mixed CAB decisions.
+    pub fn unit_of(&self, key: &StreamKey, events: &[Event]) -> String {
+        let from_events = events.iter().find_map(|e| match e {
+            Event::ApprovalRequestOpened(r) => Some(r.release.business_unit.clone()),
+            Event::FreezeWindowCreated(w) => Some(w.business_unit.clone()),
+            Event::DeviationRequested { deviation, .. } => Some(deviation.business_unit.clone()),
+            Event::RollbackDecisionOpened(d) => Some(d.business_unit.clone()),
+            Event::CatalogServiceRecorded { service, .. } => Some(service.business_unit.clone()),
+            Event::CabDecisionRecorded(d) => {
+                let mut units: Vec<&str> = d
+                    .covers
+                    .iter()
+                    .filter_map(|c| self.business_unit_of(c))
+                    .collect();
+                units.sort_unstable();
+                units.dedup();
+                Some(if units.len() == 1 {
+                    units[0].to_owned()
+                } else {
+                    String::new()
+                })
+            }
+            _ => None,
+        });
+        if let Some(u) = from_events {
+            return u;
+        }
+        match key {
+            StreamKey::Approval(k) => self.business_unit_of(k).unwrap_or_default().to_owned(),
+            StreamKey::Window(id) => self
+                .windows
+                .get(id)
+                .map(|w| w.business_unit.clone())
+                .unwrap_or_default(),
+            StreamKey::Deviation(id) => self
+                .deviations
+                .get(id)
+                .map(|d| d.business_unit.clone())
+                .unwrap_or_default(),
+            StreamKey::Rollback(id) => self
+                .rollbacks
+                .get(id)
+                .map(|d| d.business_unit.clone())
+                .unwrap_or_default(),
+            StreamKey::CatalogService(name) => self
+                .catalog
+                .get(name)
+                .map(|s| s.business_unit.clone())
+                .unwrap_or_default(),
+            StreamKey::Cab(_) | StreamKey::Policy | StreamKey::AccessPolicy => String::new(),
+        }
+    }
+
+    /// The business unit a release belongs to in an environment (from its approval request).
+    pub fn business_unit_of(&self, key: &ReleaseEnv) -> Option<&str> {
+        self.requests
+            .get(key)
+            .map(|r| r.release.business_unit.as_str())
+    }
+}
+
+impl Governance {
+    /// The facts of a release to open a request with: what the catalog says of its service fills
+    /// what the request leaves out (unit, tier 0, personal data), and a request that says
+    /// otherwise, names a service the catalog does not know, or reuses a release id of another
+    /// unit is refused with the catalog's values.
+    pub(crate) fn facts_from_catalog(&self, mut f: ReleaseFacts) -> Result<ReleaseFacts> {
+        let Some(known) = self.catalog.get(&f.service) else {
+            return Err(DomainError::FailedPrecondition(format!(
+                "service {} is not in the service catalog; register it in dependency-mapping first (governance takes its unit, tier and personal-data facts from there)",
+                crate::domain::shown(&f.service)
+            )));
+        };
+        let pii = |p: bool| {
+            if p {
+                "handles personal data"
+            } else {
+                "no personal data"
+            }
+        };
+        let said = (f.business_unit.clone(), f.tier, f.personal_data);
+        if f.business_unit.is_empty() {
+            f.business_unit = known.business_unit.clone();
+        }
+        if f.tier == 0 {
+            f.tier = known.tier;
+        }
+        // Leaving the flag out (false) takes the catalog's.
+        f.personal_data |= known.personal_data;
+        if f.business_unit != known.business_unit
+            || f.tier != known.tier
+            || f.personal_data != known.personal_data
+        {
+            return Err(DomainError::FailedPrecondition(format!(
+                "the request contradicts the service catalog: {} belongs to unit {}, tier {}, {}; the request says unit {}, tier {}, {}. Open it with the catalog's facts, or leave them out",
+                known.name,
+                known.business_unit,
+                known.tier,
+                pii(known.personal_data),
+                crate::domain::shown(&said.0),
+                said.1,
+                pii(said.2)
+            )));
+        }
+        if let Some(unit) = self.release_units.get(&f.release)
+            && *unit != f.business_unit
+        {
+            return Err(DomainError::FailedPrecondition(format!(
+                "release id {} belongs to unit {unit}; a release id names one unit's release, choose another id",
+                f.release
+            )));
+        }
+        Ok(f)
+    }
+}

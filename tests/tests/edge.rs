@@ -1,0 +1,115 @@
+//! The edge every node shares, seen by a generic client: a one-service process reflects and
+//! reports health for what it serves only, says where an unserved service is not, and answers
+//! an oversized message RESOURCE_EXHAUSTED under the one configured limit.
+
+use std::collections::BTreeSet;
+
+use flotilla_proto::governance::v1 as pb;
+use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
+use flotilla_proto::orchestration::v1::orchestration_service_client::OrchestrationServiceClient;
+use flotilla_runtime::config::BusKind;
+use flotilla_tests::{Deployment, RunningNode};
+use tokio_stream::StreamExt;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+async fn listed(channel: tonic::transport::Channel) -> BTreeSet<String> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut resp = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let mut out = BTreeSet::new();
+    while let Some(r) = resp.next().await {
+        if let Some(MessageResponse::ListServicesResponse(l)) =
+            r.expect("reflection response").message_response
+        {
+            out.extend(l.service.into_iter().map(|s| s.name));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_one_service_process_tells_only_of_what_it_serves() {
+    let mut deployment = Deployment::new(vec![BusKind::Nats]).expect("deployment");
+    deployment.config.max_message_bytes = 64 * 1024;
+    let node = deployment.start(&["governance"]).await.expect("start");
+    let ch = node.channel().await.expect("connect");
+
+    let names = listed(ch.clone()).await;
+    assert!(
+        names.contains("flotilla.governance.v1.GovernanceService"),
+        "{names:?}"
+    );
+    assert!(names.contains("grpc.health.v1.Health"), "{names:?}");
+    for unserved in [
+        "flotilla.dependency.v1.DependencyMappingService",
+        "flotilla.orchestration.v1.OrchestrationService",
+        "flotilla.compliance.v1.ComplianceService",
+    ] {
+        assert!(
+            !names.contains(unserved),
+            "{unserved} is not served here: {names:?}"
+        );
+    }
+    let mut health = HealthClient::new(ch.clone());
+    let ok = health
+        .check(HealthCheckRequest {
+            service: "flotilla.governance.v1.GovernanceService".into(),
+        })
+        .await
+        .expect("health")
+        .into_inner();
+    assert_eq!(ok.status, ServingStatus::Serving as i32);
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "flotilla.orchestration.v1.OrchestrationService".into(),
+        })
+        .await
+        .expect_err("not served");
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    // A call to a service that runs elsewhere says so, with or without a token.
+    let e = OrchestrationServiceClient::new(ch.clone())
+        .get_status(flotilla_proto::common::v1::GetStatusRequest {})
+        .await
+        .expect_err("not served");
+    assert_eq!(e.code(), tonic::Code::Unimplemented);
+    assert!(
+        e.message()
+            .contains("flotilla.orchestration.v1.OrchestrationService")
+            && e.message().contains("not served by this process")
+            && e.message()
+                .contains("flotilla.governance.v1.GovernanceService"),
+        "{e:?}"
+    );
+
+    // One size limit, RESOURCE_EXHAUSTED with both sizes.
+    let mut gov = GovernanceServiceClient::with_interceptor(
+        ch.clone(),
+        RunningNode::bearer("ops", &["admin"], "central"),
+    );
+    let e = gov
+        .replace_access_policy(pb::ReplaceAccessPolicyRequest {
+            policy: "x".repeat(100 * 1024),
+            expected_version: 0,
+        })
+        .await
+        .expect_err("too large");
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(
+        e.message().contains("65536") && e.message().contains("max_message_bytes"),
+        "{e:?}"
+    );
+    node.stop().await.expect("stop");
+}
