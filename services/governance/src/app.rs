@@ -158,6 +158,13 @@ impl GovernanceApp {
                     if let Event::ApprovalRequestOpened(r) = &mut event {
                         r.opened_by = e.metadata.actor.clone();
                     }
+                    // Windows recorded before they carried their creation time: it is when the
+                    // event was recorded.
+                    if let Event::FreezeWindowCreated(w) = &mut event
+                        && w.created_at.0 == 0
+                    {
+                        w.created_at = e.recorded_at;
+                    }
                     match &event {
                         Event::PolicySet { version, .. } => {
                             s.gov

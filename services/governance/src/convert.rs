@@ -392,6 +392,7 @@ pub fn window(w: Option<pb::FreezeWindow>, id: Uuid, created_by: &str) -> R<Free
         schedule,
         reason: w.reason,
         created_by: created_by.to_owned(),
+        created_at: opt_ts("window.created_at", w.created_at.as_ref())?.unwrap_or_default(),
         business_unit: w.business_unit,
         cancelled: false,
         cancelled_at: None,
@@ -432,6 +433,7 @@ pub fn window_pb(w: &FreezeWindow) -> pb::FreezeWindow {
         created_by: w.created_by.clone(),
         cancelled: w.cancelled,
         business_unit: w.business_unit.clone(),
+        created_at: (w.created_at.0 != 0).then(|| ts(w.created_at)),
     }
 }
 

@@ -597,6 +597,7 @@ impl GovernanceService for GovernanceApi {
         // A unit's window covers that unit only and is set by its people; a platform-wide
         // window (no owning unit) needs a central role.
         let mut window = window;
+        window.created_at = Timestamp::now();
         if window.business_unit.is_empty() {
             call.allow_in(PLATFORM_SCOPE, &AccessContext::default())?;
         } else {

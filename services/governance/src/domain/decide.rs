@@ -321,6 +321,18 @@ impl Governance {
                 }
                 check_optional("window.reason", &window.reason, 4096)?;
                 window.schedule.validate()?;
+                if let Schedule::Once { end, .. } = window.schedule
+                    && end <= window.created_at
+                {
+                    return Err(invalid(
+                        "window.once.end",
+                        format!(
+                            "the window ends at {}, before it is created ({}); a window that is over cannot be created",
+                            end.to_rfc3339(),
+                            window.created_at.to_rfc3339()
+                        ),
+                    ));
+                }
                 if let Some(t) = window.scope.tiers.iter().find(|t| !(1..=4).contains(*t)) {
                     return Err(invalid("window.scope.tiers", format!("{t} is not 1-4")));
                 }

@@ -129,7 +129,8 @@ impl Governance {
         };
         for w in self.windows.values() {
             let cancelled = w.cancelled && w.cancelled_at.is_none_or(|c| c <= at);
-            if cancelled || !w.scope.covers(bu, &key.environment, tier) {
+            // A window created after `at` was not known then.
+            if cancelled || w.created_at > at || !w.scope.covers(bu, &key.environment, tier) {
                 continue;
             }
             let Some((_, end)) = w.schedule.active_at(at) else {
@@ -140,14 +141,19 @@ impl Governance {
                 WindowKind::Freeze => reasons.push(reason(
                     GateReasonKind::FreezeWindow,
                     w.name.clone(),
-                    format!("freeze window {:?} is active until {}", w.name, end.0),
+                    format!(
+                        "freeze window {:?} is active until {}",
+                        w.name,
+                        end.to_rfc3339()
+                    ),
                 )),
                 WindowKind::Embargo => reasons.push(reason(
                     GateReasonKind::Embargo,
                     w.name.clone(),
                     format!(
                         "embargo {:?} is active until {} (emergencies included)",
-                        w.name, end.0
+                        w.name,
+                        end.to_rfc3339()
                     ),
                 )),
             }

@@ -190,6 +190,8 @@ pub struct FreezeWindow {
     pub schedule: Schedule,
     pub reason: String,
     pub created_by: String,
+    /// When it was created: the gate answers for earlier times without it.
+    pub created_at: Timestamp,
     /// Unit that owns the window ("" = platform-wide).
     pub business_unit: String,
     pub cancelled: bool,

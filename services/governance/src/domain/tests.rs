@@ -357,6 +357,8 @@ fn window(name: &str, kind: WindowKind, schedule: Schedule, scope: WindowScope) 
             schedule,
             reason: String::new(),
             created_by: "rm".into(),
+            // Known from the start of time, unless a test says otherwise.
+            created_at: Timestamp(0),
             business_unit: String::new(),
             cancelled: false,
             cancelled_at: None,
@@ -1083,4 +1085,63 @@ fn release_facts_come_from_the_catalog() {
         })
         .expect("decide");
     assert!(events.is_empty());
+}
+
+/// A window created now does not change what the gate answered for a time before it existed,
+/// and one that is over before it is created is refused.
+#[test]
+fn windows_count_from_when_they_were_created() {
+    let mut g = with_catalog();
+    open(&mut g, facts("r1", "prod", 3, 10, false), false, at(0));
+    let k = key("r1", "prod");
+    run(
+        &mut g,
+        Command::Approve {
+            key: k.clone(),
+            role: "service-owner".into(),
+            comment: String::new(),
+            by: actor("owen", &["service-owner"], "payments"),
+            at: at(1),
+        },
+    )
+    .expect("approved");
+    assert!(g.check_gate(&k, at(10)).allowed);
+    let mut freeze = window(
+        "late-freeze",
+        WindowKind::Freeze,
+        Schedule::Once {
+            start: at(5),
+            end: at(500),
+        },
+        WindowScope::default(),
+    );
+    if let Command::CreateFreezeWindow { window, .. } = &mut freeze {
+        window.created_at = at(100);
+    }
+    run(&mut g, freeze).expect("created");
+    assert!(
+        g.check_gate(&k, at(10)).allowed,
+        "at 10 the window (created at 100) was not known"
+    );
+    let later = g.check_gate(&k, at(200));
+    assert!(!later.allowed);
+    assert!(
+        later.reasons[0].message.contains("until 2026-11-02T08:20:00Z"),
+        "times are RFC 3339: {:?}",
+        later.reasons
+    );
+    let mut past = window(
+        "already-over",
+        WindowKind::Freeze,
+        Schedule::Once {
+            start: at(1),
+            end: at(50),
+        },
+        WindowScope::default(),
+    );
+    if let Command::CreateFreezeWindow { window, .. } = &mut past {
+        window.created_at = at(100);
+    }
+    let err = g.decide(past).expect_err("over before created");
+    assert!(matches!(err, DomainError::Invalid { .. }), "{err:?}");
 }
