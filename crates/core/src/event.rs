@@ -18,6 +18,21 @@ impl Timestamp {
         Self(d.as_micros() as i64)
     }
 
+    /// A protobuf timestamp's seconds and nanos, checked: nanos 0..1e9, years 0001-9999
+    /// (RFC 3339's range). The error says what is wrong; the caller names the field.
+    pub fn from_parts(seconds: i64, nanos: i32) -> Result<Self, String> {
+        // 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+        const MIN: i64 = -62_135_596_800;
+        const MAX: i64 = 253_402_300_799;
+        if !(0..1_000_000_000).contains(&nanos) {
+            return Err(format!("nanos {nanos} is not 0 to 999999999"));
+        }
+        if !(MIN..=MAX).contains(&seconds) {
+            return Err(format!("seconds {seconds} is outside years 0001 to 9999"));
+        }
+        Ok(Self(seconds * 1_000_000 + i64::from(nanos) / 1_000))
+    }
+
     pub fn as_micros(self) -> i64 {
         self.0
     }
@@ -50,6 +65,17 @@ mod tests {
             "2025-11-24T16:00:00.123456Z"
         );
         assert_eq!(super::Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn protobuf_parts_are_checked() {
+        use super::Timestamp;
+        assert_eq!(Timestamp::from_parts(1, 500_000), Ok(Timestamp(1_000_500)));
+        assert!(Timestamp::from_parts(0, -1).is_err());
+        assert!(Timestamp::from_parts(0, 1_000_000_000).is_err());
+        assert!(Timestamp::from_parts(253_402_300_800, 0).is_err());
+        assert!(Timestamp::from_parts(i64::MAX, 0).is_err());
+        assert!(Timestamp::from_parts(-62_135_596_800, 0).is_ok());
     }
 }
 

@@ -72,6 +72,25 @@ pub fn shown(s: &str) -> String {
     out
 }
 
+/// Longest error message answered, in bytes.
+pub const MAX_MESSAGE: usize = 2_048;
+
+/// An error message cut to [`MAX_MESSAGE`] bytes (at a character boundary), so no refusal
+/// grows with its input.
+pub fn capped(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.len() <= MAX_MESSAGE {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!(
+        "{}… (message cut at {MAX_MESSAGE} bytes)",
+        &message[..end]
+    ))
+}
+
 /// Zero-width, bidi and other format characters that change how text reads without showing.
 pub fn is_invisible(c: char) -> bool {
     matches!(c as u32,

@@ -213,9 +213,7 @@ impl EventCodec<Event> for CatalogCodec {
                 let at = e
                     .checked_at
                     .as_ref()
-                    .map(convert::micros)
-                    .transpose()
-                    .map_err(dom)?
+                    .map(convert::stored_micros)
                     .unwrap_or_default();
                 Event::CompatibilityChecked(
                     convert::verdict(e.verdict.ok_or("verdict missing")?, at).map_err(dom)?,
@@ -242,15 +240,16 @@ impl EventCodec<Event> for CatalogCodec {
             }
             "DeploymentRecorded" => {
                 let e = pb::DeploymentRecorded::decode(payload).map_err(err)?;
-                Event::DeploymentRecorded(
-                    convert::deployment(
-                        e.environment,
-                        &e.service,
-                        &e.version,
-                        e.finished_at.as_ref(),
-                    )
-                    .map_err(dom)?,
-                )
+                Event::DeploymentRecorded(crate::domain::Deployment {
+                    environment: e.environment,
+                    service: ServiceName::parse(&e.service).map_err(dom)?,
+                    version: convert::version("version", &e.version).map_err(dom)?,
+                    at: e
+                        .finished_at
+                        .as_ref()
+                        .map(convert::stored_micros)
+                        .unwrap_or_default(),
+                })
             }
             "FootprintTagged" => {
                 let e = pb::FootprintTagged::decode(payload).map_err(err)?;
@@ -260,9 +259,7 @@ impl EventCodec<Event> for CatalogCodec {
                     at: e
                         .at
                         .as_ref()
-                        .map(convert::micros)
-                        .transpose()
-                        .map_err(dom)?
+                        .map(convert::stored_micros)
                         .unwrap_or_default(),
                     services: convert::running(e.services).map_err(dom)?,
                 })
@@ -280,9 +277,7 @@ impl EventCodec<Event> for CatalogCodec {
                 let at = e
                     .observed_at
                     .as_ref()
-                    .map(convert::micros)
-                    .transpose()
-                    .map_err(dom)?
+                    .map(convert::stored_micros)
                     .unwrap_or_default();
                 Event::CallsObserved {
                     calls: convert::observed_calls(e.calls).map_err(dom)?,

@@ -169,20 +169,19 @@ pub fn timestamp(micros: i64) -> prost_types::Timestamp {
     }
 }
 
-pub fn micros(t: &prost_types::Timestamp) -> Result<i64> {
-    if !(0..1_000_000_000).contains(&t.nanos) {
-        return Err(DomainError::Invalid {
-            field: "observed_at",
-            reason: format!("nanos {} out of range", t.nanos),
-        });
-    }
+/// Microseconds since the epoch of a stored timestamp: never refused (what was once recorded
+/// replays), saturating at the ends of the range.
+pub fn stored_micros(t: &prost_types::Timestamp) -> i64 {
     t.seconds
-        .checked_mul(1_000_000)
-        .and_then(|s| s.checked_add(i64::from(t.nanos / 1_000)))
-        .ok_or_else(|| DomainError::Invalid {
-            field: "observed_at",
-            reason: "out of range".into(),
-        })
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(t.nanos) / 1_000)
+}
+
+/// Microseconds since the epoch of the timestamp in `field`.
+pub fn micros(field: &'static str, t: &prost_types::Timestamp) -> Result<i64> {
+    flotilla_core::event::Timestamp::from_parts(t.seconds, t.nanos)
+        .map(|t| t.as_micros())
+        .map_err(|reason| DomainError::Invalid { field, reason })
 }
 
 pub fn observed_calls(calls: Vec<pb::ObservedCall>) -> Result<Vec<crate::domain::ObservedCall>> {
@@ -212,14 +211,20 @@ pub fn observed_calls_pb(calls: &[crate::domain::ObservedCall]) -> Vec<pb::Obser
 pub fn version(field: &'static str, v: &str) -> Result<semver::Version> {
     semver::Version::parse(v.trim()).map_err(|e| DomainError::Invalid {
         field,
-        reason: format!("{v:?} is not a semantic version ({e}); use MAJOR.MINOR.PATCH"),
+        reason: format!(
+            "{} is not a semantic version ({e}); use MAJOR.MINOR.PATCH",
+            flotilla_core::names::shown(v)
+        ),
     })
 }
 
 pub fn requirement(r: &str) -> Result<semver::VersionReq> {
     semver::VersionReq::parse(r.trim()).map_err(|e| DomainError::Invalid {
         field: "requirement",
-        reason: format!("{r:?} is not a semver range ({e}); e.g. \">=2.1.0, <3.0.0\" or \"^2.1\""),
+        reason: format!(
+            "{} is not a semver range ({e}); e.g. \">=2.1.0, <3.0.0\" or \"^2.1\"",
+            flotilla_core::names::shown(r)
+        ),
     })
 }
 
@@ -235,7 +240,7 @@ pub fn deployment(
         service: name("service", service)?,
         version: version("version", v)?,
         at: at
-            .map(micros)
+            .map(|t| micros("finished_at", t))
             .transpose()?
             .ok_or_else(|| missing("finished_at"))?,
     })

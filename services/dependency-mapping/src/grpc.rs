@@ -41,18 +41,29 @@ fn status(e: AppError) -> Status {
         AppError::Store(_) => Status::unavailable(e.to_string()),
         AppError::Decode { .. } => Status::data_loss(e.to_string()),
     };
+    let message = flotilla_core::names::capped(s.message()).into_owned();
     match s.code() {
         tonic::Code::Unavailable | tonic::Code::DataLoss => {
-            tracing::error!(error = %e, "request failed")
+            tracing::error!(error = %message, "request failed")
         }
-        _ => tracing::info!(error = %e, code = ?s.code(), "request refused"),
+        _ => tracing::info!(error = %message, code = ?s.code(), "request refused"),
     }
-    s
+    Status::new(s.code(), message)
 }
 
 fn domain(e: DomainError) -> Status {
     status(AppError::Domain(e))
 }
+
+/// Refuses a request list longer than `max` (or with a repeated item) before any item is read.
+fn sized<T: PartialEq>(field: &'static str, items: &[T], max: usize) -> Result<(), Status> {
+    crate::domain::named(field, flotilla_core::names::list(field, items, max)).map_err(domain)
+}
+
+/// Most calls one RecordObservedCalls may report.
+pub const MAX_OBSERVED_CALLS: usize = 10_000;
+/// Most items one release plan may hold.
+pub const MAX_PLAN_ITEMS: usize = 2_000;
 
 /// Who is calling (the identity the access interceptor verified) and the request's trace,
 /// correlation and command ids.
@@ -229,6 +240,13 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::DeclareDependencyRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
+        if let Some(d) = &request.get_ref().dependency {
+            sized(
+                "dependency.data_flows",
+                &d.data_flows,
+                crate::domain::model::MAX_DATA_FLOWS,
+            )?;
+        }
         self.guard(
             &request,
             request.get_ref().dependency.as_ref().map(|d| &d.consumer),
@@ -258,6 +276,13 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::PinCoDeploymentRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
+        if let Some(p) = &request.get_ref().pin {
+            sized(
+                "pin.services",
+                &p.services,
+                crate::domain::model::MAX_PIN_SERVICES,
+            )?;
+        }
         let (group, mut services): (String, Vec<String>) = request
             .get_ref()
             .pin
@@ -333,6 +358,15 @@ impl DependencyMappingService for DependencyMappingApi {
         &self,
         request: Request<pb::PlanReleaseRequest>,
     ) -> Result<Response<pb::ReleasePlan>, Status> {
+        if request.get_ref().items.len() > MAX_PLAN_ITEMS {
+            return Err(domain(DomainError::Invalid {
+                field: "items",
+                reason: format!(
+                    "{} items, at most {MAX_PLAN_ITEMS} in one release plan",
+                    request.get_ref().items.len()
+                ),
+            }));
+        }
         let items = request
             .into_inner()
             .items
@@ -395,6 +429,15 @@ impl DependencyMappingService for DependencyMappingApi {
         request: Request<pb::RecordObservedCallsRequest>,
     ) -> Result<Response<pb::CommandAccepted>, Status> {
         let md = metadata(&request)?;
+        if request.get_ref().calls.len() > MAX_OBSERVED_CALLS {
+            return Err(domain(DomainError::Invalid {
+                field: "calls",
+                reason: format!(
+                    "{} calls in one report, at most {MAX_OBSERVED_CALLS}; send them in parts",
+                    request.get_ref().calls.len()
+                ),
+            }));
+        }
         let clients: Vec<&str> = request
             .get_ref()
             .calls
@@ -405,7 +448,7 @@ impl DependencyMappingService for DependencyMappingApi {
         let r = request.into_inner();
         let calls = convert::observed_calls(r.calls).map_err(domain)?;
         let at = match r.observed_at.as_ref() {
-            Some(t) => convert::micros(t).map_err(domain)?,
+            Some(t) => convert::micros("observed_at", t).map_err(domain)?,
             None => flotilla_core::event::Timestamp::now().as_micros(),
         };
         self.command(Command::RecordObservedCalls { calls, at }, md)
@@ -516,7 +559,7 @@ impl DependencyMappingService for DependencyMappingApi {
         let md = metadata(&request)?;
         let r = request.into_inner();
         let at = match r.at.as_ref() {
-            Some(t) => convert::micros(t).map_err(domain)?,
+            Some(t) => convert::micros("at", t).map_err(domain)?,
             None => flotilla_core::event::Timestamp::now().as_micros(),
         };
         self.command(
@@ -539,7 +582,7 @@ impl DependencyMappingService for DependencyMappingApi {
         let as_of = r
             .as_of
             .as_ref()
-            .map(convert::micros)
+            .map(|t| convert::micros("as_of", t))
             .transpose()
             .map_err(domain)?;
         let env = r.environment.clone();

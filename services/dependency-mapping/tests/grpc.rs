@@ -824,3 +824,112 @@ async fn catalog_access_is_guarded() {
     );
     svc.server.stop().await;
 }
+
+/// Unbounded input is refused before it costs anything and is never echoed whole; every
+/// catalog event carries the unit it is about (not the caller's `central`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_is_bounded_and_events_carry_their_unit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("dm.db");
+    let mut r = start(&db).await;
+    let e = r
+        .client
+        .register_service(pb::RegisterServiceRequest {
+            service: Some(entry(&"a".repeat(300_000), 1, false, "retail")),
+        })
+        .await
+        .expect_err("a 300 kB name");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(
+        e.message().len() < 500,
+        "echoed whole: {} bytes",
+        e.message().len()
+    );
+    for bad_unit in ["retail\n", "*platform*", "Retail", "re\u{200b}tail"] {
+        let e = r
+            .client
+            .register_service(pb::RegisterServiceRequest {
+                service: Some(entry("till", 2, false, bad_unit)),
+            })
+            .await
+            .expect_err("bad unit");
+        assert_eq!(e.code(), Code::InvalidArgument, "{bad_unit:?}: {e:?}");
+    }
+    let started = std::time::Instant::now();
+    let e = r
+        .client
+        .pin_co_deployment(pb::PinCoDeploymentRequest {
+            pin: Some(pb::CoDeploymentPin {
+                group: "everything".into(),
+                services: (0..50_000).map(|i| format!("svc-{i}")).collect(),
+                reason: "flood".into(),
+            }),
+        })
+        .await
+        .expect_err("50k names");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("at most 200"), "{e:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "refused before per-name work: {:?}",
+        started.elapsed()
+    );
+    let mut flows = dep("till", "ledger", pb::EdgeKind::SyncApi);
+    if let Some(d) = flows.dependency.as_mut() {
+        d.data_flows = vec!["pii".into(), "pii".into()];
+    }
+    let e = r
+        .client
+        .declare_dependency(flows)
+        .await
+        .expect_err("repeated flow");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("repeats"), "{e:?}");
+
+    r.client
+        .register_service(pb::RegisterServiceRequest {
+            service: Some(entry("ledger", 1, true, "payments")),
+        })
+        .await
+        .expect("register");
+    r.client
+        .register_service(pb::RegisterServiceRequest {
+            service: Some(entry("till", 2, false, "retail")),
+        })
+        .await
+        .expect("register");
+    r.client
+        .declare_dependency(dep("till", "ledger", pb::EdgeKind::SyncApi))
+        .await
+        .expect("declare");
+    r.server.stop().await;
+    let store = flotilla_store::open(&format!("sqlite://{}", db.display()), "unused")
+        .await
+        .expect("store");
+    let units: Vec<(String, String)> = store
+        .read_all(1, 100)
+        .await
+        .expect("read")
+        .into_iter()
+        .filter(|e| e.stream_id.as_str() == "dependency-catalog")
+        .map(|e| (e.event_type, e.metadata.business_unit))
+        .collect();
+    assert_eq!(
+        units,
+        vec![
+            (
+                "flotilla.dependency.v1.ServiceRegistered".to_owned(),
+                "payments".to_owned()
+            ),
+            (
+                "flotilla.dependency.v1.ServiceRegistered".to_owned(),
+                "retail".to_owned()
+            ),
+            // A dependency is the consumer's.
+            (
+                "flotilla.dependency.v1.DependencyDeclared".to_owned(),
+                "retail".to_owned()
+            ),
+        ]
+    );
+}

@@ -50,13 +50,14 @@ fn status(e: AppError) -> Status {
         AppError::Decode { .. } => Status::data_loss(e.to_string()),
         AppError::AccessPolicy(_) => Status::invalid_argument(e.to_string()),
     };
+    let message = flotilla_core::names::capped(s.message()).into_owned();
     match s.code() {
         tonic::Code::Unavailable | tonic::Code::DataLoss => {
-            tracing::error!(error = %e, "request failed")
+            tracing::error!(error = %message, "request failed")
         }
-        _ => tracing::info!(error = %e, code = ?s.code(), "request refused"),
+        _ => tracing::info!(error = %message, code = ?s.code(), "request refused"),
     }
-    s
+    Status::new(s.code(), message)
 }
 
 fn domain(e: DomainError) -> Status {
@@ -134,16 +135,24 @@ pub fn server(ctx: ServiceContext) -> GovernanceServiceServer<GovernanceApi> {
 }
 
 fn key(release: String, environment: String) -> Result<ReleaseEnv, Status> {
-    if release.is_empty() || release.len() > 128 {
-        return Err(Status::invalid_argument("release: must be 1-128 bytes"));
-    }
-    if environment.is_empty() || environment.len() > 64 {
-        return Err(Status::invalid_argument("environment: must be 1-64 bytes"));
-    }
+    use flotilla_core::names;
+    names::id("release", &release).map_err(|e| domain(crate::domain::name_error(e)))?;
+    names::label("environment", &environment).map_err(|e| domain(crate::domain::name_error(e)))?;
     Ok(ReleaseEnv {
         release,
         environment,
     })
+}
+
+/// An explicit unit filter: the caller must be allowed to see that unit (one rule for every
+/// list: naming a unit you may not see is PERMISSION_DENIED; naming none lists what you see).
+fn unit_filter(call: &Call, business_unit: &str) -> Result<(), Status> {
+    if business_unit.is_empty() {
+        return Ok(());
+    }
+    flotilla_core::names::label("business_unit", business_unit)
+        .map_err(|e| domain(crate::domain::name_error(e)))?;
+    call.allow_in(business_unit, &AccessContext::default())
 }
 
 fn now_or(field: &str, t: Option<&prost_types::Timestamp>) -> Result<Timestamp, Status> {
@@ -386,6 +395,7 @@ impl GovernanceService for GovernanceApi {
                     policy,
                     expected_version: r.expected_version,
                     at,
+                    known_roles: self.ctx.authorizer.policy().roles(),
                 },
                 call.with_md(""),
             )
@@ -516,8 +526,15 @@ impl GovernanceService for GovernanceApi {
     ) -> Result<Response<pb::ListApprovalRequestsResponse>, Status> {
         let call = self.call(&request).await?;
         let r = request.into_inner();
-        if !r.business_unit.is_empty() {
-            call.allow_in(&r.business_unit, &AccessContext::default())?;
+        unit_filter(&call, &r.business_unit)?;
+        if r.status != 0 && pb::ApprovalStatus::try_from(r.status).is_err() {
+            return Err(domain(crate::domain::invalid(
+                "status",
+                format!(
+                    "{} is not an approval status; use APPROVAL_STATUS_PENDING, _APPROVED, _REJECTED or _EXPIRED (or leave it out)",
+                    r.status
+                ),
+            )));
         }
         let at = Timestamp::now();
         let mut requests = self.app.query(|g| {
@@ -573,7 +590,13 @@ impl GovernanceService for GovernanceApi {
         }
         let id = decision.change_request_id.clone();
         self.app
-            .execute(Command::RecordCabDecision { decision }, call.with_md(""))
+            .execute(
+                Command::RecordCabDecision {
+                    decision,
+                    at: Timestamp::now(),
+                },
+                call.with_md(""),
+            )
             .await
             .map_err(status)?;
         self.found(format!("CAB decision {id}"), |g| {
@@ -672,8 +695,8 @@ impl GovernanceService for GovernanceApi {
         request: Request<pb::ListFreezeWindowsRequest>,
     ) -> Result<Response<pb::ListFreezeWindowsResponse>, Status> {
         let call = self.call(&request).await?;
-        self.app.ensure_loaded().await.map_err(status)?;
         let r = request.into_inner();
+        unit_filter(&call, &r.business_unit)?;
         let active_at = opt_ts("active_at", r.active_at.as_ref()).map_err(domain)?;
         let windows = self.app.query(|g| {
             g.windows
@@ -752,6 +775,7 @@ impl GovernanceService for GovernanceApi {
     ) -> Result<Response<pb::ListDeviationsResponse>, Status> {
         let call = self.call(&request).await?;
         let r = request.into_inner();
+        unit_filter(&call, &r.business_unit)?;
         let deviations = self.app.query(|g| {
             g.deviations
                 .values()
@@ -826,6 +850,7 @@ impl GovernanceService for GovernanceApi {
     ) -> Result<Response<pb::ListRollbackDecisionsResponse>, Status> {
         let call = self.call(&request).await?;
         let r = request.into_inner();
+        unit_filter(&call, &r.business_unit)?;
         let decisions = self.app.query(|g| {
             g.rollbacks
                 .values()

@@ -315,12 +315,7 @@ impl Catalog {
                 publish,
             } => {
                 self.require(&doc.service)?;
-                if doc.name.trim().is_empty() || doc.name.len() > 128 {
-                    return Err(DomainError::Invalid {
-                        field: "name",
-                        reason: "a schema name is 1 to 128 characters".into(),
-                    });
-                }
+                named("name", flotilla_core::names::id("name", &doc.name))?;
                 if let Some(existing) = self
                     .schemas
                     .get(&(doc.service.clone(), doc.name.clone()))
@@ -382,12 +377,7 @@ impl Catalog {
                 at,
             } => {
                 check_environment(&environment)?;
-                if tag.trim().is_empty() || tag.len() > 64 {
-                    return Err(DomainError::Invalid {
-                        field: "tag",
-                        reason: "a tag is 1 to 64 characters".into(),
-                    });
-                }
+                named("tag", flotilla_core::names::id("tag", &tag))?;
                 if self.tags.contains_key(&(environment.clone(), tag.clone())) {
                     return Err(DomainError::Conflict(format!(
                         "{tag} already names a footprint of {environment}; tags are immutable"
@@ -550,18 +540,20 @@ impl flotilla_core::Aggregate for Catalog {
 #[cfg(test)]
 mod tests;
 
+/// The platform's naming rule (flotilla_core::names) as this service's refusal of `field`.
+pub(crate) fn named(
+    field: &'static str,
+    checked: std::result::Result<(), flotilla_core::names::NameError>,
+) -> Result<()> {
+    checked.map_err(|e| DomainError::Invalid {
+        field,
+        reason: e.reason,
+    })
+}
+
 fn check_environment(env: &str) -> Result<()> {
-    let ok = !env.is_empty()
-        && env.len() <= 63
-        && env
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(DomainError::Invalid {
-            field: "environment",
-            reason: format!("{env:?} must be 1 to 63 lowercase letters, digits or '-'"),
-        })
-    }
+    named(
+        "environment",
+        flotilla_core::names::label("environment", env),
+    )
 }

@@ -34,7 +34,8 @@ impl ServiceName {
             Err(DomainError::Invalid {
                 field: "service name",
                 reason: format!(
-                    "{s:?} must be a DNS name: labels of 1 to 63 lowercase letters, digits or '-' (not at a label's start or end) separated by '.', starting with a letter, at most 253 characters"
+                    "{} must be a DNS name: labels of 1 to 63 lowercase letters, digits or '-' (not at a label's start or end) separated by '.', starting with a letter, at most 253 characters",
+                    flotilla_core::names::shown(s)
                 ),
             })
         }
@@ -116,18 +117,12 @@ pub struct ServiceSpec {
 impl ServiceSpec {
     /// Checks the free-text fields.
     pub fn validate(&self) -> Result<()> {
-        for (field, v) in [
-            ("owner team", &self.owner_team),
-            ("business unit", &self.business_unit),
-        ] {
-            if v.trim().is_empty() || v.len() > 128 {
-                return Err(DomainError::Invalid {
-                    field,
-                    reason: format!("{v:?} must be 1 to 128 characters"),
-                });
-            }
-        }
-        Ok(())
+        use flotilla_core::names;
+        super::named(
+            "business unit",
+            names::label("business unit", &self.business_unit),
+        )?;
+        super::named("owner team", names::id("owner team", &self.owner_team))
     }
 }
 
@@ -163,17 +158,21 @@ pub struct Dependency {
 
 impl Dependency {
     pub fn validate(&self) -> Result<()> {
+        if self.data_flows.len() > MAX_DATA_FLOWS {
+            return Err(DomainError::Invalid {
+                field: "data flow",
+                reason: format!("at most {MAX_DATA_FLOWS} data flows on an edge"),
+            });
+        }
         for d in &self.data_flows {
-            if d.trim().is_empty() || d.len() > 64 {
-                return Err(DomainError::Invalid {
-                    field: "data flow",
-                    reason: format!("{d:?} must be 1 to 64 characters"),
-                });
-            }
+            super::named("data flow", flotilla_core::names::label("data flow", d))?;
         }
         Ok(())
     }
 }
+
+/// Most data classes one edge may carry.
+pub const MAX_DATA_FLOWS: usize = 50;
 
 /// Most services one pin may hold.
 pub const MAX_PIN_SERVICES: usize = 200;
@@ -188,12 +187,7 @@ pub struct CoDeploymentPin {
 
 impl CoDeploymentPin {
     pub fn validate(&self) -> Result<()> {
-        if self.group.trim().is_empty() || self.group.len() > 64 {
-            return Err(DomainError::Invalid {
-                field: "group",
-                reason: "a group name is 1 to 64 characters".into(),
-            });
-        }
+        super::named("group", flotilla_core::names::id("group", &self.group))?;
         let distinct: std::collections::BTreeSet<&ServiceName> = self.services.iter().collect();
         if distinct.len() != self.services.len() {
             return Err(DomainError::Invalid {
@@ -207,12 +201,16 @@ impl CoDeploymentPin {
                 reason: format!("a pin holds at most {MAX_PIN_SERVICES} services"),
             });
         }
-        if self.reason.trim().is_empty() || self.reason.len() > 1_000 {
+        if self.reason.trim().is_empty() {
             return Err(DomainError::Invalid {
                 field: "reason",
                 reason: "say why these services move together".into(),
             });
         }
+        super::named(
+            "reason",
+            flotilla_core::names::text("reason", &self.reason, 1_000),
+        )?;
         Ok(())
     }
 }

@@ -9,6 +9,25 @@ fn plus_minutes(t: Timestamp, m: u32) -> Timestamp {
     Timestamp(t.0 + i64::from(m) * MINUTE)
 }
 
+fn label(field: &str, s: &str) -> Result<()> {
+    names::label(field, s).map_err(name_error)
+}
+
+fn id(field: &str, s: &str) -> Result<()> {
+    names::id(field, s).map_err(name_error)
+}
+
+fn role_name(field: &str, s: &str) -> Result<()> {
+    names::role(field, s).map_err(name_error)
+}
+
+fn list<T: PartialEq>(field: &str, items: &[T], max: usize) -> Result<()> {
+    names::list(field, items, max).map_err(name_error)
+}
+
+/// How far ahead of the server's clock a time that should be past may be (clock skew).
+const SKEW: i64 = 5 * MINUTE;
+
 pub(crate) fn check_text(field: &str, s: &str, max: usize) -> Result<()> {
     if s.trim().is_empty() {
         return Err(invalid(field, "is empty"));
@@ -40,10 +59,7 @@ fn check_facts_shape(f: &ReleaseFacts) -> Result<()> {
 }
 
 fn check_facts(f: &ReleaseFacts) -> Result<()> {
-    check_text("release.release", &f.release, 128)?;
-    check_text("release.environment", &f.environment, 64)?;
-    check_text("release.service", &f.service, 128)?;
-    check_text("release.business_unit", &f.business_unit, 128)?;
+    label("release.business_unit", &f.business_unit)?;
     check_text("release.author", &f.author, 256)?;
     check_text("release.version", &f.version, 64)?;
     if !(1..=4).contains(&f.tier) {
@@ -75,6 +91,7 @@ impl Governance {
                 policy,
                 expected_version,
                 at,
+                known_roles,
             } => {
                 if expected_version != self.policy_version {
                     return Err(DomainError::StalePolicy {
@@ -82,7 +99,7 @@ impl Governance {
                         current: self.policy_version,
                     });
                 }
-                policy.validate()?;
+                policy.validate_with(&known_roles)?;
                 Ok((
                     StreamKey::Policy,
                     vec![Event::PolicySet {
@@ -185,6 +202,7 @@ impl Governance {
                 by,
                 at,
             } => {
+                role_name("role", &role)?;
                 let r = self.pending_request(&key, at)?;
                 check_optional("comment", &comment, 4096)?;
                 self.check_role_for(r, &key, &role, &by, at)?;
@@ -236,6 +254,7 @@ impl Governance {
                 by,
                 at,
             } => {
+                role_name("role", &role)?;
                 let r = self.pending_request(&key, at)?;
                 check_text("comment", &comment, 4096)?;
                 self.check_role_for(r, &key, &role, &by, at)?;
@@ -250,17 +269,30 @@ impl Governance {
                     }],
                 ))
             }
-            Command::RecordCabDecision { mut decision } => {
-                check_text("change_request_id", &decision.change_request_id, 64)?;
+            Command::RecordCabDecision { mut decision, at } => {
+                id("decision.change_request_id", &decision.change_request_id)?;
                 if decision.covers.is_empty() || decision.covers.len() > 1_000 {
                     return Err(invalid(
-                        "covers",
+                        "decision.covers",
                         "a CAB decision covers 1 to 1000 release/environment pairs",
                     ));
                 }
+                list("decision.covers", &decision.covers, 1_000)?;
                 for c in &decision.covers {
-                    check_text("covers.release", &c.release, 128)?;
-                    check_text("covers.environment", &c.environment, 64)?;
+                    id("decision.covers.release", &c.release)?;
+                    label("decision.covers.environment", &c.environment)?;
+                }
+                list("decision.satisfies_roles", &decision.satisfies_roles, 10)?;
+                list("decision.members", &decision.members, 100)?;
+                if decision.decided_at.0 > at.0 + SKEW {
+                    return Err(invalid(
+                        "decision.decided_at",
+                        format!(
+                            "{} is in the future (now {}); record a decision once it is taken",
+                            decision.decided_at.to_rfc3339(),
+                            at.to_rfc3339()
+                        ),
+                    ));
                 }
                 if decision.satisfies_roles.is_empty() {
                     decision.satisfies_roles = vec![CAB_ROLE.to_owned()];
@@ -313,6 +345,21 @@ impl Governance {
             }
             Command::CreateFreezeWindow { window, by } => {
                 check_text("window.name", &window.name, 128)?;
+                names::optional_label("window.business_unit", &window.business_unit)
+                    .map_err(name_error)?;
+                list(
+                    "window.scope.business_units",
+                    &window.scope.business_units,
+                    100,
+                )?;
+                for u in &window.scope.business_units {
+                    label("window.scope.business_units", u)?;
+                }
+                list("window.scope.environments", &window.scope.environments, 50)?;
+                for e in &window.scope.environments {
+                    label("window.scope.environments", e)?;
+                }
+                list("window.scope.tiers", &window.scope.tiers, 4)?;
                 if window.kind == WindowKind::Embargo && !Self::may_set_embargo(&by) {
                     return Err(DomainError::NotInRole(format!(
                         "only a {COMPLIANCE_OFFICER} sets embargoes; {} is not one",
@@ -385,9 +432,10 @@ impl Governance {
                 ))
             }
             Command::RequestDeviation { deviation, at } => {
-                check_text("deviation.release", &deviation.release, 128)?;
-                check_text("deviation.environment", &deviation.environment, 64)?;
-                check_text("deviation.business_unit", &deviation.business_unit, 128)?;
+                id("deviation.release", &deviation.release)?;
+                label("deviation.environment", &deviation.environment)?;
+                label("deviation.business_unit", &deviation.business_unit)?;
+                role_name("deviation.requester_role", &deviation.requester_role)?;
                 check_text("deviation.justification", &deviation.justification, 8192)?;
                 if deviation.compensating_controls.is_empty() {
                     return Err(invalid(
@@ -395,6 +443,11 @@ impl Governance {
                         "name at least one compensating control",
                     ));
                 }
+                list(
+                    "deviation.compensating_controls",
+                    &deviation.compensating_controls,
+                    20,
+                )?;
                 for c in &deviation.compensating_controls {
                     check_text("deviation.compensating_controls", c, 1024)?;
                 }
@@ -444,6 +497,7 @@ impl Governance {
                 by,
                 at,
             } => {
+                role_name("role", &role)?;
                 let d = self
                     .deviations
                     .get(&id)
@@ -508,11 +562,11 @@ impl Governance {
                 Ok((StreamKey::Deviation(id), vec![event]))
             }
             Command::OpenRollbackDecision { mut decision } => {
-                check_text("decision.release", &decision.release, 128)?;
-                check_text("decision.environment", &decision.environment, 64)?;
-                check_text("decision.service", &decision.service, 128)?;
-                check_text("decision.business_unit", &decision.business_unit, 128)?;
-                check_text("decision.metric", &decision.metric, 128)?;
+                id("decision.release", &decision.release)?;
+                label("decision.environment", &decision.environment)?;
+                id("decision.service", &decision.service)?;
+                label("decision.business_unit", &decision.business_unit)?;
+                id("decision.metric", &decision.metric)?;
                 if !decision.observed.is_finite() {
                     return Err(invalid("decision.observed", "is not a finite number"));
                 }

@@ -423,6 +423,8 @@ pub enum Command {
         policy: PolicyDocument,
         expected_version: u64,
         at: Timestamp,
+        /// The roles anyone can hold (those the access policy in force names).
+        known_roles: BTreeSet<String>,
     },
     OpenApprovalRequest {
         id: Uuid,
@@ -449,6 +451,8 @@ pub enum Command {
     },
     RecordCabDecision {
         decision: CabDecision,
+        /// Now: a decision dated later is refused.
+        at: Timestamp,
     },
     CreateFreezeWindow {
         window: FreezeWindow,

@@ -1,7 +1,9 @@
 //! The governance policy: approval thresholds by tier x risk band with business-unit overrides,
 //! the release naming rule, rollback criteria per tier and approval time limits.
 
-use super::{PEER_REVIEW, Result, invalid};
+use std::collections::BTreeSet;
+
+use super::{PEER_REVIEW, Result, invalid, name_error, names};
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RoleRequirement {
@@ -133,11 +135,116 @@ fn check_role(field: &str, role: &str) -> Result<()> {
     Ok(())
 }
 
+/// Most approval rules a policy may hold.
+pub const MAX_RULES: usize = 500;
+
 impl PolicyDocument {
-    /// Checks the document: tiers 1-4, bands within 0-100, roles well formed, limits set.
+    /// Checks a document someone sets: the shape ([`PolicyDocument::validate`]), and that
+    /// every role it names is one people can hold (`known_roles`, the roles the access policy
+    /// names, and the peer review any approver gives), risk bands of one tier partition 0-100
+    /// without overlapping, no rule repeats another or requires nothing.
+    pub fn validate_with(&self, known_roles: &BTreeSet<String>) -> Result<()> {
+        self.validate()?;
+        let known = |field: &str, role: &str| -> Result<()> {
+            if role == PEER_REVIEW || known_roles.contains(role) {
+                return Ok(());
+            }
+            Err(invalid(
+                field,
+                format!(
+                    "role {role} is not a role anyone holds; known roles: {}",
+                    known_roles
+                        .iter()
+                        .map(String::as_str)
+                        .chain(std::iter::once(PEER_REVIEW))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ))
+        };
+        for (i, r) in self.approval_rules.iter().enumerate() {
+            let f = format!("approval_rules[{i}]");
+            if r.requirements.is_empty() {
+                return Err(invalid(
+                    &f,
+                    "requires no approval; every rule names at least one role",
+                ));
+            }
+            let roles: Vec<&str> = r.requirements.iter().map(|q| q.role.as_str()).collect();
+            names::list(&format!("{f}.requirements"), &roles, 20).map_err(name_error)?;
+            for q in &r.requirements {
+                known(&format!("{f}.requirements"), &q.role)?;
+            }
+            names::optional_label(&format!("{f}.business_unit"), &r.business_unit)
+                .map_err(name_error)?;
+            names::list(&format!("{f}.environments"), &r.environments, 50).map_err(name_error)?;
+            for e in &r.environments {
+                names::label(&format!("{f}.environments"), e).map_err(name_error)?;
+            }
+            // Rules of one unit, environment set and tier are bands that must not overlap (an
+            // identical rule overlaps itself).
+            let envs: BTreeSet<&String> = r.environments.iter().collect();
+            if let Some((j, _)) = self.approval_rules[..i].iter().enumerate().find(|(_, o)| {
+                o.business_unit == r.business_unit
+                    && o.tier == r.tier
+                    && o.environments.iter().collect::<BTreeSet<_>>() == envs
+                    && o.min_risk <= r.max_risk
+                    && r.min_risk <= o.max_risk
+            }) {
+                return Err(invalid(
+                    &f,
+                    format!(
+                        "risk band {}..{} of tier {} overlaps approval_rules[{j}]; the bands of a tier must partition 0..100",
+                        r.min_risk, r.max_risk, r.tier
+                    ),
+                ));
+            }
+        }
+        names::list("escalate_to", &self.escalate_to, 20).map_err(name_error)?;
+        for r in &self.escalate_to {
+            known("escalate_to", r)?;
+        }
+        if self.rollback_criteria.len() > 4 {
+            return Err(invalid(
+                "rollback_criteria",
+                "at most one entry per tier (4)",
+            ));
+        }
+        for (i, c) in self.rollback_criteria.iter().enumerate() {
+            let f = format!("rollback_criteria[{i}]");
+            if self.rollback_criteria[..i].iter().any(|o| o.tier == c.tier) {
+                return Err(invalid(&f, format!("tier {} has criteria already", c.tier)));
+            }
+            names::list(&format!("{f}.notify"), &c.notify, 20).map_err(name_error)?;
+            for n in &c.notify {
+                names::role(&format!("{f}.notify"), n).map_err(name_error)?;
+                known(&format!("{f}.notify"), n)?;
+            }
+            if c.thresholds.len() > 20 {
+                return Err(invalid(&format!("{f}.thresholds"), "at most 20 thresholds"));
+            }
+            for t in &c.thresholds {
+                names::id(&format!("{f}.thresholds.metric"), &t.metric).map_err(name_error)?;
+            }
+        }
+        if let VersionScheme::Calver(p) = &self.naming.scheme
+            && p.len() > 64
+        {
+            return Err(invalid("naming.calver_pattern", "is longer than 64 bytes"));
+        }
+        Ok(())
+    }
+
+    /// Checks the document's shape: tiers 1-4, bands within 0-100, roles well formed, limits set.
     pub fn validate(&self) -> Result<()> {
-        if self.approval_rules.len() > 1_000 {
-            return Err(invalid("approval_rules", "more than 1000 rules"));
+        if self.approval_rules.len() > MAX_RULES {
+            return Err(invalid(
+                "approval_rules",
+                format!(
+                    "{} rules, at most {MAX_RULES} allowed",
+                    self.approval_rules.len()
+                ),
+            ));
         }
         for (i, r) in self.approval_rules.iter().enumerate() {
             let f = format!("approval_rules[{i}]");

@@ -54,6 +54,25 @@ fn facts(release: &str, env: &str, tier: u8, risk: u8, pii: bool) -> ReleaseFact
     }
 }
 
+/// The roles of the shipped access policy.
+fn roles() -> BTreeSet<String> {
+    [
+        "admin",
+        "release-manager",
+        "developer",
+        "service-owner",
+        "security",
+        "business",
+        "cab",
+        "compliance-officer",
+        "auditor",
+        "scheduler",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
+}
+
 fn key(release: &str, env: &str) -> ReleaseEnv {
     ReleaseEnv {
         release: release.into(),
@@ -305,6 +324,7 @@ fn cab_decision_satisfies_without_a_second_review() {
     run(
         &mut g,
         Command::RecordCabDecision {
+            at: at(10_000),
             decision: CabDecision {
                 change_request_id: "CHG0031234".into(),
                 approved: true,
@@ -341,6 +361,7 @@ fn cab_decision_satisfies_without_a_second_review() {
     // The same change request cannot be recorded twice.
     assert!(matches!(
         g.decide(Command::RecordCabDecision {
+            at: at(10_000),
             decision: g.cab["CHG0031234"].clone()
         }),
         Err(DomainError::AlreadyExists(_))
@@ -569,6 +590,7 @@ fn deadlines_escalate_then_expire_and_gate_reports_every_reason() {
     run(
         &mut g,
         Command::SetPolicy {
+            known_roles: roles(),
             policy: p,
             expected_version: 0,
             at: at(0),
@@ -577,6 +599,7 @@ fn deadlines_escalate_then_expire_and_gate_reports_every_reason() {
     .expect("policy");
     assert!(matches!(
         g.decide(Command::SetPolicy {
+            known_roles: roles(),
             policy: PolicyDocument::default(),
             expected_version: 0,
             at: at(0)
@@ -738,6 +761,7 @@ fn second_reading_rules_hold() {
     open(&mut g, facts("r5", "prod", 1, 80, true), false, at(0));
     let cab = |id: &str, approved: bool, roles: Vec<String>, members: Vec<String>| {
         Command::RecordCabDecision {
+            at: at(10_000),
             decision: CabDecision {
                 change_request_id: id.into(),
                 approved,
@@ -1126,7 +1150,9 @@ fn windows_count_from_when_they_were_created() {
     let later = g.check_gate(&k, at(200));
     assert!(!later.allowed);
     assert!(
-        later.reasons[0].message.contains("until 2026-11-02T08:20:00Z"),
+        later.reasons[0]
+            .message
+            .contains("until 2026-11-02T08:20:00Z"),
         "times are RFC 3339: {:?}",
         later.reasons
     );
