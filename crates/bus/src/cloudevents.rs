@@ -113,39 +113,42 @@ impl CloudEvent {
         self.extensions.get(name).map(String::as_str)
     }
 
-    fn attributes(&self) -> Vec<(String, String)> {
-        let mut v = vec![
-            ("id".to_owned(), self.id.clone()),
-            ("source".to_owned(), self.source.clone()),
-            ("type".to_owned(), self.ty.clone()),
-            ("specversion".to_owned(), self.specversion.clone()),
-        ];
+    /// Calls `f` with each binary-mode header (name, value) of a binding, without building
+    /// intermediate collections: names of the attributes Flotilla sends are static, values are
+    /// encoded only when they need it.
+    pub fn each_header(
+        &self,
+        binding: Binding,
+        mut f: impl FnMut(std::borrow::Cow<'static, str>, std::borrow::Cow<'_, str>),
+    ) {
+        let mut put = |attr: &str, value: &str| {
+            f(header_name(binding, attr), binding.encode_value(value));
+        };
+        put("id", &self.id);
+        put("source", &self.source);
+        put("type", &self.ty);
+        put("specversion", &self.specversion);
         if let Some(t) = &self.time {
-            v.push(("time".into(), t.clone()));
+            put("time", t);
         }
         if let Some(s) = &self.subject {
-            v.push(("subject".into(), s.clone()));
+            put("subject", s);
         }
-        for (k, val) in &self.extensions {
-            v.push((k.clone(), val.clone()));
+        for (k, v) in &self.extensions {
+            put(k, v);
         }
-        v
+        if let Some(ct) = &self.datacontenttype {
+            f(
+                std::borrow::Cow::Borrowed(binding.content_type_header()),
+                binding.encode_value(ct),
+            );
+        }
     }
 
     /// Binary-mode headers in a protocol binding.
     pub fn to_headers(&self, binding: Binding) -> Vec<(String, String)> {
-        let prefix = binding.prefix();
-        let mut h: Vec<(String, String)> = self
-            .attributes()
-            .into_iter()
-            .map(|(k, v)| (format!("{prefix}{k}"), binding.encode_value(&v)))
-            .collect();
-        if let Some(ct) = &self.datacontenttype {
-            h.push((
-                binding.content_type_header().to_owned(),
-                binding.encode_value(ct),
-            ));
-        }
+        let mut h = Vec::with_capacity(self.extensions.len() + 8);
+        self.each_header(binding, |k, v| h.push((k.into_owned(), v.into_owned())));
         h
     }
 
@@ -239,10 +242,11 @@ impl Binding {
         }
     }
 
-    fn encode_value(self, v: &str) -> String {
+    fn encode_value(self, v: &str) -> std::borrow::Cow<'_, str> {
         match self {
-            Self::Kafka => v.to_owned(),
-            Self::Nats => percent_encode(v),
+            Self::Kafka => std::borrow::Cow::Borrowed(v),
+            Self::Nats if !needs_percent_encoding(v) => std::borrow::Cow::Borrowed(v),
+            Self::Nats => std::borrow::Cow::Owned(percent_encode(v)),
         }
     }
 
@@ -254,6 +258,32 @@ impl Binding {
             Self::Nats => percent_decode(&unquote(v.trim())?),
         }
     }
+}
+
+/// The header of an attribute in a binding: static for the attributes Flotilla sends.
+fn header_name(binding: Binding, attr: &str) -> std::borrow::Cow<'static, str> {
+    macro_rules! known {
+        ($($a:literal),*) => {
+            match (binding, attr) {
+                $(
+                    (Binding::Kafka, $a) => return std::borrow::Cow::Borrowed(concat!("ce_", $a)),
+                    (Binding::Nats, $a) => return std::borrow::Cow::Borrowed(concat!("ce-", $a)),
+                )*
+                _ => {}
+            }
+        };
+    }
+    known!(
+        "id", "source", "type", "specversion", "time", "subject", "aggregatetype", "sequence",
+        "streamversion", "schemaversion", "businessunit", "actor", "traceparent",
+        "correlationid", "causationid", "commandid", "eventhash", "prevhash"
+    );
+    std::borrow::Cow::Owned(format!("{}{attr}", binding.prefix()))
+}
+
+fn needs_percent_encoding(v: &str) -> bool {
+    v.bytes()
+        .any(|b| !(0x21..=0x7e).contains(&b) || b == b'"' || b == b'%')
 }
 
 /// Percent-encodes what may not appear raw in a header value: controls, space, `"`, `%` and

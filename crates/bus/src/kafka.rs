@@ -137,13 +137,13 @@ impl Publisher for KafkaBus {
         let topic = self.topic(service);
         let mut pending = Vec::with_capacity(events.len());
         for ce in events {
-            let mut headers = OwnedHeaders::new_with_capacity(16);
-            for (k, v) in ce.to_headers(Binding::Kafka) {
-                headers = headers.insert(Header {
+            let mut headers = OwnedHeaders::new_with_capacity(24);
+            ce.each_header(Binding::Kafka, |k, v| {
+                headers = std::mem::replace(&mut headers, OwnedHeaders::new()).insert(Header {
                     key: &k,
                     value: Some(v.as_bytes()),
                 });
-            }
+            });
             let record = FutureRecord::to(&topic)
                 .key(ce.subject.as_deref().unwrap_or_default())
                 .payload(&ce.data)

@@ -194,12 +194,26 @@ impl Publisher for NatsBus {
 
     async fn publish(&self, service: &str, events: &[CloudEvent]) -> Result<()> {
         self.ensured(service).await?;
+        self.publish_in_order(service, events).await
+    }
+}
+
+impl NatsBus {
+    /// Publishes in order, with a bounded window of outstanding acks.
+    async fn publish_in_order(&self, service: &str, events: &[CloudEvent]) -> Result<()> {
         let mut outstanding: VecDeque<(PublishAckFuture, &str)> = VecDeque::new();
         for ce in events {
             let mut headers = async_nats::HeaderMap::new();
-            for (k, v) in ce.to_headers(Binding::Nats) {
-                headers.insert(k.as_str(), v.as_str());
-            }
+            ce.each_header(Binding::Nats, |k, v| {
+                let name = match k {
+                    std::borrow::Cow::Borrowed(s) => async_nats::HeaderName::from_static(s),
+                    std::borrow::Cow::Owned(s) => match s.parse() {
+                        Ok(n) => n,
+                        Err(_) => return,
+                    },
+                };
+                headers.insert(name, v.as_ref());
+            });
             let aggregate = ce.extension("aggregatetype").unwrap_or("event");
             let subject = self.namespace.subject(service, aggregate, &ce.ty);
             // `headers` replaces the whole map, so it goes before `message_id`.

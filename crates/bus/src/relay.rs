@@ -67,7 +67,7 @@ impl Relay {
             service: service.into(),
             publisher,
             outbound: Arc::new(PublishAll),
-            batch: 1_000,
+            batch: 5_000,
             retry_delay: Duration::from_millis(500),
         }
     }
@@ -94,7 +94,7 @@ impl Relay {
 
     async fn run_forever(&self) -> Result<()> {
         let name = self.checkpoint_name();
-        let mut published = self.store.load_checkpoint(&name).await?.unwrap_or(0);
+        let published = self.store.load_checkpoint(&name).await?.unwrap_or(0);
         tracing::info!(service = %self.service, bus = self.publisher.name(), from = published + 1, "relay starting");
         let mut sub = subscribe_all(
             self.store.clone(),
@@ -104,7 +104,19 @@ impl Relay {
                 poll_interval: Duration::from_millis(200),
             },
         );
+        // Batches are published and checkpointed in order by a task of their own, so the next
+        // batch is read and mapped while the previous one waits for its acks.
+        let (tx, rx) = tokio::sync::mpsc::channel::<(Vec<CloudEvent>, u64, usize)>(2);
+        let publishing = AbortOnDrop(tokio::spawn(publish_in_order(
+            self.store.clone(),
+            self.publisher.clone(),
+            self.service.clone(),
+            name,
+            self.retry_delay,
+            rx,
+        )));
         let mut pending = Vec::with_capacity(self.batch);
+        let mut last = published;
         loop {
             // Take what is ready now, up to a batch; wait only when nothing is pending.
             let item = if pending.is_empty() {
@@ -113,9 +125,7 @@ impl Relay {
                 // Nothing ready: publish what is pending (receiving is cancel-safe).
                 sub.next()
                     .now_or_never()
-                    .unwrap_or(Some(Ok(SubscriptionItem::CaughtUp {
-                        position: published,
-                    })))
+                    .unwrap_or(Some(Ok(SubscriptionItem::CaughtUp { position: last })))
             };
             match item {
                 Some(Ok(SubscriptionItem::Event(e))) => {
@@ -144,19 +154,56 @@ impl Relay {
                     )
                 })
                 .collect();
-            while !outgoing.is_empty() {
-                match self.publisher.publish(&self.service, &outgoing).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::warn!(service = %self.service, bus = self.publisher.name(), error = %e, "publish failed; retrying");
-                        tokio::time::sleep(self.retry_delay).await;
-                    }
-                }
+            last = pending.last().map_or(last, |e| e.global_position);
+            if tx.send((outgoing, last, pending.len())).await.is_err() {
+                // The publishing task ended: say why.
+                return match publishing.join().await {
+                    Ok(Err(e)) => Err(e),
+                    _ => Err(BusError::Closed),
+                };
             }
-            published = pending.last().map_or(published, |e| e.global_position);
-            self.store.save_checkpoint(&name, published).await?;
-            tracing::debug!(service = %self.service, bus = self.publisher.name(), position = published, count = pending.len(), "published");
             pending.clear();
         }
     }
+}
+
+/// Aborts a task when dropped (the relay stopped).
+struct AbortOnDrop(tokio::task::JoinHandle<Result<()>>);
+
+impl AbortOnDrop {
+    async fn join(mut self) -> std::result::Result<Result<()>, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Publishes batches in the order received, retrying each until the bus accepts it, and
+/// records each batch's last position as the checkpoint once it is accepted.
+async fn publish_in_order(
+    store: Arc<dyn EventStore>,
+    publisher: Arc<dyn Publisher>,
+    service: String,
+    checkpoint: String,
+    retry_delay: Duration,
+    mut batches: tokio::sync::mpsc::Receiver<(Vec<CloudEvent>, u64, usize)>,
+) -> Result<()> {
+    while let Some((outgoing, last, count)) = batches.recv().await {
+        while !outgoing.is_empty() {
+            match publisher.publish(&service, &outgoing).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(service = %service, bus = publisher.name(), error = %e, "publish failed; retrying");
+                    tokio::time::sleep(retry_delay).await;
+                }
+            }
+        }
+        store.save_checkpoint(&checkpoint, last).await?;
+        tracing::debug!(service = %service, bus = publisher.name(), position = last, count, "published");
+    }
+    Ok(())
 }
