@@ -185,7 +185,8 @@ async fn main() -> anyhow::Result<()> {
             .map(|e| flotilla_bus::CloudEvent::from_recorded(nats.namespace(), "bench", "item", e))
             .collect();
         let map = t.elapsed();
-        let other = Arc::new(NatsBus::connect(&nats_url(), Namespace::new(&fresh_namespace())?).await?);
+        let other =
+            Arc::new(NatsBus::connect(&nats_url(), Namespace::new(&fresh_namespace())?).await?);
         let t = Instant::now();
         for chunk in ces.chunks(5_000) {
             other.publish("bench", chunk).await?;
@@ -204,26 +205,42 @@ async fn main() -> anyhow::Result<()> {
             let m = async_nats::jetstream::message::PublishMessage::build()
                 .payload(e.payload.clone().into())
                 .message_id(e.event_id.to_string());
-            acks.push_back(js.send_publish(format!("{}.item.X", ns2.subject_root("bench")), m).await?);
+            acks.push_back(
+                js.send_publish(format!("{}.item.X", ns2.subject_root("bench")), m)
+                    .await?,
+            );
             if acks.len() > 2048 {
-                if let Some(a) = acks.pop_front() { a.await?; }
+                if let Some(a) = acks.pop_front() {
+                    a.await?;
+                }
             }
         }
-        for a in acks { a.await?; }
+        for a in acks {
+            a.await?;
+        }
         println!("raw minimal-header publish: {:?}", t.elapsed());
     }
     let per_sec = drain(store.clone(), nats, n).await?;
-    println!("| NATS JetStream | backlog drained (PostgreSQL store) | {n} | {per_sec:.0} events/s |");
+    println!(
+        "| NATS JetStream | backlog drained (PostgreSQL store) | {n} | {per_sec:.0} events/s |"
+    );
 
     for (label, options) in [
-        ("Kafka (tansu), batch.num.messages=1", vec![("batch.num.messages".to_owned(), "1".to_owned())]),
+        (
+            "Kafka (tansu), batch.num.messages=1",
+            vec![("batch.num.messages".to_owned(), "1".to_owned())],
+        ),
         ("Kafka (tansu), librdkafka's batching", vec![]),
     ] {
         let ns = fresh_namespace();
         let store = fresh_store(&ns).await?;
         let k = n.min(50_000);
         fill(&store, k).await?;
-        let kafka = Arc::new(KafkaBus::connect(&kafka_brokers(), Namespace::new(&ns)?, &options)?);
+        let kafka = Arc::new(KafkaBus::connect(
+            &kafka_brokers(),
+            Namespace::new(&ns)?,
+            &options,
+        )?);
         let per_sec = drain(store, kafka, k).await?;
         println!("| {label} | backlog drained (PostgreSQL store) | {k} | {per_sec:.0} events/s |");
     }

@@ -33,9 +33,73 @@ pub fn kafka_brokers() -> String {
 }
 
 /// A namespace of its own for one test, so tests (and any other deployment on the same
-/// brokers and database) never share a subject, stream, consumer, topic, group or schema.
+/// brokers and database) never share a subject, stream, consumer, topic, group or schema:
+/// `t` + the uuid v7's 12 hex digits of milliseconds + 12 random ones, so stale ones can be told
+/// by age.
 pub fn fresh_namespace() -> String {
-    format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[16..])
+    let u = uuid::Uuid::now_v7().simple().to_string();
+    format!("t{}{}", &u[..12], &u[20..])
+}
+
+/// How old a test namespace may get before a later run removes what it left.
+const STALE_AFTER_MS: u128 = 2 * 3600 * 1000;
+
+/// Whether a name starts with a test namespace older than [`STALE_AFTER_MS`].
+fn stale(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let Some(hex) = lower.strip_prefix('t').and_then(|r| r.get(..24)) else {
+        return false;
+    };
+    if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return false;
+    }
+    let Ok(ms) = u128::from_str_radix(&hex[..12], 16) else {
+        return false;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    now.saturating_sub(ms) > STALE_AFTER_MS
+}
+
+static CLEANED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// Removes the PostgreSQL schemas and JetStream streams earlier test runs left (once per
+/// process, only namespaces older than two hours, so a suite running beside this one keeps
+/// its own). Failures are ignored: cleaning is a courtesy, not part of a test.
+pub async fn clean_stale_test_namespaces() {
+    CLEANED
+        .get_or_init(|| async {
+            if let Ok(pool) = sqlx::PgPool::connect(&postgres_url()).await {
+                let schemas: Vec<(String,)> = sqlx::query_as(
+                    "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name LIKE 't%'",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+                for (schema,) in schemas.into_iter().filter(|(s,)| stale(s)) {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+                    )))
+                    .execute(&pool)
+                    .await;
+                }
+            }
+            if let Ok(client) = async_nats::connect(nats_url()).await {
+                use futures::StreamExt as _;
+                let js = async_nats::jetstream::new(client);
+                let names: Vec<String> = js
+                    .stream_names()
+                    .filter_map(|n| async move { n.ok() })
+                    .collect()
+                    .await;
+                for name in names.into_iter().filter(|n| stale(n)) {
+                    let _ = js.delete_stream(&name).await;
+                }
+            }
+        })
+        .await;
 }
 
 /// One served deployment of a test: its own namespace, PostgreSQL schemas, the given buses and
@@ -72,6 +136,7 @@ impl Deployment {
 
     /// Starts some of the six services of this deployment in one node.
     pub async fn start(&self, services: &[&str]) -> anyhow::Result<RunningNode> {
+        clean_stale_test_namespaces().await;
         let modules = all_services()
             .into_iter()
             .filter(|m| services.contains(&m.name()))

@@ -274,9 +274,24 @@ fn header_name(binding: Binding, attr: &str) -> std::borrow::Cow<'static, str> {
         };
     }
     known!(
-        "id", "source", "type", "specversion", "time", "subject", "aggregatetype", "sequence",
-        "streamversion", "schemaversion", "businessunit", "actor", "traceparent",
-        "correlationid", "causationid", "commandid", "eventhash", "prevhash"
+        "id",
+        "source",
+        "type",
+        "specversion",
+        "time",
+        "subject",
+        "aggregatetype",
+        "sequence",
+        "streamversion",
+        "schemaversion",
+        "businessunit",
+        "actor",
+        "traceparent",
+        "correlationid",
+        "causationid",
+        "commandid",
+        "eventhash",
+        "prevhash"
     );
     std::borrow::Cow::Owned(format!("{}{attr}", binding.prefix()))
 }
