@@ -26,3 +26,6 @@ FLOTILLA_BENCH_POSTGRES_URL="$pg" cargo bench -q -p flotilla-dependency-mapping 
 
 echo "== governance: CheckGate over gRPC (10,000 releases, 40 windows, 500 deviations)"
 cargo bench -q -p flotilla-governance --bench gate
+
+echo "== relay: backlog to NATS and Kafka, append -> NATS consumer latency"
+cargo bench -q -p flotilla-tests --bench relay
