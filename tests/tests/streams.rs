@@ -219,6 +219,20 @@ async fn two_deployments_on_one_nats_and_kafka_see_only_their_own() {
     assert_eq!(seen_b[0].headers["ce-businessunit"], "lending");
     assert_ne!(seen_b[0].headers["ce-id"], m.headers["ce-id"]);
 
+    // The stream keeps what the configuration says (documented defaults: 7 days, 120 s dedupe).
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url()).await.expect("nats"));
+    let mut stream = js
+        .get_stream(format!("{ns_a}_DEPENDENCY_MAPPING").to_ascii_uppercase())
+        .await
+        .expect("stream");
+    let info = stream.info().await.expect("info");
+    assert_eq!(info.config.max_age, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(info.config.duplicate_window, Duration::from_secs(120));
+    assert_eq!(
+        info.config.subjects,
+        vec![format!("{ns_a}.dependency-mapping.>")]
+    );
+
     // Governance's stream in A: the authenticated refusal is there, the anonymous one is not.
     let gov_seen = nats_messages(&ns_a, "governance", 2).await;
     let refusals: Vec<&Seen> = gov_seen

@@ -232,7 +232,8 @@ fn up_serves_six_services_until_sigterm() {
             break rest.split_whitespace().next().expect("address").to_owned();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
+    // The rest of its log, kept to check once it stopped.
+    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<String>>());
     // Without a token the node refuses, and says how to get one.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -807,4 +808,12 @@ fn up_serves_six_services_until_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(dir.path().join("data/compliance.db").exists());
+    // Written to a pipe, not a terminal: no colour codes.
+    let log = log.join().expect("log reader");
+    assert!(!log.is_empty());
+    assert!(
+        log.iter().all(|l| !l.contains('\u{1b}')),
+        "ANSI escape codes in a log that is not a terminal: {:?}",
+        log.iter().find(|l| l.contains('\u{1b}'))
+    );
 }
