@@ -209,10 +209,10 @@ async fn main() -> anyhow::Result<()> {
                 js.send_publish(format!("{}.item.X", ns2.subject_root("bench")), m)
                     .await?,
             );
-            if acks.len() > 2048 {
-                if let Some(a) = acks.pop_front() {
-                    a.await?;
-                }
+            if acks.len() > 2048
+                && let Some(a) = acks.pop_front()
+            {
+                a.await?;
             }
         }
         for a in acks {

@@ -235,6 +235,24 @@ impl RunningNode {
         ))
     }
 
+    /// A connected channel with a bearer token for `roles` in `business_unit`.
+    pub async fn as_caller(
+        &self,
+        subject: &str,
+        roles: &[&str],
+        business_unit: &str,
+    ) -> anyhow::Result<
+        tonic::service::interceptor::InterceptedService<
+            tonic::transport::Channel,
+            flotilla_auth::Bearer,
+        >,
+    > {
+        Ok(tonic::service::interceptor::InterceptedService::new(
+            self.channel().await?,
+            Self::bearer(subject, roles, business_unit),
+        ))
+    }
+
     /// Graceful shutdown; returns the node's result.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(s) = self.stop.take() {
@@ -242,4 +260,33 @@ impl RunningNode {
         }
         (&mut self.task).await?
     }
+}
+
+/// The services a node lists through gRPC server reflection v1 (what a generic client sees).
+pub async fn reflected_services(
+    channel: tonic::transport::Channel,
+) -> std::collections::BTreeSet<String> {
+    use tokio_stream::StreamExt as _;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut out = std::collections::BTreeSet::new();
+    let Ok(resp) = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+    else {
+        return out;
+    };
+    let mut resp = resp.into_inner();
+    while let Some(Ok(r)) = resp.next().await {
+        if let Some(MessageResponse::ListServicesResponse(l)) = r.message_response {
+            out.extend(l.service.into_iter().map(|s| s.name));
+        }
+    }
+    out
 }

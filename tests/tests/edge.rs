@@ -2,42 +2,14 @@
 //! reports health for what it serves only, says where an unserved service is not, and answers
 //! an oversized message RESOURCE_EXHAUSTED under the one configured limit.
 
-use std::collections::BTreeSet;
-
 use flotilla_proto::governance::v1 as pb;
 use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
 use flotilla_proto::orchestration::v1::orchestration_service_client::OrchestrationServiceClient;
 use flotilla_runtime::config::BusKind;
-use flotilla_tests::{Deployment, RunningNode};
-use tokio_stream::StreamExt;
+use flotilla_tests::{Deployment, RunningNode, reflected_services};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-
-async fn listed(channel: tonic::transport::Channel) -> BTreeSet<String> {
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    let req = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut resp = ServerReflectionClient::new(channel)
-        .server_reflection_info(tokio_stream::iter(vec![req]))
-        .await
-        .expect("reflection")
-        .into_inner();
-    let mut out = BTreeSet::new();
-    while let Some(r) = resp.next().await {
-        if let Some(MessageResponse::ListServicesResponse(l)) =
-            r.expect("reflection response").message_response
-        {
-            out.extend(l.service.into_iter().map(|s| s.name));
-        }
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_one_service_process_tells_only_of_what_it_serves() {
@@ -46,7 +18,7 @@ async fn a_one_service_process_tells_only_of_what_it_serves() {
     let node = deployment.start(&["governance"]).await.expect("start");
     let ch = node.channel().await.expect("connect");
 
-    let names = listed(ch.clone()).await;
+    let names = reflected_services(ch.clone()).await;
     assert!(
         names.contains("flotilla.governance.v1.GovernanceService"),
         "{names:?}"

@@ -2,7 +2,6 @@
 //! and state rebuilt from the stores on restart. Then one service served on PostgreSQL with its
 //! relay publishing to real NATS JetStream and Kafka.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use flotilla_bus::Bus;
@@ -13,7 +12,7 @@ use flotilla_core::store::AppendRequest;
 use flotilla_proto::common::v1::GetStatusRequest;
 use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
 use flotilla_runtime::config::BusKind;
-use flotilla_tests::{Deployment, RunningNode, kafka_brokers, nats_url};
+use flotilla_tests::{Deployment, RunningNode, kafka_brokers, nats_url, reflected_services};
 use tokio_stream::StreamExt;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -27,31 +26,6 @@ const SERVICES: [&str; 6] = [
     "flotilla.monitoring.v1.MonitoringService",
     "flotilla.compliance.v1.ComplianceService",
 ];
-
-async fn reflection_v1(channel: tonic::transport::Channel) -> BTreeSet<String> {
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    let req = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut resp = ServerReflectionClient::new(channel)
-        .server_reflection_info(tokio_stream::iter(vec![req]))
-        .await
-        .expect("reflection call")
-        .into_inner();
-    let mut out = BTreeSet::new();
-    while let Some(r) = resp.next().await {
-        if let Some(MessageResponse::ListServicesResponse(l)) =
-            r.expect("reflection response").message_response
-        {
-            out.extend(l.service.into_iter().map(|s| s.name));
-        }
-    }
-    out
-}
 
 async fn reflection_v1alpha_describes(channel: tonic::transport::Channel, symbol: &str) -> bool {
     use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
@@ -100,7 +74,7 @@ async fn embedded_node_serves_health_reflection_and_status_and_survives_restart(
         .expect_err("unknown service");
     assert_eq!(unknown.code(), tonic::Code::NotFound);
 
-    let listed = reflection_v1(channel.clone()).await;
+    let listed = reflected_services(channel.clone()).await;
     for s in SERVICES {
         assert!(listed.contains(s), "reflection v1 lists {s}: {listed:?}");
     }

@@ -20,21 +20,13 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
     match command {
         KeysCommand::PolicySigning { out } => {
             let key = flotilla_auth::PolicySigner::generate()?;
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(&out).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot create {}: {e}; choose a path that does not exist yet",
-                    out.display()
-                )
-            })?;
-            use std::io::Write;
-            f.write_all(key.seed_base64().as_bytes())?;
+            flotilla_runtime::access::create_owner_only(&out, key.seed_base64().as_bytes())
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot create {}: {e}; choose a path that does not exist yet",
+                        out.display()
+                    )
+                })?;
             eprintln!(
                 "wrote the signing key to {}; give governance access_policy_signing_key = {:?}",
                 out.display(),

@@ -60,19 +60,31 @@ pub async fn run(target: &Target, output: Output) -> anyhow::Result<ExitCode> {
     for m in crate::services::all() {
         match one(&channel, &bearer, m.name()).await {
             Ok(s) => {
+                let state = if s.chain_intact {
+                    "serving".to_owned()
+                } else {
+                    failed = true;
+                    eprintln!(
+                        "{}: {}; repair the store, or start it with --accept-chain-break {}@<position> once you have looked",
+                        s.service, s.chain_break, s.service
+                    );
+                    "NOT SERVING: chain broken".to_owned()
+                };
                 rows.push(vec![
                     s.service.clone(),
-                    "serving".into(),
+                    state.clone(),
                     s.store_backend.clone(),
                     s.head_position.to_string(),
                     s.head_hash.chars().take(16).collect(),
+                    s.verified_position.to_string(),
                 ]);
-                json.push(serde_json::json!({"service": s.service, "state": "serving", "store": s.store_backend, "head_position": s.head_position, "head_hash": s.head_hash, "version": s.version}));
+                json.push(serde_json::json!({"service": s.service, "state": if s.chain_intact { "serving" } else { "chain-broken" }, "store": s.store_backend, "head_position": s.head_position, "head_hash": s.head_hash, "version": s.version, "chain_intact": s.chain_intact, "chain_break": s.chain_break, "verified_position": s.verified_position}));
             }
             Err(st) if st.code() == tonic::Code::Unimplemented => {
                 rows.push(vec![
                     m.name().into(),
                     "not on this node".into(),
+                    String::new(),
                     String::new(),
                     String::new(),
                     String::new(),
@@ -90,13 +102,24 @@ pub async fn run(target: &Target, output: Output) -> anyhow::Result<ExitCode> {
                     String::new(),
                     String::new(),
                     String::new(),
+                    String::new(),
                 ]);
                 json.push(serde_json::json!({"service": m.name(), "state": "error", "error": st.message()}));
             }
         }
     }
     match output {
-        Output::Table => table(&["service", "state", "store", "head", "head hash"], &rows),
+        Output::Table => table(
+            &[
+                "service",
+                "state",
+                "store",
+                "head",
+                "head hash",
+                "chain checked to",
+            ],
+            &rows,
+        ),
         Output::Json => println!("{}", serde_json::to_string_pretty(&json)?),
     }
     Ok(if failed {

@@ -55,6 +55,16 @@ pub fn dev_secret(data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
+    match create_owner_only(&path, secret.as_bytes()) {
+        Ok(()) => Ok(secret.into_bytes()),
+        // Another process made it first.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => dev_secret(data_dir, false),
+        Err(e) => Err(anyhow::anyhow!("cannot create {}: {e}", path.display())),
+    }
+}
+
+/// Writes a new file only its owner may read; fails if it exists.
+pub fn create_owner_only(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -62,16 +72,8 @@ pub fn dev_secret(data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    match opts.open(&path) {
-        Ok(mut f) => {
-            use std::io::Write;
-            f.write_all(secret.as_bytes())?;
-            Ok(secret.into_bytes())
-        }
-        // Another process made it first.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => dev_secret(data_dir, false),
-        Err(e) => Err(anyhow::anyhow!("cannot create {}: {e}", path.display())),
-    }
+    use std::io::Write;
+    opts.open(path)?.write_all(contents)
 }
 
 /// Where tokens are checked against, from configuration: a JWKS (file or https URL) if set,
@@ -415,19 +417,8 @@ pub fn dev_signing_key(data_dir: &Path) -> anyhow::Result<flotilla_auth::PolicyS
     }
     std::fs::create_dir_all(data_dir)?;
     let key = flotilla_auth::PolicySigner::generate()?;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    match opts.open(&path) {
-        Ok(mut f) => {
-            use std::io::Write;
-            f.write_all(key.seed_base64().as_bytes())?;
-            Ok(key)
-        }
+    match create_owner_only(&path, key.seed_base64().as_bytes()) {
+        Ok(()) => Ok(key),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             Ok(flotilla_auth::PolicySigner::from_file(&path)?)
         }

@@ -56,21 +56,10 @@ fn facts(release: &str, env: &str, tier: u8, risk: u8, pii: bool) -> ReleaseFact
 
 /// The roles of the shipped access policy.
 fn roles() -> BTreeSet<String> {
-    [
-        "admin",
-        "release-manager",
-        "developer",
-        "service-owner",
-        "security",
-        "business",
-        "cab",
-        "compliance-officer",
-        "auditor",
-        "scheduler",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect()
+    flotilla_auth::KNOWN_ROLES
+        .iter()
+        .map(|r| (*r).to_owned())
+        .collect()
 }
 
 fn key(release: &str, env: &str) -> ReleaseEnv {
