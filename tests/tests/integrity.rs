@@ -196,11 +196,12 @@ async fn a_row_inserted_while_running_stops_the_service() {
     .await
     .expect("head");
     let next = head.0 + 1;
+    let forged_id = uuid::Uuid::now_v7();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO \"{schema}\".events (global_position, stream_id, stream_version, event_id, event_type, schema_version, payload, actor, business_unit, recorded_at_us, prev_hash, hash) VALUES ($1, 'window-forged', 0, $2, 'flotilla.governance.v1.FreezeWindowCancelled', 1, '\\x0a00', 'insider', '', 0, $3, $4)"
     )))
     .bind(next)
-    .bind(uuid::Uuid::now_v7())
+    .bind(forged_id)
     .bind(head.1.clone())
     .bind(vec![9u8; 32])
     .execute(&pool)
@@ -233,5 +234,59 @@ async fn a_row_inserted_while_running_stops_the_service() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(health(&node).await, ServingStatus::NotServing as i32);
+    // The relay published what was checked, never the forged row.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let js = async_nats::jetstream::new(
+        async_nats::connect(flotilla_tests::nats_url())
+            .await
+            .expect("nats"),
+    );
+    let stream_name = format!("{}_GOVERNANCE", deployment.config.namespace).to_ascii_uppercase();
+    if let Ok(stream) = js.get_stream(&stream_name).await {
+        use futures::StreamExt as _;
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+            .await
+            .expect("consumer");
+        let mut messages = consumer.messages().await.expect("messages");
+        while let Ok(Some(Ok(m))) =
+            tokio::time::timeout(Duration::from_millis(500), messages.next()).await
+        {
+            let id = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("ce-id"))
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            assert_ne!(id, forged_id.to_string(), "the forged row was published");
+        }
+    }
+    // The relay published what was checked, never the forged row.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let js = async_nats::jetstream::new(
+        async_nats::connect(flotilla_tests::nats_url())
+            .await
+            .expect("nats"),
+    );
+    let stream_name = format!("{}_GOVERNANCE", deployment.config.namespace).to_ascii_uppercase();
+    if let Ok(stream) = js.get_stream(&stream_name).await {
+        use futures::StreamExt as _;
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+            .await
+            .expect("consumer");
+        let mut messages = consumer.messages().await.expect("messages");
+        while let Ok(Some(Ok(m))) =
+            tokio::time::timeout(Duration::from_millis(500), messages.next()).await
+        {
+            let id = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("ce-id"))
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            assert_ne!(id, forged_id.to_string(), "the forged row was published");
+        }
+    }
     node.stop().await.expect("stop");
 }

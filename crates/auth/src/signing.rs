@@ -14,7 +14,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
 use crate::{AuthError, Result};
 
@@ -155,7 +155,7 @@ impl PolicyVerifier {
         let sig = Signature::from_bytes(&sig);
         self.keys
             .iter()
-            .find(|(_, k)| k.verify(message, &sig).is_ok())
+            .find(|(_, k)| k.verify_strict(message, &sig).is_ok())
             .map(|(text, _)| text.as_str())
             .ok_or_else(|| {
                 AuthError::Keys("the signature does not verify with any configured key".into())

@@ -29,6 +29,13 @@ pub trait Outbound: Send + Sync {
     }
 }
 
+/// What must hold before a batch is published (e.g. the store's hash chain checked up to it).
+#[async_trait::async_trait]
+pub trait PublishGate: Send + Sync {
+    /// Waits until `events` may be published; an error stops the relay before it publishes them.
+    async fn admit(&self, events: &[RecordedEvent]) -> std::result::Result<(), String>;
+}
+
 /// Every event published; aggregate types by the stream naming rule (`<aggregate>-<uuid>`).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PublishAll;
@@ -41,6 +48,7 @@ pub struct Relay {
     service: String,
     publisher: Arc<dyn Publisher>,
     outbound: Arc<dyn Outbound>,
+    gate: Option<Arc<dyn PublishGate>>,
     /// Most events per publish call.
     pub batch: usize,
     /// Pause after a failed publish before trying again.
@@ -67,6 +75,7 @@ impl Relay {
             service: service.into(),
             publisher,
             outbound: Arc::new(PublishAll),
+            gate: None,
             batch: 5_000,
             retry_delay: Duration::from_millis(500),
         }
@@ -75,6 +84,12 @@ impl Relay {
     /// Sets what the service's events look like on the bus.
     pub fn with_outbound(mut self, outbound: Arc<dyn Outbound>) -> Self {
         self.outbound = outbound;
+        self
+    }
+
+    /// Publishes a batch only once `gate` admits it.
+    pub fn with_gate(mut self, gate: Arc<dyn PublishGate>) -> Self {
+        self.gate = Some(gate);
         self
     }
 
@@ -140,6 +155,9 @@ impl Relay {
             }
             if pending.is_empty() {
                 continue;
+            }
+            if let Some(gate) = &self.gate {
+                gate.admit(&pending).await.map_err(BusError::Publish)?;
             }
             let namespace = self.publisher.namespace();
             let outgoing: Vec<CloudEvent> = pending

@@ -188,6 +188,20 @@ pub fn id(field: &str, s: &str) -> Result {
     Ok(())
 }
 
+/// Checks a name that refers to something that may already exist (a lookup, a filter, a
+/// reference): what was accepted under older rules must stay reachable, so only length and
+/// control or bidi characters are refused.
+pub fn reference(field: &str, s: &str, max: usize) -> Result {
+    length(field, s, max)?;
+    if s.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        return Err(refuse(
+            field,
+            format!("{} holds control or bidi characters", shown(s)),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks required free text of at most `max` bytes.
 pub fn text(field: &str, s: &str, max: usize) -> Result {
     if s.trim().is_empty() {

@@ -328,9 +328,13 @@ const FOLLOWER: &str = "access-policy-follower";
 static REPLACING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The newest access policy a store records as adopted (or replaced, for governance's own
-/// store), with its version.
+/// store), with its version. A recorded signature must verify with `keys` for `namespace`
+/// (records from before replacements were signed carry none and are taken as recorded: the
+/// store's chain vouches for them).
 pub async fn recorded_policy(
     store: &dyn EventStore,
+    keys: &flotilla_auth::PolicyVerifier,
+    namespace: &str,
 ) -> anyhow::Result<Option<(u64, AccessPolicy)>> {
     use flotilla_core::store::Direction;
     let mut best: Option<(u64, AccessPolicy)> = None;
@@ -342,20 +346,26 @@ pub async fn recorded_policy(
             .read_stream(&id, None, Direction::Backwards, 1)
             .await?;
         let Some(e) = last.first() else { continue };
-        let (version, text) = match e.event_type.as_str() {
+        let (version, text, sha256, signature) = match e.event_type.as_str() {
             ACCESS_POLICY_ADOPTED => {
                 let m =
                     flotilla_proto::common::v1::AccessPolicyAdopted::decode(e.payload.as_slice())?;
-                (m.version, m.policy)
+                (m.version, m.policy, m.sha256, m.signature)
             }
             ACCESS_POLICY_REPLACED => {
                 let m = flotilla_proto::governance::v1::AccessPolicyReplaced::decode(
                     e.payload.as_slice(),
                 )?;
-                (m.version, m.policy)
+                (m.version, m.policy, m.sha256, m.signature)
             }
             _ => continue,
         };
+        if !signature.is_empty()
+            && let Err(err) = keys.verify(namespace, version, &sha256, &signature)
+        {
+            tracing::error!(error = %err, stream, version, "a recorded access policy's signature does not verify; ignoring it");
+            continue;
+        }
         match AccessPolicy::parse(&text) {
             Ok(p) if best.as_ref().is_none_or(|(v, _)| version > *v) => best = Some((version, p)),
             Ok(_) => {}
@@ -441,7 +451,7 @@ pub struct AccessPolicyFollower {
     pub store: Arc<dyn EventStore>,
     pub authorizer: Arc<Authorizer>,
     /// Newest version recorded in this service's store.
-    pub recorded: std::sync::atomic::AtomicU64,
+    pub recorded: Arc<std::sync::atomic::AtomicU64>,
     /// Version in force in the process (shared by the followers of one process).
     pub in_force: Arc<std::sync::atomic::AtomicU64>,
     pub namespace: flotilla_bus::Namespace,

@@ -1,15 +1,16 @@
 //! The hash chain checked while a service's state is rebuilt and as it is kept current.
 //!
 //! Each service of a node has one [`ChainGuard`]. Whoever reads the store in position order from
-//! the start (the service's rebuild and catch-up) hands every page to
-//! [`ChainGuard::check_from`], which links each event to the one before it and recomputes its
-//! hash; readers that skip around (the relay from its checkpoint) use
-//! [`ChainGuard::check_one`], which recomputes the event's own hash. The first break stops the
-//! service: its calls answer `DATA_LOSS` naming the position, its health is NOT_SERVING, its
-//! relays and consumers stop. An operator who has looked at the break can accept it by position
-//! (config `accept_chain_breaks = ["<service>@<position>"]`); the acceptance is recorded in the
-//! store (stream `chain-integrity`) and holds only while the event there keeps its present
-//! content.
+//! the start hands every page to [`ChainGuard::check_from`], which links each event to the one
+//! before it and recomputes its hash; the relay publishes only events checked that way, and
+//! checks each one's own hash again as it reads it ([`ChainGuard::check_one`]). The first
+//! break stops the service: its calls answer `DATA_LOSS` naming the position, its health is
+//! NOT_SERVING, its relays and consumers stop. An operator who has looked at the break can
+//! accept it by position (config `accept_chain_breaks = ["<service>@<position>"]`); the
+//! acceptance is recorded in the store (stream `chain-integrity`) and holds only while the
+//! store there is as it was accepted: an altered event keeps its present content, a missing
+//! event stays missing, removed last events stay removed. An unreadable row cannot be accepted:
+//! it must be repaired.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -27,12 +28,62 @@ pub const INTEGRITY_STREAM: &str = "chain-integrity";
 /// Event type of an accepted break.
 pub const CHAIN_BREAK_ACCEPTED: &str = "flotilla.common.v1.ChainBreakAccepted";
 
+/// What is wrong at a position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakKind {
+    /// The event is there but its content, or its link to the one before, is not as stored.
+    Altered,
+    /// No event at the position; the next one is further on.
+    Missing,
+    /// The store's head names events past the last one there is.
+    RemovedTail,
+    /// The row cannot be read at all (cannot be accepted: it must be repaired).
+    Unreadable,
+}
+
+impl BreakKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Altered => "altered",
+            Self::Missing => "missing",
+            Self::RemovedTail => "removed-tail",
+            Self::Unreadable => "unreadable",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "missing" => Self::Missing,
+            "removed-tail" => Self::RemovedTail,
+            "unreadable" => Self::Unreadable,
+            _ => Self::Altered,
+        }
+    }
+}
+
+/// A break found, with what the operator would accept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundBreak {
+    pub chain_break: ChainBreak,
+    pub kind: BreakKind,
+    /// Recomputed hash of the stored event at the position (altered breaks).
+    pub event_hash: Option<Hash>,
+}
+
+/// An acceptance: the kind, and for altered events the content it holds for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Accepted {
+    kind: BreakKind,
+    hash: Hash,
+}
+
 #[derive(Debug)]
 struct Walk {
     /// The newest event whose link and hash were checked.
     frontier: ChainHead,
-    /// Accepted breaks: position -> recomputed hash of the event as it was accepted.
-    accepted: BTreeMap<u64, Hash>,
+    accepted: BTreeMap<u64, Accepted>,
+    /// The current break's kind.
+    kind: Option<BreakKind>,
 }
 
 /// One service's hash-chain check.
@@ -41,14 +92,10 @@ pub struct ChainGuard {
     service: &'static str,
     walk: Mutex<Walk>,
     broken: watch::Sender<Option<ChainBreak>>,
-}
-
-/// A break the operator may accept: where, why, and the event's recomputed hash.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FoundBreak {
-    pub chain_break: ChainBreak,
-    /// Recomputed hash of the stored event at the position (None: no readable event there).
-    pub event_hash: Option<Hash>,
+    /// The newest position checked link by link.
+    verified: watch::Sender<u64>,
+    /// Whether the events present at start were all checked.
+    caught_up: watch::Sender<bool>,
 }
 
 impl ChainGuard {
@@ -58,9 +105,21 @@ impl ChainGuard {
             walk: Mutex::new(Walk {
                 frontier: ChainHead::default(),
                 accepted: BTreeMap::new(),
+                kind: None,
             }),
             broken: watch::channel(None).0,
+            verified: watch::channel(0).0,
+            caught_up: watch::channel(false).0,
         })
+    }
+
+    /// A guard that trusts the store as it is (tools and unit tests of services): checked and
+    /// caught up from the start.
+    pub fn trusting(service: &'static str) -> Arc<Self> {
+        let g = Self::new(service);
+        g.caught_up.send_replace(true);
+        g.verified.send_replace(u64::MAX);
+        g
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Walk> {
@@ -83,11 +142,38 @@ impl ChainGuard {
 
     /// The newest position checked link by link.
     pub fn verified_to(&self) -> u64 {
-        self.lock().frontier.position
+        *self.verified.borrow()
     }
 
-    fn fail(&self, b: ChainBreak) -> ChainBreak {
+    /// Changes of the newest position checked.
+    pub fn watch_verified(&self) -> watch::Receiver<u64> {
+        self.verified.subscribe()
+    }
+
+    /// Whether every event present when the check started has been checked.
+    pub fn is_caught_up(&self) -> bool {
+        *self.caught_up.borrow()
+    }
+
+    pub fn watch_caught_up(&self) -> watch::Receiver<bool> {
+        self.caught_up.subscribe()
+    }
+
+    /// Marks the events present at start as checked.
+    pub fn set_caught_up(&self) {
+        self.caught_up.send_replace(true);
+    }
+
+    /// The current break with its kind, if any.
+    pub fn found(&self) -> Option<(ChainBreak, BreakKind)> {
+        let b = self.broken()?;
+        let kind = self.lock().kind.unwrap_or(BreakKind::Altered);
+        Some((b, kind))
+    }
+
+    fn fail(&self, b: ChainBreak, kind: BreakKind) -> ChainBreak {
         let mut first = None;
+        let mut walk = self.lock();
         self.broken.send_if_modified(|current| {
             if current.is_none() {
                 *current = Some(b.clone());
@@ -97,61 +183,87 @@ impl ChainGuard {
                 false
             }
         });
+        if first.is_none() {
+            walk.kind = Some(kind);
+        }
+        drop(walk);
         let b = first.unwrap_or(b);
-        tracing::error!(service = self.service, position = b.position, reason = %b.reason, "the store's hash chain is broken; the service stops serving");
+        tracing::error!(service = self.service, position = b.position, kind = kind.as_str(), reason = %b.reason, "the store's hash chain is broken; the service stops serving");
         b
     }
 
     /// Records a read failure: an unreadable stored row is a break at its position.
     pub fn read_failed(&self, e: &StoreError) {
         if let StoreError::Corrupt { position, reason } = e {
-            self.fail(ChainBreak {
-                position: *position,
-                reason: format!("the stored event cannot be read: {reason}"),
-            });
+            self.fail(
+                ChainBreak {
+                    position: *position,
+                    reason: format!("the stored event cannot be read: {reason}"),
+                },
+                BreakKind::Unreadable,
+            );
         }
     }
 
-    /// Checks a page read by global position starting at `from` (no position may be missing).
+    /// Checks a page read by global position starting at `from` (no position may be missing
+    /// but those accepted as missing).
     pub fn check_from(&self, from: u64, page: &[RecordedEvent]) -> Result<(), ChainBreak> {
         if let Some(b) = self.broken() {
             return Err(b);
         }
         let mut walk = self.lock();
         let mut expected = from;
+        let mut result = Ok(());
         for e in page {
+            // Positions accepted as missing are skipped over: the next event links across.
+            let mut gap_accepted = false;
+            while e.global_position > expected
+                && walk.accepted.get(&expected).map(|a| a.kind) == Some(BreakKind::Missing)
+            {
+                if expected == walk.frontier.position + 1 {
+                    walk.frontier = ChainHead {
+                        position: expected,
+                        hash: walk.frontier.hash,
+                    };
+                    gap_accepted = true;
+                }
+                expected += 1;
+            }
+            if gap_accepted && e.global_position == walk.frontier.position + 1 {
+                // Link across the accepted gap to what the event says came before it.
+                walk.frontier.hash = e.prev_hash;
+            }
             let found = if e.global_position != expected {
-                Some(format!(
-                    "event missing: position {expected} was expected, the store holds {} next",
-                    e.global_position
+                Some((
+                    expected,
+                    BreakKind::Missing,
+                    format!(
+                        "event missing: position {expected} was expected, the store holds {} next",
+                        e.global_position
+                    ),
                 ))
             } else {
                 let computed = e.compute_hash();
-                let accepted = walk.accepted.get(&e.global_position) == Some(&computed);
-                if e.global_position <= walk.frontier.position {
-                    (computed != e.hash && !accepted).then(|| {
+                let accepted = walk
+                    .accepted
+                    .get(&e.global_position)
+                    .is_some_and(|a| a.kind == BreakKind::Altered && a.hash == computed);
+                let altered = (computed != e.hash && !accepted).then(|| {
+                    format!(
+                        "stored hash {} does not match recomputed {computed}: the event was altered",
+                        e.hash
+                    )
+                });
+                if e.global_position == walk.frontier.position + 1 {
+                    let relinked = (e.prev_hash != walk.frontier.hash && !accepted).then(|| {
                         format!(
-                            "stored hash {} does not match recomputed {computed}: the event was altered after it was checked",
-                            e.hash
-                        )
-                    })
-                } else if e.global_position == walk.frontier.position + 1 {
-                    let reason = if e.prev_hash != walk.frontier.hash {
-                        Some(format!(
                             "prev_hash {} does not match hash {} of position {}",
                             e.prev_hash, walk.frontier.hash, walk.frontier.position
-                        ))
-                    } else if computed != e.hash {
-                        Some(format!(
-                            "stored hash {} does not match recomputed {computed}: the event was altered",
-                            e.hash
-                        ))
-                    } else {
-                        None
-                    };
-                    match reason {
-                        Some(r) if !accepted => Some(r),
-                        _ => {
+                        )
+                    });
+                    match relinked.or(altered) {
+                        Some(r) => Some((e.global_position, BreakKind::Altered, r)),
+                        None => {
                             walk.frontier = ChainHead {
                                 position: e.global_position,
                                 hash: e.hash,
@@ -160,25 +272,27 @@ impl ChainGuard {
                         }
                     }
                 } else {
-                    // Ahead of what was linked (a reader started later): its own hash only.
-                    (computed != e.hash && !accepted).then(|| {
-                        format!(
-                            "stored hash {} does not match recomputed {computed}: the event was altered",
-                            e.hash
-                        )
-                    })
+                    // Behind what was linked (checked before), or ahead of it (a reader that
+                    // started later): the event's own hash.
+                    altered.map(|r| (e.global_position, BreakKind::Altered, r))
                 }
             };
-            if let Some(reason) = found {
+            if let Some((position, kind, reason)) = found {
                 drop(walk);
-                return Err(self.fail(ChainBreak {
-                    position: expected.min(e.global_position),
-                    reason,
-                }));
+                result = Err(self.fail(ChainBreak { position, reason }, kind));
+                self.verified.send_replace(self.lock().frontier.position);
+                return result;
             }
             expected = e.global_position + 1;
         }
-        Ok(())
+        let frontier = walk.frontier.position;
+        drop(walk);
+        self.verified.send_if_modified(|v| {
+            let moved = *v != frontier;
+            *v = frontier;
+            moved
+        });
+        result
     }
 
     /// Checks one event read out of order: its own hash.
@@ -187,42 +301,60 @@ impl ChainGuard {
             return Err(b);
         }
         let computed = e.compute_hash();
-        if computed == e.hash || self.lock().accepted.get(&e.global_position) == Some(&computed) {
+        let accepted = self
+            .lock()
+            .accepted
+            .get(&e.global_position)
+            .is_some_and(|a| a.kind == BreakKind::Altered && a.hash == computed);
+        if computed == e.hash || accepted {
             return Ok(());
         }
-        Err(self.fail(ChainBreak {
-            position: e.global_position,
-            reason: format!(
-                "stored hash {} does not match recomputed {computed}: the event was altered",
-                e.hash
-            ),
-        }))
+        Err(self.fail(
+            ChainBreak {
+                position: e.global_position,
+                reason: format!(
+                    "stored hash {} does not match recomputed {computed}: the event was altered",
+                    e.hash
+                ),
+            },
+            BreakKind::Altered,
+        ))
     }
 
     /// Checks that the walk reached the head the store records (rows removed at the end of the
-    /// store show here). Call it once the rebuild has read everything up to `head`.
+    /// store show here). Call it once the check has read everything up to `head`.
     pub fn check_head(&self, head: ChainHead) -> Result<(), ChainBreak> {
         if let Some(b) = self.broken() {
             return Err(b);
         }
-        let frontier = self.lock().frontier;
-        if head.position > frontier.position {
-            return Err(self.fail(ChainBreak {
-                position: frontier.position + 1,
-                reason: format!(
-                    "the store's head records position {} but its events end at {}: events were removed",
-                    head.position, frontier.position
-                ),
-            }));
+        let walk = self.lock();
+        let frontier = walk.frontier;
+        let tail_accepted = walk.accepted.get(&(frontier.position + 1)).map(|a| a.kind)
+            == Some(BreakKind::RemovedTail);
+        drop(walk);
+        if head.position > frontier.position && !tail_accepted {
+            return Err(self.fail(
+                ChainBreak {
+                    position: frontier.position + 1,
+                    reason: format!(
+                        "the store's head records position {} but its events end at {}: events were removed",
+                        head.position, frontier.position
+                    ),
+                },
+                BreakKind::RemovedTail,
+            ));
         }
-        if head.position == frontier.position && head.hash != frontier.hash {
-            return Err(self.fail(ChainBreak {
-                position: head.position,
-                reason: format!(
-                    "the store's head records hash {} for position {} but the event there hashes to {}",
-                    head.hash, head.position, frontier.hash
-                ),
-            }));
+        if head.position == frontier.position && head.hash != frontier.hash && !tail_accepted {
+            return Err(self.fail(
+                ChainBreak {
+                    position: head.position,
+                    reason: format!(
+                        "the store's head records hash {} for position {} but the event there hashes to {}",
+                        head.hash, head.position, frontier.hash
+                    ),
+                },
+                BreakKind::RemovedTail,
+            ));
         }
         Ok(())
     }
@@ -240,12 +372,17 @@ impl ChainGuard {
             }
             match flotilla_proto::common::v1::ChainBreakAccepted::decode(e.payload.as_slice()) {
                 Ok(a) => {
-                    if let Some(h) = hex::decode(&a.event_hash)
+                    let hash = hex::decode(&a.event_hash)
                         .ok()
                         .and_then(|b| Hash::from_slice(&b))
-                    {
-                        walk.accepted.insert(a.position, h);
-                    }
+                        .unwrap_or(Hash::GENESIS);
+                    walk.accepted.insert(
+                        a.position,
+                        Accepted {
+                            kind: BreakKind::parse(&a.kind),
+                            hash,
+                        },
+                    );
                 }
                 Err(err) => {
                     tracing::warn!(service = self.service, error = %err, "an accepted chain break does not decode; ignoring it")
@@ -256,7 +393,7 @@ impl ChainGuard {
     }
 
     /// Accepts the current break (the operator named its position): records the acceptance in
-    /// the store and lets reading go on. Answers the position accepted.
+    /// the store and lets checking go on. Unreadable rows cannot be accepted.
     pub async fn accept(
         &self,
         store: &dyn EventStore,
@@ -264,6 +401,12 @@ impl ChainGuard {
         operator: &str,
     ) -> Result<u64, StoreError> {
         let position = found.chain_break.position;
+        if found.kind == BreakKind::Unreadable {
+            return Err(StoreError::Corrupt {
+                position,
+                reason: "an unreadable row cannot be accepted; repair or remove it (then accept what is missing)".into(),
+            });
+        }
         let hash = found.event_hash.unwrap_or(Hash::GENESIS);
         let (seconds, nanos) = Timestamp::now().seconds_and_nanos();
         let payload = flotilla_proto::common::v1::ChainBreakAccepted {
@@ -272,6 +415,7 @@ impl ChainGuard {
             event_hash: hash.to_hex(),
             accepted_by: operator.to_owned(),
             accepted_at: Some(prost_types::Timestamp { seconds, nanos }),
+            kind: found.kind.as_str().to_owned(),
         };
         let stream = StreamId::parse(INTEGRITY_STREAM).map_err(StoreError::InvalidAppend)?;
         store
@@ -286,12 +430,23 @@ impl ChainGuard {
                 )],
             ))
             .await?;
-        self.lock().accepted.insert(position, hash);
+        {
+            let mut walk = self.lock();
+            walk.accepted.insert(
+                position,
+                Accepted {
+                    kind: found.kind,
+                    hash,
+                },
+            );
+            walk.kind = None;
+        }
         self.broken.send_replace(None);
         tracing::warn!(
             service = self.service,
             position,
             operator,
+            kind = found.kind.as_str(),
             reason = %found.chain_break.reason,
             "a broken hash chain was accepted by the operator and recorded; the service serves again"
         );
@@ -299,21 +454,27 @@ impl ChainGuard {
     }
 }
 
-/// The break at a position, with the stored event's recomputed hash there.
+/// The current break of a guard with the stored event's recomputed hash at its position.
 pub async fn describe(
     store: &dyn EventStore,
     chain_break: ChainBreak,
+    kind: BreakKind,
 ) -> Result<FoundBreak, StoreError> {
-    let event_hash = match store.read_all(chain_break.position, 1).await {
-        Ok(page) => page
-            .first()
-            .filter(|e| e.global_position == chain_break.position)
-            .map(RecordedEvent::compute_hash),
-        Err(StoreError::Corrupt { .. }) => None,
-        Err(e) => return Err(e),
+    let event_hash = if kind == BreakKind::Altered {
+        match store.read_all(chain_break.position, 1).await {
+            Ok(page) => page
+                .first()
+                .filter(|e| e.global_position == chain_break.position)
+                .map(RecordedEvent::compute_hash),
+            Err(StoreError::Corrupt { .. }) => None,
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
     };
     Ok(FoundBreak {
         chain_break,
+        kind,
         event_hash,
     })
 }
@@ -360,6 +521,7 @@ mod tests {
         assert_eq!(b.position, 7);
         assert!(b.reason.contains("altered"), "{}", b.reason);
         assert_eq!(guard.broken(), Some(b.clone()));
+        assert_eq!(guard.verified_to(), 6);
         // Stopped: nothing more is taken in.
         assert!(guard.check_from(1, &events[..1]).is_err());
     }
@@ -381,6 +543,7 @@ mod tests {
         let b = guard.check_from(1, &events).expect_err("missing");
         assert_eq!(b.position, 4);
         assert!(b.reason.contains("missing"), "{}", b.reason);
+        assert_eq!(guard.found().map(|(_, k)| k), Some(BreakKind::Missing));
     }
 
     #[tokio::test]
@@ -391,6 +554,46 @@ mod tests {
         let head = store.head().await.expect("head");
         let b = guard.check_head(head).expect_err("tail removed");
         assert_eq!(b.position, 4);
+        // Accepted, the removed tail no longer stops the service.
+        let found = describe(&store, b, BreakKind::RemovedTail)
+            .await
+            .expect("describe");
+        guard
+            .accept(&store, &found, "operator:test")
+            .await
+            .expect("accept");
+        guard.check_head(head).expect("accepted");
+    }
+
+    #[tokio::test]
+    async fn an_accepted_missing_event_is_linked_across() {
+        let (store, mut events) = filled(6).await;
+        events.remove(2);
+        let guard = ChainGuard::new("test");
+        let b = guard.check_from(1, &events).expect_err("missing");
+        assert_eq!(b.position, 3);
+        let found = describe(&store, b, BreakKind::Missing)
+            .await
+            .expect("describe");
+        guard
+            .accept(&store, &found, "operator:test")
+            .await
+            .expect("accept");
+        let fresh = ChainGuard::new("test");
+        fresh.load_accepted(&store).await.expect("load");
+        fresh
+            .check_from(1, &events)
+            .expect("linked across the accepted gap");
+        assert_eq!(fresh.verified_to(), 6);
+        // Another event missing as well is a new break.
+        let mut more = events.clone();
+        more.remove(3);
+        let again = ChainGuard::new("test");
+        again.load_accepted(&store).await.expect("load");
+        assert_eq!(
+            again.check_from(1, &more).expect_err("second gap").position,
+            5
+        );
     }
 
     #[tokio::test]
@@ -402,6 +605,7 @@ mod tests {
         // `describe` reads the stored (unaltered) event; describe the altered copy instead.
         let found = FoundBreak {
             chain_break: b,
+            kind: BreakKind::Altered,
             event_hash: Some(events[4].compute_hash()),
         };
         guard
@@ -428,5 +632,20 @@ mod tests {
                 .position,
             5
         );
+    }
+
+    #[tokio::test]
+    async fn unreadable_rows_cannot_be_accepted() {
+        let (store, _) = filled(2).await;
+        let guard = ChainGuard::new("test");
+        guard.read_failed(&StoreError::Corrupt {
+            position: 2,
+            reason: "bad uuid".into(),
+        });
+        let (b, kind) = guard.found().expect("broken");
+        assert_eq!(kind, BreakKind::Unreadable);
+        let found = describe(&store, b, kind).await.expect("describe");
+        assert!(guard.accept(&store, &found, "operator:test").await.is_err());
+        assert!(guard.broken().is_some());
     }
 }

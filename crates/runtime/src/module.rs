@@ -37,7 +37,8 @@ impl std::fmt::Debug for ServiceContext {
 }
 
 impl ServiceContext {
-    /// A context for tests and tools: default configuration, a fresh chain check, no signer.
+    /// A context for tests and tools: default configuration, a store taken as intact (no chain
+    /// check runs), no signer.
     pub fn new(
         service: &'static str,
         store: Arc<dyn EventStore>,
@@ -48,7 +49,7 @@ impl ServiceContext {
             store,
             started_at: Timestamp::now(),
             authorizer,
-            chain: ChainGuard::new(service),
+            chain: ChainGuard::trusting(service),
             config: Arc::new(Config::default()),
             policy_signer: None,
         }

@@ -39,6 +39,7 @@ async fn run_consumer(
     chain: Arc<ChainGuard>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let source = bus.namespace().source(&consumer.source);
     let mut pause = Duration::from_millis(500);
     loop {
         let mut deliveries = match bus.subscribe(&consumer.source, &group).await {
@@ -65,6 +66,15 @@ async fn run_consumer(
                     break;
                 }
             };
+            if delivery.event.source != source {
+                // Only the service subscribed to speaks on its stream: anything else is forged
+                // or misrouted, acknowledged and never applied.
+                tracing::error!(group = %group, event = %delivery.event.id, source = %flotilla_core::names::shown(&delivery.event.source), expected = %source, "event from an unexpected source refused");
+                if let Err(e) = delivery.ack().await {
+                    tracing::warn!(group = %group, error = %e, "ack failed");
+                }
+                continue;
+            }
             if chain.broken().is_some() {
                 tracing::warn!(group = %group, "the store's chain is broken; consuming waits");
                 let mut changes = chain.watch();
@@ -141,11 +151,11 @@ async fn run_relay(
             _ = intact.wait_for(|b| b.is_none()) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        let relay = Relay::new(store.clone(), service, publisher.clone()).with_outbound(Arc::new(
-            ServiceOutbound {
+        let relay = Relay::new(store.clone(), service, publisher.clone())
+            .with_outbound(Arc::new(ServiceOutbound {
                 module: module.clone(),
-            },
-        ));
+            }))
+            .with_gate(Arc::new(ChainGate(chain.clone())));
         let mut stop_this = stop.clone();
         let mut broken = chain.watch();
         let result = relay
@@ -181,12 +191,42 @@ async fn run_relay(
     }
 }
 
+/// The relay publishes only events whose link and hash were checked, and checks each one's own
+/// hash again as it is read (an event altered after it was checked is not published).
+struct ChainGate(Arc<ChainGuard>);
+
+#[async_trait::async_trait]
+impl flotilla_bus::relay::PublishGate for ChainGate {
+    async fn admit(&self, events: &[flotilla_core::event::RecordedEvent]) -> Result<(), String> {
+        let Some(last) = events.last().map(|e| e.global_position) else {
+            return Ok(());
+        };
+        let mut verified = self.0.watch_verified();
+        let mut broken = self.0.watch();
+        loop {
+            if let Some(b) = self.0.broken() {
+                return Err(b.to_string());
+            }
+            if *verified.borrow_and_update() >= last {
+                break;
+            }
+            tokio::select! {
+                changed = verified.changed() => if changed.is_err() { return Err("the chain check stopped".into()) },
+                _ = broken.changed() => {}
+            }
+        }
+        for e in events {
+            self.0.check_one(e).map_err(|b| b.to_string())?;
+        }
+        Ok(())
+    }
+}
+
 /// Checks a store's chain from its first event and keeps checking what is appended, until
-/// stopped. `caught_up` is set once the events present at start were all checked.
+/// stopped; marks the guard caught up once the events present at start were all checked.
 async fn run_chain_check(
     store: Arc<dyn EventStore>,
     chain: Arc<ChainGuard>,
-    caught_up: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -218,7 +258,7 @@ async fn run_chain_check(
                     next = e.global_position + 1;
                 }
                 Some(Ok(SubscriptionItem::CaughtUp { .. })) => {
-                    if !*caught_up.borrow() {
+                    if !chain.is_caught_up() {
                         match head_reached(&*store, &chain).await {
                             Ok(true) => {}
                             Ok(false) => break,
@@ -232,7 +272,7 @@ async fn run_chain_check(
                             verified = chain.verified_to(),
                             "hash chain checked"
                         );
-                        caught_up.send_replace(true);
+                        chain.set_caught_up();
                     }
                 }
                 Some(Err(e)) => {
@@ -288,6 +328,14 @@ impl Node {
     async fn buses(&self, mode: &NodeMode, ns: &Namespace) -> anyhow::Result<Vec<Arc<dyn Bus>>> {
         if let NodeMode::Embedded { .. } = mode {
             return Ok(vec![Arc::new(InProcessBus::with_namespace(ns.clone()))]);
+        }
+        let limits = self.config.nats_limits();
+        if !limits.max_age.is_zero() && limits.max_age < limits.duplicate_window {
+            anyhow::bail!(
+                "nats_max_age_secs ({}) is shorter than nats_duplicate_window_secs ({}); JetStream refuses such a stream: keep events at least as long as duplicates are remembered",
+                limits.max_age.as_secs(),
+                limits.duplicate_window.as_secs()
+            );
         }
         let mut out: Vec<Arc<dyn Bus>> = Vec::new();
         for kind in &self.config.buses {
@@ -349,6 +397,7 @@ impl Node {
         let mut stores_by_grpc = std::collections::HashMap::new();
         let mut first_store = None;
         let mut checks = Vec::new();
+        let mut recorded = Vec::new();
         let started_at = Timestamp::now();
         let adopted = Arc::new(std::sync::atomic::AtomicU64::new(0));
         for m in &self.modules {
@@ -374,31 +423,16 @@ impl Node {
                     "the store has chain breaks an operator accepted"
                 );
             }
-            let (caught_up_tx, caught_up) = watch::channel(false);
             tasks.push(tokio::spawn(run_chain_check(
                 store.clone(),
                 chain.clone(),
-                caught_up_tx,
                 stop_rx.clone(),
             )));
-            checks.push((m.name(), store.clone(), chain.clone(), caught_up));
+            checks.push((m.name(), store.clone(), chain.clone()));
             // The access policy this service last adopted (or replaced, for the service that
-            // replaces it).
-            let own_version = match crate::access::recorded_policy(&*store).await? {
-                Some((version, policy)) => {
-                    if version > adopted.load(std::sync::atomic::Ordering::Acquire) {
-                        tracing::info!(
-                            service = m.name(),
-                            version,
-                            "access policy from the store is in force"
-                        );
-                        authorizer.replace(policy);
-                        adopted.store(version, std::sync::atomic::Ordering::Release);
-                    }
-                    version
-                }
-                None => 0,
-            };
+            // replaces it) is put in force once its store's chain is checked (below).
+            let own_version = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            recorded.push((store.clone(), chain.clone(), own_version.clone()));
             for g in m.grpc_services() {
                 stores_by_grpc.insert(g.clone(), store.clone());
                 served.push(Served {
@@ -441,7 +475,7 @@ impl Node {
                     let follower = Arc::new(crate::access::AccessPolicyFollower {
                         store: ctx.store.clone(),
                         authorizer: authorizer.clone(),
-                        recorded: std::sync::atomic::AtomicU64::new(own_version),
+                        recorded: own_version,
                         in_force: adopted.clone(),
                         namespace: ns.clone(),
                         source: source.clone(),
@@ -465,29 +499,58 @@ impl Node {
             anyhow::bail!("a node needs at least one service");
         };
         // No service answers before its store's chain is checked; a break the operator named
-        // in accept_chain_breaks is accepted (and recorded), any other stops the service.
-        for (service, store, chain, mut caught_up) in checks {
+        // in accept_chain_breaks is accepted (and recorded, once per start), any other stops the
+        // service.
+        for (service, store, chain) in checks {
             let accept = self.config.accepted_breaks(service)?;
+            let mut accepted_now = Vec::new();
             let deadline = tokio::time::Instant::now() + VERIFY_AT_START;
+            let mut caught_up = chain.watch_caught_up();
             loop {
                 let mut breaks = chain.watch();
                 tokio::select! {
                     _ = caught_up.wait_for(|c| *c) => break,
                     _ = breaks.wait_for(|b| b.is_some()) => {}
                     _ = tokio::time::sleep_until(deadline) => {
-                        tracing::warn!(service, "the store's chain is still being checked; serving meanwhile");
+                        tracing::warn!(service, "the store's chain is still being checked; calls are answered UNAVAILABLE until it is");
                         break;
                     }
                 }
-                let Some(b) = chain.broken() else { continue };
-                if !accept.contains(&b.position) {
-                    tracing::error!(service, position = b.position, reason = %b.reason, "the service will not serve: its store's hash chain is broken; repair the store or accept the break with accept_chain_breaks = [\"{service}@{}\"]", b.position);
+                let Some((b, kind)) = chain.found() else {
+                    continue;
+                };
+                if !accept.contains(&b.position) || accepted_now.contains(&b.position) {
+                    tracing::error!(service, position = b.position, kind = kind.as_str(), reason = %b.reason, "the service will not serve: its store's hash chain is broken; repair the store or accept the break with accept_chain_breaks = [\"{service}@{}\"]", b.position);
                     break;
                 }
-                let found = integrity::describe(&*store, b).await?;
-                chain
-                    .accept(&*store, &found, &integrity::operator())
-                    .await?;
+                let found = integrity::describe(&*store, b, kind).await?;
+                match chain.accept(&*store, &found, &integrity::operator()).await {
+                    Ok(p) => accepted_now.push(p),
+                    Err(e) => {
+                        tracing::error!(service, error = %e, "the break cannot be accepted");
+                        break;
+                    }
+                }
+            }
+        }
+        // Access policies recorded in intact stores are put in force (a broken store's are not).
+        for (store, chain, own_version) in recorded {
+            if chain.broken().is_some() || !chain.is_caught_up() {
+                continue;
+            }
+            if let Some((version, policy)) =
+                crate::access::recorded_policy(&*store, &keys.verifier, ns.as_str()).await?
+            {
+                own_version.store(version, std::sync::atomic::Ordering::Release);
+                if version > adopted.load(std::sync::atomic::Ordering::Acquire) {
+                    tracing::info!(
+                        service = chain.service(),
+                        version,
+                        "access policy from the store is in force"
+                    );
+                    authorizer.replace(policy);
+                    adopted.store(version, std::sync::atomic::Ordering::Release);
+                }
             }
         }
         let recorder = crate::access::RefusalRecorder::start(stores_by_grpc, first_store);
@@ -515,5 +578,76 @@ impl Node {
             let _ = t.await;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use flotilla_bus::CloudEvent;
+    use flotilla_core::conformance::synthetic;
+    use flotilla_core::store::AppendRequest;
+    use flotilla_core::{ExpectedVersion, MemoryStore};
+
+    use super::*;
+    use crate::module::EventHandler;
+
+    struct Counting(AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl EventHandler for Counting {
+        async fn handle(&self, _event: &CloudEvent) -> Result<(), HandlerError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    /// A consumer takes events only from the service it subscribed to, in its own namespace:
+    /// one published on that stream with another source is refused.
+    #[tokio::test]
+    async fn consumers_refuse_events_of_another_source() {
+        let ns = Namespace::new("acme").expect("ns");
+        let bus: Arc<dyn Bus> = Arc::new(InProcessBus::with_namespace(ns.clone()));
+        let store = MemoryStore::new();
+        store
+            .append(AppendRequest::new(
+                flotilla_core::ids::StreamId::new_for("item"),
+                ExpectedVersion::NoStream,
+                vec![synthetic(1, 0), synthetic(1, 1)],
+            ))
+            .await
+            .expect("append");
+        let events = store.read_all(1, 10).await.expect("read");
+        let genuine = CloudEvent::from_recorded(&ns, "catalog", "item", &events[0]);
+        let forged = CloudEvent::from_recorded(
+            &Namespace::new("other").expect("ns"),
+            "catalog",
+            "item",
+            &events[1],
+        );
+        bus.publish("catalog", &[forged, genuine])
+            .await
+            .expect("publish");
+        let handler = Arc::new(Counting(AtomicUsize::new(0)));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run_consumer(
+            bus,
+            "reader".into(),
+            Consumer {
+                source: "catalog".into(),
+                handler: handler.clone(),
+            },
+            ChainGuard::trusting("reader"),
+            stop_rx,
+        ));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = stop_tx.send(true);
+        task.await.expect("consumer stops");
+        assert_eq!(
+            handler.0.load(Ordering::SeqCst),
+            1,
+            "only the genuine event"
+        );
     }
 }

@@ -60,26 +60,47 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     let mut watchers = Vec::new();
-    for s in served {
-        let status = if s.chain.broken().is_some() {
-            ServingStatus::NotServing
-        } else {
+    fn serving(c: &ChainGuard) -> bool {
+        c.broken().is_none() && c.is_caught_up()
+    }
+    fn overall(all: &[Arc<ChainGuard>]) -> ServingStatus {
+        if all.iter().all(|c| serving(c)) {
             ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        }
+    }
+    let guards: Vec<Arc<ChainGuard>> = served.iter().map(|s| s.chain.clone()).collect();
+    health.set_service_status("", overall(&guards)).await;
+    for s in served {
+        let status = if serving(&s.chain) {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
         };
         health.set_service_status(&s.name, status).await;
-        // Health follows the chain check: NOT_SERVING from the first break, SERVING again once
-        // an operator accepted it.
-        let mut changes = s.chain.watch();
+        // Health follows the chain check: NOT_SERVING until it caught up and from the first
+        // break, SERVING again once an operator accepted the break. The overall entry ("") is
+        // SERVING only while every service is.
+        let mut breaks = s.chain.watch();
+        let mut caught_up = s.chain.watch_caught_up();
         let reporter = health.clone();
         let name = s.name.clone();
+        let chain = s.chain.clone();
+        let all = guards.clone();
         watchers.push(tokio::spawn(async move {
-            while changes.changed().await.is_ok() {
-                let status = if changes.borrow_and_update().is_some() {
-                    ServingStatus::NotServing
-                } else {
+            loop {
+                tokio::select! {
+                    r = breaks.changed() => if r.is_err() { return },
+                    r = caught_up.changed() => if r.is_err() { return },
+                }
+                let status = if serving(&chain) {
                     ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
                 };
                 reporter.set_service_status(&name, status).await;
+                reporter.set_service_status("", overall(&all)).await;
             }
         }));
     }
@@ -195,6 +216,12 @@ impl ServingLayer {
         if method == "GetStatus" {
             return None;
         }
+        if chain.broken().is_none() && !chain.is_caught_up() {
+            return Some(tonic::Status::unavailable(format!(
+                "{service} is still checking its store's hash chain (checked to position {}); try again shortly",
+                chain.verified_to()
+            )));
+        }
         chain.broken().map(|b| {
             tonic::Status::data_loss(format!(
                 "{service} does not serve: its store's hash chain is broken at position {}: {}. Repair the store, or start the service with accept_chain_breaks = [\"{}@{}\"] to serve it as it is (the acceptance is recorded)",
@@ -240,5 +267,48 @@ where
                 None => inner.call(req).await,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served(chain: &Arc<ChainGuard>) -> HashMap<String, Arc<ChainGuard>> {
+        [(
+            "flotilla.governance.v1.GovernanceService".to_owned(),
+            chain.clone(),
+        )]
+        .into_iter()
+        .collect()
+    }
+
+    #[test]
+    fn calls_wait_for_the_check_and_stop_at_a_break() {
+        let chain = ChainGuard::new("governance");
+        let map = served(&chain);
+        let call = "/flotilla.governance.v1.GovernanceService/CheckGate";
+        let e = ServingLayer::refusal(&map, call).expect("still checking");
+        assert_eq!(e.code(), tonic::Code::Unavailable);
+        assert!(e.message().contains("still checking"), "{e:?}");
+        assert!(
+            ServingLayer::refusal(&map, "/flotilla.governance.v1.GovernanceService/GetStatus")
+                .is_none(),
+            "status always answers"
+        );
+        chain.set_caught_up();
+        assert!(ServingLayer::refusal(&map, call).is_none());
+        chain.read_failed(&flotilla_core::StoreError::Corrupt {
+            position: 9,
+            reason: "bad row".into(),
+        });
+        let e = ServingLayer::refusal(&map, call).expect("broken");
+        assert_eq!(e.code(), tonic::Code::DataLoss);
+        assert!(e.message().contains("position 9"), "{e:?}");
+        let e = ServingLayer::refusal(&map, "/flotilla.risk.v1.RiskValidationService/Assess")
+            .expect("not served");
+        assert_eq!(e.code(), tonic::Code::Unimplemented);
+        assert!(e.message().contains("not served by this process"), "{e:?}");
+        assert!(ServingLayer::refusal(&map, "/grpc.health.v1.Health/Check").is_none());
     }
 }

@@ -56,7 +56,7 @@ fn follower(
     AccessPolicyFollower {
         store: own,
         authorizer,
-        recorded: AtomicU64::new(0),
+        recorded: Arc::new(AtomicU64::new(0)),
         in_force: Arc::new(AtomicU64::new(0)),
         namespace: namespace.clone(),
         source: "governance".into(),
@@ -158,11 +158,20 @@ async fn signed_replacements_are_followed_once_and_survive_a_restart() {
         .expect("decode");
     assert_eq!(a.signing_key, governance_key.public_key());
     // Next start: the store says which policy is in force.
-    let (version, policy) = recorded_policy(&*own)
+    let keys = PolicyVerifier::new(&[governance_key.public_key()]).expect("key");
+    let (version, policy) = recorded_policy(&*own, &keys, "acme")
         .await
         .expect("read")
         .expect("recorded");
     assert_eq!(version, 1);
+    // Its signature is checked again: a key the service no longer trusts drops it.
+    let other = PolicyVerifier::new(&[intruder.public_key()]).expect("key");
+    assert!(
+        recorded_policy(&*own, &other, "acme")
+            .await
+            .expect("read")
+            .is_none()
+    );
     let restarted = Authorizer::new(policy).expect("authorizer");
     assert!(may_write(&restarted));
 }

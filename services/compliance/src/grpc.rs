@@ -18,7 +18,8 @@ pub struct ComplianceApi {
 
 /// Builds the tonic server for the runtime.
 pub fn server(ctx: ServiceContext) -> ComplianceServiceServer<ComplianceApi> {
-    ComplianceServiceServer::new(ComplianceApi { ctx })
+    ComplianceServiceServer::new(ComplianceApi { ctx: ctx.clone() })
+        .max_decoding_message_size(ctx.max_message_bytes())
 }
 
 #[tonic::async_trait]

@@ -368,6 +368,7 @@ impl GovernanceApp {
                     },
                     emergency: e.emergency,
                     authoritative: true,
+                    authorized_unit: None,
                     by: crate::domain::Actor {
                         subject: "risk-validation".into(),
                         roles: ["scheduler".to_owned()].into(),
@@ -425,6 +426,7 @@ impl GovernanceApp {
                         owner_team: entry.owner_team,
                     },
                     source_event_id: id,
+                    source_sequence: event.sequence().unwrap_or(0),
                 }
             }
             _ => return Ok(false),

@@ -255,6 +255,7 @@ pub fn encode(event: &Event) -> (String, Vec<u8>) {
         Event::CatalogServiceRecorded {
             service,
             source_event_id,
+            source_sequence,
         } => (
             "CatalogServiceRecorded",
             pb::CatalogServiceRecorded {
@@ -264,6 +265,7 @@ pub fn encode(event: &Event) -> (String, Vec<u8>) {
                 handles_personal_data: service.personal_data,
                 owner_team: service.owner_team.clone(),
                 source_event_id: source_event_id.to_string(),
+                source_sequence: *source_sequence,
             }
             .encode_to_vec(),
         ),
@@ -495,6 +497,7 @@ pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Opt
                     owner_team: m.owner_team,
                 },
                 source_event_id: uuid("source_event_id", &m.source_event_id)?,
+                source_sequence: m.source_sequence,
             }
         }
         other => {

@@ -41,6 +41,7 @@ fn status(e: AppError) -> Status {
                 Status::permission_denied(e.to_string())
             }
             DomainError::StalePolicy { .. } => Status::aborted(e.to_string()),
+            DomainError::NotYetKnown(_) => Status::failed_precondition(e.to_string()),
         },
         AppError::Store(StoreError::WrongExpectedVersion { .. }) => Status::aborted(e.to_string()),
         AppError::Store(StoreError::InvalidAppend(_) | StoreError::EmptyAppend { .. }) => {
@@ -134,10 +135,13 @@ pub fn server(ctx: ServiceContext) -> GovernanceServiceServer<GovernanceApi> {
     GovernanceServiceServer::new(GovernanceApi { ctx, app }).max_decoding_message_size(max)
 }
 
+/// A release and environment named to look something up: whatever was accepted before stays
+/// reachable, so only length and control characters are refused.
 fn key(release: String, environment: String) -> Result<ReleaseEnv, Status> {
     use flotilla_core::names;
-    names::id("release", &release).map_err(|e| domain(crate::domain::name_error(e)))?;
-    names::label("environment", &environment).map_err(|e| domain(crate::domain::name_error(e)))?;
+    names::reference("release", &release, 128).map_err(|e| domain(crate::domain::name_error(e)))?;
+    names::reference("environment", &environment, 64)
+        .map_err(|e| domain(crate::domain::name_error(e)))?;
     Ok(ReleaseEnv {
         release,
         environment,
@@ -150,7 +154,7 @@ fn unit_filter(call: &Call, business_unit: &str) -> Result<(), Status> {
     if business_unit.is_empty() {
         return Ok(());
     }
-    flotilla_core::names::label("business_unit", business_unit)
+    flotilla_core::names::reference("business_unit", business_unit, 128)
         .map_err(|e| domain(crate::domain::name_error(e)))?;
     call.allow_in(business_unit, &AccessContext::default())
 }
@@ -383,6 +387,19 @@ impl GovernanceService for GovernanceApi {
     ) -> Result<Response<pb::PolicyVersion>, Status> {
         let call = self.call(&request).await?;
         let r = request.into_inner();
+        // Sizes first: nothing is converted from a flood.
+        if let Some(p) = &r.policy
+            && p.approval_rules.len() > crate::domain::policy::MAX_RULES
+        {
+            return Err(domain(crate::domain::invalid(
+                "policy.approval_rules",
+                format!(
+                    "{} rules, at most {} allowed",
+                    p.approval_rules.len(),
+                    crate::domain::policy::MAX_RULES
+                ),
+            )));
+        }
         let policy = convert::policy(
             r.policy
                 .ok_or_else(|| Status::invalid_argument("policy: is required"))?,
@@ -496,6 +513,7 @@ impl GovernanceService for GovernanceApi {
                     release: facts,
                     emergency: r.emergency,
                     authoritative: false,
+                    authorized_unit: Some(bu.clone()),
                     by: call.actor(),
                     at,
                 },
@@ -575,6 +593,14 @@ impl GovernanceService for GovernanceApi {
         request: Request<pb::RecordCabDecisionRequest>,
     ) -> Result<Response<pb::CabDecision>, Status> {
         let call = self.call(&request).await?;
+        if let Some(d) = &request.get_ref().decision
+            && (d.covers.len() > 1_000 || d.members.len() > 100 || d.satisfies_roles.len() > 10)
+        {
+            return Err(domain(crate::domain::invalid(
+                "decision",
+                "a CAB decision covers at most 1000 releases, names at most 100 members and 10 roles",
+            )));
+        }
         let decision = convert::cab(request.into_inner().decision, &call.caller.identity.subject)
             .map_err(domain)?;
         // The board acts for every unit whose releases it covers.

@@ -57,21 +57,49 @@ impl ServiceModule for GovernanceModule {
             .into_iter()
             .map(|source| Consumer {
                 source: source.into(),
-                handler: std::sync::Arc::new(EventsConsumer(app.clone())),
+                handler: std::sync::Arc::new(EventsConsumer {
+                    app: app.clone(),
+                    waiting: std::sync::Mutex::default(),
+                }),
             })
             .collect()
     }
 }
 
-/// Applies risk-validation's and monitoring's events.
-struct EventsConsumer(std::sync::Arc<app::GovernanceApp>);
+/// Applies the catalog's, risk-validation's and monitoring's events.
+struct EventsConsumer {
+    app: std::sync::Arc<app::GovernanceApp>,
+    /// Events naming what is not known yet, by id, with how often they were tried.
+    waiting: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+/// How often an event naming something not known yet is tried before it is refused (with the
+/// consumer's growing pause between tries, some minutes).
+const TRIES_WHILE_UNKNOWN: u32 = 30;
 
 #[async_trait::async_trait]
 impl EventHandler for EventsConsumer {
     async fn handle(&self, event: &flotilla_bus::CloudEvent) -> Result<(), HandlerError> {
-        match self.0.on_event(event).await {
-            Ok(_) => Ok(()),
+        let result = self.app.on_event(event).await;
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(_) => {
+                waiting.remove(&event.id);
+                Ok(())
+            }
             Err(app::AppError::Store(e)) => Err(HandlerError::Retry(e.to_string())),
+            // An assessment may come before the catalog's word on its service: try again later.
+            Err(app::AppError::Domain(domain::DomainError::NotYetKnown(m))) => {
+                let tries = waiting.entry(event.id.clone()).or_insert(0);
+                *tries += 1;
+                if *tries >= TRIES_WHILE_UNKNOWN {
+                    waiting.remove(&event.id);
+                    return Err(HandlerError::Reject(format!(
+                        "{m} (gave up after {TRIES_WHILE_UNKNOWN} tries)"
+                    )));
+                }
+                Err(HandlerError::Retry(m))
+            }
             Err(e) => Err(HandlerError::Reject(e.to_string())),
         }
     }

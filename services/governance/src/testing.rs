@@ -21,6 +21,7 @@ pub async fn seed_catalog(
         let (ty, payload) = crate::codec::encode(&Event::CatalogServiceRecorded {
             service,
             source_event_id: uuid::Uuid::now_v7(),
+            source_sequence: 0,
         });
         store
             .append(AppendRequest::new(

@@ -18,7 +18,8 @@ pub struct MonitoringApi {
 
 /// Builds the tonic server for the runtime.
 pub fn server(ctx: ServiceContext) -> MonitoringServiceServer<MonitoringApi> {
-    MonitoringServiceServer::new(MonitoringApi { ctx })
+    MonitoringServiceServer::new(MonitoringApi { ctx: ctx.clone() })
+        .max_decoding_message_size(ctx.max_message_bytes())
 }
 
 #[tonic::async_trait]

@@ -18,7 +18,8 @@ pub struct OrchestrationApi {
 
 /// Builds the tonic server for the runtime.
 pub fn server(ctx: ServiceContext) -> OrchestrationServiceServer<OrchestrationApi> {
-    OrchestrationServiceServer::new(OrchestrationApi { ctx })
+    OrchestrationServiceServer::new(OrchestrationApi { ctx: ctx.clone() })
+        .max_decoding_message_size(ctx.max_message_bytes())
 }
 
 #[tonic::async_trait]

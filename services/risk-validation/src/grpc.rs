@@ -18,7 +18,8 @@ pub struct RiskValidationApi {
 
 /// Builds the tonic server for the runtime.
 pub fn server(ctx: ServiceContext) -> RiskValidationServiceServer<RiskValidationApi> {
-    RiskValidationServiceServer::new(RiskValidationApi { ctx })
+    RiskValidationServiceServer::new(RiskValidationApi { ctx: ctx.clone() })
+        .max_decoding_message_size(ctx.max_message_bytes())
 }
 
 #[tonic::async_trait]

@@ -17,6 +17,10 @@ fn id(field: &str, s: &str) -> Result<()> {
     names::id(field, s).map_err(name_error)
 }
 
+fn reference(field: &str, s: &str, max: usize) -> Result<()> {
+    names::reference(field, s, max).map_err(name_error)
+}
+
 fn role_name(field: &str, s: &str) -> Result<()> {
     names::role(field, s).map_err(name_error)
 }
@@ -59,7 +63,7 @@ fn check_facts_shape(f: &ReleaseFacts) -> Result<()> {
 }
 
 fn check_facts(f: &ReleaseFacts) -> Result<()> {
-    label("release.business_unit", &f.business_unit)?;
+    // The unit, tier and personal-data flag are the catalog's, checked where they were made.
     check_text("release.author", &f.author, 256)?;
     check_text("release.version", &f.version, 64)?;
     if !(1..=4).contains(&f.tier) {
@@ -114,11 +118,20 @@ impl Governance {
                 release,
                 emergency,
                 authoritative,
+                authorized_unit,
                 by,
                 at,
             } => {
                 check_facts_shape(&release)?;
-                let release = self.facts_from_catalog(release)?;
+                let release = self.facts_from_catalog(release, authoritative)?;
+                if let Some(unit) = authorized_unit
+                    && unit != release.business_unit
+                {
+                    return Err(DomainError::FailedPrecondition(format!(
+                        "{} belongs to unit {} now, not {unit} as when the request was checked; try again",
+                        release.service, release.business_unit
+                    )));
+                }
                 check_facts(&release)?;
                 self.policy.check_version(&release.version)?;
                 let key = ReleaseEnv {
@@ -279,8 +292,8 @@ impl Governance {
                 }
                 list("decision.covers", &decision.covers, 1_000)?;
                 for c in &decision.covers {
-                    id("decision.covers.release", &c.release)?;
-                    label("decision.covers.environment", &c.environment)?;
+                    reference("decision.covers.release", &c.release, 128)?;
+                    reference("decision.covers.environment", &c.environment, 64)?;
                 }
                 list("decision.satisfies_roles", &decision.satisfies_roles, 10)?;
                 list("decision.members", &decision.members, 100)?;
@@ -432,9 +445,9 @@ impl Governance {
                 ))
             }
             Command::RequestDeviation { deviation, at } => {
-                id("deviation.release", &deviation.release)?;
-                label("deviation.environment", &deviation.environment)?;
-                label("deviation.business_unit", &deviation.business_unit)?;
+                reference("deviation.release", &deviation.release, 128)?;
+                reference("deviation.environment", &deviation.environment, 64)?;
+                reference("deviation.business_unit", &deviation.business_unit, 128)?;
                 role_name("deviation.requester_role", &deviation.requester_role)?;
                 check_text("deviation.justification", &deviation.justification, 8192)?;
                 if deviation.compensating_controls.is_empty() {
@@ -639,9 +652,16 @@ impl Governance {
             Command::RecordCatalogService {
                 service,
                 source_event_id,
+                source_sequence,
             } => {
                 let key = StreamKey::CatalogService(service.name.clone());
-                if self.catalog.get(&service.name) == Some(&service) {
+                // The same facts again, or an older word (a redelivery out of order), change
+                // nothing.
+                let newer = self
+                    .catalog_sequences
+                    .get(&service.name)
+                    .is_none_or(|s| source_sequence > *s);
+                if self.catalog.get(&service.name) == Some(&service) || !newer {
                     return Ok((key, Vec::new()));
                 }
                 Ok((
@@ -649,6 +669,7 @@ impl Governance {
                     vec![Event::CatalogServiceRecorded {
                         service,
                         source_event_id,
+                        source_sequence,
                     }],
                 ))
             }

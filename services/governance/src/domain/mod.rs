@@ -54,6 +54,9 @@ pub enum DomainError {
     NotInRole(String),
     #[error("policy version {expected} is not the current version {current}")]
     StalePolicy { expected: u64, current: u64 },
+    /// Something it names is not known yet (a consumed event may be applied later).
+    #[error("{0}")]
+    NotYetKnown(String),
 }
 
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;
@@ -357,8 +360,9 @@ pub enum Event {
     },
     CatalogServiceRecorded {
         service: CatalogService,
-        /// The dependency-mapping event it came from.
+        /// The dependency-mapping event it came from, and its position there.
         source_event_id: Uuid,
+        source_sequence: u64,
     },
 }
 
@@ -432,6 +436,8 @@ pub enum Command {
         emergency: bool,
         /// From risk-validation's assessment: its facts supersede a pending request's.
         authoritative: bool,
+        /// The unit the caller was allowed to open it in (None: no caller, a consumed event).
+        authorized_unit: Option<String>,
         by: Actor,
         at: Timestamp,
     },
@@ -498,6 +504,7 @@ pub enum Command {
     RecordCatalogService {
         service: CatalogService,
         source_event_id: Uuid,
+        source_sequence: u64,
     },
 }
 
@@ -538,6 +545,8 @@ pub struct Governance {
     pub versions: HashMap<String, u64>,
     /// The services of the catalog, by name (from dependency-mapping's events).
     pub catalog: HashMap<String, CatalogService>,
+    /// Per service, the position in dependency-mapping's store of the event last recorded.
+    pub catalog_sequences: HashMap<String, u64>,
     /// The business unit each release id belongs to (from its first approval request).
     pub release_units: HashMap<String, String>,
 }
@@ -712,8 +721,14 @@ impl Governance {
             } => {
                 self.access_policy = Some((*version, policy.clone(), sha256.clone(), *at));
             }
-            Event::CatalogServiceRecorded { service, .. } => {
+            Event::CatalogServiceRecorded {
+                service,
+                source_sequence,
+                ..
+            } => {
                 self.catalog.insert(service.name.clone(), service.clone());
+                self.catalog_sequences
+                    .insert(service.name.clone(), *source_sequence);
             }
         }
     }

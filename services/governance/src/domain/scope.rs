@@ -71,13 +71,31 @@ impl Governance {
     /// what the request leaves out (unit, tier 0, personal data), and a request that says
     /// otherwise, names a service the catalog does not know, or reuses a release id of another
     /// unit is refused with the catalog's values.
-    pub(crate) fn facts_from_catalog(&self, mut f: ReleaseFacts) -> Result<ReleaseFacts> {
+    ///
+    /// An `authoritative` assessment (risk-validation's) is not refused for its facts: the
+    /// catalog's replace them; a service the catalog does not know yet is `NotYetKnown` (the
+    /// catalog's event may not have arrived yet).
+    pub(crate) fn facts_from_catalog(
+        &self,
+        mut f: ReleaseFacts,
+        authoritative: bool,
+    ) -> Result<ReleaseFacts> {
         let Some(known) = self.catalog.get(&f.service) else {
-            return Err(DomainError::FailedPrecondition(format!(
+            let message = format!(
                 "service {} is not in the service catalog; register it in dependency-mapping first (governance takes its unit, tier and personal-data facts from there)",
                 crate::domain::shown(&f.service)
-            )));
+            );
+            return Err(if authoritative {
+                DomainError::NotYetKnown(message)
+            } else {
+                DomainError::FailedPrecondition(message)
+            });
         };
+        if authoritative {
+            f.business_unit = known.business_unit.clone();
+            f.tier = known.tier;
+            f.personal_data = known.personal_data;
+        }
         let pii = |p: bool| {
             if p {
                 "handles personal data"

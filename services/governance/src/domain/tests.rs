@@ -32,6 +32,7 @@ fn with_catalog() -> Governance {
             Command::RecordCatalogService {
                 service,
                 source_event_id: Uuid::now_v7(),
+                source_sequence: 1,
             },
         )
         .expect("catalog");
@@ -91,6 +92,7 @@ fn open(g: &mut Governance, f: ReleaseFacts, emergency: bool, when: Timestamp) {
             release: f,
             emergency,
             authoritative: false,
+            authorized_unit: None,
             by: actor("rm", &["release-manager"], "payments"),
             at: when,
         },
@@ -721,6 +723,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         release: f,
         emergency: false,
         authoritative: false,
+        authorized_unit: None,
         by: actor("rm", &["release-manager"], "payments"),
         at: at(0),
     };
@@ -796,6 +799,7 @@ fn second_reading_rules_hold() {
         release: f,
         emergency: false,
         authoritative,
+        authorized_unit: None,
         by: actor("risk-validation", &["scheduler"], ""),
         at: at(1),
     };
@@ -840,6 +844,7 @@ fn second_reading_rules_hold() {
             release: urgent.clone(),
             emergency: true,
             authoritative: true,
+            authorized_unit: None,
             by: actor("risk-validation", &["scheduler"], ""),
             at: at(1),
         })
@@ -864,6 +869,7 @@ fn second_reading_rules_hold() {
             release: softer,
             emergency: false,
             authoritative: false,
+            authorized_unit: None,
             by: actor("rm", &["release-manager"], "payments"),
             at: at(3),
         }),
@@ -1022,6 +1028,7 @@ fn release_facts_come_from_the_catalog() {
                 owner_team: "core-banking".into(),
             },
             source_event_id: Uuid::now_v7(),
+            source_sequence: 1,
         },
     )
     .expect("catalog");
@@ -1031,6 +1038,7 @@ fn release_facts_come_from_the_catalog() {
         release: f,
         emergency: false,
         authoritative: false,
+        authorized_unit: None,
         by: by.clone(),
         at: at(0),
     };
@@ -1080,6 +1088,75 @@ fn release_facts_come_from_the_catalog() {
         err.to_string().contains("belongs to unit payments"),
         "{err}"
     );
+    // The unit the caller was checked against must be the one the request lands in (the
+    // catalog may have moved the service since).
+    let mut moved = facts("ledger-10", "prod", 0, 10, false);
+    moved.service = "ledger".into();
+    moved.business_unit = String::new();
+    let err = g
+        .decide(Command::OpenApprovalRequest {
+            id: Uuid::now_v7(),
+            release: moved,
+            emergency: false,
+            authoritative: false,
+            authorized_unit: Some("lending".into()),
+            by: lending_rm.clone(),
+            at: at(0),
+        })
+        .expect_err("checked against another unit");
+    assert!(err.to_string().contains("not lending"), "{err}");
+    // Risk-validation's assessment takes the catalog's facts; one for a service not known yet
+    // may be tried again later.
+    let mut assessed = facts("ledger-11", "prod", 4, 95, false);
+    assessed.service = "ledger".into();
+    assessed.business_unit = "lending".into();
+    run(
+        &mut g,
+        Command::OpenApprovalRequest {
+            id: Uuid::now_v7(),
+            release: assessed,
+            emergency: false,
+            authoritative: true,
+            authorized_unit: None,
+            by: actor("risk-validation", &["scheduler"], ""),
+            at: at(0),
+        },
+    )
+    .expect("assessed");
+    let r = &g.requests[&key("ledger-11", "prod")];
+    assert_eq!(
+        (
+            r.release.business_unit.as_str(),
+            r.release.tier,
+            r.release.personal_data
+        ),
+        ("payments", 1, true)
+    );
+    let mut early = facts("new-1", "prod", 2, 10, false);
+    early.service = "not-yet".into();
+    assert!(matches!(
+        g.decide(Command::OpenApprovalRequest {
+            id: Uuid::now_v7(),
+            release: early,
+            emergency: false,
+            authoritative: true,
+            authorized_unit: None,
+            by: actor("risk-validation", &["scheduler"], ""),
+            at: at(0),
+        }),
+        Err(DomainError::NotYetKnown(_))
+    ));
+    // An older word of the catalog (redelivered out of order) never overwrites a newer one.
+    let mut older = g.catalog["ledger"].clone();
+    older.business_unit = "lending".into();
+    let (_, events) = g
+        .decide(Command::RecordCatalogService {
+            service: older,
+            source_event_id: Uuid::now_v7(),
+            source_sequence: 0,
+        })
+        .expect("decide");
+    assert!(events.is_empty(), "older sequence ignored");
     // A service the catalog does not know.
     let mut unknown = facts("x1", "prod", 2, 10, false);
     unknown.service = "ghost".into();
@@ -1095,6 +1172,7 @@ fn release_facts_come_from_the_catalog() {
         .decide(Command::RecordCatalogService {
             service: g.catalog["ledger"].clone(),
             source_event_id: Uuid::now_v7(),
+            source_sequence: 2,
         })
         .expect("decide");
     assert!(events.is_empty());
