@@ -288,6 +288,68 @@ pub async fn expected_versions_are_enforced(h: &dyn StoreHarness) {
     assert_eq!(store.head().await.expect("head").position, 5);
 }
 
+/// An append conditional on other streams' versions is written only while they are there,
+/// also when another handle (process) moved them; a failed condition names its stream.
+pub async fn conditions_on_other_streams_hold(h: &dyn StoreHarness) {
+    let Fresh { store, tamper } = h.fresh().await;
+    let target = stream("target");
+    let read = stream("read");
+    append(&store, &read, ExpectedVersion::NoStream, 1)
+        .await
+        .expect("create the stream read");
+    let conditional = |expected: ExpectedVersion| {
+        AppendRequest::new(target.clone(), ExpectedVersion::Any, events(1))
+            .provided(read.clone(), expected)
+    };
+    store
+        .append(conditional(ExpectedVersion::Exact(0)))
+        .await
+        .expect("condition holds");
+    // Someone appends to the stream that was read: the same decision no longer holds.
+    let other = tamper
+        .second_handle()
+        .await
+        .unwrap_or_else(|| store.clone());
+    append(&other, &read, ExpectedVersion::Exact(0), 1)
+        .await
+        .expect("moved");
+    let err = store
+        .append(conditional(ExpectedVersion::Exact(0)))
+        .await
+        .expect_err("condition broken");
+    assert_eq!(
+        err,
+        StoreError::WrongExpectedVersion {
+            stream_id: read.clone(),
+            expected: ExpectedVersion::Exact(0),
+            actual: Some(1),
+        }
+    );
+    assert_eq!(
+        store.stream_version(&target).await.expect("version"),
+        Some(0)
+    );
+    let err = store
+        .append(
+            AppendRequest::new(target.clone(), ExpectedVersion::Any, events(1))
+                .provided(stream("never"), ExpectedVersion::StreamExists),
+        )
+        .await
+        .expect_err("absent stream");
+    assert!(matches!(
+        err,
+        StoreError::WrongExpectedVersion { actual: None, .. }
+    ));
+    store
+        .append(conditional(ExpectedVersion::Exact(1)))
+        .await
+        .expect("decided again on what is there");
+    assert_eq!(
+        store.stream_version(&target).await.expect("version"),
+        Some(1)
+    );
+}
+
 /// 16 appenders with the same expectation: exactly one wins, the rest get typed conflicts.
 pub async fn concurrent_appenders_one_wins(h: &dyn StoreHarness) {
     let Fresh {
@@ -771,6 +833,10 @@ macro_rules! store_conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn expected_versions_are_enforced() {
                 c::expected_versions_are_enforced(&$harness).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn conditions_on_other_streams_hold() {
+                c::conditions_on_other_streams_hold(&$harness).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_appenders_one_wins() {

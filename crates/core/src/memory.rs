@@ -88,12 +88,14 @@ impl EventStore for MemoryStore {
         let (head, outcome) = {
             let mut inner = self.lock()?;
             let mut versions = HashMap::new();
-            let current = inner
-                .streams
-                .get(&request.stream_id)
-                .and_then(|ix| ix.last())
-                .map(|&i| inner.events[i].stream_version);
-            versions.insert(request.stream_id.clone(), current);
+            for s in request.streams() {
+                let current = inner
+                    .streams
+                    .get(s)
+                    .and_then(|ix| ix.last())
+                    .map(|&i| inner.events[i].stream_version);
+                versions.insert(s.clone(), current);
+            }
             let mut known = HashMap::new();
             if let Some(key) = &request.idempotency_key {
                 match inner.keys.get(key) {

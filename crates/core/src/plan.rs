@@ -57,6 +57,24 @@ pub fn plan_batch(
             }));
             continue;
         }
+        let mut condition_failed = None;
+        for (stream, expected) in &request.conditions {
+            let v = *current
+                .entry(stream.clone())
+                .or_insert_with(|| versions.get(stream).copied().flatten());
+            if !expected.admits(v) {
+                condition_failed = Some(StoreError::WrongExpectedVersion {
+                    stream_id: stream.clone(),
+                    expected: *expected,
+                    actual: v,
+                });
+                break;
+            }
+        }
+        if let Some(e) = condition_failed {
+            plan.verdicts.push(Err(e));
+            continue;
+        }
         let stream_current = *current
             .entry(request.stream_id.clone())
             .or_insert_with(|| versions.get(&request.stream_id).copied().flatten());

@@ -12,6 +12,8 @@ use crate::version::{ExpectedVersion, describe_current};
 
 /// Most events one append may carry.
 pub const MAX_EVENTS_PER_APPEND: usize = 100_000;
+/// Most other streams one append may be conditional on.
+pub const MAX_CONDITIONS: usize = 100;
 /// Largest payload one event may carry, in bytes.
 pub const MAX_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
 
@@ -34,6 +36,10 @@ pub enum StoreError {
     Backend(String),
     #[error("event store is shut down")]
     Closed,
+    /// The append may or may not have been written (the connection was lost at commit and the
+    /// outcome could not be looked up): retry only with the same command id.
+    #[error("the outcome of the append is unknown ({0}); retry with the same command id")]
+    Unsettled(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -47,6 +53,9 @@ pub struct AppendRequest {
     /// Retry key. An append whose key is already recorded returns the first outcome instead of
     /// appending again. Defaults to `cmd:<command id>` of the first event's metadata.
     pub idempotency_key: Option<String>,
+    /// Other streams that must still be at these versions: a decision that read them appends
+    /// only if nothing was appended to them since (checked in the same transaction).
+    pub conditions: Vec<(StreamId, ExpectedVersion)>,
 }
 
 impl AppendRequest {
@@ -60,7 +69,19 @@ impl AppendRequest {
             expected,
             events,
             idempotency_key,
+            conditions: Vec::new(),
         }
+    }
+
+    /// Appends only if `stream` is still at `expected` too.
+    pub fn provided(mut self, stream: StreamId, expected: ExpectedVersion) -> Self {
+        self.conditions.push((stream, expected));
+        self
+    }
+
+    /// Every stream whose version the append depends on: its own and its conditions'.
+    pub fn streams(&self) -> impl Iterator<Item = &StreamId> {
+        std::iter::once(&self.stream_id).chain(self.conditions.iter().map(|(s, _)| s))
     }
 
     /// Marks this append as the effect of consuming `event_id` by `consumer`: the inbox entry is
@@ -76,6 +97,13 @@ impl AppendRequest {
             return Err(StoreError::EmptyAppend {
                 stream_id: self.stream_id.clone(),
             });
+        }
+        if self.conditions.len() > MAX_CONDITIONS {
+            return Err(StoreError::InvalidAppend(format!(
+                "append to stream {} is conditional on {} streams, at most {MAX_CONDITIONS} allowed",
+                self.stream_id,
+                self.conditions.len()
+            )));
         }
         if self.events.len() > MAX_EVENTS_PER_APPEND {
             return Err(StoreError::InvalidAppend(format!(

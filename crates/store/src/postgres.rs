@@ -170,6 +170,7 @@ impl PgStore {
                 write_opts: base.options([("search_path", schema)]),
                 head: None,
                 versions: HashMap::new(),
+                broken_conn: false,
             },
             head_tx.clone(),
         );
@@ -253,6 +254,8 @@ struct PgWriter {
     write_opts: PgConnectOptions,
     head: Option<ChainHead>,
     versions: HashMap<StreamId, Option<u64>>,
+    /// The connection broke during the batch (its outcome was settled by a lookup).
+    broken_conn: bool,
 }
 
 const MAX_CACHED_STREAMS: usize = 1_000_000;
@@ -290,6 +293,18 @@ enum Attempt {
 }
 
 impl PgWriter {
+    /// Whether the event a batch began with was written at the position it was planned at
+    /// (false: the batch was not written).
+    async fn settle(&self, event_id: Uuid, position: u64) -> Result<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT global_position FROM events WHERE event_id = $1")
+                .bind(event_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_err)?;
+        Ok(found == Some(position as i64))
+    }
+
     async fn load_state(
         &mut self,
         conn: &mut PgConnection,
@@ -304,8 +319,9 @@ impl PgWriter {
         };
         let mut missing: Vec<String> = requests
             .iter()
-            .filter(|r| !self.versions.contains_key(&r.stream_id))
-            .map(|r| r.stream_id.as_str().to_owned())
+            .flat_map(|r| r.streams())
+            .filter(|s| !self.versions.contains_key(*s))
+            .map(|s| s.as_str().to_owned())
             .collect();
         missing.sort();
         missing.dedup();
@@ -402,6 +418,7 @@ impl PgWriter {
             return Ok(Attempt::Done(plan.verdicts, head.position));
         }
         let n = plan.rows.len();
+        let first_event = plan.rows.first().map(|r| (r.event_id.0, r.global_position));
         let mut positions = Vec::with_capacity(n);
         let mut streams = Vec::with_capacity(n);
         let mut versions = Vec::with_capacity(n);
@@ -489,6 +506,30 @@ impl PgWriter {
                         .into(),
                 ));
             }
+            Err(sqlx::Error::Database(db)) => return Err(backend_err(sqlx::Error::Database(db))),
+            // The connection broke: the statement may have committed before it did. Settle it
+            // by looking the batch's first event up before answering, so a caller never sees an
+            // error for an append that was written (and retries it twice).
+            Err(e) if !locked => {
+                let Some((event_id, position)) = first_event else {
+                    return Err(backend_err(e));
+                };
+                self.broken_conn = true;
+                return match self.settle(event_id, position).await {
+                    Ok(true) => {
+                        tracing::warn!(error = %e, position, "the connection broke at commit; the batch was written");
+                        self.head = Some(plan.head);
+                        for (s, v) in plan.stream_versions {
+                            self.versions.insert(s, Some(v));
+                        }
+                        Ok(Attempt::Done(plan.verdicts, plan.head.position))
+                    }
+                    Ok(false) => Err(backend_err(e)),
+                    Err(lookup) => Err(StoreError::Unsettled(format!(
+                        "the connection broke at commit ({e}) and looking the batch up failed ({lookup})"
+                    ))),
+                };
+            }
             Err(e) => return Err(backend_err(e)),
         };
         let moved: i64 = row.try_get(0).map_err(backend_err)?;
@@ -517,7 +558,7 @@ impl BatchWriter for PgWriter {
         };
         let result = self.write_on(&mut conn, requests).await;
         // Keep the connection unless it failed (it may be broken); the next batch reconnects.
-        if result.is_ok() {
+        if result.is_ok() && !std::mem::take(&mut self.broken_conn) {
             self.conn = Some(conn);
         }
         result
@@ -557,7 +598,29 @@ impl PgWriter {
             .map_err(backend_err)?;
         match self.attempt(&mut tx, requests, true, true).await {
             Ok(Attempt::Done(verdicts, head)) => {
-                tx.commit().await.map_err(backend_err)?;
+                if let Err(e) = tx.commit().await {
+                    // Committed or not? The first event written tells.
+                    let first = verdicts.iter().zip(requests).find_map(|(v, r)| match v {
+                        Ok(o) if !o.deduplicated => {
+                            r.events.first().map(|e| (e.event_id.0, o.first_position))
+                        }
+                        _ => None,
+                    });
+                    let Some((event_id, position)) = first else {
+                        return Err(backend_err(e));
+                    };
+                    self.broken_conn = true;
+                    return match self.settle(event_id, position).await {
+                        Ok(true) => Ok((verdicts, head)),
+                        Ok(false) => {
+                            self.reset();
+                            Err(backend_err(e))
+                        }
+                        Err(lookup) => Err(StoreError::Unsettled(format!(
+                            "the connection broke at commit ({e}) and looking the batch up failed ({lookup})"
+                        ))),
+                    };
+                }
                 Ok((verdicts, head))
             }
             Ok(_) => Err(StoreError::Backend("batch refused while holding the head lock: an idempotency key was recorded concurrently; try again".into())),

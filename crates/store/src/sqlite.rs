@@ -258,16 +258,16 @@ impl SqliteWriter {
         requests: Vec<AppendRequest>,
     ) -> Result<(Vec<Result<AppendOutcome>>, ChainHead, Vec<(StreamId, u64)>)> {
         let head = read_head(&mut *conn).await?;
-        for r in &requests {
-            if !versions.contains_key(&r.stream_id) {
+        for s in requests.iter().flat_map(|r| r.streams()) {
+            if !versions.contains_key(s) {
                 let v: Option<i64> = sqlx::query_scalar(
                     "SELECT max(stream_version) FROM events WHERE stream_id = ?",
                 )
-                .bind(r.stream_id.as_str())
+                .bind(s.as_str())
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(backend_err)?;
-                versions.insert(r.stream_id.clone(), v.map(|v| v as u64));
+                versions.insert(s.clone(), v.map(|v| v as u64));
             }
         }
         // One query for every key of the batch (sqlx runs each SQLite statement on a worker

@@ -84,6 +84,15 @@ async fn run_batch<W: BatchWriter>(
         }
         Err(e) => {
             backend.reset();
+            // An unsettled batch may have been written: retrying its appends one by one could
+            // write them twice, so every one gets the error (callers retry by command id).
+            if requests.len() < 2 || matches!(e, StoreError::Unsettled(_)) {
+                tracing::warn!(error = %e, appends = requests.len(), "append failed");
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                return;
+            }
             if requests.len() < 2 {
                 tracing::warn!(error = %e, "append failed");
                 if let Some(reply) = replies.into_iter().next() {
