@@ -28,7 +28,10 @@ impl fmt::Display for EventId {
 }
 
 /// Name of a stream: `<aggregate>-<uuid>`, e.g. `approval-request-0192...`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct StreamId(String);
 
 /// Longest stream id accepted, in bytes.
@@ -38,6 +41,13 @@ impl StreamId {
     /// A new stream for an aggregate kind, e.g. `StreamId::new_for("release")`.
     pub fn new_for(aggregate: &str) -> Self {
         Self(format!("{aggregate}-{}", Uuid::now_v7()))
+    }
+
+    /// A singleton stream with a fixed name (e.g. `governance-policy`); the name must be a valid
+    /// stream id.
+    pub fn singleton(name: &'static str) -> Self {
+        debug_assert!(Self::parse(name).is_ok(), "{name} is not a stream id");
+        Self(name.to_owned())
     }
 
     /// The stream of one aggregate instance.

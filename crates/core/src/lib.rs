@@ -8,6 +8,7 @@
 pub mod aggregate;
 pub mod chain;
 pub mod conformance;
+pub mod decider;
 pub mod event;
 pub mod ids;
 pub mod memory;
@@ -15,11 +16,13 @@ pub mod names;
 pub mod plan;
 pub mod store;
 pub mod subscription;
+pub mod testing;
 pub mod upcast;
 pub mod version;
 
 pub use aggregate::{Aggregate, CommandOutcome, EventCodec, ExecuteError, Repository};
 pub use chain::{ChainBreak, ChainHead, Hash, VerifyReport};
+pub use decider::{Decider, Decision, Recorded, StoredEvents};
 pub use event::{Metadata, NewEvent, RecordedEvent, Snapshot, Timestamp};
 pub use ids::{EventId, StreamId};
 pub use memory::MemoryStore;
