@@ -3,20 +3,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use flotilla_runtime::{Config, Node, NodeMode, ServiceModule};
+use flotilla_runtime::{Config, NodeMode, ServiceModule};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// All six services.
+/// All six services (the platform's one list).
 pub fn all_services() -> Vec<Box<dyn ServiceModule>> {
-    vec![
-        Box::new(flotilla_governance::GovernanceModule),
-        Box::new(flotilla_dependency_mapping::DependencyMappingModule),
-        Box::new(flotilla_orchestration::OrchestrationModule),
-        Box::new(flotilla_risk_validation::RiskValidationModule),
-        Box::new(flotilla_monitoring::MonitoringModule),
-        Box::new(flotilla_compliance::ComplianceModule),
-    ]
+    flotilla_platform::all()
 }
 
 pub fn postgres_url() -> String {
@@ -184,9 +177,12 @@ impl RunningNode {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(Node::new(config, modules).run(listener, mode, async {
-            let _ = rx.await;
-        }));
+        let task =
+            tokio::spawn(
+                flotilla_platform::node(config, modules).run(listener, mode, async {
+                    let _ = rx.await;
+                }),
+            );
         Ok(Self {
             addr,
             stop: Some(stop),

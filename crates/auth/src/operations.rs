@@ -93,6 +93,7 @@ const DEPENDENCY: &[Operation] = &ops!("flotilla.dependency.v1.DependencyMapping
     "GetVersionSkew" => "read",
     "PublishSchema" => "catalog-write",
     "DeclareSchemaUse" => "catalog-write",
+    "ImportBackstageCatalog" => "catalog-write",
 );
 
 const ORCHESTRATION: &[Operation] =

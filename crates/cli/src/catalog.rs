@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use flotilla_dependency_mapping::{backstage, convert};
 use flotilla_proto::dependency::v1 as pb;
 use flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient;
 use serde_json::json;
@@ -460,98 +459,18 @@ async fn import(
 ) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-    let parsed = backstage::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let bar = progress(
-        (parsed.services.len() + parsed.dependencies.len()) as u64,
-        "importing",
-    );
-    let (mut registered, mut updated, mut unchanged, mut declared) = (0, 0, 0, 0);
-    for s in &parsed.services {
-        let entry = convert::service_entry(s);
-        match c
-            .register_service(pb::RegisterServiceRequest {
-                service: Some(entry.clone()),
-            })
-            .await
-        {
-            Ok(_) => registered += 1,
-            Err(st) if st.code() == tonic::Code::AlreadyExists => {
-                // Fields the file does not state keep the catalog's values (a hand-set tier
-                // is not reset by a file without the annotation).
-                let current = c
-                    .get_service(pb::GetServiceRequest {
-                        name: s.name.to_string(),
-                    })
-                    .await
-                    .map_err(|st| failed(&format!("read {}", s.name), st))?
-                    .into_inner();
-                let explicit = parsed.explicit.get(&s.name).cloned().unwrap_or_default();
-                let mut entry = entry;
-                if !explicit.contains("criticality-tier") {
-                    entry.criticality_tier = current.criticality_tier;
-                }
-                if !explicit.contains("business-unit") {
-                    entry.business_unit = current.business_unit;
-                }
-                if !explicit.contains("handles-personal-data") {
-                    entry.handles_personal_data = current.handles_personal_data;
-                }
-                if !explicit.contains("data-classification") {
-                    entry.data_classification = current.data_classification;
-                }
-                let r = c
-                    .update_service(pb::UpdateServiceRequest {
-                        service: Some(entry),
-                    })
-                    .await
-                    .map_err(|st| failed(&format!("update {}", s.name), st))?
-                    .into_inner();
-                if r.changed {
-                    updated += 1
-                } else {
-                    unchanged += 1
-                }
-            }
-            Err(st) => return Err(failed(&format!("register {}", s.name), st)),
-        }
-        bar.inc(1);
-    }
-    let mut skipped = parsed.skipped.clone();
-    for d in &parsed.dependencies {
-        match c
-            .declare_dependency(pb::DeclareDependencyRequest {
-                dependency: Some(convert::dependency_pb(d)),
-            })
-            .await
-        {
-            Ok(r) => {
-                if r.into_inner().changed {
-                    declared += 1;
-                }
-            }
-            // A dependency on a service that is neither in this file nor in the catalog yet:
-            // report it and go on (import that service's file, then this one again).
-            Err(st) if st.code() == tonic::Code::NotFound => skipped.push(format!(
-                "{} -> {}: {}",
-                d.consumer,
-                d.provider,
-                st.message()
-            )),
-            Err(st) => {
-                return Err(failed(
-                    &format!("declare {} -> {}", d.consumer, d.provider),
-                    st,
-                ));
-            }
-        }
-        bar.inc(1);
-    }
+    let bar = progress(1, "importing");
+    let r = c
+        .import_backstage_catalog(pb::ImportBackstageCatalogRequest { catalog_yaml: text })
+        .await
+        .map_err(|st| failed(&format!("import {}", file.display()), st))?
+        .into_inner();
     bar.finish_and_clear();
     match output {
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(
-                &json!({"registered": registered, "updated": updated, "unchanged": unchanged, "dependencies_declared": declared, "skipped": skipped})
+                &json!({"registered": r.registered, "updated": r.updated, "unchanged": r.unchanged, "dependencies_declared": r.dependencies_declared, "skipped": r.skipped, "catalog_version": r.catalog_version})
             )?
         ),
         Output::Table => {
@@ -563,13 +482,13 @@ async fn import(
                     "dependencies declared",
                 ],
                 &[vec![
-                    registered.to_string(),
-                    updated.to_string(),
-                    unchanged.to_string(),
-                    declared.to_string(),
+                    r.registered.to_string(),
+                    r.updated.to_string(),
+                    r.unchanged.to_string(),
+                    r.dependencies_declared.to_string(),
                 ]],
             );
-            for s in &skipped {
+            for s in &r.skipped {
                 eprintln!("skipped: {s}");
             }
         }

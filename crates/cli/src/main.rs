@@ -6,7 +6,6 @@ mod client;
 mod governance;
 mod keys;
 mod output;
-mod services;
 mod status;
 mod store_cmd;
 mod token;
@@ -16,7 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use flotilla_runtime::{Config, Node, NodeMode};
+use flotilla_runtime::{Config, NodeMode};
 
 use crate::output::Output;
 
@@ -165,7 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.data_dir.display(),
                 listener.local_addr()?
             );
-            Node::new(config, services::all())
+            flotilla_platform::node(config, flotilla_platform::all())
                 .run(listener, mode, shutdown_signal())
                 .await?;
             Ok(ExitCode::SUCCESS)
@@ -179,10 +178,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(l) = listen {
                 config.listen = l;
             }
-            let module = services::by_name(&service)?;
+            let module = flotilla_platform::by_name(&service)?;
             let _telemetry = flotilla_runtime::telemetry::init(&config, "flotilla")?;
             let listener = bind(&config.listen).await?;
-            Node::new(config, vec![module])
+            flotilla_platform::node(config, vec![module])
                 .run(listener, NodeMode::Served, shutdown_signal())
                 .await?;
             Ok(ExitCode::SUCCESS)

@@ -57,7 +57,7 @@ pub async fn run(target: &Target, output: Output) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     let mut json = Vec::new();
     let mut failed = false;
-    for m in crate::services::all() {
+    for m in flotilla_platform::all() {
         match one(&channel, &bearer, m.name()).await {
             Ok(s) => {
                 let state = if s.chain_intact {

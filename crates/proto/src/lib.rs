@@ -50,6 +50,26 @@ pub mod flotilla {
     }
 }
 
+/// Full gRPC names of every service Flotilla's contracts declare (`flotilla.<area>.v1.<Name>`).
+pub fn platform_services() -> Vec<String> {
+    use prost::Message;
+    let Ok(fds) = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = fds
+        .file
+        .iter()
+        .filter(|f| f.package().starts_with("flotilla."))
+        .flat_map(|f| {
+            f.service
+                .iter()
+                .map(move |s| format!("{}.{}", f.package(), s.name()))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 pub use flotilla::{
     common, compliance, dependency, eventstore, governance, monitoring, orchestration, risk,
 };
@@ -83,5 +103,18 @@ mod tests {
             packages.iter().any(|p| p == "google.protobuf"),
             "imports must be included"
         );
+    }
+
+    #[test]
+    fn platform_services_come_from_the_contracts() {
+        let names = super::platform_services();
+        for s in [
+            "flotilla.governance.v1.GovernanceService",
+            "flotilla.dependency.v1.DependencyMappingService",
+            "flotilla.compliance.v1.ComplianceService",
+        ] {
+            assert!(names.iter().any(|n| n == s), "{s} missing from {names:?}");
+        }
+        assert!(names.iter().all(|n| n.starts_with("flotilla.")));
     }
 }

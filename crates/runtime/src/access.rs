@@ -322,23 +322,32 @@ pub fn layer(
 pub const ADOPTED_STREAM: &str = "access-policy";
 /// Event type of an adoption.
 pub const ACCESS_POLICY_ADOPTED: &str = "flotilla.common.v1.AccessPolicyAdopted";
-/// Governance's event that replaces the access policy.
-pub const ACCESS_POLICY_REPLACED: &str = "flotilla.governance.v1.AccessPolicyReplaced";
+/// The event that replaces the access policy.
+pub const ACCESS_POLICY_REPLACED: &str = "flotilla.common.v1.AccessPolicyReplaced";
+
+/// Whether an event type is an access policy replacement: `flotilla.common.v1`'s, or one
+/// recorded under an area's own package before the contract moved to common (the same fields
+/// and numbers; the source and the signature decide whether it is adopted, not the name).
+pub fn is_replacement(event_type: &str) -> bool {
+    event_type == ACCESS_POLICY_REPLACED
+        || (event_type.starts_with("flotilla.") && event_type.ends_with(".v1.AccessPolicyReplaced"))
+}
 const FOLLOWER: &str = "access-policy-follower";
 static REPLACING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The newest access policy a store records as adopted (or replaced, for governance's own
-/// store), with its version. A recorded signature must verify with `keys` for `namespace`
-/// (records from before replacements were signed carry none and are taken as recorded: the
-/// store's chain vouches for them).
+/// The newest access policy a store records as adopted (or, in `replaced_in`, the stream where
+/// the service that replaces policies records them), with its version. A recorded signature
+/// must verify with `keys` for `namespace` (records from before replacements were signed carry
+/// none and are taken as recorded: the store's chain vouches for them).
 pub async fn recorded_policy(
     store: &dyn EventStore,
+    replaced_in: Option<&str>,
     keys: &flotilla_auth::PolicyVerifier,
     namespace: &str,
 ) -> anyhow::Result<Option<(u64, AccessPolicy)>> {
     use flotilla_core::store::Direction;
     let mut best: Option<(u64, AccessPolicy)> = None;
-    for stream in [ADOPTED_STREAM, "governance-access-policy"] {
+    for stream in std::iter::once(ADOPTED_STREAM).chain(replaced_in) {
         let Ok(id) = StreamId::parse(stream) else {
             continue;
         };
@@ -352,10 +361,9 @@ pub async fn recorded_policy(
                     flotilla_proto::common::v1::AccessPolicyAdopted::decode(e.payload.as_slice())?;
                 (m.version, m.policy, m.sha256, m.signature)
             }
-            ACCESS_POLICY_REPLACED => {
-                let m = flotilla_proto::governance::v1::AccessPolicyReplaced::decode(
-                    e.payload.as_slice(),
-                )?;
+            ty if is_replacement(ty) => {
+                let m =
+                    flotilla_proto::common::v1::AccessPolicyReplaced::decode(e.payload.as_slice())?;
                 (m.version, m.policy, m.sha256, m.signature)
             }
             _ => continue,
@@ -437,10 +445,11 @@ pub fn dev_signing_key(data_dir: &Path) -> anyhow::Result<flotilla_auth::PolicyS
 }
 
 /// The service whose access policy replacements a service follows (config
-/// `access_policy_source`), unless the service is that one or the node runs it.
+/// `access_policy_source`, which the binary defaults to the service that replaces policies),
+/// unless the service is that one.
 pub fn policy_source(config: &Config, service: &str) -> Option<String> {
     let source = config.access_policy_source.as_str();
-    (!source.is_empty() && source != service).then(|| source.to_owned())
+    (!source.is_empty() && source != "none" && source != service).then(|| source.to_owned())
 }
 
 /// Follows access policy replacements in a service that does not make them: puts each newer
@@ -471,7 +480,7 @@ impl std::fmt::Debug for AccessPolicyFollower {
 impl crate::EventHandler for AccessPolicyFollower {
     async fn handle(&self, event: &flotilla_bus::CloudEvent) -> Result<(), crate::HandlerError> {
         use crate::HandlerError;
-        if event.ty != ACCESS_POLICY_REPLACED {
+        if !is_replacement(&event.ty) {
             return Ok(());
         }
         let expected_source = self.namespace.source(&self.source);
@@ -483,7 +492,7 @@ impl crate::EventHandler for AccessPolicyFollower {
                 flotilla_core::names::shown(&event.source)
             )));
         }
-        let m = flotilla_proto::governance::v1::AccessPolicyReplaced::decode(event.data.as_slice())
+        let m = flotilla_proto::common::v1::AccessPolicyReplaced::decode(event.data.as_slice())
             .map_err(|e| {
                 HandlerError::Reject(format!("AccessPolicyReplaced does not decode: {e}"))
             })?;

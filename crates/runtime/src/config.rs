@@ -74,10 +74,11 @@ pub struct Config {
     pub auth_issuer: String,
     /// Cedar policy file used until an admin replaces the policy; empty uses the shipped default.
     pub auth_policy_file: PathBuf,
-    /// The service whose access policy replacements every other service follows from the bus
-    /// (empty: none is followed).
+    /// The service whose access policy replacements every other service follows from the bus.
+    /// Empty: the one the binary names (the service among its modules that replaces access
+    /// policies); `none`: none is followed.
     pub access_policy_source: String,
-    /// Governance only: the Ed25519 key (a file holding the base64 32-byte seed) it signs
+    /// The service that replaces access policies only: the Ed25519 key (a file holding the base64 32-byte seed) it signs
     /// access policy replacements with. `flotilla up` makes one under the data folder.
     pub access_policy_signing_key: PathBuf,
     /// Every other service: the base64 Ed25519 public keys an access policy replacement must
@@ -97,6 +98,11 @@ pub struct Config {
     /// store's chain is broken does not serve unless its break is named here; accepting is
     /// recorded in the store as `flotilla.common.v1.ChainBreakAccepted`.
     pub accept_chain_breaks: Vec<String>,
+    /// Per-service sections (`[governance]`, `[dependency-mapping]` …): each service reads its
+    /// own (e.g. `snapshot_every`, governance's `deadline_tick_secs`). Environment variables
+    /// `FLOTILLA_<SERVICE>__<KEY>` (service in capitals, `-` as `_`) override them.
+    #[serde(skip)]
+    pub sections: BTreeMap<String, toml::Table>,
 }
 
 impl Default for Config {
@@ -118,7 +124,7 @@ impl Default for Config {
             auth_audience: flotilla_auth::token::DEFAULT_AUDIENCE.into(),
             auth_issuer: String::new(),
             auth_policy_file: PathBuf::new(),
-            access_policy_source: "governance".into(),
+            access_policy_source: String::new(),
             access_policy_signing_key: PathBuf::new(),
             access_policy_verify_keys: Vec::new(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
@@ -126,6 +132,7 @@ impl Default for Config {
             nats_max_age_secs: 7 * 24 * 3600,
             nats_max_bytes: -1,
             accept_chain_breaks: Vec::new(),
+            sections: BTreeMap::new(),
         }
     }
 }
@@ -186,16 +193,29 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self> {
+        let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+        let mut sections: BTreeMap<String, toml::Table> = BTreeMap::new();
         let mut table = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
                     path: p.to_owned(),
                     source,
                 })?;
-                let t: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                let mut t: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
                     path: p.to_owned(),
                     message: e.to_string(),
                 })?;
+                // Tables that are not keys of the configuration are services' sections.
+                let section_names: Vec<String> = t
+                    .iter()
+                    .filter(|(k, v)| v.is_table() && !defaults.contains_key(*k))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for name in section_names {
+                    if let Some(toml::Value::Table(section)) = t.remove(&name) {
+                        sections.insert(name.replace('-', "_"), section);
+                    }
+                }
                 // Check the file alone first so its errors name the file.
                 t.clone()
                     .try_into::<Config>()
@@ -207,12 +227,27 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
         for (name, value) in env {
             let Some(key) = name.strip_prefix("FLOTILLA_") else {
                 continue;
             };
             let key = key.to_ascii_lowercase();
+            // FLOTILLA_<SERVICE>__<KEY>: a service's section.
+            if let Some((section, field)) = key.split_once("__") {
+                if !section.is_empty() && !field.is_empty() {
+                    let parsed = value
+                        .trim()
+                        .parse::<i64>()
+                        .map(toml::Value::Integer)
+                        .or_else(|_| value.trim().parse::<bool>().map(toml::Value::Boolean))
+                        .unwrap_or_else(|_| toml::Value::String(value.clone()));
+                    sections
+                        .entry(section.to_owned())
+                        .or_default()
+                        .insert(field.to_owned(), parsed);
+                }
+                continue;
+            }
             // Only this struct's keys: other FLOTILLA_* variables (tests, tools) are not config.
             let Some(default) = defaults.get(&key) else {
                 continue;
@@ -275,10 +310,20 @@ impl Config {
                     message: e.to_string(),
                 })?;
         }
-        table.try_into::<Config>().map_err(|e| ConfigError::Parse {
+        let mut config = table.try_into::<Config>().map_err(|e| ConfigError::Parse {
             path: path.map(Path::to_owned).unwrap_or_default(),
             message: e.to_string(),
-        })
+        })?;
+        config.sections = sections;
+        Ok(config)
+    }
+
+    /// A service's section (empty when it has none).
+    pub fn section(&self, service: &str) -> toml::Table {
+        self.sections
+            .get(&service.replace('-', "_"))
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -349,6 +394,25 @@ mod tests {
         let e = Config::load_with_env(None, env(&[("FLOTILLA_MAX_MESSAGE_BYTES", "lots")]))
             .expect_err("not a number");
         assert!(e.to_string().contains("FLOTILLA_MAX_MESSAGE_BYTES"), "{e}");
+        // Services' sections, from the file and the environment.
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\n[governance]\ndeadline_tick_secs = 5\n[dependency-mapping]\nsnapshot_every = 100\n",
+        )
+        .expect("write");
+        let c = Config::load_with_env(
+            Some(&path),
+            env(&[("FLOTILLA_DEPENDENCY_MAPPING__SNAPSHOT_EVERY", "7")]),
+        )
+        .expect("sections");
+        assert_eq!(
+            c.section("governance").get("deadline_tick_secs"),
+            Some(&toml::Value::Integer(5))
+        );
+        assert_eq!(
+            c.section("dependency-mapping").get("snapshot_every"),
+            Some(&toml::Value::Integer(7))
+        );
         let c = Config::load_with_env(None, env(&[("FLOTILLA_NAMESPACE", "Bad.Name")]))
             .expect("loads; checked when used");
         assert!(c.namespace().is_err());

@@ -192,6 +192,23 @@ impl ChainGuard {
         b
     }
 
+    /// Starts linking at `head` (a verified snapshot's position and hash): events before it are
+    /// checked apart ([`verify_prefix`]).
+    pub fn start_at(&self, head: ChainHead) {
+        let mut walk = self.lock();
+        if walk.frontier.position < head.position {
+            walk.frontier = head;
+        }
+        drop(walk);
+        self.verified.send_replace(head.position);
+    }
+
+    /// Stops the service at an event this build cannot read (decode failed, an upcaster is
+    /// missing): not a chain break, but nothing after it can be served.
+    pub fn unreadable(&self, position: u64, reason: String) {
+        self.fail(ChainBreak { position, reason }, BreakKind::Unreadable);
+    }
+
     /// Records a read failure: an unreadable stored row is a break at its position.
     pub fn read_failed(&self, e: &StoreError) {
         if let StoreError::Corrupt { position, reason } = e {
@@ -477,6 +494,61 @@ pub async fn describe(
         kind,
         event_hash,
     })
+}
+
+/// Checks the chain from the first event up to `upto` (a snapshot's position and hash, where
+/// checking as the state is kept current begins): the break, if any, is recorded on `chain`.
+pub async fn verify_prefix(
+    store: &dyn EventStore,
+    chain: &ChainGuard,
+    upto: ChainHead,
+) -> Result<(), StoreError> {
+    let walker = ChainGuard::new(chain.service);
+    {
+        let accepted = chain.lock().accepted.clone();
+        walker.lock().accepted = accepted;
+    }
+    let mut next = 1;
+    while next <= upto.position {
+        let want = (upto.position - next + 1).min(5_000) as usize;
+        let page = match store.read_all(next, want).await {
+            Ok(p) => p,
+            Err(e @ StoreError::Corrupt { .. }) => {
+                walker.read_failed(&e);
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        if page.is_empty() {
+            break;
+        }
+        if walker.check_from(next, &page).is_err() {
+            break;
+        }
+        next = page.last().map_or(next, |e| e.global_position + 1);
+    }
+    let found = match walker.found() {
+        Some(f) => Some(f),
+        None => {
+            let frontier = walker.lock().frontier;
+            (frontier != upto).then(|| {
+                (
+                    ChainBreak {
+                        position: frontier.position + 1,
+                        reason: format!(
+                            "the snapshot at position {} records hash {}, the chain reaches position {} hash {}",
+                            upto.position, upto.hash, frontier.position, frontier.hash
+                        ),
+                    },
+                    BreakKind::Altered,
+                )
+            })
+        }
+    };
+    if let Some((b, kind)) = found {
+        chain.fail(b, kind);
+    }
+    Ok(())
 }
 
 /// The operating-system account of this process, for recording who accepted a break.

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod config;
 pub mod integrity;
+pub mod kit;
 pub mod module;
 pub mod node;
 pub mod outbound;
@@ -16,3 +17,11 @@ pub mod testkit;
 pub use config::Config;
 pub use module::{Consumer, EventHandler, HandlerError, ServiceContext, ServiceModule};
 pub use node::{Node, NodeMode};
+
+/// What [`service_module!`] expands to needs, so service crates need not depend on it.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+    pub use flotilla_core::ids::StreamId;
+    pub use tonic::service::RoutesBuilder;
+}

@@ -55,6 +55,31 @@ impl ServiceContext {
         }
     }
 
+    /// One value of this service's configuration section (`[<service>]`), when set and of the
+    /// right type.
+    pub fn section_value<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.config
+            .section(self.service)
+            .get(key)
+            .and_then(|v| v.clone().try_into().ok())
+    }
+
+    /// This service's configuration section as its own type (unknown keys refused).
+    pub fn section<T: serde::de::DeserializeOwned + Default>(
+        &self,
+    ) -> Result<T, crate::config::ConfigError> {
+        let table = self.config.section(self.service);
+        if table.is_empty() {
+            return Ok(T::default());
+        }
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| crate::config::ConfigError::Invalid {
+                key: self.service,
+                message: e.to_string(),
+            })
+    }
+
     /// Largest request message a service accepts (config `max_message_bytes`).
     pub fn max_message_bytes(&self) -> usize {
         self.config.max_message_bytes
@@ -93,20 +118,28 @@ impl ServiceContext {
 }
 
 /// A service crate's entry point.
+#[async_trait::async_trait]
 pub trait ServiceModule: Send + Sync {
-    /// Service name as in subjects, topics and schemas, e.g. `governance`.
+    /// Service name as in subjects, topics and schemas.
     fn name(&self) -> &'static str;
     /// Full gRPC names of the services it serves (for health and reflection).
     fn grpc_services(&self) -> Vec<String>;
-    /// Adds its gRPC services to the routes.
-    fn register(&self, ctx: ServiceContext, routes: &mut RoutesBuilder);
-    /// The other services' events it consumes, and how.
-    fn consumers(&self, _ctx: &ServiceContext) -> Vec<Consumer> {
-        Vec::new()
-    }
+    /// Builds the service once: its state (rebuilt before this returns), its gRPC routes (added
+    /// to `routes`), the events it consumes and its background tasks, which the node runs under
+    /// its shutdown signal. One instance per process, shared by all of them.
+    async fn start(
+        &self,
+        ctx: ServiceContext,
+        routes: &mut RoutesBuilder,
+    ) -> Result<crate::kit::Started, crate::kit::StartError>;
     /// The aggregate type of one of its streams, when the stream is not named
-    /// `<aggregate>-<uuid>` (a singleton stream such as `governance-policy` is `policy`).
+    /// `<aggregate>-<uuid>` (a singleton stream such as `<service>-policy` is `policy`).
     fn aggregate_type(&self, _stream: &StreamId) -> Option<String> {
+        None
+    }
+    /// The stream in which this service records the access policy replacements it makes, when
+    /// it is the one that replaces them: a node puts the newest one in force at start.
+    fn access_policy_stream(&self) -> Option<&'static str> {
         None
     }
 }
@@ -144,12 +177,35 @@ impl std::fmt::Debug for Consumer {
     }
 }
 
-/// Declares a service crate's runtime module when the crate serves one gRPC service built by
-/// `grpc::server(ctx)` (named `grpc::GRPC_NAME`) and consumes nothing:
-/// `flotilla_runtime::service_module!(GovernanceModule, "governance");`
+/// Declares a service crate's runtime module. The crate serves one gRPC service named
+/// `grpc::GRPC_NAME`.
+///
+/// - `service_module!(Module, "name")`: built by `grpc::server(ctx)`, no state, consumes
+///   nothing (the node checks its store's chain).
+/// - `service_module!(Module, "name", start = path)`: built by
+///   `async fn path(ctx, &mut routes) -> Result<Started, StartError>` (its app, consumers and
+///   tasks).
+/// - `…, aggregates = { "stream" => "aggregate", … }`: the aggregate types of singleton streams.
+/// - `…, access_policy = "stream"`: the service replaces access policies and records them there.
 #[macro_export]
 macro_rules! service_module {
     ($module:ident, $name:literal) => {
+        $crate::service_module!(@module $module, $name, (ctx, routes) {
+            routes.add_service(grpc::server(ctx));
+            Ok($crate::kit::Started::default())
+        }, {});
+    };
+    ($module:ident, $name:literal, start = $start:path
+        $(, aggregates = { $($stream:literal => $agg:literal),* $(,)? })?
+        $(, access_policy = $policy:literal)? $(,)?) => {
+        $crate::service_module!(@module $module, $name, (ctx, routes) {
+            $start(ctx, routes).await
+        }, { $($($stream => $agg),*)? }, [$($policy)?]);
+    };
+    (@module $module:ident, $name:literal, ($ctx:ident, $routes:ident) $start:block, { $($stream:literal => $agg:literal),* }) => {
+        $crate::service_module!(@module $module, $name, ($ctx, $routes) $start, { $($stream => $agg),* }, []);
+    };
+    (@module $module:ident, $name:literal, ($ctx:ident, $routes:ident) $start:block, { $($stream:literal => $agg:literal),* }, [$($policy:literal)?]) => {
         /// Service name as used in subjects, topics and store schemas.
         pub const NAME: &str = $name;
 
@@ -157,6 +213,7 @@ macro_rules! service_module {
         #[derive(Debug, Default, Clone, Copy)]
         pub struct $module;
 
+        #[$crate::__private::async_trait]
         impl $crate::ServiceModule for $module {
             fn name(&self) -> &'static str {
                 NAME
@@ -166,12 +223,24 @@ macro_rules! service_module {
                 vec![grpc::GRPC_NAME.to_owned()]
             }
 
-            fn register(
+            async fn start(
                 &self,
-                ctx: $crate::ServiceContext,
-                routes: &mut ::tonic::service::RoutesBuilder,
-            ) {
-                routes.add_service(grpc::server(ctx));
+                $ctx: $crate::ServiceContext,
+                $routes: &mut $crate::__private::RoutesBuilder,
+            ) -> Result<$crate::kit::Started, $crate::kit::StartError> {
+                $start
+            }
+
+            #[allow(unused_variables)]
+            fn aggregate_type(&self, stream: &$crate::__private::StreamId) -> Option<String> {
+                match stream.as_str() {
+                    $($stream => Some($agg.to_owned()),)*
+                    _ => None,
+                }
+            }
+
+            fn access_policy_stream(&self) -> Option<&'static str> {
+                None $(.or(Some($policy)))?
             }
         }
     };

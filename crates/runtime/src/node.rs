@@ -32,7 +32,7 @@ const VERIFY_AT_START: Duration = Duration::from_secs(600);
 /// Consumes `source`'s events as the durable group `group` until stopped; failures resubscribe
 /// after a pause, so what was not acknowledged is delivered again. While the consuming
 /// service's chain is broken nothing is taken in.
-async fn run_consumer(
+pub(crate) async fn run_consumer(
     bus: Arc<dyn Bus>,
     group: String,
     consumer: Consumer,
@@ -136,7 +136,7 @@ impl std::fmt::Debug for Node {
 /// Runs a service's relay to one bus until stopped. A relay that fails (the store or the bus
 /// was unreachable) starts again from its checkpoint after a pause that grows to 30 s; while
 /// the store's chain is broken it publishes nothing.
-async fn run_relay(
+pub(crate) async fn run_relay(
     store: Arc<dyn EventStore>,
     module: Arc<dyn ServiceModule>,
     publisher: Arc<dyn Publisher>,
@@ -224,7 +224,7 @@ impl flotilla_bus::relay::PublishGate for ChainGate {
 
 /// Checks a store's chain from its first event and keeps checking what is appended, until
 /// stopped; marks the guard caught up once the events present at start were all checked.
-async fn run_chain_check(
+pub(crate) async fn run_chain_check(
     store: Arc<dyn EventStore>,
     chain: Arc<ChainGuard>,
     mut stop: watch::Receiver<bool>,
@@ -292,7 +292,7 @@ async fn run_chain_check(
 }
 
 /// Whether the check reached the head the store records (false: a break was recorded).
-async fn head_reached(
+pub(crate) async fn head_reached(
     store: &dyn EventStore,
     chain: &ChainGuard,
 ) -> Result<bool, flotilla_core::StoreError> {
@@ -423,16 +423,16 @@ impl Node {
                     "the store has chain breaks an operator accepted"
                 );
             }
-            tasks.push(tokio::spawn(run_chain_check(
-                store.clone(),
-                chain.clone(),
-                stop_rx.clone(),
-            )));
             checks.push((m.name(), store.clone(), chain.clone()));
             // The access policy this service last adopted (or replaced, for the service that
             // replaces it) is put in force once its store's chain is checked (below).
             let own_version = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-            recorded.push((store.clone(), chain.clone(), own_version.clone()));
+            recorded.push((
+                store.clone(),
+                chain.clone(),
+                own_version.clone(),
+                m.access_policy_stream(),
+            ));
             for g in m.grpc_services() {
                 stores_by_grpc.insert(g.clone(), store.clone());
                 served.push(Served {
@@ -460,9 +460,27 @@ impl Node {
                 config: config.clone(),
                 policy_signer: keys.signer.clone(),
             };
+            // The service builds its state (checking its store's chain if its app does) and its
+            // routes; its tasks run until shutdown.
+            let started = m
+                .start(ctx.clone(), &mut routes)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if !started.checks_chain {
+                tasks.push(tokio::spawn(run_chain_check(
+                    ctx.store.clone(),
+                    chain.clone(),
+                    stop_rx.clone(),
+                )));
+            }
+            for task in started.tasks {
+                tasks.push(tokio::spawn(task(crate::kit::Shutdown::new(
+                    stop_rx.clone(),
+                ))));
+            }
             // Consume from the first configured bus.
             if let Some(bus) = buses.first() {
-                for c in m.consumers(&ctx) {
+                for c in started.consumers {
                     tasks.push(tokio::spawn(run_consumer(
                         bus.clone(),
                         m.name().to_owned(),
@@ -493,7 +511,6 @@ impl Node {
                     )));
                 }
             }
-            m.register(ctx, &mut routes);
         }
         let Some(first_store) = first_store else {
             anyhow::bail!("a node needs at least one service");
@@ -534,12 +551,13 @@ impl Node {
             }
         }
         // Access policies recorded in intact stores are put in force (a broken store's are not).
-        for (store, chain, own_version) in recorded {
+        for (store, chain, own_version, replaced_in) in recorded {
             if chain.broken().is_some() || !chain.is_caught_up() {
                 continue;
             }
             if let Some((version, policy)) =
-                crate::access::recorded_policy(&*store, &keys.verifier, ns.as_str()).await?
+                crate::access::recorded_policy(&*store, replaced_in, &keys.verifier, ns.as_str())
+                    .await?
             {
                 own_version.store(version, std::sync::atomic::Ordering::Release);
                 if version > adopted.load(std::sync::atomic::Ordering::Acquire) {

@@ -38,15 +38,10 @@ pub struct Served {
     pub chain: Arc<ChainGuard>,
 }
 
-/// The gRPC services of the whole platform, for telling a caller where it is not.
-const PLATFORM: &[&str] = &[
-    "flotilla.governance.v1.GovernanceService",
-    "flotilla.dependency.v1.DependencyMappingService",
-    "flotilla.orchestration.v1.OrchestrationService",
-    "flotilla.risk.v1.RiskValidationService",
-    "flotilla.monitoring.v1.MonitoringService",
-    "flotilla.compliance.v1.ComplianceService",
-];
+/// The gRPC services of the whole platform (every service the contracts declare), for telling
+/// a caller where it is not.
+static PLATFORM: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(flotilla_proto::platform_services);
 
 /// Serves `routes` on `listener` until `shutdown` resolves. Every call except health and
 /// reflection goes through the `access` interceptor, and before it through the check that the
@@ -198,7 +193,7 @@ impl ServingLayer {
         let Some(chain) = served.get(service) else {
             let mut here: Vec<&str> = served.keys().map(String::as_str).collect();
             here.sort_unstable();
-            let known = PLATFORM.contains(&service);
+            let known = PLATFORM.iter().any(|p| p == service);
             let shown = flotilla_core::names::shown(service);
             let message = if known {
                 format!(

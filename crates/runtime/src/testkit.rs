@@ -81,13 +81,20 @@ pub fn with_token<T>(mut req: tonic::Request<T>, token: &str) -> tonic::Request<
 
 pub use flotilla_auth::Bearer;
 
-/// A service module served on `127.0.0.1:0` over a store, with the test interceptor.
+/// A service module served on `127.0.0.1:0` over a store, with the test interceptor, wired as a
+/// node wires it: its tasks run (the app's follower, schedulers), its events are relayed to an
+/// in-process bus and its consumers take events from that bus (publish to [`TestServer::bus`]
+/// to feed them, or start several servers on one bus with [`TestServer::start_on`]).
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
     pub refusals: Arc<RecordedRefusals>,
     pub authorizer: Arc<Authorizer>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    pub store: Arc<dyn flotilla_core::store::EventStore>,
+    pub chain: Arc<crate::integrity::ChainGuard>,
+    bus: Arc<flotilla_bus::inprocess::InProcessBus>,
+    stop: tokio::sync::watch::Sender<bool>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for TestServer {
@@ -100,22 +107,50 @@ impl std::fmt::Debug for TestServer {
 
 impl TestServer {
     /// Serves `module` over `store` until [`TestServer::stop`].
-    pub async fn start(
-        module: &dyn crate::ServiceModule,
+    pub async fn start<M: crate::ServiceModule + Clone + 'static>(
+        module: &M,
         store: Arc<dyn flotilla_core::store::EventStore>,
     ) -> Self {
+        Self::start_with(module, Self::context(module, store)).await
+    }
+
+    /// The context [`TestServer::start`] gives a module: default configuration and policies,
+    /// the store taken as intact, the test signer.
+    pub fn context<M: crate::ServiceModule>(
+        module: &M,
+        store: Arc<dyn flotilla_core::store::EventStore>,
+    ) -> crate::ServiceContext {
         let authorizer = Arc::new(
             Authorizer::with_default_policy().unwrap_or_else(|e| panic!("authorizer: {e}")),
         );
         let mut ctx = crate::ServiceContext::new(module.name(), store, authorizer);
         ctx.policy_signer = Some(Arc::new(test_signer()));
-        Self::start_with(module, ctx).await
+        ctx
     }
 
     /// Serves `module` with a context the test made (its configuration, chain check, signer).
-    pub async fn start_with(module: &dyn crate::ServiceModule, ctx: crate::ServiceContext) -> Self {
+    pub async fn start_with<M: crate::ServiceModule + Clone + 'static>(
+        module: &M,
+        ctx: crate::ServiceContext,
+    ) -> Self {
+        let ns = ctx
+            .config
+            .namespace()
+            .unwrap_or_else(|e| panic!("namespace: {e}"));
+        let bus = Arc::new(flotilla_bus::inprocess::InProcessBus::with_namespace(ns));
+        Self::start_on(module, ctx, bus).await
+    }
+
+    /// Serves `module` with its events relayed to, and its consumers fed from, `bus`.
+    pub async fn start_on<M: crate::ServiceModule + Clone + 'static>(
+        module: &M,
+        ctx: crate::ServiceContext,
+        bus: Arc<flotilla_bus::inprocess::InProcessBus>,
+    ) -> Self {
+        let module: Arc<dyn crate::ServiceModule> = Arc::new(module.clone());
         let authorizer = ctx.authorizer.clone();
         let chain = ctx.chain.clone();
+        let store = ctx.store.clone();
         let (access, refusals) = test_layer(authorizer.clone()).await;
         let mut routes = tonic::service::RoutesBuilder::default();
         let served: Vec<crate::server::Served> = module
@@ -126,17 +161,51 @@ impl TestServer {
                 chain: chain.clone(),
             })
             .collect();
-        module.register(ctx, &mut routes);
+        let started = module
+            .start(ctx, &mut routes)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        if !started.checks_chain {
+            tasks.push(tokio::spawn(crate::node::run_chain_check(
+                store.clone(),
+                chain.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        for task in started.tasks {
+            tasks.push(tokio::spawn(task(crate::kit::Shutdown::new(
+                stop_rx.clone(),
+            ))));
+        }
+        let as_bus: Arc<dyn flotilla_bus::Bus> = bus.clone();
+        for consumer in started.consumers {
+            tasks.push(tokio::spawn(crate::node::run_consumer(
+                as_bus.clone(),
+                module.name().to_owned(),
+                consumer,
+                chain.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        tasks.push(tokio::spawn(crate::node::run_relay(
+            store.clone(),
+            module.clone(),
+            bus.clone(),
+            chain.clone(),
+            stop_rx.clone(),
+        )));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("bind: {e}"));
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| panic!("addr: {e}"));
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            if let Err(e) = crate::server::serve(listener, routes, &served, access, async {
-                let _ = rx.await;
+        let mut down = stop_rx.clone();
+        let server = tokio::spawn(async move {
+            if let Err(e) = crate::server::serve(listener, routes, &served, access, async move {
+                let _ = down.wait_for(|s| *s).await;
             })
             .await
             {
@@ -147,9 +216,18 @@ impl TestServer {
             addr,
             refusals,
             authorizer,
-            stop: Some(stop),
-            task: Some(task),
+            store,
+            chain,
+            bus,
+            stop,
+            server: Some(server),
+            tasks,
         }
+    }
+
+    /// The in-process bus the server's events are relayed to and its consumers read.
+    pub fn bus(&self) -> &Arc<flotilla_bus::inprocess::InProcessBus> {
+        &self.bus
     }
 
     /// A connected channel (retrying while the server starts).
@@ -169,15 +247,52 @@ impl TestServer {
         panic!("server at {} never accepted: {last:?}", self.addr)
     }
 
-    /// Stops the server and waits for it.
+    /// Stops the server and its tasks and waits for them.
     pub async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take()
+        let _ = self.stop.send(true);
+        if let Some(t) = self.server.take()
             && let Err(e) = t.await
         {
             panic!("the server stopped with an error: {e}");
         }
+        for t in self.tasks.drain(..) {
+            if let Err(e) = t.await {
+                panic!("a task of the server stopped with an error: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// A service task (an app's follower, a scheduler) running until dropped.
+pub struct RunningTask {
+    stop: tokio::sync::watch::Sender<bool>,
+    _handle: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for RunningTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningTask").finish_non_exhaustive()
+    }
+}
+
+/// Runs a task under a shutdown signal sent when the returned guard is dropped.
+pub fn run_task(task: crate::kit::Task) -> RunningTask {
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let handle = tokio::spawn(task(crate::kit::Shutdown::new(rx)));
+    RunningTask {
+        stop,
+        _handle: handle,
+    }
+}
+
+impl Drop for RunningTask {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
     }
 }

@@ -31,7 +31,7 @@ fn replaced(
     NewEvent::new(
         ACCESS_POLICY_REPLACED,
         1,
-        flotilla_proto::governance::v1::AccessPolicyReplaced {
+        flotilla_proto::common::v1::AccessPolicyReplaced {
             version,
             policy: policy.into(),
             sha256: sha256.clone(),
@@ -45,6 +45,12 @@ fn replaced(
         .encode_to_vec(),
         Metadata::by("root", ""),
     )
+}
+
+/// A replacement as recorded before the contract moved to `flotilla.common.v1` (same fields).
+fn legacy(mut e: NewEvent) -> NewEvent {
+    e.event_type = "flotilla.governance.v1.AccessPolicyReplaced".into();
+    e
 }
 
 fn follower(
@@ -83,7 +89,7 @@ async fn signed_replacements_are_followed_once_and_survive_a_restart() {
             StreamId::parse("governance-access-policy").expect("id"),
             ExpectedVersion::NoStream,
             vec![
-                replaced(&governance_key, "acme", 1, &widen(1), ("acme", 1)),
+                legacy(replaced(&governance_key, "acme", 1, &widen(1), ("acme", 1))),
                 // Not Cedar.
                 replaced(
                     &governance_key,
@@ -145,7 +151,10 @@ async fn signed_replacements_are_followed_once_and_survive_a_restart() {
         refusals.iter().any(|r| r.contains("does not verify")),
         "{refusals:?}"
     );
-    assert!(may_write(&authorizer), "version 1 is in force");
+    assert!(
+        may_write(&authorizer),
+        "version 1 is in force (recorded under the old package name: the same contract)"
+    );
     let adopted: Vec<_> = own
         .read_all(1, 10)
         .await
@@ -159,7 +168,7 @@ async fn signed_replacements_are_followed_once_and_survive_a_restart() {
     assert_eq!(a.signing_key, governance_key.public_key());
     // Next start: the store says which policy is in force.
     let keys = PolicyVerifier::new(&[governance_key.public_key()]).expect("key");
-    let (version, policy) = recorded_policy(&*own, &keys, "acme")
+    let (version, policy) = recorded_policy(&*own, None, &keys, "acme")
         .await
         .expect("read")
         .expect("recorded");
@@ -167,7 +176,7 @@ async fn signed_replacements_are_followed_once_and_survive_a_restart() {
     // Its signature is checked again: a key the service no longer trusts drops it.
     let other = PolicyVerifier::new(&[intruder.public_key()]).expect("key");
     assert!(
-        recorded_policy(&*own, &other, "acme")
+        recorded_policy(&*own, None, &other, "acme")
             .await
             .expect("read")
             .is_none()

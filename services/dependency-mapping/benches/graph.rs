@@ -9,11 +9,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flotilla_core::ExpectedVersion;
+use flotilla_core::decider::StoredEvents;
 use flotilla_core::event::{Metadata, NewEvent};
 use flotilla_core::ids::StreamId;
 use flotilla_core::store::{AppendRequest, EventStore};
-use flotilla_core::{EventCodec, ExpectedVersion};
-use flotilla_dependency_mapping::app::{CATALOG_STREAM, CatalogApp, CatalogCodec};
+use flotilla_dependency_mapping::app::CatalogApp;
+use flotilla_dependency_mapping::codec::CatalogEvents;
 use flotilla_dependency_mapping::domain::graph::Graph;
 use flotilla_dependency_mapping::domain::*;
 
@@ -109,7 +111,10 @@ async fn main() -> anyhow::Result<()> {
         "synthetic catalog: {SERVICES} services, {EDGES} edges, {} events",
         evs.len()
     );
-    let catalog = evs.iter().fold(Catalog::default(), |c, e| c.evolve(e));
+    let mut catalog = Catalog::default();
+    for e in &evs {
+        catalog.apply(e);
+    }
     let t = Instant::now();
     let graph = Graph::build(&catalog);
     println!(
@@ -213,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
         let batch = chunk
             .iter()
             .map(|e| {
-                let (ty, v, payload) = CatalogCodec.encode(e);
+                let (ty, v, payload) = CatalogEvents.encode(e);
                 NewEvent::new(ty, v, payload, Metadata::by("bench", "bench"))
             })
             .collect();
@@ -222,14 +227,18 @@ async fn main() -> anyhow::Result<()> {
             .await?
             .next_expected();
     }
-    let app = CatalogApp::new(store.clone());
+    let authorizer = Arc::new(flotilla_auth::Authorizer::with_default_policy()?);
+    let ctx = flotilla_runtime::ServiceContext::new(
+        flotilla_dependency_mapping::NAME,
+        store.clone(),
+        authorizer,
+    );
     let t = Instant::now();
-    let rebuilt = app
-        .read(|c| (c.services.len(), c.dependencies.len()))
-        .await?;
+    let (app, _follower) = CatalogApp::start(&ctx).await?;
+    let rebuilt = app.query(|c| (c.services.len(), c.dependencies.len()));
     let elapsed = t.elapsed();
     println!(
-        "replay on {label} ({} events, read + decode + evolve): {:.2} s, {:.0} events/s; rebuilt {} services, {} edges",
+        "replay on {label} ({} events, read + check + decode + evolve): {:.2} s, {:.0} events/s; rebuilt {} services, {} edges",
         evs.len(),
         elapsed.as_secs_f64(),
         evs.len() as f64 / elapsed.as_secs_f64(),

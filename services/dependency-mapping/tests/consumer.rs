@@ -10,15 +10,24 @@ use flotilla_core::event::{Metadata, NewEvent};
 use flotilla_core::ids::StreamId;
 use flotilla_core::store::{AppendRequest, Direction, EventStore};
 use flotilla_core::{ExpectedVersion, MemoryStore};
-use flotilla_dependency_mapping::app::{CATALOG_STREAM, CatalogApp, DEPLOYMENT_FINISHED};
+use flotilla_dependency_mapping::DependencyMappingModule;
+use flotilla_dependency_mapping::app::CatalogApp;
 use flotilla_dependency_mapping::domain::*;
+use flotilla_dependency_mapping::inbound::DEPLOYMENT_FINISHED;
 use flotilla_proto::orchestration::v1::{DeploymentFinished, DeploymentOutcome};
+use flotilla_runtime::testkit::{TestServer, run_task};
 use prost::Message;
 
 #[tokio::test]
 async fn deployments_update_footprints_once() {
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
-    let app = CatalogApp::new(store.clone());
+    let (app, follower) = CatalogApp::start(&TestServer::context(
+        &DependencyMappingModule,
+        store.clone(),
+    ))
+    .await
+    .expect("start");
+    let _following = run_task(follower);
     let spec = ServiceSpec {
         name: ServiceName::parse("checkout").expect("name"),
         owner_team: "shop".into(),
@@ -97,13 +106,13 @@ async fn deployments_update_footprints_once() {
     let mut changed = 0;
     for _ in 0..recorded.len() * 2 {
         let d = deliveries.next().await.expect("delivery");
-        if app.on_deployment_finished(&d.event).await.expect("apply") {
+        if app.on_event(&d.event).await.expect("apply") {
             changed += 1;
         }
         d.ack().await.expect("ack");
     }
     assert_eq!(changed, 3, "two successes and a rollback, each once");
-    let footprint = app.read(|c| c.footprint("prod", None)).await.expect("read");
+    let footprint = app.query(|c| c.footprint("prod", None));
     assert_eq!(
         footprint
             .get(&ServiceName::parse("checkout").expect("name"))
@@ -111,10 +120,7 @@ async fn deployments_update_footprints_once() {
             .as_deref(),
         Some("1.0.0")
     );
-    let as_of = app
-        .read(|c| c.footprint("prod", Some(350 * 1_000_000)))
-        .await
-        .expect("read");
+    let as_of = app.query(|c| c.footprint("prod", Some(Timestamp(350 * 1_000_000))));
     assert_eq!(
         as_of.values().next().map(|v| v.to_string()).as_deref(),
         Some("1.2.0")

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use flotilla_core::ExpectedVersion;
+use flotilla_core::decider::StoredEvents;
 use flotilla_core::event::{Metadata, NewEvent};
-use flotilla_core::ids::StreamId;
 use flotilla_core::store::{AppendRequest, EventStore, StoreError};
 
+use crate::codec::GovernanceEvents;
 use crate::domain::{CatalogService, Event, StreamKey};
 
 /// Records catalog services in governance's store (each once, on a store that has none yet).
@@ -18,18 +19,18 @@ pub async fn seed_catalog(
     for service in services {
         let key = StreamKey::CatalogService(service.name.clone());
         let unit = service.business_unit.clone();
-        let (ty, payload) = crate::codec::encode(&Event::CatalogServiceRecorded {
+        let (ty, version, payload) = GovernanceEvents.encode(&Event::CatalogServiceRecorded {
             service,
             source_event_id: uuid::Uuid::now_v7(),
             source_sequence: 0,
         });
         store
             .append(AppendRequest::new(
-                StreamId::parse(&key.stream_id()).map_err(StoreError::InvalidAppend)?,
+                key.stream(),
                 ExpectedVersion::NoStream,
                 vec![NewEvent::new(
                     ty,
-                    crate::codec::SCHEMA_VERSION,
+                    version,
                     payload,
                     Metadata::by("dependency-mapping", unit),
                 )],

@@ -11,19 +11,23 @@ use flotilla_core::event::{Metadata, NewEvent};
 use flotilla_core::ids::StreamId;
 use flotilla_core::store::{AppendRequest, EventStore};
 use flotilla_core::{ExpectedVersion, MemoryStore};
-use flotilla_governance::app::{
-    GovernanceApp, RISK_ASSESSED, SERVICE_REGISTERED, THRESHOLD_BREACHED,
-};
+use flotilla_governance::GovernanceModule;
+use flotilla_governance::app::GovernanceApp;
 use flotilla_governance::domain::{ReleaseEnv, RollbackStatus, Timestamp};
+use flotilla_governance::inbound::{RISK_ASSESSED, SERVICE_REGISTERED, THRESHOLD_BREACHED};
 use flotilla_proto::monitoring::v1::RollbackThresholdBreached;
 use flotilla_proto::risk::v1::RiskAssessed;
+use flotilla_runtime::testkit::{TestServer, run_task};
 use prost::Message;
 
 #[tokio::test]
 async fn assessments_and_breaches_open_requests_and_decisions_once() {
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
-    let authorizer = Arc::new(flotilla_auth::Authorizer::with_default_policy().expect("authz"));
-    let app = GovernanceApp::new(store.clone(), authorizer);
+    let (app, follower) =
+        GovernanceApp::start(&TestServer::context(&GovernanceModule, store.clone()))
+            .await
+            .expect("start");
+    let _following = run_task(follower);
     let at = prost_types::Timestamp {
         seconds: 1_790_000_000,
         nanos: 0,
@@ -222,11 +226,9 @@ async fn assessments_and_breaches_open_requests_and_decisions_once() {
             .all(|d| d.overdue && d.status == RollbackStatus::Pending)
     }));
     // A rebuilt app from the same store knows the same.
-    let rebuilt = GovernanceApp::new(
-        store.clone(),
-        Arc::new(flotilla_auth::Authorizer::with_default_policy().expect("authz")),
-    );
-    rebuilt.catch_up().await.expect("catch up");
+    let (rebuilt, _) = GovernanceApp::start(&TestServer::context(&GovernanceModule, store.clone()))
+        .await
+        .expect("rebuilt");
     let at_check = Timestamp(1_790_000_000 * 1_000_000);
     assert_eq!(
         rebuilt.check_gate(&key, at_check),

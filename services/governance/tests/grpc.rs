@@ -133,13 +133,33 @@ async fn approval_flow_windows_deviations_and_restart() {
         events_of(&store, "flotilla.governance.v1.SegregationOfDutiesViolated").await,
         2
     );
-    // A person of another unit cannot approve.
+    // A person of another unit cannot approve, reject or look at it: to them it does not
+    // exist (answered exactly as a release nobody opened a request for), and the refusal is
+    // recorded.
+    let mut outsider = gov(&ch, "sec2", &["security"], "cards");
+    let absent = code(outsider.approve(decide("r-none", "security")).await);
+    assert_eq!(absent.code(), Code::NotFound);
+    let before = server.refusals.take().len();
+    let e = code(outsider.approve(decide("r1", "security")).await);
+    assert_eq!(e.code(), Code::NotFound);
+    assert_eq!(e.message(), absent.message().replace("r-none", "r1"));
+    let e = code(outsider.reject(decide("r1", "security")).await);
+    assert_eq!(e.code(), Code::NotFound);
     let e = code(
-        gov(&ch, "sec2", &["security"], "cards")
-            .approve(decide("r1", "security"))
+        outsider
+            .get_approval_request(pb::GetApprovalRequestRequest {
+                release: "r1".into(),
+                environment: "prod".into(),
+            })
             .await,
     );
-    assert_eq!(e.code(), Code::PermissionDenied);
+    assert_eq!(e.code(), Code::NotFound);
+    assert_eq!(e.message(), absent.message().replace("r-none", "r1"));
+    assert_eq!(
+        server.refusals.take().len(),
+        3,
+        "each attempt is recorded (had {before})"
+    );
 
     // CAB decision covers it: the cab requirement is met and not reviewed again.
     gov(&ch, "board", &["cab"], "central")
@@ -645,7 +665,7 @@ async fn access_policy_replacement_is_audited_and_survives_restart() {
         .await
         .expect("now allowed");
     assert_eq!(
-        events_of(&store, "flotilla.governance.v1.AccessPolicyReplaced").await,
+        events_of(&store, "flotilla.common.v1.AccessPolicyReplaced").await,
         1
     );
     // Signed for this deployment and version, so other services adopt it.
@@ -654,10 +674,12 @@ async fn access_policy_replacement_is_audited_and_survives_restart() {
         .await
         .expect("read")
         .into_iter()
-        .find(|e| e.event_type == "flotilla.governance.v1.AccessPolicyReplaced")
+        .find(|e| e.event_type == "flotilla.common.v1.AccessPolicyReplaced")
         .expect("recorded");
-    let m = <pb::AccessPolicyReplaced as prost::Message>::decode(recorded.payload.as_slice())
-        .expect("decode");
+    let m = <flotilla_proto::common::v1::AccessPolicyReplaced as prost::Message>::decode(
+        recorded.payload.as_slice(),
+    )
+    .expect("decode");
     let verifier =
         flotilla_auth::PolicyVerifier::new(&[testkit::test_signer().public_key()]).expect("key");
     verifier

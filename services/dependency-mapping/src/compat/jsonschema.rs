@@ -58,6 +58,7 @@ fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
     }
     let old = if old == &Value::Bool(true) { &any } else { old };
     let new = if new == &Value::Bool(true) { &any } else { new };
+    alternatives(&at0, old, new, out);
     if let Some(c) = new.get("const")
         && old.get("const") != Some(c)
     {
@@ -170,6 +171,72 @@ fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// The branches of `anyOf` or `oneOf`, when the schema has them.
+fn branches(s: &Value) -> Option<(&'static str, &Vec<Value>)> {
+    ["anyOf", "oneOf"]
+        .into_iter()
+        .find_map(|k| s.get(k).and_then(Value::as_array).map(|b| (k, b)))
+}
+
+/// A schema without its `anyOf`/`oneOf` (what every branch must also satisfy).
+fn without_branches(s: &Value) -> Value {
+    let mut s = s.clone();
+    if let Value::Object(m) = &mut s {
+        m.remove("anyOf");
+        m.remove("oneOf");
+    }
+    s
+}
+
+fn compatible(old: &Value, new: &Value) -> bool {
+    let mut found = Vec::new();
+    walk("", old, new, &mut found);
+    found.is_empty()
+}
+
+/// `anyOf`/`oneOf`: every alternative the old schema accepted must still be accepted by one of
+/// the new alternatives (compared as whole schemas, with what they share), and a schema that
+/// had no alternatives must fit one of the new ones. (That adding a branch to `oneOf` can make
+/// an old value match two is not detected.)
+fn alternatives(at: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
+    let merged = |base: &Value, branch: &Value| -> Value {
+        let mut m = without_branches(base);
+        if let (Value::Object(m), Value::Object(b)) = (&mut m, branch) {
+            for (k, v) in b {
+                m.insert(k.clone(), v.clone());
+            }
+            return Value::Object(m.clone());
+        }
+        branch.clone()
+    };
+    match (branches(old), branches(new)) {
+        (None, None) => {}
+        (Some((kind, ob)), nb) => {
+            for (i, o) in ob.iter().enumerate() {
+                let o = merged(old, o);
+                let kept = match nb {
+                    Some((_, nb)) => nb.iter().any(|n| compatible(&o, &merged(new, n))),
+                    None => compatible(&o, &without_branches(new)),
+                };
+                if !kept {
+                    out.push(format!(
+                        "{at}: alternative {i} of {kind} is no longer accepted by the new schema"
+                    ));
+                }
+            }
+        }
+        (None, Some((kind, nb))) => {
+            let o = without_branches(old);
+            if !nb.iter().any(|n| compatible(&o, &merged(new, n))) {
+                out.push(format!(
+                    "{at} must now match one of the {} alternatives of {kind}, none of which accepts what it accepted",
+                    nb.len()
+                ));
+            }
+        }
+    }
+}
+
 /// Every change from `old` to `new` that breaks a consumer of `old`.
 pub fn diff(old: &Value, new: &Value) -> Vec<String> {
     let mut out = Vec::new();
@@ -231,6 +298,49 @@ mod tests {
                 "note": {"type": "string"}
             }
         })
+    }
+
+    #[test]
+    fn alternatives_of_any_of_and_one_of_are_compared() {
+        let old = json!({"anyOf": [{"type": "string"}, {"type": "integer"}]});
+        // Widened: a new alternative, and integer widened to number.
+        let wider = json!({"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "null"}]});
+        assert_eq!(diff(&old, &wider), Vec::<String>::new());
+        // An alternative dropped.
+        let narrower = json!({"anyOf": [{"type": "string"}]});
+        assert_eq!(
+            diff(&old, &narrower),
+            vec!["the root: alternative 1 of anyOf is no longer accepted by the new schema"]
+        );
+        // Alternatives compared with what they share: a property removed inside one.
+        let old = json!({"type": "object", "oneOf": [
+            {"properties": {"card": {"type": "string"}}},
+            {"properties": {"iban": {"type": "string"}}}
+        ]});
+        let new = json!({"type": "object", "oneOf": [
+            {"properties": {"card": {"type": "string"}}},
+            {"properties": {"bic": {"type": "string"}}}
+        ]});
+        assert_eq!(
+            diff(&old, &new),
+            vec!["the root: alternative 1 of oneOf is no longer accepted by the new schema"]
+        );
+        // A schema that gains alternatives none of which takes what it took.
+        let old = json!({"type": "string"});
+        let new = json!({"oneOf": [{"type": "integer"}, {"type": "boolean"}]});
+        assert_eq!(
+            diff(&old, &new),
+            vec![
+                "the root must now match one of the 2 alternatives of oneOf, none of which accepts what it accepted"
+            ]
+        );
+        assert_eq!(
+            diff(
+                &old,
+                &json!({"anyOf": [{"type": "string"}, {"type": "null"}]})
+            ),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

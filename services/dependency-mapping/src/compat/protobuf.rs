@@ -161,6 +161,27 @@ pub fn diff(old: &Schema, new: &Schema) -> Vec<String> {
             }
         }
     }
+    // A required field (proto2) that was not there before: messages written by the old
+    // schema lack it and fail to parse.
+    for (name, n) in &new.messages {
+        let Some(m) = old.messages.get(name) else {
+            continue;
+        };
+        for f in &n.field {
+            let was = m
+                .field
+                .iter()
+                .any(|o| o.number() == f.number() || o.name() == f.name());
+            if !was && f.label() == Label::Required {
+                out.push(format!(
+                    "field {}.{} (number {}) was added as required",
+                    clean(name),
+                    f.name(),
+                    f.number()
+                ));
+            }
+        }
+    }
     for (name, e) in &old.enums {
         let Some(n) = new.enums.get(name) else {
             out.push(format!("enum {} was removed", clean(name)));
@@ -339,6 +360,19 @@ mod tests {
                 "enum value shop.v1.Status.PAID (number 1) was removed",
                 "rpc shop.v1.Orders.Get changed streaming (client false -> false, server false -> true)",
             ]
+        );
+    }
+
+    #[test]
+    fn a_new_required_field_breaks_an_optional_one_does_not() {
+        let old = set(base_fields(), &[("NEW", 0)], false, false);
+        let mut fields = base_fields();
+        fields.push(field("currency", 5, Type::String, Label::Required, ""));
+        fields.push(field("note", 6, Type::String, Label::Optional, ""));
+        let new = set(fields, &[("NEW", 0)], false, false);
+        assert_eq!(
+            diff(&parse(&old).expect("old"), &parse(&new).expect("new")),
+            vec!["field shop.v1.Order.currency (number 5) was added as required"]
         );
     }
 

@@ -4,11 +4,17 @@
 //! Pure: `decide` and `evolve` do no I/O and read no clock; graph queries ([`graph`]) are pure
 //! functions of the state.
 
+mod decide;
 pub mod graph;
 pub mod model;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use flotilla_core::decider::{Decider, Decision, Recorded};
+use flotilla_core::ids::StreamId;
+use serde::{Deserialize, Serialize};
+
+pub use flotilla_core::event::Timestamp;
 pub use model::*;
 
 /// Errors of the dependency-mapping domain.
@@ -49,7 +55,7 @@ pub enum Command {
     /// Calls seen at runtime (e.g. from an OpenTelemetry service graph); `at` is when.
     RecordObservedCalls {
         calls: Vec<ObservedCall>,
-        at: i64,
+        at: Timestamp,
     },
     /// A deployment finished: `service@version` now runs in `environment` (from orchestration's
     /// `DeploymentFinished`).
@@ -58,7 +64,7 @@ pub enum Command {
     TagFootprint {
         environment: String,
         tag: String,
-        at: i64,
+        at: Timestamp,
     },
     /// Records a compatibility verdict for a schema version and, when asked and the verdict is
     /// clean, publishes the version.
@@ -95,7 +101,7 @@ pub enum Event {
     CoDeploymentPinned(CoDeploymentPin),
     CallsObserved {
         calls: Vec<ObservedCall>,
-        at: i64,
+        at: Timestamp,
     },
     DeploymentRecorded(Deployment),
     CompatibilityChecked(CompatibilityVerdict),
@@ -115,7 +121,7 @@ pub enum Event {
 }
 
 /// The catalog: services, declared dependencies and co-deployment pins.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
     pub services: BTreeMap<ServiceName, ServiceSpec>,
     /// Declared dependencies by (consumer, provider).
@@ -127,7 +133,7 @@ pub struct Catalog {
     /// Observed edges by (client, server): runtime truth to hold declarations against.
     pub observed: BTreeMap<(ServiceName, ServiceName), ObservedEdge>,
     /// Per environment, per service: versions with the time each started running, in order.
-    pub deployments: BTreeMap<String, BTreeMap<ServiceName, Vec<(i64, semver::Version)>>>,
+    pub deployments: BTreeMap<String, BTreeMap<ServiceName, Vec<(Timestamp, semver::Version)>>>,
     /// Named footprints by (environment, tag).
     pub tags: BTreeMap<(String, String), FootprintTag>,
     /// Published schemas by (service, name), then version.
@@ -141,10 +147,10 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The business unit a command is about (its events carry it as `businessunit`): the
-    /// service's own unit, the consumer's for what a consumer declares; empty when it concerns
-    /// several units or none (an environment's footprint).
-    pub fn unit_of(&self, command: &Command) -> String {
+    /// The business unit events are about (they carry it as `businessunit`): the service's
+    /// own unit, the consumer's for what a consumer declares; empty when they concern several
+    /// units or none (an environment's footprint).
+    pub fn unit_of_events(&self, events: &[Event]) -> String {
         let unit = |n: &ServiceName| self.services.get(n).map(|s| s.business_unit.clone());
         let one = |units: Vec<Option<String>>| {
             let mut distinct: Vec<String> = units.into_iter().flatten().collect();
@@ -156,21 +162,23 @@ impl Catalog {
                 None
             }
         };
-        match command {
-            Command::RegisterService(s) | Command::UpdateService(s) => {
-                Some(s.business_unit.clone())
-            }
-            Command::DeclareDependency(d) => unit(&d.consumer),
-            Command::RemoveDependency { consumer, .. }
-            | Command::DeclareSchemaUse { consumer, .. }
-            | Command::DeclareVersionRequirement { consumer, .. } => unit(consumer),
-            Command::PinCoDeployment(p) => one(p.services.iter().map(unit).collect()),
-            Command::RecordObservedCalls { calls, .. } => {
+        let Some(first) = events.first() else {
+            return String::new();
+        };
+        match first {
+            Event::ServiceRegistered(s) | Event::ServiceUpdated(s) => Some(s.business_unit.clone()),
+            Event::DependencyDeclared(d) => unit(&d.consumer),
+            Event::DependencyRemoved { consumer, .. }
+            | Event::SchemaUseDeclared { consumer, .. }
+            | Event::VersionRequirementDeclared { consumer, .. } => unit(consumer),
+            Event::CoDeploymentPinned(p) => one(p.services.iter().map(unit).collect()),
+            Event::CallsObserved { calls, .. } => {
                 one(calls.iter().map(|c| unit(&c.client)).collect())
             }
-            Command::RecordDeployment(d) => unit(&d.service),
-            Command::CheckSchema { doc, .. } => unit(&doc.service),
-            Command::TagFootprint { .. } => None,
+            Event::DeploymentRecorded(d) => unit(&d.service),
+            Event::CompatibilityChecked(v) => unit(&v.service),
+            Event::SchemaPublished(d) => unit(&d.service),
+            Event::FootprintTagged(_) => None,
         }
         .unwrap_or_default()
     }
@@ -196,7 +204,7 @@ impl Catalog {
     pub fn footprint(
         &self,
         environment: &str,
-        as_of: Option<i64>,
+        as_of: Option<Timestamp>,
     ) -> BTreeMap<ServiceName, semver::Version> {
         let Some(env) = self.deployments.get(environment) else {
             return BTreeMap::new();
@@ -247,198 +255,8 @@ impl Catalog {
             .map(|(_, c)| c)
     }
 
-    /// Decides what a command changes; refuses invalid commands and changes nothing then.
-    pub fn decide(&self, command: Command) -> Result<Vec<Event>> {
-        match command {
-            Command::RegisterService(spec) => {
-                spec.validate()?;
-                if self.services.contains_key(&spec.name) {
-                    return Err(DomainError::AlreadyRegistered(spec.name));
-                }
-                Ok(vec![Event::ServiceRegistered(spec)])
-            }
-            Command::UpdateService(spec) => {
-                spec.validate()?;
-                match self.services.get(&spec.name) {
-                    None => Err(DomainError::UnknownService(spec.name)),
-                    Some(current) if *current == spec => Ok(vec![]),
-                    Some(_) => Ok(vec![Event::ServiceUpdated(spec)]),
-                }
-            }
-            Command::DeclareDependency(dep) => {
-                dep.validate()?;
-                if dep.consumer == dep.provider {
-                    return Err(DomainError::SelfDependency(dep.consumer));
-                }
-                self.require(&dep.consumer)?;
-                self.require(&dep.provider)?;
-                match self
-                    .dependencies
-                    .get(&(dep.consumer.clone(), dep.provider.clone()))
-                {
-                    Some(current) if *current == dep => Ok(vec![]),
-                    _ => Ok(vec![Event::DependencyDeclared(dep)]),
-                }
-            }
-            Command::RemoveDependency { consumer, provider } => {
-                if !self
-                    .dependencies
-                    .contains_key(&(consumer.clone(), provider.clone()))
-                {
-                    return Err(DomainError::UnknownDependency { consumer, provider });
-                }
-                Ok(vec![Event::DependencyRemoved { consumer, provider }])
-            }
-            Command::RecordObservedCalls { calls, at } => {
-                if calls.is_empty() {
-                    return Err(DomainError::Invalid {
-                        field: "calls",
-                        reason: "report at least one observed call".into(),
-                    });
-                }
-                for c in &calls {
-                    if c.client == c.server {
-                        return Err(DomainError::SelfDependency(c.client.clone()));
-                    }
-                    if c.calls == 0 {
-                        return Err(DomainError::Invalid {
-                            field: "calls",
-                            reason: format!("{} -> {} reports 0 calls", c.client, c.server),
-                        });
-                    }
-                }
-                Ok(vec![Event::CallsObserved { calls, at }])
-            }
-            Command::CheckSchema {
-                doc,
-                verdict,
-                publish,
-            } => {
-                self.require(&doc.service)?;
-                named("name", flotilla_core::names::id("name", &doc.name))?;
-                if let Some(existing) = self
-                    .schemas
-                    .get(&(doc.service.clone(), doc.name.clone()))
-                    .and_then(|v| v.get(&doc.version))
-                    && (existing.content != doc.content || existing.format != doc.format)
-                {
-                    return Err(DomainError::Conflict(format!(
-                        "{} {} {} is already published with other content; publish a new version",
-                        doc.service, doc.name, doc.version
-                    )));
-                }
-                let clean = verdict.breaking.is_empty();
-                let mut events = vec![Event::CompatibilityChecked(verdict)];
-                if publish && clean {
-                    events.push(Event::SchemaPublished(doc));
-                }
-                Ok(events)
-            }
-            Command::DeclareSchemaUse {
-                consumer,
-                provider,
-                name,
-                version,
-            } => {
-                self.require(&consumer)?;
-                self.require(&provider)?;
-                let published = self
-                    .schemas
-                    .get(&(provider.clone(), name.clone()))
-                    .is_some_and(|v| v.contains_key(&version));
-                if !published {
-                    return Err(DomainError::Invalid {
-                        field: "version",
-                        reason: format!("{provider} has not published {name} {version}"),
-                    });
-                }
-                if self
-                    .schema_uses
-                    .get(&(consumer.clone(), provider.clone(), name.clone()))
-                    == Some(&version)
-                {
-                    return Ok(vec![]);
-                }
-                Ok(vec![Event::SchemaUseDeclared {
-                    consumer,
-                    provider,
-                    name,
-                    version,
-                }])
-            }
-            Command::RecordDeployment(d) => {
-                check_environment(&d.environment)?;
-                self.require(&d.service)?;
-                Ok(vec![Event::DeploymentRecorded(d)])
-            }
-            Command::TagFootprint {
-                environment,
-                tag,
-                at,
-            } => {
-                check_environment(&environment)?;
-                named("tag", flotilla_core::names::id("tag", &tag))?;
-                if self.tags.contains_key(&(environment.clone(), tag.clone())) {
-                    return Err(DomainError::Conflict(format!(
-                        "{tag} already names a footprint of {environment}; tags are immutable"
-                    )));
-                }
-                let services = self.footprint(&environment, Some(at));
-                if services.is_empty() {
-                    return Err(DomainError::Invalid {
-                        field: "environment",
-                        reason: format!("nothing is deployed in {environment}"),
-                    });
-                }
-                Ok(vec![Event::FootprintTagged(FootprintTag {
-                    environment,
-                    tag,
-                    at,
-                    services,
-                })])
-            }
-            Command::DeclareVersionRequirement {
-                consumer,
-                provider,
-                requirement,
-            } => {
-                if consumer == provider {
-                    return Err(DomainError::SelfDependency(consumer));
-                }
-                self.require(&consumer)?;
-                self.require(&provider)?;
-                if self.requirements.get(&(consumer.clone(), provider.clone()))
-                    == Some(&requirement)
-                {
-                    return Ok(vec![]);
-                }
-                Ok(vec![Event::VersionRequirementDeclared {
-                    consumer,
-                    provider,
-                    requirement,
-                }])
-            }
-            Command::PinCoDeployment(pin) => {
-                pin.validate()?;
-                if pin.services.len() < 2 {
-                    return Err(DomainError::Invalid {
-                        field: "services",
-                        reason: "a co-deployment group pins at least two services".into(),
-                    });
-                }
-                for s in &pin.services {
-                    self.require(s)?;
-                }
-                if self.pins.get(&pin.group) == Some(&pin) {
-                    return Ok(vec![]);
-                }
-                Ok(vec![Event::CoDeploymentPinned(pin)])
-            }
-        }
-    }
-
     /// Applies one event.
-    pub fn evolve(mut self, event: &Event) -> Self {
+    pub fn apply(&mut self, event: &Event) {
         match event {
             Event::ServiceRegistered(spec) | Event::ServiceUpdated(spec) => {
                 self.services.insert(spec.name.clone(), spec.clone());
@@ -519,21 +337,27 @@ impl Catalog {
                 }
             }
         }
-        self
     }
 }
 
-impl flotilla_core::Aggregate for Catalog {
+/// The catalog's one stream (aggregate `catalog`).
+pub const CATALOG_STREAM: &str = "dependency-catalog";
+
+impl Decider for Catalog {
     type Command = Command;
     type Event = Event;
     type Error = DomainError;
 
-    fn decide(&self, command: Command) -> Result<Vec<Event>> {
-        Catalog::decide(self, command)
+    /// Every command changes the catalog's one stream.
+    fn decide(&self, command: Command) -> Result<Decision<Event>> {
+        Ok(Decision::new(
+            StreamId::singleton(CATALOG_STREAM),
+            self.changes(command)?,
+        ))
     }
 
-    fn evolve(self, event: &Event) -> Self {
-        Catalog::evolve(self, event)
+    fn evolve(&mut self, recorded: &Recorded<Event>) {
+        self.apply(&recorded.event);
     }
 }
 

@@ -3,12 +3,25 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use super::{DomainError, Result};
+use super::{DomainError, Result, Timestamp};
 
 /// A service's catalog name: 1 to 63 lowercase letters, digits and `-`, starting with a letter
 /// (a DNS label, as Kubernetes and Backstage use).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServiceName(std::sync::Arc<str>);
+
+/// As its text; a snapshot's names are taken as they were recorded.
+impl serde::Serialize for ServiceName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(|s| Self::stored(&s))
+    }
+}
 
 impl ServiceName {
     /// A DNS name: one or more labels of lowercase letters, digits and '-' separated by '.'
@@ -41,6 +54,12 @@ impl ServiceName {
         }
     }
 
+    /// A name as it was recorded: stored events and snapshots replay whatever the naming rule
+    /// is today.
+    pub fn stored(s: &str) -> Self {
+        Self(s.into())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -58,7 +77,9 @@ impl fmt::Display for ServiceName {
 }
 
 /// Business criticality: tier 1 (most critical) to tier 4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Tier(u8);
 
 impl Tier {
@@ -77,6 +98,11 @@ impl Tier {
         self.0
     }
 
+    /// A tier as it was recorded (clamped to 1-4: only a hand-edited store holds another).
+    pub fn stored(tier: u32) -> Self {
+        Self(tier.clamp(1, 4) as u8)
+    }
+
     /// Weight in risk ranking: tier 1 weighs 4, tier 4 weighs 1.
     pub fn weight(self) -> u32 {
         5 - u32::from(self.0)
@@ -84,7 +110,9 @@ impl Tier {
 }
 
 /// What kind of thing a catalog entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum RuntimeKind {
     Microservice,
     Database,
@@ -94,7 +122,9 @@ pub enum RuntimeKind {
 }
 
 /// How sensitive the data a service holds is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum DataClassification {
     Public,
     Internal,
@@ -103,7 +133,7 @@ pub enum DataClassification {
 }
 
 /// A catalog entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceSpec {
     pub name: ServiceName,
     pub owner_team: String,
@@ -127,7 +157,9 @@ impl ServiceSpec {
 }
 
 /// How a consumer is coupled to a provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum EdgeKind {
     SyncApi,
     AsyncMessage,
@@ -147,7 +179,7 @@ impl EdgeKind {
 }
 
 /// A declared dependency: `consumer` needs `provider`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Dependency {
     pub consumer: ServiceName,
     pub provider: ServiceName,
@@ -178,7 +210,7 @@ pub const MAX_DATA_FLOWS: usize = 50;
 pub const MAX_PIN_SERVICES: usize = 200;
 
 /// Services that must be deployed together, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CoDeploymentPin {
     pub group: String,
     pub services: Vec<ServiceName>,
@@ -217,41 +249,43 @@ impl CoDeploymentPin {
 
 /// Calls from one service to another in a reporting window. Names need not be registered:
 /// an unregistered caller is exactly what the drift report should show.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedCall {
     pub client: ServiceName,
     pub server: ServiceName,
     pub calls: u64,
 }
 
-/// What runtime observation says about one edge (times in microseconds since the epoch).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What runtime observation says about one edge .
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedEdge {
     pub calls: u64,
-    pub first_seen: i64,
-    pub last_seen: i64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
 }
 
-/// A finished deployment: `service@version` runs in `environment` from `at` (microseconds).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A finished deployment: `service@version` runs in `environment` from `at`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Deployment {
     pub environment: String,
     pub service: ServiceName,
     pub version: semver::Version,
-    pub at: i64,
+    pub at: Timestamp,
 }
 
 /// A named composite footprint: the versions running in an environment at a moment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FootprintTag {
     pub environment: String,
     pub tag: String,
-    pub at: i64,
+    pub at: Timestamp,
     pub services: std::collections::BTreeMap<ServiceName, semver::Version>,
 }
 
 /// Schema formats Flotilla checks for compatibility.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum SchemaFormat {
     /// An encoded `google.protobuf.FileDescriptorSet`.
     Protobuf,
@@ -260,7 +294,7 @@ pub enum SchemaFormat {
 }
 
 /// One version of a service's API or message schema.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SchemaDoc {
     pub service: ServiceName,
     /// The schema's name within the service, e.g. `orders-api` or `order-events`.
@@ -271,7 +305,7 @@ pub struct SchemaDoc {
 }
 
 /// The outcome of checking a schema version against what its consumers use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CompatibilityVerdict {
     pub service: ServiceName,
     pub name: String,
@@ -280,5 +314,5 @@ pub struct CompatibilityVerdict {
     pub compared: Vec<(String, semver::Version)>,
     /// Every breaking change found (empty: compatible).
     pub breaking: Vec<String>,
-    pub at: i64,
+    pub at: Timestamp,
 }

@@ -32,9 +32,11 @@ fn dep(c: &str, p: &str, kind: EdgeKind) -> Dependency {
     }
 }
 
-fn apply(c: Catalog, cmd: Command) -> Catalog {
-    let events = c.decide(cmd).expect("command accepted");
-    events.iter().fold(c, |c, e| c.evolve(e))
+fn apply(mut c: Catalog, cmd: Command) -> Catalog {
+    for e in c.changes(cmd).expect("command accepted") {
+        c.apply(&e);
+    }
+    c
 }
 
 /// checkout -> payments -> ledger(db); web -> checkout; fraud <-> payments (sync cycle).
@@ -70,15 +72,15 @@ fn invalid_commands_are_refused_precisely() {
     assert!(ServiceName::parse("").is_err());
     assert!(Tier::new(5).is_err() && Tier::new(0).is_err());
     assert_eq!(
-        c.decide(Command::RegisterService(spec("web", 2, false, "retail"))),
+        c.changes(Command::RegisterService(spec("web", 2, false, "retail"))),
         Err(DomainError::AlreadyRegistered(name("web")))
     );
     assert_eq!(
-        c.decide(Command::UpdateService(spec("ghost", 2, false, "x"))),
+        c.changes(Command::UpdateService(spec("ghost", 2, false, "x"))),
         Err(DomainError::UnknownService(name("ghost")))
     );
     assert_eq!(
-        c.decide(Command::DeclareDependency(dep(
+        c.changes(Command::DeclareDependency(dep(
             "web",
             "web",
             EdgeKind::SyncApi
@@ -86,7 +88,7 @@ fn invalid_commands_are_refused_precisely() {
         Err(DomainError::SelfDependency(name("web")))
     );
     assert_eq!(
-        c.decide(Command::DeclareDependency(dep(
+        c.changes(Command::DeclareDependency(dep(
             "web",
             "ghost",
             EdgeKind::SyncApi
@@ -94,14 +96,14 @@ fn invalid_commands_are_refused_precisely() {
         Err(DomainError::UnknownService(name("ghost")))
     );
     assert!(matches!(
-        c.decide(Command::RegisterService(spec("new", 2, false, " "))),
+        c.changes(Command::RegisterService(spec("new", 2, false, " "))),
         Err(DomainError::Invalid {
             field: "business unit",
             ..
         })
     ));
     assert_eq!(
-        c.decide(Command::RemoveDependency {
+        c.changes(Command::RemoveDependency {
             consumer: name("ledger"),
             provider: name("web")
         }),
@@ -116,7 +118,7 @@ fn invalid_commands_are_refused_precisely() {
         reason: "r".into(),
     };
     assert!(matches!(
-        c.decide(Command::PinCoDeployment(lonely)),
+        c.changes(Command::PinCoDeployment(lonely)),
         Err(DomainError::Invalid {
             field: "services",
             ..
@@ -124,7 +126,7 @@ fn invalid_commands_are_refused_precisely() {
     ));
     // Re-declaring the same edge or re-registering the same spec changes nothing.
     assert_eq!(
-        c.decide(Command::DeclareDependency(dep(
+        c.changes(Command::DeclareDependency(dep(
             "web",
             "checkout",
             EdgeKind::SyncApi
@@ -132,7 +134,7 @@ fn invalid_commands_are_refused_precisely() {
         Ok(vec![])
     );
     assert_eq!(
-        c.decide(Command::UpdateService(spec("web", 2, false, "retail"))),
+        c.changes(Command::UpdateService(spec("web", 2, false, "retail"))),
         Ok(vec![])
     );
 }
@@ -282,7 +284,7 @@ fn deep_chains_do_not_overflow() {
     let mut c = Catalog::default();
     let n = 20_000;
     for i in 0..n {
-        c = c.evolve(&Event::ServiceRegistered(spec(
+        c.apply(&Event::ServiceRegistered(spec(
             &format!("s{i}"),
             3,
             false,
@@ -290,13 +292,13 @@ fn deep_chains_do_not_overflow() {
         )));
     }
     for i in 1..n {
-        c = c.evolve(&Event::DependencyDeclared(dep(
+        c.apply(&Event::DependencyDeclared(dep(
             &format!("s{i}"),
             &format!("s{}", i - 1),
             EdgeKind::SyncApi,
         )));
     }
-    c = c.evolve(&Event::DependencyDeclared(dep(
+    c.apply(&Event::DependencyDeclared(dep(
         "s0",
         &format!("s{}", n - 1),
         EdgeKind::SyncApi,
@@ -323,20 +325,20 @@ fn drift_compares_declared_and_observed_edges() {
         },
     ];
     assert!(
-        c.decide(Command::RecordObservedCalls {
+        c.changes(Command::RecordObservedCalls {
             calls: vec![],
-            at: 1
+            at: Timestamp(1)
         })
         .is_err()
     );
     assert_eq!(
-        c.decide(Command::RecordObservedCalls {
+        c.changes(Command::RecordObservedCalls {
             calls: vec![ObservedCall {
                 client: name("web"),
                 server: name("web"),
                 calls: 1
             }],
-            at: 1
+            at: Timestamp(1)
         }),
         Err(DomainError::SelfDependency(name("web")))
     );
@@ -344,10 +346,16 @@ fn drift_compares_declared_and_observed_edges() {
         c,
         Command::RecordObservedCalls {
             calls: calls.clone(),
-            at: 100,
+            at: Timestamp(100),
         },
     );
-    let c = apply(c, Command::RecordObservedCalls { calls, at: 200 });
+    let c = apply(
+        c,
+        Command::RecordObservedCalls {
+            calls,
+            at: Timestamp(200),
+        },
+    );
     let d = drift(&c);
     assert_eq!(d.observed_not_declared.len(), 1);
     let (client, server, seen) = &d.observed_not_declared[0];
@@ -359,7 +367,7 @@ fn drift_compares_declared_and_observed_edges() {
             seen.first_seen,
             seen.last_seen
         ),
-        ("web", "shadow-api", 6, 100, 200)
+        ("web", "shadow-api", 6, Timestamp(100), Timestamp(200))
     );
     assert_eq!(c.observed[&(name("web"), name("checkout"))].calls, 240);
     let never: Vec<(&str, &str)> = d
@@ -401,6 +409,7 @@ fn matrix_lists_edges_among_chosen_services() {
 }
 
 fn deploy(c: Catalog, env: &str, s: &str, v: &str, at: i64) -> Catalog {
+    let at = Timestamp(at);
     apply(
         c,
         Command::RecordDeployment(Deployment {
@@ -426,16 +435,16 @@ fn footprints_answer_as_of_any_time_and_tags_are_immutable() {
             .map(|v| v.to_string())
     };
     assert_eq!(v(&c, None).as_deref(), Some("1.1.0"));
-    assert_eq!(v(&c, Some(250)).as_deref(), Some("1.0.5"));
-    assert_eq!(v(&c, Some(150)).as_deref(), Some("1.0.0"));
-    assert_eq!(v(&c, Some(50)), None);
+    assert_eq!(v(&c, Some(Timestamp(250))).as_deref(), Some("1.0.5"));
+    assert_eq!(v(&c, Some(Timestamp(150))).as_deref(), Some("1.0.0"));
+    assert_eq!(v(&c, Some(Timestamp(50))), None);
     assert!(c.footprint("staging", None).is_empty());
     let c = apply(
         c,
         Command::TagFootprint {
             environment: "prod".into(),
             tag: "q4".into(),
-            at: 250,
+            at: Timestamp(250),
         },
     );
     assert_eq!(
@@ -443,18 +452,18 @@ fn footprints_answer_as_of_any_time_and_tags_are_immutable() {
         "1.0.5"
     );
     assert!(matches!(
-        c.decide(Command::TagFootprint {
+        c.changes(Command::TagFootprint {
             environment: "prod".into(),
             tag: "q4".into(),
-            at: 400
+            at: Timestamp(400)
         }),
         Err(DomainError::Conflict(_))
     ));
     assert!(matches!(
-        c.decide(Command::TagFootprint {
+        c.changes(Command::TagFootprint {
             environment: "dev".into(),
             tag: "x".into(),
-            at: 1
+            at: Timestamp(1)
         }),
         Err(DomainError::Invalid {
             field: "environment",
@@ -462,11 +471,11 @@ fn footprints_answer_as_of_any_time_and_tags_are_immutable() {
         })
     ));
     assert!(matches!(
-        c.decide(Command::RecordDeployment(Deployment {
+        c.changes(Command::RecordDeployment(Deployment {
             environment: "Prod!".into(),
             service: name("web"),
             version: semver::Version::new(1, 0, 0),
-            at: 1
+            at: Timestamp(1)
         })),
         Err(DomainError::Invalid {
             field: "environment",
@@ -534,7 +543,7 @@ fn version_skew_reports_violations_now_and_what_a_release_would_break() {
         skew_after_release(&c, &[(name("checkout"), semver::Version::new(1, 1, 0))]).is_empty()
     );
     assert_eq!(
-        c.decide(Command::DeclareVersionRequirement {
+        c.changes(Command::DeclareVersionRequirement {
             consumer: name("web"),
             provider: name("ghost"),
             requirement: req("*")
@@ -586,7 +595,7 @@ fn a_cycle_closing_through_a_pin_joins_the_group_and_pins_are_distinct() {
         reason: "r".into(),
     };
     assert!(matches!(
-        c.decide(Command::PinCoDeployment(twice)),
+        c.changes(Command::PinCoDeployment(twice)),
         Err(DomainError::Invalid {
             field: "services",
             ..

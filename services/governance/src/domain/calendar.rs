@@ -5,7 +5,7 @@ use time::{Date, Month, OffsetDateTime, Time};
 
 use super::{Result, Timestamp, invalid};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MonthlySchedule {
     /// 1..=12; empty = every month.
     pub months: Vec<u8>,
@@ -15,7 +15,7 @@ pub struct MonthlySchedule {
     pub duration_minutes: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WeeklySchedule {
     /// 1 = Monday .. 7 = Sunday.
     pub weekdays: Vec<u8>,
@@ -23,7 +23,7 @@ pub struct WeeklySchedule {
     pub duration_minutes: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Schedule {
     Once { start: Timestamp, end: Timestamp },
     Monthly(MonthlySchedule),

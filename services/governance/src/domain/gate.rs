@@ -1,6 +1,8 @@
 //! The gate: may a release enter an environment at a time? Every reason is reported; a reason
 //! an approved, unexpired deviation covers is shown as waived and does not deny.
 
+use uuid::Uuid;
+
 use super::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

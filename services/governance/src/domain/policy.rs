@@ -5,13 +5,13 @@ use std::collections::BTreeSet;
 
 use super::{PEER_REVIEW, Result, invalid, name_error, names};
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct RoleRequirement {
     pub role: String,
     pub count: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApprovalRule {
     pub tier: u8,
     pub min_risk: u8,
@@ -23,25 +23,25 @@ pub struct ApprovalRule {
     pub environments: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum VersionScheme {
     Semver,
     Calver(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NamingRule {
     pub scheme: VersionScheme,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RollbackThreshold {
     pub metric: String,
     pub greater_than: bool,
     pub value: f64,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RollbackCriteria {
     pub tier: u8,
     pub decision_minutes: u32,
@@ -49,7 +49,7 @@ pub struct RollbackCriteria {
     pub notify: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PolicyDocument {
     pub approval_rules: Vec<ApprovalRule>,
     pub naming: NamingRule,

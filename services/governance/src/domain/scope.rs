@@ -1,13 +1,30 @@
 //! Which business unit a release, and the events of a stream, belong to.
 
+use uuid::Uuid;
+
 use super::*;
 
 impl Governance {
-    /// The business unit events of a stream are about (the `businessunit` they carry): the
-    /// request's, window's, deviation's or rollback decision's unit, the one unit a CAB
-    /// decision's releases share; empty for platform-wide streams and mixed CAB decisions.
-    pub fn unit_of(&self, key: &StreamKey, events: &[Event]) -> String {
-        let from_events = events.iter().find_map(|e| match e {
+    /// The business unit recorded events are about (the `businessunit` they carry): the
+    /// request's, window's, deviation's, rollback decision's or service's unit, the one unit a
+    /// CAB decision's releases share; empty for platform-wide facts and mixed CAB decisions.
+    pub fn unit_of_events(&self, events: &[Event]) -> String {
+        events
+            .iter()
+            .find_map(|e| self.unit_of_event(e))
+            .unwrap_or_default()
+    }
+
+    fn unit_of_event(&self, event: &Event) -> Option<String> {
+        let of_request = |id: &Uuid| {
+            self.request_keys
+                .get(id)
+                .and_then(|k| self.business_unit_of(k))
+                .map(str::to_owned)
+        };
+        let of_deviation = |id: &Uuid| self.deviations.get(id).map(|d| d.business_unit.clone());
+        let of_rollback = |id: &Uuid| self.rollbacks.get(id).map(|d| d.business_unit.clone());
+        match event {
             Event::ApprovalRequestOpened(r) => Some(r.release.business_unit.clone()),
             Event::FreezeWindowCreated(w) => Some(w.business_unit.clone()),
             Event::DeviationRequested { deviation, .. } => Some(deviation.business_unit.clone()),
@@ -27,34 +44,23 @@ impl Governance {
                     String::new()
                 })
             }
-            _ => None,
-        });
-        if let Some(u) = from_events {
-            return u;
-        }
-        match key {
-            StreamKey::Approval(k) => self.business_unit_of(k).unwrap_or_default().to_owned(),
-            StreamKey::Window(id) => self
-                .windows
-                .get(id)
-                .map(|w| w.business_unit.clone())
-                .unwrap_or_default(),
-            StreamKey::Deviation(id) => self
-                .deviations
-                .get(id)
-                .map(|d| d.business_unit.clone())
-                .unwrap_or_default(),
-            StreamKey::Rollback(id) => self
-                .rollbacks
-                .get(id)
-                .map(|d| d.business_unit.clone())
-                .unwrap_or_default(),
-            StreamKey::CatalogService(name) => self
-                .catalog
-                .get(name)
-                .map(|s| s.business_unit.clone())
-                .unwrap_or_default(),
-            StreamKey::Cab(_) | StreamKey::Policy | StreamKey::AccessPolicy => String::new(),
+            Event::ApprovalGranted { request_id, .. }
+            | Event::ApprovalRejected { request_id, .. }
+            | Event::ApprovalEscalated { request_id, .. }
+            | Event::ApprovalRequestExpired { request_id, .. } => of_request(request_id),
+            // A violation names a request or a deviation.
+            Event::SegregationOfDutiesViolated { request_id, .. } => {
+                of_request(request_id).or_else(|| of_deviation(request_id))
+            }
+            Event::FreezeWindowCancelled { window_id, .. } => {
+                self.windows.get(window_id).map(|w| w.business_unit.clone())
+            }
+            Event::DeviationApproved { deviation_id, .. }
+            | Event::DeviationRejected { deviation_id, .. }
+            | Event::DeviationExpired { deviation_id, .. } => of_deviation(deviation_id),
+            Event::RollbackDecided { decision_id, .. }
+            | Event::RollbackDecisionOverdue { decision_id, .. } => of_rollback(decision_id),
+            Event::PolicySet { .. } | Event::AccessPolicyReplaced { .. } => Some(String::new()),
         }
     }
 

@@ -1,3 +1,10 @@
+use std::collections::BTreeSet;
+
+use flotilla_core::decider::{Decider, Decision};
+use flotilla_core::ids::StreamId;
+use flotilla_core::testing::Scenario;
+use uuid::Uuid;
+
 use super::*;
 
 const MIN: i64 = 60_000_000;
@@ -22,18 +29,18 @@ fn service(bu: &str, tier: u8, pii: bool) -> String {
 
 /// Governance knowing a catalog of services of every unit the tests use, each tier, with and
 /// without personal data.
-fn with_catalog() -> Governance {
-    let mut g = Governance::default();
+fn with_catalog() -> Scenario<Governance> {
+    let mut g = Scenario::default();
     for service in
         crate::testing::every_kind(&["payments", "cards", "finance", "retail", "lending"])
     {
         run(
             &mut g,
-            Command::RecordCatalogService {
+            Command::RecordCatalogService(RecordCatalogService {
                 service,
                 source_event_id: Uuid::now_v7(),
                 source_sequence: 1,
-            },
+            }),
         )
         .expect("catalog");
     }
@@ -70,21 +77,22 @@ fn key(release: &str, env: &str) -> ReleaseEnv {
     }
 }
 
-/// Applies a command's events as the store would (stream versions counted per stream).
-fn run(g: &mut Governance, c: Command) -> Result<StreamKey> {
-    let (k, events) = g.decide(c)?;
-    let stream = k.stream_id();
-    for e in events {
-        let v = g.versions.get(&stream).map_or(0, |v| v + 1);
-        g.evolve(&stream, v, &e);
-    }
-    Ok(k)
+/// Decides a command and records its events as the store would (with their envelopes).
+fn run(g: &mut Scenario<Governance>, c: Command) -> Result<StreamId> {
+    g.apply(c).map(|d| d.stream_id)
 }
 
-fn open(g: &mut Governance, f: ReleaseFacts, emergency: bool, when: Timestamp) {
+/// Records every deadline passed by `now`, as the scheduler does.
+fn record_deadlines(g: &mut Scenario<Governance>, now: Timestamp) {
+    for key in g.due(now) {
+        run(g, Command::RecordDeadline(RecordDeadline { key, now })).expect("deadline");
+    }
+}
+
+fn open(g: &mut Scenario<Governance>, f: ReleaseFacts, emergency: bool, when: Timestamp) {
     run(
         g,
-        Command::OpenApprovalRequest {
+        Command::OpenApprovalRequest(OpenApprovalRequest {
             id: Uuid::new_v5(
                 &Uuid::NAMESPACE_OID,
                 format!("{}/{}/{}", f.release, f.environment, when.0).as_bytes(),
@@ -95,27 +103,27 @@ fn open(g: &mut Governance, f: ReleaseFacts, emergency: bool, when: Timestamp) {
             authorized_unit: None,
             by: actor("rm", &["release-manager"], "payments"),
             at: when,
-        },
+        }),
     )
     .expect("open");
 }
 
 fn approve(
-    g: &mut Governance,
+    g: &mut Scenario<Governance>,
     k: &ReleaseEnv,
     who: &Actor,
     role: &str,
     when: Timestamp,
-) -> Result<StreamKey> {
+) -> Result<StreamId> {
     run(
         g,
-        Command::Approve {
+        Command::Approve(Approve {
             key: k.clone(),
             role: role.into(),
             comment: String::new(),
             by: who.clone(),
             at: when,
-        },
+        }),
     )
 }
 
@@ -262,16 +270,17 @@ fn segregation_of_duties_and_one_role_per_person() {
     .expect_err("refused");
     assert!(matches!(err, DomainError::FailedPrecondition(_)));
     // The violation event names the rule.
-    let (_, e) = g
-        .violation(
-            &ViolationTarget::Request(k.clone()),
-            "alice",
-            "service-owner",
-            "sod-author-approves",
-            "x",
-            at(1),
-        )
+    let recorded = g
+        .decide(Command::RecordViolation(RecordViolation {
+            target: ViolationTarget::Request(k.clone()),
+            actor: "alice".into(),
+            role: "service-owner".into(),
+            rule: "sod-author-approves".into(),
+            detail: "x".into(),
+            at: at(1),
+        }))
         .expect("request exists");
+    let e = recorded.events[0].clone();
     assert!(
         matches!(e, Event::SegregationOfDutiesViolated { ref rule, .. } if rule == "sod-author-approves")
     );
@@ -314,7 +323,7 @@ fn cab_decision_satisfies_without_a_second_review() {
     open(&mut g, facts("r2", "prod", 1, 80, false), false, at(0));
     run(
         &mut g,
-        Command::RecordCabDecision {
+        Command::RecordCabDecision(RecordCabDecision {
             at: at(10_000),
             decision: CabDecision {
                 change_request_id: "CHG0031234".into(),
@@ -326,7 +335,7 @@ fn cab_decision_satisfies_without_a_second_review() {
                 recorded_by: "cab-secretary".into(),
                 comment: String::new(),
             },
-        },
+        }),
     )
     .expect("cab");
     let err = approve(
@@ -351,16 +360,16 @@ fn cab_decision_satisfies_without_a_second_review() {
     );
     // The same change request cannot be recorded twice.
     assert!(matches!(
-        g.decide(Command::RecordCabDecision {
+        g.decide(Command::RecordCabDecision(RecordCabDecision {
             at: at(10_000),
             decision: g.cab["CHG0031234"].clone()
-        }),
+        })),
         Err(DomainError::AlreadyExists(_))
     ));
 }
 
 fn window(name: &str, kind: WindowKind, schedule: Schedule, scope: WindowScope) -> Command {
-    Command::CreateFreezeWindow {
+    Command::CreateFreezeWindow(CreateFreezeWindow {
         window: FreezeWindow {
             id: Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()),
             name: name.into(),
@@ -376,7 +385,7 @@ fn window(name: &str, kind: WindowKind, schedule: Schedule, scope: WindowScope) 
             cancelled_at: None,
         },
         by: actor("cora", &["compliance-officer"], "central"),
-    }
+    })
 }
 
 #[test]
@@ -495,7 +504,7 @@ fn freeze_lets_emergencies_pass_embargo_does_not_unless_a_compliance_deviation()
     let dev = Uuid::from_u128(7);
     run(
         &mut g,
-        Command::RequestDeviation {
+        Command::RequestDeviation(RequestDeviation {
             deviation: Deviation {
                 id: dev,
                 rule: GateRule::Embargo,
@@ -514,16 +523,18 @@ fn freeze_lets_emergencies_pass_embargo_does_not_unless_a_compliance_deviation()
                 decided_at: None,
             },
             at: at(350),
-        },
+        }),
     )
     .expect("request");
-    let decide = |who: Actor, role: &str| Command::DecideDeviation {
-        id: dev,
-        approve: true,
-        role: role.into(),
-        comment: String::new(),
-        by: who,
-        at: at(360),
+    let decide = |who: Actor, role: &str| {
+        Command::DecideDeviation(DecideDeviation {
+            id: dev,
+            approve: true,
+            role: role.into(),
+            comment: String::new(),
+            by: who,
+            at: at(360),
+        })
     };
     assert!(matches!(
         g.decide(decide(actor("sec", &["security"], "central"), "security")),
@@ -580,21 +591,21 @@ fn deadlines_escalate_then_expire_and_gate_reports_every_reason() {
     };
     run(
         &mut g,
-        Command::SetPolicy {
+        Command::SetPolicy(SetPolicy {
             known_roles: roles(),
             policy: p,
             expected_version: 0,
             at: at(0),
-        },
+        }),
     )
     .expect("policy");
     assert!(matches!(
-        g.decide(Command::SetPolicy {
+        g.decide(Command::SetPolicy(SetPolicy {
             known_roles: roles(),
             policy: PolicyDocument::default(),
             expected_version: 0,
             at: at(0)
-        }),
+        })),
         Err(DomainError::StalePolicy {
             expected: 0,
             current: 1
@@ -630,22 +641,14 @@ fn deadlines_escalate_then_expire_and_gate_reports_every_reason() {
     assert!(
         matches!(due.as_slice(), [(_, Event::ApprovalEscalated { notify, .. })] if notify == &vec!["release-manager".to_owned()])
     );
-    for (k, e) in due {
-        let s = k.stream_id();
-        let v = g.versions[&s] + 1;
-        g.evolve(&s, v, &e);
-    }
+    record_deadlines(&mut g, at(60));
     assert!(g.deadlines(at(61)).is_empty(), "escalates once");
     let due = g.deadlines(at(120));
     assert!(matches!(
         due.as_slice(),
         [(_, Event::ApprovalRequestExpired { .. })]
     ));
-    for (k, e) in due {
-        let s = k.stream_id();
-        let v = g.versions[&s] + 1;
-        g.evolve(&s, v, &e);
-    }
+    record_deadlines(&mut g, at(120));
     let d = g.check_gate(&k, at(121));
     assert!(
         d.reasons
@@ -667,7 +670,7 @@ fn rollback_decisions_are_due_by_tier_and_flagged_when_late() {
     let id = Uuid::from_u128(42);
     run(
         &mut g,
-        Command::OpenRollbackDecision {
+        Command::OpenRollbackDecision(OpenRollbackDecision {
             decision: RollbackDecision {
                 id,
                 release: "r1".into(),
@@ -685,7 +688,7 @@ fn rollback_decisions_are_due_by_tier_and_flagged_when_late() {
                 decided_by: String::new(),
                 comment: String::new(),
             },
-        },
+        }),
     )
     .expect("open");
     assert_eq!(
@@ -700,13 +703,13 @@ fn rollback_decisions_are_due_by_tier_and_flagged_when_late() {
     );
     run(
         &mut g,
-        Command::DecideRollback {
+        Command::DecideRollback(DecideRollback {
             id,
             roll_back: true,
             comment: "late but clear".into(),
             by: actor("rm", &["release-manager"], "payments"),
             at: at(16),
-        },
+        }),
     )
     .expect("decide");
     assert_eq!(g.rollbacks[&id].status, RollbackStatus::RollBack);
@@ -718,14 +721,16 @@ fn bad_input_is_refused_and_changes_nothing() {
     let g = with_catalog();
     let mut f = facts("r1", "prod", 1, 50, false);
     f.version = "not-a-version".into();
-    let c = |f: ReleaseFacts| Command::OpenApprovalRequest {
-        id: Uuid::nil(),
-        release: f,
-        emergency: false,
-        authoritative: false,
-        authorized_unit: None,
-        by: actor("rm", &["release-manager"], "payments"),
-        at: at(0),
+    let c = |f: ReleaseFacts| {
+        Command::OpenApprovalRequest(OpenApprovalRequest {
+            id: Uuid::nil(),
+            release: f,
+            emergency: false,
+            authoritative: false,
+            authorized_unit: None,
+            by: actor("rm", &["release-manager"], "payments"),
+            at: at(0),
+        })
     };
     assert!(matches!(g.decide(c(f)), Err(DomainError::Invalid { .. })));
     let mut f = facts("r1", "prod", 1, 50, false);
@@ -735,13 +740,13 @@ fn bad_input_is_refused_and_changes_nothing() {
     f.release = "x".repeat(129);
     assert!(matches!(g.decide(c(f)), Err(DomainError::Invalid { .. })));
     assert!(matches!(
-        g.decide(Command::Approve {
+        g.decide(Command::Approve(Approve {
             key: key("r1", "prod"),
             role: "security".into(),
             comment: String::new(),
             by: actor("x", &["security"], "p"),
             at: at(0)
-        }),
+        })),
         Err(DomainError::NotFound(_))
     ));
 }
@@ -752,7 +757,7 @@ fn second_reading_rules_hold() {
     let k = key("r5", "prod");
     open(&mut g, facts("r5", "prod", 1, 80, true), false, at(0));
     let cab = |id: &str, approved: bool, roles: Vec<String>, members: Vec<String>| {
-        Command::RecordCabDecision {
+        Command::RecordCabDecision(RecordCabDecision {
             at: at(10_000),
             decision: CabDecision {
                 change_request_id: id.into(),
@@ -764,7 +769,7 @@ fn second_reading_rules_hold() {
                 recorded_by: "sec".into(),
                 comment: String::new(),
             },
-        }
+        })
     };
     // A CAB decision satisfies the cab requirement only, and not with the author on the board.
     assert!(matches!(
@@ -794,14 +799,16 @@ fn second_reading_rules_hold() {
     let k = key("r6", "prod");
     let mut real = facts("r6", "prod", 1, 90, true);
     real.author = "mallory".into();
-    let supersede = |f: ReleaseFacts, authoritative: bool| Command::OpenApprovalRequest {
-        id: Uuid::from_u128(99),
-        release: f,
-        emergency: false,
-        authoritative,
-        authorized_unit: None,
-        by: actor("risk-validation", &["scheduler"], ""),
-        at: at(1),
+    let supersede = |f: ReleaseFacts, authoritative: bool| {
+        Command::OpenApprovalRequest(OpenApprovalRequest {
+            id: Uuid::from_u128(99),
+            release: f,
+            emergency: false,
+            authoritative,
+            authorized_unit: None,
+            by: actor("risk-validation", &["scheduler"], ""),
+            at: at(1),
+        })
     };
     assert!(matches!(
         g.decide(supersede(real.clone(), false)),
@@ -839,7 +846,7 @@ fn second_reading_rules_hold() {
     let mut urgent = g.requests[&k].release.clone();
     urgent.author = "mallory".into();
     assert!(
-        g.decide(Command::OpenApprovalRequest {
+        g.decide(Command::OpenApprovalRequest(OpenApprovalRequest {
             id: Uuid::from_u128(100),
             release: urgent.clone(),
             emergency: true,
@@ -847,24 +854,24 @@ fn second_reading_rules_hold() {
             authorized_unit: None,
             by: actor("risk-validation", &["scheduler"], ""),
             at: at(1),
-        })
+        }))
         .is_ok()
     );
     run(
         &mut g,
-        Command::Reject {
+        Command::Reject(Reject {
             key: k.clone(),
             role: "security".into(),
             comment: "no".into(),
             by: actor("sec", &["security"], "payments"),
             at: at(2),
-        },
+        }),
     )
     .expect("rejected");
     let mut softer = urgent;
     softer.tier = 4;
     assert!(matches!(
-        g.decide(Command::OpenApprovalRequest {
+        g.decide(Command::OpenApprovalRequest(OpenApprovalRequest {
             id: Uuid::from_u128(101),
             release: softer,
             emergency: false,
@@ -872,7 +879,7 @@ fn second_reading_rules_hold() {
             authorized_unit: None,
             by: actor("rm", &["release-manager"], "payments"),
             at: at(3),
-        }),
+        })),
         Err(DomainError::FailedPrecondition(_))
     ));
     // Only compliance officers set or lift embargoes; a unit's deviation cannot serve another unit.
@@ -886,30 +893,32 @@ fn second_reading_rules_hold() {
         },
         WindowScope::default(),
     );
-    if let Command::CreateFreezeWindow { by, .. } = &mut w {
+    if let Command::CreateFreezeWindow(CreateFreezeWindow { by, .. }) = &mut w {
         *by = actor("rm", &["release-manager"], "payments");
     }
     assert!(matches!(g.decide(w), Err(DomainError::NotInRole(_))));
     open(&mut g, facts("r7", "prod", 3, 10, true), false, at(0));
-    let dev = |bu: &str, rule: GateRule| Command::RequestDeviation {
-        deviation: Deviation {
-            id: Uuid::from_u128(5),
-            rule,
-            release: "r7".into(),
-            environment: "prod".into(),
-            business_unit: bu.into(),
-            justification: "hotfix".into(),
-            compensating_controls: vec!["pairing".into()],
-            expires_at: at(500),
-            requested_by: "rm".into(),
-            requester_role: "release-manager".into(),
-            status: DeviationStatus::Requested,
-            decided_by: String::new(),
-            decider_role: String::new(),
-            comment: String::new(),
-            decided_at: None,
-        },
-        at: at(1),
+    let dev = |bu: &str, rule: GateRule| {
+        Command::RequestDeviation(RequestDeviation {
+            deviation: Deviation {
+                id: Uuid::from_u128(5),
+                rule,
+                release: "r7".into(),
+                environment: "prod".into(),
+                business_unit: bu.into(),
+                justification: "hotfix".into(),
+                compensating_controls: vec!["pairing".into()],
+                expires_at: at(500),
+                requested_by: "rm".into(),
+                requester_role: "release-manager".into(),
+                status: DeviationStatus::Requested,
+                decided_by: String::new(),
+                decider_role: String::new(),
+                comment: String::new(),
+                decided_at: None,
+            },
+            at: at(1),
+        })
     };
     assert!(matches!(
         g.decide(dev("cards", GateRule::Approvals)),
@@ -918,14 +927,14 @@ fn second_reading_rules_hold() {
     run(&mut g, dev("payments", GateRule::Approvals)).expect("own unit");
     run(
         &mut g,
-        Command::DecideDeviation {
+        Command::DecideDeviation(DecideDeviation {
             id: Uuid::from_u128(5),
             approve: true,
             role: "security".into(),
             comment: String::new(),
             by: actor("sec", &["security"], "payments"),
             at: at(2),
-        },
+        }),
     )
     .expect("approved");
     // An approvals deviation waives the service-owner approval, never the peer review.
@@ -971,12 +980,12 @@ fn the_gate_answers_as_of_its_time() {
     let wid = *g.windows.keys().next().expect("window id");
     run(
         &mut g,
-        Command::CancelFreezeWindow {
+        Command::CancelFreezeWindow(CancelFreezeWindow {
             id: wid,
             reason: "moved".into(),
             by: actor("cora", &["compliance-officer"], "central"),
             at: at(30),
-        },
+        }),
     )
     .expect("cancel");
     let kinds = |t: i64| -> Vec<GateReasonKind> {
@@ -1019,7 +1028,7 @@ fn release_facts_come_from_the_catalog() {
     let mut g = with_catalog();
     run(
         &mut g,
-        Command::RecordCatalogService {
+        Command::RecordCatalogService(RecordCatalogService {
             service: CatalogService {
                 name: "ledger".into(),
                 business_unit: "payments".into(),
@@ -1029,18 +1038,20 @@ fn release_facts_come_from_the_catalog() {
             },
             source_event_id: Uuid::now_v7(),
             source_sequence: 1,
-        },
+        }),
     )
     .expect("catalog");
     let lending_rm = actor("lena", &["release-manager"], "lending");
-    let opening = |f: ReleaseFacts, by: &Actor| Command::OpenApprovalRequest {
-        id: Uuid::now_v7(),
-        release: f,
-        emergency: false,
-        authoritative: false,
-        authorized_unit: None,
-        by: by.clone(),
-        at: at(0),
+    let opening = |f: ReleaseFacts, by: &Actor| {
+        Command::OpenApprovalRequest(OpenApprovalRequest {
+            id: Uuid::now_v7(),
+            release: f,
+            emergency: false,
+            authoritative: false,
+            authorized_unit: None,
+            by: by.clone(),
+            at: at(0),
+        })
     };
     let mut lie = facts("ledger-9", "prod", 4, 10, false);
     lie.service = "ledger".into();
@@ -1094,7 +1105,7 @@ fn release_facts_come_from_the_catalog() {
     moved.service = "ledger".into();
     moved.business_unit = String::new();
     let err = g
-        .decide(Command::OpenApprovalRequest {
+        .decide(Command::OpenApprovalRequest(OpenApprovalRequest {
             id: Uuid::now_v7(),
             release: moved,
             emergency: false,
@@ -1102,7 +1113,7 @@ fn release_facts_come_from_the_catalog() {
             authorized_unit: Some("lending".into()),
             by: lending_rm.clone(),
             at: at(0),
-        })
+        }))
         .expect_err("checked against another unit");
     assert!(err.to_string().contains("not lending"), "{err}");
     // Risk-validation's assessment takes the catalog's facts; one for a service not known yet
@@ -1112,7 +1123,7 @@ fn release_facts_come_from_the_catalog() {
     assessed.business_unit = "lending".into();
     run(
         &mut g,
-        Command::OpenApprovalRequest {
+        Command::OpenApprovalRequest(OpenApprovalRequest {
             id: Uuid::now_v7(),
             release: assessed,
             emergency: false,
@@ -1120,7 +1131,7 @@ fn release_facts_come_from_the_catalog() {
             authorized_unit: None,
             by: actor("risk-validation", &["scheduler"], ""),
             at: at(0),
-        },
+        }),
     )
     .expect("assessed");
     let r = &g.requests[&key("ledger-11", "prod")];
@@ -1135,7 +1146,7 @@ fn release_facts_come_from_the_catalog() {
     let mut early = facts("new-1", "prod", 2, 10, false);
     early.service = "not-yet".into();
     assert!(matches!(
-        g.decide(Command::OpenApprovalRequest {
+        g.decide(Command::OpenApprovalRequest(OpenApprovalRequest {
             id: Uuid::now_v7(),
             release: early,
             emergency: false,
@@ -1143,18 +1154,18 @@ fn release_facts_come_from_the_catalog() {
             authorized_unit: None,
             by: actor("risk-validation", &["scheduler"], ""),
             at: at(0),
-        }),
+        })),
         Err(DomainError::NotYetKnown(_))
     ));
     // An older word of the catalog (redelivered out of order) never overwrites a newer one.
     let mut older = g.catalog["ledger"].clone();
     older.business_unit = "lending".into();
-    let (_, events) = g
-        .decide(Command::RecordCatalogService {
+    let Decision { events, .. } = g
+        .decide(Command::RecordCatalogService(RecordCatalogService {
             service: older,
             source_event_id: Uuid::now_v7(),
             source_sequence: 0,
-        })
+        }))
         .expect("decide");
     assert!(events.is_empty(), "older sequence ignored");
     // A service the catalog does not know.
@@ -1168,12 +1179,12 @@ fn release_facts_come_from_the_catalog() {
         "{err}"
     );
     // The catalog saying the same again records nothing.
-    let (_, events) = g
-        .decide(Command::RecordCatalogService {
+    let Decision { events, .. } = g
+        .decide(Command::RecordCatalogService(RecordCatalogService {
             service: g.catalog["ledger"].clone(),
             source_event_id: Uuid::now_v7(),
             source_sequence: 2,
-        })
+        }))
         .expect("decide");
     assert!(events.is_empty());
 }
@@ -1187,13 +1198,13 @@ fn windows_count_from_when_they_were_created() {
     let k = key("r1", "prod");
     run(
         &mut g,
-        Command::Approve {
+        Command::Approve(Approve {
             key: k.clone(),
             role: "service-owner".into(),
             comment: String::new(),
             by: actor("owen", &["service-owner"], "payments"),
             at: at(1),
-        },
+        }),
     )
     .expect("approved");
     assert!(g.check_gate(&k, at(10)).allowed);
@@ -1206,7 +1217,7 @@ fn windows_count_from_when_they_were_created() {
         },
         WindowScope::default(),
     );
-    if let Command::CreateFreezeWindow { window, .. } = &mut freeze {
+    if let Command::CreateFreezeWindow(CreateFreezeWindow { window, .. }) = &mut freeze {
         window.created_at = at(100);
     }
     run(&mut g, freeze).expect("created");
@@ -1232,7 +1243,7 @@ fn windows_count_from_when_they_were_created() {
         },
         WindowScope::default(),
     );
-    if let Command::CreateFreezeWindow { window, .. } = &mut past {
+    if let Command::CreateFreezeWindow(CreateFreezeWindow { window, .. }) = &mut past {
         window.created_at = at(100);
     }
     let err = g.decide(past).expect_err("over before created");

@@ -1,18 +1,45 @@
-//! Governance events as stored: protobuf payloads of `flotilla.governance.v1.*`, schema
-//! version 1.
+//! Governance's events as stored: protobuf payloads of `flotilla.governance.v1.*` (and
+//! `flotilla.common.v1.AccessPolicyReplaced`), schema version 1.
+//!
+//! Decoding never applies the API's rules ([`stored`] takes what was once accepted as it is):
+//! tightening a rule of the API cannot make an audit event of years ago fail to replay.
 
+use flotilla_core::decider::StoredEvents;
 use flotilla_proto::governance::v1 as pb;
 use prost::Message;
+use uuid::Uuid;
 
-use crate::convert::{self, from_ts, ts, uuid};
 use crate::domain::*;
+use crate::messages::*;
+
+mod stored;
 
 const PREFIX: &str = "flotilla.governance.v1.";
+const COMMON: &str = "flotilla.common.v1.";
 /// Schema version of every governance event today.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The event type name, payload bytes.
-pub fn encode(event: &Event) -> (String, Vec<u8>) {
+/// Governance's events to and from stored payloads.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GovernanceEvents;
+
+impl StoredEvents<Event> for GovernanceEvents {
+    fn encode(&self, event: &Event) -> (String, u32, Vec<u8>) {
+        let (ty, payload) = encode(event);
+        (ty, SCHEMA_VERSION, payload)
+    }
+
+    fn decode(
+        &self,
+        event_type: &str,
+        schema_version: u32,
+        payload: &[u8],
+    ) -> Result<Option<Event>, String> {
+        decode(event_type, schema_version, payload)
+    }
+}
+
+fn encode(event: &Event) -> (String, Vec<u8>) {
     let (name, bytes) = match event {
         Event::PolicySet {
             version,
@@ -22,7 +49,7 @@ pub fn encode(event: &Event) -> (String, Vec<u8>) {
             "PolicySet",
             pb::PolicySet {
                 version: *version,
-                policy: Some(convert::policy_pb(policy)),
+                policy: Some(policy_pb(policy)),
                 set_at: Some(ts(*at)),
             }
             .encode_to_vec(),
@@ -31,7 +58,7 @@ pub fn encode(event: &Event) -> (String, Vec<u8>) {
             "ApprovalRequestOpened",
             pb::ApprovalRequestOpened {
                 request_id: r.id.to_string(),
-                release: Some(convert::facts_pb(&r.release)),
+                release: Some(facts_pb(&r.release)),
                 requirements: r
                     .requirements
                     .iter()
@@ -58,7 +85,7 @@ pub fn encode(event: &Event) -> (String, Vec<u8>) {
             "ApprovalGranted",
             pb::ApprovalGranted {
                 request_id: request_id.to_string(),
-                approval: Some(convert::approval_pb(approval)),
+                approval: Some(approval_pb(approval)),
             }
             .encode_to_vec(),
         ),
@@ -122,14 +149,14 @@ pub fn encode(event: &Event) -> (String, Vec<u8>) {
         Event::CabDecisionRecorded(d) => (
             "CabDecisionRecorded",
             pb::CabDecisionRecorded {
-                decision: Some(convert::cab_pb(d)),
+                decision: Some(cab_pb(d)),
             }
             .encode_to_vec(),
         ),
         Event::FreezeWindowCreated(w) => (
             "FreezeWindowCreated",
             pb::FreezeWindowCreated {
-                window: Some(convert::window_pb(w)),
+                window: Some(window_pb(w)),
             }
             .encode_to_vec(),
         ),
@@ -149,7 +176,7 @@ pub fn encode(event: &Event) -> (String, Vec<u8>) {
         Event::DeviationRequested { deviation, at } => (
             "DeviationRequested",
             pb::DeviationRequested {
-                deviation: Some(convert::deviation_pb(deviation)),
+                deviation: Some(deviation_pb(deviation)),
                 requested_at: Some(ts(*at)),
             }
             .encode_to_vec(),
@@ -199,7 +226,7 @@ pub fn encode(event: &Event) -> (String, Vec<u8>) {
         Event::RollbackDecisionOpened(d) => (
             "RollbackDecisionOpened",
             pb::RollbackDecisionOpened {
-                decision: Some(convert::rollback_pb(d)),
+                decision: Some(rollback_pb(d)),
             }
             .encode_to_vec(),
         ),
@@ -241,7 +268,7 @@ pub fn encode(event: &Event) -> (String, Vec<u8>) {
             signed,
         } => (
             "AccessPolicyReplaced",
-            pb::AccessPolicyReplaced {
+            flotilla_proto::common::v1::AccessPolicyReplaced {
                 version: *version,
                 policy: policy.clone(),
                 sha256: sha256.clone(),
@@ -270,39 +297,56 @@ pub fn encode(event: &Event) -> (String, Vec<u8>) {
             .encode_to_vec(),
         ),
     };
-    (format!("{PREFIX}{name}"), bytes)
+    let prefix = if name == "AccessPolicyReplaced" {
+        COMMON
+    } else {
+        PREFIX
+    };
+    (format!("{prefix}{name}"), bytes)
 }
 
-fn dec<M: Message + Default>(bytes: &[u8]) -> Result<M> {
-    M::decode(bytes).map_err(|e| invalid("payload", e.to_string()))
+fn dec<M: Message + Default>(bytes: &[u8]) -> Result<M, String> {
+    M::decode(bytes).map_err(|e| format!("the payload does not decode: {e}"))
 }
 
-/// Decodes a stored event; `Ok(None)` for types governance does not keep state from
-/// (recorded access refusals).
-pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Option<Event>> {
-    if schema_version != SCHEMA_VERSION {
-        return Err(invalid(
-            "schema_version",
-            format!("{event_type} version {schema_version} is not known"),
-        ));
-    }
-    let Some(name) = event_type.strip_prefix(PREFIX) else {
+/// A UUID the service generated when it recorded the event.
+fn uuid(field: &str, s: &str) -> Result<Uuid, String> {
+    Uuid::parse_str(s).map_err(|_| format!("{field}: {} is not a UUID", names::shown(s)))
+}
+
+/// Decodes a stored event; `Ok(None)` for types governance keeps no state from (recorded
+/// access refusals, other services' types).
+pub fn decode(
+    event_type: &str,
+    schema_version: u32,
+    bytes: &[u8],
+) -> Result<Option<Event>, String> {
+    let name = if let Some(n) = event_type.strip_prefix(PREFIX) {
+        n
+    } else if event_type == "flotilla.common.v1.AccessPolicyReplaced" {
+        "AccessPolicyReplaced"
+    } else {
         return Ok(None);
     };
+    if schema_version != SCHEMA_VERSION {
+        return Err(format!(
+            "{event_type} version {schema_version} is not known to this build"
+        ));
+    }
     let e = match name {
         "PolicySet" => {
             let m: pb::PolicySet = dec(bytes)?;
             Event::PolicySet {
                 version: m.version,
-                policy: convert::policy(m.policy.unwrap_or_default())?,
-                at: from_ts("set_at", m.set_at.as_ref())?,
+                policy: stored::policy(m.policy.unwrap_or_default()),
+                at: stored::at(m.set_at.as_ref()),
             }
         }
         "ApprovalRequestOpened" => {
             let m: pb::ApprovalRequestOpened = dec(bytes)?;
             Event::ApprovalRequestOpened(Box::new(ApprovalRequest {
                 id: uuid("request_id", &m.request_id)?,
-                release: convert::facts(m.release)?,
+                release: stored::facts(m.release.unwrap_or_default()),
                 requirements: m
                     .requirements
                     .into_iter()
@@ -312,10 +356,10 @@ pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Opt
                     })
                     .collect(),
                 approvals: Vec::new(),
-                opened_at: from_ts("opened_at", m.opened_at.as_ref())?,
+                opened_at: stored::at(m.opened_at.as_ref()),
                 opened_by: String::new(),
-                due_at: from_ts("due_at", m.due_at.as_ref())?,
-                expires_at: from_ts("expires_at", m.expires_at.as_ref())?,
+                due_at: stored::at(m.due_at.as_ref()),
+                expires_at: stored::at(m.expires_at.as_ref()),
                 escalate_to: m.escalate_to,
                 validity_minutes: m.approval_validity_minutes,
                 policy_version: m.policy_version,
@@ -332,10 +376,7 @@ pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Opt
             let m: pb::ApprovalGranted = dec(bytes)?;
             Event::ApprovalGranted {
                 request_id: uuid("request_id", &m.request_id)?,
-                approval: convert::approval(
-                    m.approval
-                        .ok_or_else(|| invalid("approval", "is required"))?,
-                )?,
+                approval: stored::approval(m.approval.unwrap_or_default()),
             }
         }
         "ApprovalRejected" => {
@@ -345,14 +386,14 @@ pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Opt
                 approver: m.approver,
                 role: m.role,
                 comment: m.comment,
-                at: from_ts("rejected_at", m.rejected_at.as_ref())?,
+                at: stored::at(m.rejected_at.as_ref()),
             }
         }
         "ApprovalEscalated" => {
             let m: pb::ApprovalEscalated = dec(bytes)?;
             Event::ApprovalEscalated {
                 request_id: uuid("request_id", &m.request_id)?,
-                at: from_ts("escalated_at", m.escalated_at.as_ref())?,
+                at: stored::at(m.escalated_at.as_ref()),
                 notify: m.notify,
             }
         }
@@ -360,7 +401,7 @@ pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Opt
             let m: pb::ApprovalRequestExpired = dec(bytes)?;
             Event::ApprovalRequestExpired {
                 request_id: uuid("request_id", &m.request_id)?,
-                at: from_ts("expired_at", m.expired_at.as_ref())?,
+                at: stored::at(m.expired_at.as_ref()),
             }
         }
         "SegregationOfDutiesViolated" => {
@@ -371,47 +412,34 @@ pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Opt
                 role: m.role,
                 rule: m.rule,
                 detail: m.detail,
-                at: from_ts("attempted_at", m.attempted_at.as_ref())?,
+                at: stored::at(m.attempted_at.as_ref()),
             }
         }
         "CabDecisionRecorded" => {
             let m: pb::CabDecisionRecorded = dec(bytes)?;
-            let recorded_by = m
-                .decision
-                .as_ref()
-                .map(|d| d.recorded_by.clone())
-                .unwrap_or_default();
-            Event::CabDecisionRecorded(convert::cab(m.decision, &recorded_by)?)
+            Event::CabDecisionRecorded(stored::cab(m.decision.unwrap_or_default()))
         }
         "FreezeWindowCreated" => {
             let m: pb::FreezeWindowCreated = dec(bytes)?;
-            let (id, by) = m
-                .window
-                .as_ref()
-                .map(|w| (w.window_id.clone(), w.created_by.clone()))
-                .unwrap_or_default();
-            let mut w = convert::window(m.window, uuid("window_id", &id)?, &by)?;
-            w.cancelled = false;
-            Event::FreezeWindowCreated(w)
+            let w = m.window.unwrap_or_default();
+            let id = uuid("window_id", &w.window_id)?;
+            Event::FreezeWindowCreated(stored::window(w, id))
         }
         "FreezeWindowCancelled" => {
             let m: pb::FreezeWindowCancelled = dec(bytes)?;
             Event::FreezeWindowCancelled {
                 window_id: uuid("window_id", &m.window_id)?,
                 reason: m.reason,
-                at: from_ts("cancelled_at", m.cancelled_at.as_ref())?,
+                at: stored::at(m.cancelled_at.as_ref()),
             }
         }
         "DeviationRequested" => {
             let m: pb::DeviationRequested = dec(bytes)?;
-            let id = m
-                .deviation
-                .as_ref()
-                .map(|d| d.deviation_id.clone())
-                .unwrap_or_default();
+            let d = m.deviation.unwrap_or_default();
+            let id = uuid("deviation_id", &d.deviation_id)?;
             Event::DeviationRequested {
-                deviation: convert::deviation(m.deviation, uuid("deviation_id", &id)?)?,
-                at: from_ts("requested_at", m.requested_at.as_ref())?,
+                deviation: stored::deviation(d, id),
+                at: stored::at(m.requested_at.as_ref()),
             }
         }
         "DeviationApproved" => {
@@ -421,7 +449,7 @@ pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Opt
                 approver: m.approver,
                 role: m.role,
                 comment: m.comment,
-                at: from_ts("approved_at", m.approved_at.as_ref())?,
+                at: stored::at(m.approved_at.as_ref()),
             }
         }
         "DeviationRejected" => {
@@ -431,28 +459,21 @@ pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Opt
                 approver: m.approver,
                 role: m.role,
                 comment: m.comment,
-                at: from_ts("rejected_at", m.rejected_at.as_ref())?,
+                at: stored::at(m.rejected_at.as_ref()),
             }
         }
         "DeviationExpired" => {
             let m: pb::DeviationExpired = dec(bytes)?;
             Event::DeviationExpired {
                 deviation_id: uuid("deviation_id", &m.deviation_id)?,
-                at: from_ts("expired_at", m.expired_at.as_ref())?,
+                at: stored::at(m.expired_at.as_ref()),
             }
         }
         "RollbackDecisionOpened" => {
             let m: pb::RollbackDecisionOpened = dec(bytes)?;
-            let id = m
-                .decision
-                .as_ref()
-                .map(|d| d.decision_id.clone())
-                .unwrap_or_default();
-            Event::RollbackDecisionOpened(convert::rollback(
-                m.decision,
-                uuid("decision_id", &id)?,
-                Timestamp::default(),
-            )?)
+            let d = m.decision.unwrap_or_default();
+            let id = uuid("decision_id", &d.decision_id)?;
+            Event::RollbackDecisionOpened(stored::rollback(d, id))
         }
         "RollbackDecided" => {
             let m: pb::RollbackDecided = dec(bytes)?;
@@ -461,24 +482,26 @@ pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Opt
                 roll_back: m.roll_back,
                 decided_by: m.decided_by,
                 comment: m.comment,
-                at: from_ts("decided_at", m.decided_at.as_ref())?,
+                at: stored::at(m.decided_at.as_ref()),
             }
         }
         "RollbackDecisionOverdue" => {
             let m: pb::RollbackDecisionOverdue = dec(bytes)?;
             Event::RollbackDecisionOverdue {
                 decision_id: uuid("decision_id", &m.decision_id)?,
-                at: from_ts("overdue_at", m.overdue_at.as_ref())?,
+                at: stored::at(m.overdue_at.as_ref()),
                 notify: m.notify,
             }
         }
         "AccessPolicyReplaced" => {
-            let m: pb::AccessPolicyReplaced = dec(bytes)?;
+            // Recorded under governance's package before the contract moved to common: the
+            // same fields.
+            let m: flotilla_proto::common::v1::AccessPolicyReplaced = dec(bytes)?;
             Event::AccessPolicyReplaced {
                 version: m.version,
                 policy: m.policy,
                 sha256: m.sha256,
-                at: from_ts("replaced_at", m.replaced_at.as_ref())?,
+                at: stored::at(m.replaced_at.as_ref()),
                 signed: crate::domain::PolicySignature {
                     namespace: m.namespace,
                     signature: m.signature,
@@ -501,9 +524,8 @@ pub fn decode(event_type: &str, schema_version: u32, bytes: &[u8]) -> Result<Opt
             }
         }
         other => {
-            return Err(invalid(
-                "event_type",
-                format!("governance event {other} is not known"),
+            return Err(format!(
+                "governance event {other} is not known to this build"
             ));
         }
     };

@@ -1,12 +1,12 @@
-//! Conversions between the protobuf contract and the domain, used by the gRPC edge and the
-//! event codec. Proto input is validated here; anything invalid is a [`DomainError::Invalid`]
-//! (InvalidArgument at the edge) naming the field.
+//! Requests of the API as domain values. Every rule of the API's shape is checked here; anything
+//! invalid is a [`DomainError::Invalid`] (INVALID_ARGUMENT) naming the field. Stored events are
+//! decoded apart (`codec`), without these rules.
 
 use flotilla_proto::dependency::v1 as pb;
 
 use crate::domain::{
     CoDeploymentPin, DataClassification, Dependency, DomainError, EdgeKind, Result, RuntimeKind,
-    ServiceName, ServiceSpec, Tier,
+    ServiceName, ServiceSpec, Tier, Timestamp,
 };
 
 fn missing(field: &'static str) -> DomainError {
@@ -39,16 +39,6 @@ fn runtime(v: i32) -> Result<RuntimeKind> {
     }
 }
 
-fn runtime_pb(r: RuntimeKind) -> pb::Runtime {
-    match r {
-        RuntimeKind::Microservice => pb::Runtime::Microservice,
-        RuntimeKind::Database => pb::Runtime::Database,
-        RuntimeKind::Queue => pb::Runtime::Queue,
-        RuntimeKind::ExternalApi => pb::Runtime::ExternalApi,
-        RuntimeKind::SharedInfrastructure => pb::Runtime::SharedInfrastructure,
-    }
-}
-
 fn classification(v: i32) -> Result<DataClassification> {
     match pb::DataClassification::try_from(v) {
         Ok(pb::DataClassification::Public) => Ok(DataClassification::Public),
@@ -61,15 +51,6 @@ fn classification(v: i32) -> Result<DataClassification> {
                 "{v} is not a classification; use PUBLIC, INTERNAL, CONFIDENTIAL or RESTRICTED"
             ),
         }),
-    }
-}
-
-fn classification_pb(c: DataClassification) -> pb::DataClassification {
-    match c {
-        DataClassification::Public => pb::DataClassification::Public,
-        DataClassification::Internal => pb::DataClassification::Internal,
-        DataClassification::Confidential => pb::DataClassification::Confidential,
-        DataClassification::Restricted => pb::DataClassification::Restricted,
     }
 }
 
@@ -88,15 +69,6 @@ pub fn edge_kind(v: i32) -> Result<EdgeKind> {
     }
 }
 
-pub fn edge_kind_pb(k: EdgeKind) -> pb::EdgeKind {
-    match k {
-        EdgeKind::SyncApi => pb::EdgeKind::SyncApi,
-        EdgeKind::AsyncMessage => pb::EdgeKind::AsyncMessage,
-        EdgeKind::Database => pb::EdgeKind::Database,
-        EdgeKind::SharedInfrastructure => pb::EdgeKind::SharedInfrastructure,
-    }
-}
-
 pub fn service_spec(e: Option<pb::ServiceEntry>) -> Result<ServiceSpec> {
     let e = e.ok_or_else(|| missing("service"))?;
     Ok(ServiceSpec {
@@ -110,18 +82,6 @@ pub fn service_spec(e: Option<pb::ServiceEntry>) -> Result<ServiceSpec> {
     })
 }
 
-pub fn service_entry(s: &ServiceSpec) -> pb::ServiceEntry {
-    pb::ServiceEntry {
-        name: s.name.to_string(),
-        owner_team: s.owner_team.clone(),
-        business_unit: s.business_unit.clone(),
-        criticality_tier: u32::from(s.tier.get()),
-        handles_personal_data: s.handles_personal_data,
-        data_classification: classification_pb(s.classification) as i32,
-        runtime: runtime_pb(s.runtime) as i32,
-    }
-}
-
 pub fn dependency(d: Option<pb::Dependency>) -> Result<Dependency> {
     let d = d.ok_or_else(|| missing("dependency"))?;
     Ok(Dependency {
@@ -130,15 +90,6 @@ pub fn dependency(d: Option<pb::Dependency>) -> Result<Dependency> {
         kind: edge_kind(d.kind)?,
         data_flows: d.data_flows.into_iter().collect(),
     })
-}
-
-pub fn dependency_pb(d: &Dependency) -> pb::Dependency {
-    pb::Dependency {
-        consumer: d.consumer.to_string(),
-        provider: d.provider.to_string(),
-        kind: edge_kind_pb(d.kind) as i32,
-        data_flows: d.data_flows.iter().cloned().collect(),
-    }
 }
 
 pub fn pin(p: Option<pb::CoDeploymentPin>) -> Result<CoDeploymentPin> {
@@ -154,33 +105,8 @@ pub fn pin(p: Option<pb::CoDeploymentPin>) -> Result<CoDeploymentPin> {
     })
 }
 
-pub fn pin_pb(p: &CoDeploymentPin) -> pb::CoDeploymentPin {
-    pb::CoDeploymentPin {
-        group: p.group.clone(),
-        services: p.services.iter().map(|s| s.to_string()).collect(),
-        reason: p.reason.clone(),
-    }
-}
-
-pub fn timestamp(micros: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
-    }
-}
-
-/// Microseconds since the epoch of a stored timestamp: never refused (what was once recorded
-/// replays), saturating at the ends of the range.
-pub fn stored_micros(t: &prost_types::Timestamp) -> i64 {
-    t.seconds
-        .saturating_mul(1_000_000)
-        .saturating_add(i64::from(t.nanos) / 1_000)
-}
-
-/// Microseconds since the epoch of the timestamp in `field`.
-pub fn micros(field: &'static str, t: &prost_types::Timestamp) -> Result<i64> {
-    flotilla_core::event::Timestamp::from_parts(t.seconds, t.nanos)
-        .map(|t| t.as_micros())
+pub fn time(field: &'static str, t: &prost_types::Timestamp) -> Result<Timestamp> {
+    Timestamp::from_parts(t.seconds, t.nanos)
         .map_err(|reason| DomainError::Invalid { field, reason })
 }
 
@@ -193,17 +119,6 @@ pub fn observed_calls(calls: Vec<pb::ObservedCall>) -> Result<Vec<crate::domain:
                 server: name("calls.server", &c.server)?,
                 calls: c.calls,
             })
-        })
-        .collect()
-}
-
-pub fn observed_calls_pb(calls: &[crate::domain::ObservedCall]) -> Vec<pb::ObservedCall> {
-    calls
-        .iter()
-        .map(|c| pb::ObservedCall {
-            client: c.client.to_string(),
-            server: c.server.to_string(),
-            calls: c.calls,
         })
         .collect()
 }
@@ -229,6 +144,7 @@ pub fn requirement(r: &str) -> Result<semver::VersionReq> {
 }
 
 /// A deployment from its wire fields; `at` is required here (the edge fills in its clock).
+
 pub fn deployment(
     environment: String,
     service: &str,
@@ -240,7 +156,7 @@ pub fn deployment(
         service: name("service", service)?,
         version: version("version", v)?,
         at: at
-            .map(|t| micros("finished_at", t))
+            .map(|t| time("finished_at", t))
             .transpose()?
             .ok_or_else(|| missing("finished_at"))?,
     })
@@ -260,29 +176,6 @@ pub fn running(
         .collect()
 }
 
-pub fn running_pb(
-    services: &std::collections::BTreeMap<ServiceName, semver::Version>,
-) -> Vec<pb::RunningService> {
-    services
-        .iter()
-        .map(|(s, v)| pb::RunningService {
-            service: s.to_string(),
-            version: v.to_string(),
-        })
-        .collect()
-}
-
-pub fn skew_pb(v: &crate::domain::graph::SkewViolation) -> pb::SkewViolation {
-    pb::SkewViolation {
-        environment: v.environment.clone(),
-        consumer: v.consumer.to_string(),
-        consumer_version: v.consumer_version.to_string(),
-        provider: v.provider.to_string(),
-        provider_version: v.provider_version.to_string(),
-        requirement: v.requirement.to_string(),
-    }
-}
-
 pub fn schema_format(v: i32) -> Result<crate::domain::SchemaFormat> {
     match pb::SchemaFormat::try_from(v) {
         Ok(pb::SchemaFormat::ProtobufDescriptorSet) => Ok(crate::domain::SchemaFormat::Protobuf),
@@ -296,49 +189,25 @@ pub fn schema_format(v: i32) -> Result<crate::domain::SchemaFormat> {
     }
 }
 
-pub fn schema_format_pb(f: crate::domain::SchemaFormat) -> pb::SchemaFormat {
-    match f {
-        crate::domain::SchemaFormat::Protobuf => pb::SchemaFormat::ProtobufDescriptorSet,
-        crate::domain::SchemaFormat::JsonSchema => pb::SchemaFormat::JsonSchema,
+/// The items of a release plan: each a service and the version it moves to (at most `max`).
+pub fn plan_items(items: Vec<pb::ReleaseItem>, max: usize) -> Result<Vec<(ServiceName, String)>> {
+    if items.len() > max {
+        return Err(DomainError::Invalid {
+            field: "items",
+            reason: format!("{} items, at most {max} in one release plan", items.len()),
+        });
     }
-}
-
-pub fn verdict_pb(
-    v: &crate::domain::CompatibilityVerdict,
-    published: bool,
-) -> pb::CompatibilityVerdict {
-    pb::CompatibilityVerdict {
-        service: v.service.to_string(),
-        name: v.name.clone(),
-        version: v.version.to_string(),
-        compatible: v.breaking.is_empty(),
-        breaking_changes: v.breaking.clone(),
-        compared_against: v
-            .compared
-            .iter()
-            .map(|(u, ver)| pb::SchemaBaseline {
-                used_by: u.clone(),
-                version: ver.to_string(),
-            })
-            .collect(),
-        published,
-    }
-}
-
-pub fn verdict(
-    v: pb::CompatibilityVerdict,
-    at: i64,
-) -> Result<crate::domain::CompatibilityVerdict> {
-    Ok(crate::domain::CompatibilityVerdict {
-        service: name("verdict.service", &v.service)?,
-        name: v.name,
-        version: version("verdict.version", &v.version)?,
-        compared: v
-            .compared_against
-            .into_iter()
-            .map(|b| Ok((b.used_by, version("verdict.compared_against", &b.version)?)))
-            .collect::<Result<_>>()?,
-        breaking: v.breaking_changes,
-        at,
-    })
+    items
+        .into_iter()
+        .map(|i| {
+            if i.version.trim().is_empty() {
+                return Err(DomainError::Invalid {
+                    field: "items.version",
+                    reason: format!("{} needs a version", i.service),
+                });
+            }
+            let version = version("items.version", &i.version)?;
+            Ok((name("items.service", &i.service)?, version.to_string()))
+        })
+        .collect()
 }

@@ -1,0 +1,751 @@
+//! The event-sourced app every service runs its state in, once per process.
+//!
+//! - **Rebuilt** at start from the newest valid snapshot (its position and hash must match the
+//!   stored chain, else it is ignored) and the events after it, every event's link and hash
+//!   checked as it is applied; the events before a snapshot are checked in the background.
+//! - **Kept current** by following the store's live subscription: whatever this or any other
+//!   process appends is applied within moments.
+//! - **Read lock-free**: [`App::query`] runs on the published state; the follower applies each
+//!   batch to a second copy and swaps it in (then brings the first copy level once its readers
+//!   left), so readers never wait and states are never cloned per event.
+//! - **One writer**: commands are decided on the published state and appended with the exact
+//!   expected version of their stream (and of the streams the decision read); a conflict waits
+//!   for the state to catch up and decides again, a bounded number of times, then `ABORTED`. A
+//!   command id or a consumed event's id is written with the append, so retries and
+//!   redeliveries change nothing twice. A command answers once its events are in the state.
+//! - **Snapshots** every `snapshot_every` events.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use flotilla_core::ExpectedVersion;
+use flotilla_core::chain::{ChainHead, Hash};
+use flotilla_core::decider::{Decider, Decision, Recorded, StoredEvents};
+use flotilla_core::event::{Metadata, NewEvent, RecordedEvent, Snapshot};
+use flotilla_core::ids::StreamId;
+use flotilla_core::store::{AppendRequest, EventStore, StoreError, command_key, inbox_key};
+use flotilla_core::subscription::{SubscribeOptions, SubscriptionItem, subscribe_all};
+use flotilla_core::upcast::UpcasterRegistry;
+use futures::FutureExt;
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::sync::watch;
+
+use crate::integrity::ChainGuard;
+use crate::kit::error::{AppError, ServiceError};
+use crate::kit::started::Shutdown;
+
+/// Stream id under which the app's snapshots are kept.
+pub const SNAPSHOT_STREAM: &str = "app-snapshot";
+
+/// A state the app can snapshot. Change `SNAPSHOT_VERSION` whenever the state's shape changes:
+/// snapshots of other versions are ignored and the events replayed.
+pub trait Snapshotted: Serialize + DeserializeOwned {
+    const SNAPSHOT_VERSION: u32;
+}
+
+/// The business unit the events of a decision are about (their `businessunit`); None keeps the
+/// caller's.
+pub trait UnitOf: Decider {
+    fn unit_of(&self, _decision: &Decision<Self::Event>) -> Option<String> {
+        None
+    }
+}
+
+/// Something told of every event as it is applied (after the state that includes it is
+/// published), e.g. to put a replaced access policy in force.
+pub trait Observer<E>: Send + Sync {
+    fn applied(&self, event: &Recorded<E>);
+}
+
+/// How the app behaves.
+#[derive(Clone, Copy, Debug)]
+pub struct AppOptions {
+    /// Events between snapshots (0: none).
+    pub snapshot_every: u64,
+    /// How often a command is decided again after a conflict before it is `ABORTED`.
+    pub attempts: u32,
+    /// How long a command waits for its events to be in the state before answering anyway.
+    pub wait: Duration,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            snapshot_every: 10_000,
+            attempts: 5,
+            wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The state with where it stands in the store.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct Versioned<D> {
+    pub state: D,
+    /// Version of every stream seen.
+    pub versions: HashMap<StreamId, u64>,
+    /// Global position of the last event applied.
+    pub position: u64,
+    /// Its hash.
+    pub hash: [u8; 32],
+}
+
+impl<D: Decider> Versioned<D> {
+    fn expected(&self, stream: &StreamId) -> ExpectedVersion {
+        self.versions
+            .get(stream)
+            .map_or(ExpectedVersion::NoStream, |v| ExpectedVersion::Exact(*v))
+    }
+}
+
+/// What a command did.
+#[derive(Clone, Debug)]
+pub struct Executed<E> {
+    /// The events recorded (empty when nothing changed or the command was a retry).
+    pub events: Vec<E>,
+    /// The store's position the answer's state includes.
+    pub position: u64,
+    /// A retry (same command id) or a redelivery: nothing new was written.
+    pub deduplicated: bool,
+}
+
+/// One service's state, kept from its store.
+pub struct App<D: Decider> {
+    service: &'static str,
+    store: Arc<dyn EventStore>,
+    codec: Arc<dyn StoredEvents<D::Event>>,
+    upcasters: Arc<UpcasterRegistry>,
+    published: ArcSwap<Versioned<D>>,
+    applied: watch::Sender<u64>,
+    writer: tokio::sync::Mutex<()>,
+    chain: Arc<ChainGuard>,
+    observers: Vec<Arc<dyn Observer<D::Event>>>,
+    options: AppOptions,
+}
+
+impl<D: Decider> std::fmt::Debug for App<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("service", &self.service)
+            .field("position", &*self.applied.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the app is built.
+pub struct AppBuilder<D: Decider> {
+    service: &'static str,
+    store: Arc<dyn EventStore>,
+    chain: Arc<ChainGuard>,
+    codec: Arc<dyn StoredEvents<D::Event>>,
+    upcasters: UpcasterRegistry,
+    observers: Vec<Arc<dyn Observer<D::Event>>>,
+    options: AppOptions,
+}
+
+impl<D> AppBuilder<D>
+where
+    D: Decider + UnitOf + Snapshotted,
+    D::Error: ServiceError,
+{
+    pub fn upcasters(mut self, upcasters: UpcasterRegistry) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+
+    pub fn observe(mut self, observer: Arc<dyn Observer<D::Event>>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    pub fn options(mut self, options: AppOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Rebuilds the state (snapshot, then every event after it up to the store's head) and
+    /// answers the app with the task that keeps it current (run it under the node's shutdown).
+    pub async fn start(self) -> Result<(Arc<App<D>>, crate::kit::Task), AppError<D::Error>> {
+        let (initial, from_snapshot) = load_snapshot::<D>(&*self.store, self.service).await;
+        if let Some(head) = from_snapshot {
+            self.chain.start_at(head);
+        }
+        let app = Arc::new(App {
+            service: self.service,
+            store: self.store,
+            codec: self.codec,
+            upcasters: Arc::new(self.upcasters),
+            applied: watch::channel(initial.position).0,
+            published: ArcSwap::from_pointee(initial),
+            writer: tokio::sync::Mutex::new(()),
+            chain: self.chain,
+            observers: self.observers,
+            options: self.options,
+        });
+        let mut state = Versioned::clone(&app.published.load());
+        app.rebuild(&mut state).await?;
+        app.published.store(Arc::new(state.clone()));
+        app.applied.send_replace(state.position);
+        tracing::info!(
+            service = app.service,
+            position = state.position,
+            "state rebuilt"
+        );
+        let follower = app.clone();
+        let prefix = from_snapshot;
+        let task: crate::kit::Task = Box::new(move |shutdown: Shutdown| {
+            async move {
+                if let Some(upto) = prefix {
+                    let store = follower.store.clone();
+                    let chain = follower.chain.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) =
+                            crate::integrity::verify_prefix(&*store, &chain, upto).await
+                        {
+                            tracing::warn!(error = %e, "checking the chain before the snapshot failed");
+                        }
+                    });
+                }
+                follower.follow(state, shutdown).await
+            }
+            .boxed()
+        });
+        Ok((app, task))
+    }
+}
+
+async fn load_snapshot<D>(
+    store: &dyn EventStore,
+    service: &str,
+) -> (Versioned<D>, Option<ChainHead>)
+where
+    D: Decider + Snapshotted,
+{
+    let empty = Versioned {
+        state: D::default(),
+        versions: HashMap::new(),
+        position: 0,
+        hash: Hash::GENESIS.0,
+    };
+    let Ok(stream) = StreamId::parse(SNAPSHOT_STREAM) else {
+        return (empty, None);
+    };
+    let snapshot = match store.load_snapshot(&stream).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return (empty, None),
+        Err(e) => {
+            tracing::warn!(service, error = %e, "reading the snapshot failed; replaying every event");
+            return (empty, None);
+        }
+    };
+    if snapshot.schema_version != D::SNAPSHOT_VERSION {
+        tracing::info!(
+            service,
+            version = snapshot.schema_version,
+            "the snapshot is of another state version; replaying every event"
+        );
+        return (empty, None);
+    }
+    let decoded: Versioned<D> = match postcard::from_bytes(&snapshot.payload) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(service, error = %e, "the snapshot does not decode; replaying every event");
+            return (empty, None);
+        }
+    };
+    // The snapshot must sit on the chain as stored: the event at its position, with its hash.
+    let at = store.read_all(decoded.position, 1).await;
+    let matches = matches!(&at, Ok(page) if page.first().is_some_and(|e| {
+        e.global_position == decoded.position && e.hash.0 == decoded.hash
+    }));
+    if !matches || decoded.position != snapshot.stream_version {
+        tracing::warn!(
+            service,
+            position = decoded.position,
+            "the snapshot does not match the stored chain; ignoring it and replaying every event"
+        );
+        return (empty, None);
+    }
+    tracing::info!(
+        service,
+        position = decoded.position,
+        "state loaded from a snapshot"
+    );
+    let head = ChainHead {
+        position: decoded.position,
+        hash: Hash(decoded.hash),
+    };
+    (decoded, Some(head))
+}
+
+impl<D> App<D>
+where
+    D: Decider + UnitOf + Snapshotted,
+    D::Error: ServiceError,
+{
+    /// An app over a service's store; [`AppBuilder::start`] rebuilds and starts it.
+    pub fn builder(
+        ctx: &crate::ServiceContext,
+        codec: Arc<dyn StoredEvents<D::Event>>,
+    ) -> AppBuilder<D> {
+        let options = AppOptions {
+            snapshot_every: ctx
+                .section_value("snapshot_every")
+                .unwrap_or(AppOptions::default().snapshot_every),
+            ..AppOptions::default()
+        };
+        AppBuilder {
+            service: ctx.service,
+            store: ctx.store.clone(),
+            chain: ctx.chain.clone(),
+            codec,
+            upcasters: UpcasterRegistry::default(),
+            observers: Vec::new(),
+            options,
+        }
+    }
+
+    /// Runs a query on the current state, without locks or store reads.
+    pub fn query<T>(&self, f: impl FnOnce(&D) -> T) -> T {
+        f(&self.published.load().state)
+    }
+
+    /// The current state with its position, to read several things consistently.
+    pub fn current(&self) -> Arc<Versioned<D>> {
+        self.published.load_full()
+    }
+
+    /// The store position the state includes.
+    pub fn position(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// Waits until the state includes `position` (read-your-writes), at most `timeout`.
+    pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
+        let mut rx = self.applied.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    fn decode(&self, e: &RecordedEvent) -> Result<Option<Recorded<D::Event>>, String> {
+        let (ty, version, payload) =
+            self.upcasters
+                .upcast(&e.event_type, e.schema_version, &e.payload)?;
+        Ok(self
+            .codec
+            .decode(&ty, version, &payload)?
+            .map(|event| Recorded::of(e, event)))
+    }
+
+    /// Applies a page (already checked) to one copy of the state; the events decoded.
+    fn apply_page(
+        &self,
+        state: &mut Versioned<D>,
+        page: &[RecordedEvent],
+    ) -> Result<Vec<Recorded<D::Event>>, (u64, String)> {
+        let mut decoded = Vec::with_capacity(page.len());
+        for e in page {
+            if let Some(r) = self
+                .decode(e)
+                .map_err(|reason| (e.global_position, reason))?
+            {
+                decoded.push(r);
+            }
+        }
+        level(state, page, &decoded);
+        Ok(decoded)
+    }
+
+    async fn rebuild(&self, state: &mut Versioned<D>) -> Result<(), AppError<D::Error>> {
+        let head = self.store.head().await?;
+        let mut next = state.position + 1;
+        while next <= head.position {
+            let want = (head.position - next + 1).min(5_000) as usize;
+            let page = match self.store.read_all(next, want).await {
+                Ok(p) => p,
+                Err(e @ StoreError::Corrupt { .. }) => {
+                    self.chain.read_failed(&e);
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if page.is_empty() {
+                break;
+            }
+            if self.chain.check_from(next, &page).is_err() {
+                // Stopped at the break: the follower goes on if it is accepted.
+                return Ok(());
+            }
+            match self.apply_page(state, &page) {
+                Ok(decoded) => self.tell(&decoded),
+                Err((position, reason)) => {
+                    self.chain.unreadable(
+                        position,
+                        format!("the stored event cannot be decoded by this build: {reason}"),
+                    );
+                    return Ok(());
+                }
+            }
+            next = state.position + 1;
+        }
+        self.check_caught_up().await;
+        Ok(())
+    }
+
+    /// Once every event present at start is applied (and so checked), and the walk reached the
+    /// head the store records, the chain check has caught up.
+    async fn check_caught_up(&self) {
+        if self.chain.is_caught_up() || self.chain.broken().is_some() {
+            return;
+        }
+        match crate::node::head_reached(&*self.store, &self.chain).await {
+            Ok(true) => {
+                tracing::info!(
+                    service = self.service,
+                    verified = self.chain.verified_to(),
+                    "hash chain checked"
+                );
+                self.chain.set_caught_up();
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(service = self.service, error = %e, "reading the store head failed; checking again")
+            }
+        }
+    }
+
+    fn tell(&self, events: &[Recorded<D::Event>]) {
+        for o in &self.observers {
+            for e in events {
+                o.applied(e);
+            }
+        }
+    }
+
+    /// Keeps the state current until shut down.
+    async fn follow(self: Arc<Self>, mut spare: Versioned<D>, mut shutdown: Shutdown) {
+        let mut last_snapshot = spare.position;
+        loop {
+            let mut intact = self.chain.watch();
+            tokio::select! {
+                _ = intact.wait_for(|b| b.is_none()) => {}
+                _ = shutdown.wait() => return,
+            }
+            let mut sub = subscribe_all(
+                self.store.clone(),
+                spare.position + 1,
+                SubscribeOptions {
+                    page: 1_000,
+                    poll_interval: Duration::from_millis(250),
+                },
+            );
+            'reading: loop {
+                let first = tokio::select! {
+                    i = sub.next() => i,
+                    _ = shutdown.wait() => return,
+                };
+                let mut page = Vec::new();
+                let mut reached = false;
+                let mut item = first;
+                loop {
+                    match item {
+                        Some(Ok(SubscriptionItem::Event(e))) => page.push(e),
+                        Some(Ok(SubscriptionItem::CaughtUp { .. })) => reached = true,
+                        Some(Err(e)) => {
+                            self.chain.read_failed(&e);
+                            tracing::warn!(service = self.service, error = %e, "following the store failed; resubscribing");
+                            break 'reading;
+                        }
+                        None => break 'reading,
+                    }
+                    if page.len() >= 1_000 {
+                        break;
+                    }
+                    match sub.next().now_or_never() {
+                        Some(next) => item = next,
+                        None => break,
+                    }
+                }
+                if page.is_empty() {
+                    if reached {
+                        self.check_caught_up().await;
+                    }
+                    continue;
+                }
+                if self.chain.check_from(spare.position + 1, &page).is_err() {
+                    break 'reading;
+                }
+                let decoded = match self.apply_page(&mut spare, &page) {
+                    Ok(d) => d,
+                    Err((position, reason)) => {
+                        self.chain.unreadable(
+                            position,
+                            format!("the stored event cannot be decoded by this build: {reason}"),
+                        );
+                        break 'reading;
+                    }
+                };
+                // Publish the copy that has the page, then bring the other one level once the
+                // readers of it are gone.
+                let position = spare.position;
+                let published = Arc::new(spare);
+                let old = self.published.swap(published.clone());
+                spare = match reclaim(old).await {
+                    Some(mut other) => {
+                        level(&mut other, &page, &decoded);
+                        other
+                    }
+                    // Someone holds the old state long: copy the new one instead of waiting.
+                    None => Versioned::clone(&published),
+                };
+                drop(published);
+                self.applied.send_replace(position);
+                self.tell(&decoded);
+                if reached {
+                    self.check_caught_up().await;
+                }
+                if self.options.snapshot_every > 0
+                    && position - last_snapshot >= self.options.snapshot_every
+                {
+                    last_snapshot = position;
+                    self.save_snapshot();
+                }
+            }
+            drop(sub);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shutdown.wait() => return,
+            }
+        }
+    }
+
+    fn save_snapshot(&self) {
+        let current = self.published.load_full();
+        let store = self.store.clone();
+        let service = self.service;
+        tokio::spawn(async move {
+            let position = current.position;
+            let encoded =
+                tokio::task::spawn_blocking(move || postcard::to_allocvec(&*current)).await;
+            let payload = match encoded {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => {
+                    tracing::warn!(service, error = %e, "the state could not be encoded for a snapshot");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(service, error = %e, "snapshot encoding stopped");
+                    return;
+                }
+            };
+            let Ok(stream_id) = StreamId::parse(SNAPSHOT_STREAM) else {
+                return;
+            };
+            let bytes = payload.len();
+            match store
+                .save_snapshot(Snapshot {
+                    stream_id,
+                    stream_version: position,
+                    schema_version: D::SNAPSHOT_VERSION,
+                    payload,
+                })
+                .await
+            {
+                Ok(()) => tracing::info!(service, position, bytes, "snapshot saved"),
+                Err(e) => tracing::warn!(service, error = %e, "saving a snapshot failed"),
+            }
+        });
+    }
+
+    fn serving(&self) -> Result<(), AppError<D::Error>> {
+        match self.chain.broken() {
+            Some(b) => Err(AppError::NotServing(format!(
+                "{} does not serve: {b}",
+                self.service
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Decides `command` and records its events.
+    pub async fn execute(
+        &self,
+        command: D::Command,
+        metadata: Metadata,
+    ) -> Result<Executed<D::Event>, AppError<D::Error>> {
+        self.run(|s| s.decide(command.clone()), metadata, None)
+            .await
+    }
+
+    /// Builds the command from the state it is decided on (each attempt anew: what the command
+    /// depends on is read from the same state that decides it), then records its events.
+    pub async fn execute_with(
+        &self,
+        make: impl Fn(&D) -> Result<D::Command, D::Error>,
+        metadata: Metadata,
+    ) -> Result<Executed<D::Event>, AppError<D::Error>> {
+        self.run(|s| s.decide(make(s)?), metadata, None).await
+    }
+
+    /// Applies another service's event: its id is written with the append (or recorded when the
+    /// command changes nothing), so a redelivery is applied once.
+    pub async fn consume(
+        &self,
+        consumer: &str,
+        event_id: uuid::Uuid,
+        command: D::Command,
+        metadata: Metadata,
+    ) -> Result<Executed<D::Event>, AppError<D::Error>> {
+        self.run(
+            |s| s.decide(command.clone()),
+            metadata,
+            Some((consumer, event_id)),
+        )
+        .await
+    }
+
+    async fn run(
+        &self,
+        decide: impl Fn(&D) -> Result<Decision<D::Event>, D::Error>,
+        metadata: Metadata,
+        consumed: Option<(&str, uuid::Uuid)>,
+    ) -> Result<Executed<D::Event>, AppError<D::Error>> {
+        self.serving()?;
+        let _one_writer = self.writer.lock().await;
+        let key = match (consumed, metadata.command_id) {
+            (Some((consumer, id)), _) => Some(inbox_key(consumer, id)),
+            (None, Some(c)) => Some(command_key(c)),
+            (None, None) => None,
+        };
+        // A retried command or a redelivered event was applied already: answer from the store
+        // before deciding (a decision on the state it produced could refuse it).
+        if let Some(k) = &key
+            && self.store.is_processed(k).await?
+        {
+            let head = self.store.head().await?.position;
+            self.wait_for(head, self.options.wait).await;
+            return Ok(Executed {
+                events: Vec::new(),
+                position: self.position(),
+                deduplicated: true,
+            });
+        }
+        let mut last_conflict = String::new();
+        for _ in 0..self.options.attempts.max(1) {
+            let current = self.published.load_full();
+            let decision = decide(&current.state).map_err(AppError::Domain)?;
+            if decision.events.is_empty() {
+                if let (Some(k), Some(_)) = (&key, consumed) {
+                    self.store.record_processed(k).await?;
+                }
+                return Ok(Executed {
+                    events: Vec::new(),
+                    position: current.position,
+                    deduplicated: false,
+                });
+            }
+            let mut md = metadata.clone();
+            if let Some(unit) = current.state.unit_of(&decision) {
+                md.business_unit = unit;
+            }
+            let events = decision
+                .events
+                .iter()
+                .map(|e| {
+                    let (ty, version, payload) = self.codec.encode(e);
+                    NewEvent::new(ty, version, payload, md.clone())
+                })
+                .collect();
+            let mut request = AppendRequest::new(
+                decision.stream_id.clone(),
+                current.expected(&decision.stream_id),
+                events,
+            );
+            for s in &decision.read {
+                if *s != decision.stream_id {
+                    request = request.provided(s.clone(), current.expected(s));
+                }
+            }
+            if let Some((consumer, id)) = consumed {
+                request = request.consuming(consumer, id);
+            }
+            // Not held while waiting: the follower swaps states once their readers are gone.
+            drop(current);
+            match self.store.append(request).await {
+                Ok(outcome) => {
+                    if !self
+                        .wait_for(outcome.last_position, self.options.wait)
+                        .await
+                    {
+                        tracing::warn!(
+                            service = self.service,
+                            position = outcome.last_position,
+                            "answering before the state caught up with the append"
+                        );
+                    }
+                    return Ok(Executed {
+                        events: if outcome.deduplicated {
+                            Vec::new()
+                        } else {
+                            decision.events
+                        },
+                        position: outcome.last_position,
+                        deduplicated: outcome.deduplicated,
+                    });
+                }
+                Err(StoreError::WrongExpectedVersion { stream_id, .. }) => {
+                    // Someone else appended what this decided on: catch up, decide again.
+                    last_conflict = stream_id.to_string();
+                    let head = self.store.head().await?.position;
+                    self.wait_for(head, self.options.wait).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Contended {
+            stream: last_conflict,
+            attempts: self.options.attempts,
+        })
+    }
+}
+
+/// The previous state back once its readers let go of it (queries are short), or None when one
+/// holds it for longer than a few milliseconds.
+async fn reclaim<D>(mut old: Arc<Versioned<D>>) -> Option<Versioned<D>> {
+    let started = std::time::Instant::now();
+    loop {
+        match Arc::try_unwrap(old) {
+            Ok(v) => return Some(v),
+            Err(still_read) => old = still_read,
+        }
+        if started.elapsed() > Duration::from_millis(5) {
+            return None;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Applies a page to a copy of the state: every event moves the position, hash and its stream's
+/// version; the decoded ones evolve the state.
+fn level<D: Decider>(
+    state: &mut Versioned<D>,
+    page: &[RecordedEvent],
+    decoded: &[Recorded<D::Event>],
+) {
+    let mut d = decoded.iter().peekable();
+    for e in page {
+        state.versions.insert(e.stream_id.clone(), e.stream_version);
+        if let Some(r) = d.next_if(|r| r.position == e.global_position) {
+            state.state.evolve(r);
+        }
+        state.position = e.global_position;
+        state.hash = e.hash.0;
+    }
+}

@@ -1,0 +1,18 @@
+//! The service kit: what every event-sourced service stands on, so a service is its domain
+//! plus thin edges.
+//!
+//! - [`app`]: the event-sourced app (rebuild, live follow, lock-free reads, one writer with
+//!   exact expected versions, bounded retries, command-id and inbox deduplication, snapshots).
+//! - [`error`]: errors in one table (each service error's gRPC code, the store's codes once).
+//! - [`caller`]: the verified caller of a request and the metadata of what it causes.
+//! - [`started`]: what a started service hands the node (consumers, tasks).
+
+pub mod app;
+pub mod caller;
+pub mod error;
+pub mod started;
+
+pub use app::{App, AppOptions, Executed, Observer, Snapshotted, UnitOf, Versioned};
+pub use caller::Caller;
+pub use error::{AppError, ServiceError, refuse, status, store_code};
+pub use started::{Shutdown, StartError, Started, Task};

@@ -1,0 +1,89 @@
+//! What a started service hands the node: its consumers and its background tasks (the app's
+//! follower, schedulers), all run under the node's shutdown signal.
+
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+
+use crate::module::Consumer;
+
+/// The node's shutdown signal, for a task to stop on.
+#[derive(Clone, Debug)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    pub fn new(rx: watch::Receiver<bool>) -> Self {
+        Self(rx)
+    }
+
+    /// Resolves once the node shuts down.
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|s| *s).await;
+    }
+
+    pub fn is_down(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+/// A background task: given the shutdown signal, runs until it fires.
+pub type Task = Box<dyn FnOnce(Shutdown) -> BoxFuture<'static, ()> + Send>;
+
+/// A started service.
+#[derive(Default)]
+pub struct Started {
+    /// Other services' events it consumes.
+    pub consumers: Vec<Consumer>,
+    /// Tasks to run until shutdown.
+    pub tasks: Vec<Task>,
+    /// Whether the service checks its store's hash chain itself (its app does); otherwise the
+    /// node runs the check.
+    pub checks_chain: bool,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("consumers", &self.consumers)
+            .field("tasks", &self.tasks.len())
+            .field("checks_chain", &self.checks_chain)
+            .finish()
+    }
+}
+
+impl Started {
+    /// A service whose app checks the chain and whose follower is `task`.
+    pub fn with_app(task: Task) -> Self {
+        Self {
+            consumers: Vec::new(),
+            tasks: vec![task],
+            checks_chain: true,
+        }
+    }
+
+    pub fn consume(mut self, consumer: Consumer) -> Self {
+        self.consumers.push(consumer);
+        self
+    }
+
+    pub fn task(mut self, task: Task) -> Self {
+        self.tasks.push(task);
+        self
+    }
+}
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} did not start: {reason}")]
+pub struct StartError {
+    pub service: &'static str,
+    pub reason: String,
+}
+
+impl StartError {
+    pub fn new(service: &'static str, reason: impl std::fmt::Display) -> Self {
+        Self {
+            service,
+            reason: reason.to_string(),
+        }
+    }
+}
