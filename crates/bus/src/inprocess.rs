@@ -52,6 +52,20 @@ impl InProcessBus {
         }
     }
 
+    /// How many of a service's messages a durable group has acknowledged (in order: every one
+    /// before that count is).
+    pub fn acknowledged(&self, service: &str, group: &str) -> usize {
+        self.shared
+            .logs
+            .lock()
+            .map(|l| {
+                l.get(service)
+                    .and_then(|l| l.committed.get(group).copied())
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+
     /// Number of messages published for a service (duplicates included).
     pub fn published(&self, service: &str) -> usize {
         self.shared

@@ -163,6 +163,33 @@ where
     }
 }
 
+/// Compares `bytes` with the golden file at `path`. With `FLOTILLA_BLESS=1` the file is
+/// (re)written instead; a missing file fails the test, so a stored event type cannot go
+/// without one. Once a golden file is committed it must never change: an event recorded years
+/// ago has exactly those bytes.
+pub fn golden(path: &std::path::Path, bytes: &[u8]) {
+    if std::env::var("FLOTILLA_BLESS").is_ok_and(|v| v == "1") {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        }
+        std::fs::write(path, bytes)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        return;
+    }
+    let stored = std::fs::read(path).unwrap_or_else(|e| {
+        panic!(
+            "golden file {} cannot be read ({e}); record it with FLOTILLA_BLESS=1 (for a new event type only)",
+            path.display()
+        )
+    });
+    assert!(
+        stored == bytes,
+        "{} changed: today's encoding differs from the recorded one; a stored event's encoding never changes (add a new version with an upcaster instead)",
+        path.display()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

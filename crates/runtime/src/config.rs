@@ -168,7 +168,7 @@ impl Config {
         for entry in &self.accept_chain_breaks {
             let (svc, pos) = entry.split_once('@').ok_or_else(|| {
                 invalid(format!(
-                    "{entry:?} is not <service>@<position>, e.g. governance@42"
+                    "{entry:?} is not <service>@<position>, e.g. my-service@42"
                 ))
             })?;
             let pos: u64 = pos

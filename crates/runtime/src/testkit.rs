@@ -296,3 +296,130 @@ impl Drop for RunningTask {
         let _ = self.stop.send(true);
     }
 }
+
+/// A store whose reads can be shut off (appends still go through): a service that answers
+/// queries while reads fail answers them from memory.
+pub struct ReadsSwitch {
+    inner: Arc<dyn flotilla_core::store::EventStore>,
+    refused: std::sync::atomic::AtomicBool,
+    /// Reads attempted while refused.
+    pub refused_reads: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for ReadsSwitch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadsSwitch").finish_non_exhaustive()
+    }
+}
+
+impl ReadsSwitch {
+    pub fn over(inner: Arc<dyn flotilla_core::store::EventStore>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            refused: std::sync::atomic::AtomicBool::new(false),
+            refused_reads: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// From now on every read fails (`false` lets them through again).
+    pub fn refuse_reads(&self, refuse: bool) {
+        self.refused
+            .store(refuse, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn read(&self) -> flotilla_core::store::Result<()> {
+        if self.refused.load(std::sync::atomic::Ordering::SeqCst) {
+            self.refused_reads
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(flotilla_core::StoreError::Backend(
+                "reads are switched off by the test".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl flotilla_core::store::EventStore for ReadsSwitch {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    async fn append(
+        &self,
+        request: flotilla_core::store::AppendRequest,
+    ) -> flotilla_core::store::Result<flotilla_core::store::AppendOutcome> {
+        self.inner.append(request).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &flotilla_core::ids::StreamId,
+        from: Option<u64>,
+        direction: flotilla_core::store::Direction,
+        max: usize,
+    ) -> flotilla_core::store::Result<Vec<flotilla_core::event::RecordedEvent>> {
+        self.read()?;
+        self.inner
+            .read_stream(stream_id, from, direction, max)
+            .await
+    }
+
+    async fn read_all(
+        &self,
+        from: u64,
+        max: usize,
+    ) -> flotilla_core::store::Result<Vec<flotilla_core::event::RecordedEvent>> {
+        self.read()?;
+        self.inner.read_all(from, max).await
+    }
+
+    async fn stream_version(
+        &self,
+        stream_id: &flotilla_core::ids::StreamId,
+    ) -> flotilla_core::store::Result<Option<u64>> {
+        self.read()?;
+        self.inner.stream_version(stream_id).await
+    }
+
+    async fn head(&self) -> flotilla_core::store::Result<flotilla_core::chain::ChainHead> {
+        self.read()?;
+        self.inner.head().await
+    }
+
+    fn head_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.head_watch()
+    }
+
+    async fn save_snapshot(
+        &self,
+        snapshot: flotilla_core::event::Snapshot,
+    ) -> flotilla_core::store::Result<()> {
+        self.inner.save_snapshot(snapshot).await
+    }
+
+    async fn load_snapshot(
+        &self,
+        stream_id: &flotilla_core::ids::StreamId,
+    ) -> flotilla_core::store::Result<Option<flotilla_core::event::Snapshot>> {
+        self.read()?;
+        self.inner.load_snapshot(stream_id).await
+    }
+
+    async fn load_checkpoint(&self, name: &str) -> flotilla_core::store::Result<Option<u64>> {
+        self.inner.load_checkpoint(name).await
+    }
+
+    async fn save_checkpoint(&self, name: &str, position: u64) -> flotilla_core::store::Result<()> {
+        self.inner.save_checkpoint(name, position).await
+    }
+
+    async fn record_processed(&self, key: &str) -> flotilla_core::store::Result<bool> {
+        self.inner.record_processed(key).await
+    }
+
+    async fn is_processed(&self, key: &str) -> flotilla_core::store::Result<bool> {
+        self.read()?;
+        self.inner.is_processed(key).await
+    }
+}

@@ -526,44 +526,65 @@ where
         }
     }
 
+    /// Saves a snapshot of the current state now (besides the periodic ones); answers the
+    /// position it is at.
+    pub async fn snapshot_now(&self) -> Result<u64, AppError<D::Error>> {
+        let current = self.published.load_full();
+        write_snapshot::<D>(&*self.store, self.service, current).await?;
+        Ok(self.position())
+    }
+
     fn save_snapshot(&self) {
         let current = self.published.load_full();
         let store = self.store.clone();
         let service = self.service;
         tokio::spawn(async move {
-            let position = current.position;
-            let encoded =
-                tokio::task::spawn_blocking(move || postcard::to_allocvec(&*current)).await;
-            let payload = match encoded {
-                Ok(Ok(p)) => p,
-                Ok(Err(e)) => {
-                    tracing::warn!(service, error = %e, "the state could not be encoded for a snapshot");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(service, error = %e, "snapshot encoding stopped");
-                    return;
-                }
-            };
-            let Ok(stream_id) = StreamId::parse(SNAPSHOT_STREAM) else {
-                return;
-            };
-            let bytes = payload.len();
-            match store
-                .save_snapshot(Snapshot {
-                    stream_id,
-                    stream_version: position,
-                    schema_version: D::SNAPSHOT_VERSION,
-                    payload,
-                })
-                .await
-            {
-                Ok(()) => tracing::info!(service, position, bytes, "snapshot saved"),
-                Err(e) => tracing::warn!(service, error = %e, "saving a snapshot failed"),
+            if let Err(e) = write_snapshot::<D>(&*store, service, current).await {
+                tracing::warn!(service, error = %e, "saving a snapshot failed");
             }
         });
     }
+}
 
+async fn write_snapshot<D: Decider + Snapshotted>(
+    store: &dyn EventStore,
+    service: &'static str,
+    current: Arc<Versioned<D>>,
+) -> Result<(), StoreError> {
+    let position = current.position;
+    let encoded = tokio::task::spawn_blocking(move || postcard::to_allocvec(&*current)).await;
+    let payload = match encoded {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            return Err(StoreError::Backend(format!(
+                "the state could not be encoded for a snapshot: {e}"
+            )));
+        }
+        Err(e) => {
+            return Err(StoreError::Backend(format!(
+                "snapshot encoding stopped: {e}"
+            )));
+        }
+    };
+    let stream_id = StreamId::singleton(SNAPSHOT_STREAM);
+    let bytes = payload.len();
+    store
+        .save_snapshot(Snapshot {
+            stream_id,
+            stream_version: position,
+            schema_version: D::SNAPSHOT_VERSION,
+            payload,
+        })
+        .await?;
+    tracing::info!(service, position, bytes, "snapshot saved");
+    Ok(())
+}
+
+impl<D> App<D>
+where
+    D: Decider + UnitOf + Snapshotted,
+    D::Error: ServiceError,
+{
     fn serving(&self) -> Result<(), AppError<D::Error>> {
         match self.chain.broken() {
             Some(b) => Err(AppError::NotServing(format!(
@@ -741,7 +762,12 @@ fn level<D: Decider>(
 ) {
     let mut d = decoded.iter().peekable();
     for e in page {
-        state.versions.insert(e.stream_id.clone(), e.stream_version);
+        match state.versions.get_mut(&e.stream_id) {
+            Some(v) => *v = e.stream_version,
+            None => {
+                state.versions.insert(e.stream_id.clone(), e.stream_version);
+            }
+        }
         if let Some(r) = d.next_if(|r| r.position == e.global_position) {
             state.state.evolve(r);
         }

@@ -1,0 +1,415 @@
+//! The event-sourced app of the service kit, on a small decider (named counters): rebuilt from
+//! snapshots that match the chain and from events otherwise, kept current from what another
+//! instance appends, one writer with exact expected versions and cross-stream conditions,
+//! bounded retries then ABORTED, command-id and inbox deduplication, read-your-writes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flotilla_core::MemoryStore;
+use flotilla_core::decider::{Decider, Decision, Recorded, StoredEvents};
+use flotilla_core::event::{Metadata, Snapshot};
+use flotilla_core::ids::StreamId;
+use flotilla_core::store::EventStore;
+use flotilla_runtime::ServiceContext;
+use flotilla_runtime::kit::{App, AppError, AppOptions, ServiceError, Snapshotted, UnitOf};
+use flotilla_runtime::testkit::run_task;
+
+/// Counters by name; each counter is its own stream.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Counters {
+    values: BTreeMap<String, i64>,
+    /// Who last changed each counter (from the envelope).
+    by: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+enum Command {
+    Add {
+        counter: String,
+        n: i64,
+    },
+    /// Sets `target` to `source`'s value: reads `source`'s stream too.
+    Copy {
+        target: String,
+        source: String,
+    },
+    /// Refused unless the counter is below `limit` (a retry after it passed must not refuse).
+    AddBelow {
+        counter: String,
+        n: i64,
+        limit: i64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Event {
+    Added { counter: String, n: i64 },
+    Set { counter: String, value: i64 },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+impl ServiceError for Refused {
+    fn code(&self) -> tonic::Code {
+        tonic::Code::FailedPrecondition
+    }
+}
+
+fn stream(counter: &str) -> StreamId {
+    StreamId::for_aggregate(
+        "counter",
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, counter.as_bytes()),
+    )
+}
+
+impl Decider for Counters {
+    type Command = Command;
+    type Event = Event;
+    type Error = Refused;
+
+    fn decide(&self, command: Command) -> Result<Decision<Event>, Refused> {
+        match command {
+            Command::Add { counter, n } => Ok(Decision::new(
+                stream(&counter),
+                vec![Event::Added { counter, n }],
+            )),
+            Command::Copy { target, source } => {
+                let value = self.values.get(&source).copied().unwrap_or(0);
+                Ok(Decision::new(
+                    stream(&target),
+                    vec![Event::Set {
+                        counter: target,
+                        value,
+                    }],
+                )
+                .reading([stream(&source)]))
+            }
+            Command::AddBelow { counter, n, limit } => {
+                if self.values.get(&counter).copied().unwrap_or(0) >= limit {
+                    return Err(Refused(format!("{counter} reached {limit}")));
+                }
+                Ok(Decision::new(
+                    stream(&counter),
+                    vec![Event::Added { counter, n }],
+                ))
+            }
+        }
+    }
+
+    fn evolve(&mut self, r: &Recorded<Event>) {
+        let (counter, value) = match &r.event {
+            Event::Added { counter, n } => {
+                (counter, self.values.get(counter).copied().unwrap_or(0) + n)
+            }
+            Event::Set { counter, value } => (counter, *value),
+        };
+        self.values.insert(counter.clone(), value);
+        self.by.insert(counter.clone(), r.metadata.actor.clone());
+    }
+}
+
+impl UnitOf for Counters {}
+
+impl Snapshotted for Counters {
+    const SNAPSHOT_VERSION: u32 = 1;
+}
+
+struct Codec;
+
+impl StoredEvents<Event> for Codec {
+    fn encode(&self, e: &Event) -> (String, u32, Vec<u8>) {
+        let (ty, c, n) = match e {
+            Event::Added { counter, n } => ("test.Added", counter, n),
+            Event::Set { counter, value } => ("test.Set", counter, value),
+        };
+        (ty.into(), 1, format!("{c}={n}").into_bytes())
+    }
+
+    fn decode(&self, ty: &str, _v: u32, payload: &[u8]) -> Result<Option<Event>, String> {
+        let text = String::from_utf8(payload.to_vec()).map_err(|e| e.to_string())?;
+        let (c, n) = text.split_once('=').ok_or("no =")?;
+        let n: i64 = n
+            .parse()
+            .map_err(|e: std::num::ParseIntError| e.to_string())?;
+        Ok(match ty {
+            "test.Added" => Some(Event::Added {
+                counter: c.into(),
+                n,
+            }),
+            "test.Set" => Some(Event::Set {
+                counter: c.into(),
+                value: n,
+            }),
+            _ => None,
+        })
+    }
+}
+
+fn ctx(store: Arc<dyn EventStore>) -> ServiceContext {
+    ServiceContext::new(
+        "counters",
+        store,
+        Arc::new(flotilla_auth::Authorizer::with_default_policy().expect("authorizer")),
+    )
+}
+
+async fn app(
+    store: &Arc<dyn EventStore>,
+    options: AppOptions,
+) -> (Arc<App<Counters>>, flotilla_runtime::testkit::RunningTask) {
+    let (app, task) = App::builder(&ctx(store.clone()), Arc::new(Codec))
+        .options(options)
+        .start()
+        .await
+        .expect("start");
+    (app, run_task(task))
+}
+
+fn md(actor: &str) -> Metadata {
+    Metadata::by(actor, "")
+}
+
+fn add(counter: &str, n: i64) -> Command {
+    Command::Add {
+        counter: counter.into(),
+        n,
+    }
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} never happened");
+}
+
+#[tokio::test]
+async fn commands_are_read_back_at_once_and_by_another_instance() {
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let (one, _a) = app(&store, AppOptions::default()).await;
+    let (two, _b) = app(&store, AppOptions::default()).await;
+    one.execute(add("a", 2), md("ann")).await.expect("add");
+    // Read-your-writes: the answer's state includes the command.
+    assert_eq!(one.query(|c| c.values["a"]), 2);
+    assert_eq!(
+        one.query(|c| c.by["a"].clone()),
+        "ann",
+        "evolve sees the envelope"
+    );
+    // The other instance follows the store's subscription.
+    eventually("the second instance sees it", || {
+        two.query(|c| c.values.get("a").copied()) == Some(2)
+    })
+    .await;
+    // Both write to one stream: the stale one conflicts, catches up and decides again.
+    let (x, y) = tokio::join!(
+        one.execute(add("a", 1), md("ann")),
+        two.execute(add("a", 10), md("bob"))
+    );
+    x.expect("one");
+    y.expect("two");
+    eventually("both see both", || {
+        one.query(|c| c.values["a"]) == 13 && two.query(|c| c.values["a"]) == 13
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_decision_that_read_another_stream_is_decided_again_when_it_changed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("counters.db").display());
+    let store = flotilla_store::open(&url, "counters").await.expect("open");
+    let (one, _a) = app(&store, AppOptions::default()).await;
+    one.execute(add("source", 5), md("ann")).await.expect("add");
+    one.execute(add("target", 0), md("ann")).await.expect("add");
+    // Another process changes the source (its own handle: this app hears of it only at its
+    // next poll, so it decides the copy on the value it knew).
+    let other = flotilla_store::open(&url, "counters").await.expect("open");
+    let (ty, v, payload) = Codec.encode(&Event::Added {
+        counter: "source".into(),
+        n: 1,
+    });
+    other
+        .append(flotilla_core::store::AppendRequest::new(
+            stream("source"),
+            flotilla_core::ExpectedVersion::Exact(0),
+            vec![flotilla_core::event::NewEvent::new(
+                ty,
+                v,
+                payload,
+                md("mallory"),
+            )],
+        ))
+        .await
+        .expect("append");
+    assert_eq!(one.query(|c| c.values["source"]), 5, "not seen yet");
+    // The append is conditional on the source's version: the stale decision is refused and the
+    // copy decided again on the value the store holds.
+    one.execute(
+        Command::Copy {
+            target: "target".into(),
+            source: "source".into(),
+        },
+        md("ann"),
+    )
+    .await
+    .expect("copy");
+    assert_eq!(one.query(|c| c.values["target"]), 6);
+}
+
+#[tokio::test]
+async fn retries_and_redeliveries_change_nothing_twice() {
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let (one, _a) = app(&store, AppOptions::default()).await;
+    let mut m = md("ann");
+    m.command_id = Some(uuid::Uuid::now_v7());
+    let limited = Command::AddBelow {
+        counter: "a".into(),
+        n: 1,
+        limit: 1,
+    };
+    let first = one
+        .execute(limited.clone(), m.clone())
+        .await
+        .expect("first");
+    assert!(!first.deduplicated);
+    // The retry would be refused if decided again (the counter reached its limit): it is
+    // answered as applied.
+    let again = one.execute(limited, m).await.expect("retry");
+    assert!(again.deduplicated && again.events.is_empty());
+    let event = uuid::Uuid::now_v7();
+    one.consume("tests", event, add("b", 1), md("feed"))
+        .await
+        .expect("consume");
+    let again = one
+        .consume("tests", event, add("b", 1), md("feed"))
+        .await
+        .expect("again");
+    assert!(again.deduplicated);
+    assert_eq!(one.query(|c| (c.values["a"], c.values["b"])), (1, 1));
+    let refused: tonic::Status = one
+        .execute(
+            Command::AddBelow {
+                counter: "a".into(),
+                n: 1,
+                limit: 1,
+            },
+            md("ann"),
+        )
+        .await
+        .expect_err("refused")
+        .into();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn writers_that_keep_conflicting_are_aborted() {
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    // One attempt, and a state that never catches up in time: the conflict is not retried.
+    let options = AppOptions {
+        attempts: 1,
+        ..AppOptions::default()
+    };
+    let (one, _a) = app(&store, options).await;
+    let (two, _b) = app(&store, options).await;
+    one.execute(add("a", 1), md("ann")).await.expect("add");
+    // `two` may not have seen it: append through `two` until one conflicts.
+    let mut aborted = None;
+    for _ in 0..50 {
+        let (x, y) = tokio::join!(
+            one.execute(add("a", 1), md("ann")),
+            two.execute(add("a", 1), md("bob"))
+        );
+        if let Some(e) = [x.err(), y.err()].into_iter().flatten().next() {
+            aborted = Some(e);
+            break;
+        }
+    }
+    let e = aborted.expect("two writers racing on one stream conflict at some point");
+    assert!(matches!(e, AppError::Contended { .. }), "{e:?}");
+    let status: tonic::Status = e.into();
+    assert_eq!(status.code(), tonic::Code::Aborted);
+}
+
+#[tokio::test]
+async fn snapshots_are_used_when_they_match_the_chain_and_ignored_when_not() {
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let every = AppOptions {
+        snapshot_every: 10,
+        ..AppOptions::default()
+    };
+    let (one, running) = app(&store, every).await;
+    for i in 0..25 {
+        one.execute(add("a", i), md("ann")).await.expect("add");
+    }
+    let snapshot_stream = StreamId::parse(flotilla_runtime::kit::app::SNAPSHOT_STREAM).expect("id");
+    let mut saved = None;
+    for _ in 0..200 {
+        if let Some(s) = store.load_snapshot(&snapshot_stream).await.expect("load")
+            && s.stream_version >= 20
+        {
+            saved = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let saved = saved.expect("snapshot at 20 or later");
+    drop(running);
+    let expected = one.query(|c| c.clone());
+    // Restarted from the snapshot plus the events after it.
+    let (again, _r) = app(&store, every).await;
+    assert_eq!(again.query(|c| c.clone()), expected);
+    // A snapshot is really what the state starts from: one at the right position and hash
+    // with another state is taken as it is.
+    let at = store
+        .read_all(saved.stream_version, 1)
+        .await
+        .expect("read")
+        .remove(0);
+    let mut forged = Counters::default();
+    forged.values.insert("a".into(), 1_000_000);
+    let with = |hash: [u8; 32], version: u32| Snapshot {
+        stream_id: snapshot_stream.clone(),
+        stream_version: saved.stream_version,
+        schema_version: version,
+        payload: snapshot_of(&forged, saved.stream_version, hash),
+    };
+    store.save_snapshot(with(at.hash.0, 1)).await.expect("save");
+    let (trusted, _r) = app(&store, AppOptions::default()).await;
+    assert!(
+        trusted.query(|c| c.values["a"]) > 1_000_000,
+        "started from the snapshot"
+    );
+    // One whose hash is not the chain's, or of another state version, is ignored: every event
+    // is replayed.
+    for forged in [with([7; 32], 1), with(at.hash.0, 2)] {
+        store.save_snapshot(forged).await.expect("save");
+        let (replayed, _r) = app(&store, AppOptions::default()).await;
+        assert_eq!(replayed.query(|c| c.values["a"]), expected.values["a"]);
+    }
+}
+
+/// A snapshot payload of `state` at `position` with `hash`.
+fn snapshot_of(state: &Counters, position: u64, hash: [u8; 32]) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Versioned<'a> {
+        state: &'a Counters,
+        versions: std::collections::HashMap<StreamId, u64>,
+        position: u64,
+        hash: [u8; 32],
+    }
+    postcard::to_allocvec(&Versioned {
+        state,
+        versions: Default::default(),
+        position,
+        hash,
+    })
+    .expect("encode")
+}
