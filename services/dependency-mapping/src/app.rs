@@ -87,6 +87,12 @@ impl CatalogApp {
         Ok((this, follower))
     }
 
+    /// Saves a snapshot of the catalog now (the app also saves one every `snapshot_every`
+    /// events); answers its position.
+    pub async fn snapshot_now(&self) -> Result<u64, AppError> {
+        self.app.snapshot_now().await
+    }
+
     /// Runs a query on the current catalog, without locks or store reads.
     pub fn query<T>(&self, f: impl FnOnce(&Catalog) -> T) -> T {
         self.app.query(f)

@@ -69,8 +69,6 @@ pub fn timestamp(t: Timestamp) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds, nanos }
 }
 
-/// The time in `field`.
-
 pub fn observed_calls_pb(calls: &[crate::domain::ObservedCall]) -> Vec<pb::ObservedCall> {
     calls
         .iter()

@@ -156,8 +156,6 @@ pub fn rule_pb(r: GateRule) -> pb::GateRule {
     }
 }
 
-/// A deviation as requested through the API, or as stored (status and decider included).
-
 pub fn deviation_pb(d: &Deviation) -> pb::Deviation {
     pb::Deviation {
         deviation_id: d.id.to_string(),

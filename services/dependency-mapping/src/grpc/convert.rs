@@ -105,6 +105,7 @@ pub fn pin(p: Option<pb::CoDeploymentPin>) -> Result<CoDeploymentPin> {
     })
 }
 
+/// The time in `field`.
 pub fn time(field: &'static str, t: &prost_types::Timestamp) -> Result<Timestamp> {
     Timestamp::from_parts(t.seconds, t.nanos)
         .map_err(|reason| DomainError::Invalid { field, reason })
@@ -144,7 +145,6 @@ pub fn requirement(r: &str) -> Result<semver::VersionReq> {
 }
 
 /// A deployment from its wire fields; `at` is required here (the edge fills in its clock).
-
 pub fn deployment(
     environment: String,
     service: &str,

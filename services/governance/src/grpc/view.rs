@@ -16,7 +16,6 @@ pub fn status_pb(s: ApprovalStatus) -> pb::ApprovalStatus {
 }
 
 /// The API view of a request at `at`.
-
 pub fn request_pb(gov: &Governance, r: &ApprovalRequest, at: Timestamp) -> pb::ApprovalRequest {
     let key = ReleaseEnv {
         release: r.release.release.clone(),

@@ -1,0 +1,71 @@
+//! The gate answers as of its time.
+
+use super::*;
+
+#[test]
+fn the_gate_answers_as_of_its_time() {
+    let mut g = with_catalog();
+    let k = key("r8", "prod");
+    run(
+        &mut g,
+        window(
+            "month-end",
+            WindowKind::Freeze,
+            Schedule::Once {
+                start: at(0),
+                end: at(1000),
+            },
+            WindowScope::default(),
+        ),
+    )
+    .expect("window");
+    open(&mut g, facts("r8", "prod", 4, 5, false), false, at(10));
+    approve(
+        &mut g,
+        &k,
+        &actor("sam", &["service-owner"], "payments"),
+        "service-owner",
+        at(20),
+    )
+    .expect("approve");
+    let wid = *g.windows.keys().next().expect("window id");
+    run(
+        &mut g,
+        Command::CancelFreezeWindow(CancelFreezeWindow {
+            id: wid,
+            reason: "moved".into(),
+            by: actor("cora", &["compliance-officer"], "central"),
+            at: at(30),
+        }),
+    )
+    .expect("cancel");
+    let kinds = |t: i64| -> Vec<GateReasonKind> {
+        g.check_gate(&k, at(t))
+            .reasons
+            .iter()
+            .map(|r| r.kind)
+            .collect()
+    };
+    assert_eq!(
+        kinds(5),
+        vec![
+            GateReasonKind::NoApprovalRequest,
+            GateReasonKind::FreezeWindow
+        ],
+        "before the request was opened"
+    );
+    assert_eq!(
+        kinds(15),
+        vec![
+            GateReasonKind::MissingApprovals,
+            GateReasonKind::FreezeWindow
+        ],
+        "opened, not approved yet"
+    );
+    assert_eq!(
+        kinds(25),
+        vec![GateReasonKind::FreezeWindow],
+        "approved, window not cancelled yet"
+    );
+    assert!(g.check_gate(&k, at(35)).allowed, "after the cancellation");
+}
