@@ -3,6 +3,7 @@
 mod bench;
 mod catalog;
 mod client;
+mod format;
 mod governance;
 mod keys;
 mod output;
