@@ -2,10 +2,10 @@
 //!
 //! Every service keeps its state as append-only streams in an [`EventStore`]. Appends state an
 //! [`ExpectedVersion`]; every stored event is hash-chained to the one before it (see [`chain`]),
-//! so the store doubles as a tamper-evident audit log. Aggregates are pure: [`Aggregate::decide`]
-//! turns a command into events and [`Aggregate::evolve`] folds events into state.
+//! so the store doubles as a tamper-evident audit log. A service's state is a pure
+//! [`Decider`]: `decide` turns a command into the events of one stream, `evolve` folds each
+//! recorded event (with its envelope) into the state; the runtime's kit runs it.
 
-pub mod aggregate;
 pub mod chain;
 pub mod conformance;
 pub mod decider;
@@ -20,7 +20,6 @@ pub mod testing;
 pub mod upcast;
 pub mod version;
 
-pub use aggregate::{Aggregate, CommandOutcome, EventCodec, ExecuteError, Repository};
 pub use chain::{ChainBreak, ChainHead, Hash, VerifyReport};
 pub use decider::{Decider, Decision, Recorded, StoredEvents};
 pub use event::{Metadata, NewEvent, RecordedEvent, Snapshot, Timestamp};

@@ -21,12 +21,10 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use flotilla_core::ExpectedVersion;
-use flotilla_core::chain::{ChainHead, Hash};
 use flotilla_core::decider::{Decider, Decision, Recorded, StoredEvents};
-use flotilla_core::event::{Metadata, NewEvent, RecordedEvent, Snapshot};
+use flotilla_core::event::{Metadata, NewEvent};
 use flotilla_core::ids::StreamId;
 use flotilla_core::store::{AppendRequest, EventStore, StoreError, command_key, inbox_key};
-use flotilla_core::subscription::{SubscribeOptions, SubscriptionItem, subscribe_all};
 use flotilla_core::upcast::UpcasterRegistry;
 use futures::FutureExt;
 use serde::{Serialize, de::DeserializeOwned};
@@ -36,8 +34,7 @@ use crate::integrity::ChainGuard;
 use crate::kit::error::{AppError, ServiceError};
 use crate::kit::started::Shutdown;
 
-/// Stream id under which the app's snapshots are kept.
-pub const SNAPSHOT_STREAM: &str = "app-snapshot";
+pub use super::snapshot::SNAPSHOT_STREAM;
 
 /// A state the app can snapshot. Change `SNAPSHOT_VERSION` whenever the state's shape changes:
 /// snapshots of other versions are ignored and the events replayed.
@@ -93,7 +90,7 @@ pub struct Versioned<D> {
 }
 
 impl<D: Decider> Versioned<D> {
-    fn expected(&self, stream: &StreamId) -> ExpectedVersion {
+    pub(super) fn expected(&self, stream: &StreamId) -> ExpectedVersion {
         self.versions
             .get(stream)
             .map_or(ExpectedVersion::NoStream, |v| ExpectedVersion::Exact(*v))
@@ -113,16 +110,16 @@ pub struct Executed<E> {
 
 /// One service's state, kept from its store.
 pub struct App<D: Decider> {
-    service: &'static str,
-    store: Arc<dyn EventStore>,
-    codec: Arc<dyn StoredEvents<D::Event>>,
-    upcasters: Arc<UpcasterRegistry>,
-    published: ArcSwap<Versioned<D>>,
-    applied: watch::Sender<u64>,
-    writer: tokio::sync::Mutex<()>,
-    chain: Arc<ChainGuard>,
-    observers: Vec<Arc<dyn Observer<D::Event>>>,
-    options: AppOptions,
+    pub(super) service: &'static str,
+    pub(super) store: Arc<dyn EventStore>,
+    pub(super) codec: Arc<dyn StoredEvents<D::Event>>,
+    pub(super) upcasters: Arc<UpcasterRegistry>,
+    pub(super) published: ArcSwap<Versioned<D>>,
+    pub(super) applied: watch::Sender<u64>,
+    pub(super) writer: tokio::sync::Mutex<()>,
+    pub(super) chain: Arc<ChainGuard>,
+    pub(super) observers: Vec<Arc<dyn Observer<D::Event>>>,
+    pub(super) options: AppOptions,
 }
 
 impl<D: Decider> std::fmt::Debug for App<D> {
@@ -168,7 +165,8 @@ where
     /// Rebuilds the state (snapshot, then every event after it up to the store's head) and
     /// answers the app with the task that keeps it current (run it under the node's shutdown).
     pub async fn start(self) -> Result<(Arc<App<D>>, crate::kit::Task), AppError<D::Error>> {
-        let (initial, from_snapshot) = load_snapshot::<D>(&*self.store, self.service).await;
+        let (initial, from_snapshot) =
+            super::snapshot::load_snapshot::<D>(&*self.store, self.service).await;
         if let Some(head) = from_snapshot {
             self.chain.start_at(head);
         }
@@ -214,70 +212,6 @@ where
         });
         Ok((app, task))
     }
-}
-
-async fn load_snapshot<D>(
-    store: &dyn EventStore,
-    service: &str,
-) -> (Versioned<D>, Option<ChainHead>)
-where
-    D: Decider + Snapshotted,
-{
-    let empty = Versioned {
-        state: D::default(),
-        versions: HashMap::new(),
-        position: 0,
-        hash: Hash::GENESIS.0,
-    };
-    let Ok(stream) = StreamId::parse(SNAPSHOT_STREAM) else {
-        return (empty, None);
-    };
-    let snapshot = match store.load_snapshot(&stream).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return (empty, None),
-        Err(e) => {
-            tracing::warn!(service, error = %e, "reading the snapshot failed; replaying every event");
-            return (empty, None);
-        }
-    };
-    if snapshot.schema_version != D::SNAPSHOT_VERSION {
-        tracing::info!(
-            service,
-            version = snapshot.schema_version,
-            "the snapshot is of another state version; replaying every event"
-        );
-        return (empty, None);
-    }
-    let decoded: Versioned<D> = match postcard::from_bytes(&snapshot.payload) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(service, error = %e, "the snapshot does not decode; replaying every event");
-            return (empty, None);
-        }
-    };
-    // The snapshot must sit on the chain as stored: the event at its position, with its hash.
-    let at = store.read_all(decoded.position, 1).await;
-    let matches = matches!(&at, Ok(page) if page.first().is_some_and(|e| {
-        e.global_position == decoded.position && e.hash.0 == decoded.hash
-    }));
-    if !matches || decoded.position != snapshot.stream_version {
-        tracing::warn!(
-            service,
-            position = decoded.position,
-            "the snapshot does not match the stored chain; ignoring it and replaying every event"
-        );
-        return (empty, None);
-    }
-    tracing::info!(
-        service,
-        position = decoded.position,
-        "state loaded from a snapshot"
-    );
-    let head = ChainHead {
-        position: decoded.position,
-        hash: Hash(decoded.hash),
-    };
-    (decoded, Some(head))
 }
 
 impl<D> App<D>
@@ -333,251 +267,6 @@ where
             .await
             .is_ok_and(|r| r.is_ok())
     }
-
-    fn decode(&self, e: &RecordedEvent) -> Result<Option<Recorded<D::Event>>, String> {
-        let (ty, version, payload) =
-            self.upcasters
-                .upcast(&e.event_type, e.schema_version, &e.payload)?;
-        Ok(self
-            .codec
-            .decode(&ty, version, &payload)?
-            .map(|event| Recorded::of(e, event)))
-    }
-
-    /// Applies a page (already checked) to one copy of the state; the events decoded.
-    fn apply_page(
-        &self,
-        state: &mut Versioned<D>,
-        page: &[RecordedEvent],
-    ) -> Result<Vec<Recorded<D::Event>>, (u64, String)> {
-        let mut decoded = Vec::with_capacity(page.len());
-        for e in page {
-            if let Some(r) = self
-                .decode(e)
-                .map_err(|reason| (e.global_position, reason))?
-            {
-                decoded.push(r);
-            }
-        }
-        level(state, page, &decoded);
-        Ok(decoded)
-    }
-
-    async fn rebuild(&self, state: &mut Versioned<D>) -> Result<(), AppError<D::Error>> {
-        let head = self.store.head().await?;
-        let mut next = state.position + 1;
-        while next <= head.position {
-            let want = (head.position - next + 1).min(5_000) as usize;
-            let page = match self.store.read_all(next, want).await {
-                Ok(p) => p,
-                Err(e @ StoreError::Corrupt { .. }) => {
-                    self.chain.read_failed(&e);
-                    return Ok(());
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if page.is_empty() {
-                break;
-            }
-            if self.chain.check_from(next, &page).is_err() {
-                // Stopped at the break: the follower goes on if it is accepted.
-                return Ok(());
-            }
-            match self.apply_page(state, &page) {
-                Ok(decoded) => self.tell(&decoded),
-                Err((position, reason)) => {
-                    self.chain.unreadable(
-                        position,
-                        format!("the stored event cannot be decoded by this build: {reason}"),
-                    );
-                    return Ok(());
-                }
-            }
-            next = state.position + 1;
-        }
-        self.check_caught_up().await;
-        Ok(())
-    }
-
-    /// Once every event present at start is applied (and so checked), and the walk reached the
-    /// head the store records, the chain check has caught up.
-    async fn check_caught_up(&self) {
-        if self.chain.is_caught_up() || self.chain.broken().is_some() {
-            return;
-        }
-        match crate::node::head_reached(&*self.store, &self.chain).await {
-            Ok(true) => {
-                tracing::info!(
-                    service = self.service,
-                    verified = self.chain.verified_to(),
-                    "hash chain checked"
-                );
-                self.chain.set_caught_up();
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(service = self.service, error = %e, "reading the store head failed; checking again")
-            }
-        }
-    }
-
-    fn tell(&self, events: &[Recorded<D::Event>]) {
-        for o in &self.observers {
-            for e in events {
-                o.applied(e);
-            }
-        }
-    }
-
-    /// Keeps the state current until shut down.
-    async fn follow(self: Arc<Self>, mut spare: Versioned<D>, mut shutdown: Shutdown) {
-        let mut last_snapshot = spare.position;
-        loop {
-            let mut intact = self.chain.watch();
-            tokio::select! {
-                _ = intact.wait_for(|b| b.is_none()) => {}
-                _ = shutdown.wait() => return,
-            }
-            let mut sub = subscribe_all(
-                self.store.clone(),
-                spare.position + 1,
-                SubscribeOptions {
-                    page: 1_000,
-                    poll_interval: Duration::from_millis(250),
-                },
-            );
-            'reading: loop {
-                let first = tokio::select! {
-                    i = sub.next() => i,
-                    _ = shutdown.wait() => return,
-                };
-                let mut page = Vec::new();
-                let mut reached = false;
-                let mut item = first;
-                loop {
-                    match item {
-                        Some(Ok(SubscriptionItem::Event(e))) => page.push(e),
-                        Some(Ok(SubscriptionItem::CaughtUp { .. })) => reached = true,
-                        Some(Err(e)) => {
-                            self.chain.read_failed(&e);
-                            tracing::warn!(service = self.service, error = %e, "following the store failed; resubscribing");
-                            break 'reading;
-                        }
-                        None => break 'reading,
-                    }
-                    if page.len() >= 1_000 {
-                        break;
-                    }
-                    match sub.next().now_or_never() {
-                        Some(next) => item = next,
-                        None => break,
-                    }
-                }
-                if page.is_empty() {
-                    if reached {
-                        self.check_caught_up().await;
-                    }
-                    continue;
-                }
-                if self.chain.check_from(spare.position + 1, &page).is_err() {
-                    break 'reading;
-                }
-                let decoded = match self.apply_page(&mut spare, &page) {
-                    Ok(d) => d,
-                    Err((position, reason)) => {
-                        self.chain.unreadable(
-                            position,
-                            format!("the stored event cannot be decoded by this build: {reason}"),
-                        );
-                        break 'reading;
-                    }
-                };
-                // Publish the copy that has the page, then bring the other one level once the
-                // readers of it are gone.
-                let position = spare.position;
-                let published = Arc::new(spare);
-                let old = self.published.swap(published.clone());
-                spare = match reclaim(old).await {
-                    Some(mut other) => {
-                        level(&mut other, &page, &decoded);
-                        other
-                    }
-                    // Someone holds the old state long: copy the new one instead of waiting.
-                    None => Versioned::clone(&published),
-                };
-                drop(published);
-                self.applied.send_replace(position);
-                self.tell(&decoded);
-                if reached {
-                    self.check_caught_up().await;
-                }
-                if self.options.snapshot_every > 0
-                    && position - last_snapshot >= self.options.snapshot_every
-                {
-                    last_snapshot = position;
-                    self.save_snapshot();
-                }
-            }
-            drop(sub);
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = shutdown.wait() => return,
-            }
-        }
-    }
-
-    /// Saves a snapshot of the current state now (besides the periodic ones); answers the
-    /// position it is at.
-    pub async fn snapshot_now(&self) -> Result<u64, AppError<D::Error>> {
-        let current = self.published.load_full();
-        write_snapshot::<D>(&*self.store, self.service, current).await?;
-        Ok(self.position())
-    }
-
-    fn save_snapshot(&self) {
-        let current = self.published.load_full();
-        let store = self.store.clone();
-        let service = self.service;
-        tokio::spawn(async move {
-            if let Err(e) = write_snapshot::<D>(&*store, service, current).await {
-                tracing::warn!(service, error = %e, "saving a snapshot failed");
-            }
-        });
-    }
-}
-
-async fn write_snapshot<D: Decider + Snapshotted>(
-    store: &dyn EventStore,
-    service: &'static str,
-    current: Arc<Versioned<D>>,
-) -> Result<(), StoreError> {
-    let position = current.position;
-    let encoded = tokio::task::spawn_blocking(move || postcard::to_allocvec(&*current)).await;
-    let payload = match encoded {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => {
-            return Err(StoreError::Backend(format!(
-                "the state could not be encoded for a snapshot: {e}"
-            )));
-        }
-        Err(e) => {
-            return Err(StoreError::Backend(format!(
-                "snapshot encoding stopped: {e}"
-            )));
-        }
-    };
-    let stream_id = StreamId::singleton(SNAPSHOT_STREAM);
-    let bytes = payload.len();
-    store
-        .save_snapshot(Snapshot {
-            stream_id,
-            stream_version: position,
-            schema_version: D::SNAPSHOT_VERSION,
-            payload,
-        })
-        .await?;
-    tracing::info!(service, position, bytes, "snapshot saved");
-    Ok(())
 }
 
 impl<D> App<D>
@@ -734,44 +423,5 @@ where
             stream: last_conflict,
             attempts: self.options.attempts,
         })
-    }
-}
-
-/// The previous state back once its readers let go of it (queries are short), or None when one
-/// holds it for longer than a few milliseconds.
-async fn reclaim<D>(mut old: Arc<Versioned<D>>) -> Option<Versioned<D>> {
-    let started = std::time::Instant::now();
-    loop {
-        match Arc::try_unwrap(old) {
-            Ok(v) => return Some(v),
-            Err(still_read) => old = still_read,
-        }
-        if started.elapsed() > Duration::from_millis(5) {
-            return None;
-        }
-        tokio::task::yield_now().await;
-    }
-}
-
-/// Applies a page to a copy of the state: every event moves the position, hash and its stream's
-/// version; the decoded ones evolve the state.
-fn level<D: Decider>(
-    state: &mut Versioned<D>,
-    page: &[RecordedEvent],
-    decoded: &[Recorded<D::Event>],
-) {
-    let mut d = decoded.iter().peekable();
-    for e in page {
-        match state.versions.get_mut(&e.stream_id) {
-            Some(v) => *v = e.stream_version,
-            None => {
-                state.versions.insert(e.stream_id.clone(), e.stream_version);
-            }
-        }
-        if let Some(r) = d.next_if(|r| r.position == e.global_position) {
-            state.state.evolve(r);
-        }
-        state.position = e.global_position;
-        state.hash = e.hash.0;
     }
 }

@@ -10,6 +10,8 @@
 pub mod app;
 pub mod caller;
 pub mod error;
+mod follow;
+pub mod snapshot;
 pub mod started;
 
 pub use app::{App, AppOptions, Executed, Observer, Snapshotted, UnitOf, Versioned};
