@@ -24,6 +24,9 @@ $bin store bench --url "sqlite://$tmp/batch.db" --events 1000000 --writers 64 --
 echo "== dependency-mapping: 10,000 services, 50,000 edges (replay on PostgreSQL)"
 FLOTILLA_BENCH_POSTGRES_URL="$pg" cargo bench -q -p flotilla-dependency-mapping --bench graph
 
+echo "== dependency-mapping: restart with 1,000,000 events, without and with a snapshot (PostgreSQL)"
+FLOTILLA_BENCH_POSTGRES_URL="$pg" cargo bench -q -p flotilla-dependency-mapping --bench restart
+
 echo "== governance: CheckGate over gRPC (10,000 releases, 40 windows, 500 deviations)"
 cargo bench -q -p flotilla-governance --bench gate
 

@@ -82,7 +82,9 @@ pub trait StoredEvents<E>: Send + Sync + 'static {
     fn encode(&self, event: &E) -> (String, u32, Vec<u8>);
 
     /// Decodes a stored event raised to the current schema version; `Ok(None)` for stored events
-    /// that are not part of the state (e.g. recorded access refusals).
+    /// that are not part of the state: every type not the service's own (the runtime records
+    /// access refusals, adopted policies, accepted chain breaks and snapshot records in the same
+    /// store).
     fn decode(
         &self,
         event_type: &str,

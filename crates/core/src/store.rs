@@ -13,7 +13,7 @@ use crate::version::{ExpectedVersion, describe_current};
 /// Most events one append may carry.
 pub const MAX_EVENTS_PER_APPEND: usize = 100_000;
 /// Most other streams one append may be conditional on.
-pub const MAX_CONDITIONS: usize = 100;
+pub const MAX_CONDITIONS: usize = 1_000;
 /// Largest payload one event may carry, in bytes.
 pub const MAX_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
 

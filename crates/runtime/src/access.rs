@@ -385,6 +385,25 @@ pub async fn recorded_policy(
     Ok(best)
 }
 
+/// Puts access policy `version` in force in this process unless a newer one is (the version in
+/// force is shared by everything that replaces the policy in the process: the followers and the
+/// service that makes replacements). Answers whether it did.
+pub fn put_in_force(
+    authorizer: &Authorizer,
+    in_force: &std::sync::atomic::AtomicU64,
+    version: u64,
+    policy: AccessPolicy,
+) -> bool {
+    // Compare and replace together, so two replacers cannot leave the older one in force.
+    let _one_at_a_time = REPLACING.lock().unwrap_or_else(|p| p.into_inner());
+    if in_force.load(std::sync::atomic::Ordering::Acquire) >= version {
+        return false;
+    }
+    authorizer.replace(policy);
+    in_force.store(version, std::sync::atomic::Ordering::Release);
+    true
+}
+
 /// File under the data folder holding the embedded mode's access policy signing key.
 pub const DEV_SIGNING_KEY_FILE: &str = "access-policy-signing.key";
 
@@ -554,12 +573,7 @@ impl crate::EventHandler for AccessPolicyFollower {
             .map_err(|e| HandlerError::Retry(e.to_string()))?;
         self.recorded
             .store(m.version, std::sync::atomic::Ordering::Release);
-        // Compare and replace together, so two followers cannot leave the older one in force.
-        let _one_at_a_time = REPLACING.lock().unwrap_or_else(|p| p.into_inner());
-        if self.in_force.load(std::sync::atomic::Ordering::Acquire) < m.version {
-            self.authorizer.replace(policy);
-            self.in_force
-                .store(m.version, std::sync::atomic::Ordering::Release);
+        if put_in_force(&self.authorizer, &self.in_force, m.version, policy) {
             tracing::info!(
                 version = m.version,
                 "adopted a signed access policy replacement"
@@ -567,29 +581,4 @@ impl crate::EventHandler for AccessPolicyFollower {
         }
         Ok(())
     }
-}
-
-/// The verified caller of a request (set by the interceptor), its access checker, and the
-/// metadata of what the call causes: actor and unit from the token; trace, command and
-/// correlation ids from the `traceparent`, `x-flotilla-command-id` and
-/// `x-flotilla-correlation-id` headers.
-pub fn caller_metadata<T>(
-    req: &tonic::Request<T>,
-) -> Result<(flotilla_auth::Caller, AuthLayer, Metadata), tonic::Status> {
-    let (caller, access) = flotilla_auth::layer::caller_of(req)?;
-    let get = |k: &str| {
-        req.metadata()
-            .get(k)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let mut md = Metadata::by(
-        caller.identity.subject.clone(),
-        caller.identity.business_unit.clone(),
-    );
-    md.traceparent = get("traceparent");
-    md.command_id = get("x-flotilla-command-id").and_then(|v| uuid::Uuid::parse_str(&v).ok());
-    md.correlation_id =
-        get("x-flotilla-correlation-id").and_then(|v| uuid::Uuid::parse_str(&v).ok());
-    Ok((caller, access, md))
 }

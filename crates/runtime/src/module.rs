@@ -26,6 +26,8 @@ pub struct ServiceContext {
     pub config: Arc<Config>,
     /// The key access policy replacements are signed with, when this node has one.
     pub policy_signer: Option<Arc<flotilla_auth::PolicySigner>>,
+    /// The access policy version in force in this process (see `access::put_in_force`).
+    pub policy_in_force: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for ServiceContext {
@@ -52,6 +54,7 @@ impl ServiceContext {
             chain: ChainGuard::trusting(service),
             config: Arc::new(Config::default()),
             policy_signer: None,
+            policy_in_force: Arc::default(),
         }
     }
 

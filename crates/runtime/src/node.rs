@@ -459,6 +459,7 @@ impl Node {
                 chain: chain.clone(),
                 config: config.clone(),
                 policy_signer: keys.signer.clone(),
+                policy_in_force: adopted.clone(),
             };
             // The service builds its state (checking its store's chain if its app does) and its
             // routes; its tasks run until shutdown.

@@ -297,11 +297,13 @@ impl Drop for RunningTask {
     }
 }
 
-/// A store whose reads can be shut off (appends still go through): a service that answers
-/// queries while reads fail answers them from memory.
+/// A store whose reads can be shut off (appends still go through), and whose appends can be
+/// slowed: a service that answers queries while reads fail answers them from memory; writers
+/// whose appends overlap conflict.
 pub struct ReadsSwitch {
     inner: Arc<dyn flotilla_core::store::EventStore>,
     refused: std::sync::atomic::AtomicBool,
+    append_delay_ms: std::sync::atomic::AtomicU64,
     /// Reads attempted while refused.
     pub refused_reads: std::sync::atomic::AtomicU64,
 }
@@ -317,6 +319,7 @@ impl ReadsSwitch {
         Arc::new(Self {
             inner,
             refused: std::sync::atomic::AtomicBool::new(false),
+            append_delay_ms: std::sync::atomic::AtomicU64::new(0),
             refused_reads: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -325,6 +328,14 @@ impl ReadsSwitch {
     pub fn refuse_reads(&self, refuse: bool) {
         self.refused
             .store(refuse, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every append waits this long before it reaches the store.
+    pub fn delay_appends(&self, delay: Duration) {
+        self.append_delay_ms.store(
+            delay.as_millis() as u64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
     }
 
     fn read(&self) -> flotilla_core::store::Result<()> {
@@ -349,6 +360,12 @@ impl flotilla_core::store::EventStore for ReadsSwitch {
         &self,
         request: flotilla_core::store::AppendRequest,
     ) -> flotilla_core::store::Result<flotilla_core::store::AppendOutcome> {
+        let delay = self
+            .append_delay_ms
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         self.inner.append(request).await
     }
 

@@ -35,6 +35,11 @@ enum Command {
         target: String,
         source: String,
     },
+    /// Sets a counter; nothing when it already has the value.
+    Set {
+        counter: String,
+        value: i64,
+    },
     /// Refused unless the counter is below `limit` (a retry after it passed must not refuse).
     AddBelow {
         counter: String,
@@ -88,6 +93,17 @@ impl Decider for Counters {
                 )
                 .reading([stream(&source)]))
             }
+            Command::Set { counter, value } => {
+                let events = if self.values.get(&counter) == Some(&value) {
+                    vec![]
+                } else {
+                    vec![Event::Set {
+                        counter: counter.clone(),
+                        value,
+                    }]
+                };
+                Ok(Decision::new(stream(&counter), events))
+            }
             Command::AddBelow { counter, n, limit } => {
                 if self.values.get(&counter).copied().unwrap_or(0) >= limit {
                     return Err(Refused(format!("{counter} reached {limit}")));
@@ -130,6 +146,10 @@ impl StoredEvents<Event> for Codec {
     }
 
     fn decode(&self, ty: &str, _v: u32, payload: &[u8]) -> Result<Option<Event>, String> {
+        if !ty.starts_with("test.") {
+            // The runtime's own events (snapshot records) share the store.
+            return Ok(None);
+        }
         let text = String::from_utf8(payload.to_vec()).map_err(|e| e.to_string())?;
         let (c, n) = text.split_once('=').ok_or("no =")?;
         let n: i64 = n
@@ -265,6 +285,43 @@ async fn a_decision_that_read_another_stream_is_decided_again_when_it_changed() 
 }
 
 #[tokio::test]
+async fn a_command_is_decided_on_what_other_processes_wrote_before_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("counters.db").display());
+    let store = flotilla_store::open(&url, "counters").await.expect("open");
+    let (one, _a) = app(&store, AppOptions::default()).await;
+    let set = |value| Command::Set {
+        counter: "a".into(),
+        value,
+    };
+    one.execute(set(5), md("ann")).await.expect("set");
+    // Another process sets it to 7; this one has not heard of it yet.
+    let other = flotilla_store::open(&url, "counters").await.expect("open");
+    let (ty, v, payload) = Codec.encode(&Event::Set {
+        counter: "a".into(),
+        value: 7,
+    });
+    other
+        .append(flotilla_core::store::AppendRequest::new(
+            stream("a"),
+            flotilla_core::ExpectedVersion::Exact(0),
+            vec![flotilla_core::event::NewEvent::new(
+                ty,
+                v,
+                payload,
+                md("bob"),
+            )],
+        ))
+        .await
+        .expect("append");
+    assert_eq!(one.query(|c| c.values["a"]), 5, "not heard of yet");
+    // Setting 5 again is not "nothing to do": the store says 7.
+    let done = one.execute(set(5), md("ann")).await.expect("set");
+    assert_eq!(done.events.len(), 1, "decided on the store as it was");
+    assert_eq!(one.query(|c| c.values["a"]), 5);
+}
+
+#[tokio::test]
 async fn retries_and_redeliveries_change_nothing_twice() {
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let (one, _a) = app(&store, AppOptions::default()).await;
@@ -309,10 +366,11 @@ async fn retries_and_redeliveries_change_nothing_twice() {
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writers_that_keep_conflicting_are_aborted() {
-    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
-    // One attempt, and a state that never catches up in time: the conflict is not retried.
+    let slow = flotilla_runtime::testkit::ReadsSwitch::over(Arc::new(MemoryStore::new()));
+    let store: Arc<dyn EventStore> = slow.clone();
+    // One attempt: a conflict is not decided again.
     let options = AppOptions {
         attempts: 1,
         ..AppOptions::default()
@@ -320,22 +378,37 @@ async fn writers_that_keep_conflicting_are_aborted() {
     let (one, _a) = app(&store, options).await;
     let (two, _b) = app(&store, options).await;
     one.execute(add("a", 1), md("ann")).await.expect("add");
-    // `two` may not have seen it: append through `two` until one conflicts.
-    let mut aborted = None;
-    for _ in 0..50 {
-        let (x, y) = tokio::join!(
-            one.execute(add("a", 1), md("ann")),
-            two.execute(add("a", 1), md("bob"))
-        );
-        if let Some(e) = [x.err(), y.err()].into_iter().flatten().next() {
-            aborted = Some(e);
-            break;
-        }
-    }
-    let e = aborted.expect("two writers racing on one stream conflict at some point");
-    assert!(matches!(e, AppError::Contended { .. }), "{e:?}");
-    let status: tonic::Status = e.into();
+    eventually("two sees it", || {
+        two.query(|c| c.values.get("a").copied()) == Some(1)
+    })
+    .await;
+    // Both decide on version 0 before either append lands: one of them conflicts.
+    slow.delay_appends(Duration::from_millis(100));
+    let (x, y) = tokio::join!(
+        one.execute(add("a", 1), md("ann")),
+        two.execute(add("a", 1), md("bob"))
+    );
+    let errors: Vec<_> = [x.err(), y.err()].into_iter().flatten().collect();
+    assert_eq!(errors.len(), 1, "exactly one writer lost the race");
+    assert!(
+        matches!(errors[0], AppError::Contended { .. }),
+        "{:?}",
+        errors[0]
+    );
+    let status: tonic::Status = errors.into_iter().next().expect("one").into();
     assert_eq!(status.code(), tonic::Code::Aborted);
+    // With attempts to spare, the loser catches up and decides again: both land.
+    slow.delay_appends(Duration::ZERO);
+    let (three, _c) = app(&store, AppOptions::default()).await;
+    let (four, _d) = app(&store, AppOptions::default()).await;
+    slow.delay_appends(Duration::from_millis(100));
+    let (x, y) = tokio::join!(
+        three.execute(add("a", 10), md("cid")),
+        four.execute(add("a", 10), md("dee"))
+    );
+    x.expect("three");
+    y.expect("four");
+    eventually("all see both", || three.query(|c| c.values["a"]) == 22).await;
 }
 
 #[tokio::test]
@@ -366,8 +439,8 @@ async fn snapshots_are_used_when_they_match_the_chain_and_ignored_when_not() {
     // Restarted from the snapshot plus the events after it.
     let (again, _r) = app(&store, every).await;
     assert_eq!(again.query(|c| c.clone()), expected);
-    // A snapshot is really what the state starts from: one at the right position and hash
-    // with another state is taken as it is.
+    // A snapshot is really what the state starts from: one at the right position and hash,
+    // with a record in the chain that vouches for its bytes, is taken as it is.
     let at = store
         .read_all(saved.stream_version, 1)
         .await
@@ -381,19 +454,49 @@ async fn snapshots_are_used_when_they_match_the_chain_and_ignored_when_not() {
         schema_version: version,
         payload: snapshot_of(&forged, saved.stream_version, hash),
     };
-    store.save_snapshot(with(at.hash.0, 1)).await.expect("save");
+    let vouched = with(at.hash.0, 1);
+    store.save_snapshot(vouched.clone()).await.expect("save");
+    record(&store, &vouched).await;
     let (trusted, _r) = app(&store, AppOptions::default()).await;
     assert!(
         trusted.query(|c| c.values["a"]) > 1_000_000,
         "started from the snapshot"
     );
-    // One whose hash is not the chain's, or of another state version, is ignored: every event
-    // is replayed.
-    for forged in [with([7; 32], 1), with(at.hash.0, 2)] {
-        store.save_snapshot(forged).await.expect("save");
+    // Edited beside the chain (its record no longer vouches for it), at another hash, or of
+    // another state version: ignored, every event is replayed.
+    let mut edited = vouched.clone();
+    let mut other = forged.clone();
+    other.values.insert("a".into(), 2_000_000);
+    edited.payload = snapshot_of(&other, saved.stream_version, at.hash.0);
+    for snapshot in [edited, with([7; 32], 1), with(at.hash.0, 2)] {
+        store.save_snapshot(snapshot).await.expect("save");
         let (replayed, _r) = app(&store, AppOptions::default()).await;
         assert_eq!(replayed.query(|c| c.values["a"]), expected.values["a"]);
     }
+}
+
+/// Records a snapshot in the chain as the app does.
+async fn record(store: &Arc<dyn EventStore>, s: &Snapshot) {
+    use prost::Message;
+    use sha2::Digest;
+    let r = flotilla_proto::common::v1::SnapshotRecorded {
+        position: s.stream_version,
+        sha256: flotilla_core::chain::Hash(sha2::Sha256::digest(&s.payload).into()).to_hex(),
+        state_version: s.schema_version,
+    };
+    store
+        .append(flotilla_core::store::AppendRequest::new(
+            StreamId::singleton(flotilla_runtime::kit::app::SNAPSHOT_STREAM),
+            flotilla_core::ExpectedVersion::Any,
+            vec![flotilla_core::event::NewEvent::new(
+                flotilla_runtime::kit::snapshot::SNAPSHOT_RECORDED,
+                1,
+                r.encode_to_vec(),
+                md("insider"),
+            )],
+        ))
+        .await
+        .expect("record");
 }
 
 /// A snapshot payload of `state` at `position` with `hash`.

@@ -35,6 +35,14 @@ impl Snapshotted for Catalog {
     const SNAPSHOT_VERSION: u32 = 1;
 }
 
+/// The catalog stream's version in a state (0 before its first event).
+fn catalog_version(versions: &std::collections::HashMap<StreamId, u64>) -> u64 {
+    versions
+        .get(&StreamId::singleton(CATALOG_STREAM))
+        .copied()
+        .unwrap_or(0)
+}
+
 /// What a command did to the catalog.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Accepted {
@@ -47,7 +55,7 @@ pub struct Accepted {
 /// The catalog and its commands over the service's store.
 pub struct CatalogApp {
     app: Arc<App<Catalog>>,
-    /// The graph index of the catalog at a store position.
+    /// The graph index of the catalog at a catalog version.
     graph: ArcSwapOption<(u64, Arc<Graph>)>,
 }
 
@@ -98,17 +106,18 @@ impl CatalogApp {
         self.app.query(f)
     }
 
-    /// The current catalog indexed for graph queries, built once per catalog state.
+    /// The current catalog indexed for graph queries, built once per catalog version (what
+    /// else the store records, such as access refusals, does not rebuild it).
     pub fn graph(&self) -> Arc<Graph> {
         let current = self.app.current();
+        let version = catalog_version(&current.versions);
         if let Some(cached) = &*self.graph.load()
-            && cached.0 == current.position
+            && cached.0 == version
         {
             return cached.1.clone();
         }
         let graph = Arc::new(Graph::build(&current.state));
-        self.graph
-            .store(Some(Arc::new((current.position, graph.clone()))));
+        self.graph.store(Some(Arc::new((version, graph.clone()))));
         graph
     }
 
@@ -119,14 +128,10 @@ impl CatalogApp {
     }
 
     fn accepted(&self, done: &Executed<Event>) -> Accepted {
-        let stream = StreamId::singleton(CATALOG_STREAM);
-        let catalog_version = self
-            .app
-            .current()
-            .versions
-            .get(&stream)
-            .copied()
-            .unwrap_or(0);
+        // The command's own version; a retry answers with the catalog's version now.
+        let catalog_version = done
+            .stream_version
+            .unwrap_or_else(|| catalog_version(&self.app.current().versions));
         Accepted {
             catalog_version,
             changed: !done.events.is_empty() || done.deduplicated,

@@ -65,8 +65,12 @@ impl std::fmt::Debug for GovernanceApp {
     }
 }
 
-/// Puts each recorded access policy replacement in force in this process.
-struct PolicyInForce(Arc<Authorizer>);
+/// Puts each recorded access policy replacement in force in this process (unless a newer one
+/// already is).
+struct PolicyInForce {
+    authorizer: Arc<Authorizer>,
+    version: Arc<std::sync::atomic::AtomicU64>,
+}
 
 impl Observer<Event> for PolicyInForce {
     fn applied(&self, e: &Recorded<Event>) {
@@ -77,7 +81,14 @@ impl Observer<Event> for PolicyInForce {
             return;
         };
         match AccessPolicy::parse(policy) {
-            Ok(p) => self.0.replace(p),
+            Ok(p) => {
+                flotilla_runtime::access::put_in_force(
+                    &self.authorizer,
+                    &self.version,
+                    *version,
+                    p,
+                );
+            }
             Err(err) => {
                 tracing::error!(version, error = %err, "a recorded access policy does not parse; keeping the one in force")
             }
@@ -114,7 +125,10 @@ impl GovernanceApp {
     /// Rebuilds governance's state from its store; the task keeps it current.
     pub async fn start(ctx: &ServiceContext) -> Result<(Arc<Self>, Task), kit::StartError> {
         let (app, follower) = App::builder(ctx, Arc::new(GovernanceEvents))
-            .observe(Arc::new(PolicyInForce(ctx.authorizer.clone())))
+            .observe(Arc::new(PolicyInForce {
+                authorizer: ctx.authorizer.clone(),
+                version: ctx.policy_in_force.clone(),
+            }))
             .start()
             .await
             .map_err(|e| kit::StartError::new(crate::NAME, e))?;

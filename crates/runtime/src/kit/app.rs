@@ -104,6 +104,9 @@ pub struct Executed<E> {
     pub events: Vec<E>,
     /// The store's position the answer's state includes.
     pub position: u64,
+    /// The version of the command's stream after it (None for a retry or a redelivery, which
+    /// was not decided again).
+    pub stream_version: Option<u64>,
     /// A retry (same command id) or a redelivery: nothing new was written.
     pub deduplicated: bool,
 }
@@ -165,11 +168,25 @@ where
     /// Rebuilds the state (snapshot, then every event after it up to the store's head) and
     /// answers the app with the task that keeps it current (run it under the node's shutdown).
     pub async fn start(self) -> Result<(Arc<App<D>>, crate::kit::Task), AppError<D::Error>> {
-        let (initial, from_snapshot) =
+        let (mut initial, mut from_snapshot) =
             super::snapshot::load_snapshot::<D>(&*self.store, self.service).await;
         if let Some(head) = from_snapshot {
-            self.chain.start_at(head);
+            // The events the snapshot stands for are checked before it is used (a break there is
+            // handled as any break: the state is rebuilt from the first event up to it).
+            crate::integrity::verify_prefix(&*self.store, &self.chain, head).await?;
+            if self.chain.broken().is_some() {
+                tracing::warn!(
+                    service = self.service,
+                    position = head.position,
+                    "the chain before the snapshot is broken; the snapshot is not used"
+                );
+                initial = super::snapshot::empty();
+                from_snapshot = None;
+            } else {
+                self.chain.start_at(head);
+            }
         }
+        let snapshot_at = from_snapshot.map_or(0, |h| h.position);
         let app = Arc::new(App {
             service: self.service,
             store: self.store,
@@ -189,26 +206,12 @@ where
         tracing::info!(
             service = app.service,
             position = state.position,
+            from_snapshot = snapshot_at,
             "state rebuilt"
         );
         let follower = app.clone();
-        let prefix = from_snapshot;
         let task: crate::kit::Task = Box::new(move |shutdown: Shutdown| {
-            async move {
-                if let Some(upto) = prefix {
-                    let store = follower.store.clone();
-                    let chain = follower.chain.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) =
-                            crate::integrity::verify_prefix(&*store, &chain, upto).await
-                        {
-                            tracing::warn!(error = %e, "checking the chain before the snapshot failed");
-                        }
-                    });
-                }
-                follower.follow(state, shutdown).await
-            }
-            .boxed()
+            follower.follow(state, snapshot_at, shutdown).boxed()
         });
         Ok((app, task))
     }
@@ -339,25 +342,34 @@ where
         if let Some(k) = &key
             && self.store.is_processed(k).await?
         {
-            let head = self.store.head().await?.position;
-            self.wait_for(head, self.options.wait).await;
+            self.catch_up().await?;
             return Ok(Executed {
                 events: Vec::new(),
                 position: self.position(),
+                stream_version: None,
                 deduplicated: true,
             });
         }
+        // Decided on a state that has everything committed before the command came, also by
+        // other processes (the follower hears of theirs at its next poll): a command that
+        // changes nothing, or is refused, is so on the store as it is.
+        self.catch_up().await?;
         let mut last_conflict = String::new();
         for _ in 0..self.options.attempts.max(1) {
+            self.serving()?;
             let current = self.published.load_full();
             let decision = decide(&current.state).map_err(AppError::Domain)?;
             if decision.events.is_empty() {
+                let position = current.position;
+                let stream_version = current.versions.get(&decision.stream_id).copied();
+                drop(current);
                 if let (Some(k), Some(_)) = (&key, consumed) {
                     self.store.record_processed(k).await?;
                 }
                 return Ok(Executed {
                     events: Vec::new(),
-                    position: current.position,
+                    position,
+                    stream_version,
                     deduplicated: false,
                 });
             }
@@ -407,14 +419,14 @@ where
                             decision.events
                         },
                         position: outcome.last_position,
+                        stream_version: (!outcome.deduplicated).then_some(outcome.stream_version),
                         deduplicated: outcome.deduplicated,
                     });
                 }
                 Err(StoreError::WrongExpectedVersion { stream_id, .. }) => {
                     // Someone else appended what this decided on: catch up, decide again.
                     last_conflict = stream_id.to_string();
-                    let head = self.store.head().await?.position;
-                    self.wait_for(head, self.options.wait).await;
+                    self.catch_up().await?;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -423,5 +435,20 @@ where
             stream: last_conflict,
             attempts: self.options.attempts,
         })
+    }
+
+    /// Waits until the state includes the store's head as it is now; UNAVAILABLE when the
+    /// follower does not get there in time (stopped at a chain break, or the store is slow).
+    async fn catch_up(&self) -> Result<(), AppError<D::Error>> {
+        let head = self.store.head().await?.position;
+        if head > self.position() && !self.wait_for(head, self.options.wait).await {
+            self.serving()?;
+            return Err(AppError::NotServing(format!(
+                "{} has not caught up with its store (at position {} of {head}); try again",
+                self.service,
+                self.position()
+            )));
+        }
+        Ok(())
     }
 }

@@ -116,8 +116,20 @@ where
     }
 
     /// Keeps the state current until shut down.
-    pub(super) async fn follow(self: Arc<Self>, mut spare: Versioned<D>, mut shutdown: Shutdown) {
-        let mut last_snapshot = spare.position;
+    pub(super) async fn follow(
+        self: Arc<Self>,
+        mut spare: Versioned<D>,
+        snapshot_at: u64,
+        mut shutdown: Shutdown,
+    ) {
+        // A long replay since the last snapshot is not repeated at the next start.
+        let mut last_snapshot = snapshot_at;
+        if self.options.snapshot_every > 0
+            && spare.position.saturating_sub(last_snapshot) >= self.options.snapshot_every
+        {
+            last_snapshot = spare.position;
+            self.save_snapshot();
+        }
         loop {
             let mut intact = self.chain.watch();
             tokio::select! {
@@ -183,6 +195,10 @@ where
                 let position = spare.position;
                 let published = Arc::new(spare);
                 let old = self.published.swap(published.clone());
+                // Observers act (e.g. put a replaced access policy in force) before a command
+                // waiting for these events is answered.
+                self.tell(&decoded);
+                self.applied.send_replace(position);
                 spare = match reclaim(old).await {
                     Some(mut other) => {
                         level(&mut other, &page, &decoded);
@@ -192,8 +208,6 @@ where
                     None => Versioned::clone(&published),
                 };
                 drop(published);
-                self.applied.send_replace(position);
-                self.tell(&decoded);
                 if reached {
                     self.check_caught_up().await;
                 }

@@ -1,5 +1,9 @@
-//! Snapshots of the app's state: loaded at start only when they sit on the stored chain (the
-//! event at their position has their hash) and are of the state's current version; written
+//! Snapshots of the app's state. A snapshot is kept beside the chain (the store's snapshot
+//! table), so on its own it could be edited unseen; each one is therefore recorded in the chain
+//! (`flotilla.common.v1.SnapshotRecorded`: its position, state version and SHA-256). At start a
+//! snapshot is used only when it is of the state's current version, the event at its position has
+//! the hash it names, and the newest record in the chain vouches for its bytes; the events before
+//! it are checked before the service serves, the events after it as they are applied. Written
 //! every `snapshot_every` events and on demand.
 
 use std::collections::HashMap;
@@ -14,8 +18,48 @@ use flotilla_core::store::{EventStore, StoreError};
 use super::app::{App, Snapshotted, UnitOf, Versioned};
 use crate::kit::error::{AppError, ServiceError};
 
-/// Stream id under which the app's snapshots are kept.
+/// Stream id under which the app's snapshots are kept and recorded.
 pub const SNAPSHOT_STREAM: &str = "app-snapshot";
+/// Event type of a snapshot's record in the chain.
+pub const SNAPSHOT_RECORDED: &str = "flotilla.common.v1.SnapshotRecorded";
+
+/// Hex SHA-256 of a snapshot's bytes.
+fn digest(payload: &[u8]) -> String {
+    use sha2::Digest;
+    Hash(sha2::Sha256::digest(payload).into()).to_hex()
+}
+
+/// Whether the newest record of a snapshot in the chain vouches for these bytes.
+async fn recorded(store: &dyn EventStore, snapshot: &Snapshot, version: u32) -> bool {
+    use prost::Message;
+    let stream = StreamId::singleton(SNAPSHOT_STREAM);
+    let Ok(last) = store
+        .read_stream(&stream, None, flotilla_core::store::Direction::Backwards, 1)
+        .await
+    else {
+        return false;
+    };
+    last.first().is_some_and(|e| {
+        e.event_type == SNAPSHOT_RECORDED
+            && flotilla_proto::common::v1::SnapshotRecorded::decode(e.payload.as_slice()).is_ok_and(
+                |r| {
+                    r.position == snapshot.stream_version
+                        && r.state_version == version
+                        && r.sha256 == digest(&snapshot.payload)
+                },
+            )
+    })
+}
+
+/// The state before any event.
+pub(super) fn empty<D: Decider>() -> Versioned<D> {
+    Versioned {
+        state: D::default(),
+        versions: HashMap::new(),
+        position: 0,
+        hash: Hash::GENESIS.0,
+    }
+}
 
 pub(super) async fn load_snapshot<D>(
     store: &dyn EventStore,
@@ -24,12 +68,7 @@ pub(super) async fn load_snapshot<D>(
 where
     D: Decider + Snapshotted,
 {
-    let empty = Versioned {
-        state: D::default(),
-        versions: HashMap::new(),
-        position: 0,
-        hash: Hash::GENESIS.0,
-    };
+    let empty = empty();
     let Ok(stream) = StreamId::parse(SNAPSHOT_STREAM) else {
         return (empty, None);
     };
@@ -61,11 +100,14 @@ where
     let matches = matches!(&at, Ok(page) if page.first().is_some_and(|e| {
         e.global_position == decoded.position && e.hash.0 == decoded.hash
     }));
-    if !matches || decoded.position != snapshot.stream_version {
+    if !matches
+        || decoded.position != snapshot.stream_version
+        || !recorded(store, &snapshot, D::SNAPSHOT_VERSION).await
+    {
         tracing::warn!(
             service,
             position = decoded.position,
-            "the snapshot does not match the stored chain; ignoring it and replaying every event"
+            "the snapshot does not match the stored chain or its record there; ignoring it and replaying every event"
         );
         return (empty, None);
     }
@@ -128,6 +170,7 @@ async fn write_snapshot<D: Decider + Snapshotted>(
     };
     let stream_id = StreamId::singleton(SNAPSHOT_STREAM);
     let bytes = payload.len();
+    let sha256 = digest(&payload);
     store
         .save_snapshot(Snapshot {
             stream_id,
@@ -135,6 +178,24 @@ async fn write_snapshot<D: Decider + Snapshotted>(
             schema_version: D::SNAPSHOT_VERSION,
             payload,
         })
+        .await?;
+    // Recorded in the chain, so the snapshot's bytes are vouched for as the events are.
+    let record = flotilla_proto::common::v1::SnapshotRecorded {
+        position,
+        sha256,
+        state_version: D::SNAPSHOT_VERSION,
+    };
+    store
+        .append(flotilla_core::store::AppendRequest::new(
+            StreamId::singleton(SNAPSHOT_STREAM),
+            flotilla_core::ExpectedVersion::Any,
+            vec![flotilla_core::event::NewEvent::new(
+                SNAPSHOT_RECORDED,
+                1,
+                prost::Message::encode_to_vec(&record),
+                flotilla_core::event::Metadata::by(service, ""),
+            )],
+        ))
         .await?;
     tracing::info!(service, position, bytes, "snapshot saved");
     Ok(())

@@ -41,7 +41,10 @@ fn strings(v: Option<&Value>) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
+fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<String>, work: &mut Work) {
+    if !work.spend(1) {
+        return;
+    }
     // Boolean schemas: `true` accepts everything (as `{}`), `false` nothing.
     let any = Value::Object(serde_json::Map::new());
     let at0 = if path.is_empty() {
@@ -58,7 +61,7 @@ fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
     }
     let old = if old == &Value::Bool(true) { &any } else { old };
     let new = if new == &Value::Bool(true) { &any } else { new };
-    alternatives(&at0, old, new, out);
+    alternatives(&at0, old, new, out, work);
     if let Some(c) = new.get("const")
         && old.get("const") != Some(c)
     {
@@ -157,7 +160,7 @@ fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
             };
             match np.and_then(|p| p.get(name)) {
                 None => out.push(format!("property {child} was removed")),
-                Some(ns) => walk(&child, os, ns, out),
+                Some(ns) => walk(&child, os, ns, out, work),
             }
         }
     }
@@ -167,6 +170,7 @@ fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
             oi,
             ni,
             out,
+            work,
         );
     }
 }
@@ -188,36 +192,91 @@ fn without_branches(s: &Value) -> Value {
     s
 }
 
-fn compatible(old: &Value, new: &Value) -> bool {
+fn compatible(old: &Value, new: &Value, work: &mut Work) -> bool {
     let mut found = Vec::new();
-    walk("", old, new, &mut found);
+    walk("", old, new, &mut found, work);
     found.is_empty()
+}
+
+/// How much comparing may cost: schema nodes visited and copied. Alternatives nested in
+/// alternatives multiply the work, so a small schema could otherwise take minutes; past the
+/// budget the comparison stops and the schemas are reported as too complex to compare (so a
+/// version that cannot be checked is not published as compatible).
+struct Work {
+    left: usize,
+    exhausted: bool,
+}
+
+/// Schema nodes one comparison may visit and copy.
+const MAX_WORK: usize = 2_000_000;
+
+impl Work {
+    fn spend(&mut self, n: usize) -> bool {
+        if self.left < n {
+            self.left = 0;
+            self.exhausted = true;
+            return false;
+        }
+        self.left -= n;
+        true
+    }
+
+    /// Charges copying `v` (its node count, stopping once the budget is gone).
+    fn copy(&mut self, v: &Value) -> bool {
+        let mut stack = vec![v];
+        while let Some(v) = stack.pop() {
+            if !self.spend(1) {
+                return false;
+            }
+            match v {
+                Value::Object(m) => stack.extend(m.values()),
+                Value::Array(a) => stack.extend(a.iter()),
+                _ => {}
+            }
+        }
+        true
+    }
+}
+
+/// A branch with what its schema says besides the alternatives.
+fn merge(base: &Value, branch: &Value) -> Value {
+    let mut merged = without_branches(base);
+    if let (Value::Object(m), Value::Object(b)) = (&mut merged, branch) {
+        for (k, v) in b {
+            m.insert(k.clone(), v.clone());
+        }
+        return merged;
+    }
+    branch.clone()
 }
 
 /// `anyOf`/`oneOf`: every alternative the old schema accepted must still be accepted by one of
 /// the new alternatives (compared as whole schemas, with what they share), and a schema that
 /// had no alternatives must fit one of the new ones. (That adding a branch to `oneOf` can make
 /// an old value match two is not detected.)
-fn alternatives(at: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
-    let merged = |base: &Value, branch: &Value| -> Value {
-        let mut m = without_branches(base);
-        if let (Value::Object(m), Value::Object(b)) = (&mut m, branch) {
-            for (k, v) in b {
-                m.insert(k.clone(), v.clone());
-            }
-            return Value::Object(m.clone());
+fn alternatives(at: &str, old: &Value, new: &Value, out: &mut Vec<String>, work: &mut Work) {
+    let merged = |base: &Value, branch: &Value, work: &mut Work| -> Option<Value> {
+        if !(work.copy(base) && work.copy(branch)) {
+            return None;
         }
-        branch.clone()
+        Some(merge(base, branch))
     };
     match (branches(old), branches(new)) {
         (None, None) => {}
         (Some((kind, ob)), nb) => {
             for (i, o) in ob.iter().enumerate() {
-                let o = merged(old, o);
-                let kept = match nb {
-                    Some((_, nb)) => nb.iter().any(|n| compatible(&o, &merged(new, n))),
-                    None => compatible(&o, &without_branches(new)),
+                let Some(o) = merged(old, o, work) else {
+                    return;
                 };
+                let kept = match nb {
+                    Some((_, nb)) => nb
+                        .iter()
+                        .any(|n| merged(new, n, work).is_some_and(|n| compatible(&o, &n, work))),
+                    None => compatible(&o, &without_branches(new), work),
+                };
+                if work.exhausted {
+                    return;
+                }
                 if !kept {
                     out.push(format!(
                         "{at}: alternative {i} of {kind} is no longer accepted by the new schema"
@@ -227,7 +286,13 @@ fn alternatives(at: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
         }
         (None, Some((kind, nb))) => {
             let o = without_branches(old);
-            if !nb.iter().any(|n| compatible(&o, &merged(new, n))) {
+            let fits = nb
+                .iter()
+                .any(|n| merged(new, n, work).is_some_and(|n| compatible(&o, &n, work)));
+            if work.exhausted {
+                return;
+            }
+            if !fits {
                 out.push(format!(
                     "{at} must now match one of the {} alternatives of {kind}, none of which accepts what it accepted",
                     nb.len()
@@ -241,12 +306,22 @@ fn alternatives(at: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
 pub fn diff(old: &Value, new: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let (mut ob, mut nb) = (MAX_INLINED, MAX_INLINED);
+    let mut work = Work {
+        left: MAX_WORK,
+        exhausted: false,
+    };
     walk(
         "",
         &inline(old, old, 0, &mut ob),
         &inline(new, new, 0, &mut nb),
         &mut out,
+        &mut work,
     );
+    if work.exhausted {
+        out.push(format!(
+            "the schemas are too complex to compare (more than {MAX_WORK} steps, from alternatives nested in alternatives); simplify the anyOf/oneOf nesting"
+        ));
+    }
     out
 }
 
@@ -340,6 +415,21 @@ mod tests {
                 &json!({"anyOf": [{"type": "string"}, {"type": "null"}]})
             ),
             Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn alternatives_nested_in_alternatives_stop_at_the_budget() {
+        // Each level doubles the comparisons of the one below (an outside probe's schema took
+        // 24 s before the budget).
+        let recursive = json!({"$defs": {"n": {"anyOf": [
+            {"properties": {"a": {"$ref": "#/$defs/n"}}, "const": 0},
+            {"properties": {"a": {"$ref": "#/$defs/n"}}, "const": 1}
+        ]}}, "$ref": "#/$defs/n"});
+        let found = diff(&recursive, &recursive);
+        assert!(
+            found.iter().any(|f| f.contains("too complex to compare")),
+            "{found:?}"
         );
     }
 

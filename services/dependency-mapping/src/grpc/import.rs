@@ -34,20 +34,21 @@ impl DependencyMappingApi {
             }
             .into());
         }
-        // Each change is its own command: with a command id, each gets one derived from it
-        // (so a retried import changes nothing twice).
-        let md = |i: usize| {
+        // Each change is its own command: with a command id, each gets one derived from it and
+        // from what it changes (so a retried import changes nothing twice, whatever the order of
+        // the file).
+        let md = |item: &str| {
             let mut md = call.metadata();
             md.command_id = md
                 .command_id
-                .map(|c| Uuid::new_v5(&ITEMS, format!("{c}/{i}").as_bytes()));
+                .map(|c| Uuid::new_v5(&ITEMS, format!("{c}/{item}").as_bytes()));
             md
         };
         let mut out = pb::ImportBackstageCatalogResponse {
             skipped: parsed.skipped.clone(),
             ..Default::default()
         };
-        for (i, spec) in parsed.services.iter().enumerate() {
+        for spec in &parsed.services {
             let current = self.app.query(|c| c.services.get(&spec.name).cloned());
             let explicit = parsed.explicit.get(&spec.name).cloned().unwrap_or_default();
             let next = match &current {
@@ -64,7 +65,10 @@ impl DependencyMappingApi {
             } else {
                 Command::UpdateService(next)
             };
-            let done = self.app.execute(command, md(i)).await?;
+            let done = self
+                .app
+                .execute(command, md(&format!("service {}", spec.name)))
+                .await?;
             match (current.is_none(), done.changed) {
                 (true, _) => out.registered += 1,
                 (false, true) => out.updated += 1,
@@ -72,12 +76,14 @@ impl DependencyMappingApi {
             }
             out.catalog_version = done.catalog_version;
         }
-        let offset = parsed.services.len();
-        for (i, d) in parsed.dependencies.iter().enumerate() {
+        for d in &parsed.dependencies {
             self.guard(call, [d.consumer.as_str()])?;
             match self
                 .app
-                .execute(Command::DeclareDependency(d.clone()), md(offset + i))
+                .execute(
+                    Command::DeclareDependency(d.clone()),
+                    md(&format!("dependency {} -> {}", d.consumer, d.provider)),
+                )
                 .await
             {
                 Ok(done) => {

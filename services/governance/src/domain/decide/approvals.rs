@@ -195,7 +195,10 @@ impl Governance {
 
     /// The streams of the CAB decisions covering a release in an environment (what the status
     /// of its request depends on besides its own stream).
-    fn cab_streams(&self, key: &ReleaseEnv) -> impl Iterator<Item = flotilla_core::ids::StreamId> {
+    pub(super) fn cab_streams(
+        &self,
+        key: &ReleaseEnv,
+    ) -> impl Iterator<Item = flotilla_core::ids::StreamId> {
         self.cab_by_release
             .get(key)
             .into_iter()

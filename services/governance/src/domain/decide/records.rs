@@ -39,7 +39,12 @@ impl Governance {
     /// approval or decision that came in since the scheduler looked leaves nothing to record).
     pub(super) fn record_deadline(&self, c: RecordDeadline) -> Result<Decision<Event>> {
         let events = self.deadline_of(&c.key, c.now).into_iter().collect();
-        decided(c.key, events)
+        // Whether a request is still undecided depends on the CAB decisions covering it.
+        let read: Vec<_> = match &c.key {
+            StreamKey::Approval(k) => self.cab_streams(k).collect(),
+            _ => Vec::new(),
+        };
+        Ok(Decision::new(c.key.stream(), events).reading(read))
     }
 
     /// The aggregates with a deadline that passed by `now`, in a stable order (requests by id,
