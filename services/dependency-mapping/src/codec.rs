@@ -276,15 +276,7 @@ mod stored {
 
     use crate::domain::*;
 
-    pub fn at(t: Option<&prost_types::Timestamp>) -> Timestamp {
-        t.map_or(Timestamp(0), |t| {
-            Timestamp(
-                t.seconds
-                    .saturating_mul(1_000_000)
-                    .saturating_add(i64::from(t.nanos) / 1_000),
-            )
-        })
-    }
+    pub use flotilla_runtime::kit::time::stored as at;
 
     /// A version the API checked when it was recorded (semver's own grammar, no other rule).
     pub fn version(v: &str) -> Result<semver::Version, String> {

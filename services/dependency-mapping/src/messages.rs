@@ -4,7 +4,7 @@ use flotilla_proto::dependency::v1 as pb;
 
 use crate::domain::{
     CoDeploymentPin, DataClassification, Dependency, EdgeKind, RuntimeKind, ServiceName,
-    ServiceSpec, Timestamp,
+    ServiceSpec,
 };
 
 pub fn runtime_pb(r: RuntimeKind) -> pb::Runtime {
@@ -64,10 +64,7 @@ pub fn pin_pb(p: &CoDeploymentPin) -> pb::CoDeploymentPin {
     }
 }
 
-pub fn timestamp(t: Timestamp) -> prost_types::Timestamp {
-    let (seconds, nanos) = t.seconds_and_nanos();
-    prost_types::Timestamp { seconds, nanos }
-}
+pub use flotilla_runtime::kit::time::to_proto as timestamp;
 
 pub fn observed_calls_pb(calls: &[crate::domain::ObservedCall]) -> Vec<pb::ObservedCall> {
     calls

@@ -4,10 +4,7 @@ use flotilla_proto::governance::v1 as pb;
 
 use crate::domain::*;
 
-pub fn ts(t: Timestamp) -> prost_types::Timestamp {
-    let (seconds, nanos) = t.seconds_and_nanos();
-    prost_types::Timestamp { seconds, nanos }
-}
+pub use flotilla_runtime::kit::time::to_proto as ts;
 
 pub fn policy_pb(p: &PolicyDocument) -> pb::PolicyDocument {
     pb::PolicyDocument {

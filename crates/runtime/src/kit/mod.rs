@@ -13,6 +13,7 @@ pub mod error;
 mod follow;
 pub mod snapshot;
 pub mod started;
+pub mod time;
 
 pub use app::{App, AppOptions, Executed, Observer, Snapshotted, UnitOf, Versioned};
 pub use caller::Caller;

@@ -8,16 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::*;
 
-/// A recorded time; absent is the epoch.
-pub fn at(t: Option<&prost_types::Timestamp>) -> Timestamp {
-    t.map_or(Timestamp(0), |t| {
-        Timestamp(
-            t.seconds
-                .saturating_mul(1_000_000)
-                .saturating_add(i64::from(t.nanos) / 1000),
-        )
-    })
-}
+pub use flotilla_runtime::kit::time::stored as at;
 
 fn at_opt(t: Option<&prost_types::Timestamp>) -> Option<Timestamp> {
     t.map(|t| at(Some(t)))

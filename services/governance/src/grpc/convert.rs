@@ -22,13 +22,11 @@ pub fn from_ts(field: &str, t: Option<&prost_types::Timestamp>) -> R<Timestamp> 
 }
 
 pub fn opt_ts(field: &str, t: Option<&prost_types::Timestamp>) -> R<Option<Timestamp>> {
-    let Some(t) = t else { return Ok(None) };
-    if !(0..1_000_000_000).contains(&t.nanos) || t.seconds.abs() > 253_402_300_799 {
-        return Err(invalid(field, "is not a valid timestamp"));
-    }
-    Ok(Some(Timestamp(
-        t.seconds * 1_000_000 + i64::from(t.nanos) / 1000,
-    )))
+    t.map(|t| {
+        flotilla_runtime::kit::time::from_request(t)
+            .map_err(|reason| invalid(field, format!("is not a valid timestamp: {reason}")))
+    })
+    .transpose()
 }
 
 pub fn uuid(field: &str, s: &str) -> R<Uuid> {
