@@ -204,3 +204,70 @@ async fn a_malformed_command_id_is_refused() {
     );
     server.stop().await;
 }
+
+/// The deadline scheduler is one of governance's tasks: it runs under the node (here the
+/// TestServer) on the tick its `[governance]` section sets, without anyone calling
+/// ProcessDeadlines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_runs_on_the_tick_of_its_section() {
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    seed_catalog(&store).await;
+    let mut ctx = TestServer::context(&GovernanceModule, store.clone());
+    let mut config = flotilla_runtime::Config::default();
+    let mut section = toml::Table::new();
+    section.insert("deadline_tick_secs".into(), toml::Value::Integer(1));
+    config.sections.insert("governance".into(), section);
+    ctx.config = Arc::new(config);
+    let server = TestServer::start_with(&GovernanceModule, ctx).await;
+    let ch = server.channel().await;
+    // An assessment made 25 hours ago: its request's decision deadline (24 h) has passed.
+    let assessed = flotilla_proto::risk::v1::RiskAssessed {
+        assessment_id: "a1".into(),
+        release: "r9".into(),
+        version: "1.0.0".into(),
+        environment: "prod".into(),
+        service: service("payments", 3, false),
+        business_unit: "payments".into(),
+        criticality_tier: 3,
+        risk_score: 10,
+        handles_personal_data: false,
+        author: "ann".into(),
+        committers: vec![],
+        assessed_at: Some(ts(now_secs() - 25 * 3600)),
+        emergency: false,
+    };
+    let n = publish_from(
+        &server,
+        "risk-validation",
+        vec![NewEvent::new(
+            RISK_ASSESSED,
+            1,
+            assessed.encode_to_vec(),
+            Metadata::by("risk", "payments"),
+        )],
+    )
+    .await;
+    acknowledged(&server, "risk-validation", n).await;
+    let mut escalated = false;
+    for _ in 0..100 {
+        let r = gov(&ch, "rita", &["release-manager"], "payments")
+            .get_approval_request(pb::GetApprovalRequestRequest {
+                release: "r9".into(),
+                environment: "prod".into(),
+            })
+            .await
+            .expect("request")
+            .into_inner();
+        if r.escalated {
+            escalated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(escalated, "escalated by the scheduler within seconds");
+    assert_eq!(
+        events_of(&store, "flotilla.governance.v1.ApprovalEscalated").await,
+        1
+    );
+    server.stop().await;
+}
