@@ -30,6 +30,12 @@ pub const GROUPS: &[&str] = &[
     "rollback-decision",
     "scheduler",
     "access-admin",
+    "artifact-register",
+    "environment-admin",
+    "environment-report",
+    "test-window",
+    "release-write",
+    "deployment-control",
     "unlisted",
 ];
 
@@ -96,8 +102,37 @@ const DEPENDENCY: &[Operation] = &ops!("flotilla.dependency.v1.DependencyMapping
     "ImportBackstageCatalog" => "catalog-write",
 );
 
-const ORCHESTRATION: &[Operation] =
-    &ops!("flotilla.orchestration.v1.OrchestrationService", "orchestration": "GetStatus" => "read");
+const ORCHESTRATION: &[Operation] = &ops!("flotilla.orchestration.v1.OrchestrationService", "orchestration":
+    "GetStatus" => "read",
+    "RegisterArtifact" => "artifact-register",
+    "GetArtifact" => "read",
+    "ListArtifacts" => "read",
+    "SetPolicy" => "policy-admin",
+    "GetPolicy" => "read",
+    "DefineSharedInfrastructure" => "environment-admin",
+    "DefineEnvironment" => "environment-admin",
+    "SetPromotionPath" => "environment-admin",
+    "ListEnvironments" => "read",
+    "ReportConfiguration" => "environment-report",
+    "GetParity" => "read",
+    "RecordDataRefresh" => "environment-report",
+    "BookTestWindow" => "test-window",
+    "SignOffTestWindow" => "test-window",
+    "RecordValidation" => "environment-report",
+    "DefineTriggerRule" => "environment-admin",
+    "RemoveTriggerRule" => "environment-admin",
+    "ListTriggerRules" => "read",
+    "CreateRelease" => "release-write",
+    "PlanRelease" => "release-write",
+    "PromoteRelease" => "release-write",
+    "RollbackRelease" => "release-write",
+    "GetRelease" => "read",
+    "ListReleases" => "read",
+    "GetDeployment" => "read",
+    "WatchDeployment" => "read",
+    "ResumeDeployment" => "deployment-control",
+    "RecordAnalysis" => "deployment-control",
+);
 const RISK: &[Operation] =
     &ops!("flotilla.risk.v1.RiskValidationService", "risk": "GetStatus" => "read");
 const MONITORING: &[Operation] =

@@ -27,6 +27,19 @@ fn granted(group: &str) -> &'static [&'static str] {
         "rollback-decision" => &["admin", "release-manager", "service-owner"],
         "scheduler" => &["admin", "scheduler"],
         "access-admin" => &["admin"],
+        "artifact-register" => &["admin", "developer", "release-manager", "scheduler"],
+        "environment-admin" => &["admin", "release-manager"],
+        "environment-report" => &["admin", "scheduler", "release-manager", "developer"],
+        "test-window" => &[
+            "admin",
+            "release-manager",
+            "developer",
+            "security",
+            "compliance-officer",
+            "service-owner",
+        ],
+        "release-write" => &["admin", "release-manager", "scheduler"],
+        "deployment-control" => &["admin", "release-manager", "service-owner", "scheduler"],
         other => panic!("group {other} has no expectation"),
     }
 }

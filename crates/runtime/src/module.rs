@@ -28,6 +28,11 @@ pub struct ServiceContext {
     pub policy_signer: Option<Arc<flotilla_auth::PolicySigner>>,
     /// The access policy version in force in this process (see `access::put_in_force`).
     pub policy_in_force: Arc<std::sync::atomic::AtomicU64>,
+    /// Where this node serves gRPC (a service that asks another service of the same node
+    /// calls it there); None when not known (a service started alone in a test).
+    pub node_addr: Option<std::net::SocketAddr>,
+    /// Where this node keeps its files (embedded mode's data folder).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for ServiceContext {
@@ -55,6 +60,8 @@ impl ServiceContext {
             config: Arc::new(Config::default()),
             policy_signer: None,
             policy_in_force: Arc::default(),
+            node_addr: None,
+            data_dir: std::path::PathBuf::from(".flotilla"),
         }
     }
 

@@ -378,6 +378,7 @@ impl Node {
             })?;
         }
         let ns = self.config.namespace()?;
+        let node_addr = listener.local_addr().ok();
         let buses = self.buses(&mode, &ns).await?;
         let embedded_dir = match &mode {
             NodeMode::Embedded { data_dir } => Some(data_dir.as_path()),
@@ -460,6 +461,13 @@ impl Node {
                 config: config.clone(),
                 policy_signer: keys.signer.clone(),
                 policy_in_force: adopted.clone(),
+                node_addr: node_addr.filter(|a| !a.ip().is_unspecified()).or_else(|| {
+                    node_addr.map(|a| std::net::SocketAddr::from(([127, 0, 0, 1], a.port())))
+                }),
+                data_dir: match &mode {
+                    NodeMode::Embedded { data_dir } => data_dir.clone(),
+                    NodeMode::Served => config.data_dir.clone(),
+                },
             };
             // The service builds its state (checking its store's chain if its app does) and its
             // routes; its tasks run until shutdown.

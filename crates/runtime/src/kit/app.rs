@@ -254,6 +254,11 @@ where
         self.published.load_full()
     }
 
+    /// Tells each new position the state includes (for tasks that act on what changed).
+    pub fn watch_position(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
     /// The store position the state includes.
     pub fn position(&self) -> u64 {
         *self.applied.borrow()

@@ -136,6 +136,8 @@ pub struct CreateRelease {
     pub default_descriptor: Option<Descriptor>,
     /// Governance's answer on the name (its release naming rule), asked by the edge.
     pub name_refused: Option<String>,
+    /// Set by a trigger rule: the environment the release is promoted into by itself.
+    pub promote_to: Option<String>,
     pub by: String,
     pub at: Timestamp,
 }

@@ -171,6 +171,8 @@ pub enum Event {
     },
     DeploymentCompleted {
         deployment: Uuid,
+        release: String,
+        environment: String,
         ending: Ending,
         at: Timestamp,
     },

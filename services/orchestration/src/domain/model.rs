@@ -213,6 +213,9 @@ pub struct Release {
     pub deployments: Vec<Uuid>,
     pub created_by: String,
     pub created_at: Timestamp,
+    /// A release a trigger rule created: the environment it is promoted into by itself, along
+    /// the path.
+    pub promote_to: Option<String>,
 }
 
 /// A shared piece of infrastructure (a database cluster) that takes at most `capacity`

@@ -244,6 +244,7 @@ impl Decider for Orchestration {
                 deployment,
                 ending,
                 at,
+                ..
             } => {
                 let Some(d) = self.deployments.get_mut(deployment) else {
                     return;

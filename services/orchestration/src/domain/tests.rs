@@ -177,6 +177,7 @@ fn create(name: &str, unit: &str, items: Vec<RequestedItem>) -> Command {
         include: Vec::new(),
         default_descriptor: None,
         name_refused: None,
+        promote_to: None,
         by: "rita".into(),
         at: at(1),
     }
@@ -434,6 +435,7 @@ fn a_release_is_held_to_the_descriptor_standard_and_filled_from_artifacts() {
         include: vec!["api".into(), "led*".into()],
         default_descriptor: Some(descriptor("any")),
         name_refused: None,
+        promote_to: None,
         by: "rita".into(),
         at: at(1),
     };

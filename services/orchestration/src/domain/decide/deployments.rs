@@ -225,6 +225,8 @@ fn start_rollback(d: &Deployment, reason: String, at: Timestamp) -> Vec<Event> {
     if steps.is_empty() {
         return vec![Event::DeploymentCompleted {
             deployment: d.id,
+            release: d.release.clone(),
+            environment: d.environment.clone(),
             ending: Ending::RolledBack { reason },
             at,
         }];
@@ -255,6 +257,8 @@ fn after_step(before: &Deployment, index: u32, outcome: &StepOutcome, at: Timest
         if step.rollback {
             out.push(Event::DeploymentCompleted {
                 deployment: d.id,
+                release: d.release.clone(),
+                environment: d.environment.clone(),
                 ending: Ending::Failed {
                     reason: format!(
                         "rollback step {} ({} of {}) failed: {}; the environment needs a person",
@@ -342,6 +346,8 @@ fn after_step(before: &Deployment, index: u32, outcome: &StepOutcome, at: Timest
         };
         out.push(Event::DeploymentCompleted {
             deployment: d.id,
+            release: d.release.clone(),
+            environment: d.environment.clone(),
             ending,
             at,
         });

@@ -166,6 +166,7 @@ impl Orchestration {
             deployments: Vec::new(),
             created_by: c.by,
             created_at: c.at,
+            promote_to: c.promote_to,
         };
         decided(
             StreamKey::Release(rid),

@@ -1,0 +1,88 @@
+//! What orchestration takes from other services' event streams: monitoring's
+//! `RollbackRequested` rolls a release back in the environment it names.
+
+use std::sync::Arc;
+
+use flotilla_bus::CloudEvent;
+use flotilla_core::event::Metadata;
+use flotilla_runtime::kit;
+use flotilla_runtime::{EventHandler, HandlerError};
+use prost::Message;
+use uuid::Uuid;
+
+use crate::app::OrchestrationApp;
+use crate::domain::*;
+
+/// Monitoring's event that asks for a rollback.
+pub const ROLLBACK_REQUESTED: &str = "flotilla.monitoring.v1.RollbackRequested";
+
+/// The command another service's event asks for, with the event's id; `None` for events
+/// orchestration does not take, or a rollback of a release it does not run there.
+pub fn command_of(o: &Orchestration, event: &CloudEvent) -> Result<Option<(Uuid, Command)>, DomainError> {
+    if event.ty != ROLLBACK_REQUESTED {
+        return Ok(None);
+    }
+    let bad = |reason: String| invalid(&event.ty, reason);
+    let id = event.event_id().map_err(|e| bad(e.to_string()))?;
+    let e = flotilla_proto::monitoring::v1::RollbackRequested::decode(event.data.as_slice())
+        .map_err(|err| bad(format!("event {} does not decode: {err}", event.id)))?;
+    let Some(r) = o.release_named(&e.release) else {
+        return Err(DomainError::NotFound(format!("release {}", shown(&e.release))));
+    };
+    // A request about another environment than the one the release runs in changes nothing.
+    let here = match &r.status {
+        ReleaseStatus::Promoting { environment, .. } | ReleaseStatus::Deployed { environment } => {
+            environment == &e.environment
+        }
+        _ => false,
+    };
+    if !here {
+        return Ok(None);
+    }
+    let at = flotilla_runtime::kit::time::stored(e.requested_at.as_ref());
+    Ok(Some((
+        id,
+        RollbackRelease {
+            release: r.id,
+            reason: if e.reason.is_empty() {
+                "monitoring requested a rollback".into()
+            } else {
+                e.reason
+            },
+            by: "monitoring".into(),
+            at: if at.0 == 0 { Timestamp::now() } else { at },
+        }
+        .into(),
+    )))
+}
+
+/// Applies monitoring's events to orchestration's one app.
+pub struct Inbound(pub Arc<OrchestrationApp>);
+
+#[async_trait::async_trait]
+impl EventHandler for Inbound {
+    async fn handle(&self, event: &CloudEvent) -> Result<(), HandlerError> {
+        let command = self
+            .0
+            .query(|o| command_of(o, event))
+            .map_err(|e| HandlerError::Reject(e.to_string()))?;
+        let Some((id, command)) = command else {
+            return Ok(());
+        };
+        let md = Metadata::by(
+            "orchestration-consumer",
+            event.extension("businessunit").unwrap_or_default(),
+        )
+        .with_causation(id);
+        match self.0.consume(id, command, md).await {
+            Ok(_) => Ok(()),
+            // Rolled back already, or never deployed: nothing to do.
+            Err(kit::AppError::Domain(DomainError::FailedPrecondition(reason))) => {
+                tracing::info!(event = %event.id, %reason, "rollback request changes nothing");
+                Ok(())
+            }
+            Err(kit::AppError::Domain(e)) => Err(HandlerError::Reject(e.to_string())),
+            Err(e) => Err(HandlerError::Retry(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The runner: moves every deployment under way, one step at a time per deployment, through the
+//! executor. A step is recorded as started before the executor runs it; its outcome is recorded
+//! after. A step found started but not finished when the service starts again was interrupted:
+//! the executor's kept outcome is recorded if it has one (the deployment resumes), otherwise the
+//! step fails as interrupted (the deployment rolls back); it is never run twice.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flotilla_core::event::Metadata;
+use flotilla_runtime::kit::{Shutdown, Task};
+use futures::FutureExt;
+use uuid::Uuid;
+
+use crate::app::OrchestrationApp;
+use crate::domain::*;
+use crate::executor::StepContext;
+
+/// How often the runner looks even when nothing changed (timed waits end).
+const TICK: Duration = Duration::from_millis(250);
+
+/// The runner as a task of the module.
+pub fn run(app: Arc<OrchestrationApp>) -> Task {
+    Box::new(move |shutdown: Shutdown| runner(app, shutdown).boxed())
+}
+
+struct Runner {
+    app: Arc<OrchestrationApp>,
+    /// Steps this process is running (by step id).
+    in_flight: Arc<Mutex<HashSet<Uuid>>>,
+    /// Trigger-rule releases already moved on, by (release, environments reached).
+    moved_on: HashSet<(Uuid, usize)>,
+}
+
+async fn runner(app: Arc<OrchestrationApp>, mut shutdown: Shutdown) {
+    let mut changes = app.watch_position();
+    let mut r = Runner {
+        app,
+        in_flight: Arc::default(),
+        moved_on: HashSet::new(),
+    };
+    loop {
+        r.round().await;
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep(TICK) => {}
+            _ = shutdown.wait() => return,
+        }
+    }
+}
+
+fn md(d: &Deployment) -> Metadata {
+    Metadata::by("orchestration-runner", d.business_unit.clone())
+}
+
+impl Runner {
+    /// One look at every deployment under way.
+    async fn round(&mut self) {
+        let work: Vec<(Deployment, Next, Option<DescriptorRef>)> = self.app.query(|o| {
+            o.active_deployments()
+                .map(|d| {
+                    let next = d.next();
+                    let descriptor = match next {
+                        Next::Start(i) => d.step(i).and_then(|s| descriptor_of(o, d, &s.service)),
+                        _ => None,
+                    };
+                    (d.clone(), next, descriptor)
+                })
+                .collect()
+        });
+        for (d, next, descriptor) in work {
+            if let Err(e) = self.advance(&d, next, descriptor).await {
+                tracing::warn!(deployment = %d.id, error = %e, "a deployment step could not be recorded; trying again");
+            }
+        }
+        self.move_on().await;
+    }
+
+    async fn advance(
+        &self,
+        d: &Deployment,
+        next: Next,
+        descriptor: Option<DescriptorRef>,
+    ) -> Result<(), crate::app::AppError> {
+        let now = Timestamp::now();
+        match next {
+            Next::Start(i) => {
+                let Some(step) = d.step(i).cloned() else {
+                    return Ok(());
+                };
+                if step.kind.runs() {
+                    // In flight before it is recorded started: this process will not take it
+                    // for interrupted.
+                    self.in_flight
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(step.id);
+                }
+                let started = self
+                    .app
+                    .execute(StartStep { deployment: d.id, index: i, at: now }, md(d))
+                    .await;
+                if let Err(e) = started {
+                    self.in_flight
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&step.id);
+                    return Err(e);
+                }
+                if step.kind.runs() {
+                    let ctx = StepContext::of(d, &step, descriptor);
+                    let app = self.app.clone();
+                    let in_flight = self.in_flight.clone();
+                    let md = md(d);
+                    tracing::info!(deployment = %d.id, step = i, kind = %step.kind.name(), service = %step.service, "step started");
+                    tokio::spawn(async move {
+                        let outcome = app.executor.run(&ctx).await;
+                        let finished = FinishStep {
+                            deployment: ctx.deployment_id,
+                            index: i,
+                            outcome,
+                            at: Timestamp::now(),
+                        };
+                        if let Err(e) = app.execute(finished, md).await {
+                            tracing::error!(deployment = %ctx.deployment_id, step = i, error = %e, "a step's outcome could not be recorded; it is taken for interrupted at the next start");
+                        }
+                        in_flight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&ctx.step_id);
+                    });
+                }
+            }
+            Next::Running(i) => {
+                let Some(step) = d.step(i) else { return Ok(()) };
+                let ours = self
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&step.id);
+                let before_us = step.started_at().is_some_and(|t| t < self.app.started_at);
+                if ours || !before_us {
+                    return Ok(());
+                }
+                // Started by an earlier run of this service, never finished.
+                let outcome = match self.app.executor.outcome_of(step.id).await {
+                    Some(o) => {
+                        tracing::info!(deployment = %d.id, step = i, "a step that finished before the restart: its outcome is recorded");
+                        o
+                    }
+                    None => {
+                        tracing::warn!(deployment = %d.id, step = i, "a step was interrupted by a restart; it is not run again");
+                        StepOutcome {
+                            succeeded: false,
+                            exit_code: None,
+                            duration_ms: 0,
+                            output_tail: "interrupted: the service stopped while the step ran and its outcome is unknown; it is not run twice".into(),
+                        }
+                    }
+                };
+                self.app
+                    .execute(FinishStep { deployment: d.id, index: i, outcome, at: now }, md(d))
+                    .await?;
+            }
+            Next::WaitUntil(i, until) => {
+                if now < until {
+                    return Ok(());
+                }
+                let why = match d.step(i).map(|s| &s.kind) {
+                    Some(StepKind::Wait { seconds, why }) => format!("waited {seconds} s: {why}"),
+                    _ => String::new(),
+                };
+                let outcome = StepOutcome {
+                    succeeded: true,
+                    exit_code: None,
+                    duration_ms: u64::try_from((now.0 - until.0).max(0) / 1_000).unwrap_or(0),
+                    output_tail: why,
+                };
+                self.app
+                    .execute(FinishStep { deployment: d.id, index: i, outcome, at: now }, md(d))
+                    .await?;
+            }
+            Next::Waiting(_) | Next::Close | Next::Nothing => {}
+        }
+        Ok(())
+    }
+
+    /// Releases a trigger rule created move on along the path once a deployment succeeded.
+    async fn move_on(&mut self) {
+        let ready: Vec<(Uuid, usize)> = self.app.query(|o| {
+            o.releases
+                .values()
+                .filter(|r| r.promote_to.is_some())
+                .filter(|r| matches!(r.status, ReleaseStatus::Deployed { .. }))
+                .filter(|r| r.deployed_to.last() != r.promote_to.as_ref())
+                .map(|r| (r.id, r.deployed_to.len()))
+                .collect()
+        });
+        for key in ready {
+            if !self.moved_on.insert(key) {
+                continue;
+            }
+            if let Err(e) = self.app.promote_next(key.0).await {
+                tracing::warn!(release = %key.0, error = %e.message(), "a trigger rule's release did not move on");
+            }
+        }
+    }
+}
+
+/// A descriptor's kind, reference and version, as the executor's environment gives them.
+type DescriptorRef = (String, String, String);
+
+/// A service's descriptor in the deployment's release, for the executor's environment.
+fn descriptor_of(o: &Orchestration, d: &Deployment, service: &str) -> Option<DescriptorRef> {
+    let r = o.releases.get(&d.release_id)?;
+    let item = r.items.iter().find(|i| i.service == service)?;
+    Some((
+        item.descriptor.kind.as_str().to_owned(),
+        item.descriptor.reference.clone(),
+        item.descriptor.version.clone(),
+    ))
+}
