@@ -3,295 +3,12 @@
 //! promotion with every reason from every source at once, promoted through the command executor
 //! running real scripts, and rolled back atomically, in reverse, when a step fails.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod flow;
 
-use flotilla_proto::dependency::v1 as dm;
-use flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient;
-use flotilla_proto::governance::v1 as gov;
-use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
+use flow::*;
 use flotilla_proto::orchestration::v1 as pb;
-use flotilla_proto::orchestration::v1::orchestration_service_client::OrchestrationServiceClient;
-use flotilla_runtime::{Config, NodeMode};
-use flotilla_tests::{RunningNode, all_services};
+use std::time::Duration;
 use tonic::Code;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-
-type Authed = InterceptedService<Channel, flotilla_auth::Bearer>;
-type Orch = OrchestrationServiceClient<Authed>;
-
-const UNIT: &str = "payments";
-
-/// The deploy script: logs what it is asked to do (one line per step), and fails a deploy (not
-/// a rollback) of a service named in a `fail-<service>` file next to it.
-const SCRIPT: &str = r#"#!/bin/sh
-dir=$(dirname "$0")
-echo "$FLOTILLA_STEP $FLOTILLA_SERVICE $FLOTILLA_VERSION $FLOTILLA_ENVIRONMENT ${FLOTILLA_PHASE:-} ${FLOTILLA_ROLLBACK_TO:-} $FLOTILLA_STEP_ID $FLOTILLA_DESCRIPTOR_REFERENCE" >> "$dir/steps.log"
-echo "deploying $FLOTILLA_SERVICE to $FLOTILLA_ENVIRONMENT"
-if [ -e "$dir/fail-$FLOTILLA_SERVICE" ] && [ "${FLOTILLA_STEP#deploy}" != "$FLOTILLA_STEP" ]; then
-  echo "helm: release $FLOTILLA_SERVICE failed: timed out waiting for the condition" >&2
-  exit 3
-fi
-"#;
-
-struct Flow {
-    node: RunningNode,
-    dir: tempfile::TempDir,
-    orch: Orch,
-}
-
-fn script_dir(dir: &Path) -> PathBuf {
-    dir.join("scripts")
-}
-
-impl Flow {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let scripts = script_dir(dir.path());
-        std::fs::create_dir_all(&scripts).expect("scripts");
-        std::fs::write(scripts.join("deploy.sh"), SCRIPT).expect("script");
-        let run = format!("sh {}", scripts.join("deploy.sh").display());
-        let mut commands = toml::Table::new();
-        for kind in ["deploy", "rollback_deploy", "migrate", "rollback_migrate"] {
-            commands.insert(kind.into(), toml::Value::String(run.clone()));
-        }
-        let mut executor = toml::Table::new();
-        executor.insert("kind".into(), "command".into());
-        executor.insert("commands".into(), toml::Value::Table(commands));
-        executor.insert("timeout_secs".into(), 30.into());
-        let mut section = toml::Table::new();
-        section.insert("executor".into(), toml::Value::Table(executor));
-        let data_dir = dir.path().join("data");
-        let mut config = Config {
-            data_dir: data_dir.clone(),
-            ..Config::default()
-        };
-        config.sections.insert("orchestration".into(), section);
-        let node = RunningNode::start(config, all_services(), NodeMode::Embedded { data_dir })
-            .await
-            .expect("node");
-        let orch = OrchestrationServiceClient::new(authed(&node, "rita", &["release-manager"], UNIT).await);
-        Self { node, dir, orch }
-    }
-
-    fn log(&self) -> Vec<String> {
-        std::fs::read_to_string(script_dir(self.dir.path()).join("steps.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn fail(&self, service: &str) {
-        std::fs::write(script_dir(self.dir.path()).join(format!("fail-{service}")), "").expect("fail file");
-    }
-
-    async fn admin(&self) -> Authed {
-        authed(&self.node, "ops", &["admin"], "central").await
-    }
-
-    /// Waits until the deployment is over; answers it.
-    async fn finished(&mut self, id: &str) -> pb::Deployment {
-        let mut stream = self
-            .orch
-            .watch_deployment(pb::GetDeploymentRequest { deployment_id: id.into() })
-            .await
-            .expect("watch")
-            .into_inner();
-        let mut last = None;
-        let outcome = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(d) = stream.message().await.expect("watched") {
-                last = Some(d);
-            }
-        })
-        .await;
-        assert!(outcome.is_ok(), "deployment {id} did not finish: {last:#?}");
-        last.expect("the watch answers the deployment at least once")
-    }
-}
-
-async fn authed(node: &RunningNode, subject: &str, roles: &[&str], bu: &str) -> Authed {
-    node.as_caller(subject, roles, bu).await.expect("channel")
-}
-
-fn descriptor(service: &str) -> pb::Descriptor {
-    pb::Descriptor {
-        kind: pb::DescriptorKind::Helm as i32,
-        reference: format!("oci://charts.example.com/{service}"),
-        version: "2.0.0".into(),
-        values: [("replicas".to_owned(), "3".to_owned())].into_iter().collect(),
-        labels: [("team".to_owned(), "payments-core".to_owned())].into_iter().collect(),
-        cpu_limit: "500m".into(),
-        memory_limit: "512Mi".into(),
-        uses: vec![],
-    }
-}
-
-fn item(service: &str, version: &str) -> pb::RequestedItem {
-    pb::RequestedItem {
-        service: service.into(),
-        version: version.into(),
-        descriptor: Some(descriptor(service)),
-        strategy: None,
-        migrations: vec![],
-    }
-}
-
-fn artifact(service: &str, version: &str, licence: &str) -> pb::RegisterArtifactRequest {
-    let hex: String = format!("{service}{version}").bytes().map(|b| format!("{b:02x}")).collect();
-    let digest = format!("sha256:{:0<64}", &hex[..hex.len().min(64)]);
-    pb::RegisterArtifactRequest {
-        service: service.into(),
-        version: version.into(),
-        commit: "9f2c1e7".into(),
-        repository: format!("https://git.example.com/payments/{service}"),
-        build_url: format!("https://ci.example.com/{service}/118"),
-        tests: Some(pb::TestResults { passed: 412, failed: 0, skipped: 3 }),
-        analysis: Some(pb::AnalysisResult { tool: "sonarqube".into(), passed: true, findings: 0 }),
-        licences: vec![licence.into()],
-        image_digest: digest,
-    }
-}
-
-/// The catalog (ledger <- api <- web), the policy, the artifacts and the path.
-async fn set_up(flow: &mut Flow) {
-    let admin = flow.admin().await;
-    let mut catalog = DependencyMappingServiceClient::new(admin.clone());
-    for name in ["payments-ledger", "payments-api", "payments-web"] {
-        catalog
-            .register_service(dm::RegisterServiceRequest {
-                service: Some(dm::ServiceEntry {
-                    name: name.into(),
-                    owner_team: "payments-core".into(),
-                    business_unit: UNIT.into(),
-                    criticality_tier: 3,
-                    handles_personal_data: false,
-                    data_classification: dm::DataClassification::Internal as i32,
-                    runtime: dm::Runtime::Microservice as i32,
-                }),
-            })
-            .await
-            .expect("register service");
-    }
-    for (consumer, provider) in [("payments-api", "payments-ledger"), ("payments-web", "payments-api")] {
-        catalog
-            .declare_dependency(dm::DeclareDependencyRequest {
-                dependency: Some(dm::Dependency {
-                    consumer: consumer.into(),
-                    provider: provider.into(),
-                    kind: dm::EdgeKind::SyncApi as i32,
-                    data_flows: vec![],
-                }),
-            })
-            .await
-            .expect("dependency");
-    }
-    let mut orch = OrchestrationServiceClient::new(admin);
-    orch.set_policy(pb::SetPolicyRequest {
-        policy: Some(pb::OrchestrationPolicy {
-            licence_allow_list: vec!["MIT".into(), "Apache-2.0".into()],
-            descriptor_standard: Some(pb::DescriptorStandard {
-                required_labels: vec!["team".into()],
-                require_resource_limits: true,
-                forbid_latest_tags: true,
-            }),
-        }),
-    })
-    .await
-    .expect("policy");
-    for service in ["payments-ledger", "payments-api", "payments-web"] {
-        let a = flow
-            .orch
-            .register_artifact(artifact(service, "2.0.0", "Apache-2.0"))
-            .await
-            .expect("artifact")
-            .into_inner();
-        assert!(a.purl.starts_with(&format!("pkg:oci/{service}@sha256%3A")), "{}", a.purl);
-        assert!(a.blocked.is_empty(), "{:?}", a.blocked);
-    }
-    let path = flow
-        .orch
-        .set_promotion_path(pb::SetPromotionPathRequest {
-            business_unit: UNIT.into(),
-            environments: vec!["dev".into(), "staging".into(), "prod".into()],
-        })
-        .await;
-    // Environments first: a path names environments that exist.
-    if path.is_err() {
-        define_environments(flow).await;
-        flow.orch
-            .set_promotion_path(pb::SetPromotionPathRequest {
-                business_unit: UNIT.into(),
-                environments: vec!["dev".into(), "staging".into(), "prod".into()],
-            })
-            .await
-            .expect("path");
-    } else {
-        define_environments(flow).await;
-    }
-}
-
-async fn define_environments(flow: &mut Flow) {
-    for (name, checks, data) in [
-        ("dev", vec!["smoke".to_owned()], None),
-        ("staging", vec![], Some(pb::DataRequirement { max_age_days: 7, min_volume_percent: 50 })),
-        ("prod", vec![], None),
-    ] {
-        flow.orch
-            .define_environment(pb::DefineEnvironmentRequest {
-                spec: Some(pb::EnvironmentSpec {
-                    business_unit: UNIT.into(),
-                    name: name.into(),
-                    checks,
-                    data,
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("environment");
-    }
-}
-
-async fn approve(flow: &Flow, release: &str, environment: &str) {
-    let mut manager = GovernanceServiceClient::new(authed(&flow.node, "rita", &["release-manager"], UNIT).await);
-    manager
-        .open_approval_request(gov::OpenApprovalRequestRequest {
-            release: Some(gov::ReleaseFacts {
-                release: release.into(),
-                version: "2.0.0".into(),
-                environment: environment.into(),
-                service: "payments-api".into(),
-                business_unit: UNIT.into(),
-                criticality_tier: 3,
-                risk_score: 10,
-                handles_personal_data: false,
-                author: "alice".into(),
-                committers: vec!["carol".into()],
-            }),
-            emergency: false,
-        })
-        .await
-        .expect("approval request");
-    let mut owner = GovernanceServiceClient::new(authed(&flow.node, "sam", &["service-owner"], UNIT).await);
-    owner
-        .approve(gov::DecideApprovalRequest {
-            release: release.into(),
-            environment: environment.into(),
-            role: "service-owner".into(),
-            comment: "staging evidence reviewed".into(),
-        })
-        .await
-        .expect("approve");
-}
-
-fn refused<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>, code: Code, says: &[&str]) {
-    let s = r.expect_err("expected a refusal");
-    assert_eq!(s.code(), code, "{}", s.message());
-    for part in says {
-        assert!(s.message().contains(part), "{:?} does not say {part:?}", s.message());
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
@@ -443,5 +160,183 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
     assert_eq!(release.status, pb::ReleaseStatus::RolledBack as i32);
     assert_eq!(release.deployed_to, ["dev"]);
 
+    flow.node.stop().await.expect("stop");
+}
+
+fn blue_green(pre: &str, post: &str) -> pb::Strategy {
+    pb::Strategy {
+        kind: Some(pb::strategy::Kind::BlueGreen(pb::BlueGreenStrategy {
+            pre_promotion_analysis: pre.into(),
+            post_promotion_analysis: post.into(),
+            scale_down_delay_seconds: 1,
+            session_drain_seconds: 1,
+        })),
+    }
+}
+
+fn canary(steps: Vec<pb::canary_step::Step>) -> pb::Strategy {
+    pb::Strategy {
+        kind: Some(pb::strategy::Kind::Canary(pb::CanaryStrategy {
+            steps: steps.into_iter().map(|s| pb::CanaryStep { step: Some(s) }).collect(),
+        })),
+    }
+}
+
+async fn analysis(flow: &mut Flow, deployment: &str, name: &str, verdict: pb::Verdict) -> Result<pb::Deployment, tonic::Status> {
+    flow.orch
+        .record_analysis(pb::RecordAnalysisRequest {
+            deployment_id: deployment.into(),
+            analysis: name.into(),
+            verdict: verdict as i32,
+            detail: "judged by the test".into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Blue-green and canary in Argo Rollouts' terms, and two units' releases on one shared database
+/// cluster that takes one deployment at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn blue_green_canary_and_shared_capacity() {
+    let mut flow = Flow::start().await;
+    policy(&flow).await;
+    catalog(&flow, "payments", &["payments-api"], &[]).await;
+    catalog(&flow, "cards", &["cards-api"], &[]).await;
+    artifacts(&mut flow, &["payments-api", "cards-api"], "2.0.0").await;
+    let admin = flow.admin().await;
+    flotilla_proto::orchestration::v1::orchestration_service_client::OrchestrationServiceClient::new(admin)
+        .define_shared_infrastructure(pb::DefineSharedInfrastructureRequest {
+            infrastructure: Some(pb::SharedInfrastructure { name: "pg-shared".into(), capacity: 1 }),
+        })
+        .await
+        .expect("shared infrastructure");
+    let on_shared = |name: &str| pb::EnvironmentSpec { shared: vec!["pg-shared".into()], ..env(name) };
+    environments(&mut flow, "payments", vec![on_shared("dev")]).await;
+    let cards_manager = flow::authed(&flow.node, "carl", &["release-manager"], "cards").await;
+    let mut cards = pb::orchestration_service_client::OrchestrationServiceClient::new(cards_manager);
+    // The cards unit's manager defines the cards environment (the payments manager may not).
+    refused(
+        flow.orch
+            .define_environment(pb::DefineEnvironmentRequest {
+                spec: Some(pb::EnvironmentSpec { business_unit: "cards".into(), ..on_shared("dev") }),
+            })
+            .await,
+        Code::PermissionDenied,
+        &[],
+    );
+    std::mem::swap(&mut flow.orch, &mut cards);
+    environments(&mut flow, "cards", vec![on_shared("dev")]).await;
+    std::mem::swap(&mut flow.orch, &mut cards);
+
+    let mut bg = item("payments-api", "2.0.0");
+    bg.strategy = Some(blue_green("preview-smoke", "active-smoke"));
+    flow.orch
+        .create_release(pb::CreateReleaseRequest {
+            name: "payments-2.0.0".into(),
+            business_unit: "payments".into(),
+            items: vec![bg],
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    flow.orch.plan_release(pb::PlanReleaseRequest { release: "payments-2.0.0".into() }).await.expect("plan");
+    approve_in(&flow, "payments", "payments-2.0.0", "dev").await;
+    let bg = flow
+        .orch
+        .promote_release(pb::PromoteReleaseRequest { release: "payments-2.0.0".into(), environment: "dev".into() })
+        .await
+        .expect("promote")
+        .into_inner();
+    let kinds: Vec<&str> = bg.steps.iter().map(|s| s.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["deploy-preview", "analysis", "wait", "deploy-switch", "analysis", "wait", "deploy-scale-down-old"],
+        "blue-green in Argo Rollouts' order"
+    );
+    let id = bg.deployment_id.clone();
+    let at = flow.until(&id, "the pre-promotion analysis", |d| waiting_at(d).is_some_and(|s| s.kind == "analysis")).await;
+    assert_eq!(waiting_at(&at).map(|s| s.detail.as_str()), Some("preview-smoke"));
+
+    // The cards release wants the same cluster while payments holds it.
+    let mut cards_item = item("cards-api", "2.0.0");
+    cards_item.strategy = Some(canary(vec![
+        pb::canary_step::Step::SetWeight(20),
+        pb::canary_step::Step::Pause(pb::Pause { duration_seconds: 0, indefinite: true }),
+        pb::canary_step::Step::Analysis("canary-judge".into()),
+        pb::canary_step::Step::SetWeight(50),
+        pb::canary_step::Step::Pause(pb::Pause { duration_seconds: 1, indefinite: false }),
+    ]));
+    cards
+        .create_release(pb::CreateReleaseRequest {
+            name: "cards-2.0.0".into(),
+            business_unit: "cards".into(),
+            items: vec![cards_item],
+            ..Default::default()
+        })
+        .await
+        .expect("create cards");
+    cards.plan_release(pb::PlanReleaseRequest { release: "cards-2.0.0".into() }).await.expect("plan cards");
+    approve_in(&flow, "cards", "cards-2.0.0", "dev").await;
+    let into_dev = pb::PromoteReleaseRequest { release: "cards-2.0.0".into(), environment: "dev".into() };
+    refused(
+        cards.promote_release(into_dev.clone()).await,
+        Code::FailedPrecondition,
+        &["CapacityConflict", "pg-shared", "release payments-2.0.0 of payments", "cards-2.0.0"],
+    );
+    // The payments manager cannot see the cards release at all.
+    refused(
+        flow.orch.get_release(pb::GetReleaseRequest { release: "cards-2.0.0".into() }).await,
+        Code::NotFound,
+        &[],
+    );
+
+    // Inconclusive is never a pass: the deployment pauses for a person.
+    let paused = analysis(&mut flow, &id, "preview-smoke", pb::Verdict::Inconclusive).await.expect("inconclusive");
+    assert_eq!(paused.status, pb::DeploymentStatus::Paused as i32, "{paused:#?}");
+    assert!(paused.steps[1].outcome.is_none(), "the analysis step did not pass");
+    refused(
+        analysis(&mut flow, &id, "preview-smoke", pb::Verdict::Passed).await.map(tonic::Response::new),
+        Code::FailedPrecondition,
+        &["inconclusive", "a person"],
+    );
+    let before_switch = flow.log().iter().filter(|l| l.starts_with("deploy-switch")).count();
+    assert_eq!(before_switch, 0, "nothing switched while paused");
+    flow.orch
+        .resume_deployment(pb::ResumeDeploymentRequest { deployment_id: id.clone() })
+        .await
+        .expect("resume");
+    flow.until(&id, "the post-promotion analysis", |d| {
+        waiting_at(d).is_some_and(|s| s.kind == "analysis" && s.detail == "active-smoke")
+    })
+    .await;
+    analysis(&mut flow, &id, "active-smoke", pb::Verdict::Passed).await.expect("passed");
+    let done = flow.finished(&id).await;
+    assert_eq!(done.status, pb::DeploymentStatus::Succeeded as i32, "{done:#?}");
+    let phases: Vec<String> = flow.log().iter().map(|l| l.split(' ').next().unwrap_or("").to_owned()).collect();
+    assert_eq!(phases, ["deploy-preview", "deploy-switch", "deploy-scale-down-old"]);
+    let waits: Vec<&str> = done.steps.iter().filter(|s| s.kind == "wait").map(|s| s.detail.as_str()).collect();
+    assert!(waits.iter().any(|w| w.contains("sticky sessions")) && waits.iter().any(|w| w.contains("scaleDownDelaySeconds")), "{waits:?}");
+
+    // The cluster is free again: the canary goes ahead, is held for a person, then fails its
+    // judgement and is rolled back.
+    let c = cards.promote_release(into_dev).await.expect("promote cards").into_inner();
+    let cid = c.deployment_id.clone();
+    std::mem::swap(&mut flow.orch, &mut cards);
+    let held = flow.until(&cid, "the indefinite pause", |d| waiting_at(d).is_some_and(|s| s.kind == "hold")).await;
+    assert_eq!(held.steps[0].kind, "deploy-set-weight-20");
+    refused(
+        analysis(&mut flow, &cid, "canary-judge", pb::Verdict::Passed).await.map(tonic::Response::new),
+        Code::FailedPrecondition,
+        &["not waiting for analysis"],
+    );
+    flow.orch.resume_deployment(pb::ResumeDeploymentRequest { deployment_id: cid.clone() }).await.expect("resume canary");
+    flow.until(&cid, "the canary judgement", |d| waiting_at(d).is_some_and(|s| s.kind == "analysis")).await;
+    analysis(&mut flow, &cid, "canary-judge", pb::Verdict::Failed).await.expect("failed judgement");
+    let done = flow.finished(&cid).await;
+    std::mem::swap(&mut flow.orch, &mut cards);
+    assert_eq!(done.status, pb::DeploymentStatus::RolledBack as i32, "{done:#?}");
+    let log = flow.log();
+    let cards_log: Vec<&str> = log.iter().filter(|l| l.contains("cards-api")).map(|l| l.split(' ').next().unwrap_or("")).collect();
+    assert_eq!(cards_log, ["deploy-set-weight-20", "rollback-deploy"], "{log:#?}");
     flow.node.stop().await.expect("stop");
 }

@@ -1,0 +1,346 @@
+//! A node with every service on embedded defaults and orchestration's command executor running
+//! a real script, and what the orchestration tests do with it: catalog, policy, artifacts,
+//! environments, approvals, and watching a deployment to its end.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flotilla_proto::dependency::v1 as dm;
+use flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient;
+use flotilla_proto::governance::v1 as gov;
+use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
+use flotilla_proto::orchestration::v1 as pb;
+use flotilla_proto::orchestration::v1::orchestration_service_client::OrchestrationServiceClient;
+use flotilla_runtime::{Config, NodeMode};
+use flotilla_tests::{RunningNode, all_services};
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub type Authed = InterceptedService<Channel, flotilla_auth::Bearer>;
+pub type Orch = OrchestrationServiceClient<Authed>;
+
+pub const UNIT: &str = "payments";
+
+/// The deploy script: logs what it is asked to do (one line per step), and fails a deploy (not
+/// a rollback) of a service named in a `fail-<service>` file next to it.
+const SCRIPT: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+echo "$FLOTILLA_STEP $FLOTILLA_SERVICE $FLOTILLA_VERSION $FLOTILLA_ENVIRONMENT ${FLOTILLA_PHASE:-} ${FLOTILLA_ROLLBACK_TO:-} $FLOTILLA_STEP_ID $FLOTILLA_DESCRIPTOR_REFERENCE" >> "$dir/steps.log"
+echo "deploying $FLOTILLA_SERVICE to $FLOTILLA_ENVIRONMENT"
+if [ -e "$dir/fail-$FLOTILLA_SERVICE" ] && [ "${FLOTILLA_STEP#deploy}" != "$FLOTILLA_STEP" ]; then
+  echo "helm: release $FLOTILLA_SERVICE failed: timed out waiting for the condition" >&2
+  exit 3
+fi
+"#;
+
+pub struct Flow {
+    pub node: RunningNode,
+    pub dir: tempfile::TempDir,
+    pub orch: Orch,
+}
+
+fn script_dir(dir: &Path) -> PathBuf {
+    dir.join("scripts")
+}
+
+impl Flow {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let scripts = script_dir(dir.path());
+        std::fs::create_dir_all(&scripts).expect("scripts");
+        std::fs::write(scripts.join("deploy.sh"), SCRIPT).expect("script");
+        let run = format!("sh {}", scripts.join("deploy.sh").display());
+        let mut commands = toml::Table::new();
+        for kind in ["deploy", "rollback_deploy", "migrate", "rollback_migrate"] {
+            commands.insert(kind.into(), toml::Value::String(run.clone()));
+        }
+        let mut executor = toml::Table::new();
+        executor.insert("kind".into(), "command".into());
+        executor.insert("commands".into(), toml::Value::Table(commands));
+        executor.insert("timeout_secs".into(), 30.into());
+        let mut section = toml::Table::new();
+        section.insert("executor".into(), toml::Value::Table(executor));
+        let data_dir = dir.path().join("data");
+        let mut config = Config {
+            data_dir: data_dir.clone(),
+            ..Config::default()
+        };
+        config.sections.insert("orchestration".into(), section);
+        let node = RunningNode::start(config, all_services(), NodeMode::Embedded { data_dir })
+            .await
+            .expect("node");
+        let orch = OrchestrationServiceClient::new(authed(&node, "rita", &["release-manager"], UNIT).await);
+        Self { node, dir, orch }
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        std::fs::read_to_string(script_dir(self.dir.path()).join("steps.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn fail(&self, service: &str) {
+        std::fs::write(script_dir(self.dir.path()).join(format!("fail-{service}")), "").expect("fail file");
+    }
+
+    pub async fn admin(&self) -> Authed {
+        authed(&self.node, "ops", &["admin"], "central").await
+    }
+
+    /// Waits until the deployment is as `wanted` says; answers it.
+    pub async fn until(&mut self, id: &str, what: &str, wanted: impl Fn(&pb::Deployment) -> bool) -> pb::Deployment {
+        let mut stream = self
+            .orch
+            .watch_deployment(pb::GetDeploymentRequest { deployment_id: id.into() })
+            .await
+            .expect("watch")
+            .into_inner();
+        let mut last = None;
+        let found = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(d) = stream.message().await.expect("watched") {
+                if wanted(&d) {
+                    return Some(d);
+                }
+                last = Some(d);
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(d)) => d,
+            _ => panic!("deployment {id} never came to {what}: {last:#?}"),
+        }
+    }
+
+    /// Waits until the deployment is over; answers it.
+    pub async fn finished(&mut self, id: &str) -> pb::Deployment {
+        let mut stream = self
+            .orch
+            .watch_deployment(pb::GetDeploymentRequest { deployment_id: id.into() })
+            .await
+            .expect("watch")
+            .into_inner();
+        let mut last = None;
+        let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(d) = stream.message().await.expect("watched") {
+                last = Some(d);
+            }
+        })
+        .await;
+        assert!(outcome.is_ok(), "deployment {id} did not finish: {last:#?}");
+        last.expect("the watch answers the deployment at least once")
+    }
+}
+
+pub async fn authed(node: &RunningNode, subject: &str, roles: &[&str], bu: &str) -> Authed {
+    node.as_caller(subject, roles, bu).await.expect("channel")
+}
+
+pub fn descriptor(service: &str) -> pb::Descriptor {
+    pb::Descriptor {
+        kind: pb::DescriptorKind::Helm as i32,
+        reference: format!("oci://charts.example.com/{service}"),
+        version: "2.0.0".into(),
+        values: [("replicas".to_owned(), "3".to_owned())].into_iter().collect(),
+        labels: [("team".to_owned(), "payments-core".to_owned())].into_iter().collect(),
+        cpu_limit: "500m".into(),
+        memory_limit: "512Mi".into(),
+        uses: vec![],
+    }
+}
+
+/// The step the deployment waits at (started, not finished), if any.
+pub fn waiting_at(d: &pb::Deployment) -> Option<&pb::Step> {
+    d.steps
+        .iter()
+        .find(|s| s.state == pb::StepState::Started as i32 && s.outcome.is_none())
+}
+
+pub fn item(service: &str, version: &str) -> pb::RequestedItem {
+    pb::RequestedItem {
+        service: service.into(),
+        version: version.into(),
+        descriptor: Some(descriptor(service)),
+        strategy: None,
+        migrations: vec![],
+    }
+}
+
+pub fn artifact(service: &str, version: &str, licence: &str) -> pb::RegisterArtifactRequest {
+    let hex: String = format!("{service}{version}").bytes().map(|b| format!("{b:02x}")).collect();
+    let digest = format!("sha256:{:0<64}", &hex[..hex.len().min(64)]);
+    pb::RegisterArtifactRequest {
+        service: service.into(),
+        version: version.into(),
+        commit: "9f2c1e7".into(),
+        repository: format!("https://git.example.com/payments/{service}"),
+        build_url: format!("https://ci.example.com/{service}/118"),
+        tests: Some(pb::TestResults { passed: 412, failed: 0, skipped: 3 }),
+        analysis: Some(pb::AnalysisResult { tool: "sonarqube".into(), passed: true, findings: 0 }),
+        licences: vec![licence.into()],
+        image_digest: digest,
+    }
+}
+
+/// Services of a unit in the catalog, with who calls whom (consumer, provider).
+pub async fn catalog(flow: &Flow, unit: &str, services: &[&str], calls: &[(&str, &str)]) {
+    let mut catalog = DependencyMappingServiceClient::new(flow.admin().await);
+    for name in services {
+        catalog
+            .register_service(dm::RegisterServiceRequest {
+                service: Some(dm::ServiceEntry {
+                    name: (*name).into(),
+                    owner_team: format!("{unit}-core"),
+                    business_unit: unit.into(),
+                    criticality_tier: 3,
+                    handles_personal_data: false,
+                    data_classification: dm::DataClassification::Internal as i32,
+                    runtime: dm::Runtime::Microservice as i32,
+                }),
+            })
+            .await
+            .expect("register service");
+    }
+    for (consumer, provider) in calls {
+        catalog
+            .declare_dependency(dm::DeclareDependencyRequest {
+                dependency: Some(dm::Dependency {
+                    consumer: (*consumer).into(),
+                    provider: (*provider).into(),
+                    kind: dm::EdgeKind::SyncApi as i32,
+                    data_flows: vec![],
+                }),
+            })
+            .await
+            .expect("dependency");
+    }
+}
+
+/// Orchestration's policy: two licences, labelled descriptors with limits and no `latest`.
+pub async fn policy(flow: &Flow) {
+    let mut orch = OrchestrationServiceClient::new(flow.admin().await);
+    orch.set_policy(pb::SetPolicyRequest {
+        policy: Some(pb::OrchestrationPolicy {
+            licence_allow_list: vec!["MIT".into(), "Apache-2.0".into()],
+            descriptor_standard: Some(pb::DescriptorStandard {
+                required_labels: vec!["team".into()],
+                require_resource_limits: true,
+                forbid_latest_tags: true,
+            }),
+        }),
+    })
+    .await
+    .expect("policy");
+}
+
+/// Registers a clean build of each service at `version`.
+pub async fn artifacts(flow: &mut Flow, services: &[&str], version: &str) {
+    for service in services {
+        let a = flow
+            .orch
+            .register_artifact(artifact(service, version, "Apache-2.0"))
+            .await
+            .expect("artifact")
+            .into_inner();
+        assert!(a.purl.starts_with(&format!("pkg:oci/{service}@sha256%3A")), "{}", a.purl);
+        assert!(a.blocked.is_empty(), "{:?}", a.blocked);
+    }
+}
+
+/// A unit's environments (as given) and its path through them, in order.
+pub async fn environments(flow: &mut Flow, unit: &str, specs: Vec<pb::EnvironmentSpec>) {
+    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+    for mut spec in specs {
+        spec.business_unit = unit.into();
+        flow.orch
+            .define_environment(pb::DefineEnvironmentRequest { spec: Some(spec) })
+            .await
+            .expect("environment");
+    }
+    flow.orch
+        .set_promotion_path(pb::SetPromotionPathRequest {
+            business_unit: unit.into(),
+            environments: names,
+        })
+        .await
+        .expect("path");
+}
+
+pub fn env(name: &str) -> pb::EnvironmentSpec {
+    pb::EnvironmentSpec {
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+/// The catalog (ledger <- api <- web), the policy, the artifacts and the path.
+pub async fn set_up(flow: &mut Flow) {
+    let services = ["payments-ledger", "payments-api", "payments-web"];
+    catalog(flow, UNIT, &services, &[("payments-api", "payments-ledger"), ("payments-web", "payments-api")]).await;
+    policy(flow).await;
+    artifacts(flow, &services, "2.0.0").await;
+    environments(
+        flow,
+        UNIT,
+        vec![
+            pb::EnvironmentSpec { checks: vec!["smoke".into()], ..env("dev") },
+            pb::EnvironmentSpec {
+                data: Some(pb::DataRequirement { max_age_days: 7, min_volume_percent: 50 }),
+                ..env("staging")
+            },
+            env("prod"),
+        ],
+    )
+    .await;
+}
+
+/// A release manager of the unit opens governance's approval request for the release entering
+/// the environment, and a service owner approves it.
+pub async fn approve(flow: &Flow, release: &str, environment: &str) {
+    approve_in(flow, UNIT, release, environment).await;
+}
+
+pub async fn approve_in(flow: &Flow, unit: &str, release: &str, environment: &str) {
+    let mut manager = GovernanceServiceClient::new(authed(&flow.node, "rita", &["release-manager"], unit).await);
+    manager
+        .open_approval_request(gov::OpenApprovalRequestRequest {
+            release: Some(gov::ReleaseFacts {
+                release: release.into(),
+                version: "2.0.0".into(),
+                environment: environment.into(),
+                service: format!("{unit}-api"),
+                business_unit: unit.into(),
+                criticality_tier: 3,
+                risk_score: 10,
+                handles_personal_data: false,
+                author: "alice".into(),
+                committers: vec!["carol".into()],
+            }),
+            emergency: false,
+        })
+        .await
+        .expect("approval request");
+    let mut owner = GovernanceServiceClient::new(authed(&flow.node, "sam", &["service-owner"], unit).await);
+    owner
+        .approve(gov::DecideApprovalRequest {
+            release: release.into(),
+            environment: environment.into(),
+            role: "service-owner".into(),
+            comment: "evidence reviewed".into(),
+        })
+        .await
+        .expect("approve");
+}
+
+pub fn refused<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>, code: Code, says: &[&str]) {
+    let s = r.expect_err("expected a refusal");
+    assert_eq!(s.code(), code, "{}", s.message());
+    for part in says {
+        assert!(s.message().contains(part), "{:?} does not say {part:?}", s.message());
+    }
+}
+
