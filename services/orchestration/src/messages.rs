@@ -338,11 +338,8 @@ pub fn step_pb(s: &Step) -> pb::Step {
         wave: s.wave,
         service: s.service.clone(),
         version: s.version.clone().unwrap_or_default(),
-        kind: if migration.is_empty() {
-            s.kind.name()
-        } else {
-            format!("{}:{migration}", s.kind.name())
-        },
+        kind: s.kind.name(),
+        migration,
         detail,
         state: state as i32,
         rollback: s.rollback,
