@@ -12,6 +12,8 @@ use crate::domain::*;
 use crate::messages::*;
 
 mod stored;
+#[cfg(test)]
+mod golden;
 
 const PREFIX: &str = "flotilla.orchestration.v1.";
 /// Schema version of every orchestration event today.

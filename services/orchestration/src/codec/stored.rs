@@ -232,7 +232,7 @@ fn outcome(o: Option<pb::StepOutcome>) -> StepOutcome {
 
 /// A step's kind from its recorded name and details (see `messages::step_pb`).
 fn step_kind(s: &pb::Step) -> StepKind {
-    let (name, migration) = s.kind.split_once(':').unwrap_or((s.kind.as_str(), ""));
+    let (name, migration) = (s.kind.as_str(), s.migration.as_str());
     match name {
         "migrate" => StepKind::Migrate {
             migration: migration.to_owned(),

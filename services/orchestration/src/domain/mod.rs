@@ -23,7 +23,7 @@ mod event;
 mod model;
 mod state;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use command::*;
 pub use deployment::{

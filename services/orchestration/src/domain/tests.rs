@@ -10,18 +10,18 @@ use uuid::Uuid;
 
 use super::*;
 
-const MIN: i64 = 60_000_000;
-const T0: Timestamp = Timestamp(1_793_577_600_000_000);
+pub(crate) const MIN: i64 = 60_000_000;
+pub(crate) const T0: Timestamp = Timestamp(1_793_577_600_000_000);
 
-fn at(minutes: i64) -> Timestamp {
+pub(crate) fn at(minutes: i64) -> Timestamp {
     Timestamp(T0.0 + minutes * MIN)
 }
 
-fn digest(n: u8) -> String {
+pub(crate) fn digest(n: u8) -> String {
     format!("sha256:{}", format!("{n:02x}").repeat(32))
 }
 
-fn artifact(service: &str, version: &str, n: u8) -> Artifact {
+pub(crate) fn artifact(service: &str, version: &str, n: u8) -> Artifact {
     let image_digest = digest(n);
     Artifact {
         purl: Artifact::purl_of(service, &image_digest),
@@ -47,7 +47,7 @@ fn artifact(service: &str, version: &str, n: u8) -> Artifact {
     }
 }
 
-fn descriptor(service: &str) -> Descriptor {
+pub(crate) fn descriptor(service: &str) -> Descriptor {
     Descriptor {
         kind: DescriptorKind::Helm,
         reference: format!("oci://charts/{service}"),
@@ -60,7 +60,7 @@ fn descriptor(service: &str) -> Descriptor {
     }
 }
 
-fn env(unit: &str, name: &str) -> EnvironmentSpec {
+pub(crate) fn env(unit: &str, name: &str) -> EnvironmentSpec {
     EnvironmentSpec {
         business_unit: unit.into(),
         name: name.into(),
@@ -75,7 +75,7 @@ fn env(unit: &str, name: &str) -> EnvironmentSpec {
 /// Two units: payments with dev -> test -> staging -> prod (staging tested by qa and security,
 /// smoke-checked; prod shares the database cluster, which takes one deployment at a time);
 /// cards with dev, sharing the cluster too. Artifacts of ledger, api and web.
-fn world() -> Scenario<Orchestration> {
+pub(crate) fn world() -> Scenario<Orchestration> {
     let mut s = Scenario::<Orchestration>::default().as_of("platform", "", at(0));
     let mut run = |c: Command| {
         s.apply(c).unwrap_or_else(|e| panic!("setup: {e}"));
@@ -158,7 +158,7 @@ fn world() -> Scenario<Orchestration> {
     s
 }
 
-fn item(service: &str, strategy: Strategy, migrations: Vec<Migration>) -> RequestedItem {
+pub(crate) fn item(service: &str, strategy: Strategy, migrations: Vec<Migration>) -> RequestedItem {
     RequestedItem {
         service: service.into(),
         version: None,
@@ -168,7 +168,7 @@ fn item(service: &str, strategy: Strategy, migrations: Vec<Migration>) -> Reques
     }
 }
 
-fn create(name: &str, unit: &str, items: Vec<RequestedItem>) -> Command {
+pub(crate) fn create(name: &str, unit: &str, items: Vec<RequestedItem>) -> Command {
     CreateRelease {
         name: name.into(),
         business_unit: unit.into(),
@@ -185,7 +185,7 @@ fn create(name: &str, unit: &str, items: Vec<RequestedItem>) -> Command {
 }
 
 /// ledger first, then api and web (api -> ledger, web -> api).
-fn plan() -> ReleasePlan {
+pub(crate) fn plan() -> ReleasePlan {
     let p = |s: &str| PlannedService {
         service: s.into(),
         version: None,
@@ -198,7 +198,7 @@ fn plan() -> ReleasePlan {
     }
 }
 
-fn migration(name: &str) -> Migration {
+pub(crate) fn migration(name: &str) -> Migration {
     Migration {
         name: name.into(),
         forward: format!("psql -f {name}.up.sql"),
@@ -206,7 +206,7 @@ fn migration(name: &str) -> Migration {
     }
 }
 
-fn released(s: Scenario<Orchestration>, name: &str) -> (Scenario<Orchestration>, Uuid) {
+pub(crate) fn released(s: Scenario<Orchestration>, name: &str) -> (Scenario<Orchestration>, Uuid) {
     let mut s = s;
     s.apply(create(
         name,
@@ -240,14 +240,14 @@ fn released(s: Scenario<Orchestration>, name: &str) -> (Scenario<Orchestration>,
     (s, id)
 }
 
-fn allowed() -> GateAnswer {
+pub(crate) fn allowed() -> GateAnswer {
     GateAnswer {
         allowed: true,
         reasons: Vec::new(),
     }
 }
 
-fn promote(release: Uuid, env: &str, gate: GateAnswer, when: i64) -> Command {
+pub(crate) fn promote(release: Uuid, env: &str, gate: GateAnswer, when: i64) -> Command {
     PromoteRelease {
         release,
         environment: env.into(),
@@ -258,7 +258,7 @@ fn promote(release: Uuid, env: &str, gate: GateAnswer, when: i64) -> Command {
     .into()
 }
 
-fn ok(succeeded: bool) -> StepOutcome {
+pub(crate) fn ok(succeeded: bool) -> StepOutcome {
     StepOutcome {
         succeeded,
         exit_code: Some(if succeeded { 0 } else { 1 }),
@@ -269,7 +269,7 @@ fn ok(succeeded: bool) -> StepOutcome {
 
 /// Runs the deployment as the runner would until it is over: steps that run succeed unless
 /// `fail` names them (service, kind name), waits end, analyses pass, holds are resumed.
-fn drive(s: &mut Scenario<Orchestration>, d: Uuid, fail: Option<(&str, &str)>, t: i64) -> i64 {
+pub(crate) fn drive(s: &mut Scenario<Orchestration>, d: Uuid, fail: Option<(&str, &str)>, t: i64) -> i64 {
     let mut t = t;
     loop {
         t = drive_until_waiting(s, d, fail, t);
@@ -303,7 +303,7 @@ fn drive(s: &mut Scenario<Orchestration>, d: Uuid, fail: Option<(&str, &str)>, t
 }
 
 /// As [`drive`], but stops where the deployment waits for a verdict or a person.
-fn drive_until_waiting(
+pub(crate) fn drive_until_waiting(
     s: &mut Scenario<Orchestration>,
     d: Uuid,
     fail: Option<(&str, &str)>,
