@@ -64,6 +64,8 @@ pub struct Settings {
     pub executor: ExecutorSettings,
     /// Events between snapshots (the kit's).
     pub snapshot_every: Option<u64>,
+    /// How long a stopping service waits for the steps it runs (default 30 s).
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 /// Orchestration's state and commands over its store.
@@ -136,7 +138,10 @@ pub async fn start(
         OrchestrationApp::start(&ctx, Arc::new(peers), executor, &settings.service_token).await?;
     routes.add_service(crate::grpc::server(ctx, app.clone()));
     Ok(kit::Started::with_app(follower)
-        .task(crate::runner::run(app.clone()))
+        .task(crate::runner::run(
+            app.clone(),
+            Duration::from_secs(settings.shutdown_grace_secs.unwrap_or(30)),
+        ))
         .consume(Consumer {
             source: "monitoring".into(),
             handler: Arc::new(crate::inbound::Inbound(app.clone())),

@@ -20,9 +20,11 @@ use crate::executor::StepContext;
 /// How often the runner looks even when nothing changed (timed waits end).
 const TICK: Duration = Duration::from_millis(250);
 
-/// The runner as a task of the module.
-pub fn run(app: Arc<OrchestrationApp>) -> Task {
-    Box::new(move |shutdown: Shutdown| runner(app, shutdown).boxed())
+/// The runner as a task of the module. On shutdown it starts nothing more and gives the steps
+/// it is running up to `grace` to finish (their outcomes are recorded); those still running
+/// then are stopped, and found interrupted at the next start.
+pub fn run(app: Arc<OrchestrationApp>, grace: Duration) -> Task {
+    Box::new(move |shutdown: Shutdown| runner(app, grace, shutdown).boxed())
 }
 
 struct Runner {
@@ -31,21 +33,34 @@ struct Runner {
     in_flight: Arc<Mutex<HashSet<Uuid>>>,
     /// Trigger-rule releases already moved on, by (release, environments reached).
     moved_on: HashSet<(Uuid, usize)>,
+    /// The executor's runs under way.
+    steps: tokio::task::JoinSet<()>,
 }
 
-async fn runner(app: Arc<OrchestrationApp>, mut shutdown: Shutdown) {
+async fn runner(app: Arc<OrchestrationApp>, grace: Duration, mut shutdown: Shutdown) {
     let mut changes = app.watch_position();
     let mut r = Runner {
         app,
         in_flight: Arc::default(),
         moved_on: HashSet::new(),
+        steps: tokio::task::JoinSet::new(),
     };
     loop {
         r.round().await;
+        while r.steps.try_join_next().is_some() {}
         tokio::select! {
             _ = changes.changed() => {}
             _ = tokio::time::sleep(TICK) => {}
-            _ = shutdown.wait() => return,
+            _ = shutdown.wait() => break,
+        }
+    }
+    let running = r.steps.len();
+    if running > 0 {
+        tracing::info!(steps = running, grace_secs = grace.as_secs(), "waiting for running steps before stopping");
+        let finished = tokio::time::timeout(grace, async { while r.steps.join_next().await.is_some() {} }).await;
+        if finished.is_err() {
+            tracing::warn!(steps = r.steps.len(), "steps still running at shutdown were stopped; they are found interrupted at the next start and not run again");
+            r.steps.shutdown().await;
         }
     }
 }
@@ -78,7 +93,7 @@ impl Runner {
     }
 
     async fn advance(
-        &self,
+        &mut self,
         d: &Deployment,
         next: Next,
         descriptor: Option<DescriptorRef>,
@@ -114,7 +129,7 @@ impl Runner {
                     let in_flight = self.in_flight.clone();
                     let md = md(d);
                     tracing::info!(deployment = %d.id, step = i, kind = %step.kind.name(), service = %step.service, "step started");
-                    tokio::spawn(async move {
+                    self.steps.spawn(async move {
                         let outcome = app.executor.run(&ctx).await;
                         let finished = FinishStep {
                             deployment: ctx.deployment_id,
