@@ -5,8 +5,8 @@
 
 mod flow;
 
-use flow::*;
 use flotilla_proto::orchestration::v1 as pb;
+use flow::*;
 use std::time::Duration;
 use tonic::Code;
 
@@ -45,14 +45,27 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
         .expect("create")
         .into_inner();
     assert_eq!(release.items.len(), 3);
-    assert!(release.items.iter().all(|i| i.version == "2.0.0"), "the newest artifacts fill the release");
+    assert!(
+        release.items.iter().all(|i| i.version == "2.0.0"),
+        "the newest artifacts fill the release"
+    );
 
     // Promoting before planning, and rolling back what never ran, change nothing.
-    let promote = |env: &str| pb::PromoteReleaseRequest { release: name.into(), environment: env.into() };
-    refused(flow.orch.promote_release(promote("dev")).await, Code::FailedPrecondition, &["not planned"]);
+    let promote = |env: &str| pb::PromoteReleaseRequest {
+        release: name.into(),
+        environment: env.into(),
+    };
+    refused(
+        flow.orch.promote_release(promote("dev")).await,
+        Code::FailedPrecondition,
+        &["not planned"],
+    );
     refused(
         flow.orch
-            .rollback_release(pb::RollbackReleaseRequest { release: name.into(), reason: String::new() })
+            .rollback_release(pb::RollbackReleaseRequest {
+                release: name.into(),
+                reason: String::new(),
+            })
             .await,
         Code::FailedPrecondition,
         &[],
@@ -60,7 +73,9 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
 
     let planned = flow
         .orch
-        .plan_release(pb::PlanReleaseRequest { release: name.into() })
+        .plan_release(pb::PlanReleaseRequest {
+            release: name.into(),
+        })
         .await
         .expect("plan")
         .into_inner();
@@ -73,36 +88,90 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
         .collect();
     assert_eq!(
         waves,
-        vec![vec!["payments-ledger".to_owned()], vec!["payments-api".into()], vec!["payments-web".into()]],
+        vec![
+            vec!["payments-ledger".to_owned()],
+            vec!["payments-api".into()],
+            vec!["payments-web".into()]
+        ],
         "providers go first"
     );
 
-    refused(flow.orch.promote_release(promote("staging")).await, Code::FailedPrecondition, &["skip", "dev first"]);
+    refused(
+        flow.orch.promote_release(promote("staging")).await,
+        Code::FailedPrecondition,
+        &["skip", "dev first"],
+    );
     // No approval request for dev yet: governance's reason comes back.
-    refused(flow.orch.promote_release(promote("dev")).await, Code::FailedPrecondition, &["governance:", "no approval request"]);
+    refused(
+        flow.orch.promote_release(promote("dev")).await,
+        Code::FailedPrecondition,
+        &["governance:", "no approval request"],
+    );
 
     approve(&flow, name, "dev").await;
-    let started = flow.orch.promote_release(promote("dev")).await.expect("promote").into_inner();
+    let started = flow
+        .orch
+        .promote_release(promote("dev"))
+        .await
+        .expect("promote")
+        .into_inner();
     // A second promotion while the first runs is refused.
-    refused(flow.orch.promote_release(promote("dev")).await, Code::FailedPrecondition, &["being deployed"]);
+    refused(
+        flow.orch.promote_release(promote("dev")).await,
+        Code::FailedPrecondition,
+        &["being deployed"],
+    );
     let done = flow.finished(&started.deployment_id).await;
-    assert_eq!(done.status, pb::DeploymentStatus::Succeeded as i32, "{done:#?}");
+    assert_eq!(
+        done.status,
+        pb::DeploymentStatus::Succeeded as i32,
+        "{done:#?}"
+    );
     let log = flow.log();
     let deployed: Vec<&str> = log.iter().filter_map(|l| l.split(' ').nth(1)).collect();
-    assert_eq!(deployed, ["payments-ledger", "payments-api", "payments-web"], "{log:#?}");
-    assert!(log[0].starts_with("deploy-rolling payments-ledger 2.0.0 dev rolling"), "{}", log[0]);
-    assert!(log[0].ends_with("oci://charts.example.com/payments-ledger"), "{}", log[0]);
-    let step = done.steps.iter().find(|s| s.service == "payments-api").expect("api step");
+    assert_eq!(
+        deployed,
+        ["payments-ledger", "payments-api", "payments-web"],
+        "{log:#?}"
+    );
+    assert!(
+        log[0].starts_with("deploy-rolling payments-ledger 2.0.0 dev rolling"),
+        "{}",
+        log[0]
+    );
+    assert!(
+        log[0].ends_with("oci://charts.example.com/payments-ledger"),
+        "{}",
+        log[0]
+    );
+    let step = done
+        .steps
+        .iter()
+        .find(|s| s.service == "payments-api")
+        .expect("api step");
     let outcome = step.outcome.as_ref().expect("outcome");
     assert_eq!(outcome.exit_code, Some(0));
-    assert!(outcome.output_tail.contains("deploying payments-api to dev"), "{}", outcome.output_tail);
-    assert!(log[1].contains(&step.step_id), "the executor got the step id");
+    assert!(
+        outcome
+            .output_tail
+            .contains("deploying payments-api to dev"),
+        "{}",
+        outcome.output_tail
+    );
+    assert!(
+        log[1].contains(&step.step_id),
+        "the executor got the step id"
+    );
 
     // Leaving dev for staging: dev's check, governance and staging's data, all at once.
     refused(
         flow.orch.promote_release(promote("staging")).await,
         Code::FailedPrecondition,
-        &["dev: check smoke has not been recorded", "governance: ", "staging: no data refresh recorded"],
+        &[
+            "dev: check smoke has not been recorded",
+            "governance: ",
+            "staging: no data refresh recorded",
+        ],
     );
     flow.orch
         .record_validation(pb::RecordValidationRequest {
@@ -119,7 +188,9 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
             business_unit: UNIT.into(),
             environment: "staging".into(),
             masked: true,
-            copied_at: Some(prost_types::Timestamp::from(std::time::SystemTime::now() - Duration::from_secs(86_400))),
+            copied_at: Some(prost_types::Timestamp::from(
+                std::time::SystemTime::now() - Duration::from_secs(86_400),
+            )),
             volume_percent: 80,
         })
         .await
@@ -130,9 +201,18 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
     // in reverse.
     flow.fail("payments-web");
     let before = flow.log().len();
-    let started = flow.orch.promote_release(promote("staging")).await.expect("promote").into_inner();
+    let started = flow
+        .orch
+        .promote_release(promote("staging"))
+        .await
+        .expect("promote")
+        .into_inner();
     let done = flow.finished(&started.deployment_id).await;
-    assert_eq!(done.status, pb::DeploymentStatus::RolledBack as i32, "{done:#?}");
+    assert_eq!(
+        done.status,
+        pb::DeploymentStatus::RolledBack as i32,
+        "{done:#?}"
+    );
     assert!(done.reason.contains("payments-web"), "{}", done.reason);
     let log = flow.log();
     let staging: Vec<String> = log[before..]
@@ -153,7 +233,9 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
     );
     let release = flow
         .orch
-        .get_release(pb::GetReleaseRequest { release: name.into() })
+        .get_release(pb::GetReleaseRequest {
+            release: name.into(),
+        })
         .await
         .expect("release")
         .into_inner();
@@ -177,12 +259,20 @@ fn blue_green(pre: &str, post: &str) -> pb::Strategy {
 fn canary(steps: Vec<pb::canary_step::Step>) -> pb::Strategy {
     pb::Strategy {
         kind: Some(pb::strategy::Kind::Canary(pb::CanaryStrategy {
-            steps: steps.into_iter().map(|s| pb::CanaryStep { step: Some(s) }).collect(),
+            steps: steps
+                .into_iter()
+                .map(|s| pb::CanaryStep { step: Some(s) })
+                .collect(),
         })),
     }
 }
 
-async fn analysis(flow: &mut Flow, deployment: &str, name: &str, verdict: pb::Verdict) -> Result<pb::Deployment, tonic::Status> {
+async fn analysis(
+    flow: &mut Flow,
+    deployment: &str,
+    name: &str,
+    verdict: pb::Verdict,
+) -> Result<pb::Deployment, tonic::Status> {
     flow.orch
         .record_analysis(pb::RecordAnalysisRequest {
             deployment_id: deployment.into(),
@@ -210,15 +300,22 @@ async fn blue_green_canary_and_shared_capacity() {
         })
         .await
         .expect("shared infrastructure");
-    let on_shared = |name: &str| pb::EnvironmentSpec { shared: vec!["pg-shared".into()], ..env(name) };
+    let on_shared = |name: &str| pb::EnvironmentSpec {
+        shared: vec!["pg-shared".into()],
+        ..env(name)
+    };
     environments(&mut flow, "payments", vec![on_shared("dev")]).await;
     let cards_manager = flow::authed(&flow.node, "carl", &["release-manager"], "cards").await;
-    let mut cards = pb::orchestration_service_client::OrchestrationServiceClient::new(cards_manager);
+    let mut cards =
+        pb::orchestration_service_client::OrchestrationServiceClient::new(cards_manager);
     // The cards unit's manager defines the cards environment (the payments manager may not).
     refused(
         flow.orch
             .define_environment(pb::DefineEnvironmentRequest {
-                spec: Some(pb::EnvironmentSpec { business_unit: "cards".into(), ..on_shared("dev") }),
+                spec: Some(pb::EnvironmentSpec {
+                    business_unit: "cards".into(),
+                    ..on_shared("dev")
+                }),
             })
             .await,
         Code::PermissionDenied,
@@ -239,32 +336,61 @@ async fn blue_green_canary_and_shared_capacity() {
         })
         .await
         .expect("create");
-    flow.orch.plan_release(pb::PlanReleaseRequest { release: "payments-2.0.0".into() }).await.expect("plan");
+    flow.orch
+        .plan_release(pb::PlanReleaseRequest {
+            release: "payments-2.0.0".into(),
+        })
+        .await
+        .expect("plan");
     approve_in(&flow, "payments", "payments-2.0.0", "dev").await;
     let bg = flow
         .orch
-        .promote_release(pb::PromoteReleaseRequest { release: "payments-2.0.0".into(), environment: "dev".into() })
+        .promote_release(pb::PromoteReleaseRequest {
+            release: "payments-2.0.0".into(),
+            environment: "dev".into(),
+        })
         .await
         .expect("promote")
         .into_inner();
     let kinds: Vec<&str> = bg.steps.iter().map(|s| s.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["deploy-preview", "analysis", "wait", "deploy-switch", "analysis", "wait", "deploy-scale-down-old"],
+        [
+            "deploy-preview",
+            "analysis",
+            "wait",
+            "deploy-switch",
+            "analysis",
+            "wait",
+            "deploy-scale-down-old"
+        ],
         "blue-green in Argo Rollouts' order"
     );
     let id = bg.deployment_id.clone();
-    let at = flow.until(&id, "the pre-promotion analysis", |d| waiting_at(d).is_some_and(|s| s.kind == "analysis")).await;
-    assert_eq!(waiting_at(&at).map(|s| s.detail.as_str()), Some("preview-smoke"));
+    let at = flow
+        .until(&id, "the pre-promotion analysis", |d| {
+            waiting_at(d).is_some_and(|s| s.kind == "analysis")
+        })
+        .await;
+    assert_eq!(
+        waiting_at(&at).map(|s| s.detail.as_str()),
+        Some("preview-smoke")
+    );
 
     // The cards release wants the same cluster while payments holds it.
     let mut cards_item = item("cards-api", "2.0.0");
     cards_item.strategy = Some(canary(vec![
         pb::canary_step::Step::SetWeight(20),
-        pb::canary_step::Step::Pause(pb::Pause { duration_seconds: 0, indefinite: true }),
+        pb::canary_step::Step::Pause(pb::Pause {
+            duration_seconds: 0,
+            indefinite: true,
+        }),
         pb::canary_step::Step::Analysis("canary-judge".into()),
         pb::canary_step::Step::SetWeight(50),
-        pb::canary_step::Step::Pause(pb::Pause { duration_seconds: 1, indefinite: false }),
+        pb::canary_step::Step::Pause(pb::Pause {
+            duration_seconds: 1,
+            indefinite: false,
+        }),
     ]));
     cards
         .create_release(pb::CreateReleaseRequest {
@@ -275,74 +401,166 @@ async fn blue_green_canary_and_shared_capacity() {
         })
         .await
         .expect("create cards");
-    cards.plan_release(pb::PlanReleaseRequest { release: "cards-2.0.0".into() }).await.expect("plan cards");
+    cards
+        .plan_release(pb::PlanReleaseRequest {
+            release: "cards-2.0.0".into(),
+        })
+        .await
+        .expect("plan cards");
     approve_in(&flow, "cards", "cards-2.0.0", "dev").await;
-    let into_dev = pb::PromoteReleaseRequest { release: "cards-2.0.0".into(), environment: "dev".into() };
+    let into_dev = pb::PromoteReleaseRequest {
+        release: "cards-2.0.0".into(),
+        environment: "dev".into(),
+    };
     refused(
         cards.promote_release(into_dev.clone()).await,
         Code::FailedPrecondition,
-        &["CapacityConflict", "pg-shared", "release payments-2.0.0 of payments", "cards-2.0.0"],
+        &[
+            "CapacityConflict",
+            "pg-shared",
+            "release payments-2.0.0 of payments",
+            "cards-2.0.0",
+        ],
     );
     // The payments manager cannot see the cards release at all.
     refused(
-        flow.orch.get_release(pb::GetReleaseRequest { release: "cards-2.0.0".into() }).await,
+        flow.orch
+            .get_release(pb::GetReleaseRequest {
+                release: "cards-2.0.0".into(),
+            })
+            .await,
         Code::NotFound,
         &[],
     );
 
     // Inconclusive is never a pass: the deployment pauses for a person.
-    let paused = analysis(&mut flow, &id, "preview-smoke", pb::Verdict::Inconclusive).await.expect("inconclusive");
-    assert_eq!(paused.status, pb::DeploymentStatus::Paused as i32, "{paused:#?}");
-    assert!(paused.steps[1].outcome.is_none(), "the analysis step did not pass");
+    let paused = analysis(&mut flow, &id, "preview-smoke", pb::Verdict::Inconclusive)
+        .await
+        .expect("inconclusive");
+    assert_eq!(
+        paused.status,
+        pb::DeploymentStatus::Paused as i32,
+        "{paused:#?}"
+    );
+    assert!(
+        paused.steps[1].outcome.is_none(),
+        "the analysis step did not pass"
+    );
     refused(
-        analysis(&mut flow, &id, "preview-smoke", pb::Verdict::Passed).await.map(tonic::Response::new),
+        analysis(&mut flow, &id, "preview-smoke", pb::Verdict::Passed)
+            .await
+            .map(tonic::Response::new),
         Code::FailedPrecondition,
         &["inconclusive", "a person"],
     );
-    let before_switch = flow.log().iter().filter(|l| l.starts_with("deploy-switch")).count();
+    let before_switch = flow
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("deploy-switch"))
+        .count();
     assert_eq!(before_switch, 0, "nothing switched while paused");
     flow.orch
-        .resume_deployment(pb::ResumeDeploymentRequest { deployment_id: id.clone() })
+        .resume_deployment(pb::ResumeDeploymentRequest {
+            deployment_id: id.clone(),
+        })
         .await
         .expect("resume");
     flow.until(&id, "the post-promotion analysis", |d| {
         waiting_at(d).is_some_and(|s| s.kind == "analysis" && s.detail == "active-smoke")
     })
     .await;
-    analysis(&mut flow, &id, "active-smoke", pb::Verdict::Passed).await.expect("passed");
+    analysis(&mut flow, &id, "active-smoke", pb::Verdict::Passed)
+        .await
+        .expect("passed");
     let done = flow.finished(&id).await;
-    assert_eq!(done.status, pb::DeploymentStatus::Succeeded as i32, "{done:#?}");
-    let phases: Vec<String> = flow.log().iter().map(|l| l.split(' ').next().unwrap_or("").to_owned()).collect();
-    assert_eq!(phases, ["deploy-preview", "deploy-switch", "deploy-scale-down-old"]);
-    let waits: Vec<&str> = done.steps.iter().filter(|s| s.kind == "wait").map(|s| s.detail.as_str()).collect();
-    assert!(waits.iter().any(|w| w.contains("sticky sessions")) && waits.iter().any(|w| w.contains("scaleDownDelaySeconds")), "{waits:?}");
+    assert_eq!(
+        done.status,
+        pb::DeploymentStatus::Succeeded as i32,
+        "{done:#?}"
+    );
+    let phases: Vec<String> = flow
+        .log()
+        .iter()
+        .map(|l| l.split(' ').next().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        phases,
+        ["deploy-preview", "deploy-switch", "deploy-scale-down-old"]
+    );
+    let waits: Vec<&str> = done
+        .steps
+        .iter()
+        .filter(|s| s.kind == "wait")
+        .map(|s| s.detail.as_str())
+        .collect();
+    assert!(
+        waits.iter().any(|w| w.contains("sticky sessions"))
+            && waits.iter().any(|w| w.contains("scaleDownDelaySeconds")),
+        "{waits:?}"
+    );
 
     // The cluster is free again: the canary goes ahead, is held for a person, then fails its
     // judgement and is rolled back.
-    let c = cards.promote_release(into_dev).await.expect("promote cards").into_inner();
+    let c = cards
+        .promote_release(into_dev)
+        .await
+        .expect("promote cards")
+        .into_inner();
     let cid = c.deployment_id.clone();
     std::mem::swap(&mut flow.orch, &mut cards);
-    let held = flow.until(&cid, "the indefinite pause", |d| waiting_at(d).is_some_and(|s| s.kind == "hold")).await;
+    let held = flow
+        .until(&cid, "the indefinite pause", |d| {
+            waiting_at(d).is_some_and(|s| s.kind == "hold")
+        })
+        .await;
     assert_eq!(held.steps[0].kind, "deploy-set-weight-20");
     refused(
-        analysis(&mut flow, &cid, "canary-judge", pb::Verdict::Passed).await.map(tonic::Response::new),
+        analysis(&mut flow, &cid, "canary-judge", pb::Verdict::Passed)
+            .await
+            .map(tonic::Response::new),
         Code::FailedPrecondition,
         &["not waiting for analysis"],
     );
-    flow.orch.resume_deployment(pb::ResumeDeploymentRequest { deployment_id: cid.clone() }).await.expect("resume canary");
-    flow.until(&cid, "the canary judgement", |d| waiting_at(d).is_some_and(|s| s.kind == "analysis")).await;
-    analysis(&mut flow, &cid, "canary-judge", pb::Verdict::Failed).await.expect("failed judgement");
+    flow.orch
+        .resume_deployment(pb::ResumeDeploymentRequest {
+            deployment_id: cid.clone(),
+        })
+        .await
+        .expect("resume canary");
+    flow.until(&cid, "the canary judgement", |d| {
+        waiting_at(d).is_some_and(|s| s.kind == "analysis")
+    })
+    .await;
+    analysis(&mut flow, &cid, "canary-judge", pb::Verdict::Failed)
+        .await
+        .expect("failed judgement");
     let done = flow.finished(&cid).await;
     std::mem::swap(&mut flow.orch, &mut cards);
-    assert_eq!(done.status, pb::DeploymentStatus::RolledBack as i32, "{done:#?}");
+    assert_eq!(
+        done.status,
+        pb::DeploymentStatus::RolledBack as i32,
+        "{done:#?}"
+    );
     let log = flow.log();
-    let cards_log: Vec<&str> = log.iter().filter(|l| l.contains("cards-api")).map(|l| l.split(' ').next().unwrap_or("")).collect();
-    assert_eq!(cards_log, ["deploy-set-weight-20", "rollback-deploy"], "{log:#?}");
+    let cards_log: Vec<&str> = log
+        .iter()
+        .filter(|l| l.contains("cards-api"))
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        cards_log,
+        ["deploy-set-weight-20", "rollback-deploy"],
+        "{log:#?}"
+    );
     flow.node.stop().await.expect("stop");
 }
 
 fn migration(name: &str, forward: &str, rollback: &str) -> pb::Migration {
-    pb::Migration { name: name.into(), forward: forward.into(), rollback: rollback.into() }
+    pb::Migration {
+        name: name.into(),
+        forward: forward.into(),
+        rollback: rollback.into(),
+    }
 }
 
 async fn columns(pool: &sqlx::PgPool, schema: &str) -> Vec<String> {
@@ -360,8 +578,13 @@ async fn columns(pool: &sqlx::PgPool, schema: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migrations_run_forward_and_back_on_postgres() {
     let schema = flotilla_tests::fresh_namespace();
-    let pool = sqlx::PgPool::connect(&flotilla_tests::postgres_url()).await.expect("postgres");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\""))).execute(&pool).await.expect("schema");
+    let pool = sqlx::PgPool::connect(&flotilla_tests::postgres_url())
+        .await
+        .expect("postgres");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+        .execute(&pool)
+        .await
+        .expect("schema");
     let mut flow = Flow::start().await;
     flow.migrate_on(&flotilla_tests::postgres_url());
     policy(&flow).await;
@@ -370,36 +593,60 @@ async fn migrations_run_forward_and_back_on_postgres() {
     artifacts(&mut flow, &["payments-ledger"], "2.1.0").await;
     environments(&mut flow, UNIT, vec![env("dev")]).await;
 
-    let release = |name: &str, version: &str, migrations: Vec<pb::Migration>| pb::CreateReleaseRequest {
-        name: name.into(),
-        business_unit: UNIT.into(),
-        items: vec![pb::RequestedItem { migrations, ..item("payments-ledger", version) }],
-        ..Default::default()
-    };
+    let release =
+        |name: &str, version: &str, migrations: Vec<pb::Migration>| pb::CreateReleaseRequest {
+            name: name.into(),
+            business_unit: UNIT.into(),
+            items: vec![pb::RequestedItem {
+                migrations,
+                ..item("payments-ledger", version)
+            }],
+            ..Default::default()
+        };
     let t = format!("\"{schema}\".accounts");
     flow.orch
         .create_release(release(
             "payments-2.0.0",
             "2.0.0",
             vec![
-                migration("001-accounts", &format!("CREATE TABLE {t} (id bigint PRIMARY KEY)"), &format!("DROP TABLE {t}")),
-                migration("002-iban", &format!("ALTER TABLE {t} ADD COLUMN iban text"), &format!("ALTER TABLE {t} DROP COLUMN iban")),
+                migration(
+                    "001-accounts",
+                    &format!("CREATE TABLE {t} (id bigint PRIMARY KEY)"),
+                    &format!("DROP TABLE {t}"),
+                ),
+                migration(
+                    "002-iban",
+                    &format!("ALTER TABLE {t} ADD COLUMN iban text"),
+                    &format!("ALTER TABLE {t} DROP COLUMN iban"),
+                ),
             ],
         ))
         .await
         .expect("create");
-    flow.orch.plan_release(pb::PlanReleaseRequest { release: "payments-2.0.0".into() }).await.expect("plan");
+    flow.orch
+        .plan_release(pb::PlanReleaseRequest {
+            release: "payments-2.0.0".into(),
+        })
+        .await
+        .expect("plan");
     approve_for(&flow, UNIT, "payments-ledger", "payments-2.0.0", "dev").await;
     let d = flow
         .orch
-        .promote_release(pb::PromoteReleaseRequest { release: "payments-2.0.0".into(), environment: "dev".into() })
+        .promote_release(pb::PromoteReleaseRequest {
+            release: "payments-2.0.0".into(),
+            environment: "dev".into(),
+        })
         .await
         .expect("promote")
         .into_inner();
     let kinds: Vec<&str> = d.steps.iter().map(|s| s.kind.as_str()).collect();
     assert_eq!(kinds, ["migrate", "migrate", "deploy-rolling"]);
     let done = flow.finished(&d.deployment_id).await;
-    assert_eq!(done.status, pb::DeploymentStatus::Succeeded as i32, "{done:#?}");
+    assert_eq!(
+        done.status,
+        pb::DeploymentStatus::Succeeded as i32,
+        "{done:#?}"
+    );
     assert_eq!(columns(&pool, &schema).await, ["id", "iban"]);
 
     // 2.1.0 adds a column and its deploy fails: its migration is undone, 2.0.0's stay.
@@ -415,21 +662,42 @@ async fn migrations_run_forward_and_back_on_postgres() {
         ))
         .await
         .expect("create 2.1.0");
-    flow.orch.plan_release(pb::PlanReleaseRequest { release: "payments-2.1.0".into() }).await.expect("plan");
+    flow.orch
+        .plan_release(pb::PlanReleaseRequest {
+            release: "payments-2.1.0".into(),
+        })
+        .await
+        .expect("plan");
     approve_for(&flow, UNIT, "payments-ledger", "payments-2.1.0", "dev").await;
     flow.fail("payments-ledger");
     let d = flow
         .orch
-        .promote_release(pb::PromoteReleaseRequest { release: "payments-2.1.0".into(), environment: "dev".into() })
+        .promote_release(pb::PromoteReleaseRequest {
+            release: "payments-2.1.0".into(),
+            environment: "dev".into(),
+        })
         .await
         .expect("promote 2.1.0")
         .into_inner();
     let done = flow.finished(&d.deployment_id).await;
-    assert_eq!(done.status, pb::DeploymentStatus::RolledBack as i32, "{done:#?}");
-    let steps: Vec<(&str, &str)> = done.steps.iter().map(|s| (s.kind.as_str(), s.version.as_str())).collect();
+    assert_eq!(
+        done.status,
+        pb::DeploymentStatus::RolledBack as i32,
+        "{done:#?}"
+    );
+    let steps: Vec<(&str, &str)> = done
+        .steps
+        .iter()
+        .map(|s| (s.kind.as_str(), s.version.as_str()))
+        .collect();
     assert_eq!(
         steps,
-        [("migrate", "2.1.0"), ("deploy-rolling", "2.1.0"), ("rollback-deploy", "2.0.0"), ("rollback-migrate", "2.0.0")],
+        [
+            ("migrate", "2.1.0"),
+            ("deploy-rolling", "2.1.0"),
+            ("rollback-deploy", "2.0.0"),
+            ("rollback-migrate", "2.0.0")
+        ],
         "the rollback puts 2.0.0 back, then undoes 2.1.0's migration"
     );
     assert_eq!(columns(&pool, &schema).await, ["id", "iban"]);
@@ -438,17 +706,38 @@ async fn migrations_run_forward_and_back_on_postgres() {
     flow.succeed("payments-ledger");
     let back = flow
         .orch
-        .rollback_release(pb::RollbackReleaseRequest { release: "payments-2.0.0".into(), reason: "the ledger team asked".into() })
+        .rollback_release(pb::RollbackReleaseRequest {
+            release: "payments-2.0.0".into(),
+            reason: "the ledger team asked".into(),
+        })
         .await
         .expect("rollback 2.0.0")
         .into_inner();
     let done = flow.finished(&back.deployment_id).await;
-    assert_eq!(done.status, pb::DeploymentStatus::RolledBack as i32, "{done:#?}");
-    assert!(columns(&pool, &schema).await.is_empty(), "both migrations were undone");
+    assert_eq!(
+        done.status,
+        pb::DeploymentStatus::RolledBack as i32,
+        "{done:#?}"
+    );
+    assert!(
+        columns(&pool, &schema).await.is_empty(),
+        "both migrations were undone"
+    );
     let log = flow.log();
-    let undone = log.iter().filter(|l| l.starts_with("rollback-migrate")).count();
-    assert_eq!(undone, 3, "one rollback script of 2.1.0, two of 2.0.0: {log:#?}");
+    let undone = log
+        .iter()
+        .filter(|l| l.starts_with("rollback-migrate"))
+        .count();
+    assert_eq!(
+        undone, 3,
+        "one rollback script of 2.1.0, two of 2.0.0: {log:#?}"
+    );
 
     flow.node.stop().await.expect("stop");
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE"))).execute(&pool).await.expect("drop schema");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(&pool)
+    .await
+    .expect("drop schema");
 }

@@ -6,6 +6,7 @@ mod client;
 mod format;
 mod governance;
 mod keys;
+mod orchestration;
 mod output;
 mod status;
 mod store_cmd;
@@ -91,6 +92,44 @@ enum Command {
         output: Output,
         #[command(subcommand)]
         command: governance::GovernanceCommand,
+    },
+    /// CI builds registered with orchestration.
+    Artifact {
+        /// gRPC address of a node running orchestration.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(subcommand)]
+        command: orchestration::artifact::ArtifactCommand,
+    },
+    /// Releases: create, plan, promote, roll back, show, list.
+    Release {
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(subcommand)]
+        command: orchestration::release::ReleaseCommand,
+    },
+    /// Environments: paths, shared infrastructure, drift and parity, data, validations, test
+    /// windows.
+    Env {
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(subcommand)]
+        command: orchestration::env::EnvCommand,
+    },
+    /// Deployments as they run: watch, show, resume, analysis verdicts.
+    Deploy {
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(subcommand)]
+        command: orchestration::deploy::DeployCommand,
     },
     /// Development tokens.
     Token {
@@ -218,6 +257,66 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => {
             governance::run(
+                &client::Target {
+                    addr,
+                    token: cli.token,
+                },
+                output,
+                command,
+            )
+            .await
+        }
+        Command::Artifact {
+            addr,
+            output,
+            command,
+        } => {
+            orchestration::artifact::run(
+                &client::Target {
+                    addr,
+                    token: cli.token,
+                },
+                output,
+                command,
+            )
+            .await
+        }
+        Command::Release {
+            addr,
+            output,
+            command,
+        } => {
+            orchestration::release::run(
+                &client::Target {
+                    addr,
+                    token: cli.token,
+                },
+                output,
+                command,
+            )
+            .await
+        }
+        Command::Env {
+            addr,
+            output,
+            command,
+        } => {
+            orchestration::env::run(
+                &client::Target {
+                    addr,
+                    token: cli.token,
+                },
+                output,
+                command,
+            )
+            .await
+        }
+        Command::Deploy {
+            addr,
+            output,
+            command,
+        } => {
+            orchestration::deploy::run(
                 &client::Target {
                     addr,
                     token: cli.token,

@@ -3,9 +3,7 @@
 //! finished) and does not run it again; with no outcome kept for it, the step is failed as
 //! interrupted and the deployment rolls back every service it touched, in reverse.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flotilla_auth::Bearer;
@@ -18,13 +16,10 @@ use flotilla_proto::orchestration::v1::orchestration_service_client::Orchestrati
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-type Authed = InterceptedService<Channel, Bearer>;
+mod support;
+use support::{stop, token, up};
 
-fn flotilla() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_flotilla"));
-    c.env_remove("FLOTILLA_CONFIG").env("RUST_LOG", "warn");
-    c
-}
+type Authed = InterceptedService<Channel, Bearer>;
 
 /// Logs each step; the api's deploy blocks (its pid kept) until the node is killed.
 const SCRIPT: &str = r#"#!/bin/sh
@@ -36,45 +31,20 @@ if [ "$FLOTILLA_STEP" = "deploy-rolling" ] && [ "$FLOTILLA_SERVICE" = "payments-
 fi
 "#;
 
-fn up(dir: &Path) -> (Child, String) {
-    let mut child = flotilla()
-        .args(["up", "--listen", "127.0.0.1:0", "--config"])
-        .arg(dir.join("flotilla.toml"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn flotilla up");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("flotilla up printed its address").expect("line");
-        if let Some(rest) = line.strip_prefix("flotilla up: six services on ") {
-            break rest.split_whitespace().next().expect("address").to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    (child, format!("http://{addr}"))
-}
-
-fn token(dir: &Path, subject: &str, role: &str, bu: &str) -> String {
-    let out = flotilla()
-        .args(["token", "issue", "--subject", subject, "--role", role, "--bu", bu, "--data-dir"])
-        .arg(dir.join("data"))
-        .output()
-        .expect("token issue");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
-}
-
 async fn channel(url: &str, token: &str) -> Authed {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(ch) = Channel::from_shared(url.to_owned()).expect("url").connect().await {
+        if let Ok(ch) = Channel::from_shared(url.to_owned())
+            .expect("url")
+            .connect()
+            .await
+        {
             return InterceptedService::new(ch, Bearer::new(token));
         }
-        assert!(Instant::now() < deadline, "the node at {url} never answered");
+        assert!(
+            Instant::now() < deadline,
+            "the node at {url} never answered"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -98,7 +68,11 @@ where
     loop {
         match call().await {
             Ok(r) => return r.into_inner(),
-            Err(s) if Instant::now() < deadline && (s.code() == tonic::Code::Unavailable || s.message().contains("not in the service catalog")) => {
+            Err(s)
+                if Instant::now() < deadline
+                    && (s.code() == tonic::Code::Unavailable
+                        || s.message().contains("not in the service catalog")) =>
+            {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(s) => panic!("{s:?}"),
@@ -135,7 +109,12 @@ async fn a_node_killed_mid_step_rolls_back_and_never_runs_the_step_twice() {
         };
         ready(|| {
             let (mut c, entry) = (catalog.clone(), entry.clone());
-            async move { c.register_service(dm::RegisterServiceRequest { service: Some(entry) }).await }
+            async move {
+                c.register_service(dm::RegisterServiceRequest {
+                    service: Some(entry),
+                })
+                .await
+            }
         })
         .await;
     }
@@ -164,16 +143,27 @@ async fn a_node_killed_mid_step_rolls_back_and_never_runs_the_step_twice() {
         .expect("artifact");
     }
     orch.define_environment(pb::DefineEnvironmentRequest {
-        spec: Some(pb::EnvironmentSpec { business_unit: "payments".into(), name: "dev".into(), ..Default::default() }),
+        spec: Some(pb::EnvironmentSpec {
+            business_unit: "payments".into(),
+            name: "dev".into(),
+            ..Default::default()
+        }),
     })
     .await
     .expect("environment");
-    orch.set_promotion_path(pb::SetPromotionPathRequest { business_unit: "payments".into(), environments: vec!["dev".into()] })
-        .await
-        .expect("path");
+    orch.set_promotion_path(pb::SetPromotionPathRequest {
+        business_unit: "payments".into(),
+        environments: vec!["dev".into()],
+    })
+    .await
+    .expect("path");
     let items = ["payments-api", "payments-ledger"]
         .into_iter()
-        .map(|s| pb::RequestedItem { service: s.into(), descriptor: Some(descriptor(s)), ..Default::default() })
+        .map(|s| pb::RequestedItem {
+            service: s.into(),
+            descriptor: Some(descriptor(s)),
+            ..Default::default()
+        })
         .collect();
     orch.create_release(pb::CreateReleaseRequest {
         name: "payments-2.0.0".into(),
@@ -183,7 +173,11 @@ async fn a_node_killed_mid_step_rolls_back_and_never_runs_the_step_twice() {
     })
     .await
     .expect("create");
-    orch.plan_release(pb::PlanReleaseRequest { release: "payments-2.0.0".into() }).await.expect("plan");
+    orch.plan_release(pb::PlanReleaseRequest {
+        release: "payments-2.0.0".into(),
+    })
+    .await
+    .expect("plan");
     let governance = GovernanceServiceClient::new(rm.clone());
     let facts = gov::ReleaseFacts {
         release: "payments-2.0.0".into(),
@@ -198,7 +192,13 @@ async fn a_node_killed_mid_step_rolls_back_and_never_runs_the_step_twice() {
     };
     ready(|| {
         let (mut g, facts) = (governance.clone(), facts.clone());
-        async move { g.open_approval_request(gov::OpenApprovalRequestRequest { release: Some(facts), emergency: false }).await }
+        async move {
+            g.open_approval_request(gov::OpenApprovalRequestRequest {
+                release: Some(facts),
+                emergency: false,
+            })
+            .await
+        }
     })
     .await;
     GovernanceServiceClient::new(owner)
@@ -211,7 +211,10 @@ async fn a_node_killed_mid_step_rolls_back_and_never_runs_the_step_twice() {
         .await
         .expect("approve");
     let deployment = orch
-        .promote_release(pb::PromoteReleaseRequest { release: "payments-2.0.0".into(), environment: "dev".into() })
+        .promote_release(pb::PromoteReleaseRequest {
+            release: "payments-2.0.0".into(),
+            environment: "dev".into(),
+        })
         .await
         .expect("promote")
         .into_inner();
@@ -222,17 +225,22 @@ async fn a_node_killed_mid_step_rolls_back_and_never_runs_the_step_twice() {
         assert!(Instant::now() < deadline, "the api's deploy never started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let killed = Command::new("kill").args(["-KILL", &node.id().to_string()]).status().expect("kill");
+    let killed = Command::new("kill")
+        .args(["-KILL", &node.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(killed.success());
     let _ = node.wait();
     // The orphaned command ends too (a real executor's would be checked by its step id).
     let pid = std::fs::read_to_string(d.join("api.pid")).expect("pid");
     let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
 
-    let (mut node, url) = up(d);
+    let (node, url) = up(d);
     let rm = channel(&url, &token(d, "rita", "release-manager", "payments")).await;
     let orch = OrchestrationServiceClient::new(rm);
-    let request = pb::GetDeploymentRequest { deployment_id: deployment.deployment_id.clone() };
+    let request = pb::GetDeploymentRequest {
+        deployment_id: deployment.deployment_id.clone(),
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     let done = loop {
         let d = ready(|| {
@@ -240,13 +248,22 @@ async fn a_node_killed_mid_step_rolls_back_and_never_runs_the_step_twice() {
             async move { o.get_deployment(r).await }
         })
         .await;
-        if d.status == pb::DeploymentStatus::RolledBack as i32 || d.status == pb::DeploymentStatus::Failed as i32 {
+        if d.status == pb::DeploymentStatus::RolledBack as i32
+            || d.status == pb::DeploymentStatus::Failed as i32
+        {
             break d;
         }
-        assert!(Instant::now() < deadline, "the deployment never ended after the restart: {d:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "the deployment never ended after the restart: {d:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(done.status, pb::DeploymentStatus::RolledBack as i32, "{done:#?}");
+    assert_eq!(
+        done.status,
+        pb::DeploymentStatus::RolledBack as i32,
+        "{done:#?}"
+    );
     let api = done
         .steps
         .iter()
@@ -257,7 +274,10 @@ async fn a_node_killed_mid_step_rolls_back_and_never_runs_the_step_twice() {
     let log = std::fs::read_to_string(d.join("steps.log")).expect("log");
     let runs_of_api = log.lines().filter(|l| l.ends_with(&api.step_id)).count();
     assert_eq!(runs_of_api, 1, "the interrupted step ran once: {log}");
-    let order: Vec<String> = log.lines().map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" ")).collect();
+    let order: Vec<String> = log
+        .lines()
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
     assert_eq!(
         order,
         [
@@ -268,6 +288,5 @@ async fn a_node_killed_mid_step_rolls_back_and_never_runs_the_step_twice() {
         ],
         "{log}"
     );
-    let _ = Command::new("kill").args(["-TERM", &node.id().to_string()]).status();
-    let _ = node.wait();
+    stop(node);
 }

@@ -30,7 +30,12 @@ pub const CONSUMER: &str = "orchestration";
 impl UnitOf for Orchestration {
     /// Events carry the unit of what they are about: the release's, the environment's.
     fn unit_of(&self, decision: &Decision<Event>) -> Option<String> {
-        Some(decision.events.first().map_or_else(String::new, |e| self.unit_of_event(e)))
+        Some(
+            decision
+                .events
+                .first()
+                .map_or_else(String::new, |e| self.unit_of_event(e)),
+        )
     }
 }
 
@@ -101,12 +106,18 @@ fn node_url(ctx: &ServiceContext, configured: &str) -> String {
 pub fn executor(ctx: &ServiceContext, s: &ExecutorSettings) -> Result<Arc<dyn Executor>, String> {
     match s.kind.as_str() {
         "" | "dry-run" => {
-            tracing::warn!("orchestration runs no commands (executor dry-run); set [orchestration.executor] kind = \"command\" and its commands to deploy");
+            tracing::warn!(
+                "orchestration runs no commands (executor dry-run); set [orchestration.executor] kind = \"command\" and its commands to deploy"
+            );
             Ok(Arc::new(DryRun))
         }
         "command" => Ok(Arc::new(CommandExecutor {
             commands: s.commands.clone(),
-            timeout: Duration::from_secs(if s.timeout_secs == 0 { 600 } else { s.timeout_secs }),
+            timeout: Duration::from_secs(if s.timeout_secs == 0 {
+                600
+            } else {
+                s.timeout_secs
+            }),
             state_dir: if s.state_dir.is_empty() {
                 ctx.data_dir.join("orchestration-steps")
             } else {
@@ -206,7 +217,12 @@ impl OrchestrationApp {
         md: Metadata,
     ) -> Result<Executed<Event>, AppError> {
         let done = self
-            .execute(RegisterArtifact { artifact: artifact.clone() }, md)
+            .execute(
+                RegisterArtifact {
+                    artifact: artifact.clone(),
+                },
+                md,
+            )
             .await?;
         if !done.events.is_empty() {
             self.triggered(&artifact).await;
@@ -221,7 +237,9 @@ impl OrchestrationApp {
         command: impl Into<Command>,
         md: Metadata,
     ) -> Result<Executed<Event>, AppError> {
-        self.app.consume(CONSUMER, event_id, command.into(), md).await
+        self.app
+            .consume(CONSUMER, event_id, command.into(), md)
+            .await
     }
 
     /// Creates a release after asking governance whether its name follows the naming rule.
@@ -253,7 +271,8 @@ impl OrchestrationApp {
                     .collect::<Vec<_>>()
             })
         });
-        let items = items.ok_or_else(|| DomainError::NotFound(format!("release {release}")))
+        let items = items
+            .ok_or_else(|| DomainError::NotFound(format!("release {release}")))
             .map_err(kit::refuse)?;
         let plan = self.peers.plan(&items, token).await?;
         self.execute(
@@ -294,7 +313,11 @@ impl OrchestrationApp {
         )
         .await?;
         Ok(self
-            .query(|o| o.releases.get(&release).and_then(|r| r.deployments.last().copied()))
+            .query(|o| {
+                o.releases
+                    .get(&release)
+                    .and_then(|r| r.deployments.last().copied())
+            })
             .unwrap_or_default())
     }
 
@@ -393,7 +416,10 @@ impl OrchestrationApp {
             let target = r.promote_to.as_ref()?;
             let path = o.paths.get(&r.business_unit)?;
             if r.deployed_to.last() == Some(target)
-                || matches!(r.status, ReleaseStatus::Promoting { .. } | ReleaseStatus::RolledBack { .. })
+                || matches!(
+                    r.status,
+                    ReleaseStatus::Promoting { .. } | ReleaseStatus::RolledBack { .. }
+                )
             {
                 return None;
             }

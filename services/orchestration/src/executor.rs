@@ -64,7 +64,9 @@ impl StepContext {
             ("FLOTILLA_STEP", self.step.name()),
         ]);
         match &self.step {
-            StepKind::Migrate { migration, script, .. }
+            StepKind::Migrate {
+                migration, script, ..
+            }
             | StepKind::RollbackMigrate { migration, script } => {
                 env.insert("FLOTILLA_MIGRATION", migration.clone());
                 env.insert("FLOTILLA_SCRIPT", script.clone());
@@ -168,7 +170,10 @@ impl Executor for CommandExecutor {
                 succeeded: true,
                 exit_code: None,
                 duration_ms: 0,
-                output_tail: format!("no command is configured for {}: nothing ran", step.step.name()),
+                output_tail: format!(
+                    "no command is configured for {}: nothing ran",
+                    step.step.name()
+                ),
             };
             self.keep(step.step_id, &outcome).await;
             return outcome;
@@ -265,7 +270,9 @@ pub async fn run_command(
 
 fn tail_text(bytes: &[u8]) -> String {
     let start = bytes.len().saturating_sub(TAIL_BYTES);
-    String::from_utf8_lossy(&bytes[start..]).trim_end().to_owned()
+    String::from_utf8_lossy(&bytes[start..])
+        .trim_end()
+        .to_owned()
 }
 
 /// Runs nothing: says what the command executor would run (the embedded default, so

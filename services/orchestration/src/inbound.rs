@@ -18,7 +18,10 @@ pub const ROLLBACK_REQUESTED: &str = "flotilla.monitoring.v1.RollbackRequested";
 
 /// The command another service's event asks for, with the event's id; `None` for events
 /// orchestration does not take, or a rollback of a release it does not run there.
-pub fn command_of(o: &Orchestration, event: &CloudEvent) -> Result<Option<(Uuid, Command)>, DomainError> {
+pub fn command_of(
+    o: &Orchestration,
+    event: &CloudEvent,
+) -> Result<Option<(Uuid, Command)>, DomainError> {
     if event.ty != ROLLBACK_REQUESTED {
         return Ok(None);
     }
@@ -27,7 +30,10 @@ pub fn command_of(o: &Orchestration, event: &CloudEvent) -> Result<Option<(Uuid,
     let e = flotilla_proto::monitoring::v1::RollbackRequested::decode(event.data.as_slice())
         .map_err(|err| bad(format!("event {} does not decode: {err}", event.id)))?;
     let Some(r) = o.release_named(&e.release) else {
-        return Err(DomainError::NotFound(format!("release {}", shown(&e.release))));
+        return Err(DomainError::NotFound(format!(
+            "release {}",
+            shown(&e.release)
+        )));
     };
     // A request about another environment than the one the release runs in changes nothing.
     let here = match &r.status {

@@ -228,7 +228,11 @@ pub fn window_pb(w: &TestWindow) -> pb::TestWindow {
     }
 }
 
-pub fn difference_pb(key: &str, desired: &Option<String>, actual: &Option<String>) -> pb::ConfigDifference {
+pub fn difference_pb(
+    key: &str,
+    desired: &Option<String>,
+    actual: &Option<String>,
+) -> pb::ConfigDifference {
     pb::ConfigDifference {
         key: key.to_owned(),
         desired: desired.clone().unwrap_or_default(),
@@ -309,8 +313,15 @@ pub fn step_pb(s: &Step) -> pb::Step {
             }
             .to_owned(),
         ),
-        StepKind::RollbackDeploy { to } => (to.clone().unwrap_or_default(), String::new(), 0, String::new()),
-        StepKind::RollbackMigrate { script, .. } => (script.clone(), String::new(), 0, String::new()),
+        StepKind::RollbackDeploy { to } => (
+            to.clone().unwrap_or_default(),
+            String::new(),
+            0,
+            String::new(),
+        ),
+        StepKind::RollbackMigrate { script, .. } => {
+            (script.clone(), String::new(), 0, String::new())
+        }
     };
     let migration = match &s.kind {
         StepKind::Migrate { migration, .. } | StepKind::RollbackMigrate { migration, .. } => {

@@ -74,7 +74,11 @@ pub trait Peers: Send + Sync {
     async fn name_refused(&self, name: &str, token: &Token) -> Result<Option<String>, PeerError>;
 
     /// Dependency-mapping's plan for releasing these service versions.
-    async fn plan(&self, items: &[(String, String)], token: &Token) -> Result<ReleasePlan, PeerError>;
+    async fn plan(
+        &self,
+        items: &[(String, String)],
+        token: &Token,
+    ) -> Result<ReleasePlan, PeerError>;
 }
 
 /// The peers over gRPC.
@@ -139,26 +143,34 @@ impl Peers for GrpcPeers {
     async fn name_refused(&self, name: &str, token: &Token) -> Result<Option<String>, PeerError> {
         let version = version_part(name);
         let answer = GovernanceServiceClient::new(self.governance.clone())
-            .check_release_name(token.attach(tonic::Request::new(gov::CheckReleaseNameRequest {
-                version: version.to_owned(),
-            })))
+            .check_release_name(
+                token.attach(tonic::Request::new(gov::CheckReleaseNameRequest {
+                    version: version.to_owned(),
+                })),
+            )
             .await
             .map_err(peer("governance"))?
             .into_inner();
         Ok((!answer.valid).then(|| format!("{} ({})", answer.reason, answer.scheme)))
     }
 
-    async fn plan(&self, items: &[(String, String)], token: &Token) -> Result<ReleasePlan, PeerError> {
+    async fn plan(
+        &self,
+        items: &[(String, String)],
+        token: &Token,
+    ) -> Result<ReleasePlan, PeerError> {
         let answer = DependencyMappingServiceClient::new(self.dependency.clone())
-            .plan_release(token.attach(tonic::Request::new(dep::PlanReleaseRequest {
-                items: items
-                    .iter()
-                    .map(|(service, version)| dep::ReleaseItem {
-                        service: service.clone(),
-                        version: version.clone(),
-                    })
-                    .collect(),
-            })))
+            .plan_release(
+                token.attach(tonic::Request::new(dep::PlanReleaseRequest {
+                    items: items
+                        .iter()
+                        .map(|(service, version)| dep::ReleaseItem {
+                            service: service.clone(),
+                            version: version.clone(),
+                        })
+                        .collect(),
+                })),
+            )
             .await
             .map_err(peer("dependency-mapping"))?
             .into_inner();

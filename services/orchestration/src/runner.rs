@@ -56,10 +56,20 @@ async fn runner(app: Arc<OrchestrationApp>, grace: Duration, mut shutdown: Shutd
     }
     let running = r.steps.len();
     if running > 0 {
-        tracing::info!(steps = running, grace_secs = grace.as_secs(), "waiting for running steps before stopping");
-        let finished = tokio::time::timeout(grace, async { while r.steps.join_next().await.is_some() {} }).await;
+        tracing::info!(
+            steps = running,
+            grace_secs = grace.as_secs(),
+            "waiting for running steps before stopping"
+        );
+        let finished = tokio::time::timeout(grace, async {
+            while r.steps.join_next().await.is_some() {}
+        })
+        .await;
         if finished.is_err() {
-            tracing::warn!(steps = r.steps.len(), "steps still running at shutdown were stopped; they are found interrupted at the next start and not run again");
+            tracing::warn!(
+                steps = r.steps.len(),
+                "steps still running at shutdown were stopped; they are found interrupted at the next start and not run again"
+            );
             r.steps.shutdown().await;
         }
     }
@@ -114,7 +124,14 @@ impl Runner {
                 }
                 let started = self
                     .app
-                    .execute(StartStep { deployment: d.id, index: i, at: now }, md(d))
+                    .execute(
+                        StartStep {
+                            deployment: d.id,
+                            index: i,
+                            at: now,
+                        },
+                        md(d),
+                    )
                     .await;
                 if let Err(e) = started {
                     self.in_flight
@@ -175,7 +192,15 @@ impl Runner {
                     }
                 };
                 self.app
-                    .execute(FinishStep { deployment: d.id, index: i, outcome, at: now }, md(d))
+                    .execute(
+                        FinishStep {
+                            deployment: d.id,
+                            index: i,
+                            outcome,
+                            at: now,
+                        },
+                        md(d),
+                    )
                     .await?;
             }
             Next::WaitUntil(i, until) => {
@@ -193,7 +218,15 @@ impl Runner {
                     output_tail: why,
                 };
                 self.app
-                    .execute(FinishStep { deployment: d.id, index: i, outcome, at: now }, md(d))
+                    .execute(
+                        FinishStep {
+                            deployment: d.id,
+                            index: i,
+                            outcome,
+                            at: now,
+                        },
+                        md(d),
+                    )
                     .await?;
             }
             Next::Waiting(_) | Next::Close | Next::Nothing => {}

@@ -22,8 +22,17 @@ struct NoPeers;
 
 #[async_trait::async_trait]
 impl Peers for NoPeers {
-    async fn gate(&self, _: &str, _: &str, _: Timestamp, _: &Token) -> Result<GateAnswer, PeerError> {
-        Ok(GateAnswer { allowed: true, reasons: Vec::new() })
+    async fn gate(
+        &self,
+        _: &str,
+        _: &str,
+        _: Timestamp,
+        _: &Token,
+    ) -> Result<GateAnswer, PeerError> {
+        Ok(GateAnswer {
+            allowed: true,
+            reasons: Vec::new(),
+        })
     }
     async fn name_refused(&self, _: &str, _: &Token) -> Result<Option<String>, PeerError> {
         Ok(None)
@@ -43,11 +52,17 @@ struct Recording {
 #[async_trait::async_trait]
 impl Executor for Recording {
     async fn run(&self, step: &StepContext) -> StepOutcome {
-        self.ran
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((step.step_id, step.step.name(), step.service.clone()));
-        StepOutcome { succeeded: true, exit_code: Some(0), duration_ms: 1, output_tail: "ok".into() }
+        self.ran.lock().unwrap_or_else(|p| p.into_inner()).push((
+            step.step_id,
+            step.step.name(),
+            step.service.clone(),
+        ));
+        StepOutcome {
+            succeeded: true,
+            exit_code: Some(0),
+            duration_ms: 1,
+            output_tail: "ok".into(),
+        }
     }
     async fn outcome_of(&self, step_id: Uuid) -> Option<StepOutcome> {
         self.kept.get(&step_id).cloned()
@@ -77,7 +92,11 @@ fn artifact(service: &str, n: u8) -> Artifact {
         repository: format!("https://git.example.com/{service}"),
         build_url: String::new(),
         tests: TestResults::default(),
-        analysis: Analysis { tool: String::new(), passed: true, findings: 0 },
+        analysis: Analysis {
+            tool: String::new(),
+            passed: true,
+            findings: 0,
+        },
         licences: Vec::new(),
         image_digest,
         registered_at: Timestamp::now(),
@@ -89,9 +108,10 @@ fn artifact(service: &str, n: u8) -> Artifact {
 /// as started by a process that then stopped. Answers the deployment and that step's id.
 async fn interrupted(store: &Arc<dyn EventStore>) -> (Uuid, Uuid) {
     let ctx = TestServer::context(&OrchestrationModule, store.clone());
-    let (app, follow) = OrchestrationApp::start(&ctx, Arc::new(NoPeers), Arc::new(Recording::default()), "")
-        .await
-        .expect("start");
+    let (app, follow) =
+        OrchestrationApp::start(&ctx, Arc::new(NoPeers), Arc::new(Recording::default()), "")
+            .await
+            .expect("start");
     let _follow = run_task(follow);
     let md = || Metadata::by("rita", "payments");
     let now = Timestamp::now;
@@ -112,11 +132,25 @@ async fn interrupted(store: &Arc<dyn EventStore>) -> (Uuid, Uuid) {
     )
     .await
     .expect("environment");
-    app.execute(SetPromotionPath { business_unit: "payments".into(), environments: vec!["dev".into()], at: now() }, md())
-        .await
-        .expect("path");
+    app.execute(
+        SetPromotionPath {
+            business_unit: "payments".into(),
+            environments: vec!["dev".into()],
+            at: now(),
+        },
+        md(),
+    )
+    .await
+    .expect("path");
     for (i, s) in ["ledger", "api"].into_iter().enumerate() {
-        app.execute(RegisterArtifact { artifact: artifact(s, i as u8 + 1) }, md()).await.expect("artifact");
+        app.execute(
+            RegisterArtifact {
+                artifact: artifact(s, i as u8 + 1),
+            },
+            md(),
+        )
+        .await
+        .expect("artifact");
     }
     let items = ["ledger", "api"]
         .into_iter()
@@ -146,11 +180,19 @@ async fn interrupted(store: &Arc<dyn EventStore>) -> (Uuid, Uuid) {
     .await
     .expect("create");
     let release = release_id("r1");
-    let p = |s: &str| PlannedService { service: s.into(), version: None, group: None };
+    let p = |s: &str| PlannedService {
+        service: s.into(),
+        version: None,
+        group: None,
+    };
     app.execute(
         PlanRelease {
             release,
-            plan: ReleasePlan { waves: vec![vec![p("ledger")], vec![p("api")]], impact: Vec::new(), skew: Vec::new() },
+            plan: ReleasePlan {
+                waves: vec![vec![p("ledger")], vec![p("api")]],
+                impact: Vec::new(),
+                skew: Vec::new(),
+            },
             at: now(),
         },
         md(),
@@ -161,7 +203,10 @@ async fn interrupted(store: &Arc<dyn EventStore>) -> (Uuid, Uuid) {
         PromoteRelease {
             release,
             environment: "dev".into(),
-            gate: GateAnswer { allowed: true, reasons: Vec::new() },
+            gate: GateAnswer {
+                allowed: true,
+                reasons: Vec::new(),
+            },
             by: "rita".into(),
             at: now(),
         },
@@ -170,19 +215,37 @@ async fn interrupted(store: &Arc<dyn EventStore>) -> (Uuid, Uuid) {
     .await
     .expect("promote");
     let deployment = deployment_id(release, 0);
-    app.execute(StartStep { deployment, index: 0, at: now() }, md()).await.expect("start step");
+    app.execute(
+        StartStep {
+            deployment,
+            index: 0,
+            at: now(),
+        },
+        md(),
+    )
+    .await
+    .expect("start step");
     let step = app.query(|o| o.deployments[&deployment].steps[0].id);
     (deployment, step)
 }
 
 /// Starts orchestration again with `executor` and its runner; waits until the deployment is
 /// over.
-async fn restarted(store: &Arc<dyn EventStore>, executor: Arc<Recording>, deployment: Uuid) -> Deployment {
+async fn restarted(
+    store: &Arc<dyn EventStore>,
+    executor: Arc<Recording>,
+    deployment: Uuid,
+) -> Deployment {
     tokio::time::sleep(Duration::from_millis(5)).await;
     let ctx = TestServer::context(&OrchestrationModule, store.clone());
-    let (app, follow) = OrchestrationApp::start(&ctx, Arc::new(NoPeers), executor, "").await.expect("restart");
+    let (app, follow) = OrchestrationApp::start(&ctx, Arc::new(NoPeers), executor, "")
+        .await
+        .expect("restart");
     let _follow = run_task(follow);
-    let _runner = run_task(flotilla_orchestration::runner::run(app.clone(), Duration::from_secs(5)));
+    let _runner = run_task(flotilla_orchestration::runner::run(
+        app.clone(),
+        Duration::from_secs(5),
+    ));
     for _ in 0..500 {
         let d = app.query(|o| o.deployments[&deployment].clone());
         if d.status.is_over() {
@@ -203,13 +266,32 @@ async fn a_step_whose_outcome_was_kept_is_recorded_and_the_deployment_resumes() 
         duration_ms: 4_200,
         output_tail: "Release \"ledger\" has been upgraded. Happy Helming!".into(),
     };
-    let executor = Arc::new(Recording { kept: [(step, kept.clone())].into(), ..Recording::default() });
+    let executor = Arc::new(Recording {
+        kept: [(step, kept.clone())].into(),
+        ..Recording::default()
+    });
     let d = restarted(&store, executor.clone(), deployment).await;
     assert_eq!(d.status, DeploymentStatus::Succeeded);
-    assert_eq!(d.steps[0].finished(), Some(&kept), "the kept outcome is the step's");
-    let ran = executor.ran.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    assert!(ran.iter().all(|(id, _, _)| *id != step), "the started step was not run again: {ran:?}");
-    assert_eq!(ran.iter().map(|(_, k, s)| format!("{k} {s}")).collect::<Vec<_>>(), ["deploy-rolling api"]);
+    assert_eq!(
+        d.steps[0].finished(),
+        Some(&kept),
+        "the kept outcome is the step's"
+    );
+    let ran = executor
+        .ran
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    assert!(
+        ran.iter().all(|(id, _, _)| *id != step),
+        "the started step was not run again: {ran:?}"
+    );
+    assert_eq!(
+        ran.iter()
+            .map(|(_, k, s)| format!("{k} {s}"))
+            .collect::<Vec<_>>(),
+        ["deploy-rolling api"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,13 +300,26 @@ async fn a_step_without_a_kept_outcome_fails_as_interrupted_and_rolls_back() {
     let (deployment, step) = interrupted(&store).await;
     let executor = Arc::new(Recording::default());
     let d = restarted(&store, executor.clone(), deployment).await;
-    assert!(matches!(d.status, DeploymentStatus::RolledBack { .. }), "{:?}", d.status);
+    assert!(
+        matches!(d.status, DeploymentStatus::RolledBack { .. }),
+        "{:?}",
+        d.status
+    );
     let first = d.steps[0].finished().expect("finished");
-    assert!(!first.succeeded && first.output_tail.contains("interrupted"), "{first:?}");
-    let ran = executor.ran.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert!(
+        !first.succeeded && first.output_tail.contains("interrupted"),
+        "{first:?}"
+    );
+    let ran = executor
+        .ran
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     assert!(ran.iter().all(|(id, _, _)| *id != step), "{ran:?}");
     assert_eq!(
-        ran.iter().map(|(_, k, s)| format!("{k} {s}")).collect::<Vec<_>>(),
+        ran.iter()
+            .map(|(_, k, s)| format!("{k} {s}"))
+            .collect::<Vec<_>>(),
         ["rollback-deploy ledger"],
         "only the touched service is put back; api never started"
     );

@@ -79,7 +79,9 @@ impl Flow {
         let node = RunningNode::start(config, all_services(), NodeMode::Embedded { data_dir })
             .await
             .expect("node");
-        let orch = OrchestrationServiceClient::new(authed(&node, "rita", &["release-manager"], UNIT).await);
+        let orch = OrchestrationServiceClient::new(
+            authed(&node, "rita", &["release-manager"], UNIT).await,
+        );
         Self { node, dir, orch }
     }
 
@@ -101,7 +103,11 @@ impl Flow {
     }
 
     pub fn fail(&self, service: &str) {
-        std::fs::write(script_dir(self.dir.path()).join(format!("fail-{service}")), "").expect("fail file");
+        std::fs::write(
+            script_dir(self.dir.path()).join(format!("fail-{service}")),
+            "",
+        )
+        .expect("fail file");
     }
 
     pub async fn admin(&self) -> Authed {
@@ -109,10 +115,17 @@ impl Flow {
     }
 
     /// Waits until the deployment is as `wanted` says; answers it.
-    pub async fn until(&mut self, id: &str, what: &str, wanted: impl Fn(&pb::Deployment) -> bool) -> pb::Deployment {
+    pub async fn until(
+        &mut self,
+        id: &str,
+        what: &str,
+        wanted: impl Fn(&pb::Deployment) -> bool,
+    ) -> pb::Deployment {
         let mut stream = self
             .orch
-            .watch_deployment(pb::GetDeploymentRequest { deployment_id: id.into() })
+            .watch_deployment(pb::GetDeploymentRequest {
+                deployment_id: id.into(),
+            })
             .await
             .expect("watch")
             .into_inner();
@@ -137,7 +150,9 @@ impl Flow {
     pub async fn finished(&mut self, id: &str) -> pb::Deployment {
         let mut stream = self
             .orch
-            .watch_deployment(pb::GetDeploymentRequest { deployment_id: id.into() })
+            .watch_deployment(pb::GetDeploymentRequest {
+                deployment_id: id.into(),
+            })
             .await
             .expect("watch")
             .into_inner();
@@ -162,8 +177,12 @@ pub fn descriptor(service: &str) -> pb::Descriptor {
         kind: pb::DescriptorKind::Helm as i32,
         reference: format!("oci://charts.example.com/{service}"),
         version: "2.0.0".into(),
-        values: [("replicas".to_owned(), "3".to_owned())].into_iter().collect(),
-        labels: [("team".to_owned(), "payments-core".to_owned())].into_iter().collect(),
+        values: [("replicas".to_owned(), "3".to_owned())]
+            .into_iter()
+            .collect(),
+        labels: [("team".to_owned(), "payments-core".to_owned())]
+            .into_iter()
+            .collect(),
         cpu_limit: "500m".into(),
         memory_limit: "512Mi".into(),
         uses: vec![],
@@ -188,7 +207,10 @@ pub fn item(service: &str, version: &str) -> pb::RequestedItem {
 }
 
 pub fn artifact(service: &str, version: &str, licence: &str) -> pb::RegisterArtifactRequest {
-    let hex: String = format!("{service}{version}").bytes().map(|b| format!("{b:02x}")).collect();
+    let hex: String = format!("{service}{version}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let digest = format!("sha256:{:0<64}", &hex[..hex.len().min(64)]);
     pb::RegisterArtifactRequest {
         service: service.into(),
@@ -196,8 +218,16 @@ pub fn artifact(service: &str, version: &str, licence: &str) -> pb::RegisterArti
         commit: "9f2c1e7".into(),
         repository: format!("https://git.example.com/payments/{service}"),
         build_url: format!("https://ci.example.com/{service}/118"),
-        tests: Some(pb::TestResults { passed: 412, failed: 0, skipped: 3 }),
-        analysis: Some(pb::AnalysisResult { tool: "sonarqube".into(), passed: true, findings: 0 }),
+        tests: Some(pb::TestResults {
+            passed: 412,
+            failed: 0,
+            skipped: 3,
+        }),
+        analysis: Some(pb::AnalysisResult {
+            tool: "sonarqube".into(),
+            passed: true,
+            findings: 0,
+        }),
         licences: vec![licence.into()],
         image_digest: digest,
     }
@@ -263,7 +293,11 @@ pub async fn artifacts(flow: &mut Flow, services: &[&str], version: &str) {
             .await
             .expect("artifact")
             .into_inner();
-        assert!(a.purl.starts_with(&format!("pkg:oci/{service}@sha256%3A")), "{}", a.purl);
+        assert!(
+            a.purl.starts_with(&format!("pkg:oci/{service}@sha256%3A")),
+            "{}",
+            a.purl
+        );
         assert!(a.blocked.is_empty(), "{:?}", a.blocked);
     }
 }
@@ -297,16 +331,31 @@ pub fn env(name: &str) -> pb::EnvironmentSpec {
 /// The catalog (ledger <- api <- web), the policy, the artifacts and the path.
 pub async fn set_up(flow: &mut Flow) {
     let services = ["payments-ledger", "payments-api", "payments-web"];
-    catalog(flow, UNIT, &services, &[("payments-api", "payments-ledger"), ("payments-web", "payments-api")]).await;
+    catalog(
+        flow,
+        UNIT,
+        &services,
+        &[
+            ("payments-api", "payments-ledger"),
+            ("payments-web", "payments-api"),
+        ],
+    )
+    .await;
     policy(flow).await;
     artifacts(flow, &services, "2.0.0").await;
     environments(
         flow,
         UNIT,
         vec![
-            pb::EnvironmentSpec { checks: vec!["smoke".into()], ..env("dev") },
             pb::EnvironmentSpec {
-                data: Some(pb::DataRequirement { max_age_days: 7, min_volume_percent: 50 }),
+                checks: vec!["smoke".into()],
+                ..env("dev")
+            },
+            pb::EnvironmentSpec {
+                data: Some(pb::DataRequirement {
+                    max_age_days: 7,
+                    min_volume_percent: 50,
+                }),
                 ..env("staging")
             },
             env("prod"),
@@ -328,7 +377,8 @@ pub async fn approve_in(flow: &Flow, unit: &str, release: &str, environment: &st
 /// As [`approve`], for a release whose facts name `service` (governance learns the catalog from
 /// dependency-mapping's events, so the request waits until it has).
 pub async fn approve_for(flow: &Flow, unit: &str, service: &str, release: &str, environment: &str) {
-    let mut manager = GovernanceServiceClient::new(authed(&flow.node, "rita", &["release-manager"], unit).await);
+    let mut manager =
+        GovernanceServiceClient::new(authed(&flow.node, "rita", &["release-manager"], unit).await);
     let request = gov::OpenApprovalRequestRequest {
         release: Some(gov::ReleaseFacts {
             release: release.into(),
@@ -348,13 +398,17 @@ pub async fn approve_for(flow: &Flow, unit: &str, service: &str, release: &str, 
     loop {
         match manager.open_approval_request(request.clone()).await {
             Ok(_) => break,
-            Err(s) if s.message().contains("not in the service catalog") && tokio::time::Instant::now() < deadline => {
+            Err(s)
+                if s.message().contains("not in the service catalog")
+                    && tokio::time::Instant::now() < deadline =>
+            {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(s) => panic!("approval request: {s:?}"),
         }
     }
-    let mut owner = GovernanceServiceClient::new(authed(&flow.node, "sam", &["service-owner"], unit).await);
+    let mut owner =
+        GovernanceServiceClient::new(authed(&flow.node, "sam", &["service-owner"], unit).await);
     owner
         .approve(gov::DecideApprovalRequest {
             release: release.into(),
@@ -366,11 +420,18 @@ pub async fn approve_for(flow: &Flow, unit: &str, service: &str, release: &str, 
         .expect("approve");
 }
 
-pub fn refused<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>, code: Code, says: &[&str]) {
+pub fn refused<T: std::fmt::Debug>(
+    r: Result<tonic::Response<T>, tonic::Status>,
+    code: Code,
+    says: &[&str],
+) {
     let s = r.expect_err("expected a refusal");
     assert_eq!(s.code(), code, "{}", s.message());
     for part in says {
-        assert!(s.message().contains(part), "{:?} does not say {part:?}", s.message());
+        assert!(
+            s.message().contains(part),
+            "{:?} does not say {part:?}",
+            s.message()
+        );
     }
 }
-

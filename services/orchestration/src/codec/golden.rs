@@ -43,7 +43,11 @@ impl History {
             t += 1;
             let dep = self.scenario.deployments[&d].clone();
             match dep.next() {
-                Next::Start(index) => self.run(StartStep { deployment: d, index, at: at(t) }),
+                Next::Start(index) => self.run(StartStep {
+                    deployment: d,
+                    index,
+                    at: at(t),
+                }),
                 Next::Running(index) | Next::WaitUntil(index, _) => self.run(FinishStep {
                     deployment: d,
                     index,
@@ -67,7 +71,11 @@ impl History {
                             at: at(t),
                         });
                     }
-                    _ => self.run(ResumeDeployment { deployment: d, by: "olga".into(), at: at(t) }),
+                    _ => self.run(ResumeDeployment {
+                        deployment: d,
+                        by: "olga".into(),
+                        at: at(t),
+                    }),
                 },
                 Next::Close | Next::Nothing => return t,
             }
@@ -93,24 +101,40 @@ fn history() -> History {
         at: at(0),
     });
     h.run(DefineSharedInfrastructure {
-        infrastructure: SharedInfrastructure { name: "db-cluster".into(), capacity: 2 },
+        infrastructure: SharedInfrastructure {
+            name: "db-cluster".into(),
+            capacity: 2,
+        },
     });
     let mut dev = env("payments", "dev");
     dev.desired = [("tls".to_owned(), "1.3".to_owned())].into();
     dev.shared = vec!["db-cluster".into()];
     dev.checks = vec!["smoke".into()];
-    h.run(DefineEnvironment { spec: dev, at: at(0) });
+    h.run(DefineEnvironment {
+        spec: dev,
+        at: at(0),
+    });
     let mut staging = env("payments", "staging");
     staging.test_teams = vec!["qa".into()];
-    staging.data = Some(DataRequirement { max_age_days: 7, min_volume_percent: 20 });
-    h.run(DefineEnvironment { spec: staging, at: at(0) });
+    staging.data = Some(DataRequirement {
+        max_age_days: 7,
+        min_volume_percent: 20,
+    });
+    h.run(DefineEnvironment {
+        spec: staging,
+        at: at(0),
+    });
     h.run(SetPromotionPath {
         business_unit: "payments".into(),
         environments: vec!["dev".into(), "staging".into()],
         at: at(0),
     });
-    h.run(RegisterArtifact { artifact: artifact("ledger", "2.0.0", 1) });
-    h.run(RegisterArtifact { artifact: artifact("api", "1.4.0", 2) });
+    h.run(RegisterArtifact {
+        artifact: artifact("ledger", "2.0.0", 1),
+    });
+    h.run(RegisterArtifact {
+        artifact: artifact("api", "1.4.0", 2),
+    });
     let rule = Uuid::from_u128(0x7);
     h.run(DefineTriggerRule {
         rule: TriggerRule {
@@ -169,7 +193,12 @@ fn history() -> History {
         business_unit: "payments".into(),
         environment: "staging".into(),
         window: Uuid::from_u128(0x9),
-        sign_off: SignOff { by: "qa-lead".into(), at: at(20), passed: true, comment: "regression suite green".into() },
+        sign_off: SignOff {
+            by: "qa-lead".into(),
+            at: at(20),
+            passed: true,
+            comment: "regression suite green".into(),
+        },
     });
     h.run(RecordValidation {
         business_unit: "payments".into(),
@@ -180,7 +209,11 @@ fn history() -> History {
         at: at(3),
     });
     let release = release_id("r1");
-    let p = |s: &str| PlannedService { service: s.into(), version: None, group: None };
+    let p = |s: &str| PlannedService {
+        service: s.into(),
+        version: None,
+        group: None,
+    };
     h.run(PlanRelease {
         release,
         plan: ReleasePlan {
@@ -192,7 +225,12 @@ fn history() -> History {
     });
     h.run(promote(release, "dev", allowed(), 5));
     let t = h.drive(deployment_id(release, 0), 5);
-    h.run(RollbackRelease { release, reason: "error rate 7% over 5%".into(), by: "monitoring".into(), at: at(t + 1) });
+    h.run(RollbackRelease {
+        release,
+        reason: "error rate 7% over 5%".into(),
+        by: "monitoring".into(),
+        at: at(t + 1),
+    });
     h.drive(deployment_id(release, 0), t + 1);
     h
 }
@@ -209,17 +247,27 @@ fn every_event_type_encodes_as_recorded_and_decodes() {
     for (_, event) in &h.events {
         let (ty, version, payload) = codec.encode(event);
         let file = dir().join(format!("{ty}.v{version}.bin"));
-        if written.insert(file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()) {
+        if written.insert(
+            file.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ) {
             flotilla_core::testing::golden(&file, &payload);
         }
         let stored = std::fs::read(&file).expect("golden file");
-        let decoded = codec.decode(&ty, version, &payload).expect("decodes").expect("its own type");
+        let decoded = codec
+            .decode(&ty, version, &payload)
+            .expect("decodes")
+            .expect("its own type");
         assert_eq!(&decoded, event, "{ty} round-trips");
         if stored == payload {
             continue;
         }
         // Later samples of a type differ from its golden one; the golden one must still decode.
-        codec.decode(&ty, version, &stored).expect("the golden file decodes").expect("its own type");
+        codec
+            .decode(&ty, version, &stored)
+            .expect("the golden file decodes")
+            .expect("its own type");
     }
     assert_eq!(written.len(), 24, "one file per event type: {written:#?}");
     let on_disk: BTreeSet<String> = std::fs::read_dir(dir())
@@ -239,8 +287,14 @@ fn the_decoded_history_rebuilds_the_state() {
     let mut versions: BTreeMap<StreamId, u64> = BTreeMap::new();
     for (position, (stream, event)) in h.events.iter().enumerate() {
         let (ty, version, payload) = codec.encode(event);
-        let decoded = codec.decode(&ty, version, &payload).expect("decodes").expect("its own type");
-        let v = versions.entry(stream.clone()).and_modify(|v| *v += 1).or_insert(0);
+        let decoded = codec
+            .decode(&ty, version, &payload)
+            .expect("decodes")
+            .expect("its own type");
+        let v = versions
+            .entry(stream.clone())
+            .and_modify(|v| *v += 1)
+            .or_insert(0);
         state.evolve(&Recorded {
             event: decoded,
             stream_id: stream.clone(),
@@ -253,5 +307,9 @@ fn the_decoded_history_rebuilds_the_state() {
     // Every map of the state is ordered, so equal states print the same.
     assert_eq!(format!("{state:?}"), format!("{:?}", h.scenario.state()));
     let d = &state.deployments[&deployment_id(release_id("r1"), 0)];
-    assert!(matches!(d.status, DeploymentStatus::RolledBack { .. }), "{:?}", d.status);
+    assert!(
+        matches!(d.status, DeploymentStatus::RolledBack { .. }),
+        "{:?}",
+        d.status
+    );
 }

@@ -11,9 +11,9 @@ use prost::Message;
 use crate::domain::*;
 use crate::messages::*;
 
-mod stored;
 #[cfg(test)]
 mod golden;
+mod stored;
 
 const PREFIX: &str = "flotilla.orchestration.v1.";
 /// Schema version of every orchestration event today.

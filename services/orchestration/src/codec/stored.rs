@@ -342,7 +342,9 @@ pub fn decode(name: &str, payload: &[u8]) -> Result<Event, String> {
             })
         }
         "TriggerRuleDefined" => {
-            let r = dec::<pb::TriggerRuleDefined>(payload)?.rule.unwrap_or_default();
+            let r = dec::<pb::TriggerRuleDefined>(payload)?
+                .rule
+                .unwrap_or_default();
             Event::TriggerRuleDefined(TriggerRule {
                 id: uuid("rule_id", &r.rule_id)?,
                 business_unit: r.business_unit,
@@ -525,6 +527,10 @@ pub fn decode(name: &str, payload: &[u8]) -> Result<Event, String> {
                 at: at(m.completed_at.as_ref()),
             }
         }
-        other => return Err(format!("orchestration event {other} is not known to this build")),
+        other => {
+            return Err(format!(
+                "orchestration event {other} is not known to this build"
+            ));
+        }
     })
 }

@@ -269,7 +269,12 @@ pub(crate) fn ok(succeeded: bool) -> StepOutcome {
 
 /// Runs the deployment as the runner would until it is over: steps that run succeed unless
 /// `fail` names them (service, kind name), waits end, analyses pass, holds are resumed.
-pub(crate) fn drive(s: &mut Scenario<Orchestration>, d: Uuid, fail: Option<(&str, &str)>, t: i64) -> i64 {
+pub(crate) fn drive(
+    s: &mut Scenario<Orchestration>,
+    d: Uuid,
+    fail: Option<(&str, &str)>,
+    t: i64,
+) -> i64 {
     let mut t = t;
     loop {
         t = drive_until_waiting(s, d, fail, t);

@@ -22,7 +22,10 @@ pub fn version(field: &str, v: &str) -> R<semver::Version> {
     semver::Version::parse(v.trim()).map_err(|e| {
         invalid(
             field,
-            format!("{} is not a semantic version ({e}); use MAJOR.MINOR.PATCH", shown(v)),
+            format!(
+                "{} is not a semantic version ({e}); use MAJOR.MINOR.PATCH",
+                shown(v)
+            ),
         )
     })
 }
@@ -32,9 +35,15 @@ pub fn time(field: &str, t: Option<&prost_types::Timestamp>) -> R<Timestamp> {
     flotilla_runtime::kit::time::from_request(t).map_err(|reason| invalid(field, reason))
 }
 
-fn entries(field: &str, m: std::collections::HashMap<String, String>) -> R<BTreeMap<String, String>> {
+fn entries(
+    field: &str,
+    m: std::collections::HashMap<String, String>,
+) -> R<BTreeMap<String, String>> {
     if m.len() > MAX_ENTRIES {
-        return Err(invalid(field, format!("{} entries, at most {MAX_ENTRIES}", m.len())));
+        return Err(invalid(
+            field,
+            format!("{} entries, at most {MAX_ENTRIES}", m.len()),
+        ));
     }
     Ok(m.into_iter().collect())
 }
@@ -113,12 +122,17 @@ pub fn strategy(s: Option<pb::Strategy>) -> R<Strategy> {
                         .ok()
                         .filter(|w| *w <= 100)
                         .map(CanaryStep::SetWeight)
-                        .ok_or_else(|| invalid("strategy.canary.set_weight", format!("{w} is not 0-100"))),
+                        .ok_or_else(|| {
+                            invalid("strategy.canary.set_weight", format!("{w} is not 0-100"))
+                        }),
                     Some(pb::canary_step::Step::Pause(p)) => Ok(CanaryStep::Pause(
                         (!p.indefinite).then_some(p.duration_seconds),
                     )),
                     Some(pb::canary_step::Step::Analysis(a)) => Ok(CanaryStep::Analysis(a)),
-                    None => Err(invalid("strategy.canary.steps", "a step is set_weight, pause or analysis")),
+                    None => Err(invalid(
+                        "strategy.canary.steps",
+                        "a step is set_weight, pause or analysis",
+                    )),
                 })
                 .collect::<R<Vec<_>>>()?;
             Strategy::Canary { steps }
@@ -173,7 +187,10 @@ pub fn bump(b: i32) -> R<Bump> {
         Ok(pb::Bump::Patch) => Ok(Bump::Patch),
         Ok(pb::Bump::Minor) => Ok(Bump::Minor),
         Ok(pb::Bump::Major) => Ok(Bump::Major),
-        _ => Err(invalid("rule.up_to", "use BUMP_PATCH, BUMP_MINOR or BUMP_MAJOR")),
+        _ => Err(invalid(
+            "rule.up_to",
+            "use BUMP_PATCH, BUMP_MINOR or BUMP_MAJOR",
+        )),
     }
 }
 
@@ -190,7 +207,11 @@ pub fn verdict(v: i32) -> R<Verdict> {
 }
 
 /// An artifact as CI registers it (its id, the package URL, from the service and digest).
-pub fn artifact(r: pb::RegisterArtifactRequest, at: Timestamp, source: ArtifactSource) -> R<Artifact> {
+pub fn artifact(
+    r: pb::RegisterArtifactRequest,
+    at: Timestamp,
+    source: ArtifactSource,
+) -> R<Artifact> {
     let tests = r.tests.unwrap_or_default();
     // No analysis reported is no failed analysis.
     let analysis = r.analysis.unwrap_or(pb::AnalysisResult {

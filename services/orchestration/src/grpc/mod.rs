@@ -101,7 +101,9 @@ impl OrchestrationService for OrchestrationApi {
         let call = Caller::of(&request)?;
         let artifact = convert::artifact(request.into_inner(), now(), ArtifactSource::Api)?;
         let purl = artifact.purl.clone();
-        self.app.register_artifact(artifact, call.metadata()).await?;
+        self.app
+            .register_artifact(artifact, call.metadata())
+            .await?;
         self.artifact_view(&purl)
     }
 
@@ -172,7 +174,10 @@ impl OrchestrationService for OrchestrationApi {
             capacity: infrastructure.capacity,
         };
         self.app
-            .execute(DefineSharedInfrastructure { infrastructure }, call.metadata())
+            .execute(
+                DefineSharedInfrastructure { infrastructure },
+                call.metadata(),
+            )
             .await?;
         Ok(Response::new(answer))
     }
@@ -524,7 +529,11 @@ impl OrchestrationService for OrchestrationApi {
         self.app.execute(command, call.metadata()).await?;
         let last = self
             .app
-            .query(|o| o.releases.get(&release).and_then(|r| r.deployments.last().copied()))
+            .query(|o| {
+                o.releases
+                    .get(&release)
+                    .and_then(|r| r.deployments.last().copied())
+            })
             .unwrap_or_default();
         self.deployment_view(last)
     }
@@ -547,7 +556,9 @@ impl OrchestrationService for OrchestrationApi {
         let releases = self.app.query(|o| {
             o.releases
                 .values()
-                .filter(|r| (unit.is_empty() || r.business_unit == unit) && call.sees(&r.business_unit))
+                .filter(|r| {
+                    (unit.is_empty() || r.business_unit == unit) && call.sees(&r.business_unit)
+                })
                 .map(release_pb)
                 .collect()
         });

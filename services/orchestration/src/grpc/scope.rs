@@ -29,7 +29,10 @@ pub(super) fn unit_filter(call: &Caller, business_unit: &str) -> Result<(), Stat
 /// A release named by id or by name.
 fn release_ref(s: &str) -> Result<Uuid, DomainError> {
     if s.trim().is_empty() {
-        return Err(invalid("release", "is required; name a release by id or name"));
+        return Err(invalid(
+            "release",
+            "is required; name a release by id or name",
+        ));
     }
     names::reference("release", s, 128).map_err(name_error)?;
     Ok(Uuid::parse_str(s).unwrap_or_else(|_| release_id(s)))

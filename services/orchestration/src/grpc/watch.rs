@@ -19,7 +19,11 @@ pub(super) fn deployment(app: Arc<OrchestrationApp>, id: Uuid) -> Watch {
         let mut changes = app.watch_position();
         let mut last: Option<pb::Deployment> = None;
         loop {
-            let now = app.query(|o| o.deployments.get(&id).map(|d| (deployment_pb(d), d.status.is_over())));
+            let now = app.query(|o| {
+                o.deployments
+                    .get(&id)
+                    .map(|d| (deployment_pb(d), d.status.is_over()))
+            });
             let Some((d, over)) = now else { return };
             if last.as_ref() != Some(&d) {
                 if tx.send(Ok(d.clone())).await.is_err() {

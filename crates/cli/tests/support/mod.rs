@@ -1,0 +1,78 @@
+//! What the binary's tests share: running `flotilla` as a user would, a `flotilla up` on a
+//! folder of its own, and tokens for it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub fn flotilla() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_flotilla"));
+    c.env_remove("FLOTILLA_CONFIG").env("RUST_LOG", "warn");
+    c
+}
+
+/// `flotilla up` with data in `dir/data` (and `dir/flotilla.toml` when there is one); answers
+/// the child and its URL once it listens.
+pub fn up(dir: &Path) -> (Child, String) {
+    let mut cmd = flotilla();
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"));
+    if dir.join("flotilla.toml").exists() {
+        cmd.arg("--config").arg(dir.join("flotilla.toml"));
+    }
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn flotilla up");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("flotilla up printed its address")
+            .expect("line");
+        if let Some(rest) = line.strip_prefix("flotilla up: six services on ") {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    (child, format!("http://{addr}"))
+}
+
+/// A token for the node whose data is in `dir/data`.
+pub fn token(dir: &Path, subject: &str, role: &str, bu: &str) -> String {
+    let out = flotilla()
+        .args([
+            "token",
+            "issue",
+            "--subject",
+            subject,
+            "--role",
+            role,
+            "--bu",
+            bu,
+            "--data-dir",
+        ])
+        .arg(dir.join("data"))
+        .output()
+        .expect("token issue");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned()
+}
+
+/// Stops a node with SIGTERM and waits for it.
+pub fn stop(mut node: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &node.id().to_string()])
+        .status();
+    let _ = node.wait();
+}
