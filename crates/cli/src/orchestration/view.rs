@@ -26,7 +26,7 @@ pub struct ArtifactView {
 
 impl From<&pb::Artifact> for ArtifactView {
     fn from(a: &pb::Artifact) -> Self {
-        let tests = a.tests.clone().unwrap_or_default();
+        let tests = a.tests.unwrap_or_default();
         Self {
             purl: a.purl.clone(),
             service: a.service.clone(),
