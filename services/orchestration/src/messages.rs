@@ -387,6 +387,8 @@ pub fn deployment_pb(d: &Deployment) -> pb::Deployment {
         status: status as i32,
         reason,
         previous: d.previous.clone().into_iter().collect(),
+        artifacts: d.artifacts.clone().into_iter().collect(),
+        previous_artifacts: d.previous_artifacts.clone().into_iter().collect(),
         holds: d.holds.clone(),
         started_by: d.started_by.clone(),
         started_at: Some(ts(d.started_at)),

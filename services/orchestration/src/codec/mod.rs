@@ -330,6 +330,8 @@ fn encode(event: &Event) -> (&'static str, Vec<u8>) {
             environment,
             service,
             version,
+            artifact,
+            previous_version,
             outcome,
             started_at,
             at,
@@ -350,6 +352,8 @@ fn encode(event: &Event) -> (&'static str, Vec<u8>) {
                 started_at: Some(ts(*started_at)),
                 finished_at: Some(ts(*at)),
                 deployed_by: deployed_by.clone(),
+                artifact: artifact.clone(),
+                previous_version: previous_version.clone(),
             }
             .encode_to_vec(),
         ),

@@ -298,6 +298,8 @@ fn deployment(d: pb::Deployment) -> Result<Deployment, String> {
         emergency: d.emergency,
         status: DeploymentStatus::Running,
         previous: map(d.previous),
+        artifacts: map(d.artifacts),
+        previous_artifacts: map(d.previous_artifacts),
         holds: d.holds,
         started_by: d.started_by,
         started_at: at(d.started_at.as_ref()),
@@ -503,6 +505,8 @@ pub fn decode(name: &str, payload: &[u8]) -> Result<Event, String> {
                 environment: m.environment,
                 service: m.service,
                 version: m.version,
+                artifact: m.artifact,
+                previous_version: m.previous_version,
                 outcome: match pb::DeploymentOutcome::try_from(m.outcome) {
                     Ok(pb::DeploymentOutcome::Succeeded) => ServiceOutcome::Succeeded,
                     Ok(pb::DeploymentOutcome::RolledBack) => ServiceOutcome::RolledBack,

@@ -195,6 +195,10 @@ pub struct Deployment {
     pub status: DeploymentStatus,
     /// What ran in the environment before, by service (rollback puts it back).
     pub previous: BTreeMap<String, String>,
+    /// The package URL of the build each service is deployed at.
+    pub artifacts: BTreeMap<String, String>,
+    /// The package URL of what ran before, where that build is registered.
+    pub previous_artifacts: BTreeMap<String, String>,
     /// Shared infrastructure it holds while it runs.
     pub holds: Vec<String>,
     pub started_by: String,

@@ -164,6 +164,10 @@ pub enum Event {
         service: String,
         /// What runs after it (the previous version after a rollback; empty when none).
         version: String,
+        /// The package URL of what runs after it (empty when unknown or nothing runs).
+        artifact: String,
+        /// What ran before the deployment (empty: the service is new in the environment).
+        previous_version: String,
         outcome: ServiceOutcome,
         started_at: Timestamp,
         at: Timestamp,

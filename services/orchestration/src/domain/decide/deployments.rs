@@ -282,6 +282,8 @@ fn after_step(before: &Deployment, index: u32, outcome: &StepOutcome, at: Timest
             environment: d.environment.clone(),
             service: step.service.clone(),
             version: step.version.clone().unwrap_or_default(),
+            artifact: d.artifacts.get(&step.service).cloned().unwrap_or_default(),
+            previous_version: d.previous.get(&step.service).cloned().unwrap_or_default(),
             outcome: ServiceOutcome::Failed,
             started_at: d.started_at,
             at,
@@ -311,6 +313,12 @@ fn after_step(before: &Deployment, index: u32, outcome: &StepOutcome, at: Timest
                 environment: d.environment.clone(),
                 service: step.service.clone(),
                 version: d.previous.get(&step.service).cloned().unwrap_or_default(),
+                artifact: d
+                    .previous_artifacts
+                    .get(&step.service)
+                    .cloned()
+                    .unwrap_or_default(),
+                previous_version: d.previous.get(&step.service).cloned().unwrap_or_default(),
                 outcome: ServiceOutcome::RolledBack,
                 started_at: d.started_at,
                 at,
@@ -330,6 +338,8 @@ fn after_step(before: &Deployment, index: u32, outcome: &StepOutcome, at: Timest
                 environment: d.environment.clone(),
                 service: step.service.clone(),
                 version: step.version.clone().unwrap_or_default(),
+                artifact: d.artifacts.get(&step.service).cloned().unwrap_or_default(),
+                previous_version: d.previous.get(&step.service).cloned().unwrap_or_default(),
                 outcome: ServiceOutcome::Succeeded,
                 started_at: d.started_at,
                 at,

@@ -107,11 +107,23 @@ impl Orchestration {
             .flatten()
             .map(|p| p.service.as_str())
             .collect();
-        let previous = target
+        let previous: std::collections::BTreeMap<String, String> = target
             .running
             .iter()
             .filter(|(s, _)| services.contains(s.as_str()))
             .map(|(s, v)| (s.clone(), v.clone()))
+            .collect();
+        let previous_artifacts = previous
+            .iter()
+            .filter_map(|(s, v)| {
+                let v = semver::Version::parse(v).ok()?;
+                Some((s.clone(), self.artifact_of(s, Some(&v))?.purl.clone()))
+            })
+            .collect();
+        let artifacts = r
+            .items
+            .iter()
+            .map(|i| (i.service.clone(), i.purl.clone()))
             .collect();
         let deployment = Deployment {
             id,
@@ -123,6 +135,8 @@ impl Orchestration {
             steps: deployment::forward_steps(id, r, plan),
             status: DeploymentStatus::Running,
             previous,
+            artifacts,
+            previous_artifacts,
             holds: holds.clone(),
             started_by: c.by,
             started_at: c.at,
