@@ -1,5 +1,7 @@
 //! Helpers for Flotilla's end-to-end tests: start a node on 127.0.0.1:0 and stop it.
 
+pub mod probe;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

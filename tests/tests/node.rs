@@ -270,6 +270,8 @@ async fn a_finished_deployment_reaches_the_footprint() {
             nanos: 0,
         }),
         deployed_by: "deployer@example.com".into(),
+        artifact: String::new(),
+        previous_version: String::new(),
     }
     .encode_to_vec();
     let e = NewEvent::new(

@@ -5,7 +5,6 @@
 //! the unit the event is about; the content type travels as each binding says; refusals of
 //! callers without a token stay off the bus.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use flotilla_proto::dependency::v1 as dm;
@@ -13,10 +12,8 @@ use flotilla_proto::dependency::v1::dependency_mapping_service_client::Dependenc
 use flotilla_proto::governance::v1 as gv;
 use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
 use flotilla_runtime::config::BusKind;
-use flotilla_tests::{Deployment, RunningNode, kafka_brokers, nats_url};
-use futures::StreamExt;
-use rdkafka::Message as _;
-use rdkafka::consumer::Consumer as _;
+use flotilla_tests::probe::Seen;
+use flotilla_tests::{Deployment, RunningNode, nats_url};
 
 fn entry(name: &str, bu: &str) -> dm::ServiceEntry {
     dm::ServiceEntry {
@@ -30,93 +27,21 @@ fn entry(name: &str, bu: &str) -> dm::ServiceEntry {
     }
 }
 
-/// One message as a plain client saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    subject: String,
-    headers: HashMap<String, String>,
-}
-
-/// Everything on a deployment's JetStream stream of a service, read with async-nats.
+/// Everything on a deployment's JetStream stream of a service.
 async fn nats_messages(namespace: &str, service: &str, at_least: usize) -> Vec<Seen> {
-    let client = async_nats::connect(nats_url()).await.expect("nats");
-    let js = async_nats::jetstream::new(client);
     let stream_name = format!("{namespace}_{service}")
         .to_ascii_uppercase()
         .replace('-', "_");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut out = Vec::new();
-        if let Ok(stream) = js.get_stream(&stream_name).await {
-            let consumer = stream
-                .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-                    deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::All,
-                    ..Default::default()
-                })
-                .await
-                .expect("ordered consumer");
-            let mut messages = consumer.messages().await.expect("messages");
-            while let Ok(Some(Ok(m))) =
-                tokio::time::timeout(Duration::from_millis(500), messages.next()).await
-            {
-                let mut headers = HashMap::new();
-                if let Some(h) = &m.headers {
-                    for (k, v) in h.iter() {
-                        if let Some(v) = v.first() {
-                            headers.insert(k.to_string().to_ascii_lowercase(), v.to_string());
-                        }
-                    }
-                }
-                out.push(Seen {
-                    subject: m.subject.to_string(),
-                    headers,
-                });
-            }
-        }
-        if out.len() >= at_least || tokio::time::Instant::now() > deadline {
-            return out;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    flotilla_tests::probe::nats_messages(&stream_name, at_least).await
 }
 
-/// Everything on a deployment's Kafka topic of a service, read with rdkafka.
+/// Everything on a Kafka topic, with each message's key.
 async fn kafka_messages(topic: &str, at_least: usize) -> Vec<(Option<String>, Seen)> {
-    let consumer: rdkafka::consumer::StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
-        .set(
-            "group.id",
-            format!("probe-{}", uuid::Uuid::now_v7().simple()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("kafka consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while out.len() < at_least && tokio::time::Instant::now() < deadline {
-        let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await else {
-            continue;
-        };
-        let mut headers = HashMap::new();
-        if let Some(h) = m.headers() {
-            use rdkafka::message::Headers as _;
-            for x in h.iter() {
-                if let Some(v) = x.value {
-                    headers.insert(x.key.to_owned(), String::from_utf8_lossy(v).into_owned());
-                }
-            }
-        }
-        out.push((
-            m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-            Seen {
-                subject: m.topic().to_owned(),
-                headers,
-            },
-        ));
-    }
-    out
+    flotilla_tests::probe::kafka_messages(topic, at_least)
+        .await
+        .into_iter()
+        .map(|m| (m.key.clone(), m))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

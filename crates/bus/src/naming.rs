@@ -10,7 +10,11 @@
 //! | JetStream durable consumer | `<namespace>-<group>` |
 //! | Kafka topic | `<namespace>.<service>.events` |
 //! | Kafka consumer group | `<namespace>.<group>` |
-//! | CDEvents topic and subject | `<namespace>.cdevents` |
+//! | CDEvents topic and subject | `<namespace>.cdevents` (stream `<NAMESPACE>_CDEVENTS`) |
+//!
+//! CDEvents travel on a log of their own, named by [`CDEVENTS`] where a service name goes: every
+//! bus publishes to and reads from `<namespace>.cdevents` for it, in both directions (CI tools'
+//! `artifact.packaged` in, Flotilla's `service.deployed` out).
 
 use std::fmt;
 
@@ -21,6 +25,9 @@ use crate::BusError;
 /// Kafka topic prefix and a PostgreSQL schema prefix).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Namespace(String);
+
+/// The log of CDEvents, named where a service's log would be.
+pub const CDEVENTS: &str = "cdevents";
 
 /// The namespace of a deployment that does not name one.
 pub const DEFAULT_NAMESPACE: &str = "flotilla";
@@ -82,9 +89,21 @@ impl Namespace {
         format!("{}.{}", self.0, token(service))
     }
 
+    /// The subjects of a log: a service's `<namespace>.<service>.>`, the CDEvents subject.
+    pub fn subjects(&self, service: &str) -> String {
+        if service == CDEVENTS {
+            self.cdevents()
+        } else {
+            format!("{}.>", self.subject_root(service))
+        }
+    }
+
     /// The NATS subject of one event: `<namespace>.<service>.<aggregate type>.<event>`, where
     /// the event is the last segment of its protobuf type name.
     pub fn subject(&self, service: &str, aggregate: &str, event_type: &str) -> String {
+        if service == CDEVENTS {
+            return self.cdevents();
+        }
         let event = event_type.rsplit('.').next().unwrap_or(event_type);
         format!(
             "{}.{}.{}",
@@ -108,6 +127,9 @@ impl Namespace {
 
     /// The Kafka topic of a service's events.
     pub fn topic(&self, service: &str) -> String {
+        if service == CDEVENTS {
+            return self.cdevents();
+        }
         format!("{}.{service}.events", self.0)
     }
 

@@ -102,7 +102,7 @@ impl NatsBus {
     fn config(&self, service: &str) -> stream::Config {
         stream::Config {
             name: self.namespace.stream(service),
-            subjects: vec![format!("{}.>", self.namespace.subject_root(service))],
+            subjects: vec![self.namespace.subjects(service)],
             duplicate_window: self.limits.duplicate_window,
             max_age: self.limits.max_age,
             max_bytes: self.limits.max_bytes,
@@ -305,7 +305,7 @@ impl Subscriber for NatsBus {
                     durable_name: Some(durable.clone()),
                     ack_policy: AckPolicy::Explicit,
                     ack_wait: self.ack_wait,
-                    filter_subject: format!("{}.>", self.namespace.subject_root(service)),
+                    filter_subject: self.namespace.subjects(service),
                     ..Default::default()
                 },
             )

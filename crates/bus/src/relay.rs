@@ -12,7 +12,7 @@ use flotilla_core::store::EventStore;
 use flotilla_core::subscription::{SubscribeOptions, SubscriptionItem, subscribe_all};
 use futures::FutureExt;
 
-use crate::{BusError, CloudEvent, Publisher, Result};
+use crate::{BusError, CloudEvent, Namespace, Publisher, Result};
 
 /// What a service's events look like on the bus: the aggregate type of each stream (the
 /// subject token and `aggregatetype` extension) and which events stay off the bus.
@@ -26,6 +26,25 @@ pub trait Outbound: Send + Sync {
     /// positions are gaps in `sequence`).
     fn publishes(&self, _event: &RecordedEvent) -> bool {
         true
+    }
+
+    /// What goes on the bus for a stored event of `service` (none: it stays in the store):
+    /// by default the event itself as a CloudEvent, if it [`Outbound::publishes`]. A relay to
+    /// another log (CDEvents) maps events to that log's own.
+    fn outgoing(
+        &self,
+        namespace: &Namespace,
+        service: &str,
+        event: &RecordedEvent,
+    ) -> Option<CloudEvent> {
+        self.publishes(event).then(|| {
+            CloudEvent::from_recorded(
+                namespace,
+                service,
+                &self.aggregate_type(&event.stream_id),
+                event,
+            )
+        })
     }
 }
 
@@ -49,6 +68,8 @@ pub struct Relay {
     publisher: Arc<dyn Publisher>,
     outbound: Arc<dyn Outbound>,
     gate: Option<Arc<dyn PublishGate>>,
+    /// The log it publishes to (default: the service's own).
+    destination: Option<String>,
     /// Most events per publish call.
     pub batch: usize,
     /// Pause after a failed publish before trying again.
@@ -76,6 +97,7 @@ impl Relay {
             publisher,
             outbound: Arc::new(PublishAll),
             gate: None,
+            destination: None,
             batch: 5_000,
             retry_delay: Duration::from_millis(500),
         }
@@ -93,9 +115,19 @@ impl Relay {
         self
     }
 
+    /// Publishes to another log than the service's own (e.g. [`crate::naming::CDEVENTS`]),
+    /// with a checkpoint of its own.
+    pub fn to(mut self, destination: &str) -> Self {
+        self.destination = Some(destination.to_owned());
+        self
+    }
+
     /// Name of the checkpoint this relay keeps in the store.
     pub fn checkpoint_name(&self) -> String {
-        format!("relay:{}:{}", self.service, self.publisher.name())
+        match &self.destination {
+            None => format!("relay:{}:{}", self.service, self.publisher.name()),
+            Some(d) => format!("relay:{}>{d}:{}", self.service, self.publisher.name()),
+        }
     }
 
     /// Runs until `shutdown` resolves. Publish failures are retried after `retry_delay`;
@@ -125,7 +157,9 @@ impl Relay {
         let publishing = AbortOnDrop(tokio::spawn(publish_in_order(
             self.store.clone(),
             self.publisher.clone(),
-            self.service.clone(),
+            self.destination
+                .clone()
+                .unwrap_or_else(|| self.service.clone()),
             name,
             self.retry_delay,
             rx,
@@ -162,15 +196,7 @@ impl Relay {
             let namespace = self.publisher.namespace();
             let outgoing: Vec<CloudEvent> = pending
                 .iter()
-                .filter(|e| self.outbound.publishes(e))
-                .map(|e| {
-                    CloudEvent::from_recorded(
-                        namespace,
-                        &self.service,
-                        &self.outbound.aggregate_type(&e.stream_id),
-                        e,
-                    )
-                })
+                .filter_map(|e| self.outbound.outgoing(namespace, &self.service, e))
                 .collect();
             last = pending.last().map_or(last, |e| e.global_position);
             if tx.send((outgoing, last, pending.len())).await.is_err() {

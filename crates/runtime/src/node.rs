@@ -40,6 +40,9 @@ pub(crate) async fn run_consumer(
     mut stop: watch::Receiver<bool>,
 ) {
     let source = bus.namespace().source(&consumer.source);
+    // The CDEvents log carries other tools' events (CI pipelines): any source may speak there,
+    // and its handlers check everything they take as they would a request.
+    let open_log = consumer.source == flotilla_bus::naming::CDEVENTS;
     let mut pause = Duration::from_millis(500);
     loop {
         let mut deliveries = match bus.subscribe(&consumer.source, &group).await {
@@ -66,7 +69,7 @@ pub(crate) async fn run_consumer(
                     break;
                 }
             };
-            if delivery.event.source != source {
+            if !open_log && delivery.event.source != source {
                 // Only the service subscribed to speaks on its stream: anything else is forged
                 // or misrouted, acknowledged and never applied.
                 tracing::error!(group = %group, event = %delivery.event.id, source = %flotilla_core::names::shown(&delivery.event.source), expected = %source, "event from an unexpected source refused");
@@ -141,9 +144,24 @@ pub(crate) async fn run_relay(
     module: Arc<dyn ServiceModule>,
     publisher: Arc<dyn Publisher>,
     chain: Arc<ChainGuard>,
+    stop: watch::Receiver<bool>,
+) {
+    let outbound = Arc::new(ServiceOutbound {
+        module: module.clone(),
+    });
+    run_relay_to(store, module.name(), None, outbound, publisher, chain, stop).await;
+}
+
+/// A relay of `service`'s store to `destination` (None: the service's own log).
+pub(crate) async fn run_relay_to(
+    store: Arc<dyn EventStore>,
+    service: &'static str,
+    destination: Option<&'static str>,
+    outbound: Arc<dyn flotilla_bus::relay::Outbound>,
+    publisher: Arc<dyn Publisher>,
+    chain: Arc<ChainGuard>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let service = module.name();
     let mut pause = Duration::from_millis(500);
     loop {
         let mut intact = chain.watch();
@@ -151,11 +169,12 @@ pub(crate) async fn run_relay(
             _ = intact.wait_for(|b| b.is_none()) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        let relay = Relay::new(store.clone(), service, publisher.clone())
-            .with_outbound(Arc::new(ServiceOutbound {
-                module: module.clone(),
-            }))
+        let mut relay = Relay::new(store.clone(), service, publisher.clone())
+            .with_outbound(outbound.clone())
             .with_gate(Arc::new(ChainGate(chain.clone())));
+        if let Some(d) = destination {
+            relay = relay.to(d);
+        }
         let mut stop_this = stop.clone();
         let mut broken = chain.watch();
         let result = relay
@@ -486,6 +505,20 @@ impl Node {
                 tasks.push(tokio::spawn(task(crate::kit::Shutdown::new(
                     stop_rx.clone(),
                 ))));
+            }
+            for r in &started.relays {
+                for b in &buses {
+                    let publisher: Arc<dyn Publisher> = b.clone();
+                    tasks.push(tokio::spawn(run_relay_to(
+                        ctx.store.clone(),
+                        m.name(),
+                        Some(r.destination),
+                        r.outbound.clone(),
+                        publisher,
+                        chain.clone(),
+                        stop_rx.clone(),
+                    )));
+                }
             }
             // Consume from the first configured bus.
             if let Some(bus) = buses.first() {

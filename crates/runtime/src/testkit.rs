@@ -179,6 +179,17 @@ impl TestServer {
                 stop_rx.clone(),
             ))));
         }
+        for r in &started.relays {
+            tasks.push(tokio::spawn(crate::node::run_relay_to(
+                store.clone(),
+                module.name(),
+                Some(r.destination),
+                r.outbound.clone(),
+                bus.clone(),
+                chain.clone(),
+                stop_rx.clone(),
+            )));
+        }
         let as_bus: Arc<dyn flotilla_bus::Bus> = bus.clone();
         for consumer in started.consumers {
             tasks.push(tokio::spawn(crate::node::run_consumer(

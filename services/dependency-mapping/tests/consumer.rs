@@ -60,6 +60,7 @@ async fn deployments_update_footprints_once() {
                 nanos: 0,
             }),
             deployed_by: "deployer@example.com".into(),
+            ..Default::default()
         }
         .encode_to_vec();
         NewEvent::new(

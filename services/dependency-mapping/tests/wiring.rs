@@ -133,6 +133,7 @@ async fn a_consumed_deployment_is_in_the_next_footprint() {
             nanos: 0,
         }),
         deployed_by: "deployer".into(),
+        ..Default::default()
     };
     let source: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     source

@@ -149,6 +149,14 @@ pub async fn start(
         OrchestrationApp::start(&ctx, Arc::new(peers), executor, &settings.service_token).await?;
     routes.add_service(crate::grpc::server(ctx, app.clone()));
     Ok(kit::Started::with_app(follower)
+        .relay_to(
+            flotilla_bus::naming::CDEVENTS,
+            Arc::new(crate::cdevents::CdEventsOut),
+        )
+        .consume(Consumer {
+            source: flotilla_bus::naming::CDEVENTS.into(),
+            handler: Arc::new(crate::cdevents::CdEventsIn(app.clone())),
+        })
         .task(crate::runner::run(
             app.clone(),
             Duration::from_secs(settings.shutdown_grace_secs.unwrap_or(30)),
@@ -218,6 +226,29 @@ impl OrchestrationApp {
     ) -> Result<Executed<Event>, AppError> {
         let done = self
             .execute(
+                RegisterArtifact {
+                    artifact: artifact.clone(),
+                },
+                md,
+            )
+            .await?;
+        if !done.events.is_empty() {
+            self.triggered(&artifact).await;
+        }
+        Ok(done)
+    }
+
+    /// Registers a build another tool announced (a CDEvent, applied once by its id), then
+    /// applies the trigger rules it matches.
+    pub async fn register_consumed(
+        &self,
+        event_id: Uuid,
+        artifact: Artifact,
+        md: Metadata,
+    ) -> Result<Executed<Event>, AppError> {
+        let done = self
+            .consume(
+                event_id,
                 RegisterArtifact {
                     artifact: artifact.clone(),
                 },

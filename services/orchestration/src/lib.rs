@@ -7,9 +7,11 @@
 //! - `app`: the kit's app, with what orchestration asks other services before it decides;
 //! - `peers`: those other services over gRPC; `executor`: what runs a step;
 //! - `runner`: the task that moves deployments; `inbound`: other services' events it acts on;
+//! - `cdevents`: CDEvents out (services deployed, environments) and in (builds from CI);
 //! - `grpc`: the API edge; `messages`: domain values as API messages.
 
 pub mod app;
+pub mod cdevents;
 pub mod codec;
 pub mod domain;
 pub mod executor;

@@ -18,4 +18,4 @@ pub mod time;
 pub use app::{App, AppOptions, Executed, Observer, Snapshotted, UnitOf, Versioned};
 pub use caller::Caller;
 pub use error::{AppError, ServiceError, refuse, status, store_code};
-pub use started::{Shutdown, StartError, Started, Task};
+pub use started::{Relayed, Shutdown, StartError, Started, Task};

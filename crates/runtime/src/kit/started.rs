@@ -38,6 +38,25 @@ pub struct Started {
     /// Whether the service checks its store's hash chain itself (its app does); otherwise the
     /// node runs the check.
     pub checks_chain: bool,
+    /// Other logs its events are also relayed to, as those logs' own events (CDEvents).
+    pub relays: Vec<Relayed>,
+}
+
+/// A relay of a service's events to another log, each mapped by `outbound` (events it maps to
+/// nothing stay off that log). Like the service's own relay, it tails the store from a
+/// checkpoint of its own: no dual writes.
+#[derive(Clone)]
+pub struct Relayed {
+    pub destination: &'static str,
+    pub outbound: std::sync::Arc<dyn flotilla_bus::relay::Outbound>,
+}
+
+impl std::fmt::Debug for Relayed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relayed")
+            .field("destination", &self.destination)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Started {
@@ -46,6 +65,7 @@ impl std::fmt::Debug for Started {
             .field("consumers", &self.consumers)
             .field("tasks", &self.tasks.len())
             .field("checks_chain", &self.checks_chain)
+            .field("relays", &self.relays)
             .finish()
     }
 }
@@ -57,7 +77,21 @@ impl Started {
             consumers: Vec::new(),
             tasks: vec![task],
             checks_chain: true,
+            relays: Vec::new(),
         }
+    }
+
+    /// Also relays the service's events to `destination`, mapped by `outbound`.
+    pub fn relay_to(
+        mut self,
+        destination: &'static str,
+        outbound: std::sync::Arc<dyn flotilla_bus::relay::Outbound>,
+    ) -> Self {
+        self.relays.push(Relayed {
+            destination,
+            outbound,
+        });
+        self
     }
 
     pub fn consume(mut self, consumer: Consumer) -> Self {
