@@ -3,6 +3,7 @@
 mod bench;
 mod catalog;
 mod client;
+mod demo;
 mod format;
 mod governance;
 mod keys;
@@ -131,6 +132,8 @@ enum Command {
         #[command(subcommand)]
         command: orchestration::deploy::DeployCommand,
     },
+    /// Drive a realistic release through the running services and tell what happens.
+    Demo(demo::DemoArgs),
     /// Development tokens.
     Token {
         #[command(subcommand)]
@@ -326,6 +329,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
+        Command::Demo(args) => demo::run(&config, args).await,
         Command::Token { command } => token::run(&config, command),
         Command::Keys { command } => keys::run(command),
         Command::Store { command } => {

@@ -5,7 +5,7 @@ pub mod artifact;
 pub mod deploy;
 pub mod env;
 pub mod release;
-mod view;
+pub mod view;
 
 use flotilla_proto::orchestration::v1::orchestration_service_client::OrchestrationServiceClient;
 

@@ -319,7 +319,11 @@ pub fn progress_line(d: &DeploymentView, s: &StepView) -> String {
         "[wave {}/{total}] {} {} {what}{detail}: {} {}",
         s.wave + 1,
         s.service,
-        s.version,
+        if s.version.is_empty() {
+            "(none before)"
+        } else {
+            &s.version
+        },
         s.state,
         outcome(s)
     )

@@ -203,7 +203,7 @@ impl Orchestration {
                 .collect();
             if holders.len() as u32 >= infra.capacity {
                 out.push(format!(
-                    "CapacityConflict: {h} takes {} deployment(s) at once and {} hold(s) it ({}); release {} ({}) waits for one to finish",
+                    "CapacityConflict: {h} takes {} deployment(s) at once and {} hold(s) it ({}), so release {} ({}) waits for one to finish",
                     infra.capacity,
                     holders.len(),
                     holders
