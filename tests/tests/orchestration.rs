@@ -741,3 +741,77 @@ async fn migrations_run_forward_and_back_on_postgres() {
     .await
     .expect("drop schema");
 }
+
+/// A trigger rule on service-level versions: a patch of a `payments-*` service creates a release
+/// of it (with the descriptor its last release used) that is planned and promoted into dev by
+/// itself; a major bump needs a planned release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_patch_of_a_matching_service_is_released_by_its_trigger_rule() {
+    let mut flow = Flow::start().await;
+    policy(&flow).await;
+    catalog(&flow, UNIT, &["payments-api"], &[]).await;
+    artifacts(&mut flow, &["payments-api"], "2.0.0").await;
+    environments(&mut flow, UNIT, vec![env("dev"), env("prod")]).await;
+    flow.orch
+        .create_release(pb::CreateReleaseRequest {
+            name: "payments-2.0.0".into(),
+            business_unit: UNIT.into(),
+            items: vec![item("payments-api", "2.0.0")],
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    flow.orch.plan_release(pb::PlanReleaseRequest { release: "payments-2.0.0".into() }).await.expect("plan");
+    approve(&flow, "payments-2.0.0", "dev").await;
+    let d = flow
+        .orch
+        .promote_release(pb::PromoteReleaseRequest { release: "payments-2.0.0".into(), environment: "dev".into() })
+        .await
+        .expect("promote")
+        .into_inner();
+    flow.finished(&d.deployment_id).await;
+    flow.orch
+        .define_trigger_rule(pb::DefineTriggerRuleRequest {
+            rule: Some(pb::TriggerRule {
+                business_unit: UNIT.into(),
+                services: "payments-*".into(),
+                up_to: pb::Bump::Patch as i32,
+                environment: "dev".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("trigger rule");
+    // The standard change is approved ahead for dev (governance's gate still decides).
+    approve(&flow, "payments-api-2.0.1", "dev").await;
+    let _ = flow.orch.register_artifact(flow::artifact("payments-api", "2.0.1", "Apache-2.0")).await.expect("patch build");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let release = loop {
+        let r = flow
+            .orch
+            .get_release(pb::GetReleaseRequest { release: "payments-api-2.0.1".into() })
+            .await
+            .map(tonic::Response::into_inner);
+        if let Ok(r) = &r
+            && r.status == pb::ReleaseStatus::Deployed as i32
+        {
+            break r.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the patch was not released into dev by its rule: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(release.deployed_to, ["dev"], "up to the rule's environment, not beyond");
+    assert_eq!(release.promote_to, "dev");
+    assert_eq!(release.items[0].descriptor.as_ref().map(|d| d.version.as_str()), Some("2.0.1"));
+    assert!(flow.log().iter().any(|l| l.starts_with("deploy-rolling payments-api 2.0.1 dev")), "{:#?}", flow.log());
+
+    // A major bump creates nothing by itself.
+    let _ = flow.orch.register_artifact(flow::artifact("payments-api", "3.0.0", "Apache-2.0")).await.expect("major build");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    refused(
+        flow.orch.get_release(pb::GetReleaseRequest { release: "payments-api-3.0.0".into() }).await,
+        Code::NotFound,
+        &[],
+    );
+    flow.node.stop().await.expect("stop");
+}

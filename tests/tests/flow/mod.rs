@@ -70,6 +70,11 @@ impl Flow {
         executor.insert("timeout_secs".into(), 30.into());
         let mut section = toml::Table::new();
         section.insert("executor".into(), toml::Value::Table(executor));
+        // Trigger rules' releases are planned and promoted with a service account's token.
+        section.insert(
+            "service_token".into(),
+            flotilla_runtime::testkit::token("orchestration-bot", &["scheduler"], "central").into(),
+        );
         let data_dir = dir.path().join("data");
         let mut config = Config {
             data_dir: data_dir.clone(),
