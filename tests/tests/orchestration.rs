@@ -55,6 +55,7 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
         release: name.into(),
         environment: env.into(),
     };
+    let before_refusals = flow.head().await;
     refused(
         flow.orch.promote_release(promote("dev")).await,
         Code::FailedPrecondition,
@@ -71,6 +72,11 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
         &[],
     );
 
+    assert_eq!(
+        flow.head().await,
+        before_refusals,
+        "refused commands appended nothing"
+    );
     let planned = flow
         .orch
         .plan_release(pb::PlanReleaseRequest {
@@ -96,6 +102,7 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
         "providers go first"
     );
 
+    let before_refusals = flow.head().await;
     refused(
         flow.orch.promote_release(promote("staging")).await,
         Code::FailedPrecondition,
@@ -108,6 +115,11 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
         &["governance:", "no approval request"],
     );
 
+    assert_eq!(
+        flow.head().await,
+        before_refusals,
+        "refused commands appended nothing"
+    );
     approve(&flow, name, "dev").await;
     let started = flow
         .orch
@@ -499,6 +511,54 @@ async fn blue_green_canary_and_shared_capacity() {
         "{waits:?}"
     );
 
+    // The two units' dev environments, key by key.
+    let admin = flow.admin().await;
+    let mut admin = pb::orchestration_service_client::OrchestrationServiceClient::new(admin);
+    for (unit, kafka) in [("payments", "3.7"), ("cards", "3.6")] {
+        admin
+            .report_configuration(pb::ReportConfigurationRequest {
+                business_unit: unit.into(),
+                environment: "dev".into(),
+                actual: [
+                    ("kafka".to_owned(), kafka.to_owned()),
+                    ("tls".to_owned(), "1.3".to_owned()),
+                ]
+                .into_iter()
+                .collect(),
+            })
+            .await
+            .expect("report");
+    }
+    let parity = admin
+        .get_parity(pb::GetParityRequest {
+            business_unit: "payments".into(),
+            environment: "dev".into(),
+            other_business_unit: "cards".into(),
+            other_environment: "dev".into(),
+        })
+        .await
+        .expect("parity")
+        .into_inner();
+    let diffs: Vec<(&str, &str, &str)> = parity
+        .differences
+        .iter()
+        .map(|d| (d.key.as_str(), d.desired.as_str(), d.actual.as_str()))
+        .collect();
+    assert_eq!(diffs, [("kafka", "3.7", "3.6")]);
+    // A unit's people see only their unit's environments.
+    refused(
+        flow.orch
+            .get_parity(pb::GetParityRequest {
+                business_unit: "payments".into(),
+                environment: "dev".into(),
+                other_business_unit: "cards".into(),
+                other_environment: "dev".into(),
+            })
+            .await,
+        Code::NotFound,
+        &[],
+    );
+
     // The cluster is free again: the canary goes ahead, is held for a person, then fails its
     // judgement and is rolled back.
     let c = cards
@@ -761,11 +821,19 @@ async fn a_patch_of_a_matching_service_is_released_by_its_trigger_rule() {
         })
         .await
         .expect("create");
-    flow.orch.plan_release(pb::PlanReleaseRequest { release: "payments-2.0.0".into() }).await.expect("plan");
+    flow.orch
+        .plan_release(pb::PlanReleaseRequest {
+            release: "payments-2.0.0".into(),
+        })
+        .await
+        .expect("plan");
     approve(&flow, "payments-2.0.0", "dev").await;
     let d = flow
         .orch
-        .promote_release(pb::PromoteReleaseRequest { release: "payments-2.0.0".into(), environment: "dev".into() })
+        .promote_release(pb::PromoteReleaseRequest {
+            release: "payments-2.0.0".into(),
+            environment: "dev".into(),
+        })
         .await
         .expect("promote")
         .into_inner();
@@ -784,12 +852,18 @@ async fn a_patch_of_a_matching_service_is_released_by_its_trigger_rule() {
         .expect("trigger rule");
     // The standard change is approved ahead for dev (governance's gate still decides).
     approve(&flow, "payments-api-2.0.1", "dev").await;
-    let _ = flow.orch.register_artifact(flow::artifact("payments-api", "2.0.1", "Apache-2.0")).await.expect("patch build");
+    let _ = flow
+        .orch
+        .register_artifact(flow::artifact("payments-api", "2.0.1", "Apache-2.0"))
+        .await
+        .expect("patch build");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let release = loop {
         let r = flow
             .orch
-            .get_release(pb::GetReleaseRequest { release: "payments-api-2.0.1".into() })
+            .get_release(pb::GetReleaseRequest {
+                release: "payments-api-2.0.1".into(),
+            })
             .await
             .map(tonic::Response::into_inner);
         if let Ok(r) = &r
@@ -797,19 +871,46 @@ async fn a_patch_of_a_matching_service_is_released_by_its_trigger_rule() {
         {
             break r.clone();
         }
-        assert!(tokio::time::Instant::now() < deadline, "the patch was not released into dev by its rule: {r:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the patch was not released into dev by its rule: {r:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(release.deployed_to, ["dev"], "up to the rule's environment, not beyond");
+    assert_eq!(
+        release.deployed_to,
+        ["dev"],
+        "up to the rule's environment, not beyond"
+    );
     assert_eq!(release.promote_to, "dev");
-    assert_eq!(release.items[0].descriptor.as_ref().map(|d| d.version.as_str()), Some("2.0.1"));
-    assert!(flow.log().iter().any(|l| l.starts_with("deploy-rolling payments-api 2.0.1 dev")), "{:#?}", flow.log());
+    assert_eq!(
+        release.items[0]
+            .descriptor
+            .as_ref()
+            .map(|d| d.version.as_str()),
+        Some("2.0.1")
+    );
+    assert!(
+        flow.log()
+            .iter()
+            .any(|l| l.starts_with("deploy-rolling payments-api 2.0.1 dev")),
+        "{:#?}",
+        flow.log()
+    );
 
     // A major bump creates nothing by itself.
-    let _ = flow.orch.register_artifact(flow::artifact("payments-api", "3.0.0", "Apache-2.0")).await.expect("major build");
+    let _ = flow
+        .orch
+        .register_artifact(flow::artifact("payments-api", "3.0.0", "Apache-2.0"))
+        .await
+        .expect("major build");
     tokio::time::sleep(Duration::from_millis(500)).await;
     refused(
-        flow.orch.get_release(pb::GetReleaseRequest { release: "payments-api-3.0.0".into() }).await,
+        flow.orch
+            .get_release(pb::GetReleaseRequest {
+                release: "payments-api-3.0.0".into(),
+            })
+            .await,
         Code::NotFound,
         &[],
     );

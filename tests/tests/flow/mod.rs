@@ -119,6 +119,16 @@ impl Flow {
         authed(&self.node, "ops", &["admin"], "central").await
     }
 
+    /// The head of orchestration's store (what a refused command must leave as it was).
+    pub async fn head(&mut self) -> u64 {
+        self.orch
+            .get_status(flotilla_proto::common::v1::GetStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+            .head_position
+    }
+
     /// Waits until the deployment is as `wanted` says; answers it.
     pub async fn until(
         &mut self,
