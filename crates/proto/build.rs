@@ -31,7 +31,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(&files, [&root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("flotilla_descriptor.bin"), fds.encode_to_vec())?;
+    // Maps as BTreeMap: a message encodes to the same bytes every time (stored events are
+    // hashed and kept as golden files; a HashMap's order changes from run to run).
     tonic_prost_build::configure()
+        .btree_map(".")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

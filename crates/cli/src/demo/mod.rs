@@ -9,8 +9,10 @@
 //! database cluster, so the other unit's release meets a capacity conflict; and a canary whose
 //! judgement fails, rolled back automatically.
 
+mod cast;
 mod people;
 mod story;
+mod tell;
 
 use std::process::ExitCode;
 

@@ -26,7 +26,7 @@ pub async fn connect(target: &Target) -> anyhow::Result<Client> {
 pub fn pairs(
     flag: &str,
     items: &[String],
-) -> anyhow::Result<std::collections::HashMap<String, String>> {
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
     items
         .iter()
         .map(|kv| {

@@ -24,7 +24,7 @@
 //! Or, without a file, `--service` names services that take the newest builds with one
 //! descriptor built from `--chart` (`{service}` is replaced) and the label/limit flags.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -120,9 +120,9 @@ struct DescriptorFile {
     #[serde(default)]
     version: String,
     #[serde(default)]
-    values: HashMap<String, String>,
+    values: BTreeMap<String, String>,
     #[serde(default)]
-    labels: HashMap<String, String>,
+    labels: BTreeMap<String, String>,
     #[serde(default)]
     cpu_limit: String,
     #[serde(default)]

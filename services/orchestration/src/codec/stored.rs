@@ -24,7 +24,7 @@ fn version(field: &str, v: &str) -> Result<semver::Version, String> {
     semver::Version::parse(v).map_err(|e| format!("{field}: {}: {e}", names::shown(v)))
 }
 
-fn map(m: std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
+fn map(m: BTreeMap<String, String>) -> BTreeMap<String, String> {
     m.into_iter().collect()
 }
 

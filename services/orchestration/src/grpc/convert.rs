@@ -35,10 +35,7 @@ pub fn time(field: &str, t: Option<&prost_types::Timestamp>) -> R<Timestamp> {
     flotilla_runtime::kit::time::from_request(t).map_err(|reason| invalid(field, reason))
 }
 
-fn entries(
-    field: &str,
-    m: std::collections::HashMap<String, String>,
-) -> R<BTreeMap<String, String>> {
+fn entries(field: &str, m: BTreeMap<String, String>) -> R<BTreeMap<String, String>> {
     if m.len() > MAX_ENTRIES {
         return Err(invalid(
             field,
@@ -178,7 +175,7 @@ pub fn spec(s: Option<pb::EnvironmentSpec>) -> R<EnvironmentSpec> {
     })
 }
 
-pub fn actual(m: std::collections::HashMap<String, String>) -> R<BTreeMap<String, String>> {
+pub fn actual(m: BTreeMap<String, String>) -> R<BTreeMap<String, String>> {
     entries("actual", m)
 }
 

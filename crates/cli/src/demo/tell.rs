@@ -1,0 +1,499 @@
+//! The demo's story itself: what each person does, in order, and what they see.
+
+use std::time::Instant;
+
+use flotilla_proto::dependency::v1 as dm;
+use flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient;
+use flotilla_proto::governance::v1 as gov;
+use flotilla_proto::orchestration::v1 as pb;
+
+use super::cast::*;
+use super::story::{Story, over, waiting};
+use crate::client::failed;
+use crate::orchestration::view::DeploymentView;
+use crate::output::{Output, table};
+
+impl Story {
+    /// Tells the story; true when everything happened as it should.
+    pub async fn tell(mut self) -> anyhow::Result<bool> {
+        let started = Instant::now();
+        // ---- The catalog, the policy, the builds ----
+        let catalog_addr = self.addrs.catalog.clone();
+        let catalog = DependencyMappingServiceClient::new(
+            self.authed(&catalog_addr, "ops", &["admin"], "central")
+                .await?,
+        );
+        let imported = self
+            .eventually("import the catalog", || {
+                let mut c = catalog.clone();
+                async move {
+                    c.import_backstage_catalog(dm::ImportBackstageCatalogRequest {
+                        catalog_yaml: CATALOG.into(),
+                    })
+                    .await
+                }
+            })
+            .await?;
+        self.say(format!(
+            "catalog: {} services of two units imported from a Backstage catalog-info.yaml, {} dependencies",
+            imported.registered + imported.updated + imported.unchanged,
+            imported.dependencies_declared
+        ));
+        let mut admin = self.orch("ops", &["admin"], "central").await?;
+        admin
+            .set_policy(pb::SetPolicyRequest {
+                policy: Some(pb::OrchestrationPolicy {
+                    licence_allow_list: vec![
+                        "Apache-2.0".into(),
+                        "MIT".into(),
+                        "BSD-3-Clause".into(),
+                    ],
+                    descriptor_standard: Some(pb::DescriptorStandard {
+                        required_labels: vec!["team".into()],
+                        require_resource_limits: true,
+                        forbid_latest_tags: true,
+                    }),
+                }),
+            })
+            .await
+            .map_err(|s| failed("set policy", s))?;
+        self.say("policy: licences Apache-2.0, MIT, BSD-3-Clause; descriptors labelled with their team, with limits, no `latest`");
+        let mut ci = self.orch("ci", &["developer"], "platform").await?;
+        for (i, s) in SERVICES.iter().enumerate() {
+            ci.register_artifact(pb::RegisterArtifactRequest {
+                service: (*s).into(),
+                version: "2.0.0".into(),
+                commit: format!("{:07x}", 0x9f2c1e7 + i),
+                repository: format!("https://git.example.com/{s}"),
+                build_url: format!("https://ci.example.com/{s}/118"),
+                tests: Some(pb::TestResults {
+                    passed: 300 + i as u32,
+                    failed: 0,
+                    skipped: 2,
+                }),
+                analysis: Some(pb::AnalysisResult {
+                    tool: "sonarqube".into(),
+                    passed: true,
+                    findings: 0,
+                }),
+                licences: vec!["Apache-2.0".into()],
+                image_digest: format!("sha256:{:064x}", 0xa11ce + i),
+            })
+            .await
+            .map_err(|s| failed("register artifact", s))?;
+        }
+        let gpl = ci
+            .register_artifact(pb::RegisterArtifactRequest {
+                service: "payments-reports".into(),
+                version: "2.1.0".into(),
+                commit: "c0ffee1".into(),
+                repository: "https://git.example.com/payments-reports".into(),
+                licences: vec!["Apache-2.0".into(), "GPL-3.0-only".into()],
+                image_digest: format!("sha256:{:064x}", 0xbad),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| failed("register artifact", s))?
+            .into_inner();
+        self.say(
+            "CI registered 12 builds at 2.0.0, and payments-reports 2.1.0, which may not ship:",
+        );
+        for b in &gpl.blocked {
+            self.detail(format!("- {b}"));
+        }
+
+        // ---- Environments, paths, the shared cluster, a freeze ----
+        admin
+            .define_shared_infrastructure(pb::DefineSharedInfrastructureRequest {
+                infrastructure: Some(pb::SharedInfrastructure {
+                    name: "pg-shared".into(),
+                    capacity: 1,
+                }),
+            })
+            .await
+            .map_err(|s| failed("shared infrastructure", s))?;
+        for unit in ["payments", "cards"] {
+            let mut o = self.orch("rita", &["release-manager"], unit).await?;
+            for (name, checks, shared) in [
+                ("dev", vec!["smoke".to_owned()], vec![]),
+                ("prod", vec![], vec!["pg-shared".to_owned()]),
+            ] {
+                o.define_environment(pb::DefineEnvironmentRequest {
+                    spec: Some(pb::EnvironmentSpec {
+                        business_unit: unit.into(),
+                        name: name.into(),
+                        checks,
+                        shared,
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .map_err(|s| failed("define environment", s))?;
+            }
+            o.set_promotion_path(pb::SetPromotionPathRequest {
+                business_unit: unit.into(),
+                environments: vec!["dev".into(), "prod".into()],
+            })
+            .await
+            .map_err(|s| failed("promotion path", s))?;
+        }
+        self.say("environments: dev (smoke-checked) -> prod for both units; prod shares pg-shared, which takes one deployment at a time");
+        let mut cards_rm = self.gov("carl", &["release-manager"], "cards").await?;
+        let freeze = cards_rm
+            .create_freeze_window(gov::CreateFreezeWindowRequest {
+                window: Some(gov::FreezeWindow {
+                    name: "cards quarter-end close".into(),
+                    kind: gov::WindowKind::Freeze as i32,
+                    scope: Some(gov::WindowScope {
+                        business_units: vec!["cards".into()],
+                        environments: vec!["prod".into()],
+                        tiers: vec![],
+                    }),
+                    schedule: Some(gov::freeze_window::Schedule::Once(gov::OnceSchedule {
+                        start: Some(now_ts(-60)),
+                        end: Some(now_ts(3600)),
+                    })),
+                    reason: "quarter-end statements run".into(),
+                    business_unit: "cards".into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .map_err(|s| failed("freeze window", s))?
+            .into_inner();
+        self.say("governance: cards freezes prod for its quarter-end close (the next hour)");
+
+        // ---- Releases, planned ----
+        let bg = pb::strategy::Kind::BlueGreen(pb::BlueGreenStrategy {
+            pre_promotion_analysis: "preview-smoke".into(),
+            post_promotion_analysis: String::new(),
+            scale_down_delay_seconds: 1,
+            session_drain_seconds: 1,
+        });
+        let canary = pb::strategy::Kind::Canary(pb::CanaryStrategy {
+            steps: vec![
+                pb::CanaryStep {
+                    step: Some(pb::canary_step::Step::SetWeight(20)),
+                },
+                pb::CanaryStep {
+                    step: Some(pb::canary_step::Step::Analysis("canary-judge".into())),
+                },
+                pb::CanaryStep {
+                    step: Some(pb::canary_step::Step::SetWeight(100)),
+                },
+            ],
+        });
+        let releases = [
+            (
+                "payments",
+                "payments-2.0.0",
+                vec![
+                    item("payments-ledger", "payments", None),
+                    item("payments-fraud", "payments", None),
+                    item("payments-api", "payments", Some(bg)),
+                    item("payments-web", "payments", None),
+                ],
+            ),
+            (
+                "cards",
+                "cards-2.0.0",
+                vec![
+                    item("cards-ledger", "cards", None),
+                    item("cards-auth", "cards", None),
+                    item("cards-api", "cards", Some(canary)),
+                ],
+            ),
+        ];
+        for (unit, name, items) in releases {
+            let mut o = self.orch("rita", &["release-manager"], unit).await?;
+            o.create_release(pb::CreateReleaseRequest {
+                name: name.into(),
+                business_unit: unit.into(),
+                items,
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| failed("create release", s))?;
+            let planned = o
+                .plan_release(pb::PlanReleaseRequest {
+                    release: name.into(),
+                })
+                .await
+                .map_err(|s| failed("plan release", s))?
+                .into_inner();
+            let waves: Vec<String> = planned
+                .plan
+                .map(|p| {
+                    p.waves
+                        .iter()
+                        .map(|w| {
+                            w.services
+                                .iter()
+                                .map(|s| s.service.clone())
+                                .collect::<Vec<_>>()
+                                .join(" + ")
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.say(format!(
+                "{name} planned by dependency-mapping in {} waves: {}",
+                waves.len(),
+                waves.join(" -> ")
+            ));
+        }
+
+        // ---- payments into dev: segregation of duties, a blue-green deploy ----
+        self.approve_with_sod_refusal("payments", "payments-2.0.0", "payments-api", "dev")
+            .await?;
+        let d = self
+            .promote("payments", "payments-2.0.0", "dev")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("payments into dev was refused"))?;
+        self.say("payments-2.0.0 into dev (blue-green for payments-api):");
+        let id = d.deployment_id.clone();
+        self.follow("payments", &id, |d| waiting(d, "analysis"))
+            .await?;
+        self.record(
+            "payments",
+            &id,
+            "preview-smoke",
+            pb::Verdict::Passed,
+            "preview answered 200 for 50/50 probes",
+        )
+        .await?;
+        let d = self.follow("payments", &id, over).await?;
+        self.outcome(
+            "payments-2.0.0",
+            "payments",
+            "dev",
+            DeploymentView::from(&d).status,
+        );
+
+        // ---- payments into prod: blocked, then allowed ----
+        self.say("payments-2.0.0 into prod is blocked, with every reason:");
+        anyhow::ensure!(
+            self.promote("payments", "payments-2.0.0", "prod")
+                .await?
+                .is_none(),
+            "prod should have been refused"
+        );
+        let mut o = self.orch("qa", &["developer"], "payments").await?;
+        o.record_validation(pb::RecordValidationRequest {
+            business_unit: "payments".into(),
+            environment: "dev".into(),
+            release: "payments-2.0.0".into(),
+            check: "smoke".into(),
+            passed: true,
+        })
+        .await
+        .map_err(|s| failed("record validation", s))?;
+        self.approve("payments", "payments-2.0.0", "payments-api", "prod")
+            .await?;
+        self.say("dev's smoke check recorded and prod approved: payments-2.0.0 into prod (it holds pg-shared)");
+        let d = self
+            .promote("payments", "payments-2.0.0", "prod")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("payments into prod was refused"))?;
+        let pay_prod = d.deployment_id.clone();
+        self.follow("payments", &pay_prod, |d| waiting(d, "analysis"))
+            .await?;
+
+        // ---- cards: dev, then prod meets the freeze and the shared cluster ----
+        self.approve("cards", "cards-2.0.0", "cards-api", "dev")
+            .await?;
+        let d = self
+            .promote("cards", "cards-2.0.0", "dev")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("cards into dev was refused"))?;
+        self.say("cards-2.0.0 into dev (a canary for cards-api):");
+        let cid = d.deployment_id.clone();
+        self.follow("cards", &cid, |d| waiting(d, "analysis"))
+            .await?;
+        self.record(
+            "cards",
+            &cid,
+            "canary-judge",
+            pb::Verdict::Passed,
+            "score 92 of 100 (pass 75)",
+        )
+        .await?;
+        let d = self.follow("cards", &cid, over).await?;
+        self.outcome(
+            "cards-2.0.0",
+            "cards",
+            "dev",
+            DeploymentView::from(&d).status,
+        );
+        let mut o = self.orch("qa", &["developer"], "cards").await?;
+        o.record_validation(pb::RecordValidationRequest {
+            business_unit: "cards".into(),
+            environment: "dev".into(),
+            release: "cards-2.0.0".into(),
+            check: "smoke".into(),
+            passed: true,
+        })
+        .await
+        .map_err(|s| failed("record validation", s))?;
+        self.approve("cards", "cards-2.0.0", "cards-api", "prod")
+            .await?;
+        self.say("cards-2.0.0 into prod, while payments holds pg-shared and cards is frozen:");
+        anyhow::ensure!(
+            self.promote("cards", "cards-2.0.0", "prod")
+                .await?
+                .is_none(),
+            "cards into prod should have been refused"
+        );
+        self.outcome(
+            "cards-2.0.0",
+            "cards",
+            "prod",
+            "refused: freeze window and CapacityConflict with payments-2.0.0",
+        );
+
+        // ---- payments finishes; the freeze is lifted; the canary fails and rolls back ----
+        self.say(
+            "payments' preview passes its analysis; the switch, then the old colour scaled down:",
+        );
+        self.record(
+            "payments",
+            &pay_prod,
+            "preview-smoke",
+            pb::Verdict::Passed,
+            "preview answered 200 for 50/50 probes",
+        )
+        .await?;
+        let d = self.follow("payments", &pay_prod, over).await?;
+        self.outcome(
+            "payments-2.0.0",
+            "payments",
+            "prod",
+            DeploymentView::from(&d).status,
+        );
+        cards_rm
+            .cancel_freeze_window(gov::CancelFreezeWindowRequest {
+                window_id: freeze.window_id.clone(),
+                reason: "close finished early".into(),
+            })
+            .await
+            .map_err(|s| failed("cancel freeze window", s))?;
+        self.say("the cards freeze is lifted and pg-shared is free: cards-2.0.0 into prod");
+        let d = self
+            .promote("cards", "cards-2.0.0", "prod")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("cards into prod was refused again"))?;
+        let cprod = d.deployment_id.clone();
+        self.follow("cards", &cprod, |d| waiting(d, "analysis"))
+            .await?;
+        self.say("the canary judgement fails: the failed step rolls back every service the release touched, in reverse");
+        self.record(
+            "cards",
+            &cprod,
+            "canary-judge",
+            pb::Verdict::Failed,
+            "p99 latency 412 ms against 180 ms (High)",
+        )
+        .await?;
+        let d = self.follow("cards", &cprod, over).await?;
+        let view = DeploymentView::from(&d);
+        self.outcome(
+            "cards-2.0.0",
+            "cards",
+            "prod",
+            format!("{}: {}", view.status, view.reason),
+        );
+
+        let rolled_back = view.status == "rolled-back";
+        match self.output {
+            Output::Json => crate::format::print_json(&self.outcomes)?,
+            Output::Table => {
+                println!();
+                table(
+                    &["release", "unit", "environment", "what happened"],
+                    &self
+                        .outcomes
+                        .iter()
+                        .map(|o| {
+                            vec![
+                                o.release.clone(),
+                                o.unit.clone(),
+                                o.environment.clone(),
+                                o.what_happened.clone(),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                );
+                println!(
+                    "\n{} steps in {:.1} s",
+                    self.step,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        Ok(rolled_back)
+    }
+
+    /// The author tries to approve her own release (refused), then a service owner approves.
+    async fn approve_with_sod_refusal(
+        &mut self,
+        unit: &str,
+        release: &str,
+        service: &str,
+        env: &str,
+    ) -> anyhow::Result<()> {
+        let facts = gov::ReleaseFacts {
+            release: release.into(),
+            version: "2.0.0".into(),
+            environment: env.into(),
+            service: service.into(),
+            business_unit: unit.into(),
+            risk_score: 20,
+            author: "alice".into(),
+            committers: vec!["carol".into()],
+            ..Default::default()
+        };
+        let rm = self.gov("rita", &["release-manager"], unit).await?;
+        self.eventually("open approval request", || {
+            let (mut g, f) = (rm.clone(), facts.clone());
+            async move {
+                g.open_approval_request(gov::OpenApprovalRequestRequest {
+                    release: Some(f),
+                    emergency: false,
+                })
+                .await
+            }
+        })
+        .await?;
+        let mut alice = self.gov("alice", &["service-owner"], unit).await?;
+        let refused = alice
+            .approve(gov::DecideApprovalRequest {
+                release: release.into(),
+                environment: env.into(),
+                role: "service-owner".into(),
+                comment: "lgtm".into(),
+            })
+            .await;
+        match refused {
+            Err(s) if s.code() == tonic::Code::PermissionDenied => {
+                self.say(format!(
+                    "{release} into {env}: alice, its author, may not approve it:"
+                ));
+                self.detail(format!("- {}", s.message()));
+            }
+            Err(s) => return Err(failed("approve", s)),
+            Ok(_) => anyhow::bail!("the author's own approval was accepted"),
+        }
+        let mut owner = self.gov("sam", &["service-owner"], unit).await?;
+        owner
+            .approve(gov::DecideApprovalRequest {
+                release: release.into(),
+                environment: env.into(),
+                role: "service-owner".into(),
+                comment: "reviewed the change and its evidence".into(),
+            })
+            .await
+            .map_err(|s| failed("approve", s))?;
+        self.detail("- sam (service owner) approved");
+        Ok(())
+    }
+}
