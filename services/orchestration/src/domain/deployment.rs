@@ -172,6 +172,17 @@ pub enum DeploymentStatus {
 }
 
 impl DeploymentStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeploymentStatus::Running => "running",
+            DeploymentStatus::Paused { .. } => "paused",
+            DeploymentStatus::RollingBack { .. } => "rolling back",
+            DeploymentStatus::Succeeded => "succeeded",
+            DeploymentStatus::RolledBack { .. } => "rolled back",
+            DeploymentStatus::Failed { .. } => "failed",
+        }
+    }
+
     pub fn is_over(&self) -> bool {
         matches!(
             self,
@@ -250,7 +261,18 @@ impl Deployment {
                     .find(|s| s.finished().is_none())
                     .map_or(Next::Close, |s| Next::Waiting(s.index));
             }
-            DeploymentStatus::Running | DeploymentStatus::RollingBack { .. } => {}
+            DeploymentStatus::Running => {}
+            DeploymentStatus::RollingBack { .. } => {
+                // A forward step still running when the rollback began is waited for: nothing
+                // is put back while it may still change the environment.
+                if let Some(s) = self
+                    .steps
+                    .iter()
+                    .find(|s| !s.rollback && s.kind.runs() && s.started_at().is_some())
+                {
+                    return Next::Running(s.index);
+                }
+            }
         }
         let Some(step) = self.current().find(|s| s.finished().is_none()) else {
             return Next::Close;

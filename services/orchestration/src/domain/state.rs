@@ -269,6 +269,10 @@ impl Decider for Orchestration {
                             ReleaseStatus::Deployed { environment }
                         }
                         Ending::RolledBack { .. } | Ending::Failed { .. } => {
+                            // Rolled back out of it: the release has not reached it (any more).
+                            if r.deployed_to.last() == Some(&environment) {
+                                r.deployed_to.pop();
+                            }
                             ReleaseStatus::RolledBack { environment }
                         }
                     };

@@ -64,15 +64,37 @@ impl Orchestration {
             outcome: c.outcome.clone(),
             at: c.at,
         }];
-        events.extend(after_step(d, c.index, &c.outcome, c.at));
+        // A forward step that ends once the rollback has begun is only recorded: the rollback
+        // (which waited for it) decides what runs.
+        let turned = !step.rollback
+            && matches!(
+                d.status,
+                DeploymentStatus::RollingBack { .. }
+                    | DeploymentStatus::RolledBack { .. }
+                    | DeploymentStatus::Failed { .. }
+            );
+        if !turned {
+            events.extend(after_step(d, c.index, &c.outcome, c.at));
+        }
         decided(key(d), events)
     }
 
     pub(super) fn record_analysis(&self, c: RecordAnalysis) -> Result<Decision<Event>> {
         let d = self.deployment_or_refuse(c.deployment)?;
         names::optional_text("detail", &c.detail, 4096).map_err(name_error)?;
+        if !matches!(
+            d.status,
+            DeploymentStatus::Running | DeploymentStatus::Paused { .. }
+        ) {
+            return Err(precondition(format!(
+                "deployment {} is not going forward (it is {}); an analysis verdict changes nothing now",
+                d.id,
+                d.status.as_str()
+            )));
+        }
         let waiting = d.steps.iter().find(|s| {
-            s.finished().is_none()
+            !s.rollback
+                && s.finished().is_none()
                 && s.started_at().is_some()
                 && matches!(&s.kind, StepKind::Analysis { name, .. } if *name == c.name)
         });
@@ -205,9 +227,33 @@ impl Orchestration {
                     r.name, d.environment
                 )));
             }
-            DeploymentStatus::Running
-            | DeploymentStatus::Paused { .. }
-            | DeploymentStatus::Succeeded => {}
+            DeploymentStatus::Succeeded => {
+                let running = self.environment(&d.business_unit, &d.environment);
+                let replaced: Vec<String> = d
+                    .steps
+                    .iter()
+                    .filter(|s| !s.rollback)
+                    .filter_map(|s| Some((s.service.as_str(), s.version.as_deref()?)))
+                    .filter(|(svc, v)| {
+                        running
+                            .and_then(|e| e.running.get(*svc))
+                            .map(String::as_str)
+                            != Some(*v)
+                    })
+                    .map(|(svc, v)| format!("{svc} {v}"))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                if !replaced.is_empty() {
+                    return Err(precondition(format!(
+                        "release {} no longer runs in {} as deployed ({} replaced since); roll back the release that replaced it",
+                        r.name,
+                        d.environment,
+                        replaced.join(", ")
+                    )));
+                }
+            }
+            DeploymentStatus::Running | DeploymentStatus::Paused { .. } => {}
         }
         let reason = format!("{} (by {})", c.reason, c.by);
         decided(key(d), start_rollback(d, reason, c.at))
@@ -337,8 +383,18 @@ fn after_step(before: &Deployment, index: u32, outcome: &StepOutcome, at: Timest
                 release: d.release.clone(),
                 environment: d.environment.clone(),
                 service: step.service.clone(),
-                version: step.version.clone().unwrap_or_default(),
-                artifact: d.artifacts.get(&step.service).cloned().unwrap_or_default(),
+                // A co-deployment partner is redeployed as it runs: it keeps its version.
+                version: step
+                    .version
+                    .clone()
+                    .or_else(|| d.previous.get(&step.service).cloned())
+                    .unwrap_or_default(),
+                artifact: d
+                    .artifacts
+                    .get(&step.service)
+                    .or_else(|| d.previous_artifacts.get(&step.service))
+                    .cloned()
+                    .unwrap_or_default(),
                 previous_version: d.previous.get(&step.service).cloned().unwrap_or_default(),
                 outcome: ServiceOutcome::Succeeded,
                 started_at: d.started_at,

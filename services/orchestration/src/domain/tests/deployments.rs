@@ -175,3 +175,151 @@ fn only_what_was_deployed_is_rolled_back() {
         |e| matches!(e, DomainError::FailedPrecondition(m) if m.contains("rolled back already")),
     );
 }
+
+fn deployed_to_dev(name: &str) -> (Scenario<Orchestration>, Uuid, Uuid) {
+    let (mut s, r) = released(world(), name);
+    s.apply(promote(r, "dev", allowed(), 3)).expect("promote");
+    let d = deployment_id(r, 0);
+    (s, r, d)
+}
+
+#[test]
+fn a_verdict_after_the_rollback_began_changes_nothing() {
+    let (mut s, r, d) = deployed_to_dev("r1");
+    drive_until_waiting(&mut s, d, None, 4);
+    s.apply(
+        RollbackRelease {
+            release: r,
+            reason: "by hand".into(),
+            by: "rita".into(),
+            at: at(50),
+        }
+        .into(),
+    )
+    .expect("rollback");
+    let verdict = |v| {
+        Command::from(RecordAnalysis {
+            deployment: d,
+            name: "api-smoke".into(),
+            verdict: v,
+            detail: String::new(),
+            at: at(51),
+        })
+    };
+    s.when(verdict(Verdict::Inconclusive)).then_refused(
+        |e| matches!(e, DomainError::FailedPrecondition(m) if m.contains("not going forward")),
+    );
+}
+
+#[test]
+fn a_rollback_waits_for_the_forward_step_that_runs_and_that_step_decides_nothing() {
+    let (mut s, r, d) = deployed_to_dev("r1");
+    s.apply(
+        StartStep {
+            deployment: d,
+            index: 0,
+            at: at(4),
+        }
+        .into(),
+    )
+    .expect("start");
+    s.apply(
+        RollbackRelease {
+            release: r,
+            reason: "monitoring asked".into(),
+            by: "monitoring".into(),
+            at: at(5),
+        }
+        .into(),
+    )
+    .expect("rollback");
+    assert_eq!(
+        s.deployments[&d].next(),
+        Next::Running(0),
+        "the running migration is waited for"
+    );
+    let decision = s
+        .apply(
+            FinishStep {
+                deployment: d,
+                index: 0,
+                outcome: ok(false),
+                at: at(6),
+            }
+            .into(),
+        )
+        .expect("finish");
+    assert_eq!(
+        decision.events.len(),
+        1,
+        "only the step's end: {:?}",
+        decision.events
+    );
+    assert!(
+        matches!(s.deployments[&d].next(), Next::Start(i) if s.deployments[&d].steps[i as usize].rollback)
+    );
+}
+
+#[test]
+fn a_release_rolled_back_out_of_an_environment_has_not_reached_it() {
+    let (mut s, r, d) = deployed_to_dev("r1");
+    let t = drive(&mut s, d, None, 4);
+    assert_eq!(s.releases[&r].deployed_to, ["dev"]);
+    s.apply(
+        RollbackRelease {
+            release: r,
+            reason: "by hand".into(),
+            by: "rita".into(),
+            at: at(t + 1),
+        }
+        .into(),
+    )
+    .expect("rollback");
+    drive(&mut s, d, None, t + 2);
+    assert!(s.releases[&r].deployed_to.is_empty());
+    s.when(promote(r, "test", allowed(), t + 10)).then_refused(
+        |e| matches!(e, DomainError::FailedPrecondition(m) if m.contains("dev first")),
+    );
+}
+
+#[test]
+fn a_co_deployment_partner_keeps_the_version_it_runs() {
+    let (mut s, _, d) = deployed_to_dev("r1");
+    let t = drive(&mut s, d, None, 4);
+    let web = s.environment("payments", "dev").expect("dev").running["web"].clone();
+    s.apply(create(
+        "r2",
+        "payments",
+        vec![item("api", Strategy::Rolling, Vec::new())],
+    ))
+    .expect("r2");
+    let r2 = release_id("r2");
+    let p = |svc: &str, group: Option<&str>| PlannedService {
+        service: svc.into(),
+        version: None,
+        group: group.map(str::to_owned),
+    };
+    s.apply(
+        PlanRelease {
+            release: r2,
+            plan: ReleasePlan {
+                waves: vec![vec![p("api", Some("g")), p("web", Some("g"))]],
+                impact: Vec::new(),
+                skew: Vec::new(),
+            },
+            at: at(t + 1),
+        }
+        .into(),
+    )
+    .expect("plan");
+    s.apply(promote(r2, "dev", allowed(), t + 2))
+        .expect("promote r2");
+    let d2 = deployment_id(r2, 0);
+    drive(&mut s, d2, None, t + 3);
+    assert_eq!(s.deployments[&d2].status, DeploymentStatus::Succeeded);
+    assert_eq!(
+        s.environment("payments", "dev").expect("dev").running["web"],
+        web,
+        "redeployed as it ran"
+    );
+}
