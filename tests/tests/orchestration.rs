@@ -195,6 +195,21 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
         })
         .await
         .expect("validation");
+    refused(
+        flow.orch
+            .record_data_refresh(pb::RecordDataRefreshRequest {
+                business_unit: UNIT.into(),
+                environment: "staging".into(),
+                masked: true,
+                copied_at: Some(prost_types::Timestamp::from(
+                    std::time::SystemTime::now() + Duration::from_secs(86_400),
+                )),
+                volume_percent: 80,
+            })
+            .await,
+        Code::InvalidArgument,
+        &["copied_at", "in the future"],
+    );
     flow.orch
         .record_data_refresh(pb::RecordDataRefreshRequest {
             business_unit: UNIT.into(),
@@ -898,7 +913,25 @@ async fn a_patch_of_a_matching_service_is_released_by_its_trigger_rule() {
         flow.log()
     );
 
-    // A major bump creates nothing by itself.
+    // A rebuild of an older version, and a major bump, create nothing by themselves.
+    let _ = flow
+        .orch
+        .register_artifact(flow::artifact(
+            "payments-api",
+            "2.0.0-hotfix.1",
+            "Apache-2.0",
+        ))
+        .await
+        .expect("older rebuild");
+    refused(
+        flow.orch
+            .get_release(pb::GetReleaseRequest {
+                release: "payments-api-2.0.0-hotfix.1".into(),
+            })
+            .await,
+        Code::NotFound,
+        &[],
+    );
     let _ = flow
         .orch
         .register_artifact(flow::artifact("payments-api", "3.0.0", "Apache-2.0"))

@@ -63,15 +63,26 @@ pub struct Settings {
     /// Governance's and dependency-mapping's gRPC addresses (default: this node).
     pub governance_url: String,
     pub dependency_mapping_url: String,
-    /// The token background work (trigger rules) calls them with; without one, releases a rule
-    /// creates wait for a person to plan and promote them.
+    /// The token background work (trigger rules) calls them with; without one, trigger rules
+    /// create nothing (a warning says so).
     pub service_token: String,
     pub executor: ExecutorSettings,
     /// Events between snapshots (the kit's).
     pub snapshot_every: Option<u64>,
     /// How long a stopping service waits for the steps it runs (default 30 s).
     pub shutdown_grace_secs: Option<u64>,
+    /// CloudEvents sources (prefixes, e.g. `https://jenkins.example.com/`) whose CDEvents may
+    /// register builds; empty: any source that can publish on the CDEvents log.
+    pub cdevents_sources: Vec<String>,
 }
+
+/// A rule an artifact matches: the rule, the newest older version of the service (outer None:
+/// a newer version exists), and the service's last release item in the rule's unit.
+type Triggered = (
+    TriggerRule,
+    Option<Option<semver::Version>>,
+    Option<ReleaseItem>,
+);
 
 /// Orchestration's state and commands over its store.
 pub struct OrchestrationApp {
@@ -155,7 +166,10 @@ pub async fn start(
         )
         .consume(Consumer {
             source: flotilla_bus::naming::CDEVENTS.into(),
-            handler: Arc::new(crate::cdevents::CdEventsIn(app.clone())),
+            handler: Arc::new(crate::cdevents::CdEventsIn {
+                app: app.clone(),
+                sources: settings.cdevents_sources.clone(),
+            }),
         })
         .task(crate::runner::run(
             app.clone(),
@@ -357,31 +371,41 @@ impl OrchestrationApp {
     /// release used) and promotes it along the path up to the rule's environment; a larger
     /// bump needs a planned release (logged).
     async fn triggered(&self, a: &Artifact) {
-        let rules: Vec<(TriggerRule, Option<semver::Version>, Option<ReleaseItem>)> =
-            self.query(|o| {
-                o.triggers
-                    .values()
-                    .filter(|r| r.matches(&a.service))
-                    .map(|r| {
-                        let before = o
-                            .artifacts
-                            .values()
-                            .filter(|x| x.service == a.service && x.version < a.version)
-                            .map(|x| x.version.clone())
-                            .max();
-                        let last = o
-                            .releases
-                            .values()
-                            .filter(|rel| rel.business_unit == r.business_unit)
-                            .flat_map(|rel| rel.items.iter())
-                            .filter(|i| i.service == a.service)
-                            .max_by(|x, y| x.version.cmp(&y.version))
-                            .cloned();
-                        (r.clone(), before, last)
-                    })
-                    .collect()
-            });
+        // (rule, the newest older version — None when a newer one exists —, the last item).
+        let rules: Vec<Triggered> = self.query(|o| {
+            o.triggers
+                .values()
+                .filter(|r| r.matches(&a.service))
+                .map(|r| {
+                    let before = o
+                        .artifacts
+                        .values()
+                        .filter(|x| x.service == a.service && x.version < a.version)
+                        .map(|x| x.version.clone())
+                        .max();
+                    // A rebuild of an older version is never a trigger's to release.
+                    let newer = o
+                        .artifacts
+                        .values()
+                        .any(|x| x.service == a.service && x.version > a.version);
+                    let before = if newer { None } else { Some(before) };
+                    let last = o
+                        .releases
+                        .values()
+                        .filter(|rel| rel.business_unit == r.business_unit)
+                        .flat_map(|rel| rel.items.iter())
+                        .filter(|i| i.service == a.service)
+                        .max_by(|x, y| x.version.cmp(&y.version))
+                        .cloned();
+                    (r.clone(), before, last)
+                })
+                .collect()
+        });
         for (rule, before, last) in rules {
+            let Some(before) = before else {
+                tracing::info!(service = %a.service, version = %a.version, rule = %rule.id, "a newer version of the service is registered: the trigger rule releases nothing");
+                continue;
+            };
             let bump = before
                 .as_ref()
                 .map_or(Some(Bump::Major), |b| Bump::between(b, &a.version));
@@ -395,7 +419,8 @@ impl OrchestrationApp {
                 continue;
             };
             if self.service_token.0.is_none() {
-                tracing::warn!(service = %a.service, rule = %rule.id, "[orchestration] service_token is not set: the release a trigger rule creates waits for a person to plan and promote it");
+                tracing::warn!(service = %a.service, rule = %rule.id, "[orchestration] service_token is not set: trigger rules release nothing; set it to a token with the scheduler role");
+                continue;
             }
             let name = format!("{}-{}", a.service, a.version);
             let md = Metadata::by("orchestration-trigger", rule.business_unit.clone());
@@ -423,10 +448,8 @@ impl OrchestrationApp {
             let token = self.service_token.clone();
             let outcome = async {
                 let id = self.create_release(c, &token, md.clone()).await?;
-                if token.0.is_some() {
-                    self.plan_release(id, &token, md.clone()).await?;
-                    self.promote_next(id).await?;
-                }
+                self.plan_release(id, &token, md.clone()).await?;
+                self.promote_next(id).await?;
                 Ok::<_, tonic::Status>(())
             }
             .await;
@@ -446,7 +469,9 @@ impl OrchestrationApp {
             let r = o.releases.get(&release)?;
             let target = r.promote_to.as_ref()?;
             let path = o.paths.get(&r.business_unit)?;
-            if r.deployed_to.last() == Some(target)
+            if !path.contains(target)
+                || r.deployed_to.contains(target)
+                || r.deployed_to.last() == Some(target)
                 || matches!(
                     r.status,
                     ReleaseStatus::Promoting { .. } | ReleaseStatus::RolledBack { .. }

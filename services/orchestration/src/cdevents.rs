@@ -251,8 +251,13 @@ pub fn registration_of(
 }
 
 /// Registers the builds CI pipelines announce on the CDEvents log (each event once, by id;
-/// an event that does not name a build is logged and skipped).
-pub struct CdEventsIn(pub Arc<OrchestrationApp>);
+/// an event that does not name a build, or comes from a source not allowed, is logged and
+/// skipped).
+pub struct CdEventsIn {
+    pub app: Arc<OrchestrationApp>,
+    /// Source prefixes allowed to register builds (empty: any).
+    pub sources: Vec<String>,
+}
 
 #[async_trait::async_trait]
 impl EventHandler for CdEventsIn {
@@ -262,6 +267,18 @@ impl EventHandler for CdEventsIn {
             Ok(None) => return Ok(()),
             Err(reason) => return Err(HandlerError::Reject(reason)),
         };
+        if !self.sources.is_empty()
+            && !self
+                .sources
+                .iter()
+                .any(|p| ce.source.starts_with(p.as_str()))
+        {
+            return Err(HandlerError::Reject(format!(
+                "{} from {} is not from an allowed source ([orchestration] cdevents_sources)",
+                ce.ty,
+                flotilla_core::names::shown(&ce.source)
+            )));
+        }
         let artifact =
             crate::grpc::convert::artifact(request, Timestamp::now(), ArtifactSource::CdEvents)
                 .map_err(|e| HandlerError::Reject(format!("{}: {e}", ce.ty)))?;
@@ -274,7 +291,7 @@ impl EventHandler for CdEventsIn {
             ),
         };
         let md = Metadata::by(format!("cdevents:{}", ce.source), "");
-        match self.0.register_consumed(event_id, artifact, md).await {
+        match self.app.register_consumed(event_id, artifact, md).await {
             Ok(_) => Ok(()),
             Err(e @ flotilla_runtime::kit::AppError::Domain(_)) => {
                 Err(HandlerError::Reject(e.to_string()))

@@ -17,6 +17,14 @@ use crate::app::OrchestrationApp;
 use crate::domain::*;
 use crate::executor::StepContext;
 
+/// How long before a trigger rule's release that could not move on is tried again.
+const RETRY_MOVE_ON: Duration = Duration::from_secs(30);
+
+enum MoveOn {
+    Done,
+    Tried(std::time::Instant),
+}
+
 /// How often the runner looks even when nothing changed (timed waits end).
 const TICK: Duration = Duration::from_millis(250);
 
@@ -31,8 +39,9 @@ struct Runner {
     app: Arc<OrchestrationApp>,
     /// Steps this process is running (by step id).
     in_flight: Arc<Mutex<HashSet<Uuid>>>,
-    /// Trigger-rule releases already moved on, by (release, environments reached).
-    moved_on: HashSet<(Uuid, usize)>,
+    /// Trigger-rule releases moved on, by (release, environments reached): done, or when it
+    /// was last tried (a promotion the gate blocks is tried again after [`RETRY_MOVE_ON`]).
+    moved_on: std::collections::HashMap<(Uuid, usize), MoveOn>,
     /// The executor's runs under way.
     steps: tokio::task::JoinSet<()>,
 }
@@ -42,7 +51,7 @@ async fn runner(app: Arc<OrchestrationApp>, grace: Duration, mut shutdown: Shutd
     let mut r = Runner {
         app,
         in_flight: Arc::default(),
-        moved_on: HashSet::new(),
+        moved_on: std::collections::HashMap::new(),
         steps: tokio::task::JoinSet::new(),
     };
     loop {
@@ -246,11 +255,20 @@ impl Runner {
                 .collect()
         });
         for key in ready {
-            if !self.moved_on.insert(key) {
-                continue;
+            match self.moved_on.get(&key) {
+                Some(MoveOn::Done) => continue,
+                Some(MoveOn::Tried(at)) if at.elapsed() < RETRY_MOVE_ON => continue,
+                _ => {}
             }
-            if let Err(e) = self.app.promote_next(key.0).await {
-                tracing::warn!(release = %key.0, error = %e.message(), "a trigger rule's release did not move on");
+            match self.app.promote_next(key.0).await {
+                Ok(()) => {
+                    self.moved_on.insert(key, MoveOn::Done);
+                }
+                Err(e) => {
+                    tracing::warn!(release = %key.0, error = %e.message(), retry_in_s = RETRY_MOVE_ON.as_secs(), "a trigger rule's release did not move on");
+                    self.moved_on
+                        .insert(key, MoveOn::Tried(std::time::Instant::now()));
+                }
             }
         }
     }

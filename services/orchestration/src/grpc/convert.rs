@@ -35,6 +35,19 @@ pub fn time(field: &str, t: Option<&prost_types::Timestamp>) -> R<Timestamp> {
     flotilla_runtime::kit::time::from_request(t).map_err(|reason| invalid(field, reason))
 }
 
+/// A time that has happened (a copy taken, a build made): not after `now` (a minute of clock
+/// skew allowed).
+pub fn not_after(field: &str, t: Option<&prost_types::Timestamp>, now: Timestamp) -> R<Timestamp> {
+    let t = time(field, t)?;
+    if t.0 > now.0 + 60_000_000 {
+        return Err(invalid(
+            field,
+            "is in the future; give the time it happened",
+        ));
+    }
+    Ok(t)
+}
+
 fn entries(field: &str, m: BTreeMap<String, String>) -> R<BTreeMap<String, String>> {
     if m.len() > MAX_ENTRIES {
         return Err(invalid(
@@ -42,7 +55,11 @@ fn entries(field: &str, m: BTreeMap<String, String>) -> R<BTreeMap<String, Strin
             format!("{} entries, at most {MAX_ENTRIES}", m.len()),
         ));
     }
-    Ok(m.into_iter().collect())
+    for (k, v) in &m {
+        names::reference(&format!("{field} key"), k, 256).map_err(name_error)?;
+        names::optional_text(&format!("{field}[{}]", shown(k)), v, 4_096).map_err(name_error)?;
+    }
+    Ok(m)
 }
 
 pub fn policy(p: Option<pb::OrchestrationPolicy>) -> R<OrchestrationPolicy> {
@@ -79,6 +96,11 @@ pub fn descriptor(d: Option<pb::Descriptor>) -> R<Descriptor> {
     if d.uses.len() > 50 {
         return Err(invalid("descriptor.uses", "at most 50"));
     }
+    for u in &d.uses {
+        names::reference("descriptor.uses", u, 128).map_err(name_error)?;
+    }
+    names::optional_text("descriptor.cpu_limit", &d.cpu_limit, 32).map_err(name_error)?;
+    names::optional_text("descriptor.memory_limit", &d.memory_limit, 32).map_err(name_error)?;
     Ok(Descriptor {
         kind,
         reference: d.reference,

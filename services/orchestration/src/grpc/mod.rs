@@ -299,7 +299,7 @@ impl OrchestrationService for OrchestrationApi {
         let command = RecordDataRefresh {
             refresh: DataRefresh {
                 masked: r.masked,
-                copied_at: convert::time("copied_at", r.copied_at.as_ref())?,
+                copied_at: convert::not_after("copied_at", r.copied_at.as_ref(), now())?,
                 volume_percent: r.volume_percent,
                 recorded_by: call.subject().to_owned(),
             },

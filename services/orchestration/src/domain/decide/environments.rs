@@ -125,6 +125,19 @@ impl Orchestration {
         }
         label("services", pattern)?;
         self.env_or_refuse(&r.business_unit, &r.environment)?;
+        let path = self
+            .paths
+            .get(&r.business_unit)
+            .cloned()
+            .unwrap_or_default();
+        if !path.contains(&r.environment) {
+            return Err(precondition(format!(
+                "{} is not on unit {}'s promotion path ({}); a rule promotes along the path up to its environment",
+                r.environment,
+                r.business_unit,
+                path.join(" -> ")
+            )));
+        }
         if self.triggers.contains_key(&r.id) {
             return Err(DomainError::AlreadyExists(format!("trigger rule {}", r.id)));
         }

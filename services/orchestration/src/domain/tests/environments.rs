@@ -104,3 +104,38 @@ fn reported_configuration_drifts_once_per_difference() {
         .then_on(&prod, |e| assert_eq!(e.len(), 1));
     assert_eq!(s.drift("payments", "prod").len(), 2);
 }
+
+#[test]
+fn a_trigger_rule_promotes_only_into_an_environment_on_its_units_path() {
+    let mut s = world();
+    s.apply(
+        DefineEnvironment {
+            spec: env("cards", "sandbox"),
+            at: at(1),
+        }
+        .into(),
+    )
+    .expect("sandbox");
+    let rule = |env: &str| {
+        Command::from(DefineTriggerRule {
+            rule: TriggerRule {
+                id: Uuid::from_u128(7),
+                business_unit: "cards".into(),
+                services: "cards-*".into(),
+                up_to: Bump::Patch,
+                environment: env.into(),
+            },
+        })
+    };
+    // cards' path is dev only: its sandbox exists but is on no path, and it has no prod.
+    let s = s
+        .when(rule("prod"))
+        .then_refused(|e| matches!(e, DomainError::NotFound(_)));
+    let s = s.when(rule("sandbox")).then_refused(
+        |e| matches!(e, DomainError::FailedPrecondition(m) if m.contains("not on unit cards's promotion path")),
+    );
+    s.when(rule("dev"))
+        .then_on(&StreamKey::Trigger(Uuid::from_u128(7)).stream(), |e| {
+            assert_eq!(e.len(), 1)
+        });
+}
