@@ -322,7 +322,9 @@ async fn builds_come_in_and_deployments_go_out_as_cdevents_on_nats_and_kafka() {
         .into_iter()
         .filter(|(_, e, _)| !e.ty().starts_with("dev.cdevents.artifact"))
         .collect();
-    let types: Vec<&str> = kafka.iter().map(|(_, e, _)| e.ty()).collect();
+    // Kafka keeps order per key (partition), not across keys: compare as sets.
+    let mut types: Vec<&str> = kafka.iter().map(|(_, e, _)| e.ty()).collect();
+    types.sort_unstable();
     assert_eq!(
         types,
         [
@@ -332,14 +334,22 @@ async fn builds_come_in_and_deployments_go_out_as_cdevents_on_nats_and_kafka() {
         "{on_kafka:#?}"
     );
     let ids = |l: &[(String, cdevents_sdk::CDEvent, serde_json::Value)]| {
-        l.iter().map(|(id, _, _)| id.clone()).collect::<Vec<_>>()
+        let mut ids = l.iter().map(|(id, _, _)| id.clone()).collect::<Vec<_>>();
+        ids.sort();
+        ids
     };
     assert_eq!(
         ids(&kafka),
         ids(&nats),
         "the same CloudEvents ids on both buses"
     );
-    let (_, deployed, json) = &kafka[1];
+    let of_type = |l: &[(String, cdevents_sdk::CDEvent, serde_json::Value)], ty: &str| {
+        l.iter()
+            .find(|(_, e, _)| e.ty() == ty)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {ty}"))
+    };
+    let (_, deployed, json) = &of_type(&kafka, "dev.cdevents.service.deployed.0.3.0");
     assert_eq!(
         json["subject"]["content"]["artifactId"],
         registered_purl.as_str()
@@ -354,7 +364,7 @@ async fn builds_come_in_and_deployments_go_out_as_cdevents_on_nats_and_kafka() {
         format!("/{}/orchestration", deployment.config.namespace)
     );
     assert_eq!(
-        on_kafka[1].headers.get("content-type").map(String::as_str),
+        on_kafka[0].headers.get("content-type").map(String::as_str),
         Some("application/json")
     );
 
@@ -420,18 +430,54 @@ async fn builds_come_in_and_deployments_go_out_as_cdevents_on_nats_and_kafka() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let on_kafka = kafka_messages(&ns.cdevents(), 3).await;
+    // A sandbox defined and removed again.
+    orch.define_environment(pb::DefineEnvironmentRequest {
+        spec: Some(pb::EnvironmentSpec {
+            business_unit: "payments".into(),
+            name: "sandbox".into(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .expect("sandbox");
+    orch.remove_environment(pb::RemoveEnvironmentRequest {
+        business_unit: "payments".into(),
+        environment: "sandbox".into(),
+    })
+    .await
+    .expect("remove sandbox");
+    let on_kafka = kafka_messages(&ns.cdevents(), 5).await;
     let kafka = cdevents(&on_kafka);
+    let mut types: Vec<&str> = kafka.iter().map(|(_, e, _)| e.ty()).collect();
+    types.sort_unstable();
     assert_eq!(
-        kafka.last().map(|(_, e, _)| e.ty()),
-        Some("dev.cdevents.service.removed.0.3.0"),
+        types,
+        [
+            "dev.cdevents.environment.created.0.3.0",
+            "dev.cdevents.environment.created.0.3.0",
+            "dev.cdevents.environment.deleted.0.3.0",
+            "dev.cdevents.service.deployed.0.3.0",
+            "dev.cdevents.service.removed.0.3.0",
+        ],
         "{on_kafka:#?}"
     );
+    // One key's events in order: the sandbox created, then deleted.
+    let sandbox: Vec<&str> = kafka
+        .iter()
+        .filter(|(_, _, j)| j["subject"]["id"] == "payments/sandbox")
+        .map(|(_, e, _)| e.ty())
+        .collect();
     assert_eq!(
-        kafka
-            .last()
-            .map(|(_, _, j)| j["subject"]["content"]["environment"]["id"].clone()),
-        Some("payments/dev".into())
+        sandbox,
+        [
+            "dev.cdevents.environment.created.0.3.0",
+            "dev.cdevents.environment.deleted.0.3.0"
+        ]
+    );
+    let removed = of_type(&kafka, "dev.cdevents.service.removed.0.3.0");
+    assert_eq!(
+        removed.2["subject"]["content"]["environment"]["id"],
+        "payments/dev"
     );
     schemas_hold(&kafka);
     node.stop().await.expect("stop");

@@ -113,6 +113,7 @@ const ORCHESTRATION: &[Operation] = &ops!("flotilla.orchestration.v1.Orchestrati
     "DefineEnvironment" => "environment-admin",
     "SetPromotionPath" => "environment-admin",
     "ListEnvironments" => "read",
+    "RemoveEnvironment" => "environment-admin",
     "ReportConfiguration" => "environment-report",
     "GetParity" => "read",
     "RecordDataRefresh" => "environment-report",

@@ -516,6 +516,7 @@ impl Orchestration {
             | Event::TestWindowSignedOff { business_unit, .. }
             | Event::ValidationRecorded { business_unit, .. } => business_unit.clone(),
             Event::EnvironmentDefined { spec, .. } => spec.business_unit.clone(),
+            Event::EnvironmentRemoved { business_unit, .. } => business_unit.clone(),
             Event::TriggerRuleDefined(r) => r.business_unit.clone(),
             Event::ReleaseCreated(r) => r.business_unit.clone(),
             Event::ReleasePlanned { release, .. } => self

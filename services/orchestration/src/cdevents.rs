@@ -17,8 +17,8 @@
 use std::sync::Arc;
 
 use cdevents_sdk::spec_0_5_1::{
-    environment_created, environment_modified, service_deployed, service_removed,
-    service_rolledback, service_upgraded,
+    environment_created, environment_deleted, environment_modified, service_deployed,
+    service_removed, service_rolledback, service_upgraded,
 };
 use cdevents_sdk::{CDEvent, Subject};
 use flotilla_bus::relay::Outbound;
@@ -120,9 +120,17 @@ pub fn cdevent_of(namespace: &Namespace, e: &RecordedEvent) -> Result<Option<CDE
                     namespace.source(crate::NAME)
                 ))?)
         }
-        Event::EnvironmentDefined { spec, .. } => {
+        Event::EnvironmentRemoved {
+            business_unit,
+            name,
+            ..
+        } => Subject::from(environment_deleted::Content {
+            name: Some(name.clone()),
+        })
+        .with_id(id(&environment_id(&business_unit, &name))?),
+        Event::EnvironmentDefined { spec, created, .. } => {
             let name = Some(spec.name.clone());
-            let subject = if e.stream_version == 0 {
+            let subject = if created {
                 Subject::from(environment_created::Content { name, uri: None })
             } else {
                 Subject::from(environment_modified::Content { name, uri: None })

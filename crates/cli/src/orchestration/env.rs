@@ -45,6 +45,12 @@ pub enum EnvCommand {
         #[arg(long = "desired")]
         desired: Vec<String>,
     },
+    /// Remove an environment that is on no promotion path and has nothing deploying into it.
+    Remove {
+        #[arg(long)]
+        bu: String,
+        name: String,
+    },
     /// A unit's promotion path, in order (e.g. dev test staging prod).
     Path {
         #[arg(long)]
@@ -340,6 +346,20 @@ pub async fn run(target: &Target, output: Output, command: EnvCommand) -> anyhow
                 .map_err(|s| failed("define environment", s))?
                 .into_inner();
             show(output, &e)?;
+        }
+        EnvCommand::Remove { bu, name } => {
+            c.remove_environment(pb::RemoveEnvironmentRequest {
+                business_unit: bu.clone(),
+                environment: name.clone(),
+            })
+            .await
+            .map_err(|s| failed("remove environment", s))?;
+            match output {
+                Output::Json => {
+                    print_json(&serde_json::json!({"business_unit": bu, "removed": name}))?
+                }
+                Output::Table => println!("{bu}/{name} removed"),
+            }
         }
         EnvCommand::Path { bu, environments } => {
             let p = c

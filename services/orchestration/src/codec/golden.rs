@@ -124,6 +124,15 @@ fn history() -> History {
         spec: staging,
         at: at(0),
     });
+    h.run(DefineEnvironment {
+        spec: env("payments", "sandbox"),
+        at: at(0),
+    });
+    h.run(RemoveEnvironment {
+        business_unit: "payments".into(),
+        name: "sandbox".into(),
+        at: at(0),
+    });
     h.run(SetPromotionPath {
         business_unit: "payments".into(),
         environments: vec!["dev".into(), "staging".into()],
@@ -269,7 +278,7 @@ fn every_event_type_encodes_as_recorded_and_decodes() {
             .expect("the golden file decodes")
             .expect("its own type");
     }
-    assert_eq!(written.len(), 24, "one file per event type: {written:#?}");
+    assert_eq!(written.len(), 25, "one file per event type: {written:#?}");
     let on_disk: BTreeSet<String> = std::fs::read_dir(dir())
         .expect("golden dir")
         .filter_map(|e| e.ok())

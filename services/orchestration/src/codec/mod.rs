@@ -93,11 +93,25 @@ fn encode(event: &Event) -> (&'static str, Vec<u8>) {
             }
             .encode_to_vec(),
         ),
-        Event::EnvironmentDefined { spec, at } => (
+        Event::EnvironmentDefined { spec, created, at } => (
             "EnvironmentDefined",
             pb::EnvironmentDefined {
                 spec: Some(environment_spec_pb(spec)),
                 defined_at: Some(ts(*at)),
+                created: *created,
+            }
+            .encode_to_vec(),
+        ),
+        Event::EnvironmentRemoved {
+            business_unit,
+            name,
+            at,
+        } => (
+            "EnvironmentRemoved",
+            pb::EnvironmentRemoved {
+                business_unit: business_unit.clone(),
+                environment: name.clone(),
+                removed_at: Some(ts(*at)),
             }
             .encode_to_vec(),
         ),

@@ -332,7 +332,16 @@ pub fn decode(name: &str, payload: &[u8]) -> Result<Event, String> {
             let m: pb::EnvironmentDefined = dec(payload)?;
             Event::EnvironmentDefined {
                 spec: spec(m.spec.unwrap_or_default()),
+                created: m.created,
                 at: at(m.defined_at.as_ref()),
+            }
+        }
+        "EnvironmentRemoved" => {
+            let m: pb::EnvironmentRemoved = dec(payload)?;
+            Event::EnvironmentRemoved {
+                business_unit: m.business_unit,
+                name: m.environment,
+                at: at(m.removed_at.as_ref()),
             }
         }
         "SharedInfrastructureDefined" => {

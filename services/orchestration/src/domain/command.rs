@@ -13,6 +13,7 @@ pub enum Command {
     RegisterArtifact(RegisterArtifact),
     SetPromotionPath(SetPromotionPath),
     DefineEnvironment(DefineEnvironment),
+    RemoveEnvironment(RemoveEnvironment),
     DefineSharedInfrastructure(DefineSharedInfrastructure),
     DefineTriggerRule(DefineTriggerRule),
     RemoveTriggerRule(RemoveTriggerRule),
@@ -52,6 +53,13 @@ pub struct SetPromotionPath {
 #[derive(Clone, Debug, PartialEq)]
 pub struct DefineEnvironment {
     pub spec: EnvironmentSpec,
+    pub at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoveEnvironment {
+    pub business_unit: String,
+    pub name: String,
     pub at: Timestamp,
 }
 
@@ -226,6 +234,7 @@ from_commands!(
     RegisterArtifact,
     SetPromotionPath,
     DefineEnvironment,
+    RemoveEnvironment,
     DefineSharedInfrastructure,
     DefineTriggerRule,
     RemoveTriggerRule,

@@ -67,8 +67,16 @@ pub enum Event {
         environments: Vec<String>,
         at: Timestamp,
     },
+    /// An environment removed (on no path, nothing deploying into it).
+    EnvironmentRemoved {
+        business_unit: String,
+        name: String,
+        at: Timestamp,
+    },
     EnvironmentDefined {
         spec: EnvironmentSpec,
+        /// It did not exist before (new, or defined again after it was removed).
+        created: bool,
         at: Timestamp,
     },
     SharedInfrastructureDefined(SharedInfrastructure),

@@ -73,6 +73,14 @@ impl Decider for Orchestration {
                 env.shared = spec.shared.clone();
                 env.desired = spec.desired.clone();
             }
+            Event::EnvironmentRemoved {
+                business_unit,
+                name,
+                ..
+            } => {
+                self.environments
+                    .remove(&(business_unit.clone(), name.clone()));
+            }
             Event::SharedInfrastructureDefined(i) => {
                 self.infrastructure.insert(i.name.clone(), i.clone());
             }

@@ -255,6 +255,24 @@ impl OrchestrationService for OrchestrationApi {
         })))
     }
 
+    #[tracing::instrument(skip_all, fields(rpc = "RemoveEnvironment"))]
+    async fn remove_environment(
+        &self,
+        request: Request<pb::RemoveEnvironmentRequest>,
+    ) -> Answer<pb::RemoveEnvironmentResponse> {
+        let call = Caller::of(&request)?;
+        let r = request.into_inner();
+        self.visible_environment(&call, &r.business_unit, &r.environment)?;
+        call.allow_in(&r.business_unit, &AccessContext::default())?;
+        let command = RemoveEnvironment {
+            business_unit: r.business_unit,
+            name: r.environment,
+            at: now(),
+        };
+        self.app.execute(command, call.metadata()).await?;
+        Ok(Response::new(pb::RemoveEnvironmentResponse {}))
+    }
+
     #[tracing::instrument(skip_all, fields(rpc = "ReportConfiguration"))]
     async fn report_configuration(
         &self,

@@ -91,7 +91,40 @@ impl Orchestration {
         }
         config("desired", &spec.desired)?;
         let key = env_key(&spec.business_unit, &spec.name);
-        decided(key, vec![Event::EnvironmentDefined { spec, at }])
+        let created = self.environment(&spec.business_unit, &spec.name).is_none();
+        decided(key, vec![Event::EnvironmentDefined { spec, created, at }])
+    }
+
+    /// Removes an environment on no promotion path with no deployment under way.
+    pub(super) fn remove_environment(&self, c: RemoveEnvironment) -> Result<Decision<Event>> {
+        self.env_or_refuse(&c.business_unit, &c.name)?;
+        if self
+            .paths
+            .get(&c.business_unit)
+            .is_some_and(|p| p.contains(&c.name))
+        {
+            return Err(precondition(format!(
+                "{} is on unit {}'s promotion path; set the path without it first",
+                c.name, c.business_unit
+            )));
+        }
+        if let Some(d) = self
+            .active_deployments()
+            .find(|d| d.business_unit == c.business_unit && d.environment == c.name)
+        {
+            return Err(precondition(format!(
+                "release {} is being deployed into {} (deployment {}); wait for it or roll it back",
+                d.release, c.name, d.id
+            )));
+        }
+        decided(
+            env_key(&c.business_unit, &c.name),
+            vec![Event::EnvironmentRemoved {
+                business_unit: c.business_unit,
+                name: c.name,
+                at: c.at,
+            }],
+        )
     }
 
     pub(super) fn define_shared_infrastructure(

@@ -18,6 +18,7 @@ pub(super) fn decide(o: &Orchestration, command: Command) -> Result<Decision<Eve
         Command::RegisterArtifact(c) => o.register_artifact(c),
         Command::SetPromotionPath(c) => o.set_promotion_path(c),
         Command::DefineEnvironment(c) => o.define_environment(c),
+        Command::RemoveEnvironment(c) => o.remove_environment(c),
         Command::DefineSharedInfrastructure(c) => o.define_shared_infrastructure(c),
         Command::DefineTriggerRule(c) => o.define_trigger_rule(c),
         Command::RemoveTriggerRule(c) => o.remove_trigger_rule(c),

@@ -106,6 +106,60 @@ fn reported_configuration_drifts_once_per_difference() {
 }
 
 #[test]
+fn an_environment_is_removed_only_off_every_path_and_with_nothing_deploying() {
+    let remove = |unit: &str, name: &str| {
+        Command::from(RemoveEnvironment {
+            business_unit: unit.into(),
+            name: name.into(),
+            at: at(2),
+        })
+    };
+    let mut s = world().when(remove("payments", "dev")).then_refused(
+        |e| matches!(e, DomainError::FailedPrecondition(m) if m.contains("promotion path")),
+    );
+    s.apply(
+        DefineEnvironment {
+            spec: env("cards", "sandbox"),
+            at: at(1),
+        }
+        .into(),
+    )
+    .expect("sandbox");
+    let s = s.when(remove("cards", "sandbox")).then_on(
+        &StreamKey::Environment {
+            business_unit: "cards".into(),
+            name: "sandbox".into(),
+        }
+        .stream(),
+        |e| assert!(matches!(e, [Event::EnvironmentRemoved { .. }])),
+    );
+    assert!(s.environment("cards", "sandbox").is_none());
+    let s = s
+        .when(
+            DefineEnvironment {
+                spec: env("cards", "sandbox"),
+                at: at(3),
+            }
+            .into(),
+        )
+        .then_on(
+            &StreamKey::Environment {
+                business_unit: "cards".into(),
+                name: "sandbox".into(),
+            }
+            .stream(),
+            |e| {
+                assert!(
+                    matches!(e, [Event::EnvironmentDefined { created: true, .. }]),
+                    "defined again after removal: {e:?}"
+                )
+            },
+        );
+    s.when(remove("cards", "nowhere"))
+        .then_refused(|e| matches!(e, DomainError::NotFound(_)));
+}
+
+#[test]
 fn a_trigger_rule_promotes_only_into_an_environment_on_its_units_path() {
     let mut s = world();
     s.apply(
