@@ -44,6 +44,9 @@ struct Runner {
     moved_on: std::collections::HashMap<(Uuid, usize), MoveOn>,
     /// The executor's runs under way.
     steps: tokio::task::JoinSet<()>,
+    /// Steps whose start could not be confirmed (the store's answer was lost): if they show up
+    /// started, this process never ran them.
+    unconfirmed: HashSet<Uuid>,
 }
 
 async fn runner(app: Arc<OrchestrationApp>, grace: Duration, mut shutdown: Shutdown) {
@@ -53,6 +56,7 @@ async fn runner(app: Arc<OrchestrationApp>, grace: Duration, mut shutdown: Shutd
         in_flight: Arc::default(),
         moved_on: std::collections::HashMap::new(),
         steps: tokio::task::JoinSet::new(),
+        unconfirmed: HashSet::new(),
     };
     loop {
         r.round().await;
@@ -96,7 +100,9 @@ impl Runner {
                 .map(|d| {
                     let next = d.next();
                     let descriptor = match next {
-                        Next::Start(i) => d.step(i).and_then(|s| descriptor_of(o, d, &s.service)),
+                        Next::Start(i) | Next::Running(i) => {
+                            d.step(i).and_then(|s| descriptor_of(o, d, &s.service))
+                        }
                         _ => None,
                     };
                     (d.clone(), next, descriptor)
@@ -147,30 +153,16 @@ impl Runner {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .remove(&step.id);
+                    // The store may have recorded it all the same (a lost answer): if it shows
+                    // up started, this process knows it never ran it and runs it then.
+                    if !matches!(e, crate::app::AppError::Domain(_)) {
+                        self.unconfirmed.insert(step.id);
+                    }
                     return Err(e);
                 }
+                self.unconfirmed.remove(&step.id);
                 if step.kind.runs() {
-                    let ctx = StepContext::of(d, &step, descriptor);
-                    let app = self.app.clone();
-                    let in_flight = self.in_flight.clone();
-                    let md = md(d);
-                    tracing::info!(deployment = %d.id, step = i, kind = %step.kind.name(), service = %step.service, "step started");
-                    self.steps.spawn(async move {
-                        let outcome = app.executor.run(&ctx).await;
-                        let finished = FinishStep {
-                            deployment: ctx.deployment_id,
-                            index: i,
-                            outcome,
-                            at: Timestamp::now(),
-                        };
-                        if let Err(e) = app.execute(finished, md).await {
-                            tracing::error!(deployment = %ctx.deployment_id, step = i, error = %e, "a step's outcome could not be recorded; it is taken for interrupted at the next start");
-                        }
-                        in_flight
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&ctx.step_id);
-                    });
+                    self.spawn_run(d, &step, descriptor);
                 }
             }
             Next::Running(i) => {
@@ -180,66 +172,131 @@ impl Runner {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .contains(&step.id);
-                let before_us = step.started_at().is_some_and(|t| t < self.app.started_at);
-                if ours || !before_us {
+                if !ours && self.unconfirmed.remove(&step.id) && step.kind.runs() {
+                    tracing::info!(deployment = %d.id, step = i, "a step recorded started whose start was not confirmed: it never ran here, so it runs now");
+                    self.in_flight
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(step.id);
+                    self.spawn_run(d, &step.clone(), descriptor);
                     return Ok(());
                 }
-                // Started by an earlier run of this service, never finished.
-                let outcome = match self.app.executor.outcome_of(step.id).await {
-                    Some(o) => {
-                        tracing::info!(deployment = %d.id, step = i, "a step that finished before the restart: its outcome is recorded");
-                        o
-                    }
-                    None => {
-                        tracing::warn!(deployment = %d.id, step = i, "a step was interrupted by a restart; it is not run again");
-                        StepOutcome {
-                            succeeded: false,
-                            exit_code: None,
-                            duration_ms: 0,
-                            output_tail: "interrupted: the service stopped while the step ran and its outcome is unknown; it is not run twice".into(),
-                        }
-                    }
-                };
-                self.app
-                    .execute(
-                        FinishStep {
-                            deployment: d.id,
-                            index: i,
-                            outcome,
-                            at: now,
-                        },
-                        md(d),
-                    )
-                    .await?;
+                self.interrupted(d, i, now).await?;
             }
             Next::WaitUntil(i, until) => {
-                if now < until {
-                    return Ok(());
-                }
-                let why = match d.step(i).map(|s| &s.kind) {
-                    Some(StepKind::Wait { seconds, why }) => format!("waited {seconds} s: {why}"),
-                    _ => String::new(),
-                };
-                let outcome = StepOutcome {
-                    succeeded: true,
-                    exit_code: None,
-                    duration_ms: u64::try_from((now.0 - until.0).max(0) / 1_000).unwrap_or(0),
-                    output_tail: why,
-                };
-                self.app
-                    .execute(
-                        FinishStep {
-                            deployment: d.id,
-                            index: i,
-                            outcome,
-                            at: now,
-                        },
-                        md(d),
-                    )
-                    .await?;
+                self.wait_over(d, i, until, now).await?;
             }
             Next::Waiting(_) | Next::Close | Next::Nothing => {}
         }
+        Ok(())
+    }
+
+    /// Runs a step recorded started through the executor, and records its outcome.
+    fn spawn_run(&mut self, d: &Deployment, step: &Step, descriptor: Option<DescriptorRef>) {
+        let i = step.index;
+        let ctx = StepContext::of(d, step, descriptor);
+        let app = self.app.clone();
+        let in_flight = self.in_flight.clone();
+        let md = md(d);
+        tracing::info!(deployment = %d.id, step = i, kind = %step.kind.name(), service = %step.service, "step started");
+        self.steps.spawn(async move {
+            let outcome = app.executor.run(&ctx).await;
+            let finished = FinishStep {
+                deployment: ctx.deployment_id,
+                index: i,
+                outcome,
+                at: Timestamp::now(),
+            };
+            if let Err(e) = app.execute(finished, md).await {
+                tracing::error!(deployment = %ctx.deployment_id, step = i, error = %e, "a step's outcome could not be recorded; it is taken for interrupted at the next start");
+            }
+            in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&ctx.step_id);
+        });
+    }
+
+    /// A step recorded started and not finished that this process is not running: one an
+    /// earlier run of the service started gets the outcome the executor kept, or fails as
+    /// interrupted; it is never run again.
+    async fn interrupted(
+        &self,
+        d: &Deployment,
+        i: u32,
+        now: Timestamp,
+    ) -> Result<(), crate::app::AppError> {
+        let Some(step) = d.step(i) else { return Ok(()) };
+        let ours = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&step.id);
+        let before_us = step.started_at().is_some_and(|t| t < self.app.started_at);
+        if ours || !before_us {
+            return Ok(());
+        }
+        let outcome = match self.app.executor.outcome_of(step.id).await {
+            Some(o) => {
+                tracing::info!(deployment = %d.id, step = i, "a step that finished before the restart: its outcome is recorded");
+                o
+            }
+            None => {
+                tracing::warn!(deployment = %d.id, step = i, "a step was interrupted by a restart; it is not run again");
+                StepOutcome {
+                    succeeded: false,
+                    exit_code: None,
+                    duration_ms: 0,
+                    output_tail: "interrupted: the service stopped while the step ran and its outcome is unknown; it is not run twice".into(),
+                }
+            }
+        };
+        self.app
+            .execute(
+                FinishStep {
+                    deployment: d.id,
+                    index: i,
+                    outcome,
+                    at: now,
+                },
+                md(d),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A timed wait that is over is finished.
+    async fn wait_over(
+        &self,
+        d: &Deployment,
+        i: u32,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), crate::app::AppError> {
+        if now < until {
+            return Ok(());
+        }
+        let why = match d.step(i).map(|s| &s.kind) {
+            Some(StepKind::Wait { seconds, why }) => format!("waited {seconds} s: {why}"),
+            _ => String::new(),
+        };
+        let outcome = StepOutcome {
+            succeeded: true,
+            exit_code: None,
+            duration_ms: u64::try_from((now.0 - until.0).max(0) / 1_000).unwrap_or(0),
+            output_tail: why,
+        };
+        self.app
+            .execute(
+                FinishStep {
+                    deployment: d.id,
+                    index: i,
+                    outcome,
+                    at: now,
+                },
+                md(d),
+            )
+            .await?;
         Ok(())
     }
 
