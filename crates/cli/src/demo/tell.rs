@@ -213,7 +213,15 @@ impl Story {
                 ..Default::default()
             })
             .await
-            .map_err(|s| failed("create release", s))?;
+            .map_err(|s| {
+                if s.code() == tonic::Code::AlreadyExists {
+                    anyhow::anyhow!(
+                        "{name} exists already: the demo has run on this node before; run it beside a fresh node (flotilla up --data-dir /tmp/flotilla-demo --listen 127.0.0.1:50061, then flotilla demo --addr http://127.0.0.1:50061 --data-dir /tmp/flotilla-demo)"
+                    )
+                } else {
+                    failed("create release", s)
+                }
+            })?;
             let planned = o
                 .plan_release(pb::PlanReleaseRequest {
                     release: name.into(),
