@@ -949,3 +949,98 @@ async fn a_patch_of_a_matching_service_is_released_by_its_trigger_rule() {
     );
     flow.node.stop().await.expect("stop");
 }
+
+/// A planned release that would break a deployed consumer's declared range is refused with the
+/// range, from dependency-mapping's own answer (its footprint of dev comes from orchestration's
+/// DeploymentFinished events).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plan_that_breaks_a_deployed_consumers_range_is_refused() {
+    let mut flow = Flow::start().await;
+    policy(&flow).await;
+    catalog(
+        &flow,
+        UNIT,
+        &["payments-api", "payments-web"],
+        &[("payments-web", "payments-api")],
+    )
+    .await;
+    let admin = flow.admin().await;
+    flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient::new(admin)
+        .declare_version_requirement(flotilla_proto::dependency::v1::DeclareVersionRequirementRequest {
+            consumer: "payments-web".into(),
+            provider: "payments-api".into(),
+            requirement: ">=2.0.0, <3.0.0".into(),
+        })
+        .await
+        .expect("requirement");
+    artifacts(&mut flow, &["payments-api", "payments-web"], "2.0.0").await;
+    artifacts(&mut flow, &["payments-api"], "3.0.0").await;
+    environments(&mut flow, UNIT, vec![env("dev")]).await;
+    flow.orch
+        .create_release(pb::CreateReleaseRequest {
+            name: "payments-2.0.0".into(),
+            business_unit: UNIT.into(),
+            items: vec![item("payments-api", "2.0.0"), item("payments-web", "2.0.0")],
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    flow.orch
+        .plan_release(pb::PlanReleaseRequest {
+            release: "payments-2.0.0".into(),
+        })
+        .await
+        .expect("plan");
+    approve(&flow, "payments-2.0.0", "dev").await;
+    let d = flow
+        .orch
+        .promote_release(pb::PromoteReleaseRequest {
+            release: "payments-2.0.0".into(),
+            environment: "dev".into(),
+        })
+        .await
+        .expect("promote")
+        .into_inner();
+    assert_eq!(
+        flow.finished(&d.deployment_id).await.status,
+        pb::DeploymentStatus::Succeeded as i32
+    );
+    flow.orch
+        .create_release(pb::CreateReleaseRequest {
+            name: "payments-3.0.0".into(),
+            business_unit: UNIT.into(),
+            items: vec![item("payments-api", "3.0.0")],
+            ..Default::default()
+        })
+        .await
+        .expect("create 3.0.0");
+    // Dependency-mapping learns what runs in dev from orchestration's events: wait for it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match flow
+            .orch
+            .plan_release(pb::PlanReleaseRequest {
+                release: "payments-3.0.0".into(),
+            })
+            .await
+        {
+            Err(s) if s.code() == Code::FailedPrecondition => {
+                assert!(
+                    s.message()
+                        .contains("payments-web@2.0.0 requires payments-api >=2.0.0, <3.0.0"),
+                    "{}",
+                    s.message()
+                );
+                break;
+            }
+            other => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the plan was never refused: {other:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    flow.node.stop().await.expect("stop");
+}
