@@ -98,8 +98,8 @@ pub struct Config {
     /// store's chain is broken does not serve unless its break is named here; accepting is
     /// recorded in the store as `flotilla.common.v1.ChainBreakAccepted`.
     pub accept_chain_breaks: Vec<String>,
-    /// Per-service sections (`[governance]`, `[dependency-mapping]` …): each service reads its
-    /// own (e.g. `snapshot_every`, governance's `deadline_tick_secs`). Environment variables
+    /// Per-service sections (`[<service>]`, named as the service is): each service reads its
+    /// own (e.g. `snapshot_every`, or a scheduler's tick). Environment variables
     /// `FLOTILLA_<SERVICE>__<KEY>` (service in capitals, `-` as `_`) override them.
     #[serde(skip)]
     pub sections: BTreeMap<String, toml::Table>,
@@ -382,7 +382,7 @@ mod tests {
                 ("FLOTILLA_NATS_MAX_AGE_SECS", "3600"),
                 (
                     "FLOTILLA_ACCEPT_CHAIN_BREAKS",
-                    "governance@42, dependency-mapping@7",
+                    "ledger@42, billing-run@7",
                 ),
             ]),
         )
@@ -390,27 +390,27 @@ mod tests {
         assert_eq!(c.namespace().expect("ns").as_str(), "acme-prod");
         assert_eq!(c.max_message_bytes, 65_536);
         assert_eq!(c.nats_limits().max_age.as_secs(), 3600);
-        assert_eq!(c.accepted_breaks("governance").expect("breaks"), vec![42]);
+        assert_eq!(c.accepted_breaks("ledger").expect("breaks"), vec![42]);
         let e = Config::load_with_env(None, env(&[("FLOTILLA_MAX_MESSAGE_BYTES", "lots")]))
             .expect_err("not a number");
         assert!(e.to_string().contains("FLOTILLA_MAX_MESSAGE_BYTES"), "{e}");
         // Services' sections, from the file and the environment.
         std::fs::write(
             &path,
-            "listen = \"0.0.0.0:9000\"\n[governance]\ndeadline_tick_secs = 5\n[dependency-mapping]\nsnapshot_every = 100\n",
+            "listen = \"0.0.0.0:9000\"\n[ledger]\ntick_secs = 5\n[billing-run]\nsnapshot_every = 100\n",
         )
         .expect("write");
         let c = Config::load_with_env(
             Some(&path),
-            env(&[("FLOTILLA_DEPENDENCY_MAPPING__SNAPSHOT_EVERY", "7")]),
+            env(&[("FLOTILLA_BILLING_RUN__SNAPSHOT_EVERY", "7")]),
         )
         .expect("sections");
         assert_eq!(
-            c.section("governance").get("deadline_tick_secs"),
+            c.section("ledger").get("tick_secs"),
             Some(&toml::Value::Integer(5))
         );
         assert_eq!(
-            c.section("dependency-mapping").get("snapshot_every"),
+            c.section("billing-run").get("snapshot_every"),
             Some(&toml::Value::Integer(7))
         );
         let c = Config::load_with_env(None, env(&[("FLOTILLA_NAMESPACE", "Bad.Name")]))

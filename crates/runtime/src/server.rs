@@ -33,7 +33,7 @@ pub enum ServeError {
 /// A gRPC service this process serves, and the chain check of the store behind it.
 #[derive(Clone, Debug)]
 pub struct Served {
-    /// Full gRPC name, e.g. `flotilla.governance.v1.GovernanceService`.
+    /// Full gRPC name, e.g. `flotilla.<area>.v1.<Name>Service`.
     pub name: String,
     pub chain: Arc<ChainGuard>,
 }
@@ -271,7 +271,7 @@ mod tests {
 
     fn served(chain: &Arc<ChainGuard>) -> HashMap<String, Arc<ChainGuard>> {
         [(
-            "flotilla.governance.v1.GovernanceService".to_owned(),
+            "flotilla.ledger.v1.LedgerService".to_owned(),
             chain.clone(),
         )]
         .into_iter()
@@ -280,14 +280,14 @@ mod tests {
 
     #[test]
     fn calls_wait_for_the_check_and_stop_at_a_break() {
-        let chain = ChainGuard::new("governance");
+        let chain = ChainGuard::new("ledger");
         let map = served(&chain);
-        let call = "/flotilla.governance.v1.GovernanceService/CheckGate";
+        let call = "/flotilla.ledger.v1.LedgerService/PostEntry";
         let e = ServingLayer::refusal(&map, call).expect("still checking");
         assert_eq!(e.code(), tonic::Code::Unavailable);
         assert!(e.message().contains("still checking"), "{e:?}");
         assert!(
-            ServingLayer::refusal(&map, "/flotilla.governance.v1.GovernanceService/GetStatus")
+            ServingLayer::refusal(&map, "/flotilla.ledger.v1.LedgerService/GetStatus")
                 .is_none(),
             "status always answers"
         );
