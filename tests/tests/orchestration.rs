@@ -827,32 +827,13 @@ async fn a_patch_of_a_matching_service_is_released_by_its_trigger_rule() {
     catalog(&flow, UNIT, &["payments-api"], &[]).await;
     artifacts(&mut flow, &["payments-api"], "2.0.0").await;
     environments(&mut flow, UNIT, vec![env("dev"), env("prod")]).await;
-    flow.orch
-        .create_release(pb::CreateReleaseRequest {
-            name: "payments-2.0.0".into(),
-            business_unit: UNIT.into(),
-            items: vec![item("payments-api", "2.0.0")],
-            ..Default::default()
-        })
-        .await
-        .expect("create");
-    flow.orch
-        .plan_release(pb::PlanReleaseRequest {
-            release: "payments-2.0.0".into(),
-        })
-        .await
-        .expect("plan");
-    approve(&flow, "payments-2.0.0", "dev").await;
-    let d = flow
-        .orch
-        .promote_release(pb::PromoteReleaseRequest {
-            release: "payments-2.0.0".into(),
-            environment: "dev".into(),
-        })
-        .await
-        .expect("promote")
-        .into_inner();
-    flow.finished(&d.deployment_id).await;
+    deployed(
+        &mut flow,
+        "payments-2.0.0",
+        vec![item("payments-api", "2.0.0")],
+        "dev",
+    )
+    .await;
     flow.orch
         .define_trigger_rule(pb::DefineTriggerRuleRequest {
             rule: Some(pb::TriggerRule {
@@ -976,35 +957,14 @@ async fn a_plan_that_breaks_a_deployed_consumers_range_is_refused() {
     artifacts(&mut flow, &["payments-api", "payments-web"], "2.0.0").await;
     artifacts(&mut flow, &["payments-api"], "3.0.0").await;
     environments(&mut flow, UNIT, vec![env("dev")]).await;
-    flow.orch
-        .create_release(pb::CreateReleaseRequest {
-            name: "payments-2.0.0".into(),
-            business_unit: UNIT.into(),
-            items: vec![item("payments-api", "2.0.0"), item("payments-web", "2.0.0")],
-            ..Default::default()
-        })
-        .await
-        .expect("create");
-    flow.orch
-        .plan_release(pb::PlanReleaseRequest {
-            release: "payments-2.0.0".into(),
-        })
-        .await
-        .expect("plan");
-    approve(&flow, "payments-2.0.0", "dev").await;
-    let d = flow
-        .orch
-        .promote_release(pb::PromoteReleaseRequest {
-            release: "payments-2.0.0".into(),
-            environment: "dev".into(),
-        })
-        .await
-        .expect("promote")
-        .into_inner();
-    assert_eq!(
-        flow.finished(&d.deployment_id).await.status,
-        pb::DeploymentStatus::Succeeded as i32
-    );
+    let d = deployed(
+        &mut flow,
+        "payments-2.0.0",
+        vec![item("payments-api", "2.0.0"), item("payments-web", "2.0.0")],
+        "dev",
+    )
+    .await;
+    assert_eq!(d.status, pb::DeploymentStatus::Succeeded as i32);
     flow.orch
         .create_release(pb::CreateReleaseRequest {
             name: "payments-3.0.0".into(),

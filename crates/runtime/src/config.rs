@@ -380,10 +380,7 @@ mod tests {
                 ("FLOTILLA_NAMESPACE", "acme-prod"),
                 ("FLOTILLA_MAX_MESSAGE_BYTES", "65536"),
                 ("FLOTILLA_NATS_MAX_AGE_SECS", "3600"),
-                (
-                    "FLOTILLA_ACCEPT_CHAIN_BREAKS",
-                    "ledger@42, billing-run@7",
-                ),
+                ("FLOTILLA_ACCEPT_CHAIN_BREAKS", "ledger@42, billing-run@7"),
             ]),
         )
         .expect("load");

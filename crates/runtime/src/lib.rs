@@ -11,6 +11,7 @@ pub mod node;
 pub mod outbound;
 pub mod replay;
 pub mod server;
+mod tasks;
 pub mod telemetry;
 pub mod testkit;
 

@@ -270,12 +270,9 @@ mod tests {
     use super::*;
 
     fn served(chain: &Arc<ChainGuard>) -> HashMap<String, Arc<ChainGuard>> {
-        [(
-            "flotilla.ledger.v1.LedgerService".to_owned(),
-            chain.clone(),
-        )]
-        .into_iter()
-        .collect()
+        [("flotilla.ledger.v1.LedgerService".to_owned(), chain.clone())]
+            .into_iter()
+            .collect()
     }
 
     #[test]
@@ -287,8 +284,7 @@ mod tests {
         assert_eq!(e.code(), tonic::Code::Unavailable);
         assert!(e.message().contains("still checking"), "{e:?}");
         assert!(
-            ServingLayer::refusal(&map, "/flotilla.ledger.v1.LedgerService/GetStatus")
-                .is_none(),
+            ServingLayer::refusal(&map, "/flotilla.ledger.v1.LedgerService/GetStatus").is_none(),
             "status always answers"
         );
         chain.set_caught_up();

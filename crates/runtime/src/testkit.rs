@@ -168,7 +168,7 @@ impl TestServer {
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
         if !started.checks_chain {
-            tasks.push(tokio::spawn(crate::node::run_chain_check(
+            tasks.push(tokio::spawn(crate::tasks::run_chain_check(
                 store.clone(),
                 chain.clone(),
                 stop_rx.clone(),
@@ -180,7 +180,7 @@ impl TestServer {
             ))));
         }
         for r in &started.relays {
-            tasks.push(tokio::spawn(crate::node::run_relay_to(
+            tasks.push(tokio::spawn(crate::tasks::run_relay_to(
                 store.clone(),
                 module.name(),
                 Some(r.destination),
@@ -192,7 +192,7 @@ impl TestServer {
         }
         let as_bus: Arc<dyn flotilla_bus::Bus> = bus.clone();
         for consumer in started.consumers {
-            tasks.push(tokio::spawn(crate::node::run_consumer(
+            tasks.push(tokio::spawn(crate::tasks::run_consumer(
                 as_bus.clone(),
                 module.name().to_owned(),
                 consumer,
@@ -200,7 +200,7 @@ impl TestServer {
                 stop_rx.clone(),
             )));
         }
-        tasks.push(tokio::spawn(crate::node::run_relay(
+        tasks.push(tokio::spawn(crate::tasks::run_relay(
             store.clone(),
             module.clone(),
             bus.clone(),

@@ -21,6 +21,9 @@ use crate::domain::{Deployment, Phase, Step, StepKind, StepOutcome};
 /// Most output kept of a step (its end).
 pub const TAIL_BYTES: usize = 4_096;
 
+/// A descriptor's kind, reference and version, as a step's environment gives them.
+pub type DescriptorRef = (String, String, String);
+
 /// What a step is about, as the executor sees it.
 #[derive(Clone, Debug)]
 pub struct StepContext {
@@ -33,11 +36,11 @@ pub struct StepContext {
     pub version: String,
     pub step: StepKind,
     /// The descriptor of the service in the release (kind, reference, version).
-    pub descriptor: Option<(String, String, String)>,
+    pub descriptor: Option<DescriptorRef>,
 }
 
 impl StepContext {
-    pub fn of(d: &Deployment, s: &Step, descriptor: Option<(String, String, String)>) -> Self {
+    pub fn of(d: &Deployment, s: &Step, descriptor: Option<DescriptorRef>) -> Self {
         Self {
             step_id: s.id,
             deployment_id: d.id,

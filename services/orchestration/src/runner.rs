@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::app::OrchestrationApp;
 use crate::domain::*;
-use crate::executor::StepContext;
+use crate::executor::{DescriptorRef, StepContext};
 
 /// How long before a trigger rule's release that could not move on is tried again.
 const RETRY_MOVE_ON: Duration = Duration::from_secs(30);
@@ -330,9 +330,6 @@ impl Runner {
         }
     }
 }
-
-/// A descriptor's kind, reference and version, as the executor's environment gives them.
-type DescriptorRef = (String, String, String);
 
 /// A service's descriptor in the deployment's release, for the executor's environment.
 fn descriptor_of(o: &Orchestration, d: &Deployment, service: &str) -> Option<DescriptorRef> {

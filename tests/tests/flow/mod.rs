@@ -379,6 +379,42 @@ pub async fn set_up(flow: &mut Flow) {
     .await;
 }
 
+/// A release of `items` in the unit, created, planned, approved and deployed into `env` (the
+/// first environment of its path); answers the finished deployment.
+pub async fn deployed(
+    flow: &mut Flow,
+    name: &str,
+    items: Vec<pb::RequestedItem>,
+    env: &str,
+) -> pb::Deployment {
+    flow.orch
+        .create_release(pb::CreateReleaseRequest {
+            name: name.into(),
+            business_unit: UNIT.into(),
+            items,
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    flow.orch
+        .plan_release(pb::PlanReleaseRequest {
+            release: name.into(),
+        })
+        .await
+        .expect("plan");
+    approve(flow, name, env).await;
+    let d = flow
+        .orch
+        .promote_release(pb::PromoteReleaseRequest {
+            release: name.into(),
+            environment: env.into(),
+        })
+        .await
+        .expect("promote")
+        .into_inner();
+    flow.finished(&d.deployment_id).await
+}
+
 /// A release manager of the unit opens governance's approval request for the release entering
 /// the environment, and a service owner approves it.
 pub async fn approve(flow: &Flow, release: &str, environment: &str) {

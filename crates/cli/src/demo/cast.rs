@@ -98,14 +98,3 @@ pub(super) fn item(
         migrations: vec![],
     }
 }
-
-pub(super) fn now_ts(offset_secs: i64) -> prost_types::Timestamp {
-    let s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    prost_types::Timestamp {
-        seconds: s + offset_secs,
-        nanos: 0,
-    }
-}

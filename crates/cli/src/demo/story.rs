@@ -215,7 +215,20 @@ impl Story {
         }
     }
 
+    /// A release manager opens governance's approval request (alice wrote the change, carol
+    /// committed to it), then a service owner approves it.
     pub(super) async fn approve(
+        &mut self,
+        unit: &str,
+        release: &str,
+        service: &str,
+        env: &str,
+    ) -> anyhow::Result<()> {
+        self.open_request(unit, release, service, env).await?;
+        self.owner_approves(unit, release, env).await
+    }
+
+    pub(super) async fn open_request(
         &mut self,
         unit: &str,
         release: &str,
@@ -228,7 +241,6 @@ impl Story {
             environment: env.into(),
             service: service.into(),
             business_unit: unit.into(),
-            criticality_tier: 0,
             risk_score: 20,
             author: "alice".into(),
             committers: vec!["carol".into()],
@@ -246,6 +258,15 @@ impl Story {
             }
         })
         .await?;
+        Ok(())
+    }
+
+    pub(super) async fn owner_approves(
+        &mut self,
+        unit: &str,
+        release: &str,
+        env: &str,
+    ) -> anyhow::Result<()> {
         let mut owner = self.gov("sam", &["service-owner"], unit).await?;
         owner
             .approve(gov::DecideApprovalRequest {

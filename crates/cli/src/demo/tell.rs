@@ -139,6 +139,11 @@ impl Story {
         }
         self.say("environments: dev (smoke-checked) -> prod for both units; prod shares pg-shared, which takes one deployment at a time");
         let mut cards_rm = self.gov("carl", &["release-manager"], "cards").await?;
+        let now = crate::format::now()?;
+        let in_secs = |t: &prost_types::Timestamp, secs: i64| prost_types::Timestamp {
+            seconds: t.seconds + secs,
+            nanos: 0,
+        };
         let freeze = cards_rm
             .create_freeze_window(gov::CreateFreezeWindowRequest {
                 window: Some(gov::FreezeWindow {
@@ -150,8 +155,8 @@ impl Story {
                         tiers: vec![],
                     }),
                     schedule: Some(gov::freeze_window::Schedule::Once(gov::OnceSchedule {
-                        start: Some(now_ts(-60)),
-                        end: Some(now_ts(3600)),
+                        start: Some(in_secs(&now, -60)),
+                        end: Some(in_secs(&now, 3600)),
                     })),
                     reason: "quarter-end statements run".into(),
                     business_unit: "cards".into(),
@@ -449,29 +454,7 @@ impl Story {
         service: &str,
         env: &str,
     ) -> anyhow::Result<()> {
-        let facts = gov::ReleaseFacts {
-            release: release.into(),
-            version: "2.0.0".into(),
-            environment: env.into(),
-            service: service.into(),
-            business_unit: unit.into(),
-            risk_score: 20,
-            author: "alice".into(),
-            committers: vec!["carol".into()],
-            ..Default::default()
-        };
-        let rm = self.gov("rita", &["release-manager"], unit).await?;
-        self.eventually("open approval request", || {
-            let (mut g, f) = (rm.clone(), facts.clone());
-            async move {
-                g.open_approval_request(gov::OpenApprovalRequestRequest {
-                    release: Some(f),
-                    emergency: false,
-                })
-                .await
-            }
-        })
-        .await?;
+        self.open_request(unit, release, service, env).await?;
         let mut alice = self.gov("alice", &["service-owner"], unit).await?;
         let refused = alice
             .approve(gov::DecideApprovalRequest {
@@ -491,16 +474,7 @@ impl Story {
             Err(s) => return Err(failed("approve", s)),
             Ok(_) => anyhow::bail!("the author's own approval was accepted"),
         }
-        let mut owner = self.gov("sam", &["service-owner"], unit).await?;
-        owner
-            .approve(gov::DecideApprovalRequest {
-                release: release.into(),
-                environment: env.into(),
-                role: "service-owner".into(),
-                comment: "reviewed the change and its evidence".into(),
-            })
-            .await
-            .map_err(|s| failed("approve", s))?;
+        self.owner_approves(unit, release, env).await?;
         self.detail("- sam (service owner) approved");
         Ok(())
     }

@@ -169,6 +169,12 @@ fn difference(d: &pb::ConfigDifference) -> DifferenceView {
     }
 }
 
+/// A difference as a table row: the key, then each side ("(absent)" where it has none).
+fn difference_row(d: &DifferenceView) -> Vec<String> {
+    let side = |v: &Option<String>| v.clone().unwrap_or_else(|| "(absent)".into());
+    vec![d.key.clone(), side(&d.left), side(&d.right)]
+}
+
 fn window(w: &pb::TestWindow) -> WindowView {
     WindowView {
         window_id: w.window_id.clone(),
@@ -224,17 +230,7 @@ fn show(output: Output, e: &pb::Environment) -> anyhow::Result<()> {
             if !running.is_empty() {
                 table(&["service", "running"], &running);
             }
-            let drift: Vec<Vec<String>> = v
-                .drift
-                .iter()
-                .map(|d| {
-                    vec![
-                        d.key.clone(),
-                        d.left.clone().unwrap_or("(absent)".into()),
-                        d.right.clone().unwrap_or("(absent)".into()),
-                    ]
-                })
-                .collect();
+            let drift: Vec<Vec<String>> = v.drift.iter().map(difference_row).collect();
             if !drift.is_empty() {
                 table(&["drifted key", "desired", "actual"], &drift);
             }
@@ -424,16 +420,7 @@ pub async fn run(target: &Target, output: Output, command: EnvCommand) -> anyhow
             match output {
                 Output::Json => print_json(&diffs)?,
                 Output::Table => {
-                    let rows: Vec<Vec<String>> = diffs
-                        .iter()
-                        .map(|d| {
-                            vec![
-                                d.key.clone(),
-                                d.left.clone().unwrap_or("(absent)".into()),
-                                d.right.clone().unwrap_or("(absent)".into()),
-                            ]
-                        })
-                        .collect();
+                    let rows: Vec<Vec<String>> = diffs.iter().map(difference_row).collect();
                     table(
                         &[
                             "key",

@@ -91,7 +91,7 @@ where
         if self.chain.is_caught_up() || self.chain.broken().is_some() {
             return;
         }
-        match crate::node::head_reached(&*self.store, &self.chain).await {
+        match crate::tasks::head_reached(&*self.store, &self.chain).await {
             Ok(true) => {
                 tracing::info!(
                     service = self.service,
