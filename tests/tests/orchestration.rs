@@ -5,6 +5,7 @@
 
 mod flow;
 
+use flotilla_proto::governance::v1 as gv;
 use flotilla_proto::orchestration::v1 as pb;
 use flow::*;
 use std::time::Duration;
@@ -224,8 +225,10 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
         .expect("refresh");
     approve(&flow, name, "staging").await;
 
-    // The web tier's deploy fails in staging: everything the release touched there is put back,
-    // in reverse.
+    // The web tier's deploy fails in staging. Governance's rollback criteria for the release's
+    // tier (3: an hour, the release manager and the service owner told) hold it for a
+    // decision; the release manager decides to roll back, and everything the release touched
+    // there is put back, in reverse.
     flow.fail("payments-web");
     let before = flow.log().len();
     let started = flow
@@ -234,7 +237,64 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
         .await
         .expect("promote")
         .into_inner();
+    let held = flow
+        .until(
+            &started.deployment_id,
+            "awaiting a rollback decision",
+            |d| d.status == pb::DeploymentStatus::AwaitingRollbackDecision as i32,
+        )
+        .await;
+    assert!(held.reason.contains("payments-web"), "{}", held.reason);
+    assert_eq!(held.notify, ["release-manager", "service-owner"]);
+    let mut governance = gv::governance_service_client::GovernanceServiceClient::new(
+        authed(&flow.node, "rita", &["release-manager"], UNIT).await,
+    );
+    let decisions = governance
+        .list_rollback_decisions(gv::ListRollbackDecisionsRequest {
+            release: name.into(),
+            business_unit: UNIT.into(),
+        })
+        .await
+        .expect("decisions")
+        .into_inner()
+        .decisions;
+    let decision = decisions
+        .iter()
+        .find(|d| d.decision_id == held.rollback_decision_id)
+        .unwrap_or_else(|| panic!("governance holds the decision: {decisions:#?}"));
+    assert_eq!(
+        (
+            decision.service.as_str(),
+            decision.environment.as_str(),
+            decision.tier
+        ),
+        ("payments-web", "staging", 3)
+    );
+    let minutes = |t: &Option<prost_types::Timestamp>| t.as_ref().map_or(0, |t| t.seconds) / 60;
+    assert_eq!(
+        minutes(&decision.decide_by) - minutes(&decision.opened_at),
+        60
+    );
+    assert_eq!(
+        held.decide_by.map(|t| t.seconds),
+        decision.decide_by.map(|t| t.seconds)
+    );
+    assert_eq!(
+        flow.log().len() - before,
+        3,
+        "nothing is put back before the decision: {:#?}",
+        flow.log()
+    );
+    governance
+        .decide_rollback(gv::DecideRollbackRequest {
+            decision_id: held.rollback_decision_id.clone(),
+            roll_back: true,
+            comment: "web does not come up; back to 2.0.0".into(),
+        })
+        .await
+        .expect("decide");
     let done = flow.finished(&started.deployment_id).await;
+    assert!(done.reason.contains("by rita"), "{}", done.reason);
     assert_eq!(
         done.status,
         pb::DeploymentStatus::RolledBack as i32,
@@ -754,6 +814,7 @@ async fn migrations_run_forward_and_back_on_postgres() {
         .await
         .expect("promote 2.1.0")
         .into_inner();
+    decide_rollback(&mut flow, &d.deployment_id, true).await;
     let done = flow.finished(&d.deployment_id).await;
     assert_eq!(
         done.status,

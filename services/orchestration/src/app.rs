@@ -89,7 +89,7 @@ pub struct OrchestrationApp {
     app: Arc<App<Orchestration>>,
     pub(crate) peers: Arc<dyn Peers>,
     pub(crate) executor: Arc<dyn Executor>,
-    service_token: Token,
+    pub(crate) service_token: Token,
     /// When this process started: a step recorded as started before it and not finished was
     /// interrupted.
     pub(crate) started_at: Timestamp,
@@ -177,6 +177,10 @@ pub async fn start(
         ))
         .consume(Consumer {
             source: "monitoring".into(),
+            handler: Arc::new(crate::inbound::Inbound(app.clone())),
+        })
+        .consume(Consumer {
+            source: "governance".into(),
             handler: Arc::new(crate::inbound::Inbound(app.clone())),
         }))
 }
@@ -529,6 +533,7 @@ impl Orchestration {
             | Event::StepFinished { deployment, .. }
             | Event::DeploymentPaused { deployment, .. }
             | Event::DeploymentResumed { deployment, .. }
+            | Event::RollbackDecisionAwaited { deployment, .. }
             | Event::AnalysisRecorded { deployment, .. }
             | Event::RollbackStarted { deployment, .. }
             | Event::ServiceFinished { deployment, .. }

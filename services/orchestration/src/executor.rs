@@ -35,6 +35,8 @@ pub struct StepContext {
     pub service: String,
     pub version: String,
     pub step: StepKind,
+    /// Part of a rollback.
+    pub rollback: bool,
     /// The descriptor of the service in the release (kind, reference, version).
     pub descriptor: Option<DescriptorRef>,
 }
@@ -50,6 +52,7 @@ impl StepContext {
             service: s.service.clone(),
             version: s.version.clone().unwrap_or_default(),
             step: s.kind.clone(),
+            rollback: s.rollback,
             descriptor,
         }
     }

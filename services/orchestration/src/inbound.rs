@@ -1,5 +1,7 @@
 //! What orchestration takes from other services' event streams: monitoring's
-//! `RollbackRequested` rolls a release back in the environment it names.
+//! `RollbackRequested` rolls a release back in the environment it names; governance's
+//! `RollbackDecided` about a deployment held after a failed step rolls it back, or ends it
+//! failed where it stands when people decided not to.
 
 use std::sync::Arc;
 
@@ -16,16 +18,23 @@ use crate::domain::*;
 /// Monitoring's event that asks for a rollback.
 pub const ROLLBACK_REQUESTED: &str = "flotilla.monitoring.v1.RollbackRequested";
 
+/// Governance's event: people took a rollback decision.
+pub const ROLLBACK_DECIDED: &str = "flotilla.governance.v1.RollbackDecided";
+
 /// The command another service's event asks for, with the event's id; `None` for events
 /// orchestration does not take, or a rollback of a release it does not run there.
 pub fn command_of(
     o: &Orchestration,
     event: &CloudEvent,
 ) -> Result<Option<(Uuid, Command)>, DomainError> {
+    let bad = |reason: String| invalid(&event.ty, reason);
+    if event.ty == ROLLBACK_DECIDED {
+        let id = event.event_id().map_err(|e| bad(e.to_string()))?;
+        return rollback_decided(o, event, id);
+    }
     if event.ty != ROLLBACK_REQUESTED {
         return Ok(None);
     }
-    let bad = |reason: String| invalid(&event.ty, reason);
     let id = event.event_id().map_err(|e| bad(e.to_string()))?;
     let e = flotilla_proto::monitoring::v1::RollbackRequested::decode(event.data.as_slice())
         .map_err(|err| bad(format!("event {} does not decode: {err}", event.id)))?;
@@ -62,7 +71,66 @@ pub fn command_of(
     )))
 }
 
-/// Applies monitoring's events to orchestration's one app.
+/// Governance's rollback decision about a deployment held after a failed step; `None` for a
+/// decision about anything else (a threshold breach that monitoring acts on, a deployment that
+/// no longer waits).
+fn rollback_decided(
+    o: &Orchestration,
+    event: &CloudEvent,
+    id: Uuid,
+) -> Result<Option<(Uuid, Command)>, DomainError> {
+    let e = flotilla_proto::governance::v1::RollbackDecided::decode(event.data.as_slice())
+        .map_err(|err| {
+            invalid(
+                &event.ty,
+                format!("event {} does not decode: {err}", event.id),
+            )
+        })?;
+    let Ok(decision) = e.decision_id.parse::<Uuid>() else {
+        return Ok(None);
+    };
+    let held = o.active_deployments().find(|d| {
+        matches!(&d.status, DeploymentStatus::AwaitingRollbackDecision { decision: awaited, .. } if *awaited == decision)
+    });
+    let Some(d) = held else {
+        return Ok(None);
+    };
+    let at = flotilla_runtime::kit::time::stored(e.decided_at.as_ref());
+    let at = if at.0 == 0 { Timestamp::now() } else { at };
+    let by = if e.decided_by.is_empty() {
+        "governance".to_owned()
+    } else {
+        e.decided_by
+    };
+    let command: Command = if e.roll_back {
+        RollbackRelease {
+            release: d.release_id,
+            reason: if e.comment.is_empty() {
+                format!("rollback decision {decision} taken in governance")
+            } else {
+                format!(
+                    "rollback decision {decision} taken in governance: {}",
+                    e.comment
+                )
+            },
+            by,
+            at,
+        }
+        .into()
+    } else {
+        DeclineRollback {
+            deployment: d.id,
+            decision,
+            by,
+            comment: e.comment,
+            at,
+        }
+        .into()
+    };
+    Ok(Some((id, command)))
+}
+
+/// Applies monitoring's and governance's events to orchestration's one app.
 pub struct Inbound(pub Arc<OrchestrationApp>);
 
 #[async_trait::async_trait]

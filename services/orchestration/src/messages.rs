@@ -367,6 +367,10 @@ pub fn deployment_pb(d: &Deployment) -> pb::Deployment {
     let (status, reason) = match &d.status {
         DeploymentStatus::Running => (pb::DeploymentStatus::Running, String::new()),
         DeploymentStatus::Paused { reason } => (pb::DeploymentStatus::Paused, reason.clone()),
+        DeploymentStatus::AwaitingRollbackDecision { reason, .. } => (
+            pb::DeploymentStatus::AwaitingRollbackDecision,
+            reason.clone(),
+        ),
         DeploymentStatus::RollingBack { reason } => {
             (pb::DeploymentStatus::RollingBack, reason.clone())
         }
@@ -375,6 +379,15 @@ pub fn deployment_pb(d: &Deployment) -> pb::Deployment {
             (pb::DeploymentStatus::RolledBack, reason.clone())
         }
         DeploymentStatus::Failed { reason } => (pb::DeploymentStatus::Failed, reason.clone()),
+    };
+    let awaited = match &d.status {
+        DeploymentStatus::AwaitingRollbackDecision {
+            decision,
+            decide_by,
+            notify,
+            ..
+        } => Some((*decision, *decide_by, notify.as_slice())),
+        _ => None,
     };
     pb::Deployment {
         deployment_id: d.id.to_string(),
@@ -393,5 +406,8 @@ pub fn deployment_pb(d: &Deployment) -> pb::Deployment {
         started_by: d.started_by.clone(),
         started_at: Some(ts(d.started_at)),
         finished_at: d.finished_at.map(ts),
+        rollback_decision_id: awaited.map(|(id, ..)| id.to_string()).unwrap_or_default(),
+        decide_by: awaited.map(|(_, by, _)| ts(by)),
+        notify: awaited.map(|(.., n)| n.to_vec()).unwrap_or_default(),
     }
 }

@@ -1,5 +1,5 @@
-//! What orchestration asks other services, over their gRPC contracts: governance's gate and its
-//! release naming rule, dependency-mapping's plan. A call on a person's behalf carries their
+//! What orchestration asks other services, over their gRPC contracts: governance's gate, its
+//! release naming rule and its rollback decisions, dependency-mapping's plan and catalog. A call on a person's behalf carries their
 //! token (so the other service checks their rights); background work (trigger rules) carries
 //! the configured service token.
 
@@ -9,7 +9,21 @@ use flotilla_proto::governance::v1 as gov;
 use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::domain::{GateAnswer, PlannedService, ReleasePlan, Timestamp};
+use crate::domain::{GateAnswer, PlannedService, ReleasePlan, RollbackHold, Timestamp};
+
+/// A forward step that failed, for governance's rollback decision about it.
+#[derive(Clone, Debug)]
+pub struct FailedStep {
+    /// The decision's id: the same for the same step, so asking twice opens one decision.
+    pub decision: uuid::Uuid,
+    pub release: String,
+    pub environment: String,
+    pub service: String,
+    pub business_unit: String,
+    /// The step's exit code (-1 when it had none: a timeout, an interrupted step).
+    pub exit_code: i32,
+    pub at: Timestamp,
+}
 
 /// The bearer token a call to another service carries.
 #[derive(Clone, Debug, Default)]
@@ -79,6 +93,15 @@ pub trait Peers: Send + Sync {
         items: &[(String, String)],
         token: &Token,
     ) -> Result<ReleasePlan, PeerError>;
+
+    /// Opens governance's rollback decision about a failed step (or finds the one opened
+    /// already), under the rollback criteria for the release's tier: by when people must
+    /// decide and who is told.
+    async fn open_rollback_decision(
+        &self,
+        step: &FailedStep,
+        token: &Token,
+    ) -> Result<RollbackHold, PeerError>;
 }
 
 /// The peers over gRPC.
@@ -208,6 +231,97 @@ impl Peers for GrpcPeers {
                 .collect(),
         })
     }
+
+    async fn open_rollback_decision(
+        &self,
+        step: &FailedStep,
+        token: &Token,
+    ) -> Result<RollbackHold, PeerError> {
+        let tier = self.tier_of(&step.service, token).await;
+        let mut governance = GovernanceServiceClient::new(self.governance.clone());
+        let opened = governance
+            .open_rollback_decision(token.attach(tonic::Request::new(
+                gov::OpenRollbackDecisionRequest {
+                    decision: Some(gov::RollbackDecision {
+                        decision_id: step.decision.to_string(),
+                        release: step.release.clone(),
+                        environment: step.environment.clone(),
+                        service: step.service.clone(),
+                        business_unit: step.business_unit.clone(),
+                        tier,
+                        metric: "failed-step".into(),
+                        observed: f64::from(step.exit_code),
+                        opened_at: Some(crate::messages::ts(step.at)),
+                        ..Default::default()
+                    }),
+                },
+            )))
+            .await;
+        match opened {
+            Ok(d) => hold_of(d.get_ref()),
+            // Opened already (asked again after a lost answer): the one governance holds.
+            Err(s) if s.code() == tonic::Code::AlreadyExists => {
+                let listed = governance
+                    .list_rollback_decisions(token.attach(tonic::Request::new(
+                        gov::ListRollbackDecisionsRequest {
+                            release: step.release.clone(),
+                            business_unit: step.business_unit.clone(),
+                        },
+                    )))
+                    .await
+                    .map_err(peer("governance"))?
+                    .into_inner();
+                let d = listed
+                    .decisions
+                    .iter()
+                    .find(|d| d.decision_id == step.decision.to_string())
+                    .ok_or_else(|| PeerError {
+                        service: "governance",
+                        status: s.clone(),
+                    })?;
+                hold_of(d)
+            }
+            Err(s) => Err(peer("governance")(s)),
+        }
+    }
+}
+
+impl GrpcPeers {
+    /// The catalog's criticality tier of a service; governance uses the release's own tier
+    /// when it holds an approval request for it, this one otherwise (1, the strictest, when
+    /// the catalog does not know the service).
+    async fn tier_of(&self, service: &str, token: &Token) -> u32 {
+        let entry = DependencyMappingServiceClient::new(self.dependency.clone())
+            .get_service(token.attach(tonic::Request::new(dep::GetServiceRequest {
+                name: service.to_owned(),
+            })))
+            .await;
+        match entry {
+            Ok(e) if (1..=4).contains(&e.get_ref().criticality_tier) => {
+                e.into_inner().criticality_tier
+            }
+            _ => 1,
+        }
+    }
+}
+
+fn hold_of(d: &gov::RollbackDecision) -> Result<RollbackHold, PeerError> {
+    let bad = |why: &str| PeerError {
+        service: "governance",
+        status: tonic::Status::internal(format!("rollback decision {}: {why}", d.decision_id)),
+    };
+    Ok(RollbackHold {
+        decision: d
+            .decision_id
+            .parse()
+            .map_err(|_| bad("its id is not a uuid"))?,
+        decide_by: d
+            .decide_by
+            .as_ref()
+            .map(|t| flotilla_runtime::kit::time::stored(Some(t)))
+            .ok_or_else(|| bad("it has no deadline"))?,
+        notify: d.notify.clone(),
+    })
 }
 
 /// The version a release name carries, which governance's naming rule is about: the name

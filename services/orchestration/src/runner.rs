@@ -2,7 +2,11 @@
 //! executor. A step is recorded as started before the executor runs it; its outcome is recorded
 //! after. A step found started but not finished when the service starts again was interrupted:
 //! the executor's kept outcome is recorded if it has one (the deployment resumes), otherwise the
-//! step fails as interrupted (the deployment rolls back); it is never run twice.
+//! step fails as interrupted; it is never run twice.
+//!
+//! A forward step that fails applies governance's rollback criteria for the release's tier:
+//! the runner opens governance's rollback decision, and the deployment holds for it until the
+//! tier's time limit (then it rolls back); criteria that allow no time roll back at once.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -16,6 +20,7 @@ use uuid::Uuid;
 use crate::app::OrchestrationApp;
 use crate::domain::*;
 use crate::executor::{DescriptorRef, StepContext};
+use crate::peers::FailedStep;
 
 /// How long before a trigger rule's release that could not move on is tried again.
 const RETRY_MOVE_ON: Duration = Duration::from_secs(30);
@@ -186,7 +191,26 @@ impl Runner {
             Next::WaitUntil(i, until) => {
                 self.wait_over(d, i, until, now).await?;
             }
-            Next::Waiting(_) | Next::Close | Next::Nothing => {}
+            Next::Decide(by) if now >= by => {
+                let DeploymentStatus::AwaitingRollbackDecision { decision, .. } = &d.status else {
+                    return Ok(());
+                };
+                tracing::warn!(deployment = %d.id, %decision, "nobody took the rollback decision within the tier's time limit: rolling back");
+                self.app
+                    .execute(
+                        RollbackRelease {
+                            release: d.release_id,
+                            reason: format!(
+                                "rollback decision {decision} was not taken within the tier's time limit"
+                            ),
+                            by: "orchestration-runner".into(),
+                            at: now,
+                        },
+                        md(d),
+                    )
+                    .await?;
+            }
+            Next::Decide(_) | Next::Waiting(_) | Next::Close | Next::Nothing => {}
         }
         Ok(())
     }
@@ -201,11 +225,18 @@ impl Runner {
         tracing::info!(deployment = %d.id, step = i, kind = %step.kind.name(), service = %step.service, "step started");
         self.steps.spawn(async move {
             let outcome = app.executor.run(&ctx).await;
+            let at = Timestamp::now();
+            let hold = if outcome.succeeded || ctx.rollback {
+                None
+            } else {
+                hold_after(&app, &ctx, &outcome, at).await
+            };
             let finished = FinishStep {
                 deployment: ctx.deployment_id,
                 index: i,
                 outcome,
-                at: Timestamp::now(),
+                at,
+                hold,
             };
             if let Err(e) = app.execute(finished, md).await {
                 tracing::error!(deployment = %ctx.deployment_id, step = i, error = %e, "a step's outcome could not be recorded; it is taken for interrupted at the next start");
@@ -251,6 +282,11 @@ impl Runner {
                 }
             }
         };
+        let hold = if outcome.succeeded || step.rollback {
+            None
+        } else {
+            hold_after(&self.app, &StepContext::of(d, step, None), &outcome, now).await
+        };
         self.app
             .execute(
                 FinishStep {
@@ -258,6 +294,7 @@ impl Runner {
                     index: i,
                     outcome,
                     at: now,
+                    hold,
                 },
                 md(d),
             )
@@ -293,6 +330,7 @@ impl Runner {
                     index: i,
                     outcome,
                     at: now,
+                    hold: None,
                 },
                 md(d),
             )
@@ -327,6 +365,45 @@ impl Runner {
                         .insert(key, MoveOn::Tried(std::time::Instant::now()));
                 }
             }
+        }
+    }
+}
+
+/// Governance's rollback decision about a forward step that failed, opened under the rollback
+/// criteria for the release's tier. None, so the deployment rolls back at once, when governance
+/// cannot be asked (no service token, unreachable, refused): a failed deployment is not left
+/// standing on an unanswered call.
+async fn hold_after(
+    app: &OrchestrationApp,
+    ctx: &StepContext,
+    failed: &StepOutcome,
+    at: Timestamp,
+) -> Option<RollbackHold> {
+    if app.service_token.0.is_none() {
+        tracing::warn!(deployment = %ctx.deployment_id, "[orchestration] service_token is not set: governance's rollback criteria cannot be asked, so a failed step rolls back at once");
+        return None;
+    }
+    let step = FailedStep {
+        decision: Uuid::new_v5(&ctx.step_id, b"rollback-decision"),
+        release: ctx.release.clone(),
+        environment: ctx.environment.clone(),
+        service: ctx.service.clone(),
+        business_unit: ctx.business_unit.clone(),
+        exit_code: failed.exit_code.unwrap_or(-1),
+        at,
+    };
+    match app
+        .peers
+        .open_rollback_decision(&step, &app.service_token)
+        .await
+    {
+        Ok(hold) => {
+            tracing::info!(deployment = %ctx.deployment_id, decision = %hold.decision, notify = ?hold.notify, "a step failed: governance's rollback decision is open");
+            Some(hold)
+        }
+        Err(e) => {
+            tracing::warn!(deployment = %ctx.deployment_id, error = %e, "governance's rollback criteria could not be applied: rolling back at once");
+            None
         }
     }
 }

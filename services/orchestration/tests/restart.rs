@@ -1,7 +1,8 @@
 //! Orchestration started again over a store in which a step was recorded as started and never
 //! finished (the process stopped while the executor ran it). The step is never run again: the
 //! outcome the executor kept for its step id is recorded and the deployment resumes; without
-//! one the step fails as interrupted and the deployment rolls back what it touched.
+//! one the step fails as interrupted and the deployment rolls back what it touched, at once or,
+//! when governance's rollback criteria give people time, once that time is up.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -13,12 +14,17 @@ use flotilla_orchestration::OrchestrationModule;
 use flotilla_orchestration::app::OrchestrationApp;
 use flotilla_orchestration::domain::*;
 use flotilla_orchestration::executor::{Executor, StepContext};
-use flotilla_orchestration::peers::{PeerError, Peers, Token};
+use flotilla_orchestration::peers::{FailedStep, PeerError, Peers, Token};
 use flotilla_runtime::testkit::{TestServer, run_task};
 use uuid::Uuid;
 
-/// No other service is asked: the commands below carry the answers.
-struct NoPeers;
+/// No other service is asked: the commands below carry the answers. A rollback decision is
+/// answered with `decide_within` (None: governance cannot be reached) and recorded.
+#[derive(Default)]
+struct NoPeers {
+    decide_within: Option<Duration>,
+    asked: Mutex<Vec<FailedStep>>,
+}
 
 #[async_trait::async_trait]
 impl Peers for NoPeers {
@@ -39,6 +45,25 @@ impl Peers for NoPeers {
     }
     async fn plan(&self, _: &[(String, String)], _: &Token) -> Result<ReleasePlan, PeerError> {
         Ok(ReleasePlan::default())
+    }
+    async fn open_rollback_decision(
+        &self,
+        step: &FailedStep,
+        _: &Token,
+    ) -> Result<RollbackHold, PeerError> {
+        self.asked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(step.clone());
+        let within = self.decide_within.ok_or_else(|| PeerError {
+            service: "governance",
+            status: tonic::Status::unavailable("governance is down"),
+        })?;
+        Ok(RollbackHold {
+            decision: step.decision,
+            decide_by: Timestamp(step.at.0 + within.as_micros() as i64),
+            notify: vec!["release-manager".into()],
+        })
     }
 }
 
@@ -108,10 +133,14 @@ fn artifact(service: &str, n: u8) -> Artifact {
 /// as started by a process that then stopped. Answers the deployment and that step's id.
 async fn interrupted(store: &Arc<dyn EventStore>) -> (Uuid, Uuid) {
     let ctx = TestServer::context(&OrchestrationModule, store.clone());
-    let (app, follow) =
-        OrchestrationApp::start(&ctx, Arc::new(NoPeers), Arc::new(Recording::default()), "")
-            .await
-            .expect("start");
+    let (app, follow) = OrchestrationApp::start(
+        &ctx,
+        Arc::new(NoPeers::default()),
+        Arc::new(Recording::default()),
+        "",
+    )
+    .await
+    .expect("start");
     let _follow = run_task(follow);
     let md = || Metadata::by("rita", "payments");
     let now = Timestamp::now;
@@ -236,9 +265,29 @@ async fn restarted(
     executor: Arc<Recording>,
     deployment: Uuid,
 ) -> Deployment {
+    restarted_with(
+        store,
+        Arc::new(NoPeers::default()),
+        "",
+        executor,
+        deployment,
+    )
+    .await
+    .0
+}
+
+/// As [`restarted`], with these peers and service token; answers also every status the
+/// deployment was seen in, in order.
+async fn restarted_with(
+    store: &Arc<dyn EventStore>,
+    peers: Arc<NoPeers>,
+    token: &str,
+    executor: Arc<Recording>,
+    deployment: Uuid,
+) -> (Deployment, Vec<DeploymentStatus>) {
     tokio::time::sleep(Duration::from_millis(5)).await;
     let ctx = TestServer::context(&OrchestrationModule, store.clone());
-    let (app, follow) = OrchestrationApp::start(&ctx, Arc::new(NoPeers), executor, "")
+    let (app, follow) = OrchestrationApp::start(&ctx, peers, executor, token)
         .await
         .expect("restart");
     let _follow = run_task(follow);
@@ -246,14 +295,18 @@ async fn restarted(
         app.clone(),
         Duration::from_secs(5),
     ));
-    for _ in 0..500 {
+    let mut seen: Vec<DeploymentStatus> = Vec::new();
+    for _ in 0..1000 {
         let d = app.query(|o| o.deployments[&deployment].clone());
+        if seen.last() != Some(&d.status) {
+            seen.push(d.status.clone());
+        }
         if d.status.is_over() {
-            return d;
+            return (d, seen);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the deployment did not end after the restart")
+    panic!("the deployment did not end after the restart: {seen:?}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,5 +375,103 @@ async fn a_step_without_a_kept_outcome_fails_as_interrupted_and_rolls_back() {
             .collect::<Vec<_>>(),
         ["rollback-deploy ledger"],
         "only the touched service is put back; api never started"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_step_holds_for_governances_rollback_decision_until_the_tiers_limit() {
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let (deployment, step) = interrupted(&store).await;
+    let peers = Arc::new(NoPeers {
+        decide_within: Some(Duration::from_millis(800)),
+        ..NoPeers::default()
+    });
+    let executor = Arc::new(Recording::default());
+    let (d, seen) =
+        restarted_with(&store, peers.clone(), "token", executor.clone(), deployment).await;
+    let asked = peers
+        .asked
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    assert_eq!(
+        asked.len(),
+        1,
+        "one decision for the one failed step: {asked:?}"
+    );
+    assert_eq!(asked[0].decision, Uuid::new_v5(&step, b"rollback-decision"));
+    assert_eq!(
+        (asked[0].service.as_str(), asked[0].exit_code),
+        ("ledger", -1),
+        "an interrupted step has no exit code"
+    );
+    let held = seen
+        .iter()
+        .find_map(|s| match s {
+            DeploymentStatus::AwaitingRollbackDecision {
+                decision,
+                decide_by,
+                notify,
+                reason,
+            } => Some((*decision, *decide_by, notify.clone(), reason.clone())),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("the deployment never held for the decision: {seen:?}"));
+    assert_eq!(held.0, asked[0].decision);
+    assert_eq!(
+        held.1.0 - asked[0].at.0,
+        800_000,
+        "held until the tier's limit"
+    );
+    assert_eq!(held.2, ["release-manager"]);
+    assert!(held.3.contains("ledger"), "{}", held.3);
+    // Nobody decided: rolled back once the time was up.
+    match &d.status {
+        DeploymentStatus::RolledBack { reason } => {
+            assert!(reason.contains("not taken within"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let rolled_back_at = d.finished_at.expect("finished");
+    assert!(rolled_back_at >= held.1, "not rolled back before the limit");
+    let ran = executor
+        .ran
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    assert_eq!(
+        ran.iter()
+            .map(|(_, k, s)| format!("{k} {s}"))
+            .collect::<Vec<_>>(),
+        ["rollback-deploy ledger"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_step_rolls_back_at_once_when_governance_cannot_be_asked() {
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let (deployment, _) = interrupted(&store).await;
+    let peers = Arc::new(NoPeers::default());
+    let (d, seen) = restarted_with(
+        &store,
+        peers.clone(),
+        "token",
+        Arc::new(Recording::default()),
+        deployment,
+    )
+    .await;
+    assert_eq!(
+        peers.asked.lock().unwrap_or_else(|p| p.into_inner()).len(),
+        1
+    );
+    assert!(
+        seen.iter()
+            .all(|s| !matches!(s, DeploymentStatus::AwaitingRollbackDecision { .. })),
+        "{seen:?}"
+    );
+    assert!(
+        matches!(d.status, DeploymentStatus::RolledBack { .. }),
+        "{:?}",
+        d.status
     );
 }

@@ -299,6 +299,25 @@ pub async fn policy(flow: &Flow) {
     .expect("policy");
 }
 
+/// Waits until the deployment holds for governance's rollback decision after a failed step;
+/// a release manager of the unit takes it (`roll_back`). Answers the deployment as it held.
+pub async fn decide_rollback(flow: &mut Flow, deployment: &str, roll_back: bool) -> pb::Deployment {
+    let held = flow
+        .until(deployment, "awaiting a rollback decision", |d| {
+            d.status == pb::DeploymentStatus::AwaitingRollbackDecision as i32
+        })
+        .await;
+    GovernanceServiceClient::new(authed(&flow.node, "rita", &["release-manager"], UNIT).await)
+        .decide_rollback(gov::DecideRollbackRequest {
+            decision_id: held.rollback_decision_id.clone(),
+            roll_back,
+            comment: String::new(),
+        })
+        .await
+        .expect("decide the rollback");
+    held
+}
+
 /// Registers a clean build of each service at `version`.
 pub async fn artifacts(flow: &mut Flow, services: &[&str], version: &str) {
     for service in services {

@@ -92,6 +92,17 @@ pub async fn watch_deployment(
             if view.status == "paused" || view.status == "rolling-back" {
                 println!("{}: {}", view.status, view.reason);
             }
+            if view.status == "awaiting-rollback-decision" {
+                println!(
+                    "{}: {}\n  governance's rollback decision {} is open until {} ({} told); it rolls back then if nobody decides: `flotilla governance rollbacks decide {} --roll-back` (or without --roll-back to keep it as it stands)",
+                    view.status,
+                    view.reason,
+                    view.rollback_decision_id,
+                    view.decide_by,
+                    view.notify.join(", "),
+                    view.rollback_decision_id
+                );
+            }
             last_status = view.status;
         }
         seen = view.steps.clone();

@@ -199,6 +199,13 @@ pub struct DeploymentView {
     pub business_unit: String,
     pub status: &'static str,
     pub reason: String,
+    /// While it awaits governance's rollback decision: the decision, its deadline, who is told.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub rollback_decision_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub decide_by: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
     pub steps: Vec<StepView>,
 }
 
@@ -206,6 +213,7 @@ pub fn deployment_status(s: i32) -> &'static str {
     match pb::DeploymentStatus::try_from(s) {
         Ok(pb::DeploymentStatus::Running) => "running",
         Ok(pb::DeploymentStatus::Paused) => "paused",
+        Ok(pb::DeploymentStatus::AwaitingRollbackDecision) => "awaiting-rollback-decision",
         Ok(pb::DeploymentStatus::RollingBack) => "rolling-back",
         Ok(pb::DeploymentStatus::Succeeded) => "succeeded",
         Ok(pb::DeploymentStatus::RolledBack) => "rolled-back",
@@ -256,6 +264,13 @@ impl From<&pb::Deployment> for DeploymentView {
             business_unit: d.business_unit.clone(),
             status: deployment_status(d.status),
             reason: d.reason.clone(),
+            rollback_decision_id: d.rollback_decision_id.clone(),
+            decide_by: d
+                .decide_by
+                .as_ref()
+                .map(|t| show_time(Some(t)))
+                .unwrap_or_default(),
+            notify: d.notify.clone(),
             steps: d.steps.iter().map(StepView::from).collect(),
         }
     }

@@ -53,6 +53,7 @@ impl History {
                     index,
                     outcome: ok(true),
                     at: at(t),
+                    hold: None,
                 }),
                 Next::Waiting(index) => match &dep.step(index).map(|s| s.kind.clone()) {
                     Some(StepKind::Analysis { name, .. })
@@ -77,7 +78,7 @@ impl History {
                         at: at(t),
                     }),
                 },
-                Next::Close | Next::Nothing => return t,
+                Next::Decide(_) | Next::Close | Next::Nothing => return t,
             }
         }
         panic!("the deployment did not settle")
@@ -240,7 +241,34 @@ fn history() -> History {
         by: "monitoring".into(),
         at: at(t + 1),
     });
-    h.drive(deployment_id(release, 0), t + 1);
+    let t = h.drive(deployment_id(release, 0), t + 1);
+    // Into dev again: ledger's migration fails, governance gives people time to decide, and
+    // they decide not to roll back.
+    h.run(promote(release, "dev", allowed(), t + 1));
+    let again = deployment_id(release, 1);
+    h.run(StartStep {
+        deployment: again,
+        index: 0,
+        at: at(t + 2),
+    });
+    h.run(FinishStep {
+        deployment: again,
+        index: 0,
+        outcome: ok(false),
+        at: at(t + 3),
+        hold: Some(RollbackHold {
+            decision: Uuid::from_u128(0xdec1),
+            decide_by: at(t + 60),
+            notify: vec!["release-manager".into()],
+        }),
+    });
+    h.run(DeclineRollback {
+        deployment: again,
+        decision: Uuid::from_u128(0xdec1),
+        by: "rita".into(),
+        comment: "fixing forward".into(),
+        at: at(t + 4),
+    });
     h
 }
 
@@ -278,7 +306,7 @@ fn every_event_type_encodes_as_recorded_and_decodes() {
             .expect("the golden file decodes")
             .expect("its own type");
     }
-    assert_eq!(written.len(), 25, "one file per event type: {written:#?}");
+    assert_eq!(written.len(), 26, "one file per event type: {written:#?}");
     let on_disk: BTreeSet<String> = std::fs::read_dir(dir())
         .expect("golden dir")
         .filter_map(|e| e.ok())

@@ -297,6 +297,25 @@ fn encode(event: &Event) -> (&'static str, Vec<u8>) {
             }
             .encode_to_vec(),
         ),
+        Event::RollbackDecisionAwaited {
+            deployment,
+            decision,
+            reason,
+            decide_by,
+            notify,
+            at,
+        } => (
+            "RollbackDecisionAwaited",
+            pb::RollbackDecisionAwaited {
+                deployment_id: deployment.to_string(),
+                decision_id: decision.to_string(),
+                reason: reason.clone(),
+                decide_by: Some(ts(*decide_by)),
+                notify: notify.clone(),
+                awaited_at: Some(ts(*at)),
+            }
+            .encode_to_vec(),
+        ),
         Event::DeploymentResumed { deployment, by, at } => (
             "DeploymentResumed",
             pb::DeploymentResumed {

@@ -475,6 +475,17 @@ pub fn decode(name: &str, payload: &[u8]) -> Result<Event, String> {
                 at: at(m.paused_at.as_ref()),
             }
         }
+        "RollbackDecisionAwaited" => {
+            let m: pb::RollbackDecisionAwaited = dec(payload)?;
+            Event::RollbackDecisionAwaited {
+                deployment: uuid("deployment_id", &m.deployment_id)?,
+                decision: uuid("decision_id", &m.decision_id)?,
+                reason: m.reason,
+                decide_by: at(m.decide_by.as_ref()),
+                notify: m.notify,
+                at: at(m.awaited_at.as_ref()),
+            }
+        }
         "DeploymentResumed" => {
             let m: pb::DeploymentResumed = dec(payload)?;
             Event::DeploymentResumed {

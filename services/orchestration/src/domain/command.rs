@@ -30,6 +30,7 @@ pub enum Command {
     RecordAnalysis(RecordAnalysis),
     ResumeDeployment(ResumeDeployment),
     RollbackRelease(RollbackRelease),
+    DeclineRollback(DeclineRollback),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -189,6 +190,19 @@ pub struct FinishStep {
     pub index: u32,
     pub outcome: StepOutcome,
     pub at: Timestamp,
+    /// For a forward step that failed: governance's rollback decision, opened under the
+    /// criteria for the release's tier, that people have until its deadline to take. None:
+    /// roll back at once (the criteria allow no time, or governance could not be asked).
+    pub hold: Option<RollbackHold>,
+}
+
+/// A rollback decision governance opened for a failed step: who is told and by when people
+/// must decide.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RollbackHold {
+    pub decision: Uuid,
+    pub decide_by: Timestamp,
+    pub notify: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -216,6 +230,17 @@ pub struct RollbackRelease {
     pub release: Uuid,
     pub reason: String,
     pub by: String,
+    pub at: Timestamp,
+}
+
+/// People decided (in governance) not to roll back a deployment held after a failed step: it
+/// ends failed where it stands, to be fixed forward or rolled back by hand later.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeclineRollback {
+    pub deployment: Uuid,
+    pub decision: Uuid,
+    pub by: String,
+    pub comment: String,
     pub at: Timestamp,
 }
 
@@ -250,5 +275,6 @@ from_commands!(
     FinishStep,
     RecordAnalysis,
     ResumeDeployment,
-    RollbackRelease
+    RollbackRelease,
+    DeclineRollback
 );

@@ -145,9 +145,14 @@ impl Step {
         }
     }
 
-    /// Whether it changed anything (it started: running it may have taken effect).
+    /// Whether it changed anything (it started: running it may have taken effect). A
+    /// migration that failed rolled back in its own transaction: it touched nothing.
     pub fn touched(&self) -> bool {
-        !matches!(self.state, StepState::Pending)
+        match (&self.state, &self.kind) {
+            (StepState::Pending, _) => false,
+            (StepState::Finished { outcome, .. }, StepKind::Migrate { .. }) => outcome.succeeded,
+            _ => true,
+        }
     }
 }
 
@@ -158,6 +163,15 @@ pub enum DeploymentStatus {
     Paused {
         reason: String,
     },
+    /// A forward step failed and governance's rollback criteria for the release's tier give
+    /// people until `decide_by` to decide (decision `decision` in governance); rolled back then
+    /// if nobody decided.
+    AwaitingRollbackDecision {
+        reason: String,
+        decision: Uuid,
+        decide_by: Timestamp,
+        notify: Vec<String>,
+    },
     RollingBack {
         reason: String,
     },
@@ -165,7 +179,8 @@ pub enum DeploymentStatus {
     RolledBack {
         reason: String,
     },
-    /// The rollback itself failed: people must look.
+    /// It ended neither deployed nor rolled back (its rollback failed, or people decided not
+    /// to roll back after a failed step): people must look.
     Failed {
         reason: String,
     },
@@ -176,6 +191,7 @@ impl DeploymentStatus {
         match self {
             DeploymentStatus::Running => "running",
             DeploymentStatus::Paused { .. } => "paused",
+            DeploymentStatus::AwaitingRollbackDecision { .. } => "awaiting a rollback decision",
             DeploymentStatus::RollingBack { .. } => "rolling back",
             DeploymentStatus::Succeeded => "succeeded",
             DeploymentStatus::RolledBack { .. } => "rolled back",
@@ -229,6 +245,8 @@ pub enum Next {
     WaitUntil(u32, Timestamp),
     /// Waiting for a person (resume) or an analysis verdict.
     Waiting(u32),
+    /// Waiting for governance's rollback decision, until this time (then it rolls back).
+    Decide(Timestamp),
     /// Every step of the current direction finished: the deployment can be closed.
     Close,
     /// Over.
@@ -260,6 +278,9 @@ impl Deployment {
                     .current()
                     .find(|s| s.finished().is_none())
                     .map_or(Next::Close, |s| Next::Waiting(s.index));
+            }
+            DeploymentStatus::AwaitingRollbackDecision { decide_by, .. } => {
+                return Next::Decide(*decide_by);
             }
             DeploymentStatus::Running => {}
             DeploymentStatus::RollingBack { .. } => {

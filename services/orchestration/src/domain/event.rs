@@ -151,6 +151,15 @@ pub enum Event {
         by: String,
         at: Timestamp,
     },
+    /// A forward step failed; the deployment holds for governance's rollback decision.
+    RollbackDecisionAwaited {
+        deployment: Uuid,
+        decision: Uuid,
+        reason: String,
+        decide_by: Timestamp,
+        notify: Vec<String>,
+        at: Timestamp,
+    },
     AnalysisRecorded {
         deployment: Uuid,
         index: u32,

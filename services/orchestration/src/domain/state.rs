@@ -201,6 +201,23 @@ impl Decider for Orchestration {
                     };
                 }
             }
+            Event::RollbackDecisionAwaited {
+                deployment,
+                decision,
+                reason,
+                decide_by,
+                notify,
+                ..
+            } => {
+                if let Some(d) = self.deployments.get_mut(deployment) {
+                    d.status = DeploymentStatus::AwaitingRollbackDecision {
+                        reason: reason.clone(),
+                        decision: *decision,
+                        decide_by: *decide_by,
+                        notify: notify.clone(),
+                    };
+                }
+            }
             Event::DeploymentResumed { deployment, .. } => {
                 if let Some(d) = self.deployments.get_mut(deployment) {
                     d.status = DeploymentStatus::Running;

@@ -15,7 +15,7 @@ fn key(d: &Deployment) -> StreamKey {
 fn at_step(d: &Deployment, index: u32, what: &str) -> Result<()> {
     let current = match d.next() {
         Next::Start(i) | Next::Running(i) | Next::WaitUntil(i, _) | Next::Waiting(i) => Some(i),
-        Next::Close | Next::Nothing => None,
+        Next::Decide(_) | Next::Close | Next::Nothing => None,
     };
     if current == Some(index) {
         return Ok(());
@@ -74,7 +74,7 @@ impl Orchestration {
                     | DeploymentStatus::Failed { .. }
             );
         if !turned {
-            events.extend(after_step(d, c.index, &c.outcome, c.at));
+            events.extend(after_step(d, c.index, &c.outcome, c.hold.as_ref(), c.at));
         }
         decided(key(d), events)
     }
@@ -140,7 +140,8 @@ impl Orchestration {
                     outcome: outcome.clone(),
                     at: c.at,
                 });
-                events.extend(after_step(d, step.index, &outcome, c.at));
+                // A failed analysis aborts at once (Argo Rollouts' rule): no decision is awaited.
+                events.extend(after_step(d, step.index, &outcome, None, c.at));
             }
         }
         decided(key(d), events)
@@ -195,7 +196,7 @@ impl Orchestration {
         });
         let mut resumed = d.clone();
         resumed.status = DeploymentStatus::Running;
-        events.extend(after_step(&resumed, index, &outcome, c.at));
+        events.extend(after_step(&resumed, index, &outcome, None, c.at));
         decided(key(d), events)
     }
 
@@ -221,6 +222,8 @@ impl Orchestration {
                     r.name, d.environment
                 )));
             }
+            // Ended failed after people decided not to roll back: it can be rolled back now.
+            DeploymentStatus::Failed { .. } if !d.steps.iter().any(|s| s.rollback) => {}
             DeploymentStatus::RolledBack { .. } | DeploymentStatus::Failed { .. } => {
                 return Err(precondition(format!(
                     "release {}'s last deployment (to {}) was rolled back already",
@@ -253,10 +256,62 @@ impl Orchestration {
                     )));
                 }
             }
-            DeploymentStatus::Running | DeploymentStatus::Paused { .. } => {}
+            DeploymentStatus::Running
+            | DeploymentStatus::Paused { .. }
+            | DeploymentStatus::AwaitingRollbackDecision { .. } => {}
         }
-        let reason = format!("{} (by {})", c.reason, c.by);
+        let reason = match &d.status {
+            // What failed stays in the reason, with who decided.
+            DeploymentStatus::AwaitingRollbackDecision { reason, .. } => {
+                format!("{reason}; {} (by {})", c.reason, c.by)
+            }
+            _ => format!("{} (by {})", c.reason, c.by),
+        };
         decided(key(d), start_rollback(d, reason, c.at))
+    }
+
+    /// People decided in governance not to roll back a deployment held after a failed step:
+    /// it ends failed where it stands (fixed forward by a later release, or rolled back by
+    /// hand).
+    pub(super) fn decline_rollback(&self, c: DeclineRollback) -> Result<Decision<Event>> {
+        let d = self.deployment_or_refuse(c.deployment)?;
+        names::optional_text("comment", &c.comment, 4096).map_err(name_error)?;
+        let DeploymentStatus::AwaitingRollbackDecision {
+            reason, decision, ..
+        } = &d.status
+        else {
+            return Err(precondition(format!(
+                "deployment {} is not awaiting a rollback decision (it is {})",
+                d.id,
+                d.status.as_str()
+            )));
+        };
+        if *decision != c.decision {
+            return Err(precondition(format!(
+                "deployment {} awaits rollback decision {decision}, not {}",
+                d.id, c.decision
+            )));
+        }
+        let said = if c.comment.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", c.comment)
+        };
+        decided(
+            key(d),
+            vec![Event::DeploymentCompleted {
+                deployment: d.id,
+                release: d.release.clone(),
+                environment: d.environment.clone(),
+                ending: Ending::Failed {
+                    reason: format!(
+                        "{reason}; {} decided not to roll back{said}: it stays as it stands, to be fixed forward or rolled back by hand",
+                        c.by
+                    ),
+                },
+                at: c.at,
+            }],
+        )
     }
 }
 
@@ -285,9 +340,16 @@ fn start_rollback(d: &Deployment, reason: String, at: Timestamp) -> Vec<Event> {
     }]
 }
 
-/// What follows a finished step: the service's own end when it was its last step, a rollback
-/// after a failure, the deployment's end after its last step.
-fn after_step(before: &Deployment, index: u32, outcome: &StepOutcome, at: Timestamp) -> Vec<Event> {
+/// What follows a finished step: the service's own end when it was its last step, after a
+/// failure a rollback (or, when governance's criteria give people time, a hold for their
+/// decision), the deployment's end after its last step.
+fn after_step(
+    before: &Deployment,
+    index: u32,
+    outcome: &StepOutcome,
+    hold: Option<&RollbackHold>,
+    at: Timestamp,
+) -> Vec<Event> {
     let mut d = before.clone();
     let Some(step) = d.steps.get_mut(index as usize) else {
         return Vec::new();
@@ -335,12 +397,6 @@ fn after_step(before: &Deployment, index: u32, outcome: &StepOutcome, at: Timest
             at,
             deployed_by: d.started_by.clone(),
         });
-        // A failed migration rolled back in its own transaction: it touched nothing.
-        if matches!(step.kind, StepKind::Migrate { .. })
-            && let Some(s) = d.steps.get_mut(index as usize)
-        {
-            s.state = StepState::Pending;
-        }
         let reason = format!(
             "step {} ({} of {}) failed: {}",
             step.index,
@@ -348,6 +404,17 @@ fn after_step(before: &Deployment, index: u32, outcome: &StepOutcome, at: Timest
             step.service,
             failure(outcome)
         );
+        if let Some(h) = hold.filter(|h| h.decide_by > at) {
+            out.push(Event::RollbackDecisionAwaited {
+                deployment: d.id,
+                decision: h.decision,
+                reason,
+                decide_by: h.decide_by,
+                notify: h.notify.clone(),
+                at,
+            });
+            return out;
+        }
         out.extend(start_rollback(&d, reason, at));
         return out;
     }

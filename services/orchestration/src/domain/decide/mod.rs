@@ -35,6 +35,7 @@ pub(super) fn decide(o: &Orchestration, command: Command) -> Result<Decision<Eve
         Command::RecordAnalysis(c) => o.record_analysis(c),
         Command::ResumeDeployment(c) => o.resume_deployment(c),
         Command::RollbackRelease(c) => o.rollback_release(c),
+        Command::DeclineRollback(c) => o.decline_rollback(c),
     }
 }
 

@@ -245,6 +245,7 @@ fn a_rollback_waits_for_the_forward_step_that_runs_and_that_step_decides_nothing
                 index: 0,
                 outcome: ok(false),
                 at: at(6),
+                hold: None,
             }
             .into(),
         )

@@ -13,6 +13,7 @@ mod deployments;
 mod environments;
 mod promotion;
 mod releases;
+mod rollback_decisions;
 
 pub(crate) const MIN: i64 = 60_000_000;
 pub(crate) const T0: Timestamp = Timestamp(1_793_577_600_000_000);
@@ -342,6 +343,7 @@ pub(crate) fn drive_until_waiting(
                         index: i,
                         outcome: ok(!failed),
                         at: at(t),
+                        hold: None,
                     }
                     .into(),
                 )
@@ -355,12 +357,13 @@ pub(crate) fn drive_until_waiting(
                         index: i,
                         outcome: ok(true),
                         at: at(t),
+                        hold: None,
                     }
                     .into(),
                 )
                 .expect("wait over");
             }
-            Next::Waiting(_) | Next::Close | Next::Nothing => return t,
+            Next::Waiting(_) | Next::Decide(_) | Next::Close | Next::Nothing => return t,
         }
         t += 1;
     }
