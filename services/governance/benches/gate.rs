@@ -209,6 +209,7 @@ async fn main() -> anyhow::Result<()> {
                         release: format!("rel-{i}"),
                         environment: "prod".into(),
                         at: None,
+                        emergency: None,
                     })
                     .await;
                 lat.push(start.elapsed().as_micros() as u32);

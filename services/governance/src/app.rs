@@ -262,10 +262,15 @@ impl GovernanceApp {
     }
 
     /// The gate answer for a release in an environment at a time, and the unit it concerns.
-    pub fn check_gate(&self, key: &ReleaseEnv, at: Timestamp) -> (GateDecision, String) {
+    pub fn check_gate(
+        &self,
+        key: &ReleaseEnv,
+        at: Timestamp,
+        emergency: Option<bool>,
+    ) -> (GateDecision, String) {
         self.query(|g| {
             (
-                g.check_gate(key, at),
+                g.check_gate_as(key, at, emergency),
                 g.business_unit_of(key).unwrap_or_default().to_owned(),
             )
         })

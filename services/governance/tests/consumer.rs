@@ -231,7 +231,7 @@ async fn assessments_and_breaches_open_requests_and_decisions_once() {
         .expect("rebuilt");
     let at_check = Timestamp(1_790_000_000 * 1_000_000);
     assert_eq!(
-        rebuilt.check_gate(&key, at_check),
-        app.check_gate(&key, at_check)
+        rebuilt.check_gate(&key, at_check, None),
+        app.check_gate(&key, at_check, None)
     );
 }

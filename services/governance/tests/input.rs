@@ -128,6 +128,7 @@ async fn bad_input_is_refused_precisely_and_appends_nothing() {
                 release: "r1".into(),
                 environment: "prod\n".into(),
                 at: None,
+                emergency: None,
             })
             .await,
     );

@@ -344,11 +344,18 @@ impl OrchestrationApp {
         token: &Token,
         md: Metadata,
     ) -> Result<Uuid, tonic::Status> {
-        let name = self
-            .query(|o| o.releases.get(&release).map(|r| r.name.clone()))
+        let (name, emergency) = self
+            .query(|o| {
+                o.releases
+                    .get(&release)
+                    .map(|r| (r.name.clone(), r.emergency))
+            })
             .ok_or_else(|| kit::refuse(DomainError::NotFound(format!("release {release}"))))?;
         let at = Timestamp::now();
-        let gate = self.peers.gate(&name, environment, at, token).await?;
+        let gate = self
+            .peers
+            .gate(&name, environment, emergency, at, token)
+            .await?;
         let by = md.actor.clone();
         self.execute(
             PromoteRelease {

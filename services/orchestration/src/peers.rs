@@ -75,11 +75,13 @@ impl From<PeerError> for tonic::Status {
 /// The other services orchestration asks.
 #[async_trait::async_trait]
 pub trait Peers: Send + Sync {
-    /// Governance's gate for a release entering an environment at a time.
+    /// Governance's gate for a release (an emergency or not: the flag travels with the
+    /// question) entering an environment at a time.
     async fn gate(
         &self,
         release: &str,
         environment: &str,
+        emergency: bool,
         at: Timestamp,
         token: &Token,
     ) -> Result<GateAnswer, PeerError>;
@@ -140,6 +142,7 @@ impl Peers for GrpcPeers {
         &self,
         release: &str,
         environment: &str,
+        emergency: bool,
         at: Timestamp,
         token: &Token,
     ) -> Result<GateAnswer, PeerError> {
@@ -148,6 +151,7 @@ impl Peers for GrpcPeers {
                 release: release.to_owned(),
                 environment: environment.to_owned(),
                 at: Some(crate::messages::ts(at)),
+                emergency: Some(emergency),
             })))
             .await
             .map_err(peer("governance"))?

@@ -32,6 +32,7 @@ impl Peers for NoPeers {
         &self,
         _: &str,
         _: &str,
+        _: bool,
         _: Timestamp,
         _: &Token,
     ) -> Result<GateAnswer, PeerError> {

@@ -447,6 +447,18 @@ pub async fn approve_in(flow: &Flow, unit: &str, release: &str, environment: &st
 /// As [`approve`], for a release whose facts name `service` (governance learns the catalog from
 /// dependency-mapping's events, so the request waits until it has).
 pub async fn approve_for(flow: &Flow, unit: &str, service: &str, release: &str, environment: &str) {
+    approve_as(flow, unit, service, release, environment, false).await;
+}
+
+/// As [`approve_for`], with the request opened as an emergency or not.
+pub async fn approve_as(
+    flow: &Flow,
+    unit: &str,
+    service: &str,
+    release: &str,
+    environment: &str,
+    emergency: bool,
+) {
     let mut manager =
         GovernanceServiceClient::new(authed(&flow.node, "rita", &["release-manager"], unit).await);
     let request = gov::OpenApprovalRequestRequest {
@@ -462,7 +474,7 @@ pub async fn approve_for(flow: &Flow, unit: &str, service: &str, release: &str, 
             author: "alice".into(),
             committers: vec!["carol".into()],
         }),
-        emergency: false,
+        emergency,
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {

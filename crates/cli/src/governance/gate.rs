@@ -19,6 +19,10 @@ pub struct GateArgs {
     /// RFC 3339 time, e.g. 2026-12-31T23:00:00Z.
     #[arg(long)]
     at: Option<String>,
+    /// Ask as for an emergency release (`--emergency true`) or a normal one (`false`); by
+    /// default as its approval request says.
+    #[arg(long)]
+    emergency: Option<bool>,
 }
 
 /// A gate decision as `--output json` prints it.
@@ -49,6 +53,7 @@ fn reason_kind(k: i32) -> &'static str {
         Ok(pb::GateReasonKind::Rejected) => "rejected",
         Ok(pb::GateReasonKind::FreezeWindow) => "freeze-window",
         Ok(pb::GateReasonKind::Embargo) => "embargo",
+        Ok(pb::GateReasonKind::EmergencyMismatch) => "emergency-mismatch",
         _ => "unknown",
     }
 }
@@ -94,6 +99,7 @@ pub async fn run(c: &mut Client, output: Output, args: GateArgs) -> anyhow::Resu
         release,
         environment,
         at,
+        emergency,
     } = args;
     let at = at
         .map(|a| parse_time("--at", &a, EXAMPLE_TIME))
@@ -103,6 +109,7 @@ pub async fn run(c: &mut Client, output: Output, args: GateArgs) -> anyhow::Resu
             release,
             environment,
             at,
+            emergency,
         })
         .await
         .map_err(|s| failed("gate check", s))?

@@ -14,6 +14,7 @@ pub enum GateReasonKind {
     Rejected,
     FreezeWindow,
     Embargo,
+    EmergencyMismatch,
 }
 
 impl GateReasonKind {
@@ -23,7 +24,7 @@ impl GateReasonKind {
         match self {
             GateReasonKind::FreezeWindow => Some(GateRule::FreezeWindow),
             GateReasonKind::Embargo => Some(GateRule::Embargo),
-            GateReasonKind::Rejected => None,
+            GateReasonKind::Rejected | GateReasonKind::EmergencyMismatch => None,
             _ => Some(GateRule::Approvals),
         }
     }
@@ -58,8 +59,37 @@ impl Governance {
     /// The answer at `at`, from what was decided by then: approvals, rejections, CAB and
     /// deviation decisions and window cancellations after `at` do not count.
     pub fn check_gate(&self, key: &ReleaseEnv, at: Timestamp) -> GateDecision {
+        self.check_gate_as(key, at, None)
+    }
+
+    /// As [`Governance::check_gate`], for a release the caller says is (or is not) an
+    /// emergency: a flag that differs from the approval request's is a reason, since approvals
+    /// given for a normal change do not cover an emergency, nor the other way round.
+    pub fn check_gate_as(
+        &self,
+        key: &ReleaseEnv,
+        at: Timestamp,
+        emergency: Option<bool>,
+    ) -> GateDecision {
         let mut reasons = Vec::new();
         let request = self.requests.get(key).filter(|r| r.opened_at <= at);
+        if let (Some(r), Some(said)) = (request, emergency)
+            && r.emergency != said
+        {
+            let (is, opened) = if said {
+                ("an emergency", "a normal release")
+            } else {
+                ("not an emergency", "an emergency")
+            };
+            reasons.push(reason(
+                GateReasonKind::EmergencyMismatch,
+                "",
+                format!(
+                    "release {} is {is} where it is moved, but its approval request for {} was opened as {opened}; open the request again with the right flag",
+                    key.release, key.environment
+                ),
+            ));
+        }
         match request {
             None => reasons.push(reason(
                 GateReasonKind::NoApprovalRequest,
@@ -139,7 +169,16 @@ impl Governance {
                 continue;
             };
             match w.kind {
-                WindowKind::Freeze if emergency => {}
+                // An emergency is refused in a freeze too: only a deviation lets it through.
+                WindowKind::Freeze if emergency => reasons.push(reason(
+                    GateReasonKind::FreezeWindow,
+                    w.name.clone(),
+                    format!(
+                        "freeze window {:?} is active until {}; an emergency release passes it only with an approved deviation (rule freeze-window)",
+                        w.name,
+                        end.to_rfc3339()
+                    ),
+                )),
                 WindowKind::Freeze => reasons.push(reason(
                     GateReasonKind::FreezeWindow,
                     w.name.clone(),

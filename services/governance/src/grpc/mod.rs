@@ -424,7 +424,7 @@ impl GovernanceService for GovernanceApi {
         let r = request.into_inner();
         let at = now_or("at", r.at.as_ref())?;
         let key = scope::key(r.release, r.environment)?;
-        let (decision, unit) = self.app.check_gate(&key, at);
+        let (decision, unit) = self.app.check_gate(&key, at, r.emergency);
         if !unit.is_empty() {
             call.allow_in(&unit, &AccessContext::default())?;
         }

@@ -82,6 +82,7 @@ pub fn gate_pb(key: &ReleaseEnv, at: Timestamp, d: &GateDecision) -> pb::GateDec
                     GateReasonKind::Rejected => pb::GateReasonKind::Rejected,
                     GateReasonKind::FreezeWindow => pb::GateReasonKind::FreezeWindow,
                     GateReasonKind::Embargo => pb::GateReasonKind::Embargo,
+                    GateReasonKind::EmergencyMismatch => pb::GateReasonKind::EmergencyMismatch,
                 } as i32,
                 message: r.message.clone(),
                 subject: r.subject.clone(),

@@ -487,6 +487,7 @@ async fn release_facts_are_the_catalogs() {
             release: "rel-ledger".into(),
             environment: "prod".into(),
             at: None,
+            emergency: None,
         })
         .await
         .expect("gate")

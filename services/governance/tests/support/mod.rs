@@ -88,6 +88,7 @@ pub fn gate(release: &str, at: i64) -> pb::CheckGateRequest {
         release: release.into(),
         environment: "prod".into(),
         at: Some(ts(at)),
+        emergency: None,
     }
 }
 

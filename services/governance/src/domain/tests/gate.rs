@@ -69,3 +69,39 @@ fn the_gate_answers_as_of_its_time() {
     );
     assert!(g.check_gate(&k, at(35)).allowed, "after the cancellation");
 }
+
+/// The emergency flag travels with the question: approvals given for a normal change do not
+/// cover an emergency, nor the other way round.
+#[test]
+fn a_release_asked_about_as_an_emergency_needs_an_emergency_request() {
+    let mut g = with_catalog();
+    let k = key("r9", "prod");
+    open(&mut g, facts("r9", "prod", 4, 5, false), false, at(10));
+    approve(
+        &mut g,
+        &k,
+        &actor("sam", &["service-owner"], "payments"),
+        "service-owner",
+        at(20),
+    )
+    .expect("approve");
+    assert!(
+        g.check_gate_as(&k, at(30), None).allowed,
+        "as its request says"
+    );
+    assert!(g.check_gate_as(&k, at(30), Some(false)).allowed);
+    let d = g.check_gate_as(&k, at(30), Some(true));
+    assert!(!d.allowed);
+    assert_eq!(
+        d.reasons.iter().map(|r| r.kind).collect::<Vec<_>>(),
+        [GateReasonKind::EmergencyMismatch]
+    );
+    assert!(
+        d.reasons[0]
+            .message
+            .contains("is an emergency where it is moved")
+            && d.reasons[0].message.contains("opened as a normal release"),
+        "{}",
+        d.reasons[0].message
+    );
+}

@@ -56,7 +56,7 @@ fn recurring_windows_are_active_on_their_days() {
 }
 
 #[test]
-fn freeze_lets_emergencies_pass_embargo_does_not_unless_a_compliance_deviation() {
+fn freezes_and_embargoes_hold_emergencies_too_unless_a_deviation_covers_them() {
     let mut g = with_catalog();
     let all = WindowScope::default();
     run(
@@ -104,14 +104,72 @@ fn freeze_lets_emergencies_pass_embargo_does_not_unless_a_compliance_deviation()
     assert!(!d.allowed);
     assert_eq!(d.reasons[0].kind, GateReasonKind::FreezeWindow);
     assert_eq!(d.reasons[0].subject, "peak");
+    let d = g.check_gate(&urgent, at(100));
+    assert!(!d.allowed, "an emergency is refused in a freeze");
+    assert_eq!(
+        d.reasons.iter().map(|r| r.kind).collect::<Vec<_>>(),
+        vec![GateReasonKind::FreezeWindow]
+    );
     assert!(
-        g.check_gate(&urgent, at(100)).allowed,
-        "emergencies pass a freeze"
+        d.reasons[0]
+            .message
+            .contains("only with an approved deviation"),
+        "{}",
+        d.reasons[0].message
+    );
+    // A deviation for the freeze, approved by a release manager other than its requester.
+    let freeze_dev = Uuid::from_u128(6);
+    run(
+        &mut g,
+        Command::RequestDeviation(RequestDeviation {
+            deviation: Deviation {
+                id: freeze_dev,
+                rule: GateRule::FreezeWindow,
+                release: "e1".into(),
+                environment: "prod".into(),
+                business_unit: "payments".into(),
+                justification: "card authorisations failing".into(),
+                compensating_controls: vec!["incident bridge open".into()],
+                expires_at: at(800),
+                requested_by: "sam".into(),
+                requester_role: "service-owner".into(),
+                status: DeviationStatus::Requested,
+                decided_by: String::new(),
+                decider_role: String::new(),
+                comment: String::new(),
+                decided_at: None,
+            },
+            at: at(101),
+        }),
+    )
+    .expect("request the freeze deviation");
+    run(
+        &mut g,
+        Command::DecideDeviation(DecideDeviation {
+            id: freeze_dev,
+            approve: true,
+            role: "release-manager".into(),
+            comment: String::new(),
+            by: actor("rita", &["release-manager"], "payments"),
+            at: at(102),
+        }),
+    )
+    .expect("approve the freeze deviation");
+    let d = g.check_gate(&urgent, at(200));
+    assert!(d.allowed, "the deviation covers the freeze: {d:?}");
+    assert_eq!(d.deviations_used, vec![freeze_dev]);
+    assert!(
+        !g.check_gate(&normal, at(200)).allowed,
+        "it covers that release only"
     );
     let d = g.check_gate(&urgent, at(400));
     assert!(!d.allowed, "an embargo blocks emergencies");
     assert_eq!(
-        d.reasons.iter().map(|r| r.kind).collect::<Vec<_>>(),
+        d.reasons
+            .iter()
+            .filter(|r| r.waived_by.is_none())
+            .map(|r| r.kind)
+            .collect::<Vec<_>>(),
         vec![GateReasonKind::Embargo]
     );
     // A deviation: requested by a release manager, approved by security: refused for an embargo.
@@ -184,8 +242,8 @@ fn freeze_lets_emergencies_pass_embargo_does_not_unless_a_compliance_deviation()
     .expect("approved");
     let d = g.check_gate(&urgent, at(400));
     assert!(d.allowed, "{d:?}");
-    assert_eq!(d.deviations_used, vec![dev]);
-    assert_eq!(d.reasons[0].waived_by, Some(dev));
+    assert_eq!(d.deviations_used, vec![freeze_dev, dev]);
+    assert!(d.reasons.iter().all(|r| r.waived_by.is_some()), "{d:?}");
     // It expires on time.
     assert!(!g.check_gate(&urgent, at(500)).allowed);
     let due = g.deadlines(at(500));
