@@ -3,6 +3,7 @@
 //! Layout: `grpc` holds the tonic service; the pure domain (`domain`), its handlers and
 //! projections (`app`) and proto conversions arrive with the service's own issue.
 
+pub mod domain;
 pub mod grpc;
 
 flotilla_runtime::service_module!(RiskValidationModule, "risk-validation");
