@@ -134,8 +134,11 @@ const ORCHESTRATION: &[Operation] = &ops!("flotilla.orchestration.v1.Orchestrati
     "ResumeDeployment" => "deployment-control",
     "RecordAnalysis" => "deployment-control",
 );
-const RISK: &[Operation] =
-    &ops!("flotilla.risk.v1.RiskValidationService", "risk": "GetStatus" => "read");
+const RISK: &[Operation] = &ops!("flotilla.risk.v1.RiskValidationService", "risk":
+    "GetStatus" => "read",
+    "JudgeCanary" => "deployment-control",
+    "GetCanaryJudgement" => "read",
+);
 const MONITORING: &[Operation] =
     &ops!("flotilla.monitoring.v1.MonitoringService", "monitoring": "GetStatus" => "read");
 const COMPLIANCE: &[Operation] =

@@ -182,6 +182,10 @@ pub async fn start(
         .consume(Consumer {
             source: "governance".into(),
             handler: Arc::new(crate::inbound::Inbound(app.clone())),
+        })
+        .consume(Consumer {
+            source: "risk-validation".into(),
+            handler: Arc::new(crate::inbound::Inbound(app.clone())),
         }))
 }
 

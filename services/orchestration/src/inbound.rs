@@ -21,6 +21,9 @@ pub const ROLLBACK_REQUESTED: &str = "flotilla.monitoring.v1.RollbackRequested";
 /// Governance's event: people took a rollback decision.
 pub const ROLLBACK_DECIDED: &str = "flotilla.governance.v1.RollbackDecided";
 
+/// Risk-validation's event: a canary was judged for an analysis step.
+pub const CANARY_JUDGED: &str = "flotilla.risk.v1.CanaryJudged";
+
 /// The command another service's event asks for, with the event's id; `None` for events
 /// orchestration does not take, or a rollback of a release it does not run there.
 pub fn command_of(
@@ -31,6 +34,10 @@ pub fn command_of(
     if event.ty == ROLLBACK_DECIDED {
         let id = event.event_id().map_err(|e| bad(e.to_string()))?;
         return rollback_decided(o, event, id);
+    }
+    if event.ty == CANARY_JUDGED {
+        let id = event.event_id().map_err(|e| bad(e.to_string()))?;
+        return canary_judged(o, event, id);
     }
     if event.ty != ROLLBACK_REQUESTED {
         return Ok(None);
@@ -130,7 +137,56 @@ fn rollback_decided(
     Ok(Some((id, command)))
 }
 
-/// Applies monitoring's and governance's events to orchestration's one app.
+/// Risk-validation's canary judgement for an analysis step: Pass passes it, Fail fails it, and
+/// Marginal is inconclusive (the deployment pauses for a person; never a pass). `None` for a
+/// deployment orchestration does not run.
+fn canary_judged(
+    o: &Orchestration,
+    event: &CloudEvent,
+    id: Uuid,
+) -> Result<Option<(Uuid, Command)>, DomainError> {
+    use flotilla_proto::risk::v1 as risk;
+    let e = risk::CanaryJudged::decode(event.data.as_slice()).map_err(|err| {
+        invalid(
+            &event.ty,
+            format!("event {} does not decode: {err}", event.id),
+        )
+    })?;
+    let Some(j) = e.judgement else {
+        return Ok(None);
+    };
+    let Ok(deployment) = j.deployment_id.parse::<Uuid>() else {
+        return Ok(None);
+    };
+    if !o.deployments.contains_key(&deployment) {
+        return Ok(None);
+    }
+    let verdict = match risk::JudgementLabel::try_from(j.label) {
+        Ok(risk::JudgementLabel::Pass) => Verdict::Passed,
+        Ok(risk::JudgementLabel::Marginal) => Verdict::Inconclusive,
+        _ => Verdict::Failed,
+    };
+    let at = flotilla_runtime::kit::time::stored(j.judged_at.as_ref());
+    Ok(Some((
+        id,
+        RecordAnalysis {
+            deployment,
+            name: j.analysis,
+            verdict,
+            detail: format!(
+                "canary judgement {}: score {} ({}); {}",
+                j.judgement_id,
+                j.score,
+                risk::JudgementLabel::try_from(j.label).map_or("unknown", |l| l.as_str_name()),
+                j.reason
+            ),
+            at: if at.0 == 0 { Timestamp::now() } else { at },
+        }
+        .into(),
+    )))
+}
+
+/// Applies monitoring's, governance's and risk-validation's events to orchestration's one app.
 pub struct Inbound(pub Arc<OrchestrationApp>);
 
 #[async_trait::async_trait]
