@@ -144,8 +144,27 @@ async fn the_canary_judgement_decides_the_analysis_step() {
     );
     assert!(done.reason.contains("canary judgement"), "{}", done.reason);
 
-    // The same latency as the baseline: Pass, and the canary is promoted.
+    // The same latency as the baseline: Pass, and the canary is promoted. A passing judgement
+    // that names another release for the deployment is not taken first.
     let d = at_analysis(&mut flow, "payments-2.0.2").await;
+    let stray = judge(
+        &flow,
+        &d,
+        "payments-9.9.9",
+        risk::JudgeConfig {
+            metrics: vec![metric("latency_p99", true)],
+            ..Default::default()
+        },
+        vec![samples("latency_p99", &SAME, &BASELINE)],
+    )
+    .await;
+    assert_eq!(stray.label, risk::JudgementLabel::Pass as i32);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let still = flow.until(&d, "still at its analysis", |_| true).await;
+    assert!(
+        waiting_at(&still).is_some_and(|s| s.kind == "analysis"),
+        "a judgement of another release passed the step: {still:#?}"
+    );
     let j = judge(
         &flow,
         &d,

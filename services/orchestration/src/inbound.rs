@@ -158,7 +158,25 @@ fn canary_judged(
     let Ok(deployment) = j.deployment_id.parse::<Uuid>() else {
         return Ok(None);
     };
-    if !o.deployments.contains_key(&deployment) {
+    let Some(d) = o.deployments.get(&deployment) else {
+        return Ok(None);
+    };
+    // A judgement about another unit's, release's or environment's deployment is not taken.
+    if d.business_unit != j.business_unit
+        || d.release != j.release
+        || d.environment != j.environment
+    {
+        tracing::warn!(judgement = %j.judgement_id, %deployment, "a canary judgement names a deployment of another unit, release or environment; ignored");
+        return Ok(None);
+    }
+    let at = flotilla_runtime::kit::time::stored(j.judged_at.as_ref());
+    // A judgement from before the analysis step started (a stale or repeated one) is not its.
+    let started = d.steps.iter().find_map(|s| {
+        matches!(&s.kind, StepKind::Analysis { name, .. } if *name == j.analysis)
+            .then(|| s.started_at())
+            .flatten()
+    });
+    if started.is_some_and(|s| at.0 != 0 && at < s) {
         return Ok(None);
     }
     let verdict = match risk::JudgementLabel::try_from(j.label) {
@@ -166,20 +184,29 @@ fn canary_judged(
         Ok(risk::JudgementLabel::Marginal) => Verdict::Inconclusive,
         _ => Verdict::Failed,
     };
-    let at = flotilla_runtime::kit::time::stored(j.judged_at.as_ref());
+    let mut detail = format!(
+        "canary judgement {}: score {} ({}); {}",
+        j.judgement_id,
+        j.score,
+        risk::JudgementLabel::try_from(j.label).map_or("unknown", |l| l.as_str_name()),
+        j.reason
+    );
+    // An analysis detail holds 4 KiB: a long reason is cut, never a reason to drop the verdict.
+    if detail.len() > 4096 {
+        let mut end = 4093;
+        while !detail.is_char_boundary(end) {
+            end -= 1;
+        }
+        detail.truncate(end);
+        detail.push_str("...");
+    }
     Ok(Some((
         id,
         RecordAnalysis {
             deployment,
             name: j.analysis,
             verdict,
-            detail: format!(
-                "canary judgement {}: score {} ({}); {}",
-                j.judgement_id,
-                j.score,
-                risk::JudgementLabel::try_from(j.label).map_or("unknown", |l| l.as_str_name()),
-                j.reason
-            ),
+            detail,
             at: if at.0 == 0 { Timestamp::now() } else { at },
         }
         .into(),

@@ -15,6 +15,8 @@ use super::{DomainError, Result, Timestamp, invalid, names};
 /// Most metrics one judgement weighs, and samples per metric and side.
 pub const MAX_METRICS: usize = 200;
 pub const MAX_SAMPLES: usize = 100_000;
+/// Most samples one judgement takes in all (the judge sorts them at every root-finding step).
+pub const MAX_TOTAL_SAMPLES: usize = 200_000;
 
 /// A recorded judgement: what was asked, by whom, and what the judge said.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -203,6 +205,16 @@ fn check_config(c: &JudgeConfig) -> Result<()> {
 }
 
 fn check_samples(c: &JudgeConfig, samples: &[MetricSamples]) -> Result<()> {
+    let total: usize = samples
+        .iter()
+        .map(|s| s.experiment.len() + s.control.len())
+        .sum();
+    if total > MAX_TOTAL_SAMPLES {
+        return Err(invalid(
+            "samples",
+            format!("{total} samples in all; at most {MAX_TOTAL_SAMPLES}"),
+        ));
+    }
     for (i, s) in samples.iter().enumerate() {
         let f = format!("samples[{i}]");
         if !c.metrics.iter().any(|m| m.name == s.name) {

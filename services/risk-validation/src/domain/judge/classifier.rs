@@ -37,7 +37,9 @@ pub fn classify(
             _ => "control",
         };
         r.mean_ratio = 1.0;
-        if m.nan_strategy == NanStrategy::Replace {
+        // Kayenta passes a metric without data under Replace; a metric that must have data, or
+        // a critical one, is not passed on nothing.
+        if m.nan_strategy == NanStrategy::Replace && !m.must_have_data && !m.critical {
             r.reason = format!("no {missing} data; missing values count as 0");
             return r;
         }
@@ -261,6 +263,15 @@ mod tests {
             ..m.clone()
         };
         assert_eq!(run(&replace, &[], &[1.0]).label, MetricLabel::Pass);
+        let replace_must = MetricConfig {
+            must_have_data: true,
+            ..replace.clone()
+        };
+        assert_eq!(
+            run(&replace_must, &[], &[1.0]).label,
+            MetricLabel::NodataFailMetric,
+            "nothing is not a pass for a metric that must have data"
+        );
         assert!(!run(&m, &[], &[]).reason.is_empty());
     }
 }

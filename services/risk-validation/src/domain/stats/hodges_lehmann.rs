@@ -31,6 +31,9 @@ pub fn shift_estimate(x: &[f64], y: &[f64], confidence: f64) -> Result<ShiftEsti
         return Err(StatsError::AllTied);
     }
     let f = |d: f64, zq: f64| standardised(x, y, d) - zq;
+    // R's absolute 1e-4, but never coarser than a millionth of the range: metrics of tiny
+    // values (error rates of 1e-5) get an interval, not the whole range.
+    let tol = TOL.min((hi - lo) * 1e-6).max(f64::MIN_POSITIVE);
     let root = |zq: f64| {
         let (f_lo, f_hi) = (f(lo, zq), f(hi, zq));
         if f_lo <= 0.0 {
@@ -39,11 +42,11 @@ pub fn shift_estimate(x: &[f64], y: &[f64], confidence: f64) -> Result<ShiftEsti
         if f_hi >= 0.0 {
             return hi;
         }
-        zeroin(|d| f(d, zq), lo, hi, f_lo, f_hi, TOL)
+        zeroin(|d| f(d, zq), lo, hi, f_lo, f_hi, tol)
     };
     let z = normal_quantile((1.0 - confidence) / 2.0);
     Ok(ShiftEstimate {
-        estimate: zeroin(|d| f(d, 0.0), lo, hi, f(lo, 0.0), f(hi, 0.0), TOL),
+        estimate: zeroin(|d| f(d, 0.0), lo, hi, f(lo, 0.0), f(hi, 0.0), tol),
         lower: root(-z),
         upper: root(z),
     })
@@ -88,6 +91,17 @@ mod tests {
         for (got, want) in [(e.lower, 6.0), (e.upper, 39.0), (e.estimate, 22.5)] {
             assert!((got - want).abs() < 1e-6, "{e:?}");
         }
+    }
+
+    /// Samples of tiny values (error rates) get an interval, not the whole range: two samples
+    /// that do not overlap have a shift interval above 0.
+    #[test]
+    fn tiny_values_keep_their_interval() {
+        let e = [2.0e-5, 2.1e-5, 2.2e-5, 2.3e-5, 2.4e-5];
+        let c = [1.0e-5, 1.1e-5, 1.2e-5, 1.3e-5, 1.4e-5];
+        let s = shift_estimate(&e, &c, 0.95).expect("estimate");
+        assert!(s.lower > 0.0 && s.upper > s.lower, "{s:?}");
+        assert!((s.estimate - 1.0e-5).abs() < 1e-9, "{s:?}");
     }
 
     #[test]
