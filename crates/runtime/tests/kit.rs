@@ -516,3 +516,26 @@ fn snapshot_of(state: &Counters, position: u64, hash: [u8; 32]) -> Vec<u8> {
     })
     .expect("encode")
 }
+
+/// A service shutting down stops its follower: a command waiting to see its events in the
+/// state stops waiting then, instead of holding the stop for the whole wait.
+#[tokio::test]
+async fn waiting_for_a_position_ends_when_following_stops() {
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let (app, follower) = app(&store, AppOptions::default()).await;
+    app.execute(add("a", 1), md("ann")).await.expect("add");
+    let here = app.position();
+    assert!(app.wait_for(here, Duration::from_secs(10)).await);
+    // Waits for an hour unless following stopping ends it.
+    let waiting = {
+        let app = app.clone();
+        tokio::spawn(async move { app.wait_for(here + 1, Duration::from_secs(3600)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(follower);
+    let reached = tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("the wait ended with the follower")
+        .expect("joined");
+    assert!(!reached, "the position never came");
+}

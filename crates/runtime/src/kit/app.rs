@@ -119,6 +119,9 @@ pub struct App<D: Decider> {
     pub(super) upcasters: Arc<UpcasterRegistry>,
     pub(super) published: ArcSwap<Versioned<D>>,
     pub(super) applied: watch::Sender<u64>,
+    /// Whether the follower still brings the state forward (false once it stopped: nobody
+    /// waits for a position it will never apply).
+    pub(super) following: watch::Sender<bool>,
     pub(super) writer: tokio::sync::Mutex<()>,
     pub(super) chain: Arc<ChainGuard>,
     pub(super) observers: Vec<Arc<dyn Observer<D::Event>>>,
@@ -193,6 +196,7 @@ where
             codec: self.codec,
             upcasters: Arc::new(self.upcasters),
             applied: watch::channel(initial.position).0,
+            following: watch::channel(true).0,
             published: ArcSwap::from_pointee(initial),
             writer: tokio::sync::Mutex::new(()),
             chain: self.chain,
@@ -271,9 +275,14 @@ where
     /// Waits until the state includes `position` (read-your-writes), at most `timeout`.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
         let mut rx = self.applied.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        let mut following = self.following.subscribe();
+        tokio::select! {
+            reached = tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)) => {
+                reached.is_ok_and(|r| r.is_ok())
+            }
+            // The follower stopped (the service is shutting down): the position will not come.
+            _ = following.wait_for(|f| !*f) => *self.applied.borrow() >= position,
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use flotilla_core::event::RecordedEvent;
 use flotilla_core::store::StoreError;
 use flotilla_core::subscription::{SubscribeOptions, SubscriptionItem, subscribe_all};
 use futures::FutureExt;
+use tokio::sync::watch;
 
 use super::app::{App, Snapshotted, UnitOf, Versioned};
 use crate::kit::error::{AppError, ServiceError};
@@ -122,6 +123,14 @@ where
         snapshot_at: u64,
         mut shutdown: Shutdown,
     ) {
+        // However following ends, a command waiting for a position stops waiting.
+        struct Stopped<'a>(&'a watch::Sender<bool>);
+        impl Drop for Stopped<'_> {
+            fn drop(&mut self) {
+                self.0.send_replace(false);
+            }
+        }
+        let _stopped = Stopped(&self.following);
         // A long replay since the last snapshot is not repeated at the next start.
         let mut last_snapshot = snapshot_at;
         if self.options.snapshot_every > 0
