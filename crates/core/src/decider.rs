@@ -92,3 +92,41 @@ pub trait StoredEvents<E>: Send + Sync + 'static {
         payload: &[u8],
     ) -> Result<Option<E>, String>;
 }
+
+/// The name of a stored event type that is a service's own (`prefix` then the name), checked to
+/// be at the schema version this build decodes: `Ok(None)` for types that are not the
+/// service's (the runtime's records, other services'), an error for a version it does not know.
+pub fn own_type<'a>(
+    prefix: &str,
+    known_version: u32,
+    event_type: &'a str,
+    schema_version: u32,
+) -> Result<Option<&'a str>, String> {
+    let Some(name) = event_type.strip_prefix(prefix) else {
+        return Ok(None);
+    };
+    if schema_version != known_version {
+        return Err(format!(
+            "{event_type} version {schema_version} is not known to this build"
+        ));
+    }
+    Ok(Some(name))
+}
+
+#[cfg(test)]
+mod own_type_tests {
+    #[test]
+    fn only_a_services_own_types_at_a_known_version() {
+        let p = "flotilla.risk.v1.";
+        assert_eq!(
+            super::own_type(p, 1, "flotilla.risk.v1.CanaryJudged", 1),
+            Ok(Some("CanaryJudged"))
+        );
+        assert_eq!(
+            super::own_type(p, 1, "flotilla.common.v1.AccessRefused", 7),
+            Ok(None)
+        );
+        let e = super::own_type(p, 1, "flotilla.risk.v1.CanaryJudged", 2).expect_err("v2");
+        assert!(e.contains("version 2 is not known"), "{e}");
+    }
+}

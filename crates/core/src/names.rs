@@ -81,13 +81,9 @@ pub fn capped(message: &str) -> std::borrow::Cow<'_, str> {
     if message.len() <= MAX_MESSAGE {
         return std::borrow::Cow::Borrowed(message);
     }
-    let mut end = MAX_MESSAGE;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
     std::borrow::Cow::Owned(format!(
         "{}… (message cut at {MAX_MESSAGE} bytes)",
-        &message[..end]
+        &message[..message.floor_char_boundary(MAX_MESSAGE)]
     ))
 }
 

@@ -3,7 +3,7 @@
 //! Decoding takes what was recorded as it is: no naming or range rule of the API is applied,
 //! so tightening one cannot make an old event fail to replay.
 
-use flotilla_core::decider::StoredEvents;
+use flotilla_core::decider::{StoredEvents, own_type};
 use flotilla_proto::dependency::v1 as pb;
 use prost::Message;
 
@@ -142,16 +142,11 @@ impl StoredEvents<Event> for CatalogEvents {
         schema_version: u32,
         payload: &[u8],
     ) -> Result<Option<Event>, String> {
-        let Some(name) = event_type.strip_prefix(PREFIX) else {
-            // Not the catalog's (recorded access refusals and adopted policies).
-            return Ok(None);
-        };
-        if schema_version != SCHEMA_VERSION {
-            return Err(format!(
-                "{event_type} schema version {schema_version} is not known to this build"
-            ));
+        // Not the catalog's: recorded access refusals and adopted policies.
+        match own_type(PREFIX, SCHEMA_VERSION, event_type, schema_version)? {
+            Some(name) => decode(name, payload).map(Some),
+            None => Ok(None),
         }
-        decode(name, payload).map(Some)
     }
 }
 

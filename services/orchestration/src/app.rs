@@ -159,7 +159,7 @@ pub async fn start(
     let (app, follower) =
         OrchestrationApp::start(&ctx, Arc::new(peers), executor, &settings.service_token).await?;
     routes.add_service(crate::grpc::server(ctx, app.clone()));
-    Ok(kit::Started::with_app(follower)
+    let started = kit::Started::with_app(follower)
         .relay_to(
             flotilla_bus::naming::CDEVENTS,
             Arc::new(crate::cdevents::CdEventsOut),
@@ -174,18 +174,17 @@ pub async fn start(
         .task(crate::runner::run(
             app.clone(),
             Duration::from_secs(settings.shutdown_grace_secs.unwrap_or(30)),
-        ))
-        .consume(Consumer {
-            source: "monitoring".into(),
-            handler: Arc::new(crate::inbound::Inbound(app.clone())),
-        })
-        .consume(Consumer {
-            source: "governance".into(),
-            handler: Arc::new(crate::inbound::Inbound(app.clone())),
-        })
-        .consume(Consumer {
-            source: "risk-validation".into(),
-            handler: Arc::new(crate::inbound::Inbound(app.clone())),
+        ));
+    // Monitoring's rollback requests, governance's rollback decisions, risk-validation's canary
+    // judgements: one handler.
+    let inbound = Arc::new(crate::inbound::Inbound(app.clone()));
+    Ok(crate::inbound::SOURCES
+        .iter()
+        .fold(started, |started, source| {
+            started.consume(Consumer {
+                source: (*source).into(),
+                handler: inbound.clone(),
+            })
         }))
 }
 

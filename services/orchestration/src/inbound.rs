@@ -15,6 +15,9 @@ use uuid::Uuid;
 use crate::app::OrchestrationApp;
 use crate::domain::*;
 
+/// The services whose events orchestration takes.
+pub const SOURCES: [&str; 3] = ["monitoring", "governance", "risk-validation"];
+
 /// Monitoring's event that asks for a rollback.
 pub const ROLLBACK_REQUESTED: &str = "flotilla.monitoring.v1.RollbackRequested";
 
@@ -24,25 +27,29 @@ pub const ROLLBACK_DECIDED: &str = "flotilla.governance.v1.RollbackDecided";
 /// Risk-validation's event: a canary was judged for an analysis step.
 pub const CANARY_JUDGED: &str = "flotilla.risk.v1.CanaryJudged";
 
+/// The command one kind of event asks for, or `None` when it asks for nothing here.
+type Taken = Result<Option<(Uuid, Command)>, DomainError>;
+type Taker = fn(&Orchestration, &CloudEvent, Uuid) -> Taken;
+
 /// The command another service's event asks for, with the event's id; `None` for events
 /// orchestration does not take, or a rollback of a release it does not run there.
-pub fn command_of(
-    o: &Orchestration,
-    event: &CloudEvent,
-) -> Result<Option<(Uuid, Command)>, DomainError> {
+pub fn command_of(o: &Orchestration, event: &CloudEvent) -> Taken {
+    let take: Taker = match event.ty.as_str() {
+        ROLLBACK_REQUESTED => rollback_requested,
+        ROLLBACK_DECIDED => rollback_decided,
+        CANARY_JUDGED => canary_judged,
+        _ => return Ok(None),
+    };
+    let id = event
+        .event_id()
+        .map_err(|e| invalid(&event.ty, e.to_string()))?;
+    take(o, event, id)
+}
+
+/// Monitoring's rollback request for a release in the environment it runs in; `None` for
+/// another environment.
+fn rollback_requested(o: &Orchestration, event: &CloudEvent, id: Uuid) -> Taken {
     let bad = |reason: String| invalid(&event.ty, reason);
-    if event.ty == ROLLBACK_DECIDED {
-        let id = event.event_id().map_err(|e| bad(e.to_string()))?;
-        return rollback_decided(o, event, id);
-    }
-    if event.ty == CANARY_JUDGED {
-        let id = event.event_id().map_err(|e| bad(e.to_string()))?;
-        return canary_judged(o, event, id);
-    }
-    if event.ty != ROLLBACK_REQUESTED {
-        return Ok(None);
-    }
-    let id = event.event_id().map_err(|e| bad(e.to_string()))?;
     let e = flotilla_proto::monitoring::v1::RollbackRequested::decode(event.data.as_slice())
         .map_err(|err| bad(format!("event {} does not decode: {err}", event.id)))?;
     let Some(r) = o.release_named(&e.release) else {
@@ -81,11 +88,7 @@ pub fn command_of(
 /// Governance's rollback decision about a deployment held after a failed step; `None` for a
 /// decision about anything else (a threshold breach that monitoring acts on, a deployment that
 /// no longer waits).
-fn rollback_decided(
-    o: &Orchestration,
-    event: &CloudEvent,
-    id: Uuid,
-) -> Result<Option<(Uuid, Command)>, DomainError> {
+fn rollback_decided(o: &Orchestration, event: &CloudEvent, id: Uuid) -> Taken {
     let e = flotilla_proto::governance::v1::RollbackDecided::decode(event.data.as_slice())
         .map_err(|err| {
             invalid(
@@ -140,11 +143,7 @@ fn rollback_decided(
 /// Risk-validation's canary judgement for an analysis step: Pass passes it, Fail fails it, and
 /// Marginal is inconclusive (the deployment pauses for a person; never a pass). `None` for a
 /// deployment orchestration does not run.
-fn canary_judged(
-    o: &Orchestration,
-    event: &CloudEvent,
-    id: Uuid,
-) -> Result<Option<(Uuid, Command)>, DomainError> {
+fn canary_judged(o: &Orchestration, event: &CloudEvent, id: Uuid) -> Taken {
     use flotilla_proto::risk::v1 as risk;
     let e = risk::CanaryJudged::decode(event.data.as_slice()).map_err(|err| {
         invalid(
@@ -179,25 +178,22 @@ fn canary_judged(
     if started.is_some_and(|s| at.0 != 0 && at < s) {
         return Ok(None);
     }
-    let verdict = match risk::JudgementLabel::try_from(j.label) {
-        Ok(risk::JudgementLabel::Pass) => Verdict::Passed,
-        Ok(risk::JudgementLabel::Marginal) => Verdict::Inconclusive,
+    let label = risk::JudgementLabel::try_from(j.label).ok();
+    let verdict = match label {
+        Some(risk::JudgementLabel::Pass) => Verdict::Passed,
+        Some(risk::JudgementLabel::Marginal) => Verdict::Inconclusive,
         _ => Verdict::Failed,
     };
     let mut detail = format!(
         "canary judgement {}: score {} ({}); {}",
         j.judgement_id,
         j.score,
-        risk::JudgementLabel::try_from(j.label).map_or("unknown", |l| l.as_str_name()),
+        label.map_or("unknown", |l| l.as_str_name()),
         j.reason
     );
     // An analysis detail holds 4 KiB: a long reason is cut, never a reason to drop the verdict.
     if detail.len() > 4096 {
-        let mut end = 4093;
-        while !detail.is_char_boundary(end) {
-            end -= 1;
-        }
-        detail.truncate(end);
+        detail.truncate(detail.floor_char_boundary(4093));
         detail.push_str("...");
     }
     Ok(Some((

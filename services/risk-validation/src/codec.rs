@@ -2,7 +2,7 @@
 //! version 1; `CanaryJudged` is also the contract orchestration consumes. Decoding takes what
 //! was recorded as it is.
 
-use flotilla_core::decider::StoredEvents;
+use flotilla_core::decider::{StoredEvents, own_type};
 use flotilla_proto::risk::v1 as pb;
 use prost::Message;
 
@@ -37,21 +37,14 @@ impl StoredEvents<Event> for RiskEvents {
         schema_version: u32,
         payload: &[u8],
     ) -> Result<Option<Event>, String> {
-        let Some(name) = event_type.strip_prefix(PREFIX) else {
-            return Ok(None);
-        };
-        if schema_version != SCHEMA_VERSION {
-            return Err(format!(
-                "{event_type} version {schema_version} is not known to this build"
-            ));
-        }
-        match name {
-            "CanaryJudged" => {
+        match own_type(PREFIX, SCHEMA_VERSION, event_type, schema_version)? {
+            None => Ok(None),
+            Some("CanaryJudged") => {
                 let m = pb::CanaryJudged::decode(payload).map_err(|e| e.to_string())?;
                 let j = judged_of(m.judgement.unwrap_or_default())?;
                 Ok(Some(Event::CanaryJudged(Box::new(j))))
             }
-            other => Err(format!("{PREFIX}{other} is not a risk-validation event")),
+            Some(other) => Err(format!("{PREFIX}{other} is not a risk-validation event")),
         }
     }
 }

@@ -79,8 +79,7 @@ impl RiskValidationService for RiskValidationApi {
     ) -> Result<Response<pb::CanaryJudgement>, Status> {
         let call = Caller::of(&request)?;
         let r = request.into_inner();
-        names::label("business_unit", &r.business_unit)
-            .map_err(|e| invalid("business_unit", e.reason))?;
+        names::label("business_unit", &r.business_unit).map_err(name_error)?;
         call.allow_in(&r.business_unit, &AccessContext::default())?;
         let id = Uuid::now_v7();
         let command = JudgeCanary {

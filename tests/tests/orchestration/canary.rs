@@ -2,12 +2,10 @@
 //! through risk-validation's events: a failing judgement rolls the deployment back, a passing
 //! one lets it go on, and a marginal one pauses it for a person (never a pass).
 
-mod flow;
-
+use crate::flow::*;
 use flotilla_proto::orchestration::v1 as pb;
 use flotilla_proto::risk::v1 as risk;
 use flotilla_proto::risk::v1::risk_validation_service_client::RiskValidationServiceClient;
-use flow::*;
 
 fn canary_item() -> pb::RequestedItem {
     let mut it = item("payments-ledger", "2.0.0");

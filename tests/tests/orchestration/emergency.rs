@@ -2,12 +2,10 @@
 //! governance's gate with every promotion, and refused in a freeze like any other release
 //! unless a deviation covers it.
 
-mod flow;
-
+use crate::flow::*;
 use flotilla_proto::governance::v1 as gv;
 use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
 use flotilla_proto::orchestration::v1 as pb;
-use flow::*;
 use tonic::Code;
 
 const NAME: &str = "payments-2.0.1";
@@ -156,5 +154,7 @@ async fn an_emergency_release_meets_freezes_unless_a_deviation_covers_it() {
         pb::DeploymentStatus::Succeeded as i32,
         "{done:#?}"
     );
+    // Open channels would hold the node's graceful stop until they time out.
+    drop((manager, owner));
     flow.node.stop().await.expect("stop");
 }

@@ -170,22 +170,18 @@ impl Governance {
             };
             match w.kind {
                 // An emergency is refused in a freeze too: only a deviation lets it through.
-                WindowKind::Freeze if emergency => reasons.push(reason(
-                    GateReasonKind::FreezeWindow,
-                    w.name.clone(),
-                    format!(
-                        "freeze window {:?} is active until {}; an emergency release passes it only with an approved deviation (rule freeze-window)",
-                        w.name,
-                        end.to_rfc3339()
-                    ),
-                )),
                 WindowKind::Freeze => reasons.push(reason(
                     GateReasonKind::FreezeWindow,
                     w.name.clone(),
                     format!(
-                        "freeze window {:?} is active until {}",
+                        "freeze window {:?} is active until {}{}",
                         w.name,
-                        end.to_rfc3339()
+                        end.to_rfc3339(),
+                        if emergency {
+                            "; an emergency release passes it only with an approved deviation (rule freeze-window)"
+                        } else {
+                            ""
+                        }
                     ),
                 )),
                 WindowKind::Embargo => reasons.push(reason(

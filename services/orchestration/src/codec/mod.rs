@@ -4,7 +4,7 @@
 //!
 //! Decoding takes what was recorded as it is ([`stored`]): no rule of the API applies.
 
-use flotilla_core::decider::StoredEvents;
+use flotilla_core::decider::{StoredEvents, own_type};
 use flotilla_proto::orchestration::v1 as pb;
 use prost::Message;
 
@@ -35,15 +35,10 @@ impl StoredEvents<Event> for OrchestrationEvents {
         schema_version: u32,
         payload: &[u8],
     ) -> Result<Option<Event>, String> {
-        let Some(name) = event_type.strip_prefix(PREFIX) else {
-            return Ok(None);
-        };
-        if schema_version != SCHEMA_VERSION {
-            return Err(format!(
-                "{event_type} version {schema_version} is not known to this build"
-            ));
+        match own_type(PREFIX, SCHEMA_VERSION, event_type, schema_version)? {
+            Some(name) => stored::decode(name, payload).map(Some),
+            None => Ok(None),
         }
-        stored::decode(name, payload).map(Some)
     }
 }
 

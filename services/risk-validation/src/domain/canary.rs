@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::judge::{CanaryJudgement, JudgeConfig, MetricSamples, judge};
-use super::{DomainError, Result, Timestamp, invalid, names};
+use super::{DomainError, Result, Timestamp, invalid, name_error, names};
 
 /// Most metrics one judgement weighs, and samples per metric and side.
 pub const MAX_METRICS: usize = 200;
@@ -91,12 +91,11 @@ impl Decider for RiskValidation {
 
 impl RiskValidation {
     fn judge_canary(&self, c: JudgeCanary) -> Result<Decision<Event>> {
-        let fail = |field: &str, e: names::NameError| invalid(field, e.reason);
-        names::id("deployment_id", &c.deployment).map_err(|e| fail("deployment_id", e))?;
-        names::id("analysis", &c.analysis).map_err(|e| fail("analysis", e))?;
-        names::id("release", &c.release).map_err(|e| fail("release", e))?;
-        names::label("environment", &c.environment).map_err(|e| fail("environment", e))?;
-        names::label("business_unit", &c.business_unit).map_err(|e| fail("business_unit", e))?;
+        names::id("deployment_id", &c.deployment).map_err(name_error)?;
+        names::id("analysis", &c.analysis).map_err(name_error)?;
+        names::id("release", &c.release).map_err(name_error)?;
+        names::label("environment", &c.environment).map_err(name_error)?;
+        names::label("business_unit", &c.business_unit).map_err(name_error)?;
         check_config(&c.config)?;
         check_samples(&c.config, &c.samples)?;
         if self.judgements.contains_key(&c.id) {
@@ -136,14 +135,12 @@ fn check_config(c: &JudgeConfig) -> Result<()> {
     }
     for (i, m) in c.metrics.iter().enumerate() {
         let f = format!("config.metrics[{i}]");
-        names::id(&format!("{f}.name"), &m.name)
-            .map_err(|e| invalid(&format!("{f}.name"), e.reason))?;
+        names::id(&format!("{f}.name"), &m.name).map_err(name_error)?;
         if c.metrics[..i].iter().any(|o| o.name == m.name) {
             return Err(invalid(&f, format!("metric {} is named twice", m.name)));
         }
         for g in &m.groups {
-            names::id(&format!("{f}.groups"), g)
-                .map_err(|e| invalid(&format!("{f}.groups"), e.reason))?;
+            names::id(&format!("{f}.groups"), g).map_err(name_error)?;
         }
         let e = &m.effect;
         for (name, v) in [

@@ -27,6 +27,14 @@ pub enum DomainError {
 
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;
 
+/// A name that breaks the platform's naming rule, as a refusal naming the field.
+pub fn name_error(e: names::NameError) -> DomainError {
+    DomainError::Invalid {
+        field: e.field,
+        reason: e.reason,
+    }
+}
+
 pub fn invalid(field: &str, reason: impl Into<String>) -> DomainError {
     DomainError::Invalid {
         field: field.to_owned(),

@@ -5,7 +5,7 @@
 //! Low), and past the critical bound a critical failure.
 
 use super::{Direction, EffectMeasure, MetricConfig, MetricLabel, MetricResult, NanStrategy};
-use crate::domain::stats::{ShiftEstimate, shift_estimate};
+use crate::domain::stats::{self, ShiftEstimate, shift_estimate};
 
 /// Classifies cleaned samples of one metric.
 pub fn classify(
@@ -130,10 +130,9 @@ fn mean(xs: &[f64]) -> f64 {
 /// P(experiment value > control value), ties counted half: U1 / (m n).
 fn cles(experiment: &[f64], control: &[f64]) -> f64 {
     let all: Vec<f64> = experiment.iter().chain(control).copied().collect();
-    let (ranks, _) = crate::domain::stats::mid_ranks(&all);
-    let (m, n) = (experiment.len() as f64, control.len() as f64);
-    let r1: f64 = ranks[..experiment.len()].iter().sum();
-    (2.0 * r1 - m * (m + 1.0)) / (2.0 * n * m)
+    let (ranks, _) = stats::mid_ranks(&all);
+    let (m, n) = (experiment.len(), control.len());
+    stats::u_of_first(&ranks, m, n) / (m * n) as f64
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! interval's ends and solved at zero for the estimate with Brent's method.
 
 use super::zeroin::zeroin;
-use super::{StatsError, checked, mid_ranks, normal_quantile, tie_term};
+use super::{StatsError, checked, mid_ranks, normal_quantile, rank_sum_variance, u_of_first};
 
 /// The shift of `x` from `y` and its interval.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +27,8 @@ pub fn shift_estimate(x: &[f64], y: &[f64], confidence: f64) -> Result<ShiftEsti
     }
     let lo = min(x) - max(y);
     let hi = max(x) - min(y);
-    if sigma(x, y, lo) == 0.0 {
+    // Both samples constant: every shifted observation ties and the statistic has no spread.
+    if lo == hi {
         return Err(StatsError::AllTied);
     }
     let f = |d: f64, zq: f64| standardised(x, y, d) - zq;
@@ -52,23 +53,15 @@ pub fn shift_estimate(x: &[f64], y: &[f64], confidence: f64) -> Result<ShiftEsti
     })
 }
 
-/// The rank-sum statistic of `x - d` against `y`, centred and scaled, continuity-corrected
-/// toward zero (R's `wdiff` without the quantile).
+/// The rank-sum statistic of `x - d` against `y`, centred, continuity-corrected toward zero
+/// and scaled by its tie-corrected spread (R's `wdiff` without the quantile). One ranking per
+/// evaluation: the root finder calls it at every step.
 fn standardised(x: &[f64], y: &[f64], d: f64) -> f64 {
-    let (n1, n2) = (x.len() as f64, y.len() as f64);
     let shifted: Vec<f64> = x.iter().map(|v| v - d).chain(y.iter().copied()).collect();
-    let (ranks, _) = mid_ranks(&shifted);
-    let dz: f64 = ranks[..x.len()].iter().sum::<f64>() - n1 * (n1 + 1.0) / 2.0 - n1 * n2 / 2.0;
-    let correction = 0.5 * dz.signum() * f64::from(u8::from(dz != 0.0));
-    (dz - correction) / sigma(x, y, d)
-}
-
-fn sigma(x: &[f64], y: &[f64], d: f64) -> f64 {
-    let (n1, n2) = (x.len() as f64, y.len() as f64);
-    let shifted: Vec<f64> = x.iter().map(|v| v - d).chain(y.iter().copied()).collect();
-    let (_, ties) = mid_ranks(&shifted);
-    let n = n1 + n2;
-    (n1 * n2 / 12.0 * ((n + 1.0) - tie_term(&ties) / (n * (n - 1.0)))).sqrt()
+    let (ranks, ties) = mid_ranks(&shifted);
+    let dz = u_of_first(&ranks, x.len(), y.len()) - (x.len() * y.len()) as f64 / 2.0;
+    let correction = if dz == 0.0 { 0.0 } else { 0.5 * dz.signum() };
+    (dz - correction) / rank_sum_variance(x.len(), y.len(), &ties).sqrt()
 }
 
 fn min(xs: &[f64]) -> f64 {

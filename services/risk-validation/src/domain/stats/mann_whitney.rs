@@ -3,7 +3,7 @@
 //! exact p from the permutation distribution when there are no ties, and the normal
 //! approximation with tie and continuity corrections otherwise.
 
-use super::{StatsError, checked, mid_ranks, normal_sf, tie_term, u_counts};
+use super::{StatsError, checked, mid_ranks, normal_sf, rank_sum_variance, u_of_first};
 
 /// The test's answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,7 +11,8 @@ pub struct UTest {
     /// U of the first sample (`x`), and of the second: `u1 + u2 = n1 * n2`.
     pub u1: f64,
     pub u2: f64,
-    /// Exact two-sided p (only without ties).
+    /// Exact two-sided p: without ties, when a sample has at most 8 values (its permutation
+    /// distribution is counted, which grows with both sizes).
     pub p_exact: Option<f64>,
     /// Two-sided p of the normal approximation, tie- and continuity-corrected.
     pub p_asymptotic: f64,
@@ -26,14 +27,12 @@ pub fn u_test(x: &[f64], y: &[f64]) -> Result<UTest, StatsError> {
     let (n1, n2) = (x.len(), y.len());
     let all: Vec<f64> = x.iter().chain(y).copied().collect();
     let (ranks, ties) = mid_ranks(&all);
-    let r1: f64 = ranks[..n1].iter().sum();
     let (f1, f2) = (n1 as f64, n2 as f64);
-    let u1 = r1 - f1 * (f1 + 1.0) / 2.0;
+    let u1 = u_of_first(&ranks, n1, n2);
     let u2 = f1 * f2 - u1;
     let big = u1.max(u2);
 
-    let n = f1 + f2;
-    let variance = f1 * f2 / 12.0 * ((n + 1.0) - tie_term(&ties) / (n * (n - 1.0)));
+    let variance = rank_sum_variance(n1, n2, &ties);
     let p_asymptotic = if variance > 0.0 {
         let z = (big - f1 * f2 / 2.0 - 0.5) / variance.sqrt();
         (2.0 * normal_sf(z)).min(1.0)
@@ -41,18 +40,15 @@ pub fn u_test(x: &[f64], y: &[f64]) -> Result<UTest, StatsError> {
         // Every value tied: no evidence of a difference either way.
         1.0
     };
-    let p_exact = ties.is_empty().then(|| {
-        let counts = u_counts(n1, n2);
+    let p_exact = (ties.is_empty() && n1.min(n2) <= 8).then(|| {
+        let counts = u_counts(n1.min(n2), n1.max(n2));
         let total: i128 = counts.iter().sum();
         // P(U >= big), by the distribution's symmetry the same as P(U <= n1*n2 - big).
         let from = big as usize;
         let upper: i128 = counts[from.min(counts.len())..].iter().sum();
         (2.0 * upper as f64 / total as f64).min(1.0)
     });
-    let p = match p_exact {
-        Some(p) if n1 <= 8 || n2 <= 8 => p,
-        _ => p_asymptotic,
-    };
+    let p = p_exact.unwrap_or(p_asymptotic);
     Ok(UTest {
         u1,
         u2,
@@ -60,6 +56,26 @@ pub fn u_test(x: &[f64], y: &[f64]) -> Result<UTest, StatsError> {
         p_asymptotic,
         p,
     })
+}
+
+/// How many arrangements of `m` and `n` observations give each value of U (0..=m*n): the
+/// coefficients of the Gaussian binomial coefficient [m+n choose m] in q.
+fn u_counts(m: usize, n: usize) -> Vec<i128> {
+    let top = m * n;
+    let mut c = vec![0i128; top + 1];
+    c[0] = 1;
+    for i in 1..=m {
+        // Multiply by (1 - q^(n+i)) ...
+        let k = n + i;
+        for j in (k..=top).rev() {
+            c[j] -= c[j - k];
+        }
+        // ... and divide by (1 - q^i): the quotient stays a polynomial.
+        for j in i..=top {
+            c[j] += c[j - i];
+        }
+    }
+    c
 }
 
 #[cfg(test)]

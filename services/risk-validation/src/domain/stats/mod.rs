@@ -60,32 +60,24 @@ pub fn mid_ranks(values: &[f64]) -> (Vec<f64>, Vec<usize>) {
     (ranks, ties)
 }
 
-/// `sum(t^3 - t)` over groups of ties: what ties take off the rank statistic's variance.
-pub(crate) fn tie_term(ties: &[usize]) -> f64 {
-    ties.iter()
+/// U of the first `n1` of `ranks` (mid-ranks of both samples together, the first sample
+/// first): the pairs where its value is larger, ties counting half.
+pub fn u_of_first(ranks: &[f64], n1: usize, n2: usize) -> f64 {
+    debug_assert_eq!(ranks.len(), n1 + n2);
+    let f1 = n1 as f64;
+    ranks[..n1].iter().sum::<f64>() - f1 * (f1 + 1.0) / 2.0
+}
+
+/// The variance of U under no difference, less what ties (`ties`: their group sizes) take off.
+pub(crate) fn rank_sum_variance(n1: usize, n2: usize, ties: &[usize]) -> f64 {
+    let (f1, f2) = (n1 as f64, n2 as f64);
+    let n = f1 + f2;
+    let tied: f64 = ties
+        .iter()
         .map(|&t| {
             let t = t as f64;
             t * t * t - t
         })
-        .sum()
-}
-
-/// How many arrangements of `m` and `n` observations give each value of U (0..=m*n): the
-/// coefficients of the Gaussian binomial coefficient [m+n choose m] in q.
-pub(crate) fn u_counts(m: usize, n: usize) -> Vec<i128> {
-    let top = m * n;
-    let mut c = vec![0i128; top + 1];
-    c[0] = 1;
-    for i in 1..=m {
-        // Multiply by (1 - q^(n+i)) ...
-        let k = n + i;
-        for j in (k..=top).rev() {
-            c[j] -= c[j - k];
-        }
-        // ... and divide by (1 - q^i): the quotient stays a polynomial.
-        for j in i..=top {
-            c[j] += c[j - i];
-        }
-    }
-    c
+        .sum();
+    f1 * f2 / 12.0 * ((n + 1.0) - tied / (n * (n - 1.0)))
 }
