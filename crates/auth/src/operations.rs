@@ -36,6 +36,7 @@ pub const GROUPS: &[&str] = &[
     "test-window",
     "release-write",
     "deployment-control",
+    "risk-evidence",
     "unlisted",
 ];
 
@@ -138,6 +139,15 @@ const RISK: &[Operation] = &ops!("flotilla.risk.v1.RiskValidationService", "risk
     "GetStatus" => "read",
     "JudgeCanary" => "deployment-control",
     "GetCanaryJudgement" => "read",
+    "GetRiskAssessments" => "read",
+    "ReassessRisk" => "risk-evidence",
+    "SetRiskWeights" => "policy-admin",
+    "GetRiskWeights" => "read",
+    "RecordFmea" => "risk-evidence",
+    "CloseFmeaAction" => "risk-evidence",
+    "GetFmea" => "read",
+    "RecordValidation" => "risk-evidence",
+    "ListValidations" => "read",
 );
 const MONITORING: &[Operation] =
     &ops!("flotilla.monitoring.v1.MonitoringService", "monitoring": "GetStatus" => "read");

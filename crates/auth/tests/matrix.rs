@@ -40,6 +40,14 @@ fn granted(group: &str) -> &'static [&'static str] {
         ],
         "release-write" => &["admin", "release-manager", "scheduler"],
         "deployment-control" => &["admin", "release-manager", "service-owner", "scheduler"],
+        "risk-evidence" => &[
+            "admin",
+            "release-manager",
+            "service-owner",
+            "security",
+            "developer",
+            "scheduler",
+        ],
         other => panic!("group {other} has no expectation"),
     }
 }

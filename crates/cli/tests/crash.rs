@@ -178,29 +178,26 @@ async fn a_node_killed_mid_step_rolls_back_and_never_runs_the_step_twice() {
     })
     .await
     .expect("plan");
+    // Risk-validation assesses the plan; governance opens the request for dev from it.
     let governance = GovernanceServiceClient::new(rm.clone());
-    let facts = gov::ReleaseFacts {
-        release: "payments-2.0.0".into(),
-        version: "2.0.0".into(),
-        environment: "dev".into(),
-        service: "payments-api".into(),
-        business_unit: "payments".into(),
-        criticality_tier: 3,
-        risk_score: 10,
-        author: "alice".into(),
-        ..Default::default()
-    };
-    ready(|| {
-        let (mut g, facts) = (governance.clone(), facts.clone());
-        async move {
-            g.open_approval_request(gov::OpenApprovalRequestRequest {
-                release: Some(facts),
-                emergency: false,
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = governance
+            .clone()
+            .get_approval_request(gov::GetApprovalRequestRequest {
+                release: "payments-2.0.0".into(),
+                environment: "dev".into(),
             })
-            .await
+            .await;
+        if r.as_ref().is_ok_and(|r| r.get_ref().risk_assessed) {
+            break;
         }
-    })
-    .await;
+        assert!(
+            Instant::now() < deadline,
+            "no assessed approval request: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     GovernanceServiceClient::new(owner)
         .approve(gov::DecideApprovalRequest {
             release: "payments-2.0.0".into(),

@@ -25,12 +25,15 @@ fn told_the_story(out: &Output) {
     for part in [
         "12 services of two units imported from a Backstage catalog-info.yaml",
         "GPL-3.0-only is not on the policy's allow-list",
-        "alice, its author, may not approve it",
+        "risk-validation scored it",
+        "rita, its author, may not approve it",
         "payments-2.0.0 into prod is blocked, with every reason",
         "dev: check smoke has not been recorded for release payments-2.0.0",
         "freeze window \"cards quarter-end close\" is active",
         "CapacityConflict: pg-shared takes 1 deployment(s) at once",
         "deploy-switch: succeeded",
+        "risk-validation judged the canary: score 100 (pass)",
+        "risk-validation judged the canary: score 0 (fail)",
         "analysis (canary-judge): failed",
         "cards-api (none before) rollback rollback-deploy: succeeded",
         "rolled-back: step",
@@ -87,10 +90,10 @@ fn serve(config: &Path, service: &str, port: u16, log: &Path) -> Child {
         .expect("flotilla serve")
 }
 
-/// Three `flotilla serve` processes on PostgreSQL and one bus; the demo against their addresses.
+/// Four `flotilla serve` processes on PostgreSQL and one bus; the demo against their addresses.
 fn apart(bus: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (gov, cat, orch) = (free_port(), free_port(), free_port());
+    let (gov, cat, orch, risk) = (free_port(), free_port(), free_port(), free_port());
     let postgres = std::env::var("FLOTILLA_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let nats =
@@ -128,6 +131,12 @@ fn apart(bus: &str) {
             orch,
             &dir.path().join("orchestration.log"),
         ),
+        serve(
+            &config,
+            "risk-validation",
+            risk,
+            &dir.path().join("risk-validation.log"),
+        ),
     ];
     let out = flotilla()
         .args(["demo", "--config"])
@@ -139,6 +148,8 @@ fn apart(bus: &str) {
             &format!("http://127.0.0.1:{cat}"),
             "--orchestration-addr",
             &format!("http://127.0.0.1:{orch}"),
+            "--risk-addr",
+            &format!("http://127.0.0.1:{risk}"),
         ])
         .output()
         .expect("demo");
@@ -146,7 +157,12 @@ fn apart(bus: &str) {
         stop(n);
     }
     if !out.status.success() {
-        for s in ["governance", "dependency-mapping", "orchestration"] {
+        for s in [
+            "governance",
+            "dependency-mapping",
+            "orchestration",
+            "risk-validation",
+        ] {
             let log =
                 std::fs::read_to_string(dir.path().join(format!("{s}.log"))).unwrap_or_default();
             eprintln!(

@@ -16,6 +16,8 @@ use crate::domain::*;
 
 /// Risk-validation's event that opens approval requests.
 pub const RISK_ASSESSED: &str = "flotilla.risk.v1.RiskAssessed";
+/// Risk-validation's FMEA of a release (the gate stays shut while an action is open).
+pub const FMEA_RECORDED: &str = "flotilla.risk.v1.FmeaRecorded";
 /// Monitoring's event that opens rollback decisions.
 pub const THRESHOLD_BREACHED: &str = "flotilla.monitoring.v1.RollbackThresholdBreached";
 /// The catalog's events governance takes service facts from.
@@ -94,6 +96,20 @@ pub fn command_of(event: &CloudEvent) -> Result<Option<(Uuid, Command)>, DomainE
                     decided_by: String::new(),
                     comment: String::new(),
                 },
+            }
+            .into()
+        }
+        FMEA_RECORDED => {
+            let f = flotilla_proto::risk::v1::FmeaRecorded::decode(event.data.as_slice())
+                .map_err(undecodable)?
+                .fmea
+                .ok_or_else(|| bad(format!("event {} carries no FMEA", event.id)))?;
+            RecordFmeaActions {
+                release: f.release,
+                business_unit: f.business_unit,
+                open_actions: f.open_actions,
+                at: at("recorded_at", f.recorded_at.as_ref())?,
+                source_event_id: id,
             }
             .into()
         }

@@ -46,6 +46,7 @@ async fn assessments_and_breaches_open_requests_and_decisions_once() {
         committers: vec!["cid".into()],
         assessed_at: Some(at),
         emergency: false,
+        ..Default::default()
     };
     let breach = RollbackThresholdBreached {
         breach_id: "b1".into(),

@@ -278,6 +278,13 @@ fn samples() -> Vec<Event> {
             source_event_id: id(9),
             source_sequence: 77,
         },
+        Event::FmeaActionsRecorded {
+            release: "ledger-2.4.0".into(),
+            business_unit: "payments".into(),
+            open_actions: vec!["double charge".into()],
+            at: at(12),
+            source_event_id: id(10),
+        },
     ]
 }
 
@@ -341,6 +348,7 @@ async fn golden_files_replay() {
             Event::CatalogServiceRecorded { service, .. } => {
                 StreamKey::CatalogService(service.name.clone())
             }
+            Event::FmeaActionsRecorded { release, .. } => StreamKey::Fmea(release.clone()),
             Event::CabDecisionRecorded(d) => StreamKey::Cab(d.change_request_id.clone()),
             Event::FreezeWindowCreated(w) => StreamKey::Window(w.id),
             Event::FreezeWindowCancelled { window_id, .. } => StreamKey::Window(*window_id),

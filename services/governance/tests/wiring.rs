@@ -89,6 +89,7 @@ async fn a_consumed_assessment_is_in_the_next_grpc_answer() {
         committers: vec![],
         assessed_at: Some(ts(now_secs())),
         emergency: false,
+        ..Default::default()
     };
     let n = publish_from(
         &server,
@@ -235,6 +236,7 @@ async fn the_scheduler_runs_on_the_tick_of_its_section() {
         committers: vec![],
         assessed_at: Some(ts(now_secs() - 25 * 3600)),
         emergency: false,
+        ..Default::default()
     };
     let n = publish_from(
         &server,

@@ -1,7 +1,8 @@
 //! What orchestration takes from other services' event streams: monitoring's
 //! `RollbackRequested` rolls a release back in the environment it names; governance's
 //! `RollbackDecided` about a deployment held after a failed step rolls it back, or ends it
-//! failed where it stands when people decided not to.
+//! failed where it stands when people decided not to; risk-validation's `CanaryJudged` decides
+//! an analysis step and its `ValidationRecorded` records an environment's check.
 
 use std::sync::Arc;
 
@@ -27,6 +28,9 @@ pub const ROLLBACK_DECIDED: &str = "flotilla.governance.v1.RollbackDecided";
 /// Risk-validation's event: a canary was judged for an analysis step.
 pub const CANARY_JUDGED: &str = "flotilla.risk.v1.CanaryJudged";
 
+/// Risk-validation's event: a validation of a release in an environment passed or failed.
+pub const VALIDATION_RECORDED: &str = "flotilla.risk.v1.ValidationRecorded";
+
 /// The command one kind of event asks for, or `None` when it asks for nothing here.
 type Taken = Result<Option<(Uuid, Command)>, DomainError>;
 type Taker = fn(&Orchestration, &CloudEvent, Uuid) -> Taken;
@@ -38,6 +42,7 @@ pub fn command_of(o: &Orchestration, event: &CloudEvent) -> Taken {
         ROLLBACK_REQUESTED => rollback_requested,
         ROLLBACK_DECIDED => rollback_decided,
         CANARY_JUDGED => canary_judged,
+        VALIDATION_RECORDED => validation_recorded,
         _ => return Ok(None),
     };
     let id = event
@@ -203,6 +208,48 @@ fn canary_judged(o: &Orchestration, event: &CloudEvent, id: Uuid) -> Taken {
             name: j.analysis,
             verdict,
             detail,
+            at: if at.0 == 0 { Timestamp::now() } else { at },
+        }
+        .into(),
+    )))
+}
+
+/// Risk-validation's validation of a release in an environment, as the environment's check
+/// named by its kind (`performance`, `security-controls`, `backup-restore`, `third-party`);
+/// `None` where the environment does not require that kind or the release is not orchestration's.
+fn validation_recorded(o: &Orchestration, event: &CloudEvent, id: Uuid) -> Taken {
+    use flotilla_proto::risk::v1 as risk;
+    let e = risk::ValidationRecorded::decode(event.data.as_slice()).map_err(|err| {
+        invalid(
+            &event.ty,
+            format!("event {} does not decode: {err}", event.id),
+        )
+    })?;
+    let Some(v) = e.validation else {
+        return Ok(None);
+    };
+    let check = match risk::ValidationKind::try_from(v.kind) {
+        Ok(risk::ValidationKind::Performance) => "performance",
+        Ok(risk::ValidationKind::SecurityControls) => "security-controls",
+        Ok(risk::ValidationKind::BackupRestore) => "backup-restore",
+        Ok(risk::ValidationKind::ThirdParty) => "third-party",
+        _ => return Ok(None),
+    };
+    let required = o
+        .environment(&v.business_unit, &v.environment)
+        .is_some_and(|env| env.checks.iter().any(|c| c == check));
+    if !required || o.release_named(&v.release).is_none() {
+        return Ok(None);
+    }
+    let at = flotilla_runtime::kit::time::stored(v.recorded_at.as_ref());
+    Ok(Some((
+        id,
+        RecordValidation {
+            business_unit: v.business_unit,
+            environment: v.environment,
+            release: v.release,
+            check: check.to_owned(),
+            passed: v.passed,
             at: if at.0 == 0 { Timestamp::now() } else { at },
         }
         .into(),

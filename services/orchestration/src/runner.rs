@@ -22,12 +22,16 @@ use crate::domain::*;
 use crate::executor::{DescriptorRef, StepContext};
 use crate::peers::FailedStep;
 
-/// How long before a trigger rule's release that could not move on is tried again.
+/// How long before a trigger rule's release that could not move on is tried again: a second at
+/// first (governance's approval request is opened from risk-validation's assessment moments
+/// after the plan), doubling to at most 30 s.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
 const RETRY_MOVE_ON: Duration = Duration::from_secs(30);
 
 enum MoveOn {
     Done,
-    Tried(std::time::Instant),
+    /// When it was last tried and the pause before the next try.
+    Tried(std::time::Instant, Duration),
 }
 
 /// How often the runner looks even when nothing changed (timed waits end).
@@ -45,7 +49,8 @@ struct Runner {
     /// Steps this process is running (by step id).
     in_flight: Arc<Mutex<HashSet<Uuid>>>,
     /// Trigger-rule releases moved on, by (release, environments reached): done, or when it
-    /// was last tried (a promotion the gate blocks is tried again after [`RETRY_MOVE_ON`]).
+    /// was last tried (a promotion the gate blocks is tried again, at most [`RETRY_MOVE_ON`]
+    /// later).
     moved_on: std::collections::HashMap<(Uuid, usize), MoveOn>,
     /// The executor's runs under way.
     steps: tokio::task::JoinSet<()>,
@@ -338,31 +343,45 @@ impl Runner {
         Ok(())
     }
 
-    /// Releases a trigger rule created move on along the path once a deployment succeeded.
+    /// Releases a trigger rule created move on along the path: into the first environment
+    /// when the promotion inside the build's registration was blocked, and on once a
+    /// deployment succeeded.
     async fn move_on(&mut self) {
         let ready: Vec<(Uuid, usize)> = self.app.query(|o| {
             o.releases
                 .values()
                 .filter(|r| r.promote_to.is_some())
-                .filter(|r| matches!(r.status, ReleaseStatus::Deployed { .. }))
+                .filter(|r| {
+                    matches!(
+                        r.status,
+                        ReleaseStatus::Deployed { .. } | ReleaseStatus::Planned
+                    )
+                })
                 .filter(|r| r.deployed_to.last() != r.promote_to.as_ref())
                 .map(|r| (r.id, r.deployed_to.len()))
                 .collect()
         });
         for key in ready {
-            match self.moved_on.get(&key) {
+            let pause = match self.moved_on.get(&key) {
                 Some(MoveOn::Done) => continue,
-                Some(MoveOn::Tried(at)) if at.elapsed() < RETRY_MOVE_ON => continue,
-                _ => {}
-            }
+                Some(MoveOn::Tried(at, pause)) if at.elapsed() < *pause => continue,
+                Some(MoveOn::Tried(_, pause)) => (*pause * 2).min(RETRY_MOVE_ON),
+                // Planned: the first try was the registration's own.
+                None if key.1 == 0 => {
+                    self.moved_on
+                        .insert(key, MoveOn::Tried(std::time::Instant::now(), FIRST_RETRY));
+                    continue;
+                }
+                None => FIRST_RETRY,
+            };
             match self.app.promote_next(key.0).await {
                 Ok(()) => {
                     self.moved_on.insert(key, MoveOn::Done);
                 }
                 Err(e) => {
-                    tracing::warn!(release = %key.0, error = %e.message(), retry_in_s = RETRY_MOVE_ON.as_secs(), "a trigger rule's release did not move on");
+                    tracing::warn!(release = %key.0, error = %e.message(), retry_in_s = pause.as_secs(), "a trigger rule's release did not move on");
                     self.moved_on
-                        .insert(key, MoveOn::Tried(std::time::Instant::now()));
+                        .insert(key, MoveOn::Tried(std::time::Instant::now(), pause));
                 }
             }
         }

@@ -5,12 +5,15 @@ use std::sync::Arc;
 
 use flotilla_core::decider::Decision;
 use flotilla_core::event::Metadata;
-use flotilla_runtime::ServiceContext;
 use flotilla_runtime::kit::{self, App, Executed, Snapshotted, UnitOf};
+use flotilla_runtime::{Consumer, ServiceContext};
 use tonic::service::RoutesBuilder;
 
 use crate::codec::RiskEvents;
 use crate::domain::*;
+
+/// Inbox name of risk-validation's consumers.
+pub const CONSUMER: &str = "risk-validation";
 
 /// What risk-validation's app answers when something fails.
 pub type AppError = kit::AppError<DomainError>;
@@ -18,8 +21,17 @@ pub type AppError = kit::AppError<DomainError>;
 impl UnitOf for RiskValidation {
     /// A judgement belongs to the unit of the release it judges.
     fn unit_of(&self, decision: &Decision<Event>) -> Option<String> {
-        decision.events.first().map(|e| match e {
-            Event::CanaryJudged(j) => j.business_unit.clone(),
+        decision.events.iter().find_map(|e| match e {
+            Event::CanaryJudged(j) => Some(j.business_unit.clone()),
+            Event::RiskAssessed(a) => Some(a.business_unit.clone()),
+            Event::FmeaRecorded(f) => Some(f.business_unit.clone()),
+            Event::ValidationRecorded(v) => Some(v.business_unit.clone()),
+            Event::ReleaseNoted(r) => Some(r.business_unit.clone()),
+            Event::CatalogServiceNoted(c) => Some(c.business_unit.clone()),
+            Event::PromotionPathNoted { business_unit, .. } => Some(business_unit.clone()),
+            Event::DeploymentNoted(_) | Event::RiskWeightsSet { .. } | Event::PlanNoted { .. } => {
+                None
+            }
         })
     }
 }
@@ -44,13 +56,23 @@ impl RiskApp {
         self.app.execute(command, md).await
     }
 
+    /// Applies another service's event (once, by its id).
+    pub async fn consume(
+        &self,
+        event_id: uuid::Uuid,
+        command: Command,
+        md: Metadata,
+    ) -> Result<Executed<Event>, AppError> {
+        self.app.consume(CONSUMER, event_id, command, md).await
+    }
+
     /// Runs a query on the current state.
     pub fn query<T>(&self, f: impl FnOnce(&RiskValidation) -> T) -> T {
         self.app.query(f)
     }
 }
 
-/// Builds risk-validation for the node: the app and its routes.
+/// Builds risk-validation for the node: the app, its routes and its consumers.
 pub async fn start(
     ctx: ServiceContext,
     routes: &mut RoutesBuilder,
@@ -60,6 +82,14 @@ pub async fn start(
         .await
         .map_err(|e| kit::StartError::new(crate::NAME, e))?;
     let app = Arc::new(RiskApp { app });
-    routes.add_service(crate::grpc::server(ctx, app));
-    Ok(kit::Started::with_app(follower))
+    routes.add_service(crate::grpc::server(ctx, app.clone()));
+    let inbound = Arc::new(crate::inbound::Inbound(app));
+    Ok(crate::inbound::SOURCES
+        .iter()
+        .fold(kit::Started::with_app(follower), |started, source| {
+            started.consume(Consumer {
+                source: (*source).into(),
+                handler: inbound.clone(),
+            })
+        }))
 }

@@ -12,6 +12,8 @@ use flotilla_proto::governance::v1 as gov;
 use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
 use flotilla_proto::orchestration::v1 as pb;
 use flotilla_proto::orchestration::v1::orchestration_service_client::OrchestrationServiceClient;
+use flotilla_proto::risk::v1 as risk;
+use flotilla_proto::risk::v1::risk_validation_service_client::RiskValidationServiceClient;
 use flotilla_runtime::{Config, NodeMode};
 use flotilla_tests::{RunningNode, all_services};
 use tonic::Code;
@@ -434,72 +436,102 @@ pub async fn deployed(
     flow.finished(&d.deployment_id).await
 }
 
-/// A release manager of the unit opens governance's approval request for the release entering
-/// the environment, and a service owner approves it.
+/// Waits for governance's approval request for the release entering the environment (opened
+/// from risk-validation's assessment of the plan) and gives every approval it requires.
 pub async fn approve(flow: &Flow, release: &str, environment: &str) {
     approve_in(flow, UNIT, release, environment).await;
 }
 
-pub async fn approve_in(flow: &Flow, unit: &str, release: &str, environment: &str) {
-    approve_for(flow, unit, &format!("{unit}-api"), release, environment).await;
-}
-
-/// As [`approve`], for a release whose facts name `service` (governance learns the catalog from
-/// dependency-mapping's events, so the request waits until it has).
-pub async fn approve_for(flow: &Flow, unit: &str, service: &str, release: &str, environment: &str) {
-    approve_as(flow, unit, service, release, environment, false).await;
-}
-
-/// As [`approve_for`], with the request opened as an emergency or not.
-pub async fn approve_as(
+/// As [`approve`], in `unit`: each required role's approvals are given by people of the unit
+/// holding it (the service owner is sam), none of them the release's author. Answers the
+/// request as it was before the approvals.
+pub async fn approve_in(
     flow: &Flow,
     unit: &str,
-    service: &str,
     release: &str,
     environment: &str,
-    emergency: bool,
-) {
-    let mut manager =
+) -> gov::ApprovalRequest {
+    let mut reader =
         GovernanceServiceClient::new(authed(&flow.node, "rita", &["release-manager"], unit).await);
-    let request = gov::OpenApprovalRequestRequest {
-        release: Some(gov::ReleaseFacts {
-            release: release.into(),
-            version: "2.0.0".into(),
-            environment: environment.into(),
-            service: service.into(),
-            business_unit: unit.into(),
-            criticality_tier: 3,
-            risk_score: 10,
-            handles_personal_data: false,
-            author: "alice".into(),
-            committers: vec!["carol".into()],
-        }),
-        emergency,
-    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match manager.open_approval_request(request.clone()).await {
-            Ok(_) => break,
-            Err(s)
-                if s.message().contains("not in the service catalog")
-                    && tokio::time::Instant::now() < deadline =>
+    let request = loop {
+        let answer = reader
+            .get_approval_request(gov::GetApprovalRequestRequest {
+                release: release.into(),
+                environment: environment.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner);
+        let current = current_assessment(flow, unit, release, environment).await;
+        match answer {
+            Ok(r)
+                if r.risk_assessed
+                    && current.as_ref().is_some_and(|a| {
+                        r.release.as_ref().is_some_and(|f| {
+                            f.risk_score == a.risk_score && f.criticality_tier == a.criticality_tier
+                        })
+                    }) =>
             {
+                break r;
+            }
+            other => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "governance opened no approval request from risk-validation's assessment of {release} for {environment}: {other:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(s) => panic!("approval request: {s:?}"),
+        }
+    };
+    for q in &request.requirements {
+        for i in 0..q.required.saturating_sub(q.given) {
+            let who = if q.role == "service-owner" && i == 0 {
+                "sam".to_owned()
+            } else {
+                format!("{}-{}", q.role, i + 1)
+            };
+            GovernanceServiceClient::new(authed(&flow.node, &who, &[q.role.as_str()], unit).await)
+                .approve(gov::DecideApprovalRequest {
+                    release: release.into(),
+                    environment: environment.into(),
+                    role: q.role.clone(),
+                    comment: "evidence reviewed".into(),
+                })
+                .await
+                .unwrap_or_else(|s| panic!("{who} approving as {}: {s:?}", q.role));
         }
     }
-    let mut owner =
-        GovernanceServiceClient::new(authed(&flow.node, "sam", &["service-owner"], unit).await);
-    owner
-        .approve(gov::DecideApprovalRequest {
+    request
+}
+
+/// Risk-validation's current assessment of the release in the environment, if there is one.
+pub async fn current_assessment(
+    flow: &Flow,
+    unit: &str,
+    release: &str,
+    environment: &str,
+) -> Option<risk::RiskAssessed> {
+    RiskValidationServiceClient::new(authed(&flow.node, "rita", &["release-manager"], unit).await)
+        .get_risk_assessments(risk::GetRiskAssessmentsRequest {
             release: release.into(),
             environment: environment.into(),
-            role: "service-owner".into(),
-            comment: "evidence reviewed".into(),
         })
         .await
-        .expect("approve");
+        .ok()?
+        .into_inner()
+        .assessments
+        .into_iter()
+        .next()
+}
+
+/// As [`approve_in`], checking the request names `service` (the release's most critical).
+pub async fn approve_for(flow: &Flow, unit: &str, service: &str, release: &str, environment: &str) {
+    let request = approve_in(flow, unit, release, environment).await;
+    assert_eq!(
+        request.release.as_ref().map(|f| f.service.as_str()),
+        Some(service),
+        "{request:?}"
+    );
 }
 
 pub fn refused<T: std::fmt::Debug>(

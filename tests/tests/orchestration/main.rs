@@ -1,6 +1,7 @@
 //! Orchestration with governance and dependency-mapping on one embedded node, one module per
 //! job: promotion and rollback, strategies and shared capacity, migrations, planning, emergency
-//! releases, and canary steps judged by risk-validation.
+//! releases, canary steps judged by risk-validation, and risk assessments, FMEA and
+//! validations between orchestration and governance.
 
 #[path = "../flow/mod.rs"]
 mod flow;
@@ -10,4 +11,5 @@ mod emergency;
 mod migrations;
 mod planning;
 mod promotion;
+mod risk;
 mod strategies;

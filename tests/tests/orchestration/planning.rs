@@ -35,13 +35,14 @@ async fn a_patch_of_a_matching_service_is_released_by_its_trigger_rule() {
         })
         .await
         .expect("trigger rule");
-    // The standard change is approved ahead for dev (governance's gate still decides).
-    approve(&flow, "payments-api-2.0.1", "dev").await;
     let _ = flow
         .orch
         .register_artifact(crate::flow::artifact("payments-api", "2.0.1", "Apache-2.0"))
         .await
         .expect("patch build");
+    // Its plan is assessed and governance opens the request for dev; once approved, the
+    // blocked promotion is tried again by itself (governance's gate still decides).
+    approve(&flow, "payments-api-2.0.1", "dev").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let release = loop {
         let r = flow

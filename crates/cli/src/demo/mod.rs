@@ -4,11 +4,15 @@
 //!
 //! The story: two business units (payments, cards) with a dozen services imported from a
 //! Backstage catalog; CI builds (one with a licence the policy refuses); a unit's freeze window
-//! on prod; approvals, with the author's own approval refused (segregation of duties); a
+//! on prod; every plan scored by risk-validation, whose assessment opens governance's approval
+//! requests; approvals, with the author's own approval refused (segregation of duties); a
 //! promotion blocked with every reason, then allowed; a blue-green deploy holding the shared
-//! database cluster, so the other unit's release meets a capacity conflict; and a canary whose
-//! judgement fails, rolled back automatically.
+//! database cluster, so the other unit's release meets a capacity conflict; and canaries
+//! judged by risk-validation from their samples (one passes, one fails and is rolled back
+//! automatically).
 
+mod approvals;
+mod canary;
 mod cast;
 mod people;
 mod story;
@@ -34,6 +38,9 @@ pub struct DemoArgs {
     /// Orchestration's address (default: --addr).
     #[arg(long)]
     pub orchestration_addr: Option<String>,
+    /// Risk-validation's address (default: --addr).
+    #[arg(long)]
+    pub risk_addr: Option<String>,
     /// Data folder of the `flotilla up` node whose secret signs the demo's people's tokens
     /// (default: the configured one; `auth_hs256_secret` wins when set).
     #[arg(long)]
@@ -48,6 +55,7 @@ pub async fn run(config: &flotilla_runtime::Config, args: DemoArgs) -> anyhow::R
         governance: args.governance_addr.unwrap_or_else(|| args.addr.clone()),
         catalog: args.catalog_addr.unwrap_or_else(|| args.addr.clone()),
         orchestration: args.orchestration_addr.unwrap_or_else(|| args.addr.clone()),
+        risk: args.risk_addr.unwrap_or_else(|| args.addr.clone()),
     };
     let outcome = story::Story::new(addrs, people, args.output)
         .await?

@@ -3,10 +3,10 @@
 use std::time::{Duration, Instant};
 
 use flotilla_auth::Bearer;
-use flotilla_proto::governance::v1 as gov;
 use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
 use flotilla_proto::orchestration::v1 as pb;
 use flotilla_proto::orchestration::v1::orchestration_service_client::OrchestrationServiceClient;
+use flotilla_proto::risk::v1::risk_validation_service_client::RiskValidationServiceClient;
 use serde::Serialize;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -19,11 +19,13 @@ use crate::output::Output;
 type Authed = InterceptedService<Channel, Bearer>;
 type Orch = OrchestrationServiceClient<Authed>;
 type Gov = GovernanceServiceClient<Authed>;
+pub(super) type Risk = RiskValidationServiceClient<Authed>;
 
 pub struct Addresses {
     pub governance: String,
     pub catalog: String,
     pub orchestration: String,
+    pub risk: String,
 }
 
 /// One line of the closing table.
@@ -101,6 +103,18 @@ impl Story {
     ) -> anyhow::Result<Orch> {
         let addr = self.addrs.orchestration.clone();
         Ok(OrchestrationServiceClient::new(
+            self.authed(&addr, who, roles, unit).await?,
+        ))
+    }
+
+    pub(super) async fn risk(
+        &mut self,
+        who: &str,
+        roles: &[&str],
+        unit: &str,
+    ) -> anyhow::Result<Risk> {
+        let addr = self.addrs.risk.clone();
+        Ok(RiskValidationServiceClient::new(
             self.authed(&addr, who, roles, unit).await?,
         ))
     }
@@ -213,71 +227,6 @@ impl Story {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    /// A release manager opens governance's approval request (alice wrote the change, carol
-    /// committed to it), then a service owner approves it.
-    pub(super) async fn approve(
-        &mut self,
-        unit: &str,
-        release: &str,
-        service: &str,
-        env: &str,
-    ) -> anyhow::Result<()> {
-        self.open_request(unit, release, service, env).await?;
-        self.owner_approves(unit, release, env).await
-    }
-
-    pub(super) async fn open_request(
-        &mut self,
-        unit: &str,
-        release: &str,
-        service: &str,
-        env: &str,
-    ) -> anyhow::Result<()> {
-        let facts = gov::ReleaseFacts {
-            release: release.into(),
-            version: "2.0.0".into(),
-            environment: env.into(),
-            service: service.into(),
-            business_unit: unit.into(),
-            risk_score: 20,
-            author: "alice".into(),
-            committers: vec!["carol".into()],
-            ..Default::default()
-        };
-        let rm = self.gov("rita", &["release-manager"], unit).await?;
-        self.eventually("open approval request", || {
-            let (mut g, f) = (rm.clone(), facts.clone());
-            async move {
-                g.open_approval_request(gov::OpenApprovalRequestRequest {
-                    release: Some(f),
-                    emergency: false,
-                })
-                .await
-            }
-        })
-        .await?;
-        Ok(())
-    }
-
-    pub(super) async fn owner_approves(
-        &mut self,
-        unit: &str,
-        release: &str,
-        env: &str,
-    ) -> anyhow::Result<()> {
-        let mut owner = self.gov("sam", &["service-owner"], unit).await?;
-        owner
-            .approve(gov::DecideApprovalRequest {
-                release: release.into(),
-                environment: env.into(),
-                role: "service-owner".into(),
-                comment: "reviewed the change and its evidence".into(),
-            })
-            .await
-            .map_err(|s| failed("approve", s))?;
-        Ok(())
     }
 
     /// Promotes; a refusal is told with its reasons and answered None.

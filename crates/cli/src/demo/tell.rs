@@ -257,7 +257,7 @@ impl Story {
         }
 
         // ---- payments into dev: segregation of duties, a blue-green deploy ----
-        self.approve_with_sod_refusal("payments", "payments-2.0.0", "payments-api", "dev")
+        self.approve_with_sod_refusal("payments", "payments-2.0.0", "dev")
             .await?;
         let d = self
             .promote("payments", "payments-2.0.0", "dev")
@@ -301,8 +301,7 @@ impl Story {
         })
         .await
         .map_err(|s| failed("record validation", s))?;
-        self.approve("payments", "payments-2.0.0", "payments-api", "prod")
-            .await?;
+        self.approve("payments", "payments-2.0.0", "prod").await?;
         self.say("dev's smoke check recorded and prod approved: payments-2.0.0 into prod (it holds pg-shared)");
         let d = self
             .promote("payments", "payments-2.0.0", "prod")
@@ -313,8 +312,7 @@ impl Story {
             .await?;
 
         // ---- cards: dev, then prod meets the freeze and the shared cluster ----
-        self.approve("cards", "cards-2.0.0", "cards-api", "dev")
-            .await?;
+        self.approve("cards", "cards-2.0.0", "dev").await?;
         let d = self
             .promote("cards", "cards-2.0.0", "dev")
             .await?
@@ -323,14 +321,8 @@ impl Story {
         let cid = d.deployment_id.clone();
         self.follow("cards", &cid, |d| waiting(d, "analysis"))
             .await?;
-        self.record(
-            "cards",
-            &cid,
-            "canary-judge",
-            pb::Verdict::Passed,
-            "score 92 of 100 (pass 75)",
-        )
-        .await?;
+        self.judge("cards", &cid, "cards-2.0.0", "dev", true)
+            .await?;
         let d = self.follow("cards", &cid, over).await?;
         self.outcome(
             "cards-2.0.0",
@@ -348,8 +340,7 @@ impl Story {
         })
         .await
         .map_err(|s| failed("record validation", s))?;
-        self.approve("cards", "cards-2.0.0", "cards-api", "prod")
-            .await?;
+        self.approve("cards", "cards-2.0.0", "prod").await?;
         self.say("cards-2.0.0 into prod, while payments holds pg-shared and cards is frozen:");
         anyhow::ensure!(
             self.promote("cards", "cards-2.0.0", "prod")
@@ -399,14 +390,8 @@ impl Story {
         self.follow("cards", &cprod, |d| waiting(d, "analysis"))
             .await?;
         self.say("the canary judgement fails: the failed step rolls back every service the release touched, in reverse");
-        self.record(
-            "cards",
-            &cprod,
-            "canary-judge",
-            pb::Verdict::Failed,
-            "p99 latency 412 ms against 180 ms (High)",
-        )
-        .await?;
+        self.judge("cards", &cprod, "cards-2.0.0", "prod", false)
+            .await?;
         let d = self.follow("cards", &cprod, over).await?;
         let view = DeploymentView::from(&d);
         self.outcome(
@@ -444,38 +429,5 @@ impl Story {
             }
         }
         Ok(rolled_back)
-    }
-
-    /// The author tries to approve her own release (refused), then a service owner approves.
-    async fn approve_with_sod_refusal(
-        &mut self,
-        unit: &str,
-        release: &str,
-        service: &str,
-        env: &str,
-    ) -> anyhow::Result<()> {
-        self.open_request(unit, release, service, env).await?;
-        let mut alice = self.gov("alice", &["service-owner"], unit).await?;
-        let refused = alice
-            .approve(gov::DecideApprovalRequest {
-                release: release.into(),
-                environment: env.into(),
-                role: "service-owner".into(),
-                comment: "lgtm".into(),
-            })
-            .await;
-        match refused {
-            Err(s) if s.code() == tonic::Code::PermissionDenied => {
-                self.say(format!(
-                    "{release} into {env}: alice, its author, may not approve it:"
-                ));
-                self.detail(format!("- {}", s.message()));
-            }
-            Err(s) => return Err(failed("approve", s)),
-            Ok(_) => anyhow::bail!("the author's own approval was accepted"),
-        }
-        self.owner_approves(unit, release, env).await?;
-        self.detail("- sam (service owner) approved");
-        Ok(())
     }
 }

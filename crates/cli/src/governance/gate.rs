@@ -54,6 +54,7 @@ fn reason_kind(k: i32) -> &'static str {
         Ok(pb::GateReasonKind::FreezeWindow) => "freeze-window",
         Ok(pb::GateReasonKind::Embargo) => "embargo",
         Ok(pb::GateReasonKind::EmergencyMismatch) => "emergency-mismatch",
+        Ok(pb::GateReasonKind::FmeaActionOpen) => "fmea-action-open",
         _ => "unknown",
     }
 }

@@ -279,6 +279,23 @@ fn encode(event: &Event) -> (String, Vec<u8>) {
             }
             .encode_to_vec(),
         ),
+        Event::FmeaActionsRecorded {
+            release,
+            business_unit,
+            open_actions,
+            at,
+            source_event_id,
+        } => (
+            "FmeaActionsRecorded",
+            pb::FmeaActionsRecorded {
+                release: release.clone(),
+                business_unit: business_unit.clone(),
+                open_actions: open_actions.clone(),
+                recorded_at: Some(ts(*at)),
+                source_event_id: source_event_id.to_string(),
+            }
+            .encode_to_vec(),
+        ),
         Event::CatalogServiceRecorded {
             service,
             source_event_id,
@@ -507,6 +524,16 @@ pub fn decode(
                     signature: m.signature,
                     signing_key: m.signing_key,
                 },
+            }
+        }
+        "FmeaActionsRecorded" => {
+            let m: pb::FmeaActionsRecorded = dec(bytes)?;
+            Event::FmeaActionsRecorded {
+                release: m.release,
+                business_unit: m.business_unit,
+                open_actions: m.open_actions,
+                at: stored::at(m.recorded_at.as_ref()),
+                source_event_id: uuid("source_event_id", &m.source_event_id)?,
             }
         }
         "CatalogServiceRecorded" => {

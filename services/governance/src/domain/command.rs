@@ -24,6 +24,7 @@ pub enum Command {
     OpenRollbackDecision(OpenRollbackDecision),
     DecideRollback(DecideRollback),
     RecordCatalogService(RecordCatalogService),
+    RecordFmeaActions(RecordFmeaActions),
     RecordViolation(RecordViolation),
     RecordDeadline(RecordDeadline),
 }
@@ -137,6 +138,16 @@ pub struct RecordCatalogService {
     pub source_sequence: u64,
 }
 
+/// Risk-validation recorded a release's FMEA (consumed from its `FmeaRecorded`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordFmeaActions {
+    pub release: String,
+    pub business_unit: String,
+    pub open_actions: Vec<String>,
+    pub at: Timestamp,
+    pub source_event_id: Uuid,
+}
+
 /// What a refused segregation-of-duties attempt concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ViolationTarget {
@@ -188,6 +199,7 @@ from_commands!(
     OpenRollbackDecision,
     DecideRollback,
     RecordCatalogService,
+    RecordFmeaActions,
     RecordViolation,
     RecordDeadline
 );

@@ -91,6 +91,14 @@ pub enum Event {
         at: Timestamp,
         signed: PolicySignature,
     },
+    /// Risk-validation's FMEA of a release: its open required actions.
+    FmeaActionsRecorded {
+        release: String,
+        business_unit: String,
+        open_actions: Vec<String>,
+        at: Timestamp,
+        source_event_id: Uuid,
+    },
     CatalogServiceRecorded {
         service: CatalogService,
         /// The dependency-mapping event it came from, and its position there.
@@ -111,6 +119,8 @@ pub enum StreamKey {
     Rollback(Uuid),
     /// One service of the catalog, by name.
     CatalogService(String),
+    /// Risk-validation's FMEA of a release, by name.
+    Fmea(String),
 }
 
 impl StreamKey {
@@ -130,6 +140,9 @@ impl StreamKey {
             StreamKey::Rollback(id) => StreamId::for_aggregate("rollback", *id),
             StreamKey::CatalogService(name) => {
                 StreamId::for_aggregate("catalog-service", Uuid::new_v5(&NS, name.as_bytes()))
+            }
+            StreamKey::Fmea(release) => {
+                StreamId::for_aggregate("fmea", Uuid::new_v5(&NS, release.as_bytes()))
             }
         }
     }

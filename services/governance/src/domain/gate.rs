@@ -15,6 +15,7 @@ pub enum GateReasonKind {
     FreezeWindow,
     Embargo,
     EmergencyMismatch,
+    FmeaActionOpen,
 }
 
 impl GateReasonKind {
@@ -24,7 +25,9 @@ impl GateReasonKind {
         match self {
             GateReasonKind::FreezeWindow => Some(GateRule::FreezeWindow),
             GateReasonKind::Embargo => Some(GateRule::Embargo),
-            GateReasonKind::Rejected | GateReasonKind::EmergencyMismatch => None,
+            GateReasonKind::Rejected
+            | GateReasonKind::EmergencyMismatch
+            | GateReasonKind::FmeaActionOpen => None,
             _ => Some(GateRule::Approvals),
         }
     }
@@ -89,6 +92,20 @@ impl Governance {
                     key.release, key.environment
                 ),
             ));
+        }
+        if let Some((open, recorded)) = self.fmea_open.get(&key.release)
+            && *recorded <= at
+        {
+            for mode in open {
+                reasons.push(reason(
+                    GateReasonKind::FmeaActionOpen,
+                    mode.clone(),
+                    format!(
+                        "the FMEA of release {} has the required action of {mode} open; close it with its evidence (flotilla risk fmea close)",
+                        key.release
+                    ),
+                ));
+            }
         }
         match request {
             None => reasons.push(reason(

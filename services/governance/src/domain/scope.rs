@@ -30,6 +30,7 @@ impl Governance {
             Event::DeviationRequested { deviation, .. } => Some(deviation.business_unit.clone()),
             Event::RollbackDecisionOpened(d) => Some(d.business_unit.clone()),
             Event::CatalogServiceRecorded { service, .. } => Some(service.business_unit.clone()),
+            Event::FmeaActionsRecorded { business_unit, .. } => Some(business_unit.clone()),
             Event::CabDecisionRecorded(d) => {
                 let mut units: Vec<&str> = d
                     .covers

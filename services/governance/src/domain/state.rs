@@ -36,6 +36,8 @@ pub struct Governance {
     pub catalog: HashMap<String, CatalogService>,
     /// Per service, the position in dependency-mapping's store of the event last recorded.
     pub catalog_sequences: HashMap<String, u64>,
+    /// Each release's open FMEA actions and when risk-validation recorded them.
+    pub fmea_open: HashMap<String, (Vec<String>, Timestamp)>,
     /// The business unit each release id belongs to (from its first approval request).
     pub release_units: HashMap<String, String>,
 }
@@ -226,6 +228,15 @@ impl Decider for Governance {
             } => {
                 self.access_policy = Some((*version, policy.clone(), sha256.clone(), *at));
                 self.access_policy_replaced_by = recorded.metadata.actor.clone();
+            }
+            Event::FmeaActionsRecorded {
+                release,
+                open_actions,
+                at,
+                ..
+            } => {
+                self.fmea_open
+                    .insert(release.clone(), (open_actions.clone(), *at));
             }
             Event::CatalogServiceRecorded {
                 service,

@@ -83,6 +83,7 @@ pub fn gate_pb(key: &ReleaseEnv, at: Timestamp, d: &GateDecision) -> pb::GateDec
                     GateReasonKind::FreezeWindow => pb::GateReasonKind::FreezeWindow,
                     GateReasonKind::Embargo => pb::GateReasonKind::Embargo,
                     GateReasonKind::EmergencyMismatch => pb::GateReasonKind::EmergencyMismatch,
+                    GateReasonKind::FmeaActionOpen => pb::GateReasonKind::FmeaActionOpen,
                 } as i32,
                 message: r.message.clone(),
                 subject: r.subject.clone(),

@@ -2,15 +2,13 @@
 //! analysis of one deployment, judged here (purely) and recorded with every metric's result, so
 //! the judgement replays as it was given, whatever later builds compute.
 
-use std::collections::BTreeMap;
-
-use flotilla_core::decider::{Decider, Decision, Recorded};
+use flotilla_core::decider::Decision;
 use flotilla_core::ids::StreamId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::judge::{CanaryJudgement, JudgeConfig, MetricSamples, judge};
-use super::{DomainError, Result, Timestamp, invalid, name_error, names};
+use super::{DomainError, Event, Result, RiskValidation, Timestamp, invalid, name_error, names};
 
 /// Most metrics one judgement weighs, and samples per metric and side.
 pub const MAX_METRICS: usize = 200;
@@ -49,48 +47,12 @@ pub struct JudgeCanary {
     pub at: Timestamp,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum Command {
-    JudgeCanary(JudgeCanary),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    CanaryJudged(Box<Judged>),
-}
-
-/// Risk-validation's state.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct RiskValidation {
-    pub judgements: BTreeMap<Uuid, Judged>,
-}
-
 pub fn judgement_stream(id: Uuid) -> StreamId {
     StreamId::for_aggregate("canary-judgement", id)
 }
 
-impl Decider for RiskValidation {
-    type Command = Command;
-    type Event = Event;
-    type Error = DomainError;
-
-    fn decide(&self, command: Command) -> Result<Decision<Event>> {
-        match command {
-            Command::JudgeCanary(c) => self.judge_canary(c),
-        }
-    }
-
-    fn evolve(&mut self, recorded: &Recorded<Event>) {
-        match &recorded.event {
-            Event::CanaryJudged(j) => {
-                self.judgements.insert(j.id, (**j).clone());
-            }
-        }
-    }
-}
-
 impl RiskValidation {
-    fn judge_canary(&self, c: JudgeCanary) -> Result<Decision<Event>> {
+    pub(super) fn judge_canary(&self, c: JudgeCanary) -> Result<Decision<Event>> {
         names::id("deployment_id", &c.deployment).map_err(name_error)?;
         names::id("analysis", &c.analysis).map_err(name_error)?;
         names::id("release", &c.release).map_err(name_error)?;
@@ -238,6 +200,12 @@ fn check_samples(c: &JudgeConfig, samples: &[MetricSamples]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use flotilla_core::decider::Decider;
+
+    use crate::domain::Command;
+
     use super::*;
     use crate::domain::judge::*;
 
@@ -312,7 +280,9 @@ mod tests {
         let d = RiskValidation::default()
             .decide(command(config()))
             .expect("judged");
-        let Event::CanaryJudged(j) = &d.events[0];
+        let Event::CanaryJudged(j) = &d.events[0] else {
+            panic!("{:?}", d.events)
+        };
         assert_eq!(j.judgement.metrics[0].label, MetricLabel::Nodata);
         assert_eq!(j.judgement.label, JudgementLabel::Fail);
     }

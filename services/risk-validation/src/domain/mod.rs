@@ -1,18 +1,34 @@
 //! Risk-validation's pure domain. Nothing here reads a clock, draws an id or does I/O; time and
 //! ids come in with the commands.
 //!
-//! - `stats`: the Mann-Whitney U test and the Hodges-Lehmann shift with its interval;
-//! - `judge`: the canary judge (classifier and scorer) built on them;
-//! - `canary`: judgements as commands, events and state.
+//! - `assessment`: risk scores of planned releases, every factor explained, and the facts they
+//!   are made of;
+//! - `fmea`: failure modes, RPN and required actions;
+//! - `validation`: validations judged from their evidence;
+//! - `stats`, `judge`, `canary`: the canary judge (Mann-Whitney U, Hodges-Lehmann, Kayenta's
+//!   classifier and scorer) and its judgements;
+//! - `state`: the commands, events and state, and the decider.
 
 pub use flotilla_core::event::Timestamp;
 pub use flotilla_core::names;
 
+pub mod assessment;
 pub mod canary;
+pub mod fmea;
 pub mod judge;
+pub mod state;
 pub mod stats;
+pub mod validation;
 
+pub use assessment::{
+    AssessRelease, Assessment, CatalogEntry, DeploymentNote, NoteCatalogService, NoteDeployment,
+    NotePromotionPath, NoteRelease, NotedItem, NotedRelease, Outcome, Reassess, RiskFactor,
+    RiskWeights, SetRiskWeights,
+};
 pub use canary::*;
+pub use fmea::{CloseFmeaAction, FailureMode, Fmea, RecordFmea};
+pub use state::*;
+pub use validation::{Evidence, RecordValidation, Validation, ValidationKind};
 
 /// Why a command is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +39,8 @@ pub enum DomainError {
     NotFound(String),
     #[error("{0}")]
     AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
 }
 
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;
@@ -41,3 +59,6 @@ pub fn invalid(field: &str, reason: impl Into<String>) -> DomainError {
         reason: reason.into(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,5 @@
-//! The catalog's word on services (from dependency-mapping).
+//! The catalog's word on services (from dependency-mapping), and risk-validation's FMEA of
+//! releases.
 
 use flotilla_core::decider::Decision;
 
@@ -31,6 +32,30 @@ impl Governance {
                 service,
                 source_event_id,
                 source_sequence,
+            }],
+        )
+    }
+
+    /// Risk-validation's FMEA of a release: the gate is shut while an action is open.
+    pub(super) fn record_fmea_actions(&self, c: RecordFmeaActions) -> Result<Decision<Event>> {
+        names::id("release", &c.release).map_err(name_error)?;
+        let key = StreamKey::Fmea(c.release.clone());
+        // An older word (a redelivery out of order) changes nothing.
+        if self
+            .fmea_open
+            .get(&c.release)
+            .is_some_and(|(open, at)| *at > c.at || (*at == c.at && *open == c.open_actions))
+        {
+            return decided(key, Vec::new());
+        }
+        decided(
+            key,
+            vec![Event::FmeaActionsRecorded {
+                release: c.release,
+                business_unit: c.business_unit,
+                open_actions: c.open_actions,
+                at: c.at,
+                source_event_id: c.source_event_id,
             }],
         )
     }

@@ -31,6 +31,7 @@ pub(super) fn decide(g: &Governance, command: Command) -> Result<Decision<Event>
         Command::OpenRollbackDecision(c) => g.open_rollback_decision(c),
         Command::DecideRollback(c) => g.decide_rollback(c),
         Command::RecordCatalogService(c) => g.record_catalog_service(c),
+        Command::RecordFmeaActions(c) => g.record_fmea_actions(c),
         Command::RecordViolation(c) => g.record_violation(c),
         Command::RecordDeadline(c) => g.record_deadline(c),
     }

@@ -105,3 +105,46 @@ fn a_release_asked_about_as_an_emergency_needs_an_emergency_request() {
         d.reasons[0].message
     );
 }
+
+#[test]
+fn an_open_fmea_action_shuts_the_gate_until_risk_validation_says_it_is_closed() {
+    let mut g = with_catalog();
+    let k = key("r9", "prod");
+    open(&mut g, facts("r9", "prod", 4, 5, false), false, at(10));
+    approve(
+        &mut g,
+        &k,
+        &actor("sam", &["service-owner"], "payments"),
+        "service-owner",
+        at(20),
+    )
+    .expect("approve");
+    let fmea = |open: &[&str], t: i64| {
+        Command::RecordFmeaActions(RecordFmeaActions {
+            release: "r9".into(),
+            business_unit: "payments".into(),
+            open_actions: open.iter().map(|s| (*s).to_owned()).collect(),
+            at: at(t),
+            source_event_id: Uuid::from_u128(t as u128),
+        })
+    };
+    run(&mut g, fmea(&["double charge"], 30)).expect("recorded");
+    assert!(
+        g.check_gate(&k, at(25)).allowed,
+        "before the FMEA was recorded"
+    );
+    let shut = g.check_gate(&k, at(35));
+    assert!(!shut.allowed);
+    assert_eq!(shut.reasons[0].kind, GateReasonKind::FmeaActionOpen);
+    assert_eq!(shut.reasons[0].subject, "double charge");
+    assert!(
+        shut.reasons[0]
+            .message
+            .contains("close it with its evidence")
+    );
+    // An older word arriving late changes nothing; the closing opens the gate.
+    let late = g.decide(fmea(&[], 29)).expect("decided");
+    assert!(late.events.is_empty());
+    run(&mut g, fmea(&[], 40)).expect("closed");
+    assert!(g.check_gate(&k, at(45)).allowed);
+}

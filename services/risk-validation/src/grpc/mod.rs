@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use flotilla_auth::AccessContext;
 use flotilla_proto::common::v1::{GetStatusRequest, ServiceStatus};
 use flotilla_proto::risk::v1 as pb;
 use flotilla_proto::risk::v1::risk_validation_service_server::{
@@ -13,12 +12,13 @@ use flotilla_proto::risk::v1::risk_validation_service_server::{
 use flotilla_runtime::ServiceContext;
 use flotilla_runtime::kit::{Caller, ServiceError};
 use tonic::{Code, Request, Response, Status};
-use uuid::Uuid;
 
 use crate::app::RiskApp;
-use crate::domain::judge::MetricSamples;
 use crate::domain::*;
-use crate::messages::{config_of, judged_pb};
+
+mod assessment;
+mod canary;
+mod evidence;
 
 /// Full gRPC name of the service.
 pub const GRPC_NAME: &str = "flotilla.risk.v1.RiskValidationService";
@@ -30,6 +30,7 @@ impl ServiceError for DomainError {
             DomainError::Invalid { .. } => Code::InvalidArgument,
             DomainError::NotFound(_) => Code::NotFound,
             DomainError::AlreadyExists(_) => Code::AlreadyExists,
+            DomainError::FailedPrecondition(_) => Code::FailedPrecondition,
         }
     }
 }
@@ -72,70 +73,95 @@ impl RiskValidationService for RiskValidationApi {
         self.ctx.status().await.map(Response::new)
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "JudgeCanary"))]
     async fn judge_canary(
         &self,
         request: Request<pb::JudgeCanaryRequest>,
     ) -> Result<Response<pb::CanaryJudgement>, Status> {
-        let call = Caller::of(&request)?;
-        let r = request.into_inner();
-        names::label("business_unit", &r.business_unit).map_err(name_error)?;
-        call.allow_in(&r.business_unit, &AccessContext::default())?;
-        let id = Uuid::now_v7();
-        let command = JudgeCanary {
-            id,
-            deployment: r.deployment_id,
-            analysis: r.analysis,
-            release: r.release,
-            environment: r.environment,
-            business_unit: r.business_unit,
-            config: config_of(r.config.unwrap_or_default()),
-            samples: r
-                .samples
-                .into_iter()
-                .map(|s| MetricSamples {
-                    name: s.name,
-                    experiment: s.experiment,
-                    control: s.control,
-                })
-                .collect(),
-            by: call.subject().to_owned(),
-            at: Timestamp::now(),
-        };
-        self.app
-            .execute(Command::JudgeCanary(command), call.metadata())
-            .await?;
-        self.answer(&call, id)
+        self.judge(request).await
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "GetCanaryJudgement"))]
     async fn get_canary_judgement(
         &self,
         request: Request<pb::GetCanaryJudgementRequest>,
     ) -> Result<Response<pb::CanaryJudgement>, Status> {
-        let call = Caller::of(&request)?;
-        let raw = request.into_inner().judgement_id;
-        let id: Uuid = raw.parse().map_err(|_| {
-            invalid(
-                "judgement_id",
-                format!("{} is not a uuid", names::shown(&raw)),
-            )
-        })?;
-        self.answer(&call, id)
+        self.judgement(request).await
+    }
+
+    async fn get_risk_assessments(
+        &self,
+        request: Request<pb::GetRiskAssessmentsRequest>,
+    ) -> Result<Response<pb::RiskAssessments>, Status> {
+        self.assessments(request).await
+    }
+
+    async fn reassess_risk(
+        &self,
+        request: Request<pb::ReassessRiskRequest>,
+    ) -> Result<Response<pb::RiskAssessments>, Status> {
+        self.reassess(request).await
+    }
+
+    async fn set_risk_weights(
+        &self,
+        request: Request<pb::SetRiskWeightsRequest>,
+    ) -> Result<Response<pb::RiskWeightsVersion>, Status> {
+        self.set_weights(request).await
+    }
+
+    async fn get_risk_weights(
+        &self,
+        request: Request<pb::GetRiskWeightsRequest>,
+    ) -> Result<Response<pb::RiskWeightsVersion>, Status> {
+        self.weights(request)
+    }
+
+    async fn record_fmea(
+        &self,
+        request: Request<pb::RecordFmeaRequest>,
+    ) -> Result<Response<pb::Fmea>, Status> {
+        self.fmea_recorded(request).await
+    }
+
+    async fn close_fmea_action(
+        &self,
+        request: Request<pb::CloseFmeaActionRequest>,
+    ) -> Result<Response<pb::Fmea>, Status> {
+        self.fmea_action_closed(request).await
+    }
+
+    async fn get_fmea(
+        &self,
+        request: Request<pb::GetFmeaRequest>,
+    ) -> Result<Response<pb::Fmea>, Status> {
+        self.fmea(request)
+    }
+
+    async fn record_validation(
+        &self,
+        request: Request<pb::RecordValidationRequest>,
+    ) -> Result<Response<pb::Validation>, Status> {
+        self.validation_recorded(request).await
+    }
+
+    async fn list_validations(
+        &self,
+        request: Request<pb::ListValidationsRequest>,
+    ) -> Result<Response<pb::ListValidationsResponse>, Status> {
+        self.validations(request)
     }
 }
 
 impl RiskValidationApi {
-    /// A judgement the caller may see (another unit's is not found).
-    fn answer(&self, call: &Caller, id: Uuid) -> Result<Response<pb::CanaryJudgement>, Status> {
-        let j = self
+    /// The release named in a request, if the caller may see it (another unit's is not found).
+    fn release_for(&self, call: &Caller, release: &str) -> Result<NotedRelease, Status> {
+        names::id("release", release).map_err(name_error)?;
+        let r = self
             .app
-            .query(|s| s.judgements.get(&id).cloned())
-            .filter(|j| {
-                call.allow_in(&j.business_unit, &AccessContext::default())
-                    .is_ok()
-            })
-            .ok_or_else(|| DomainError::NotFound(format!("canary judgement {id}")))?;
-        Ok(Response::new(judged_pb(&j)))
+            .query(|s| s.releases.get(release).cloned())
+            .ok_or_else(|| DomainError::NotFound(format!("release {release}")))?;
+        call.allow_or_hide(&r.business_unit, || {
+            DomainError::NotFound(format!("release {release}")).into()
+        })?;
+        Ok(r)
     }
 }
