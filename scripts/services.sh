@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts, if absent, everything Flotilla's tests and `flotilla serve` need on this machine:
 # PostgreSQL (127.0.0.1:5432), NATS with JetStream (127.0.0.1:4222) and a Kafka-API broker
-# (tansu, 127.0.0.1:9092, in-memory storage). Safe to run any number of times.
+# (tansu, 127.0.0.1:9092, in-memory storage), and Debian's Prometheus (127.0.0.1:9090) scraping
+# every second whatever exporters the tests list in target/services/prometheus/targets/*.json.
+# Safe to run any number of times.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -80,7 +82,40 @@ ensure_cdevents_schemas() {
   echo "cdevents: spec v0.5.1 schemas in $dir/schemas"
 }
 
+# Debian's prometheus, scraping the tests' exporters: a test writes a file_sd target file
+# ([{"targets": ["127.0.0.1:PORT"], "labels": {...}}]) into $state/prometheus/targets, which
+# Prometheus watches, and queries it back over the HTTP API.
+ensure_prometheus() {
+  if port_open 9090; then echo "prometheus: running on 127.0.0.1:9090"; return; fi
+  local bin
+  bin="$(command -v prometheus || echo /usr/bin/prometheus)"
+  if [ ! -x "$bin" ]; then
+    echo "prometheus: not installed; installing Debian's prometheus" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    bin="$(command -v prometheus || echo /usr/bin/prometheus)"
+  fi
+  mkdir -p "$state/prometheus/targets" "$state/prometheus/data"
+  cat >"$state/prometheus/prometheus.yml" <<YAML
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: flotilla-tests
+    scrape_interval: 1s
+    scrape_timeout: 1s
+    file_sd_configs:
+      - files: ["$state/prometheus/targets/*.json"]
+        refresh_interval: 1s
+YAML
+  echo "prometheus: starting (scrapes $state/prometheus/targets/*.json every second)"
+  nohup "$bin" --config.file="$state/prometheus/prometheus.yml" \
+    --storage.tsdb.path="$state/prometheus/data" --storage.tsdb.retention.time=1d \
+    --web.listen-address=127.0.0.1:9090 >"$state/prometheus.log" 2>&1 &
+  wait_port 9090 prometheus 60
+}
+
 ensure_postgres
 ensure_nats
 ensure_tansu
+ensure_prometheus
 ensure_cdevents_schemas

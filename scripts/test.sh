@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: starts what the tests need (scripts/services.sh), builds once, runs
-# every test of the workspace against the real PostgreSQL, NATS JetStream and Kafka-API broker.
+# every test of the workspace against the real PostgreSQL, NATS JetStream, Kafka-API broker and
+# Prometheus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,9 @@ cd "$(dirname "$0")/.."
 export FLOTILLA_TEST_POSTGRES_URL="${FLOTILLA_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export FLOTILLA_TEST_NATS_URL="${FLOTILLA_TEST_NATS_URL:-nats://127.0.0.1:4222}"
 export FLOTILLA_TEST_KAFKA_BROKERS="${FLOTILLA_TEST_KAFKA_BROKERS:-127.0.0.1:9092}"
+# Prometheus, and the folder of file_sd target files it scrapes (tests add their exporters).
+export FLOTILLA_TEST_PROMETHEUS_URL="${FLOTILLA_TEST_PROMETHEUS_URL:-http://127.0.0.1:9090}"
+export FLOTILLA_TEST_PROMETHEUS_TARGETS="${FLOTILLA_TEST_PROMETHEUS_TARGETS:-$PWD/target/services/prometheus/targets}"
 # The CDEvents spec's schemas, when scripts/services.sh could fetch them.
 if [ -z "${FLOTILLA_CDEVENTS_SCHEMAS:-}" ] && [ -d target/services/cdevents-spec/schemas ]; then
   export FLOTILLA_CDEVENTS_SCHEMAS="$PWD/target/services/cdevents-spec/schemas"

@@ -1,12 +1,13 @@
 //! Orchestration figures for BENCHMARKS.md, on PostgreSQL and NATS with governance,
-//! dependency-mapping and orchestration in one served node and the command executor running
-//! `true` for every step:
+//! dependency-mapping, orchestration and monitoring in one served node and the command executor
+//! running `true` for every step:
 //!
 //! - a release of 200 services in 10 dependency waves, planned through dependency-mapping and
 //!   promoted through four environments (each promotion asks governance's gate): plan time,
 //!   time per environment and per wave;
-//! - the time from monitoring's `RollbackRequested` (published on NATS) to the first rollback
-//!   step started, over 50 rollbacks: p50, p99, max.
+//! - the time from a breaching sample pushed to monitoring (its watch window open after the
+//!   deployment) to the first rollback step started, through monitoring's `RollbackRequested`
+//!   on NATS, over 50 rollbacks: p50, p99, max.
 //!
 //! `cargo bench -p flotilla-tests --bench orchestration` (services from `./scripts/services.sh`).
 //! `FLOTILLA_ORCH_BENCH_SERVICES` sets the release's size (default 200, a multiple of 10),
@@ -18,10 +19,12 @@ use flotilla_proto::dependency::v1 as dm;
 use flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient;
 use flotilla_proto::governance::v1 as gov;
 use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
+use flotilla_proto::monitoring::v1 as mon;
+use flotilla_proto::monitoring::v1::monitoring_service_client::MonitoringServiceClient;
 use flotilla_proto::orchestration::v1 as pb;
 use flotilla_proto::orchestration::v1::orchestration_service_client::OrchestrationServiceClient;
 use flotilla_runtime::config::BusKind;
-use flotilla_tests::{Deployment, RunningNode, nats_url};
+use flotilla_tests::{Deployment, RunningNode};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -250,6 +253,35 @@ async fn release_of_200(node: &RunningNode, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Monitoring's open window for the deployment of `service` in `env`.
+async fn open_watch(
+    monitor: &mut MonitoringServiceClient<Authed>,
+    service: &str,
+    env: &str,
+    deployment: &str,
+) -> anyhow::Result<mon::Watch> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let open = monitor
+            .list_watches(mon::ListWatchesRequest {
+                service: service.into(),
+                environment: env.into(),
+                status: mon::WatchStatus::Open as i32,
+            })
+            .await?
+            .into_inner()
+            .watches;
+        if let Some(w) = open.into_iter().find(|w| w.deployment_id == deployment) {
+            return Ok(w);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no watch window for {deployment}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn rollback_latency(
     node: &RunningNode,
     deployment: &Deployment,
@@ -285,13 +317,9 @@ async fn rollback_latency(
         environments: vec!["prod".into()],
     })
     .await?;
-    let ns = deployment.namespace();
-    let js = async_nats::jetstream::new(async_nats::connect(nats_url()).await?);
-    let subject = ns.subject(
-        "monitoring",
-        "rollback",
-        "flotilla.monitoring.v1.RollbackRequested",
-    );
+    let _ = deployment;
+    let mut monitor =
+        MonitoringServiceClient::new(node.as_caller("sre", &["service-owner"], unit).await?);
     let mut latencies = Vec::with_capacity(rounds);
     for i in 0..rounds {
         let version = format!("1.{i}.0");
@@ -334,30 +362,32 @@ async fn rollback_latency(
             status == pb::DeploymentStatus::Succeeded as i32,
             "{release}: ended {status}"
         );
-        let request = flotilla_proto::monitoring::v1::RollbackRequested {
-            request_id: format!("breach-{i}"),
-            release: release.clone(),
+        // Monitoring's window for the deployment is open; one error-rate sample over the
+        // tier's threshold goes in by PushSamples, and the clock runs until orchestration
+        // (told through the bus) has started the first rollback step.
+        let watch = open_watch(&mut monitor, "cards-api", "prod", &d.deployment_id).await?;
+        let opened: std::time::SystemTime = watch
+            .opened_at
+            .and_then(|t| t.try_into().ok())
+            .ok_or_else(|| anyhow::anyhow!("the watch has no opening time"))?;
+        let breaching = mon::SampleBatch {
+            service: "cards-api".into(),
             environment: "prod".into(),
-            reason: "error rate over the tier's threshold".into(),
-            requested_at: None,
+            metric: "error_rate".into(),
+            samples: vec![mon::Sample {
+                at: Some((opened + Duration::from_millis(1)).into()),
+                value: 0.5,
+            }],
         };
-        let mut headers = async_nats::HeaderMap::new();
-        let id = uuid::Uuid::now_v7().to_string();
-        let source = ns.source("monitoring");
-        for (k, v) in [
-            ("ce-specversion", "1.0"),
-            ("ce-id", id.as_str()),
-            ("ce-source", source.as_str()),
-            ("ce-type", "flotilla.monitoring.v1.RollbackRequested"),
-            ("ce-businessunit", unit),
-        ] {
-            headers.insert(k, v);
-        }
-        let request_body = prost::Message::encode_to_vec(&request);
         let sent = Instant::now();
-        js.publish_with_headers(subject.clone(), headers, request_body.into())
+        let pushed = monitor
+            .push_samples(futures::stream::iter(vec![breaching]))
             .await?
-            .await?;
+            .into_inner();
+        anyhow::ensure!(
+            pushed.breach_ids.len() == 1,
+            "{release}: no breach: {pushed:?}"
+        );
         let started = loop {
             let d = orch
                 .get_deployment(pb::GetDeploymentRequest {
@@ -402,7 +432,7 @@ async fn rollback_latency(
         latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1]
     };
     println!(
-        "RollbackRequested (NATS) -> first rollback step started, {rounds} rollbacks: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "breaching sample pushed to monitoring -> RollbackRequested on NATS -> first rollback step started, {rounds} rollbacks: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         at(0.5),
         at(0.99),
         latencies.last().copied().unwrap_or(0.0)
@@ -431,7 +461,12 @@ async fn main() -> anyhow::Result<()> {
         .sections
         .insert("orchestration".into(), section);
     let node = deployment
-        .start(&["governance", "dependency-mapping", "orchestration"])
+        .start(&[
+            "governance",
+            "dependency-mapping",
+            "orchestration",
+            "monitoring",
+        ])
         .await?;
     release_of_200(&node, n).await?;
     rollback_latency(&node, &deployment, rounds).await?;

@@ -376,6 +376,7 @@ async fn builds_come_in_and_deployments_go_out_as_cdevents_on_nats_and_kafka() {
         environment: "dev".into(),
         reason: "checkout success ratio 97.1% under 99.5%".into(),
         requested_at: None,
+        ..Default::default()
     };
     let mut headers = async_nats::HeaderMap::new();
     let event_id = uuid::Uuid::now_v7().to_string();

@@ -37,6 +37,8 @@ pub const GROUPS: &[&str] = &[
     "release-write",
     "deployment-control",
     "risk-evidence",
+    "monitoring-config",
+    "metrics-push",
     "unlisted",
 ];
 
@@ -149,8 +151,17 @@ const RISK: &[Operation] = &ops!("flotilla.risk.v1.RiskValidationService", "risk
     "RecordValidation" => "risk-evidence",
     "ListValidations" => "read",
 );
-const MONITORING: &[Operation] =
-    &ops!("flotilla.monitoring.v1.MonitoringService", "monitoring": "GetStatus" => "read");
+const MONITORING: &[Operation] = &ops!("flotilla.monitoring.v1.MonitoringService", "monitoring":
+    "GetStatus" => "read",
+    "DefineHealthCheck" => "monitoring-config",
+    "RemoveHealthCheck" => "monitoring-config",
+    "ListHealthChecks" => "read",
+    "SetWatchPolicy" => "policy-admin",
+    "GetWatchPolicy" => "read",
+    "PushSamples" => "metrics-push",
+    "GetWatch" => "read",
+    "ListWatches" => "read",
+);
 const COMPLIANCE: &[Operation] =
     &ops!("flotilla.compliance.v1.ComplianceService", "compliance": "GetStatus" => "read");
 

@@ -40,6 +40,8 @@ fn granted(group: &str) -> &'static [&'static str] {
         ],
         "release-write" => &["admin", "release-manager", "scheduler"],
         "deployment-control" => &["admin", "release-manager", "service-owner", "scheduler"],
+        "monitoring-config" => &["admin", "release-manager", "service-owner"],
+        "metrics-push" => &["admin", "service-owner", "scheduler"],
         "risk-evidence" => &[
             "admin",
             "release-manager",

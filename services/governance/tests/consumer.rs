@@ -59,6 +59,7 @@ async fn assessments_and_breaches_open_requests_and_decisions_once() {
         observed: 0.12,
         threshold: 0.05,
         observed_at: Some(at),
+        ..Default::default()
     };
     // The catalog's word on ledger comes first, through dependency-mapping's stream, twice.
     let catalog: Arc<dyn EventStore> = Arc::new(MemoryStore::new());

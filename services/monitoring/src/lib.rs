@@ -1,8 +1,19 @@
-//! The monitoring service: health checks, post-deploy watch windows, feedback and DORA metrics.
+//! The monitoring service: health checks that measure business transactions, post-deploy watch
+//! windows opened by orchestration's succeeded deployments, and the rollback they ask for when
+//! a sample crosses a threshold inside the window.
 //!
-//! Layout: `grpc` holds the tonic service; the pure domain (`domain`), its handlers and
-//! projections (`app`) and proto conversions arrive with the service's own issue.
+//! - `domain`: the pure rules; `codec`: the stored events as protobuf; `messages`: domain
+//!   values as messages;
+//! - `app`: the kit's app and its scheduler; `prometheus`: Prometheus' HTTP API and the poller
+//!   of PromQL health checks; `grpc`: the API edge; `inbound`: orchestration's and the
+//!   catalog's events, taken as commands.
 
+pub mod app;
+pub mod codec;
+pub mod domain;
 pub mod grpc;
+pub mod inbound;
+pub mod messages;
+pub mod prometheus;
 
-flotilla_runtime::service_module!(MonitoringModule, "monitoring");
+flotilla_runtime::service_module!(MonitoringModule, "monitoring", start = app::start);

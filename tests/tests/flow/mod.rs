@@ -57,6 +57,11 @@ fn script_dir(dir: &Path) -> PathBuf {
 
 impl Flow {
     pub async fn start() -> Self {
+        Self::start_with(toml::Table::new()).await
+    }
+
+    /// As [`Flow::start`], with more configuration sections (e.g. `[monitoring]`).
+    pub async fn start_with(sections: toml::Table) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let scripts = script_dir(dir.path());
         std::fs::create_dir_all(&scripts).expect("scripts");
@@ -83,6 +88,11 @@ impl Flow {
             ..Config::default()
         };
         config.sections.insert("orchestration".into(), section);
+        for (name, value) in sections {
+            if let toml::Value::Table(t) = value {
+                config.sections.insert(name, t);
+            }
+        }
         let node = RunningNode::start(config, all_services(), NodeMode::Embedded { data_dir })
             .await
             .expect("node");

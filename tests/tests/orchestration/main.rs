@@ -13,3 +13,4 @@ mod planning;
 mod promotion;
 mod risk;
 mod strategies;
+mod watch;

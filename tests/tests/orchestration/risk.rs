@@ -321,6 +321,26 @@ async fn a_planned_release_is_assessed_held_by_its_fmea_and_validations_and_reas
             == 0,
         "dev, reached, is not assessed again"
     );
+    // Governance takes the new assessment from the bus: its request for prod is superseded.
+    let mut g =
+        GovernanceServiceClient::new(authed(&flow.node, "rita", &["release-manager"], UNIT).await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = g
+            .get_approval_request(gov::GetApprovalRequestRequest {
+                release: NAME.into(),
+                environment: "prod".into(),
+            })
+            .await
+            .expect("request")
+            .into_inner();
+        if r.release.as_ref().is_some_and(|f| f.risk_score == 33) {
+            assert!(r.approvals.is_empty(), "approvals start over: {r:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{r:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let s = loop {
         match promote(&mut flow, "prod").await {
             Err(s) if s.message().contains("check performance") => {

@@ -1,0 +1,107 @@
+//! What monitoring takes from other services' event streams: orchestration's
+//! `DeploymentFinished` (a succeeded one opens the service's watch window there, a rolled-back
+//! or failed one ends it) and the catalog's services (their tier picks the thresholds).
+
+use std::sync::Arc;
+
+use flotilla_bus::CloudEvent;
+use flotilla_core::event::Metadata;
+use flotilla_proto::dependency::v1 as dm;
+use flotilla_proto::orchestration::v1 as orch;
+use flotilla_runtime::kit::{self, time::stored};
+use flotilla_runtime::{EventHandler, HandlerError};
+use prost::Message;
+
+use crate::app::MonitoringApp;
+use crate::domain::*;
+
+pub const SOURCES: [&str; 2] = ["orchestration", "dependency-mapping"];
+
+pub const DEPLOYMENT_FINISHED: &str = "flotilla.orchestration.v1.DeploymentFinished";
+pub const SERVICE_REGISTERED: &str = "flotilla.dependency.v1.ServiceRegistered";
+pub const SERVICE_UPDATED: &str = "flotilla.dependency.v1.ServiceUpdated";
+
+/// The command another service's event asks for; `None` for events monitoring does not take.
+pub fn command_of(event: &CloudEvent) -> Result<Option<Command>, DomainError> {
+    let bad = |reason: String| invalid(&event.ty, reason);
+    let undecodable =
+        |e: prost::DecodeError| bad(format!("event {} does not decode: {e}", event.id));
+    let data = event.data.as_slice();
+    Ok(Some(match event.ty.as_str() {
+        DEPLOYMENT_FINISHED => {
+            let e = orch::DeploymentFinished::decode(data).map_err(undecodable)?;
+            let at = stored(e.finished_at.as_ref());
+            let at = if at.0 == 0 { Timestamp::now() } else { at };
+            match orch::DeploymentOutcome::try_from(e.outcome) {
+                Ok(orch::DeploymentOutcome::Succeeded) => OpenWatch {
+                    deployment: e.deployment_id,
+                    // Orchestration's release_id carries the release's name.
+                    release: e.release_id,
+                    service: e.service,
+                    version: e.version,
+                    environment: e.environment,
+                    business_unit: event
+                        .extension("businessunit")
+                        .unwrap_or_default()
+                        .to_owned(),
+                    at,
+                }
+                .into(),
+                Ok(orch::DeploymentOutcome::RolledBack | orch::DeploymentOutcome::Failed) => {
+                    EndWatch {
+                        deployment: e.deployment_id,
+                        service: e.service,
+                        at,
+                    }
+                    .into()
+                }
+                _ => return Ok(None),
+            }
+        }
+        SERVICE_REGISTERED | SERVICE_UPDATED => {
+            let entry = if event.ty == SERVICE_REGISTERED {
+                dm::ServiceRegistered::decode(data).map(|e| e.service)
+            } else {
+                dm::ServiceUpdated::decode(data).map(|e| e.service)
+            }
+            .map_err(undecodable)?
+            .ok_or_else(|| bad(format!("event {} names no service", event.id)))?;
+            NoteCatalogService {
+                service: entry.name,
+                business_unit: entry.business_unit,
+                tier: u8::try_from(entry.criticality_tier).unwrap_or(1),
+            }
+            .into()
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// Applies orchestration's and the catalog's events to monitoring's one app.
+pub struct Inbound(pub Arc<MonitoringApp>);
+
+#[async_trait::async_trait]
+impl EventHandler for Inbound {
+    async fn handle(&self, event: &CloudEvent) -> Result<(), HandlerError> {
+        let id = event
+            .event_id()
+            .map_err(|e| HandlerError::Reject(format!("{}: {e}", event.ty)))?;
+        let Some(command) = command_of(event).map_err(|e| HandlerError::Reject(e.to_string()))?
+        else {
+            return Ok(());
+        };
+        let md = Metadata::by(
+            "monitoring-consumer",
+            event.extension("businessunit").unwrap_or_default(),
+        )
+        .with_causation(id);
+        match self.0.consume(id, command, md).await {
+            Ok(_) => Ok(()),
+            Err(kit::AppError::Domain(e)) => {
+                tracing::warn!(event = %event.id, ty = %event.ty, reason = %e, "event not taken");
+                Err(HandlerError::Reject(e.to_string()))
+            }
+            Err(e) => Err(HandlerError::Retry(e.to_string())),
+        }
+    }
+}
