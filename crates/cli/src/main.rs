@@ -9,6 +9,7 @@ mod governance;
 mod keys;
 mod orchestration;
 mod output;
+mod risk;
 mod status;
 mod store_cmd;
 mod token;
@@ -93,6 +94,17 @@ enum Command {
         output: Output,
         #[command(subcommand)]
         command: governance::GovernanceCommand,
+    },
+    /// Risk: assessments of planned releases and their factors, the factor weights, FMEA and
+    /// validations (risk-validation service).
+    Risk {
+        /// gRPC address of a node running risk-validation.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(subcommand)]
+        command: risk::RiskCommand,
     },
     /// CI builds registered with orchestration.
     Artifact {
@@ -260,6 +272,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => {
             governance::run(
+                &client::Target {
+                    addr,
+                    token: cli.token,
+                },
+                output,
+                command,
+            )
+            .await
+        }
+        Command::Risk {
+            addr,
+            output,
+            command,
+        } => {
+            risk::run(
                 &client::Target {
                     addr,
                     token: cli.token,
