@@ -161,6 +161,7 @@ const MONITORING: &[Operation] = &ops!("flotilla.monitoring.v1.MonitoringService
     "PushSamples" => "metrics-push",
     "GetWatch" => "read",
     "ListWatches" => "read",
+    "GetDoraMetrics" => "read",
 );
 const COMPLIANCE: &[Operation] =
     &ops!("flotilla.compliance.v1.ComplianceService", "compliance": "GetStatus" => "read");

@@ -9,6 +9,7 @@ mod governance;
 mod keys;
 mod orchestration;
 mod output;
+mod report;
 mod risk;
 mod status;
 mod store_cmd;
@@ -105,6 +106,16 @@ enum Command {
         output: Output,
         #[command(subcommand)]
         command: risk::RiskCommand,
+    },
+    /// Reports over the recorded history: DORA metrics (monitoring service).
+    Report {
+        /// gRPC address of a node running monitoring.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(subcommand)]
+        command: report::ReportCommand,
     },
     /// CI builds registered with orchestration.
     Artifact {
@@ -287,6 +298,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => {
             risk::run(
+                &client::Target {
+                    addr,
+                    token: cli.token,
+                },
+                output,
+                command,
+            )
+            .await
+        }
+        Command::Report {
+            addr,
+            output,
+            command,
+        } => {
+            report::run(
                 &client::Target {
                     addr,
                     token: cli.token,

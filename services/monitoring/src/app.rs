@@ -33,6 +33,8 @@ pub struct Settings {
     pub poll_secs: Option<u64>,
     /// How often windows whose time is up are ended (default 5 s).
     pub tick_secs: Option<u64>,
+    /// The environments DORA counts as production (default prod and production).
+    pub production_environments: Option<Vec<String>>,
 }
 
 impl UnitOf for Monitoring {
@@ -41,6 +43,8 @@ impl UnitOf for Monitoring {
             Event::HealthCheckDefined(c) => Some(c.business_unit.clone()),
             Event::CatalogServiceNoted { business_unit, .. } => Some(business_unit.clone()),
             Event::WatchOpened(w) => Some(w.business_unit.clone()),
+            Event::DeploymentNoted(d) => Some(d.business_unit.clone()),
+            Event::ArtifactNoted { .. } => None,
             Event::RollbackThresholdBreached(b) => Some(b.business_unit.clone()),
             Event::SamplesObserved { watch, .. } | Event::WatchClosed { watch, .. } => {
                 self.watches.get(watch).map(|w| w.business_unit.clone())
@@ -61,6 +65,8 @@ impl Snapshotted for Monitoring {
 #[derive(Debug)]
 pub struct MonitoringApp {
     app: Arc<App<Monitoring>>,
+    /// The environments DORA counts as production.
+    pub production: Vec<String>,
 }
 
 impl MonitoringApp {
@@ -151,7 +157,13 @@ pub async fn start(
         .start()
         .await
         .map_err(|e| kit::StartError::new(crate::NAME, e))?;
-    let app = Arc::new(MonitoringApp { app });
+    let app = Arc::new(MonitoringApp {
+        app,
+        production: settings
+            .production_environments
+            .clone()
+            .unwrap_or_else(|| vec!["prod".into(), "production".into()]),
+    });
     routes.add_service(crate::grpc::server(ctx, app.clone()));
     let tick = Duration::from_secs(settings.tick_secs.unwrap_or(5).max(1));
     let mut started = kit::Started::with_app(follower).task(app.clone().scheduler(tick));

@@ -63,6 +63,34 @@ impl StoredEvents<Event> for MonitoringEvents {
                 }
                 .encode_to_vec(),
             ),
+            Event::DeploymentNoted(d) => (
+                "DeploymentNoted",
+                pb::DeploymentNoted {
+                    deployment_id: d.deployment.clone(),
+                    release: d.release.clone(),
+                    service: d.service.clone(),
+                    version: d.version.clone(),
+                    environment: d.environment.clone(),
+                    business_unit: d.business_unit.clone(),
+                    outcome: outcome_pb(d.outcome) as i32,
+                    started_at: Some(ts(d.started_at)),
+                    finished_at: Some(ts(d.finished_at)),
+                }
+                .encode_to_vec(),
+            ),
+            Event::ArtifactNoted {
+                service,
+                version,
+                registered_at,
+            } => (
+                "ArtifactNoted",
+                pb::ArtifactNoted {
+                    service: service.clone(),
+                    version: version.clone(),
+                    registered_at: Some(ts(*registered_at)),
+                }
+                .encode_to_vec(),
+            ),
             Event::WatchOpened(w) => (
                 "WatchOpened",
                 pb::WatchOpened {
@@ -151,6 +179,28 @@ impl StoredEvents<Event> for MonitoringEvents {
                     tier: u8::try_from(m.criticality_tier).unwrap_or(u8::MAX),
                 }
             }
+            "DeploymentNoted" => {
+                let m: pb::DeploymentNoted = message(payload)?;
+                Event::DeploymentNoted(Box::new(DeploymentNote {
+                    deployment: m.deployment_id,
+                    release: m.release,
+                    service: m.service,
+                    version: m.version,
+                    environment: m.environment,
+                    business_unit: m.business_unit,
+                    outcome: outcome_of(m.outcome),
+                    started_at: stored(m.started_at.as_ref()),
+                    finished_at: stored(m.finished_at.as_ref()),
+                }))
+            }
+            "ArtifactNoted" => {
+                let m: pb::ArtifactNoted = message(payload)?;
+                Event::ArtifactNoted {
+                    service: m.service,
+                    version: m.version,
+                    registered_at: stored(m.registered_at.as_ref()),
+                }
+            }
             "WatchOpened" => {
                 let m: pb::WatchOpened = message(payload)?;
                 Event::WatchOpened(Box::new(watch_of(m.watch.unwrap_or_default())?))
@@ -231,15 +281,25 @@ mod tests {
             },
         }
         .into());
+        run(NoteArtifact {
+            service: "checkout".into(),
+            version: "2.1.0".into(),
+            registered_at: at(-90),
+        }
+        .into());
         for d in ["d1", "d2"] {
-            run(OpenWatch {
-                deployment: d.into(),
-                release: "checkout-2.1.0".into(),
-                service: "checkout".into(),
-                version: "2.1.0".into(),
-                environment: "prod".into(),
-                business_unit: "payments".into(),
-                at: at(1),
+            run(NoteDeployment {
+                note: DeploymentNote {
+                    deployment: d.into(),
+                    release: "checkout-2.1.0".into(),
+                    service: "checkout".into(),
+                    version: "2.1.0".into(),
+                    environment: "prod".into(),
+                    business_unit: "payments".into(),
+                    outcome: Outcome::Succeeded,
+                    started_at: at(0),
+                    finished_at: at(1),
+                },
             }
             .into());
         }
@@ -293,7 +353,9 @@ mod tests {
                 .map(|t| t.trim_start_matches(PREFIX))
                 .collect::<Vec<_>>(),
             [
+                "ArtifactNoted",
                 "CatalogServiceNoted",
+                "DeploymentNoted",
                 "HealthCheckDefined",
                 "HealthCheckRemoved",
                 "RollbackRequested",

@@ -1,6 +1,7 @@
 //! What monitoring takes from other services' event streams: orchestration's
-//! `DeploymentFinished` (a succeeded one opens the service's watch window there, a rolled-back
-//! or failed one ends it) and the catalog's services (their tier picks the thresholds).
+//! `DeploymentFinished` (recorded for DORA; a succeeded one opens the service's watch window
+//! there, a rolled-back or failed one ends it) and `ArtifactRegistered` (a change's start), and
+//! the catalog's services (their tier picks the thresholds).
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use crate::domain::*;
 pub const SOURCES: [&str; 2] = ["orchestration", "dependency-mapping"];
 
 pub const DEPLOYMENT_FINISHED: &str = "flotilla.orchestration.v1.DeploymentFinished";
+pub const ARTIFACT_REGISTERED: &str = "flotilla.orchestration.v1.ArtifactRegistered";
 pub const SERVICE_REGISTERED: &str = "flotilla.dependency.v1.ServiceRegistered";
 pub const SERVICE_UPDATED: &str = "flotilla.dependency.v1.ServiceUpdated";
 
@@ -30,10 +32,18 @@ pub fn command_of(event: &CloudEvent) -> Result<Option<Command>, DomainError> {
     Ok(Some(match event.ty.as_str() {
         DEPLOYMENT_FINISHED => {
             let e = orch::DeploymentFinished::decode(data).map_err(undecodable)?;
-            let at = stored(e.finished_at.as_ref());
-            let at = if at.0 == 0 { Timestamp::now() } else { at };
-            match orch::DeploymentOutcome::try_from(e.outcome) {
-                Ok(orch::DeploymentOutcome::Succeeded) => OpenWatch {
+            let time = |t: Option<&prost_types::Timestamp>| {
+                let at = stored(t);
+                if at.0 == 0 { Timestamp::now() } else { at }
+            };
+            let outcome = match orch::DeploymentOutcome::try_from(e.outcome) {
+                Ok(orch::DeploymentOutcome::Succeeded) => Outcome::Succeeded,
+                Ok(orch::DeploymentOutcome::RolledBack) => Outcome::RolledBack,
+                Ok(orch::DeploymentOutcome::Failed) => Outcome::Failed,
+                _ => return Ok(None),
+            };
+            NoteDeployment {
+                note: DeploymentNote {
                     deployment: e.deployment_id,
                     // Orchestration's release_id carries the release's name.
                     release: e.release_id,
@@ -44,19 +54,24 @@ pub fn command_of(event: &CloudEvent) -> Result<Option<Command>, DomainError> {
                         .extension("businessunit")
                         .unwrap_or_default()
                         .to_owned(),
-                    at,
-                }
-                .into(),
-                Ok(orch::DeploymentOutcome::RolledBack | orch::DeploymentOutcome::Failed) => {
-                    EndWatch {
-                        deployment: e.deployment_id,
-                        service: e.service,
-                        at,
-                    }
-                    .into()
-                }
-                _ => return Ok(None),
+                    outcome,
+                    started_at: time(e.started_at.as_ref()),
+                    finished_at: time(e.finished_at.as_ref()),
+                },
             }
+            .into()
+        }
+        ARTIFACT_REGISTERED => {
+            let a = orch::ArtifactRegistered::decode(data)
+                .map_err(undecodable)?
+                .artifact
+                .ok_or_else(|| bad(format!("event {} names no artifact", event.id)))?;
+            NoteArtifact {
+                service: a.service,
+                version: a.version,
+                registered_at: stored(a.registered_at.as_ref()),
+            }
+            .into()
         }
         SERVICE_REGISTERED | SERVICE_UPDATED => {
             let entry = if event.ty == SERVICE_REGISTERED {

@@ -7,6 +7,23 @@ pub use flotilla_runtime::kit::time::to_proto as ts;
 
 use crate::domain::*;
 
+pub fn outcome_pb(o: Outcome) -> pb::NotedOutcome {
+    match o {
+        Outcome::Succeeded => pb::NotedOutcome::Succeeded,
+        Outcome::Failed => pb::NotedOutcome::Failed,
+        Outcome::RolledBack => pb::NotedOutcome::RolledBack,
+    }
+}
+
+/// A stored outcome; one this build does not know reads as a failure (the cautious side).
+pub fn outcome_of(v: i32) -> Outcome {
+    match pb::NotedOutcome::try_from(v) {
+        Ok(pb::NotedOutcome::Succeeded) => Outcome::Succeeded,
+        Ok(pb::NotedOutcome::RolledBack) => Outcome::RolledBack,
+        _ => Outcome::Failed,
+    }
+}
+
 pub fn comparison_pb(c: Comparison) -> pb::Comparison {
     match c {
         Comparison::Above => pb::Comparison::Above,

@@ -95,7 +95,15 @@ async fn rolled_back(flow: &mut Flow, deployment: &str) -> pb::Deployment {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_pushed_sample_across_a_threshold_rolls_the_release_back_and_tells_governance() {
-    let mut flow = Flow::start().await;
+    // dev counts as production here, for the DORA figures at the end.
+    let mut section = toml::Table::new();
+    section.insert(
+        "production_environments".into(),
+        toml::Value::Array(vec!["dev".into()]),
+    );
+    let mut sections = toml::Table::new();
+    sections.insert("monitoring".into(), toml::Value::Table(section));
+    let mut flow = Flow::start_with(sections).await;
     set_up(&mut flow).await;
     let d = deployed(
         &mut flow,
@@ -259,6 +267,47 @@ async fn a_pushed_sample_across_a_threshold_rolls_the_release_back_and_tells_gov
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // DORA for today, from what monitoring recorded: one deployment, failed by its rollback,
+    // restored within the test's seconds; lead time from the builds' registration.
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    let dora = m
+        .get_dora_metrics(mon::GetDoraMetricsRequest {
+            business_unit: UNIT.into(),
+            start_date: today.clone(),
+            end_date: today.clone(),
+            interval: mon::DoraInterval::Daily as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("dora")
+        .into_inner();
+    let value = |metric: mon::DoraMetric| {
+        dora.series
+            .iter()
+            .find(|s| s.metric == metric as i32)
+            .and_then(|s| s.points.first())
+            .and_then(|p| p.value)
+    };
+    assert_eq!(
+        value(mon::DoraMetric::DeploymentFrequency),
+        Some(1.0),
+        "{dora:?}"
+    );
+    assert_eq!(value(mon::DoraMetric::ChangeFailureRate), Some(1.0));
+    assert_eq!(value(mon::DoraMetric::RollbackIncidence), Some(1.0));
+    let restore = value(mon::DoraMetric::TimeToRestoreService).expect("restored");
+    assert!((0.0..60.0).contains(&restore), "{restore}");
+    assert!(value(mon::DoraMetric::LeadTimeForChanges).is_some_and(|s| s > 0.0));
+    let refused = m
+        .get_dora_metrics(mon::GetDoraMetricsRequest {
+            business_unit: UNIT.into(),
+            start_date: "yesterday".into(),
+            end_date: today,
+            ..Default::default()
+        })
+        .await
+        .expect_err("not a date");
+    assert_eq!(refused.code(), Code::InvalidArgument);
     drop((sre, developer, g, m));
     flow.node.stop().await.expect("stop");
 }

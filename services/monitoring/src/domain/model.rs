@@ -8,6 +8,14 @@ use uuid::Uuid;
 
 use super::Timestamp;
 
+/// How a deployment of a service ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    RolledBack,
+}
+
 /// Which side of a threshold is a breach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Comparison {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::checks::*;
+use super::dora::DeploymentNote;
 use super::model::*;
 use super::watch::*;
 use super::{DomainError, Result, Timestamp};
@@ -17,8 +18,8 @@ pub enum Command {
     RemoveHealthCheck(RemoveHealthCheck),
     SetWatchPolicy(SetWatchPolicy),
     NoteCatalogService(NoteCatalogService),
-    OpenWatch(OpenWatch),
-    EndWatch(EndWatch),
+    NoteDeployment(NoteDeployment),
+    NoteArtifact(NoteArtifact),
     RecordSamples(RecordSamples),
     CloseDueWatches(CloseDueWatches),
 }
@@ -40,6 +41,12 @@ pub enum Event {
         service: String,
         business_unit: String,
         tier: u8,
+    },
+    DeploymentNoted(Box<DeploymentNote>),
+    ArtifactNoted {
+        service: String,
+        version: String,
+        registered_at: Timestamp,
     },
     WatchOpened(Box<Watch>),
     SamplesObserved {
@@ -73,6 +80,12 @@ pub struct Monitoring {
     pub open: BTreeMap<(String, String), Uuid>,
     pub breaches: BTreeMap<Uuid, Breach>,
     pub rollback_requests: BTreeMap<Uuid, RollbackRequest>,
+    /// Every finished deployment of a service, in order (DORA).
+    pub deployments: Vec<DeploymentNote>,
+    /// (deployment, service, outcome) of every note, so a redelivered word records nothing.
+    pub noted: std::collections::BTreeSet<(String, String, String)>,
+    /// When each (service, version) build was registered.
+    pub artifacts: BTreeMap<(String, String), Timestamp>,
 }
 
 impl Decider for Monitoring {
@@ -86,8 +99,8 @@ impl Decider for Monitoring {
             Command::RemoveHealthCheck(c) => self.remove_health_check(c),
             Command::SetWatchPolicy(c) => self.set_watch_policy(c),
             Command::NoteCatalogService(c) => self.note_catalog_service(c),
-            Command::OpenWatch(c) => self.open_watch(c),
-            Command::EndWatch(c) => self.end_watch(c),
+            Command::NoteDeployment(c) => self.note_deployment(c),
+            Command::NoteArtifact(c) => self.note_artifact(c),
             Command::RecordSamples(c) => self.record_samples(c),
             Command::CloseDueWatches(c) => self.close_due_watches(c),
         }
@@ -115,6 +128,18 @@ impl Decider for Monitoring {
             } => {
                 self.catalog
                     .insert(service.clone(), (business_unit.clone(), *tier));
+            }
+            Event::DeploymentNoted(d) => {
+                self.noted.insert(note_key(d));
+                self.deployments.push((**d).clone());
+            }
+            Event::ArtifactNoted {
+                service,
+                version,
+                registered_at,
+            } => {
+                self.artifacts
+                    .insert((service.clone(), version.clone()), *registered_at);
             }
             Event::WatchOpened(w) => {
                 self.open
@@ -179,6 +204,15 @@ impl Decider for Monitoring {
     }
 }
 
+/// What makes a deployment note the same word again.
+pub fn note_key(n: &DeploymentNote) -> (String, String, String) {
+    (
+        n.deployment.clone(),
+        n.service.clone(),
+        format!("{:?}", n.outcome),
+    )
+}
+
 macro_rules! commands {
     ($($name:ident),* $(,)?) => {
         $(impl From<$name> for Command {
@@ -194,8 +228,8 @@ commands!(
     RemoveHealthCheck,
     SetWatchPolicy,
     NoteCatalogService,
-    OpenWatch,
-    EndWatch,
+    NoteDeployment,
+    NoteArtifact,
     RecordSamples,
     CloseDueWatches,
 );

@@ -13,24 +13,19 @@ pub const MAX_BATCH: usize = 10_000;
 /// How far ahead of the service's clock a sample may be dated.
 pub const MAX_AHEAD_MICROS: i64 = 5 * 60 * 1_000_000;
 
-/// A deployment of a service succeeded: watch it.
+/// A deployment of a service finished: recorded (DORA); a succeeded one opens its watch window,
+/// a rolled-back or failed one ends it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct OpenWatch {
-    pub deployment: String,
-    pub release: String,
-    pub service: String,
-    pub version: String,
-    pub environment: String,
-    pub business_unit: String,
-    pub at: Timestamp,
+pub struct NoteDeployment {
+    pub note: DeploymentNote,
 }
 
-/// A deployment of a service was rolled back or failed: its window ends.
+/// Orchestration registered a build (its registration time counts as the change's start).
 #[derive(Clone, Debug, PartialEq)]
-pub struct EndWatch {
-    pub deployment: String,
+pub struct NoteArtifact {
     pub service: String,
-    pub at: Timestamp,
+    pub version: String,
+    pub registered_at: Timestamp,
 }
 
 /// Samples of one metric of a service in an environment.
@@ -68,15 +63,44 @@ pub fn watch_id(deployment: &str, service: &str) -> Uuid {
 }
 
 impl Monitoring {
-    pub(super) fn open_watch(&self, c: OpenWatch) -> Result<Decision<Event>> {
-        let id = watch_id(&c.deployment, &c.service);
+    pub(super) fn note_deployment(&self, c: NoteDeployment) -> Result<Decision<Event>> {
+        let n = c.note;
         let stream = monitoring_stream();
-        if self.watches.contains_key(&id) {
+        if self.noted.contains(&note_key(&n)) {
             return Ok(Decision::nothing(stream));
+        }
+        let mut events = match n.outcome {
+            Outcome::Succeeded => self.opened(&n),
+            Outcome::RolledBack | Outcome::Failed => self.ended(&n),
+        };
+        events.insert(0, Event::DeploymentNoted(Box::new(n)));
+        Ok(Decision::new(stream, events))
+    }
+
+    pub(super) fn note_artifact(&self, c: NoteArtifact) -> Result<Decision<Event>> {
+        let key = (c.service.clone(), c.version.clone());
+        if self.artifacts.contains_key(&key) {
+            return Ok(Decision::nothing(monitoring_stream()));
+        }
+        Ok(Decision::new(
+            monitoring_stream(),
+            vec![Event::ArtifactNoted {
+                service: c.service,
+                version: c.version,
+                registered_at: c.registered_at,
+            }],
+        ))
+    }
+
+    /// The window a succeeded deployment opens (and the one it supersedes).
+    fn opened(&self, c: &DeploymentNote) -> Vec<Event> {
+        let id = watch_id(&c.deployment, &c.service);
+        if self.watches.contains_key(&id) {
+            return Vec::new();
         }
         let tier = self.catalog.get(&c.service).map_or(1, |(_, t)| *t);
         let Some(tw) = self.policy.for_tier(tier) else {
-            return Ok(Decision::nothing(stream));
+            return Vec::new();
         };
         let mut thresholds = tw.thresholds.clone();
         for h in self.checks_for(&c.service, &c.environment) {
@@ -91,20 +115,20 @@ impl Monitoring {
             events.push(Event::WatchClosed {
                 watch: *previous,
                 status: WatchStatus::Superseded,
-                at: c.at,
+                at: c.finished_at,
             });
         }
         events.push(Event::WatchOpened(Box::new(Watch {
             id,
-            deployment: c.deployment,
-            release: c.release,
-            service: c.service,
-            version: c.version,
-            environment: c.environment,
-            business_unit: c.business_unit,
+            deployment: c.deployment.clone(),
+            release: c.release.clone(),
+            service: c.service.clone(),
+            version: c.version.clone(),
+            environment: c.environment.clone(),
+            business_unit: c.business_unit.clone(),
             tier,
-            opened_at: c.at,
-            closes_at: Timestamp(c.at.0 + i64::from(tw.window_minutes) * 60_000_000),
+            opened_at: c.finished_at,
+            closes_at: Timestamp(c.finished_at.0 + i64::from(tw.window_minutes) * 60_000_000),
             thresholds,
             status: WatchStatus::Open,
             coverage: Default::default(),
@@ -112,27 +136,25 @@ impl Monitoring {
             rollback_request: None,
             closed_at: None,
         })));
-        Ok(Decision::new(stream, events))
+        events
     }
 
-    pub(super) fn end_watch(&self, c: EndWatch) -> Result<Decision<Event>> {
+    /// A rolled-back or failed deployment ends its window, if it is open.
+    fn ended(&self, c: &DeploymentNote) -> Vec<Event> {
         let id = watch_id(&c.deployment, &c.service);
         let open = self
             .watches
             .get(&id)
             .is_some_and(|w| w.status == WatchStatus::Open);
-        Ok(Decision::new(
-            monitoring_stream(),
-            if open {
-                vec![Event::WatchClosed {
-                    watch: id,
-                    status: WatchStatus::RolledBack,
-                    at: c.at,
-                }]
-            } else {
-                Vec::new()
-            },
-        ))
+        if open {
+            vec![Event::WatchClosed {
+                watch: id,
+                status: WatchStatus::RolledBack,
+                at: c.finished_at,
+            }]
+        } else {
+            Vec::new()
+        }
     }
 
     pub(super) fn close_due_watches(&self, c: CloseDueWatches) -> Result<Decision<Event>> {

@@ -7,6 +7,8 @@ use uuid::Uuid;
 
 use super::*;
 
+mod dora;
+
 const MIN: i64 = 60_000_000;
 const T0: Timestamp = Timestamp(1_793_577_600_000_000);
 
@@ -14,17 +16,25 @@ fn at(minutes: i64) -> Timestamp {
     Timestamp(T0.0 + minutes * MIN)
 }
 
-fn deployed(deployment: &str, service: &str, minutes: i64) -> Command {
-    OpenWatch {
-        deployment: deployment.into(),
-        release: "checkout-2.1.0".into(),
-        service: service.into(),
-        version: "2.1.0".into(),
-        environment: "prod".into(),
-        business_unit: "payments".into(),
-        at: at(minutes),
+fn finished(deployment: &str, service: &str, outcome: Outcome, minutes: i64) -> Command {
+    NoteDeployment {
+        note: DeploymentNote {
+            deployment: deployment.into(),
+            release: "checkout-2.1.0".into(),
+            service: service.into(),
+            version: "2.1.0".into(),
+            environment: "prod".into(),
+            business_unit: "payments".into(),
+            outcome,
+            started_at: at(minutes - 1),
+            finished_at: at(minutes),
+        },
     }
     .into()
+}
+
+fn deployed(deployment: &str, service: &str, minutes: i64) -> Command {
+    finished(deployment, service, Outcome::Succeeded, minutes)
 }
 
 fn samples(metric: &str, values: &[(i64, f64)], now: i64) -> RecordSamples {
@@ -222,28 +232,24 @@ fn bad_samples_are_refused_with_what_is_wrong() {
 fn a_later_deployment_supersedes_and_a_rollback_ends_the_window() {
     let mut s = watched();
     let d = s.apply(deployed("d2", "checkout", 5)).expect("opened");
+    assert!(matches!(d.events[0], Event::DeploymentNoted(_)));
     assert!(matches!(
-        d.events[0],
+        d.events[1],
         Event::WatchClosed {
             status: WatchStatus::Superseded,
             ..
         }
     ));
-    s.apply(
-        EndWatch {
-            deployment: "d2".into(),
-            service: "checkout".into(),
-            at: at(6),
-        }
-        .into(),
-    )
-    .expect("ended");
+    s.apply(finished("d2", "checkout", Outcome::RolledBack, 6))
+        .expect("ended");
     assert_eq!(
         s.watches[&watch_id("d2", "checkout")].status,
         WatchStatus::RolledBack
     );
-    // The same deployment again opens nothing.
+    // The same deployment again opens nothing; the same word twice records nothing.
     let d = s.apply(deployed("d2", "checkout", 7)).expect("again");
+    assert!(!d.events.iter().any(|e| matches!(e, Event::WatchOpened(_))));
+    let d = s.apply(deployed("d2", "checkout", 7)).expect("redelivered");
     assert!(d.events.is_empty());
 }
 

@@ -18,6 +18,8 @@ use crate::app::MonitoringApp;
 use crate::domain::*;
 use crate::messages::*;
 
+mod dora;
+
 /// Full gRPC name of the service.
 pub const GRPC_NAME: &str = "flotilla.monitoring.v1.MonitoringService";
 
@@ -266,6 +268,13 @@ impl MonitoringService for MonitoringApi {
                 .collect()
         });
         Ok(Response::new(pb::ListWatchesResponse { watches }))
+    }
+
+    async fn get_dora_metrics(
+        &self,
+        request: Request<pb::GetDoraMetricsRequest>,
+    ) -> Result<Response<pb::DoraMetrics>, Status> {
+        self.dora_metrics(request).await
     }
 }
 
