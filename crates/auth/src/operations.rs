@@ -162,6 +162,7 @@ const MONITORING: &[Operation] = &ops!("flotilla.monitoring.v1.MonitoringService
     "GetWatch" => "read",
     "ListWatches" => "read",
     "GetDoraMetrics" => "read",
+    "CorrelateAnomaly" => "read",
 );
 const COMPLIANCE: &[Operation] =
     &ops!("flotilla.compliance.v1.ComplianceService", "compliance": "GetStatus" => "read");

@@ -44,7 +44,7 @@ impl UnitOf for Monitoring {
             Event::CatalogServiceNoted { business_unit, .. } => Some(business_unit.clone()),
             Event::WatchOpened(w) => Some(w.business_unit.clone()),
             Event::DeploymentNoted(d) => Some(d.business_unit.clone()),
-            Event::ArtifactNoted { .. } => None,
+            Event::ArtifactNoted { .. } | Event::DependencyNoted { .. } => None,
             Event::RollbackThresholdBreached(b) => Some(b.business_unit.clone()),
             Event::SamplesObserved { watch, .. } | Event::WatchClosed { watch, .. } => {
                 self.watches.get(watch).map(|w| w.business_unit.clone())

@@ -91,6 +91,19 @@ impl StoredEvents<Event> for MonitoringEvents {
                 }
                 .encode_to_vec(),
             ),
+            Event::DependencyNoted {
+                consumer,
+                provider,
+                removed,
+            } => (
+                "DependencyNoted",
+                pb::DependencyNoted {
+                    consumer: consumer.clone(),
+                    provider: provider.clone(),
+                    removed: *removed,
+                }
+                .encode_to_vec(),
+            ),
             Event::WatchOpened(w) => (
                 "WatchOpened",
                 pb::WatchOpened {
@@ -201,6 +214,14 @@ impl StoredEvents<Event> for MonitoringEvents {
                     registered_at: stored(m.registered_at.as_ref()),
                 }
             }
+            "DependencyNoted" => {
+                let m: pb::DependencyNoted = message(payload)?;
+                Event::DependencyNoted {
+                    consumer: m.consumer,
+                    provider: m.provider,
+                    removed: m.removed,
+                }
+            }
             "WatchOpened" => {
                 let m: pb::WatchOpened = message(payload)?;
                 Event::WatchOpened(Box::new(watch_of(m.watch.unwrap_or_default())?))
@@ -281,6 +302,12 @@ mod tests {
             },
         }
         .into());
+        run(NoteDependency {
+            consumer: "checkout".into(),
+            provider: "payments-ledger".into(),
+            removed: false,
+        }
+        .into());
         run(NoteArtifact {
             service: "checkout".into(),
             version: "2.1.0".into(),
@@ -355,6 +382,7 @@ mod tests {
             [
                 "ArtifactNoted",
                 "CatalogServiceNoted",
+                "DependencyNoted",
                 "DeploymentNoted",
                 "HealthCheckDefined",
                 "HealthCheckRemoved",

@@ -1,7 +1,7 @@
 //! What monitoring takes from other services' event streams: orchestration's
 //! `DeploymentFinished` (recorded for DORA; a succeeded one opens the service's watch window
 //! there, a rolled-back or failed one ends it) and `ArtifactRegistered` (a change's start), and
-//! the catalog's services (their tier picks the thresholds).
+//! the catalog's services (their tier picks the thresholds) and dependencies (correlation).
 
 use std::sync::Arc;
 
@@ -21,6 +21,8 @@ pub const SOURCES: [&str; 2] = ["orchestration", "dependency-mapping"];
 pub const DEPLOYMENT_FINISHED: &str = "flotilla.orchestration.v1.DeploymentFinished";
 pub const ARTIFACT_REGISTERED: &str = "flotilla.orchestration.v1.ArtifactRegistered";
 pub const SERVICE_REGISTERED: &str = "flotilla.dependency.v1.ServiceRegistered";
+pub const DEPENDENCY_DECLARED: &str = "flotilla.dependency.v1.DependencyDeclared";
+pub const DEPENDENCY_REMOVED: &str = "flotilla.dependency.v1.DependencyRemoved";
 pub const SERVICE_UPDATED: &str = "flotilla.dependency.v1.ServiceUpdated";
 
 /// The command another service's event asks for; `None` for events monitoring does not take.
@@ -70,6 +72,27 @@ pub fn command_of(event: &CloudEvent) -> Result<Option<Command>, DomainError> {
                 service: a.service,
                 version: a.version,
                 registered_at: stored(a.registered_at.as_ref()),
+            }
+            .into()
+        }
+        DEPENDENCY_DECLARED => {
+            let d = dm::DependencyDeclared::decode(data)
+                .map_err(undecodable)?
+                .dependency
+                .ok_or_else(|| bad(format!("event {} names no dependency", event.id)))?;
+            NoteDependency {
+                consumer: d.consumer,
+                provider: d.provider,
+                removed: false,
+            }
+            .into()
+        }
+        DEPENDENCY_REMOVED => {
+            let d = dm::DependencyRemoved::decode(data).map_err(undecodable)?;
+            NoteDependency {
+                consumer: d.consumer,
+                provider: d.provider,
+                removed: true,
             }
             .into()
         }

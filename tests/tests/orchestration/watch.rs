@@ -267,6 +267,34 @@ async fn a_pushed_sample_across_a_threshold_rolls_the_release_back_and_tells_gov
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The anomaly on the api, correlated through the catalog's graph: its own deployment first,
+    // then the ledger it calls.
+    let suspects = m
+        .correlate_anomaly(mon::CorrelateAnomalyRequest {
+            service: "payments-api".into(),
+            environment: "dev".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("correlate")
+        .into_inner()
+        .suspects;
+    let ranked: Vec<(&str, u32)> = suspects
+        .iter()
+        .map(|s| (s.service.as_str(), s.distance))
+        .collect();
+    assert_eq!(
+        ranked,
+        [("payments-api", 0), ("payments-ledger", 1)],
+        "{suspects:?}"
+    );
+    assert!(
+        suspects[1]
+            .why
+            .starts_with("payments-api depends on payments-ledger"),
+        "{}",
+        suspects[1].why
+    );
     // DORA for today, from what monitoring recorded: one deployment, failed by its rollback,
     // restored within the test's seconds; lead time from the builds' registration.
     let today = time::OffsetDateTime::now_utc().date().to_string();

@@ -30,6 +30,14 @@ pub struct NoteCatalogService {
     pub tier: u8,
 }
 
+/// The catalog declared (or removed) that a consumer depends on a provider.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NoteDependency {
+    pub consumer: String,
+    pub provider: String,
+    pub removed: bool,
+}
+
 /// Metrics every watch knows without a health check.
 pub const BUILT_IN: [&str; 2] = ["error_rate", "latency_p99_ms"];
 
@@ -146,6 +154,24 @@ impl Monitoring {
                 service: c.service,
                 business_unit: c.business_unit,
                 tier: c.tier,
+            }],
+        ))
+    }
+
+    pub(super) fn note_dependency(&self, c: NoteDependency) -> Result<Decision<Event>> {
+        let known = self
+            .depends_on
+            .get(&c.consumer)
+            .is_some_and(|p| p.contains(&c.provider));
+        if known != c.removed {
+            return Ok(Decision::nothing(monitoring_stream()));
+        }
+        Ok(Decision::new(
+            monitoring_stream(),
+            vec![Event::DependencyNoted {
+                consumer: c.consumer,
+                provider: c.provider,
+                removed: c.removed,
             }],
         ))
     }

@@ -4,6 +4,7 @@
 //! - `model`: health checks, thresholds by tier, watch windows, breaches;
 //! - `checks`: health checks, the watch policy, the catalog's tiers;
 //! - `watch`: windows opened by deployments, samples judged against them, windows closed;
+//! - `correlation`: the releases suspected of an anomaly, through the dependency graph;
 //! - `dora`: DORA's four keys and release telemetry from the recorded deployments;
 //! - `state`: the commands, events and state, and the decider.
 
@@ -11,12 +12,14 @@ pub use flotilla_core::event::Timestamp;
 pub use flotilla_core::names;
 
 pub mod checks;
+pub mod correlation;
 pub mod dora;
 pub mod model;
 pub mod state;
 pub mod watch;
 
 pub use checks::*;
+pub use correlation::{Anomaly, Suspect, suspects};
 pub use dora::{DeploymentNote, DoraMetric, DoraPoint, DoraQuery, Interval, dora};
 pub use model::*;
 pub use state::*;

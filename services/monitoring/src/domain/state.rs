@@ -20,6 +20,7 @@ pub enum Command {
     NoteCatalogService(NoteCatalogService),
     NoteDeployment(NoteDeployment),
     NoteArtifact(NoteArtifact),
+    NoteDependency(NoteDependency),
     RecordSamples(RecordSamples),
     CloseDueWatches(CloseDueWatches),
 }
@@ -47,6 +48,11 @@ pub enum Event {
         service: String,
         version: String,
         registered_at: Timestamp,
+    },
+    DependencyNoted {
+        consumer: String,
+        provider: String,
+        removed: bool,
     },
     WatchOpened(Box<Watch>),
     SamplesObserved {
@@ -84,6 +90,8 @@ pub struct Monitoring {
     pub deployments: Vec<DeploymentNote>,
     /// (deployment, service, outcome) of every note, so a redelivered word records nothing.
     pub noted: std::collections::BTreeSet<(String, String, String)>,
+    /// What each service depends on (the catalog's graph), consumer -> providers.
+    pub depends_on: BTreeMap<String, std::collections::BTreeSet<String>>,
     /// When each (service, version) build was registered.
     pub artifacts: BTreeMap<(String, String), Timestamp>,
 }
@@ -101,6 +109,7 @@ impl Decider for Monitoring {
             Command::NoteCatalogService(c) => self.note_catalog_service(c),
             Command::NoteDeployment(c) => self.note_deployment(c),
             Command::NoteArtifact(c) => self.note_artifact(c),
+            Command::NoteDependency(c) => self.note_dependency(c),
             Command::RecordSamples(c) => self.record_samples(c),
             Command::CloseDueWatches(c) => self.close_due_watches(c),
         }
@@ -140,6 +149,18 @@ impl Decider for Monitoring {
             } => {
                 self.artifacts
                     .insert((service.clone(), version.clone()), *registered_at);
+            }
+            Event::DependencyNoted {
+                consumer,
+                provider,
+                removed,
+            } => {
+                let providers = self.depends_on.entry(consumer.clone()).or_default();
+                if *removed {
+                    providers.remove(provider);
+                } else {
+                    providers.insert(provider.clone());
+                }
             }
             Event::WatchOpened(w) => {
                 self.open
@@ -230,6 +251,7 @@ commands!(
     NoteCatalogService,
     NoteDeployment,
     NoteArtifact,
+    NoteDependency,
     RecordSamples,
     CloseDueWatches,
 );

@@ -18,6 +18,7 @@ use crate::app::MonitoringApp;
 use crate::domain::*;
 use crate::messages::*;
 
+mod correlate;
 mod dora;
 
 /// Full gRPC name of the service.
@@ -268,6 +269,13 @@ impl MonitoringService for MonitoringApi {
                 .collect()
         });
         Ok(Response::new(pb::ListWatchesResponse { watches }))
+    }
+
+    async fn correlate_anomaly(
+        &self,
+        request: Request<pb::CorrelateAnomalyRequest>,
+    ) -> Result<Response<pb::CorrelateAnomalyResponse>, Status> {
+        self.correlate(request).await
     }
 
     async fn get_dora_metrics(

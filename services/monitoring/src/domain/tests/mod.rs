@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::*;
 
+mod correlation;
 mod dora;
 
 const MIN: i64 = 60_000_000;
