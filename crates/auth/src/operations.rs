@@ -163,6 +163,10 @@ const MONITORING: &[Operation] = &ops!("flotilla.monitoring.v1.MonitoringService
     "ListWatches" => "read",
     "GetDoraMetrics" => "read",
     "CorrelateAnomaly" => "read",
+    "RecordTicket" => "metrics-push",
+    "DeclareAdoptionTarget" => "monitoring-config",
+    "RecordAdoption" => "metrics-push",
+    "GetReleaseOutcome" => "read",
 );
 const COMPLIANCE: &[Operation] =
     &ops!("flotilla.compliance.v1.ComplianceService", "compliance": "GetStatus" => "read");

@@ -44,6 +44,14 @@ impl UnitOf for Monitoring {
             Event::CatalogServiceNoted { business_unit, .. } => Some(business_unit.clone()),
             Event::WatchOpened(w) => Some(w.business_unit.clone()),
             Event::DeploymentNoted(d) => Some(d.business_unit.clone()),
+            Event::TicketRecorded(t) => Some(t.business_unit.clone()),
+            Event::AdoptionTargetDeclared(t) => Some(t.business_unit.clone()),
+            Event::AdoptionMeasured {
+                release, feature, ..
+            } => self
+                .adoption_targets
+                .get(&(release.clone(), feature.clone()))
+                .map(|t| t.business_unit.clone()),
             Event::ArtifactNoted { .. } | Event::DependencyNoted { .. } => None,
             Event::RollbackThresholdBreached(b) => Some(b.business_unit.clone()),
             Event::SamplesObserved { watch, .. } | Event::WatchClosed { watch, .. } => {

@@ -91,6 +91,35 @@ impl StoredEvents<Event> for MonitoringEvents {
                 }
                 .encode_to_vec(),
             ),
+            Event::TicketRecorded(t) => (
+                "TicketRecorded",
+                pb::TicketRecorded {
+                    ticket: Some(ticket_pb(t)),
+                }
+                .encode_to_vec(),
+            ),
+            Event::AdoptionTargetDeclared(t) => (
+                "AdoptionTargetDeclared",
+                pb::AdoptionTargetDeclared {
+                    target: Some(target_pb(t)),
+                }
+                .encode_to_vec(),
+            ),
+            Event::AdoptionMeasured {
+                release,
+                feature,
+                value,
+                at,
+            } => (
+                "AdoptionMeasured",
+                pb::AdoptionMeasured {
+                    release: release.clone(),
+                    feature: feature.clone(),
+                    value: *value,
+                    measured_at: Some(ts(*at)),
+                }
+                .encode_to_vec(),
+            ),
             Event::DependencyNoted {
                 consumer,
                 provider,
@@ -212,6 +241,23 @@ impl StoredEvents<Event> for MonitoringEvents {
                     service: m.service,
                     version: m.version,
                     registered_at: stored(m.registered_at.as_ref()),
+                }
+            }
+            "TicketRecorded" => {
+                let m: pb::TicketRecorded = message(payload)?;
+                Event::TicketRecorded(Box::new(ticket_of(m.ticket.unwrap_or_default())))
+            }
+            "AdoptionTargetDeclared" => {
+                let m: pb::AdoptionTargetDeclared = message(payload)?;
+                Event::AdoptionTargetDeclared(Box::new(target_of(m.target.unwrap_or_default())))
+            }
+            "AdoptionMeasured" => {
+                let m: pb::AdoptionMeasured = message(payload)?;
+                Event::AdoptionMeasured {
+                    release: m.release,
+                    feature: m.feature,
+                    value: m.value,
+                    at: stored(m.measured_at.as_ref()),
                 }
             }
             "DependencyNoted" => {
@@ -349,6 +395,40 @@ mod tests {
             now: at(3),
         }
         .into());
+        run(RecordTicket {
+            ticket: Ticket {
+                id: "INC-4711".into(),
+                service: "checkout".into(),
+                environment: "prod".into(),
+                business_unit: String::new(),
+                severity: Severity::Sev2,
+                summary: "card payments declined".into(),
+                labels: vec!["payments".into()],
+                opened_at: at(30),
+                release: String::new(),
+                link: String::new(),
+            },
+        }
+        .into());
+        run(DeclareAdoptionTarget {
+            target: AdoptionTarget {
+                release: "checkout-2.1.0".into(),
+                feature: "wallet".into(),
+                metric: "wallet_share".into(),
+                target: 0.3,
+                due: at(20_160),
+                business_unit: "payments".into(),
+                by: "pia".into(),
+            },
+        }
+        .into());
+        run(RecordAdoption {
+            release: "checkout-2.1.0".into(),
+            feature: "wallet".into(),
+            value: 0.12,
+            at: at(60),
+        }
+        .into());
         run(RemoveHealthCheck {
             service: "checkout".into(),
             name: "checkout_success_ratio".into(),
@@ -380,6 +460,8 @@ mod tests {
                 .map(|t| t.trim_start_matches(PREFIX))
                 .collect::<Vec<_>>(),
             [
+                "AdoptionMeasured",
+                "AdoptionTargetDeclared",
                 "ArtifactNoted",
                 "CatalogServiceNoted",
                 "DependencyNoted",
@@ -389,6 +471,7 @@ mod tests {
                 "RollbackRequested",
                 "RollbackThresholdBreached",
                 "SamplesObserved",
+                "TicketRecorded",
                 "WatchClosed",
                 "WatchOpened",
                 "WatchPolicySet",

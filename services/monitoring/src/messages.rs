@@ -24,6 +24,79 @@ pub fn outcome_of(v: i32) -> Outcome {
     }
 }
 
+pub fn severity_pb(s: Severity) -> pb::Severity {
+    match s {
+        Severity::Sev1 => pb::Severity::Sev1,
+        Severity::Sev2 => pb::Severity::Sev2,
+        Severity::Sev3 => pb::Severity::Sev3,
+        Severity::Sev4 => pb::Severity::Sev4,
+    }
+}
+
+/// A severity as given or stored; unset reads as sev 3.
+pub fn severity_of(v: i32) -> Severity {
+    match pb::Severity::try_from(v) {
+        Ok(pb::Severity::Sev1) => Severity::Sev1,
+        Ok(pb::Severity::Sev2) => Severity::Sev2,
+        Ok(pb::Severity::Sev4) => Severity::Sev4,
+        _ => Severity::Sev3,
+    }
+}
+
+pub fn ticket_pb(t: &Ticket) -> pb::Ticket {
+    pb::Ticket {
+        ticket_id: t.id.clone(),
+        service: t.service.clone(),
+        environment: t.environment.clone(),
+        business_unit: t.business_unit.clone(),
+        severity: severity_pb(t.severity) as i32,
+        summary: t.summary.clone(),
+        labels: t.labels.clone(),
+        opened_at: Some(ts(t.opened_at)),
+        release: t.release.clone(),
+        link: t.link.clone(),
+    }
+}
+
+pub fn ticket_of(t: pb::Ticket) -> Ticket {
+    Ticket {
+        id: t.ticket_id,
+        service: t.service,
+        environment: t.environment,
+        business_unit: t.business_unit,
+        severity: severity_of(t.severity),
+        summary: t.summary,
+        labels: t.labels,
+        opened_at: stored(t.opened_at.as_ref()),
+        release: t.release,
+        link: t.link,
+    }
+}
+
+pub fn target_pb(t: &AdoptionTarget) -> pb::AdoptionTarget {
+    pb::AdoptionTarget {
+        release: t.release.clone(),
+        feature: t.feature.clone(),
+        metric: t.metric.clone(),
+        target: t.target,
+        due: Some(ts(t.due)),
+        business_unit: t.business_unit.clone(),
+        declared_by: t.by.clone(),
+    }
+}
+
+pub fn target_of(t: pb::AdoptionTarget) -> AdoptionTarget {
+    AdoptionTarget {
+        release: t.release,
+        feature: t.feature,
+        metric: t.metric,
+        target: t.target,
+        due: stored(t.due.as_ref()),
+        business_unit: t.business_unit,
+        by: t.declared_by,
+    }
+}
+
 pub fn comparison_pb(c: Comparison) -> pb::Comparison {
     match c {
         Comparison::Above => pb::Comparison::Above,

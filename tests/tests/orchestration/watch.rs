@@ -295,6 +295,58 @@ async fn a_pushed_sample_across_a_threshold_rolls_the_release_back_and_tells_gov
         "{}",
         suspects[1].why
     );
+    // A support ticket about the api is linked to the release; with a declared adoption target
+    // not reached and a sev-2 ticket, the release did not meet its objective.
+    let t = sre
+        .record_ticket(mon::RecordTicketRequest {
+            ticket: Some(mon::Ticket {
+                ticket_id: "INC-4711".into(),
+                service: "payments-api".into(),
+                environment: "dev".into(),
+                severity: mon::Severity::Sev2 as i32,
+                summary: "card payments declined".into(),
+                opened_at: Some(SystemTime::now().into()),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("ticket")
+        .into_inner();
+    assert_eq!(t.release, "payments-2.0.0", "{t:?}");
+    let mut manager = monitoring(&flow, "rita", &["release-manager"]).await;
+    manager
+        .declare_adoption_target(mon::DeclareAdoptionTargetRequest {
+            target: Some(mon::AdoptionTarget {
+                release: "payments-2.0.0".into(),
+                feature: "wallet".into(),
+                metric: "wallet_share".into(),
+                target: 0.3,
+                due: Some((SystemTime::now() + Duration::from_secs(86_400)).into()),
+                business_unit: UNIT.into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("target");
+    sre.record_adoption(mon::RecordAdoptionRequest {
+        release: "payments-2.0.0".into(),
+        feature: "wallet".into(),
+        value: 0.41,
+        measured_at: None,
+    })
+    .await
+    .expect("adoption");
+    let o = m
+        .get_release_outcome(mon::GetReleaseOutcomeRequest {
+            release: "payments-2.0.0".into(),
+        })
+        .await
+        .expect("outcome")
+        .into_inner();
+    assert_eq!(o.features[0].verdict, mon::AdoptionVerdict::Achieved as i32);
+    assert_eq!(o.tickets.len(), 1);
+    assert_eq!(o.objective_met, Some(false), "{o:?}");
+    drop(manager);
     // DORA for today, from what monitoring recorded: one deployment, failed by its rollback,
     // restored within the test's seconds; lead time from the builds' registration.
     let today = time::OffsetDateTime::now_utc().date().to_string();

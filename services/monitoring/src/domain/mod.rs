@@ -5,6 +5,7 @@
 //! - `checks`: health checks, the watch policy, the catalog's tiers;
 //! - `watch`: windows opened by deployments, samples judged against them, windows closed;
 //! - `correlation`: the releases suspected of an anomaly, through the dependency graph;
+//! - `feedback`: support tickets and feature adoption per release;
 //! - `dora`: DORA's four keys and release telemetry from the recorded deployments;
 //! - `state`: the commands, events and state, and the decider.
 
@@ -14,6 +15,7 @@ pub use flotilla_core::names;
 pub mod checks;
 pub mod correlation;
 pub mod dora;
+pub mod feedback;
 pub mod model;
 pub mod state;
 pub mod watch;
@@ -21,6 +23,7 @@ pub mod watch;
 pub use checks::*;
 pub use correlation::{Anomaly, Suspect, suspects};
 pub use dora::{DeploymentNote, DoraMetric, DoraPoint, DoraQuery, Interval, dora};
+pub use feedback::*;
 pub use model::*;
 pub use state::*;
 pub use watch::*;

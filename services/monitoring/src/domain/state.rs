@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::checks::*;
 use super::dora::DeploymentNote;
+use super::feedback::*;
 use super::model::*;
 use super::watch::*;
 use super::{DomainError, Result, Timestamp};
@@ -21,6 +22,9 @@ pub enum Command {
     NoteDeployment(NoteDeployment),
     NoteArtifact(NoteArtifact),
     NoteDependency(NoteDependency),
+    RecordTicket(RecordTicket),
+    DeclareAdoptionTarget(DeclareAdoptionTarget),
+    RecordAdoption(RecordAdoption),
     RecordSamples(RecordSamples),
     CloseDueWatches(CloseDueWatches),
 }
@@ -48,6 +52,14 @@ pub enum Event {
         service: String,
         version: String,
         registered_at: Timestamp,
+    },
+    TicketRecorded(Box<Ticket>),
+    AdoptionTargetDeclared(Box<AdoptionTarget>),
+    AdoptionMeasured {
+        release: String,
+        feature: String,
+        value: f64,
+        at: Timestamp,
     },
     DependencyNoted {
         consumer: String,
@@ -92,6 +104,9 @@ pub struct Monitoring {
     pub noted: std::collections::BTreeSet<(String, String, String)>,
     /// What each service depends on (the catalog's graph), consumer -> providers.
     pub depends_on: BTreeMap<String, std::collections::BTreeSet<String>>,
+    pub tickets: BTreeMap<String, Ticket>,
+    pub adoption_targets: BTreeMap<(String, String), AdoptionTarget>,
+    pub adoption: Adoption,
     /// When each (service, version) build was registered.
     pub artifacts: BTreeMap<(String, String), Timestamp>,
 }
@@ -110,6 +125,9 @@ impl Decider for Monitoring {
             Command::NoteDeployment(c) => self.note_deployment(c),
             Command::NoteArtifact(c) => self.note_artifact(c),
             Command::NoteDependency(c) => self.note_dependency(c),
+            Command::RecordTicket(c) => self.record_ticket(c),
+            Command::DeclareAdoptionTarget(c) => self.declare_adoption_target(c),
+            Command::RecordAdoption(c) => self.record_adoption(c),
             Command::RecordSamples(c) => self.record_samples(c),
             Command::CloseDueWatches(c) => self.close_due_watches(c),
         }
@@ -149,6 +167,24 @@ impl Decider for Monitoring {
             } => {
                 self.artifacts
                     .insert((service.clone(), version.clone()), *registered_at);
+            }
+            Event::TicketRecorded(t) => {
+                self.tickets.insert(t.id.clone(), (**t).clone());
+            }
+            Event::AdoptionTargetDeclared(t) => {
+                self.adoption_targets
+                    .insert((t.release.clone(), t.feature.clone()), (**t).clone());
+            }
+            Event::AdoptionMeasured {
+                release,
+                feature,
+                value,
+                at,
+            } => {
+                let key = (release.clone(), feature.clone());
+                if self.adoption.get(&key).is_none_or(|(_, last)| last <= at) {
+                    self.adoption.insert(key, (*value, *at));
+                }
             }
             Event::DependencyNoted {
                 consumer,
@@ -252,6 +288,9 @@ commands!(
     NoteDeployment,
     NoteArtifact,
     NoteDependency,
+    RecordTicket,
+    DeclareAdoptionTarget,
+    RecordAdoption,
     RecordSamples,
     CloseDueWatches,
 );

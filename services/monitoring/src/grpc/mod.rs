@@ -20,6 +20,7 @@ use crate::messages::*;
 
 mod correlate;
 mod dora;
+mod feedback;
 
 /// Full gRPC name of the service.
 pub const GRPC_NAME: &str = "flotilla.monitoring.v1.MonitoringService";
@@ -276,6 +277,34 @@ impl MonitoringService for MonitoringApi {
         request: Request<pb::CorrelateAnomalyRequest>,
     ) -> Result<Response<pb::CorrelateAnomalyResponse>, Status> {
         self.correlate(request).await
+    }
+
+    async fn record_ticket(
+        &self,
+        request: Request<pb::RecordTicketRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        self.ticket(request).await
+    }
+
+    async fn declare_adoption_target(
+        &self,
+        request: Request<pb::DeclareAdoptionTargetRequest>,
+    ) -> Result<Response<pb::AdoptionTarget>, Status> {
+        self.adoption_target(request).await
+    }
+
+    async fn record_adoption(
+        &self,
+        request: Request<pb::RecordAdoptionRequest>,
+    ) -> Result<Response<pb::RecordAdoptionResponse>, Status> {
+        self.adoption(request).await
+    }
+
+    async fn get_release_outcome(
+        &self,
+        request: Request<pb::GetReleaseOutcomeRequest>,
+    ) -> Result<Response<pb::ReleaseOutcome>, Status> {
+        self.outcome(request).await
     }
 
     async fn get_dora_metrics(

@@ -2,6 +2,7 @@
 //! thresholds, samples judged in order (the first crossing asks for the rollback, with the
 //! evidence), bad samples refused, windows without data never healthy.
 
+use flotilla_core::decider::Decider;
 use flotilla_core::testing::Scenario;
 use uuid::Uuid;
 
@@ -9,6 +10,7 @@ use super::*;
 
 mod correlation;
 mod dora;
+mod feedback;
 
 const MIN: i64 = 60_000_000;
 const T0: Timestamp = Timestamp(1_793_577_600_000_000);
