@@ -167,6 +167,9 @@ const MONITORING: &[Operation] = &ops!("flotilla.monitoring.v1.MonitoringService
     "DeclareAdoptionTarget" => "monitoring-config",
     "RecordAdoption" => "metrics-push",
     "GetReleaseOutcome" => "read",
+    "RecordPostmortem" => "monitoring-config",
+    "GetPostmortem" => "read",
+    "ListPostmortems" => "read",
 );
 const COMPLIANCE: &[Operation] =
     &ops!("flotilla.compliance.v1.ComplianceService", "compliance": "GetStatus" => "read");

@@ -45,6 +45,8 @@ impl UnitOf for Monitoring {
             Event::WatchOpened(w) => Some(w.business_unit.clone()),
             Event::DeploymentNoted(d) => Some(d.business_unit.clone()),
             Event::TicketRecorded(t) => Some(t.business_unit.clone()),
+            Event::PostmortemRecorded(p) => Some(p.business_unit.clone()),
+            Event::TimelineNoted(_) => None,
             Event::AdoptionTargetDeclared(t) => Some(t.business_unit.clone()),
             Event::AdoptionMeasured {
                 release, feature, ..

@@ -91,6 +91,20 @@ impl StoredEvents<Event> for MonitoringEvents {
                 }
                 .encode_to_vec(),
             ),
+            Event::TimelineNoted(e) => (
+                "TimelineNoted",
+                pb::TimelineNoted {
+                    entry: Some(entry_pb(e)),
+                }
+                .encode_to_vec(),
+            ),
+            Event::PostmortemRecorded(p) => (
+                "PostmortemRecorded",
+                pb::PostmortemRecorded {
+                    postmortem: Some(postmortem_pb(p, &[])),
+                }
+                .encode_to_vec(),
+            ),
             Event::TicketRecorded(t) => (
                 "TicketRecorded",
                 pb::TicketRecorded {
@@ -242,6 +256,14 @@ impl StoredEvents<Event> for MonitoringEvents {
                     version: m.version,
                     registered_at: stored(m.registered_at.as_ref()),
                 }
+            }
+            "TimelineNoted" => {
+                let m: pb::TimelineNoted = message(payload)?;
+                Event::TimelineNoted(Box::new(entry_of(m.entry.unwrap_or_default())))
+            }
+            "PostmortemRecorded" => {
+                let m: pb::PostmortemRecorded = message(payload)?;
+                Event::PostmortemRecorded(Box::new(postmortem_of(m.postmortem.unwrap_or_default())))
             }
             "TicketRecorded" => {
                 let m: pb::TicketRecorded = message(payload)?;
@@ -429,6 +451,33 @@ mod tests {
             at: at(60),
         }
         .into());
+        run(NoteTimeline {
+            entry: TimelineEntry {
+                release: "checkout-2.1.0".into(),
+                at: at(0),
+                source: "risk-validation".into(),
+                what: "risk assessed for prod: 24 (tier 2, checkout)".into(),
+                reference: String::new(),
+            },
+        }
+        .into());
+        run(RecordPostmortem {
+            release: "checkout-2.1.0".into(),
+            summary: "error rate rose after the deploy; rolled back in 5 min".into(),
+            factors: vec![ContributingFactor {
+                kind: FactorKind::Testing,
+                description: "no load test of the new retry path".into(),
+            }],
+            actions: vec![FollowUp {
+                action: "load-test retries in staging".into(),
+                owner: "sam".into(),
+                due: at(20_160),
+                done: false,
+            }],
+            by: "rita".into(),
+            at: at(90),
+        }
+        .into());
         run(RemoveHealthCheck {
             service: "checkout".into(),
             name: "checkout_success_ratio".into(),
@@ -468,10 +517,12 @@ mod tests {
                 "DeploymentNoted",
                 "HealthCheckDefined",
                 "HealthCheckRemoved",
+                "PostmortemRecorded",
                 "RollbackRequested",
                 "RollbackThresholdBreached",
                 "SamplesObserved",
                 "TicketRecorded",
+                "TimelineNoted",
                 "WatchClosed",
                 "WatchOpened",
                 "WatchPolicySet",

@@ -16,7 +16,16 @@ use prost::Message;
 use crate::app::MonitoringApp;
 use crate::domain::*;
 
-pub const SOURCES: [&str; 2] = ["orchestration", "dependency-mapping"];
+pub const SOURCES: [&str; 4] = [
+    "orchestration",
+    "dependency-mapping",
+    "risk-validation",
+    "governance",
+];
+
+pub const RISK_ASSESSED: &str = "flotilla.risk.v1.RiskAssessed";
+pub const APPROVAL_REQUEST_OPENED: &str = "flotilla.governance.v1.ApprovalRequestOpened";
+pub const APPROVAL_GRANTED: &str = "flotilla.governance.v1.ApprovalGranted";
 
 pub const DEPLOYMENT_FINISHED: &str = "flotilla.orchestration.v1.DeploymentFinished";
 pub const ARTIFACT_REGISTERED: &str = "flotilla.orchestration.v1.ArtifactRegistered";
@@ -26,7 +35,7 @@ pub const DEPENDENCY_REMOVED: &str = "flotilla.dependency.v1.DependencyRemoved";
 pub const SERVICE_UPDATED: &str = "flotilla.dependency.v1.ServiceUpdated";
 
 /// The command another service's event asks for; `None` for events monitoring does not take.
-pub fn command_of(event: &CloudEvent) -> Result<Option<Command>, DomainError> {
+pub fn command_of(m: &Monitoring, event: &CloudEvent) -> Result<Option<Command>, DomainError> {
     let bad = |reason: String| invalid(&event.ty, reason);
     let undecodable =
         |e: prost::DecodeError| bad(format!("event {} does not decode: {e}", event.id));
@@ -96,6 +105,75 @@ pub fn command_of(event: &CloudEvent) -> Result<Option<Command>, DomainError> {
             }
             .into()
         }
+        RISK_ASSESSED => {
+            let a = flotilla_proto::risk::v1::RiskAssessed::decode(data).map_err(undecodable)?;
+            let top = a
+                .factors
+                .iter()
+                .max_by(|x, y| x.points.total_cmp(&y.points))
+                .map(|f| format!("; most from {}: {}", f.name, f.explanation))
+                .unwrap_or_default();
+            NoteTimeline {
+                entry: TimelineEntry {
+                    at: stored(a.assessed_at.as_ref()),
+                    source: "risk-validation".into(),
+                    what: format!(
+                        "risk assessed for {}: {} (tier {}, {}){top}",
+                        a.environment, a.risk_score, a.criticality_tier, a.service
+                    ),
+                    reference: a.assessment_id,
+                    release: a.release,
+                },
+            }
+            .into()
+        }
+        APPROVAL_REQUEST_OPENED => {
+            let r = flotilla_proto::governance::v1::ApprovalRequestOpened::decode(data)
+                .map_err(undecodable)?;
+            let facts = r.release.unwrap_or_default();
+            NoteTimeline {
+                entry: TimelineEntry {
+                    at: stored(r.opened_at.as_ref()),
+                    source: "governance".into(),
+                    what: format!(
+                        "approval request opened for {} (risk {}): {}",
+                        facts.environment,
+                        facts.risk_score,
+                        r.requirements
+                            .iter()
+                            .map(|q| format!("{} x{}", q.role, q.count))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    reference: r.request_id,
+                    release: facts.release,
+                },
+            }
+            .into()
+        }
+        APPROVAL_GRANTED => {
+            let g = flotilla_proto::governance::v1::ApprovalGranted::decode(data)
+                .map_err(undecodable)?;
+            // The request names the release.
+            let Some(opened) = m
+                .timeline
+                .iter()
+                .find(|e| e.source == "governance" && e.reference == g.request_id)
+            else {
+                return Ok(None);
+            };
+            let a = g.approval.unwrap_or_default();
+            NoteTimeline {
+                entry: TimelineEntry {
+                    release: opened.release.clone(),
+                    at: stored(a.approved_at.as_ref()),
+                    source: "governance".into(),
+                    what: format!("approved by {} as {}", a.approver, a.role),
+                    reference: g.request_id,
+                },
+            }
+            .into()
+        }
         SERVICE_REGISTERED | SERVICE_UPDATED => {
             let entry = if event.ty == SERVICE_REGISTERED {
                 dm::ServiceRegistered::decode(data).map(|e| e.service)
@@ -124,7 +202,10 @@ impl EventHandler for Inbound {
         let id = event
             .event_id()
             .map_err(|e| HandlerError::Reject(format!("{}: {e}", event.ty)))?;
-        let Some(command) = command_of(event).map_err(|e| HandlerError::Reject(e.to_string()))?
+        let Some(command) = self
+            .0
+            .query(|m| command_of(m, event))
+            .map_err(|e| HandlerError::Reject(e.to_string()))?
         else {
             return Ok(());
         };

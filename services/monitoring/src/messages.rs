@@ -97,6 +97,114 @@ pub fn target_of(t: pb::AdoptionTarget) -> AdoptionTarget {
     }
 }
 
+pub fn factor_kind_pb(k: FactorKind) -> pb::FactorKind {
+    match k {
+        FactorKind::Code => pb::FactorKind::Code,
+        FactorKind::Configuration => pb::FactorKind::Configuration,
+        FactorKind::Capacity => pb::FactorKind::Capacity,
+        FactorKind::Dependency => pb::FactorKind::Dependency,
+        FactorKind::Process => pb::FactorKind::Process,
+        FactorKind::Testing => pb::FactorKind::Testing,
+        FactorKind::Monitoring => pb::FactorKind::Monitoring,
+        FactorKind::ThirdParty => pb::FactorKind::ThirdParty,
+    }
+}
+
+/// A factor kind as given or stored; `None` for one this build does not know (or unset).
+pub fn factor_kind_of(v: i32) -> Option<FactorKind> {
+    Some(match pb::FactorKind::try_from(v).ok()? {
+        pb::FactorKind::Unspecified => return None,
+        pb::FactorKind::Code => FactorKind::Code,
+        pb::FactorKind::Configuration => FactorKind::Configuration,
+        pb::FactorKind::Capacity => FactorKind::Capacity,
+        pb::FactorKind::Dependency => FactorKind::Dependency,
+        pb::FactorKind::Process => FactorKind::Process,
+        pb::FactorKind::Testing => FactorKind::Testing,
+        pb::FactorKind::Monitoring => FactorKind::Monitoring,
+        pb::FactorKind::ThirdParty => FactorKind::ThirdParty,
+    })
+}
+
+pub fn entry_pb(e: &TimelineEntry) -> pb::TimelineEntry {
+    pb::TimelineEntry {
+        release: e.release.clone(),
+        at: Some(ts(e.at)),
+        source: e.source.clone(),
+        what: e.what.clone(),
+        reference: e.reference.clone(),
+    }
+}
+
+pub fn entry_of(e: pb::TimelineEntry) -> TimelineEntry {
+    TimelineEntry {
+        release: e.release,
+        at: stored(e.at.as_ref()),
+        source: e.source,
+        what: e.what,
+        reference: e.reference,
+    }
+}
+
+pub fn postmortem_pb(p: &Postmortem, timeline: &[TimelineEntry]) -> pb::Postmortem {
+    pb::Postmortem {
+        release: p.release.clone(),
+        business_unit: p.business_unit.clone(),
+        summary: p.summary.clone(),
+        factors: p
+            .factors
+            .iter()
+            .map(|f| pb::ContributingFactor {
+                kind: factor_kind_pb(f.kind) as i32,
+                description: f.description.clone(),
+            })
+            .collect(),
+        actions: p
+            .actions
+            .iter()
+            .map(|a| pb::FollowUp {
+                action: a.action.clone(),
+                owner: a.owner.clone(),
+                due: Some(ts(a.due)),
+                done: a.done,
+            })
+            .collect(),
+        services: p.services.clone(),
+        recorded_by: p.by.clone(),
+        recorded_at: Some(ts(p.at)),
+        timeline: timeline.iter().map(entry_pb).collect(),
+    }
+}
+
+/// A post-mortem as stored (a factor of a kind unknown here reads as a process factor).
+pub fn postmortem_of(p: pb::Postmortem) -> Postmortem {
+    Postmortem {
+        release: p.release,
+        business_unit: p.business_unit,
+        summary: p.summary,
+        factors: p
+            .factors
+            .into_iter()
+            .map(|f| ContributingFactor {
+                kind: factor_kind_of(f.kind).unwrap_or(FactorKind::Process),
+                description: f.description,
+            })
+            .collect(),
+        actions: p
+            .actions
+            .into_iter()
+            .map(|a| FollowUp {
+                action: a.action,
+                owner: a.owner,
+                due: stored(a.due.as_ref()),
+                done: a.done,
+            })
+            .collect(),
+        services: p.services,
+        by: p.recorded_by,
+        at: stored(p.recorded_at.as_ref()),
+    }
+}
+
 pub fn comparison_pb(c: Comparison) -> pb::Comparison {
     match c {
         Comparison::Above => pb::Comparison::Above,

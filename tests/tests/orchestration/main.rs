@@ -6,6 +6,7 @@
 #[path = "../flow/mod.rs"]
 mod flow;
 
+mod aftermath;
 mod canary;
 mod emergency;
 mod migrations;

@@ -6,6 +6,7 @@
 //! - `watch`: windows opened by deployments, samples judged against them, windows closed;
 //! - `correlation`: the releases suspected of an anomaly, through the dependency graph;
 //! - `feedback`: support tickets and feature adoption per release;
+//! - `postmortem`: post-mortems of failed releases and their timelines;
 //! - `dora`: DORA's four keys and release telemetry from the recorded deployments;
 //! - `state`: the commands, events and state, and the decider.
 
@@ -17,6 +18,7 @@ pub mod correlation;
 pub mod dora;
 pub mod feedback;
 pub mod model;
+pub mod postmortem;
 pub mod state;
 pub mod watch;
 
@@ -25,6 +27,7 @@ pub use correlation::{Anomaly, Suspect, suspects};
 pub use dora::{DeploymentNote, DoraMetric, DoraPoint, DoraQuery, Interval, dora};
 pub use feedback::*;
 pub use model::*;
+pub use postmortem::*;
 pub use state::*;
 pub use watch::*;
 

@@ -10,6 +10,7 @@ use super::checks::*;
 use super::dora::DeploymentNote;
 use super::feedback::*;
 use super::model::*;
+use super::postmortem::*;
 use super::watch::*;
 use super::{DomainError, Result, Timestamp};
 
@@ -25,6 +26,8 @@ pub enum Command {
     RecordTicket(RecordTicket),
     DeclareAdoptionTarget(DeclareAdoptionTarget),
     RecordAdoption(RecordAdoption),
+    NoteTimeline(NoteTimeline),
+    RecordPostmortem(RecordPostmortem),
     RecordSamples(RecordSamples),
     CloseDueWatches(CloseDueWatches),
 }
@@ -54,6 +57,8 @@ pub enum Event {
         registered_at: Timestamp,
     },
     TicketRecorded(Box<Ticket>),
+    TimelineNoted(Box<TimelineEntry>),
+    PostmortemRecorded(Box<Postmortem>),
     AdoptionTargetDeclared(Box<AdoptionTarget>),
     AdoptionMeasured {
         release: String,
@@ -105,6 +110,9 @@ pub struct Monitoring {
     /// What each service depends on (the catalog's graph), consumer -> providers.
     pub depends_on: BTreeMap<String, std::collections::BTreeSet<String>>,
     pub tickets: BTreeMap<String, Ticket>,
+    /// Other services' events about releases, for their timelines.
+    pub timeline: Vec<TimelineEntry>,
+    pub postmortems: BTreeMap<String, Postmortem>,
     pub adoption_targets: BTreeMap<(String, String), AdoptionTarget>,
     pub adoption: Adoption,
     /// When each (service, version) build was registered.
@@ -128,6 +136,8 @@ impl Decider for Monitoring {
             Command::RecordTicket(c) => self.record_ticket(c),
             Command::DeclareAdoptionTarget(c) => self.declare_adoption_target(c),
             Command::RecordAdoption(c) => self.record_adoption(c),
+            Command::NoteTimeline(c) => self.note_timeline(c),
+            Command::RecordPostmortem(c) => self.record_postmortem(c),
             Command::RecordSamples(c) => self.record_samples(c),
             Command::CloseDueWatches(c) => self.close_due_watches(c),
         }
@@ -167,6 +177,10 @@ impl Decider for Monitoring {
             } => {
                 self.artifacts
                     .insert((service.clone(), version.clone()), *registered_at);
+            }
+            Event::TimelineNoted(e) => self.timeline.push((**e).clone()),
+            Event::PostmortemRecorded(p) => {
+                self.postmortems.insert(p.release.clone(), (**p).clone());
             }
             Event::TicketRecorded(t) => {
                 self.tickets.insert(t.id.clone(), (**t).clone());
@@ -291,6 +305,8 @@ commands!(
     RecordTicket,
     DeclareAdoptionTarget,
     RecordAdoption,
+    NoteTimeline,
+    RecordPostmortem,
     RecordSamples,
     CloseDueWatches,
 );

@@ -21,6 +21,7 @@ use crate::messages::*;
 mod correlate;
 mod dora;
 mod feedback;
+mod postmortem;
 
 /// Full gRPC name of the service.
 pub const GRPC_NAME: &str = "flotilla.monitoring.v1.MonitoringService";
@@ -305,6 +306,27 @@ impl MonitoringService for MonitoringApi {
         request: Request<pb::GetReleaseOutcomeRequest>,
     ) -> Result<Response<pb::ReleaseOutcome>, Status> {
         self.outcome(request).await
+    }
+
+    async fn record_postmortem(
+        &self,
+        request: Request<pb::RecordPostmortemRequest>,
+    ) -> Result<Response<pb::Postmortem>, Status> {
+        self.postmortem_recorded(request).await
+    }
+
+    async fn get_postmortem(
+        &self,
+        request: Request<pb::GetPostmortemRequest>,
+    ) -> Result<Response<pb::Postmortem>, Status> {
+        self.postmortem(request).await
+    }
+
+    async fn list_postmortems(
+        &self,
+        request: Request<pb::ListPostmortemsRequest>,
+    ) -> Result<Response<pb::ListPostmortemsResponse>, Status> {
+        self.postmortems(request).await
     }
 
     async fn get_dora_metrics(

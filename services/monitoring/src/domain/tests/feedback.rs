@@ -131,3 +131,47 @@ fn the_objective_is_met_when_every_feature_reached_its_target_and_no_serious_tic
     let e = s.state().decide(adopted(f64::NAN, 900)).expect_err("nan");
     assert!(e.to_string().contains("is not a finite number"), "{e}");
 }
+
+#[test]
+fn a_postmortem_is_for_a_failed_release_and_is_found_by_service_and_factor() {
+    let mut s = watched();
+    let record = |release: &str| -> Command {
+        RecordPostmortem {
+            release: release.into(),
+            summary: "the ratio dropped".into(),
+            factors: vec![ContributingFactor {
+                kind: FactorKind::Dependency,
+                description: "the card network timed out".into(),
+            }],
+            actions: vec![],
+            by: "rita".into(),
+            at: at(90),
+        }
+        .into()
+    };
+    let e = s
+        .state()
+        .decide(record("checkout-2.1.0"))
+        .expect_err("not failed");
+    assert!(
+        e.to_string()
+            .contains("a post-mortem is for a failed release"),
+        "{e}"
+    );
+    s.apply(samples("checkout_success_ratio", &[(1, 0.5)], 1).into())
+        .expect("breach");
+    s.apply(record("checkout-2.1.0")).expect("recorded");
+    assert_eq!(
+        s.find_postmortems(Some("checkout"), Some(FactorKind::Dependency))
+            .count(),
+        1
+    );
+    assert_eq!(s.find_postmortems(None, Some(FactorKind::Code)).count(), 0);
+    let timeline = s.timeline("checkout-2.1.0");
+    let sources: Vec<&str> = timeline.iter().map(|e| e.source.as_str()).collect();
+    assert_eq!(
+        sources,
+        ["orchestration", "monitoring", "monitoring"],
+        "{timeline:#?}"
+    );
+}
