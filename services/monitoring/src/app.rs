@@ -183,7 +183,7 @@ pub async fn start(
         );
     } else {
         let poll = Duration::from_secs(settings.poll_secs.unwrap_or(15).max(1));
-        let prometheus = crate::prometheus::Prometheus::new(&settings.prometheus_url)
+        let prometheus = flotilla_runtime::prometheus::Prometheus::new(&settings.prometheus_url)
             .map_err(|e| kit::StartError::new(crate::NAME, e))?;
         started = started.task(crate::prometheus::poll(app.clone(), prometheus, poll));
     }

@@ -4,7 +4,7 @@
 //!
 //! - `domain`: the pure rules; `codec`: the stored events as protobuf; `messages`: domain
 //!   values as messages;
-//! - `app`: the kit's app and its scheduler; `prometheus`: Prometheus' HTTP API and the poller
+//! - `app`: the kit's app and its scheduler; `prometheus`: the poller
 //!   of PromQL health checks; `grpc`: the API edge; `inbound`: orchestration's and the
 //!   catalog's events, taken as commands.
 

@@ -82,7 +82,15 @@ pub async fn start(
         .await
         .map_err(|e| kit::StartError::new(crate::NAME, e))?;
     let app = Arc::new(RiskApp { app });
-    routes.add_service(crate::grpc::server(ctx, app.clone()));
+    // `[risk_validation] prometheus_url`: where canary samples named by PromQL are read.
+    let prometheus = match ctx.section_value::<String>("prometheus_url") {
+        Some(url) if !url.is_empty() => Some(
+            flotilla_runtime::prometheus::Prometheus::new(&url)
+                .map_err(|e| kit::StartError::new(crate::NAME, e))?,
+        ),
+        _ => None,
+    };
+    routes.add_service(crate::grpc::server(ctx, app.clone(), prometheus));
     let inbound = Arc::new(crate::inbound::Inbound(app));
     Ok(crate::inbound::SOURCES
         .iter()

@@ -232,6 +232,7 @@ mod tests {
                     control: vec![0.01, 0.01, 0.02],
                 },
             ],
+            sources: Vec::new(),
             by: "rita".into(),
             at: Timestamp(1_764_547_200_000_000),
         };

@@ -102,6 +102,7 @@ async fn judge(
             business_unit: UNIT.into(),
             config: Some(config),
             samples,
+            prometheus: vec![],
         })
         .await
         .expect("judge")
@@ -224,6 +225,7 @@ async fn the_canary_judgement_decides_the_analysis_step() {
                 ..Default::default()
             }),
             samples: vec![samples("error_rate", &[0.1], &[0.0])],
+            prometheus: vec![],
         })
         .await
         .expect_err("an unknown metric");
@@ -234,5 +236,143 @@ async fn the_canary_judgement_decides_the_analysis_step() {
         .await
         .expect_err("developers do not judge canaries");
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{}", e.message());
+    flow.node.stop().await.expect("stop");
+}
+
+/// Samples named by PromQL: risk-validation reads the canary's and the baseline's series from
+/// the test Prometheus over the range, judges them, and keeps the queries with the judgement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn canary_samples_are_read_from_prometheus_ranges() {
+    let label = format!("canary-{}", uuid::Uuid::now_v7().simple());
+    let _exporter = Exporter::start(
+        &label,
+        "latency_ms{variant=\"canary\"} 412\nlatency_ms{variant=\"baseline\"} 180\n",
+    )
+    .await;
+    let mut section = toml::Table::new();
+    section.insert("prometheus_url".into(), prometheus_url().into());
+    let mut sections = toml::Table::new();
+    sections.insert("risk_validation".into(), toml::Value::Table(section));
+    let flow = Flow::start_with(sections).await;
+    let mut risk =
+        RiskValidationServiceClient::new(authed(&flow.node, "sre", &["service-owner"], UNIT).await);
+    let range = |start: std::time::SystemTime, end: std::time::SystemTime| risk::PrometheusRange {
+        name: "latency_ms".into(),
+        experiment_query: format!("latency_ms{{flotilla_test=\"{label}\",variant=\"canary\"}}"),
+        control_query: format!("latency_ms{{flotilla_test=\"{label}\",variant=\"baseline\"}}"),
+        start: Some(start.into()),
+        end: Some(end.into()),
+        step_seconds: 1,
+    };
+    let request = |ranges: Vec<risk::PrometheusRange>| risk::JudgeCanaryRequest {
+        deployment_id: "0190d5a2-7b3c-7d4e-8f10-aa11bb22cc33".into(),
+        analysis: "canary-judge".into(),
+        release: "payments-2.0.0".into(),
+        environment: "dev".into(),
+        business_unit: UNIT.into(),
+        config: Some(risk::JudgeConfig {
+            metrics: vec![risk::MetricConfig {
+                name: "latency_ms".into(),
+                direction: risk::Direction::Increase as i32,
+                critical: true,
+                must_have_data: true,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        samples: vec![],
+        prometheus: ranges,
+    };
+    // Wait for Prometheus to have scraped some seconds of both series.
+    let began = std::time::SystemTime::now();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let judged = loop {
+        let now = std::time::SystemTime::now();
+        let j = risk
+            .judge_canary(request(vec![range(began, now)]))
+            .await
+            .expect("judged")
+            .into_inner();
+        let m = &j.metrics[0];
+        if m.experiment_count >= 3 && m.control_count >= 3 {
+            break j;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no samples from prometheus: {j:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    };
+    assert_eq!(
+        judged.label,
+        risk::JudgementLabel::Fail as i32,
+        "{judged:?}"
+    );
+    assert_eq!(judged.metrics[0].label, risk::MetricLabel::High as i32);
+    assert_eq!(judged.sources.len(), 1);
+    assert!(
+        judged.sources[0]
+            .experiment_query
+            .contains("variant=\"canary\"")
+    );
+    // Each expression must answer one series; a range upside down is refused.
+    let mut both = range(began, std::time::SystemTime::now());
+    both.experiment_query = format!("latency_ms{{flotilla_test=\"{label}\"}}");
+    let s = risk
+        .judge_canary(request(vec![both]))
+        .await
+        .expect_err("two series");
+    assert_eq!(s.code(), tonic::Code::FailedPrecondition, "{s:?}");
+    assert!(s.message().contains("answers 2 series"), "{}", s.message());
+    let now = std::time::SystemTime::now();
+    let s = risk
+        .judge_canary(request(vec![range(now, began)]))
+        .await
+        .expect_err("upside down");
+    assert_eq!(s.code(), tonic::Code::InvalidArgument, "{s:?}");
+    drop(risk);
+    flow.node.stop().await.expect("stop");
+}
+
+/// Without `[risk_validation] prometheus_url`, samples named by PromQL are refused, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn canary_samples_by_promql_need_prometheus_configured() {
+    let flow = Flow::start().await;
+    let mut risk =
+        RiskValidationServiceClient::new(authed(&flow.node, "sre", &["service-owner"], UNIT).await);
+    let now = std::time::SystemTime::now();
+    let s = risk
+        .judge_canary(risk::JudgeCanaryRequest {
+            deployment_id: "d".into(),
+            analysis: "canary-judge".into(),
+            release: "r".into(),
+            environment: "dev".into(),
+            business_unit: UNIT.into(),
+            config: Some(risk::JudgeConfig {
+                metrics: vec![risk::MetricConfig {
+                    name: "latency_ms".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            samples: vec![],
+            prometheus: vec![risk::PrometheusRange {
+                name: "latency_ms".into(),
+                experiment_query: "up".into(),
+                control_query: "up".into(),
+                start: Some((now - std::time::Duration::from_secs(60)).into()),
+                end: Some(now.into()),
+                step_seconds: 1,
+            }],
+        })
+        .await
+        .expect_err("not configured");
+    assert_eq!(s.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        s.message().contains("prometheus_url is not set"),
+        "{}",
+        s.message()
+    );
+    drop(risk);
     flow.node.stop().await.expect("stop");
 }

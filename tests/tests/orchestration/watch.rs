@@ -4,7 +4,6 @@
 //! across a threshold asks for the rollback (RollbackRequested, orchestration rolls the release
 //! back) and tells governance (RollbackThresholdBreached opens its rollback decision).
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::flow::*;
@@ -272,79 +271,11 @@ async fn a_pushed_sample_across_a_threshold_rolls_the_release_back_and_tells_gov
     flow.node.stop().await.expect("stop");
 }
 
-/// An exporter of one gauge, `checkout_success_ratio`, for Prometheus to scrape.
-struct Exporter {
-    value: Arc<Mutex<String>>,
-    targets: std::path::PathBuf,
-}
-
-impl Exporter {
-    async fn start(label: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let value = Arc::new(Mutex::new("0.999".to_owned()));
-        let shared = value.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
-                    return;
-                };
-                let v = shared.lock().map(|v| v.clone()).unwrap_or_default();
-                tokio::spawn(async move {
-                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                    let mut buf = [0u8; 4096];
-                    let _ = sock.read(&mut buf).await;
-                    let body = format!(
-                        "# HELP checkout_success_ratio orders paid / orders placed\n# TYPE checkout_success_ratio gauge\ncheckout_success_ratio {v}\n"
-                    );
-                    let reply = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = sock.write_all(reply.as_bytes()).await;
-                });
-            }
-        });
-        let dir = std::env::var("FLOTILLA_TEST_PROMETHEUS_TARGETS").unwrap_or_else(|_| {
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../target/services/prometheus/targets"
-            )
-            .into()
-        });
-        std::fs::create_dir_all(&dir).expect("targets dir");
-        let targets = std::path::Path::new(&dir).join(format!("{label}.json"));
-        std::fs::write(
-            &targets,
-            format!(
-                r#"[{{"targets":["127.0.0.1:{port}"],"labels":{{"flotilla_test":"{label}"}}}}]"#
-            ),
-        )
-        .expect("targets");
-        Self { value, targets }
-    }
-
-    fn set(&self, v: &str) {
-        if let Ok(mut value) = self.value.lock() {
-            *value = v.to_owned();
-        }
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.targets);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_business_health_check_read_from_prometheus_rolls_the_release_back() {
-    let prometheus = std::env::var("FLOTILLA_TEST_PROMETHEUS_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:9090".into());
+    let prometheus = prometheus_url();
     let label = format!("watch-{}", uuid::Uuid::now_v7().simple());
-    let exporter = Exporter::start(&label).await;
+    let exporter = Exporter::start(&label, "checkout_success_ratio 0.999\n").await;
     let mut section = toml::Table::new();
     section.insert("prometheus_url".into(), prometheus.clone().into());
     section.insert("poll_secs".into(), 1.into());
@@ -405,7 +336,7 @@ async fn a_business_health_check_read_from_prometheus_rolls_the_release_back() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Checkouts start failing: the ratio drops below 0.995 and the release is rolled back.
-    exporter.set("0.91");
+    exporter.set("checkout_success_ratio 0.91\n");
     let done = rolled_back(&mut flow, &d.deployment_id).await;
     assert!(
         done.reason.contains(

@@ -59,6 +59,7 @@ impl Story {
                         control: errors(0.002),
                     },
                 ],
+                prometheus: vec![],
             })
             .await
             .map_err(|s| failed("judge canary", s))?

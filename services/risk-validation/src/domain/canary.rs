@@ -28,8 +28,22 @@ pub struct Judged {
     pub business_unit: String,
     pub config: JudgeConfig,
     pub judgement: CanaryJudgement,
+    /// Where samples were read from Prometheus, per metric (empty: all came by gRPC).
+    pub sources: Vec<SampleSource>,
     pub by: String,
     pub at: Timestamp,
+}
+
+/// A metric's samples read from Prometheus: the canary's and the baseline's expressions over
+/// one range.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleSource {
+    pub name: String,
+    pub experiment_query: String,
+    pub control_query: String,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub step_seconds: u32,
 }
 
 /// Judge these samples for this analysis.
@@ -43,6 +57,8 @@ pub struct JudgeCanary {
     pub business_unit: String,
     pub config: JudgeConfig,
     pub samples: Vec<MetricSamples>,
+    /// Where the edge read samples from Prometheus, kept with the judgement.
+    pub sources: Vec<SampleSource>,
     pub by: String,
     pub at: Timestamp,
 }
@@ -78,6 +94,7 @@ impl RiskValidation {
                 business_unit: c.business_unit,
                 config: c.config,
                 judgement,
+                sources: c.sources,
                 by: c.by,
                 at: c.at,
             }))],
@@ -219,6 +236,7 @@ mod tests {
             business_unit: "payments".into(),
             config,
             samples: Vec::new(),
+            sources: Vec::new(),
             by: "rita".into(),
             at: Timestamp(0),
         })

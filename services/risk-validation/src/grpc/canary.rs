@@ -22,6 +22,31 @@ impl RiskValidationApi {
         names::label("business_unit", &r.business_unit).map_err(name_error)?;
         call.allow_in(&r.business_unit, &AccessContext::default())?;
         let id = Uuid::now_v7();
+        let mut samples: Vec<MetricSamples> = r
+            .samples
+            .into_iter()
+            .map(|s| MetricSamples {
+                name: s.name,
+                experiment: s.experiment,
+                control: s.control,
+            })
+            .collect();
+        let mut sources = Vec::with_capacity(r.prometheus.len());
+        for (i, range) in r.prometheus.into_iter().enumerate() {
+            let (source, read) = self.read_range(i, range).await?;
+            if samples.iter().any(|s| s.name == source.name) {
+                return Err(invalid(
+                    &format!("prometheus[{i}].name"),
+                    format!(
+                        "{} has samples in the request too; give them one way",
+                        source.name
+                    ),
+                )
+                .into());
+            }
+            samples.push(read);
+            sources.push(source);
+        }
         let command = JudgeCanary {
             id,
             deployment: r.deployment_id,
@@ -30,15 +55,8 @@ impl RiskValidationApi {
             environment: r.environment,
             business_unit: r.business_unit,
             config: config_of(r.config.unwrap_or_default()),
-            samples: r
-                .samples
-                .into_iter()
-                .map(|s| MetricSamples {
-                    name: s.name,
-                    experiment: s.experiment,
-                    control: s.control,
-                })
-                .collect(),
+            samples,
+            sources,
             by: call.subject().to_owned(),
             at: Timestamp::now(),
         };
@@ -62,6 +80,86 @@ impl RiskValidationApi {
             )
         })?;
         self.answer(&call, id)
+    }
+
+    /// One metric's canary and baseline samples read from Prometheus over the range (each
+    /// expression must answer one series; NaN values are kept for the metric's NaN strategy).
+    async fn read_range(
+        &self,
+        i: usize,
+        r: pb::PrometheusRange,
+    ) -> Result<(SampleSource, MetricSamples), Status> {
+        let f = |name: &str| format!("prometheus[{i}].{name}");
+        let Some(prometheus) = &self.prometheus else {
+            return Err(DomainError::FailedPrecondition(
+                "canary samples are named by PromQL but [risk_validation] prometheus_url is not set; set it or send the samples".into(),
+            )
+            .into());
+        };
+        names::id(&f("name"), &r.name).map_err(name_error)?;
+        for (field, q) in [
+            ("experiment_query", &r.experiment_query),
+            ("control_query", &r.control_query),
+        ] {
+            names::text(&f(field), q, 4096).map_err(name_error)?;
+        }
+        let time = |field: &str, t: Option<&prost_types::Timestamp>| {
+            let t = t.ok_or_else(|| invalid(&f(field), "is missing"))?;
+            flotilla_runtime::kit::time::from_request(t).map_err(|e| invalid(&f(field), e))
+        };
+        let start = time("start", r.start.as_ref())?;
+        let end = time("end", r.end.as_ref())?;
+        if end <= start {
+            return Err(invalid(&f("end"), "is not after start").into());
+        }
+        let step = r.step_seconds.max(1);
+        // Prometheus answers at most 11,000 points per series.
+        if (end.0 - start.0) / (i64::from(step) * 1_000_000) > 11_000 {
+            return Err(invalid(
+                &f("step_seconds"),
+                "gives more than 11,000 points over the range; take a larger step",
+            )
+            .into());
+        }
+        let mut values = Vec::with_capacity(2);
+        for (field, q) in [
+            ("experiment_query", &r.experiment_query),
+            ("control_query", &r.control_query),
+        ] {
+            let series = prometheus
+                .query_range(q, start, end, step)
+                .await
+                .map_err(|e| Status::unavailable(format!("{}: {e}", f(field))))?;
+            match series.as_slice() {
+                [] => values.push(Vec::new()),
+                [one] => values.push(one.iter().map(|p| p.value).collect()),
+                many => {
+                    return Err(DomainError::FailedPrecondition(format!(
+                        "{}: the expression answers {} series; aggregate it to one (e.g. avg or sum)",
+                        f(field),
+                        many.len()
+                    ))
+                    .into());
+                }
+            }
+        }
+        let control = values.pop().unwrap_or_default();
+        let experiment = values.pop().unwrap_or_default();
+        Ok((
+            SampleSource {
+                name: r.name.clone(),
+                experiment_query: r.experiment_query,
+                control_query: r.control_query,
+                start,
+                end,
+                step_seconds: step,
+            },
+            MetricSamples {
+                name: r.name,
+                experiment,
+                control,
+            },
+        ))
     }
 
     /// A judgement the caller may see (another unit's is not found).

@@ -46,6 +46,8 @@ impl From<DomainError> for Status {
 pub struct RiskValidationApi {
     ctx: ServiceContext,
     app: Arc<RiskApp>,
+    /// Where canary samples are read from when a request names PromQL ranges.
+    prometheus: Option<flotilla_runtime::prometheus::Prometheus>,
 }
 
 impl std::fmt::Debug for RiskValidationApi {
@@ -58,9 +60,15 @@ impl std::fmt::Debug for RiskValidationApi {
 pub fn server(
     ctx: ServiceContext,
     app: Arc<RiskApp>,
+    prometheus: Option<flotilla_runtime::prometheus::Prometheus>,
 ) -> RiskValidationServiceServer<RiskValidationApi> {
     let max = ctx.max_message_bytes();
-    RiskValidationServiceServer::new(RiskValidationApi { ctx, app }).max_decoding_message_size(max)
+    RiskValidationServiceServer::new(RiskValidationApi {
+        ctx,
+        app,
+        prometheus,
+    })
+    .max_decoding_message_size(max)
 }
 
 #[tonic::async_trait]

@@ -169,6 +169,29 @@ pub fn judged_pb(j: &Judged) -> pb::CanaryJudgement {
         config: Some(config_pb(&j.config)),
         judged_by: j.by.clone(),
         judged_at: Some(ts(j.at)),
+        sources: j.sources.iter().map(source_pb).collect(),
+    }
+}
+
+pub fn source_pb(s: &SampleSource) -> pb::PrometheusRange {
+    pb::PrometheusRange {
+        name: s.name.clone(),
+        experiment_query: s.experiment_query.clone(),
+        control_query: s.control_query.clone(),
+        start: Some(ts(s.start)),
+        end: Some(ts(s.end)),
+        step_seconds: s.step_seconds,
+    }
+}
+
+pub fn source_of(s: pb::PrometheusRange) -> SampleSource {
+    SampleSource {
+        name: s.name,
+        experiment_query: s.experiment_query,
+        control_query: s.control_query,
+        start: flotilla_runtime::kit::time::stored(s.start.as_ref()),
+        end: flotilla_runtime::kit::time::stored(s.end.as_ref()),
+        step_seconds: s.step_seconds,
     }
 }
 
@@ -215,6 +238,7 @@ pub fn judged_of(p: pb::CanaryJudgement) -> Result<Judged, String> {
                 })
                 .collect(),
         },
+        sources: p.sources.into_iter().map(source_of).collect(),
         by: p.judged_by,
         at: flotilla_runtime::kit::time::stored(p.judged_at.as_ref()),
     })
