@@ -250,7 +250,8 @@ fn risk_assessment_fmea_validations_and_weights_through_the_cli() {
         open.contains("108") && open.contains("required-open"),
         "{open}"
     );
-    let closed = text(&ok(as_user(
+    // The release's author may not close its required actions (segregation of duties).
+    let by_author = as_user(
         &rm,
         &url,
         "risk",
@@ -263,8 +264,29 @@ fn risk_assessment_fmea_validations_and_weights_through_the_cli() {
             "--evidence",
             "https://git.example.com/payments/api/pull/412",
         ],
+    );
+    assert!(!by_author.status.success());
+    assert!(
+        text(&by_author).contains("someone else closes its FMEA actions"),
+        "{}",
+        text(&by_author)
+    );
+    let owner = token(d, "sam", "service-owner", "payments");
+    let closed = text(&ok(as_user(
+        &owner,
+        &url,
+        "risk",
+        &[
+            "fmea",
+            "close",
+            "payments-2.0.0",
+            "--mode",
+            "ledger-double-post",
+            "--evidence",
+            "https://git.example.com/payments/api/pull/412",
+        ],
     )));
-    assert!(closed.contains("closed by rita"), "{closed}");
+    assert!(closed.contains("closed by sam"), "{closed}");
     let f = json(&ok(as_user(
         &rm,
         &url,

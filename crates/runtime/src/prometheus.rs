@@ -117,6 +117,9 @@ pub fn samples_of(body: &[u8]) -> Result<Vec<Point>, PrometheusError> {
     Ok(out)
 }
 
+/// The largest answer read (an 11,000-point range of a few series is far below it).
+pub const MAX_ANSWER_BYTES: u64 = 32 * 1024 * 1024;
+
 /// A Prometheus server.
 #[derive(Clone, Debug)]
 pub struct Prometheus {
@@ -155,7 +158,20 @@ impl Prometheus {
             .send()
             .await
             .map_err(unreachable)?;
+        if answer
+            .content_length()
+            .is_some_and(|n| n > MAX_ANSWER_BYTES)
+        {
+            return Err(PrometheusError::Malformed(format!(
+                "the answer is larger than {MAX_ANSWER_BYTES} bytes; narrow the query"
+            )));
+        }
         let body = answer.bytes().await.map_err(unreachable)?;
+        if body.len() as u64 > MAX_ANSWER_BYTES {
+            return Err(PrometheusError::Malformed(format!(
+                "the answer is larger than {MAX_ANSWER_BYTES} bytes; narrow the query"
+            )));
+        }
         series_of(&body)
     }
 

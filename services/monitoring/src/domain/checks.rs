@@ -71,13 +71,21 @@ impl Monitoring {
             ));
         }
         check_threshold("check", &h.name, h.threshold)?;
-        if let Some((unit, _)) = self.catalog.get(&h.service)
-            && *unit != h.business_unit
-        {
-            return Err(DomainError::FailedPrecondition(format!(
-                "{} belongs to unit {unit} in the catalog, not {}",
-                h.service, h.business_unit
-            )));
+        // The check's unit is the catalog's: a unit cannot watch (or trip) another's service.
+        match self.catalog.get(&h.service) {
+            None => {
+                return Err(DomainError::FailedPrecondition(format!(
+                    "{} is not in the service catalog; register it in dependency-mapping first",
+                    h.service
+                )));
+            }
+            Some((unit, _)) if *unit != h.business_unit => {
+                return Err(DomainError::FailedPrecondition(format!(
+                    "{} belongs to unit {unit} in the catalog, not {}",
+                    h.service, h.business_unit
+                )));
+            }
+            Some(_) => {}
         }
         if self.checks.get(&(h.service.clone(), h.name.clone())) == Some(&h) {
             return Ok(Decision::nothing(monitoring_stream()));
@@ -127,6 +135,12 @@ impl Monitoring {
                 return Err(invalid(
                     &format!("{f}.window_minutes"),
                     "is not 1 minute to 7 days",
+                ));
+            }
+            if t.thresholds.is_empty() {
+                return Err(invalid(
+                    &format!("{f}.thresholds"),
+                    "names no threshold: a window that watches nothing would end healthy on nothing",
                 ));
             }
             for (j, th) in t.thresholds.iter().enumerate() {

@@ -67,14 +67,17 @@ pub fn suspects(
         }
         paths.insert(last, path);
     }
-    let since = Timestamp(a.at.0 - i64::from(a.window_minutes) * 60_000_000);
+    let since = Timestamp(
+        a.at.0
+            .saturating_sub(i64::from(a.window_minutes) * 60_000_000),
+    );
     let mut out: Vec<Suspect> = deployments
         .iter()
         .filter(|d| d.outcome == Outcome::Succeeded && d.environment == a.environment)
         .filter(|d| d.finished_at >= since && d.finished_at <= a.at)
         .filter_map(|d| {
             let path = paths.get(&d.service)?;
-            let minutes = (a.at.0 - d.finished_at.0) / 60_000_000;
+            let minutes = a.at.0.saturating_sub(d.finished_at.0) / 60_000_000;
             let why = if path.len() == 1 {
                 format!(
                     "{} {} of release {} was deployed to {} itself {minutes} min before",

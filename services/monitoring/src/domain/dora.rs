@@ -242,7 +242,7 @@ pub fn dora(
                         continue;
                     };
                     if let Some(r) = registered.get(&(n.service.clone(), n.version.clone())) {
-                        put(t, (t.0 - r.0) as f64 / 1e6);
+                        put(t, t.0.saturating_sub(r.0) as f64 / 1e6);
                     }
                 }
             }
@@ -251,7 +251,7 @@ pub fn dora(
             }
             DoraMetric::DeployDuration => {
                 if let Some(t) = d.succeeded_at() {
-                    put(t, (t.0 - d.started_at().0) as f64 / 1e6);
+                    put(t, t.0.saturating_sub(d.started_at().0) as f64 / 1e6);
                 }
             }
             DoraMetric::FailureFrequency => {
@@ -278,7 +278,10 @@ pub fn dora(
                 .filter(|n| n.outcome == Outcome::RolledBack)
                 .map(|n| n.finished_at);
             if let Some(r) = restored {
-                put(b.observed_at, ((r.0 - b.observed_at.0).max(0)) as f64 / 1e6);
+                put(
+                    b.observed_at,
+                    r.0.saturating_sub(b.observed_at.0).max(0) as f64 / 1e6,
+                );
             }
         }
     }

@@ -109,40 +109,53 @@ impl Monitoring {
         if t.opened_at.0 == 0 {
             return Err(invalid("ticket.opened_at", "is missing"));
         }
-        if self.tickets.contains_key(&t.id) {
-            return Ok(Decision::nothing(monitoring_stream()));
+        // The ticket's unit is the catalog's unit of its service.
+        let Some((unit, _)) = self.catalog.get(&t.service) else {
+            return Err(DomainError::FailedPrecondition(format!(
+                "{} is not in the service catalog; a ticket names a registered service",
+                t.service
+            )));
+        };
+        t.business_unit = unit.clone();
+        if let Some(known) = self.tickets.get(&t.id) {
+            if known.business_unit == t.business_unit {
+                return Ok(Decision::nothing(monitoring_stream()));
+            }
+            return Err(DomainError::AlreadyExists(format!(
+                "ticket {} is recorded already",
+                t.id
+            )));
         }
-        let (release, link, unit) = self.link(&t);
+        let (release, link) = self.link(&t);
         t.release = release;
         t.link = link;
-        if t.business_unit.is_empty() {
-            t.business_unit = unit;
-        }
         Ok(Decision::new(
             monitoring_stream(),
             vec![Event::TicketRecorded(Box::new(t))],
         ))
     }
 
-    /// The release a ticket is about: one its `release:<name>` label names, else the last
-    /// release deployed to its service (in its environment, if it names one) in the week before
-    /// it was opened.
-    fn link(&self, t: &Ticket) -> (String, String, String) {
-        let unit_of = |release: &str| {
+    /// The release a ticket is about: one of its unit its `release:<name>` label names, else
+    /// the last release deployed to its service (in its environment, if it names one) in the
+    /// week before it was opened.
+    fn link(&self, t: &Ticket) -> (String, String) {
+        let of_unit = |release: &str| {
             self.deployments
                 .iter()
-                .find(|d| d.release == release)
-                .map(|d| d.business_unit.clone())
-                .unwrap_or_default()
+                .any(|d| d.release == release && d.business_unit == t.business_unit)
         };
-        if let Some(r) = t.labels.iter().find_map(|l| l.strip_prefix("release:")) {
-            return (
-                r.to_owned(),
-                format!("its label names release {r}"),
-                unit_of(r),
-            );
+        if let Some(r) = t
+            .labels
+            .iter()
+            .find_map(|l| l.strip_prefix("release:"))
+            .filter(|r| of_unit(r))
+        {
+            return (r.to_owned(), format!("its label names release {r}"));
         }
-        let since = t.opened_at.0 - LINK_WINDOW_DAYS * 86_400_000_000;
+        let since = t
+            .opened_at
+            .0
+            .saturating_sub(LINK_WINDOW_DAYS * 86_400_000_000);
         let last = self
             .deployments
             .iter()
@@ -159,11 +172,10 @@ impl Monitoring {
                     d.version,
                     d.release,
                     d.environment,
-                    (t.opened_at.0 - d.finished_at.0) / 3_600_000_000
+                    t.opened_at.0.saturating_sub(d.finished_at.0) / 3_600_000_000
                 ),
-                d.business_unit.clone(),
             ),
-            None => (String::new(), String::new(), String::new()),
+            None => (String::new(), String::new()),
         }
     }
 
@@ -171,8 +183,22 @@ impl Monitoring {
         &self,
         c: DeclareAdoptionTarget,
     ) -> Result<Decision<Event>> {
-        let t = c.target;
+        let mut t = c.target;
         names::id("release", &t.release).map_err(name_error)?;
+        // The target's unit is the release's (from its deployments, or its earlier targets).
+        let unit = self.release_unit(&t.release).ok_or_else(|| {
+            DomainError::FailedPrecondition(format!(
+                "release {} has no deployment monitoring knows; declare its targets once it is deployed",
+                t.release
+            ))
+        })?;
+        if !t.business_unit.is_empty() && t.business_unit != unit {
+            return Err(DomainError::FailedPrecondition(format!(
+                "release {} belongs to unit {unit}, not {}",
+                t.release, t.business_unit
+            )));
+        }
+        t.business_unit = unit;
         names::id("feature", &t.feature).map_err(name_error)?;
         names::id("metric", &t.metric).map_err(name_error)?;
         if !t.target.is_finite() {
@@ -213,6 +239,20 @@ impl Monitoring {
                 at: c.at,
             }],
         ))
+    }
+
+    /// The unit a release belongs to, as its deployments (or declared targets) say.
+    pub fn release_unit(&self, release: &str) -> Option<String> {
+        self.deployments
+            .iter()
+            .find(|d| d.release == release)
+            .map(|d| d.business_unit.clone())
+            .or_else(|| {
+                self.adoption_targets
+                    .iter()
+                    .find(|((r, _), _)| r == release)
+                    .map(|(_, t)| t.business_unit.clone())
+            })
     }
 
     /// A release's tickets and adoption, as of `now`.

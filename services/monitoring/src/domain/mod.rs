@@ -40,6 +40,8 @@ pub enum DomainError {
     NotFound(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    #[error("{0}")]
+    AlreadyExists(String),
 }
 
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;

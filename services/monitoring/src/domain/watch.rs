@@ -128,7 +128,11 @@ impl Monitoring {
             business_unit: c.business_unit.clone(),
             tier,
             opened_at: c.finished_at,
-            closes_at: Timestamp(c.finished_at.0 + i64::from(tw.window_minutes) * 60_000_000),
+            closes_at: Timestamp(
+                c.finished_at
+                    .0
+                    .saturating_add(i64::from(tw.window_minutes) * 60_000_000),
+            ),
             thresholds,
             status: WatchStatus::Open,
             coverage: Default::default(),
@@ -256,9 +260,8 @@ impl Monitoring {
                     ),
                 ));
             }
-            if s.value.is_infinite() {
-                return Err(invalid(&format!("samples[{i}].value"), "is infinite"));
-            }
+            // An infinity is a value (a quantile past the last bucket): it crosses an ABOVE
+            // threshold (+Inf) or a BELOW one (-Inf), and is never refused or hidden.
             samples.push(*s);
         }
         let total = c.samples.len() as u64;

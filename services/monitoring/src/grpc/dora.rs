@@ -69,7 +69,9 @@ impl MonitoringApi {
                 .ok()
                 .filter(|m| *m != pb::DoraMetric::Unspecified)
                 .ok_or_else(|| invalid("metrics", format!("{m} is not a DORA metric")))?;
-            wanted.push(m);
+            if !wanted.contains(&m) {
+                wanted.push(m);
+            }
         }
         if wanted.is_empty() {
             wanted = ALL.to_vec();

@@ -30,11 +30,20 @@ impl MonitoringApi {
         t.link.clear();
         let unit = self
             .app
-            .query(|m| m.catalog.get(&t.service).map(|(u, _)| u.clone()));
-        call.allow_in(
-            unit.as_deref().unwrap_or(&t.business_unit),
-            &Default::default(),
-        )?;
+            .query(|m| m.catalog.get(&t.service).map(|(u, _)| u.clone()))
+            .ok_or_else(|| {
+                DomainError::FailedPrecondition(format!(
+                    "{} is not in the service catalog; a ticket names a registered service",
+                    names::shown(&t.service)
+                ))
+            })?;
+        call.allow_in(&unit, &Default::default())?;
+        if !matches!(
+            pb::Severity::try_from(t.severity),
+            Ok(pb::Severity::Sev1 | pb::Severity::Sev2 | pb::Severity::Sev3 | pb::Severity::Sev4)
+        ) {
+            return Err(invalid("ticket.severity", "is not SEV1 to SEV4").into());
+        }
         let ticket = ticket_of(t);
         let id = ticket.id.clone();
         self.app
@@ -61,7 +70,10 @@ impl MonitoringApi {
             time::from_request(due).map_err(|e| invalid("target.due", e))?;
         }
         let mut target = target_of(t);
-        names::label("target.business_unit", &target.business_unit).map_err(name_error)?;
+        // The release's unit, as monitoring knows it (the domain refuses a release it does not).
+        if let Some(unit) = self.app.query(|m| m.release_unit(&target.release)) {
+            target.business_unit = unit;
+        }
         call.allow_in(&target.business_unit, &Default::default())?;
         target.by = call.subject().to_owned();
         self.app
@@ -119,6 +131,12 @@ impl MonitoringApi {
         let call = Caller::of(&request)?;
         let release = request.into_inner().release;
         names::id("release", &release).map_err(name_error)?;
+        let absent = || Status::from(DomainError::NotFound(format!("release {release}")));
+        let unit = self
+            .app
+            .query(|m| m.release_unit(&release))
+            .ok_or_else(absent)?;
+        call.allow_or_hide(&unit, absent)?;
         let o = self
             .app
             .query(|m| m.release_outcome(&release, Timestamp::now()));

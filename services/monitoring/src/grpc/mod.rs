@@ -36,6 +36,7 @@ impl ServiceError for DomainError {
             DomainError::Invalid { .. } => Code::InvalidArgument,
             DomainError::NotFound(_) => Code::NotFound,
             DomainError::FailedPrecondition(_) => Code::FailedPrecondition,
+            DomainError::AlreadyExists(_) => Code::AlreadyExists,
         }
     }
 }
@@ -98,7 +99,14 @@ impl MonitoringService for MonitoringApi {
         {
             return Err(invalid("check.comparison", "is not ABOVE or BELOW").into());
         }
-        let check = check_of(check);
+        let mut check = check_of(check);
+        // The service's unit is the catalog's, whatever the request says.
+        if let Some(unit) = self
+            .app
+            .query(|m| m.catalog.get(&check.service).map(|(u, _)| u.clone()))
+        {
+            check.business_unit = unit;
+        }
         names::label("check.business_unit", &check.business_unit).map_err(name_error)?;
         call.allow_in(&check.business_unit, &Default::default())?;
         self.app

@@ -143,10 +143,10 @@ impl RiskValidation {
                     ),
                 ));
             }
-            // The same mode with the same action keeps its closing.
+            // The same mode with the same action, and no higher RPN, keeps its closing.
             let closed = previous
                 .and_then(|p| p.modes.iter().find(|o| o.name == m.name))
-                .filter(|o| o.action == m.action)
+                .filter(|o| o.action == m.action && m.rpn() <= o.rpn())
                 .and_then(|o| o.closed.clone());
             modes.push(FailureMode { closed, ..m });
         }
@@ -166,6 +166,17 @@ impl RiskValidation {
             DomainError::NotFound(format!("FMEA of release {}", names::shown(&c.release)))
         })?;
         names::text("evidence", &c.evidence, 4096).map_err(name_error)?;
+        // Segregation of duties: the release's author does not close its required actions.
+        if self
+            .releases
+            .get(&c.release)
+            .is_some_and(|r| r.created_by == c.by)
+        {
+            return Err(DomainError::Forbidden(format!(
+                "{} created release {}; someone else closes its FMEA actions",
+                c.by, c.release
+            )));
+        }
         let threshold = fmea.threshold;
         let m = fmea
             .modes

@@ -41,6 +41,9 @@ pub enum DomainError {
     AlreadyExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Refused by segregation of duties.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;

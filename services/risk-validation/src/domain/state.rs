@@ -121,9 +121,16 @@ impl Decider for RiskValidation {
                     .insert(business_unit.clone(), environments.clone());
             }
             Event::DeploymentNoted(d) => {
-                if d.outcome == Outcome::Succeeded && !d.release.is_empty() {
-                    self.reached
-                        .insert((d.release.clone(), d.environment.clone()));
+                let key = (d.release.clone(), d.environment.clone());
+                match d.outcome {
+                    Outcome::Succeeded if !d.release.is_empty() => {
+                        self.reached.insert(key);
+                    }
+                    // Rolled back out of the environment: it has not reached it any more.
+                    Outcome::RolledBack => {
+                        self.reached.remove(&key);
+                    }
+                    _ => {}
                 }
                 self.deployments
                     .entry(d.service.clone())

@@ -197,6 +197,28 @@ pub fn failures(e: &Evidence) -> Result<Vec<String>> {
                     "a latency baseline of 0 ms cannot be compared against; give the SLA baseline",
                 ));
             }
+            // A latency or throughput left out reads 0: missing evidence, not a pass.
+            if p.measured_p95_ms == 0.0 || p.measured_p99_ms == 0.0 {
+                return Err(invalid(
+                    "performance",
+                    "a measured latency of 0 ms is missing evidence; give the measured p95 and p99",
+                ));
+            }
+            if p.baseline_throughput_rps == 0.0 {
+                return Err(invalid(
+                    "performance.baseline_throughput_rps",
+                    "is 0; give the SLA baseline's throughput",
+                ));
+            }
+            if p.latency_tolerance_percent > 1000.0
+                || p.throughput_tolerance_percent >= 100.0
+                || p.error_rate_tolerance >= 1.0
+            {
+                return Err(invalid(
+                    "performance",
+                    "a tolerance that allows anything (latency above 1000%, throughput 100% or more, error rate 1 or more) is not a check",
+                ));
+            }
             for (name, v) in [
                 ("baseline_error_rate", p.baseline_error_rate),
                 ("measured_error_rate", p.measured_error_rate),
@@ -282,6 +304,12 @@ pub fn failures(e: &Evidence) -> Result<Vec<String>> {
             backup_id,
         } => {
             names::optional_text("backup_restore.backup_id", backup_id, 256).map_err(name_error)?;
+            if b.rto_measured_seconds == 0 {
+                return Err(invalid(
+                    "backup_restore.rto_measured_seconds",
+                    "is 0: a restore takes time; give the measured RTO",
+                ));
+            }
             if b.rpo_target_seconds == 0 || b.rto_target_seconds == 0 {
                 return Err(invalid(
                     "backup_restore",

@@ -11,6 +11,9 @@ use crate::domain::judge::MetricSamples;
 use crate::domain::*;
 use crate::messages::{config_of, judged_pb};
 
+/// Most metrics one judgement reads from Prometheus.
+const MAX_RANGES: usize = 20;
+
 impl RiskValidationApi {
     #[tracing::instrument(skip_all, fields(rpc = "JudgeCanary"))]
     pub(super) async fn judge(
@@ -31,6 +34,14 @@ impl RiskValidationApi {
                 control: s.control,
             })
             .collect();
+        // Each range is two queries to Prometheus: bounded before any is asked.
+        if r.prometheus.len() > MAX_RANGES {
+            return Err(invalid(
+                "prometheus",
+                format!("at most {MAX_RANGES} metrics read from Prometheus per judgement"),
+            )
+            .into());
+        }
         let mut sources = Vec::with_capacity(r.prometheus.len());
         for (i, range) in r.prometheus.into_iter().enumerate() {
             let (source, read) = self.read_range(i, range).await?;
@@ -129,7 +140,13 @@ impl RiskValidationApi {
             let series = prometheus
                 .query_range(q, start, end, step)
                 .await
-                .map_err(|e| Status::unavailable(format!("{}: {e}", f(field))))?;
+                .map_err(|e| {
+                    tracing::warn!(field = %f(field), error = %e, "prometheus did not answer a canary query");
+                    Status::unavailable(format!(
+                        "{}: prometheus did not answer the query; see risk-validation's log",
+                        f(field)
+                    ))
+                })?;
             match series.as_slice() {
                 [] => values.push(Vec::new()),
                 [one] => values.push(one.iter().map(|p| p.value).collect()),

@@ -31,6 +31,7 @@ impl ServiceError for DomainError {
             DomainError::NotFound(_) => Code::NotFound,
             DomainError::AlreadyExists(_) => Code::AlreadyExists,
             DomainError::FailedPrecondition(_) => Code::FailedPrecondition,
+            DomainError::Forbidden(_) => Code::PermissionDenied,
         }
     }
 }

@@ -67,7 +67,9 @@ fn a_ticket_is_linked_to_the_last_release_of_its_service_or_the_one_its_label_na
         Severity::Sev3,
     ))
     .expect("recorded");
-    assert_eq!(s.tickets["INC-2"].release, "checkout-2.0.9");
+    // A label naming a release monitoring does not know in the unit is not followed.
+    assert_eq!(s.tickets["INC-2"].release, "checkout-2.1.0");
+    assert!(!s.tickets["INC-2"].link.contains("label"));
     // More than a week after the deployment, or another service: not linked.
     s.apply(ticket(
         "INC-3",

@@ -10,6 +10,8 @@ mod score;
 pub use model::*;
 pub use score::{ScoreInputs, score};
 
+use std::collections::BTreeMap;
+
 use flotilla_core::decider::Decision;
 use uuid::Uuid;
 
@@ -141,10 +143,11 @@ impl RiskValidation {
 
     pub(crate) fn note_deployment(&self, c: NoteDeployment) -> Result<Decision<Event>> {
         let stream = assessments_stream();
-        let known = self
-            .deployments
-            .get(&c.note.service)
-            .is_some_and(|ds| ds.iter().any(|d| d.deployment == c.note.deployment));
+        // A deployment of a service succeeds and may later be rolled back: each word counts.
+        let known = self.deployments.get(&c.note.service).is_some_and(|ds| {
+            ds.iter()
+                .any(|d| d.deployment == c.note.deployment && d.outcome == c.note.outcome)
+        });
         if known {
             return Ok(Decision::nothing(stream));
         }
@@ -345,21 +348,20 @@ impl RiskValidation {
     /// Deployments of the release's services finished in the `days` before `at`: (failed or
     /// rolled back, all).
     fn history(&self, r: &NotedRelease, days: u32, at: Timestamp) -> (u32, u32) {
-        let since = at.0 - i64::from(days) * 86_400_000_000;
-        let mut failed = 0;
-        let mut all = 0;
+        let since = at.0.saturating_sub(i64::from(days) * 86_400_000_000);
+        // Each deployment of a service once, by its last word (a success later rolled back
+        // is a failed change).
+        let mut last: BTreeMap<(&str, &str), Outcome> = BTreeMap::new();
         for item in &r.items {
             for d in self.deployments.get(&item.service).into_iter().flatten() {
                 if d.finished_at.0 < since || d.finished_at.0 > at.0 {
                     continue;
                 }
-                all += 1;
-                if d.outcome != Outcome::Succeeded {
-                    failed += 1;
-                }
+                last.insert((d.service.as_str(), d.deployment.as_str()), d.outcome);
             }
         }
-        (failed, all)
+        let failed = last.values().filter(|o| **o != Outcome::Succeeded).count();
+        (failed as u32, last.len() as u32)
     }
 
     /// Whether a deployment of the release into `env` succeeded (it is past that gate).

@@ -88,6 +88,8 @@ fn the_services_recent_change_failure_rate_counts_inside_the_history_window() {
         (4, Outcome::Succeeded, day(-1)),
         // Outside the 90 days: not counted.
         (5, Outcome::Failed, day(-120)),
+        // Deployment 4 again, rolled back later: one deployment, a failed change.
+        (4, Outcome::RolledBack, day(-1)),
     ] {
         s.apply(deployment(n, "older", "api", "prod", outcome, when))
             .expect("noted");
@@ -95,16 +97,16 @@ fn the_services_recent_change_failure_rate_counts_inside_the_history_window() {
     let d = s.apply(planned("pay-2", &[], day(0))).expect("assessed");
     let prod = assessed(&d.events)[1];
     let cfr = factor(prod, "change_failure_rate");
-    assert_eq!(cfr.value, 0.5);
+    assert_eq!(cfr.value, 0.75);
     assert!(
         cfr.explanation.contains(
-            "2 of 4 deployments of these services in the last 90 days failed or were rolled back"
+            "3 of 4 deployments of these services in the last 90 days failed or were rolled back"
         ),
         "{}",
         cfr.explanation
     );
-    // tier 3 -> 25/3; 1 service -> 1; rate 0.5 -> 5; emergency -> 10: 24.33 -> 24.
-    assert_eq!(prod.score, 24);
+    // tier 3 -> 25/3; 1 service -> 1; rate 0.75 -> 7.5; emergency -> 10: 26.83 -> 27.
+    assert_eq!(prod.score, 27);
     assert!(prod.emergency);
     assert_eq!(factor(prod, "emergency").points, 10.0);
 }

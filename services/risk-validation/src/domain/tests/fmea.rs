@@ -98,6 +98,12 @@ fn closing_the_required_action_opens_it_and_a_replaced_action_must_be_closed_aga
         }
         .into()
     };
+    let mut by_author = close("double-charge");
+    if let Command::CloseFmeaAction(c) = &mut by_author {
+        c.by = "rita".into();
+    }
+    let e = s.apply(by_author).expect_err("the author");
+    assert!(matches!(e, DomainError::Forbidden(_)), "{e:?}");
     let e = s.apply(close("missing")).expect_err("unknown mode");
     assert!(matches!(e, DomainError::NotFound(_)), "{e:?}");
     s.apply(close("double-charge")).expect("closed");
@@ -116,6 +122,11 @@ fn closing_the_required_action_opens_it_and_a_replaced_action_must_be_closed_aga
     assert!(s.fmeas["pay-1"].open_actions().is_empty());
     s.apply(record(vec![mode("double-charge", 9, 4, 3, "a saga")]))
         .expect("changed");
+    assert_eq!(s.fmeas["pay-1"].open_actions(), ["double-charge"]);
+    // Closed, then found likelier (a higher RPN): open again.
+    s.apply(close("double-charge")).expect("closed");
+    s.apply(record(vec![mode("double-charge", 9, 6, 3, "a saga")]))
+        .expect("worse");
     assert_eq!(s.fmeas["pay-1"].open_actions(), ["double-charge"]);
 }
 

@@ -81,6 +81,23 @@ fn evidence_that_cannot_be_judged_is_refused_never_passed() {
             baseline_p95_ms: 0.0,
             ..perf()
         }),
+        Evidence::Performance(Performance {
+            measured_p99_ms: 0.0,
+            ..perf()
+        }),
+        Evidence::Performance(Performance {
+            throughput_tolerance_percent: 100.0,
+            ..perf()
+        }),
+        Evidence::BackupRestore {
+            measured: BackupRestore {
+                rpo_target_seconds: 300,
+                rpo_measured_seconds: 0,
+                rto_target_seconds: 900,
+                rto_measured_seconds: 0,
+            },
+            backup_id: String::new(),
+        },
         Evidence::SecurityControls(vec![]),
         Evidence::ThirdParty(vec![]),
         Evidence::BackupRestore {
