@@ -284,7 +284,7 @@ async fn canary_samples_are_read_from_prometheus_ranges() {
         prometheus: ranges,
     };
     // Wait for Prometheus to have scraped some seconds of both series.
-    let began = std::time::SystemTime::now();
+    let began = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     let judged = loop {
         let now = std::time::SystemTime::now();
