@@ -158,7 +158,7 @@ pub async fn run(
                 .collect();
             table(&headers, &rows);
             eprintln!(
-                "production: {}; lead time counts from the build's registration",
+                "production: {}; lead time counts from the commit (the build's registration where CI gave no commit time)",
                 answer.production_environments.join(", ")
             );
         }

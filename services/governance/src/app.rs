@@ -37,7 +37,8 @@ impl UnitOf for Governance {
 }
 
 impl Snapshotted for Governance {
-    const SNAPSHOT_VERSION: u32 = 1;
+    /// 2: the state gained FMEA actions per release (issue 11); older snapshots are replayed past.
+    const SNAPSHOT_VERSION: u32 = 2;
 }
 
 /// What the deadline scheduler did.

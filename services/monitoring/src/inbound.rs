@@ -77,10 +77,11 @@ pub fn command_of(m: &Monitoring, event: &CloudEvent) -> Result<Option<Command>,
                 .map_err(undecodable)?
                 .artifact
                 .ok_or_else(|| bad(format!("event {} names no artifact", event.id)))?;
+            // The change starts at its commit when CI said when, else at the build.
             NoteArtifact {
                 service: a.service,
                 version: a.version,
-                registered_at: stored(a.registered_at.as_ref()),
+                registered_at: stored(a.committed_at.as_ref().or(a.registered_at.as_ref())),
             }
             .into()
         }

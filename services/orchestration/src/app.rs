@@ -40,7 +40,8 @@ impl UnitOf for Orchestration {
 }
 
 impl Snapshotted for Orchestration {
-    const SNAPSHOT_VERSION: u32 = 1;
+    /// 2: artifacts carry their commit's time (issue 11); older snapshots are replayed past.
+    const SNAPSHOT_VERSION: u32 = 2;
 }
 
 /// `[orchestration.executor]`.

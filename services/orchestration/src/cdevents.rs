@@ -254,6 +254,8 @@ pub fn registration_of(
                 })
                 .unwrap_or_default(),
             image_digest: digest,
+            // CDEvents' artifact events carry no commit time.
+            committed_at: None,
         },
     ))
 }

@@ -27,6 +27,7 @@ pub fn artifact_pb(a: &Artifact, blocked: Vec<String>) -> pb::Artifact {
         licences: a.licences.clone(),
         image_digest: a.image_digest.clone(),
         registered_at: Some(ts(a.registered_at)),
+        committed_at: a.committed_at.map(ts),
         source: match a.source {
             ArtifactSource::Api => pb::ArtifactSource::Api,
             ArtifactSource::CdEvents => pb::ArtifactSource::Cdevents,

@@ -127,6 +127,7 @@ fn artifact(service: &str, n: u8) -> Artifact {
         image_digest,
         registered_at: Timestamp::now(),
         source: ArtifactSource::Api,
+        committed_at: None,
     }
 }
 

@@ -37,7 +37,8 @@ impl UnitOf for RiskValidation {
 }
 
 impl Snapshotted for RiskValidation {
-    const SNAPSHOT_VERSION: u32 = 1;
+    /// 2: the state gained assessments, FMEA and validations (issue 11); older snapshots are replayed past.
+    const SNAPSHOT_VERSION: u32 = 2;
 }
 
 /// Risk-validation's state and commands over its store.

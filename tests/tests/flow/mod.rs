@@ -257,6 +257,8 @@ pub fn artifact(service: &str, version: &str, licence: &str) -> pb::RegisterArti
         }),
         licences: vec![licence.into()],
         image_digest: digest,
+        // Committed two hours before the build registered.
+        committed_at: Some((std::time::SystemTime::now() - Duration::from_secs(7_200)).into()),
     }
 }
 

@@ -78,6 +78,7 @@ impl Story {
                 }),
                 licences: vec!["Apache-2.0".into()],
                 image_digest: format!("sha256:{:064x}", 0xa11ce + i),
+                committed_at: None,
             })
             .await
             .map_err(|s| failed("register artifact", s))?;

@@ -11,6 +11,8 @@ use crate::format::print_json;
 use crate::output::{Output, table};
 
 #[derive(Subcommand, Debug)]
+// Parsed once per run: the size of one variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ArtifactCommand {
     /// Register a build: its id is the package URL of its image digest. Exits 1 when the build
     /// may not go into a release (a licence off the allow-list, failed analysis or tests).
@@ -46,6 +48,9 @@ pub enum ArtifactCommand {
         /// SPDX id of a licence the build contains (repeatable).
         #[arg(long = "licence")]
         licences: Vec<String>,
+        /// When the commit was made (RFC 3339); DORA's lead time counts from it.
+        #[arg(long)]
+        committed_at: Option<String>,
     },
     /// One build by package URL.
     Show { purl: String },
@@ -78,7 +83,11 @@ pub async fn run(
             analysis_failed,
             findings,
             licences,
+            committed_at,
         } => {
+            let committed_at = committed_at
+                .map(|t| crate::format::parse_time("--committed-at", &t, "2026-12-01T09:30:00Z"))
+                .transpose()?;
             let a = c
                 .register_artifact(pb::RegisterArtifactRequest {
                     service,
@@ -98,6 +107,7 @@ pub async fn run(
                     }),
                     licences,
                     image_digest: digest,
+                    committed_at,
                 })
                 .await
                 .map_err(|s| failed("register artifact", s))?

@@ -4,8 +4,8 @@
 //!
 //! Definitions (production = the environments the query names):
 //! - deployment frequency: production deployments that succeeded, by the day they finished;
-//! - lead time for changes: median seconds from the build's registration (orchestration knows no
-//!   commit time) to its first successful production deployment;
+//! - lead time for changes: median seconds from the commit (as CI told orchestration; the
+//!   build's registration where it did not) to its first successful production deployment;
 //! - change failure rate: production deployments that failed or were rolled back / production
 //!   deployments that finished;
 //! - time to restore service: median seconds from a production breach to the end of the

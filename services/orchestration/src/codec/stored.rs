@@ -51,6 +51,7 @@ fn artifact(a: pb::Artifact) -> Result<Artifact, String> {
         licences: a.licences,
         image_digest: a.image_digest,
         registered_at: at(a.registered_at.as_ref()),
+        committed_at: a.committed_at.as_ref().map(|t| at(Some(t))),
         source: if a.source == pb::ArtifactSource::Cdevents as i32 {
             ArtifactSource::CdEvents
         } else {

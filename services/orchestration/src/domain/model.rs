@@ -52,6 +52,8 @@ pub struct Artifact {
     pub image_digest: String,
     pub registered_at: Timestamp,
     pub source: ArtifactSource,
+    /// When its commit was made, as CI said.
+    pub committed_at: Option<Timestamp>,
 }
 
 impl Artifact {

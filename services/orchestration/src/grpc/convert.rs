@@ -231,6 +231,11 @@ pub fn artifact(
     at: Timestamp,
     source: ArtifactSource,
 ) -> R<Artifact> {
+    // A commit is made before its build is registered (a minute of clock skew allowed).
+    let committed_at = match &r.committed_at {
+        None => None,
+        Some(t) => Some(not_after("committed_at", Some(t), at)?),
+    };
     let tests = r.tests.unwrap_or_default();
     // No analysis reported is no failed analysis.
     let analysis = r.analysis.unwrap_or(pb::AnalysisResult {
@@ -259,5 +264,6 @@ pub fn artifact(
         image_digest: r.image_digest,
         registered_at: at,
         source,
+        committed_at,
     })
 }

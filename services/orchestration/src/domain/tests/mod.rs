@@ -48,6 +48,7 @@ pub(crate) fn artifact(service: &str, version: &str, n: u8) -> Artifact {
         licences: vec!["Apache-2.0".into()],
         image_digest,
         registered_at: at(0),
+        committed_at: None,
         source: ArtifactSource::Api,
     }
 }
