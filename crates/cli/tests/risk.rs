@@ -228,8 +228,10 @@ fn risk_assessment_fmea_validations_and_weights_through_the_cli() {
             "action_owner": "sam"}]"#,
     )
     .expect("write modes");
+    // Security records the FMEA (the release's author may not).
+    let security = token(d, "quinn", "security", "payments");
     ok(as_user(
-        &rm,
+        &security,
         &url,
         "risk",
         &[

@@ -182,7 +182,17 @@ async fn a_planned_release_is_assessed_held_by_its_fmea_and_validations_and_reas
         action_owner: "sam".into(),
         ..Default::default()
     };
-    let refused = rita
+    // The release's author does not judge its failure modes: security records the FMEA.
+    let by_author = rita
+        .record_fmea(risk::RecordFmeaRequest {
+            release: NAME.into(),
+            modes: vec![mode("idempotent postings")],
+        })
+        .await
+        .expect_err("the author");
+    assert_eq!(by_author.code(), Code::PermissionDenied, "{by_author:?}");
+    let mut quinn = risk_client(&flow, "quinn", &["security"]).await;
+    let refused = quinn
         .record_fmea(risk::RecordFmeaRequest {
             release: NAME.into(),
             modes: vec![risk::FailureMode {
@@ -193,7 +203,7 @@ async fn a_planned_release_is_assessed_held_by_its_fmea_and_validations_and_reas
         .await
         .expect_err("a required action is missing");
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-    let fmea = rita
+    let fmea = quinn
         .record_fmea(risk::RecordFmeaRequest {
             release: NAME.into(),
             modes: vec![mode("idempotent postings")],
@@ -359,6 +369,6 @@ async fn a_planned_release_is_assessed_held_by_its_fmea_and_validations_and_reas
     let d = promote(&mut flow, "prod").await.expect("promote into prod");
     let done = flow.finished(&d.deployment_id).await;
     assert_eq!(done.status, pb::DeploymentStatus::Succeeded as i32);
-    drop((rita, sam, admin));
+    drop((rita, sam, admin, quinn));
     flow.node.stop().await.expect("stop");
 }

@@ -99,6 +99,13 @@ impl RiskValidation {
             .releases
             .get(&c.release)
             .ok_or_else(|| DomainError::NotFound(format!("release {}", c.release)))?;
+        // Segregation of duties: the release's author does not judge its failure modes.
+        if r.created_by == c.by {
+            return Err(DomainError::Forbidden(format!(
+                "{} created release {}; someone else records its FMEA",
+                c.by, c.release
+            )));
+        }
         if c.modes.is_empty() {
             return Err(invalid("modes", "names no failure mode"));
         }

@@ -21,7 +21,7 @@ fn record(modes: Vec<FailureMode>) -> Command {
     RecordFmea {
         release: "pay-1".into(),
         modes,
-        by: "rita".into(),
+        by: "pia".into(),
         seed: Uuid::from_u128(11),
         at: day(1),
     }
