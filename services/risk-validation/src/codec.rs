@@ -327,7 +327,7 @@ mod tests {
                 action_owner: "sam".into(),
                 closed: None,
             }],
-            by: "rita".into(),
+            by: "quinn".into(),
             seed: uuid::Uuid::from_u128(0x2e),
             at,
         }
