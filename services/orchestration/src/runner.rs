@@ -361,6 +361,8 @@ impl Runner {
                 .map(|r| (r.id, r.deployed_to.len()))
                 .collect()
         });
+        // Forget releases that moved on, were rolled back or are gone.
+        self.moved_on.retain(|k, _| ready.contains(k));
         for key in ready {
             let pause = match self.moved_on.get(&key) {
                 Some(MoveOn::Done) => continue,

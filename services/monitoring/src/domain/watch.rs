@@ -10,8 +10,9 @@ use super::*;
 
 /// Most samples one batch carries.
 pub const MAX_BATCH: usize = 10_000;
-/// How far ahead of the service's clock a sample may be dated.
-pub const MAX_AHEAD_MICROS: i64 = 5 * 60 * 1_000_000;
+/// How far ahead of the service's clock a sample may be dated (clock skew; a sample dated
+/// further would hold later ones back as out of order).
+pub const MAX_AHEAD_MICROS: i64 = 60 * 1_000_000;
 
 /// A deployment of a service finished: recorded (DORA); a succeeded one opens its watch window,
 /// a rolled-back or failed one ends it.
@@ -226,11 +227,11 @@ impl Monitoring {
             if s.at.0 == 0 {
                 return Err(invalid(&format!("samples[{i}].at"), "is missing"));
             }
-            if s.at.0 > c.now.0 + MAX_AHEAD_MICROS {
+            if s.at.0 > c.now.0.saturating_add(MAX_AHEAD_MICROS) {
                 return Err(invalid(
                     &format!("samples[{i}].at"),
                     format!(
-                        "{} is more than 5 minutes ahead of now ({}); check the sender's clock",
+                        "{} is more than a minute ahead of now ({}); check the sender's clock",
                         s.at.to_rfc3339(),
                         c.now.to_rfc3339()
                     ),

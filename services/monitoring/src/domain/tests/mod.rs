@@ -204,7 +204,7 @@ fn bad_samples_are_refused_with_what_is_wrong() {
         ),
         (
             samples("error_rate", &[(20, 0.0)], 1),
-            "more than 5 minutes ahead",
+            "more than a minute ahead",
         ),
         (
             samples("eror_rate", &[(1, 0.0)], 1),
