@@ -156,17 +156,13 @@ pub fn command_of(m: &Monitoring, event: &CloudEvent) -> Result<Option<Command>,
             let g = flotilla_proto::governance::v1::ApprovalGranted::decode(data)
                 .map_err(undecodable)?;
             // The request names the release.
-            let Some(opened) = m
-                .timeline
-                .iter()
-                .find(|e| e.source == "governance" && e.reference == g.request_id)
-            else {
+            let Some(release) = m.approval_requests.get(&g.request_id) else {
                 return Ok(None);
             };
             let a = g.approval.unwrap_or_default();
             NoteTimeline {
                 entry: TimelineEntry {
-                    release: opened.release.clone(),
+                    release: release.clone(),
                     at: stored(a.approved_at.as_ref()),
                     source: "governance".into(),
                     what: format!("approved by {} as {}", a.approver, a.role),

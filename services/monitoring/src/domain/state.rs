@@ -112,6 +112,8 @@ pub struct Monitoring {
     pub tickets: BTreeMap<String, Ticket>,
     /// Other services' events about releases, for their timelines.
     pub timeline: Vec<TimelineEntry>,
+    /// The release each governance approval request names (from its timeline entry).
+    pub approval_requests: BTreeMap<String, String>,
     pub postmortems: BTreeMap<String, Postmortem>,
     pub adoption_targets: BTreeMap<(String, String), AdoptionTarget>,
     pub adoption: Adoption,
@@ -178,7 +180,14 @@ impl Decider for Monitoring {
                 self.artifacts
                     .insert((service.clone(), version.clone()), *registered_at);
             }
-            Event::TimelineNoted(e) => self.timeline.push((**e).clone()),
+            Event::TimelineNoted(e) => {
+                if e.source == "governance" && !e.reference.is_empty() {
+                    self.approval_requests
+                        .entry(e.reference.clone())
+                        .or_insert_with(|| e.release.clone());
+                }
+                self.timeline.push((**e).clone());
+            }
             Event::PostmortemRecorded(p) => {
                 self.postmortems.insert(p.release.clone(), (**p).clone());
             }
