@@ -2,9 +2,14 @@
 //! SHA-256(0x01 || left || right), the tree over n leaves splits at the largest power of two
 //! below n. Inclusion and consistency proofs are made (`inclusion_proof`, `consistency_proof`,
 //! RFC 9162 2.1.3.1 and 2.1.4.1) and verified (`verify_inclusion`, `verify_consistency`,
-//! 2.1.3.2 and 2.1.4.2), refusing whatever does not prove exactly what it claims.
+//! 2.1.3.2 and 2.1.4.2), refusing whatever does not prove exactly what it claims. The functions
+//! over a slice of leaves are the RFC's definitions; [`Tree`] keeps the subtrees' hashes and
+//! answers the same in O(log^2 n).
 
 use sha2::{Digest, Sha256};
+
+mod tree;
+pub use tree::Tree;
 
 /// A SHA-256 hash.
 pub type Hash = [u8; 32];

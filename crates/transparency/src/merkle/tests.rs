@@ -266,3 +266,49 @@ fn consistency_proofs_that_must_be_rejected() {
         "equal sizes with a proof"
     );
 }
+
+#[test]
+fn the_kept_tree_answers_the_reference_roots_and_proofs() {
+    let l = leaves();
+    let mut t = Tree::new();
+    assert_eq!(t.root(0), Ok(h(ROOTS[0])));
+    for (i, leaf) in l.iter().enumerate() {
+        assert_eq!(t.push(*leaf), i);
+        assert_eq!(t.root(i + 1), Ok(h(ROOTS[i + 1])), "size {}", i + 1);
+    }
+    for (index, size, proof) in inclusion_cases() {
+        assert_eq!(t.inclusion_proof(index as usize, size as usize), Ok(proof));
+    }
+    for (m, n, proof) in consistency_cases() {
+        assert_eq!(t.consistency_proof(m as usize, n as usize), Ok(proof));
+    }
+    assert!(t.root(9).is_err());
+    assert!(t.inclusion_proof(8, 8).is_err());
+    assert!(t.consistency_proof(3, 9).is_err());
+}
+
+#[test]
+fn the_kept_tree_agrees_with_the_definitions_at_every_size_to_70() {
+    // Past the published vectors: the definitions (checked against them above) at every size.
+    let leaves: Vec<Hash> = (0u32..70).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+    let mut t = Tree::new();
+    for (i, leaf) in leaves.iter().enumerate() {
+        t.push(*leaf);
+        let n = i + 1;
+        let r = root(&leaves[..n]);
+        assert_eq!(t.root(n), Ok(r));
+        for m in [0, n / 2, n - 1] {
+            let p = t.inclusion_proof(m, n).expect("inclusion");
+            assert_eq!(p, inclusion_proof(m, &leaves[..n]).expect("definition"));
+            verify_inclusion(m as u64, n as u64, &leaves[m], &p, &r).expect("verifies");
+        }
+        for m in [1, n / 3 + 1, n] {
+            if m > n {
+                continue;
+            }
+            let p = t.consistency_proof(m, n).expect("consistency");
+            assert_eq!(p, consistency_proof(m, &leaves[..n]).expect("definition"));
+            verify_consistency(m as u64, n as u64, &p, &root(&leaves[..m]), &r).expect("verifies");
+        }
+    }
+}
