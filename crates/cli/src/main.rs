@@ -1,5 +1,6 @@
 //! `flotilla`: runs Flotilla's services and talks to them.
 
+mod audit;
 mod bench;
 mod catalog;
 mod client;
@@ -106,6 +107,13 @@ enum Command {
         output: Output,
         #[command(subcommand)]
         command: risk::RiskCommand,
+    },
+    /// Audit: verify an exported bundle offline with the ledger's verifier key.
+    Audit {
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// Reports over the recorded history: DORA metrics (monitoring service).
     Report {
@@ -307,6 +315,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
+        Command::Audit { output, command } => audit::run(output, command),
         Command::Report {
             addr,
             output,
