@@ -2,7 +2,8 @@
 # Starts, if absent, everything Flotilla's tests and `flotilla serve` need on this machine:
 # PostgreSQL (127.0.0.1:5432), NATS with JetStream (127.0.0.1:4222) and a Kafka-API broker
 # (tansu, 127.0.0.1:9092, in-memory storage), and Debian's Prometheus (127.0.0.1:9090) scraping
-# every second whatever exporters the tests list in target/services/prometheus/targets/*.json.
+# every second whatever exporters the tests list in $FLOTILLA_PROMETHEUS_DIR/targets/*.json
+# (default /tmp/flotilla-prometheus: one folder for the machine, whichever clone runs the tests).
 # Safe to run any number of times.
 set -euo pipefail
 
@@ -83,10 +84,14 @@ ensure_cdevents_schemas() {
 }
 
 # Debian's prometheus, scraping the tests' exporters: a test writes a file_sd target file
-# ([{"targets": ["127.0.0.1:PORT"], "labels": {...}}]) into $state/prometheus/targets, which
-# Prometheus watches, and queries it back over the HTTP API.
+# ([{"targets": ["127.0.0.1:PORT"], "labels": {...}}]) into $prom/targets, which Prometheus
+# watches, and queries it back over the HTTP API.
+prom="${FLOTILLA_PROMETHEUS_DIR:-/tmp/flotilla-prometheus}"
 ensure_prometheus() {
-  if port_open 9090; then echo "prometheus: running on 127.0.0.1:9090"; return; fi
+  if port_open 9090; then
+    echo "prometheus: running on 127.0.0.1:9090 (the tests' exporters go to $prom/targets)"
+    return
+  fi
   local bin
   bin="$(command -v prometheus || echo /usr/bin/prometheus)"
   if [ ! -x "$bin" ]; then
@@ -94,8 +99,8 @@ ensure_prometheus() {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
     bin="$(command -v prometheus || echo /usr/bin/prometheus)"
   fi
-  mkdir -p "$state/prometheus/targets" "$state/prometheus/data"
-  cat >"$state/prometheus/prometheus.yml" <<YAML
+  mkdir -p "$prom/targets" "$prom/data"
+  cat >"$prom/prometheus.yml" <<YAML
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
@@ -104,13 +109,13 @@ scrape_configs:
     scrape_interval: 1s
     scrape_timeout: 1s
     file_sd_configs:
-      - files: ["$state/prometheus/targets/*.json"]
+      - files: ["$prom/targets/*.json"]
         refresh_interval: 1s
 YAML
-  echo "prometheus: starting (scrapes $state/prometheus/targets/*.json every second)"
-  nohup "$bin" --config.file="$state/prometheus/prometheus.yml" \
-    --storage.tsdb.path="$state/prometheus/data" --storage.tsdb.retention.time=1d \
-    --web.listen-address=127.0.0.1:9090 >"$state/prometheus.log" 2>&1 &
+  echo "prometheus: starting (scrapes $prom/targets/*.json every second)"
+  nohup "$bin" --config.file="$prom/prometheus.yml" \
+    --storage.tsdb.path="$prom/data" --storage.tsdb.retention.time=1d \
+    --web.listen-address=127.0.0.1:9090 >"$prom/prometheus.log" 2>&1 &
   wait_port 9090 prometheus 60
 }
 

@@ -36,13 +36,8 @@ impl Exporter {
                 });
             }
         });
-        let dir = std::env::var("FLOTILLA_TEST_PROMETHEUS_TARGETS").unwrap_or_else(|_| {
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../target/services/prometheus/targets"
-            )
-            .into()
-        });
+        let dir = std::env::var("FLOTILLA_TEST_PROMETHEUS_TARGETS")
+            .unwrap_or_else(|_| "/tmp/flotilla-prometheus/targets".into());
         std::fs::create_dir_all(&dir).expect("targets dir");
         let targets = std::path::Path::new(&dir).join(format!("{label}.json"));
         std::fs::write(
