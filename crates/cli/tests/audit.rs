@@ -8,15 +8,7 @@ use flotilla_transparency::merkle::{Tree, leaf_hash};
 use flotilla_transparency::note::NoteSigner;
 
 mod support;
-use support::flotilla;
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use support::{flotilla, text};
 
 #[test]
 fn a_bundle_verifies_offline_and_a_tampered_one_does_not() {

@@ -8,15 +8,7 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 
 mod support;
-use support::{flotilla, stop, up};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use support::{flotilla, stop, text, up};
 
 /// What the story must say it did.
 fn told_the_story(out: &Output) {

@@ -3,58 +3,8 @@
 //! with every reason, an allowed one is watched wave by wave to its end, and `--output json`
 //! answers what machines read.
 
-use std::path::Path;
-use std::process::Output;
-
 mod support;
-use support::{flotilla, stop, token, up};
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs `flotilla <args>` as the holder of `token` against `url` (the noun's --addr).
-fn as_user(token: &str, url: &str, noun: &str, args: &[&str]) -> Output {
-    flotilla()
-        .env("FLOTILLA_TOKEN", token)
-        .args([noun, "--addr", url])
-        .args(args)
-        .output()
-        .expect("run flotilla")
-}
-
-fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "{}", text(&out));
-    out
-}
-
-fn import_catalog(dir: &Path, admin: &str, url: &str) {
-    let yaml = dir.join("catalog-info.yaml");
-    std::fs::write(
-        &yaml,
-        "kind: Component\nmetadata: { name: payments-api, annotations: { flotilla.dev/criticality-tier: \"3\" } }\nspec: { owner: payments-core, system: payments }\n",
-    )
-    .expect("write catalog");
-    ok(as_user(
-        admin,
-        url,
-        "catalog",
-        &["import", &yaml.to_string_lossy()],
-    ));
-}
+use support::{as_user, import_catalog, json, ok, stop, text, token, up};
 
 #[test]
 fn artifacts_environments_and_a_release_through_the_cli() {

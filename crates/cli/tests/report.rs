@@ -2,18 +2,8 @@
 //! period, one point per day as GitLab's DORA API shapes it (nothing deployed yet: counts 0,
 //! medians and rates without a value), a table for people, and a bad date refused.
 
-use std::process::Output;
-
 mod support;
-use support::{flotilla, stop, token, up};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use support::{flotilla, stop, text, token, up};
 
 #[test]
 fn dora_metrics_come_per_day_for_every_key() {

@@ -4,11 +4,10 @@
 //! refusals that say what is wrong.
 
 use std::path::Path;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{flotilla, stop, token, up};
+use support::{as_user, import_catalog, json, ok, stop, text, token, up};
 
 const FACTORS: [&str; 8] = [
     "criticality_tier",
@@ -20,53 +19,6 @@ const FACTORS: [&str; 8] = [
     "fmea_rpn",
     "emergency",
 ];
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs `flotilla <args>` as the holder of `token` against `url` (the noun's --addr).
-fn as_user(token: &str, url: &str, noun: &str, args: &[&str]) -> Output {
-    flotilla()
-        .env("FLOTILLA_TOKEN", token)
-        .args([noun, "--addr", url])
-        .args(args)
-        .output()
-        .expect("run flotilla")
-}
-
-fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "{}", text(&out));
-    out
-}
-
-fn import_catalog(dir: &Path, admin: &str, url: &str) {
-    let yaml = dir.join("catalog-info.yaml");
-    std::fs::write(
-        &yaml,
-        "kind: Component\nmetadata: { name: payments-api, annotations: { flotilla.dev/criticality-tier: \"3\" } }\nspec: { owner: payments-core, system: payments }\n",
-    )
-    .expect("write catalog");
-    ok(as_user(
-        admin,
-        url,
-        "catalog",
-        &["import", &yaml.to_string_lossy()],
-    ));
-}
 
 /// The catalog, a build that may ship, the payments path dev -> prod, and payments-2.0.0
 /// created and planned (as in release.rs).

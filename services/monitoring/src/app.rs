@@ -107,13 +107,15 @@ impl MonitoringApp {
         Ok(taken.into_inner().unwrap_or_default())
     }
 
-    pub async fn consume(
+    /// Takes another service's event as the command `command_of` maps it to (once, by its id).
+    pub async fn take_event(
         &self,
-        event_id: Uuid,
-        command: Command,
-        md: Metadata,
-    ) -> Result<Executed<Event>, AppError> {
-        self.app.consume(CONSUMER, event_id, command, md).await
+        event: &flotilla_bus::CloudEvent,
+        command_of: impl FnOnce(&Monitoring, Uuid) -> Result<Option<Command>, DomainError>,
+    ) -> Result<(), flotilla_runtime::HandlerError> {
+        self.app
+            .take_event(CONSUMER, "monitoring-consumer", event, command_of)
+            .await
     }
 
     pub fn query<T>(&self, f: impl FnOnce(&Monitoring) -> T) -> T {

@@ -57,14 +57,15 @@ impl RiskApp {
         self.app.execute(command, md).await
     }
 
-    /// Applies another service's event (once, by its id).
-    pub async fn consume(
+    /// Takes another service's event as the command `command_of` maps it to (once, by its id).
+    pub async fn take_event(
         &self,
-        event_id: uuid::Uuid,
-        command: Command,
-        md: Metadata,
-    ) -> Result<Executed<Event>, AppError> {
-        self.app.consume(CONSUMER, event_id, command, md).await
+        event: &flotilla_bus::CloudEvent,
+        command_of: impl FnOnce(&RiskValidation, uuid::Uuid) -> Result<Option<Command>, DomainError>,
+    ) -> Result<(), flotilla_runtime::HandlerError> {
+        self.app
+            .take_event(CONSUMER, "risk-validation-consumer", event, command_of)
+            .await
     }
 
     /// Runs a query on the current state.

@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use flotilla_bus::CloudEvent;
-use flotilla_core::event::Metadata;
 use flotilla_proto::dependency::v1 as dm;
 use flotilla_proto::orchestration::v1 as orch;
-use flotilla_runtime::kit::{self, time::stored};
+use flotilla_runtime::kit::time::stored;
 use flotilla_runtime::{EventHandler, HandlerError};
 use prost::Message;
 use uuid::Uuid;
@@ -163,29 +162,9 @@ pub struct Inbound(pub Arc<RiskApp>);
 #[async_trait::async_trait]
 impl EventHandler for Inbound {
     async fn handle(&self, event: &CloudEvent) -> Result<(), HandlerError> {
-        let id = event
-            .event_id()
-            .map_err(|e| HandlerError::Reject(format!("{}: {e}", event.ty)))?;
-        let command = self
-            .0
-            .query(|s| command_of(s, event, id))
-            .map_err(|e| HandlerError::Reject(e.to_string()))?;
-        let Some(command) = command else {
-            return Ok(());
-        };
-        let md = Metadata::by(
-            "risk-validation-consumer",
-            event.extension("businessunit").unwrap_or_default(),
-        )
-        .with_causation(id);
-        match self.0.consume(id, command, md).await {
-            Ok(_) => Ok(()),
-            Err(kit::AppError::Domain(e)) => {
-                tracing::warn!(event = %event.id, ty = %event.ty, reason = %e, "event not taken");
-                Err(HandlerError::Reject(e.to_string()))
-            }
-            Err(e) => Err(HandlerError::Retry(e.to_string())),
-        }
+        self.0
+            .take_event(event, |s, id| command_of(s, event, id))
+            .await
     }
 }
 

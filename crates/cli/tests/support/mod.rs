@@ -1,10 +1,10 @@
 //! What the binary's tests share: running `flotilla` as a user would, a `flotilla up` on a
-//! folder of its own, and tokens for it.
+//! folder of its own, tokens for it, and reading what a run printed.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 pub fn flotilla() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_flotilla"));
@@ -75,4 +75,55 @@ pub fn stop(mut node: Child) {
         .args(["-TERM", &node.id().to_string()])
         .status();
     let _ = node.wait();
+}
+
+/// What a run printed, stdout then stderr.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A run's stdout as JSON.
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Runs `flotilla <args>` as the holder of `token` against `url` (the noun's --addr).
+pub fn as_user(token: &str, url: &str, noun: &str, args: &[&str]) -> Output {
+    flotilla()
+        .env("FLOTILLA_TOKEN", token)
+        .args([noun, "--addr", url])
+        .args(args)
+        .output()
+        .expect("run flotilla")
+}
+
+/// The run, which must have succeeded.
+pub fn ok(out: Output) -> Output {
+    assert!(out.status.success(), "{}", text(&out));
+    out
+}
+
+/// Imports a one-component Backstage catalog (payments-api, tier 3) as `admin`.
+pub fn import_catalog(dir: &Path, admin: &str, url: &str) {
+    let yaml = dir.join("catalog-info.yaml");
+    std::fs::write(
+        &yaml,
+        "kind: Component\nmetadata: { name: payments-api, annotations: { flotilla.dev/criticality-tier: \"3\" } }\nspec: { owner: payments-core, system: payments }\n",
+    )
+    .expect("write catalog");
+    ok(as_user(
+        admin,
+        url,
+        "catalog",
+        &["import", &yaml.to_string_lossy()],
+    ));
 }

@@ -321,6 +321,39 @@ where
         self.run(|s| s.decide(make(s)?), metadata, None).await
     }
 
+    /// Takes another service's event: `command_of` maps it, on the current state and with the
+    /// event's id, to a command (or to nothing), which is applied once by that id as `actor`.
+    /// A domain refusal (of the mapping or the command) rejects the event, logged; anything
+    /// else (the store unavailable) leaves it to be delivered again.
+    pub async fn take_event(
+        &self,
+        consumer: &str,
+        actor: &str,
+        event: &flotilla_bus::CloudEvent,
+        command_of: impl FnOnce(&D, uuid::Uuid) -> Result<Option<D::Command>, D::Error>,
+    ) -> Result<(), crate::HandlerError> {
+        use crate::HandlerError;
+        let id = event
+            .event_id()
+            .map_err(|e| HandlerError::Reject(format!("{}: {e}", event.ty)))?;
+        let Some(command) = self
+            .query(|s| command_of(s, id))
+            .map_err(|e| HandlerError::Reject(e.to_string()))?
+        else {
+            return Ok(());
+        };
+        let md = Metadata::by(actor, event.extension("businessunit").unwrap_or_default())
+            .with_causation(id);
+        match self.consume(consumer, id, command, md).await {
+            Ok(_) => Ok(()),
+            Err(AppError::Domain(e)) => {
+                tracing::warn!(event = %event.id, ty = %event.ty, reason = %e, "event not taken");
+                Err(HandlerError::Reject(e.to_string()))
+            }
+            Err(e) => Err(HandlerError::Retry(e.to_string())),
+        }
+    }
+
     /// Applies another service's event: its id is written with the append (or recorded when the
     /// command changes nothing), so a redelivery is applied once.
     pub async fn consume(
