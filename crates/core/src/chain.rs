@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::event::{Metadata, RecordedEvent, Timestamp};
-use crate::ids::{EventId, StreamId};
+use crate::ids::EventId;
 
 /// A SHA-256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -57,7 +57,7 @@ pub struct ChainHead {
 pub struct HashInput<'a> {
     pub prev_hash: &'a Hash,
     pub global_position: u64,
-    pub stream_id: &'a StreamId,
+    pub stream_id: &'a str,
     pub stream_version: u64,
     pub event_id: &'a EventId,
     pub event_type: &'a str,
@@ -88,7 +88,7 @@ pub fn event_hash(i: &HashInput<'_>) -> Hash {
     h.update(b"flotilla.event.v1\0");
     h.update(i.prev_hash.0);
     h.update(i.global_position.to_be_bytes());
-    put_str(&mut h, i.stream_id.as_str());
+    put_str(&mut h, i.stream_id);
     h.update(i.stream_version.to_be_bytes());
     h.update(i.event_id.0.as_bytes());
     put_str(&mut h, i.event_type);
@@ -117,7 +117,7 @@ impl RecordedEvent {
         event_hash(&HashInput {
             prev_hash: &self.prev_hash,
             global_position: self.global_position,
-            stream_id: &self.stream_id,
+            stream_id: self.stream_id.as_str(),
             stream_version: self.stream_version,
             event_id: &self.event_id,
             event_type: &self.event_type,

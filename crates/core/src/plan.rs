@@ -93,7 +93,7 @@ pub fn plan_batch(
             let hash = event_hash(&HashInput {
                 prev_hash: &plan.head.hash,
                 global_position,
-                stream_id: &request.stream_id,
+                stream_id: request.stream_id.as_str(),
                 stream_version: version,
                 event_id: &e.event_id,
                 event_type: &e.event_type,

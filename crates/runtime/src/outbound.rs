@@ -6,14 +6,18 @@
 //! streams are `access-refusal` (stream `access-refusals`), `access-policy` and
 //! `chain-integrity`.
 //!
-//! Refusals of callers without a valid token stay in the store only: anyone who can reach a
-//! port can cause them, so publishing them would let strangers write (rate-limited) noise onto
-//! every subscriber's topic. Refusals of authenticated callers (someone with a token tried
-//! something their roles do not allow) are published: security teams subscribe to them.
+//! The content of refusals of callers without a valid token stays in the store only: anyone who
+//! can reach a port can cause them, so publishing them would let strangers write (rate-limited)
+//! text onto every subscriber's topic. Their place in the chain is published as a digest
+//! ([`EVENT_WITHHELD`]: position, stream version, hashes; no payload, actor or trace), so a
+//! consumer that checks the chain (the compliance ledger) sees every position linked and no
+//! gap. Refusals of authenticated callers (someone with a token tried something their roles do
+//! not allow) are published: security teams subscribe to them.
 
 use std::sync::Arc;
 
 use flotilla_bus::relay::Outbound;
+use flotilla_bus::{CloudEvent, Namespace};
 use flotilla_core::event::RecordedEvent;
 use flotilla_core::ids::StreamId;
 use prost::Message;
@@ -48,7 +52,34 @@ pub fn aggregate_type(module: &dyn ServiceModule, stream: &StreamId) -> String {
     }
 }
 
-/// Whether an event goes on the buses.
+/// The type of the digest published in place of an event whose content stays in the store.
+pub const EVENT_WITHHELD: &str = "flotilla.common.v1.EventWithheld";
+
+/// Extensions a digest keeps: where the event stands in the chain, nothing a caller chose.
+const DIGEST_EXTENSIONS: [&str; 5] = [
+    "aggregatetype",
+    "sequence",
+    "streamversion",
+    "eventhash",
+    "prevhash",
+];
+
+/// The digest of a withheld event: its id, stream, time and place in the chain, no content.
+pub fn digest(
+    namespace: &Namespace,
+    service: &str,
+    aggregate: &str,
+    e: &RecordedEvent,
+) -> CloudEvent {
+    let mut ce = CloudEvent::from_recorded(namespace, service, aggregate, e);
+    ce.ty = EVENT_WITHHELD.to_owned();
+    ce.data.clear();
+    ce.extensions
+        .retain(|k, _| DIGEST_EXTENSIONS.contains(&k.as_str()));
+    ce
+}
+
+/// Whether an event's content goes on the buses (otherwise its [`digest`] does).
 pub fn publishes(e: &RecordedEvent) -> bool {
     if e.event_type != ACCESS_REFUSED {
         return true;
@@ -66,5 +97,19 @@ impl Outbound for ServiceOutbound {
 
     fn publishes(&self, event: &RecordedEvent) -> bool {
         publishes(event)
+    }
+
+    fn outgoing(
+        &self,
+        namespace: &Namespace,
+        service: &str,
+        event: &RecordedEvent,
+    ) -> Option<CloudEvent> {
+        let aggregate = self.aggregate_type(&event.stream_id);
+        Some(if publishes(event) {
+            CloudEvent::from_recorded(namespace, service, &aggregate, event)
+        } else {
+            digest(namespace, service, &aggregate, event)
+        })
     }
 }
