@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
+use crate::ledger::{EventRecord, Leaf};
 use crate::merkle::{Hash, hashes, leaf_hash, verify_inclusion};
 use crate::note::{NoteError, NoteVerifier};
 
@@ -32,6 +33,9 @@ pub struct Entry {
     pub leaf: String,
     /// The inclusion proof against the checkpoint, base64 hashes, nearest first.
     pub proof: Vec<String>,
+    /// The event the leaf ledgers, when exported with it: checked against the leaf too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +66,7 @@ impl Bundle {
             index,
             leaf: STANDARD.encode(data),
             proof: proof.iter().map(|h| STANDARD.encode(h)).collect(),
+            event: None,
         }
     }
 }
@@ -99,6 +104,12 @@ pub fn verify(json: &[u8], key: &NoteVerifier) -> Result<Verified, BundleError> 
             &checkpoint.root,
         )
         .map_err(|err| fail(err.to_string()))?;
+        if let Some(event) = &e.event {
+            let leaf = Leaf::decode(&data).map_err(|err| fail(format!("the leaf: {err}")))?;
+            event
+                .check_against(&leaf)
+                .map_err(|err| fail(format!("the event: {err}")))?;
+        }
     }
     Ok(Verified {
         checkpoint,

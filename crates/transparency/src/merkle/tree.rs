@@ -4,14 +4,41 @@
 
 use super::{Hash, ProofError, empty_root, node_hash, split};
 
-#[derive(Clone, Debug, Default)]
+/// Kept as its leaves (serialized so, and rebuilt from them when read).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(from = "Vec<Hash>", into = "Vec<Hash>")]
 pub struct Tree {
     levels: Vec<Vec<Hash>>,
+}
+
+impl From<Vec<Hash>> for Tree {
+    fn from(leaves: Vec<Hash>) -> Self {
+        let mut t = Tree::new();
+        for l in leaves {
+            t.push(l);
+        }
+        t
+    }
+}
+
+impl From<Tree> for Vec<Hash> {
+    fn from(mut t: Tree) -> Self {
+        if t.levels.is_empty() {
+            Vec::new()
+        } else {
+            t.levels.swap_remove(0)
+        }
+    }
 }
 
 impl Tree {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The leaf hash at `index`.
+    pub fn leaf(&self, index: usize) -> Option<Hash> {
+        self.levels.first().and_then(|l| l.get(index)).copied()
     }
 
     /// Leaves in the tree.
