@@ -121,6 +121,8 @@ impl Deployment {
                 .collect(),
             access_policy_signing_key: path,
             access_policy_verify_keys: vec![key.public_key()],
+            // Files a service keeps (compliance's generated checkpoint key) stay in the test's.
+            data_dir: keys.path().to_path_buf(),
             ..Config::default()
         };
         Ok(Self {

@@ -39,6 +39,8 @@ pub const GROUPS: &[&str] = &[
     "risk-evidence",
     "monitoring-config",
     "metrics-push",
+    "audit",
+    "ledger-admin",
     "unlisted",
 ];
 
@@ -171,8 +173,19 @@ const MONITORING: &[Operation] = &ops!("flotilla.monitoring.v1.MonitoringService
     "GetPostmortem" => "read",
     "ListPostmortems" => "read",
 );
-const COMPLIANCE: &[Operation] =
-    &ops!("flotilla.compliance.v1.ComplianceService", "compliance": "GetStatus" => "read");
+const COMPLIANCE: &[Operation] = &ops!("flotilla.compliance.v1.ComplianceService", "compliance":
+    "GetStatus" => "read",
+    "GetCheckpoint" => "read",
+    "SignCheckpoint" => "ledger-admin",
+    "ListCheckpoints" => "read",
+    "GetInclusionProof" => "read",
+    "GetConsistencyProof" => "read",
+    "ListSources" => "read",
+    "ListChainAlerts" => "read",
+    "Replay" => "audit",
+    "ExportAuditBundle" => "audit",
+    "GetAuditReport" => "audit",
+);
 
 /// Every guarded operation of every service.
 pub fn all() -> impl Iterator<Item = &'static Operation> {

@@ -42,6 +42,8 @@ fn granted(group: &str) -> &'static [&'static str] {
         "deployment-control" => &["admin", "release-manager", "service-owner", "scheduler"],
         "monitoring-config" => &["admin", "release-manager", "service-owner"],
         "metrics-push" => &["admin", "service-owner", "scheduler"],
+        "audit" => &["admin", "auditor", "compliance-officer"],
+        "ledger-admin" => &["admin", "compliance-officer", "scheduler"],
         "risk-evidence" => &[
             "admin",
             "release-manager",

@@ -1,0 +1,217 @@
+//! gRPC edge of the compliance service (`flotilla.compliance.v1.ComplianceService`).
+//!
+//! - `proofs`: checkpoints, inclusion and consistency proofs;
+//! - `replay`: the ledgered events filtered, streamed and exported as an audit bundle;
+//! - `report`: the audit report of a release;
+//! - this file: the server, the error table, the chains and alerts.
+
+mod proofs;
+pub mod replay;
+mod report;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use flotilla_proto::common::v1::{GetStatusRequest, ServiceStatus};
+use flotilla_proto::compliance::v1 as pb;
+use flotilla_proto::compliance::v1::compliance_service_server::{
+    ComplianceService, ComplianceServiceServer,
+};
+use flotilla_runtime::ServiceContext;
+use flotilla_runtime::kit::{Caller, ServiceError};
+use tonic::{Code, Request, Response, Status};
+
+use crate::app::Ledger;
+use crate::codec::alert_pb;
+use crate::domain::DomainError;
+
+/// Full gRPC name of the service.
+pub const GRPC_NAME: &str = "flotilla.compliance.v1.ComplianceService";
+
+type Answer<T> = Result<Response<T>, Status>;
+
+impl ServiceError for DomainError {
+    fn code(&self) -> Code {
+        match self {
+            DomainError::Invalid { .. } => Code::InvalidArgument,
+            DomainError::NotFound(_) => Code::NotFound,
+            DomainError::FailedPrecondition(_) => Code::FailedPrecondition,
+        }
+    }
+}
+
+impl From<DomainError> for Status {
+    fn from(e: DomainError) -> Self {
+        flotilla_runtime::kit::refuse(e)
+    }
+}
+
+/// The tonic service.
+#[derive(Clone)]
+pub struct ComplianceApi {
+    ctx: ServiceContext,
+    ledger: Arc<Ledger>,
+}
+
+impl std::fmt::Debug for ComplianceApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComplianceApi").finish_non_exhaustive()
+    }
+}
+
+/// Builds the tonic server for the runtime.
+pub fn server(ctx: ServiceContext, ledger: Arc<Ledger>) -> ComplianceServiceServer<ComplianceApi> {
+    let max = ctx.max_message_bytes();
+    ComplianceServiceServer::new(ComplianceApi { ctx, ledger }).max_decoding_message_size(max)
+}
+
+#[tonic::async_trait]
+impl ComplianceService for ComplianceApi {
+    #[tracing::instrument(skip_all, fields(service = super::NAME))]
+    async fn get_status(&self, _request: Request<GetStatusRequest>) -> Answer<ServiceStatus> {
+        self.ctx.status().await.map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetCheckpoint"))]
+    async fn get_checkpoint(
+        &self,
+        request: Request<pb::GetCheckpointRequest>,
+    ) -> Answer<pb::CheckpointSigned> {
+        Caller::of(&request)?;
+        proofs::checkpoint(&self.ledger, request.into_inner().size).map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "SignCheckpoint"))]
+    async fn sign_checkpoint(
+        &self,
+        request: Request<pb::SignCheckpointRequest>,
+    ) -> Answer<pb::CheckpointSigned> {
+        let call = Caller::of(&request)?;
+        let c = self.ledger.sign(call.metadata()).await?;
+        Ok(Response::new(crate::codec::checkpoint_pb(&c)))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListCheckpoints"))]
+    async fn list_checkpoints(
+        &self,
+        request: Request<pb::ListCheckpointsRequest>,
+    ) -> Answer<pb::ListCheckpointsResponse> {
+        Caller::of(&request)?;
+        Ok(Response::new(pb::ListCheckpointsResponse {
+            checkpoints: self.ledger.query(|s| {
+                s.checkpoints
+                    .iter()
+                    .map(crate::codec::checkpoint_pb)
+                    .collect()
+            }),
+            verifier_key: self.ledger.verifier().encode(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetInclusionProof"))]
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<pb::GetInclusionProofRequest>,
+    ) -> Answer<pb::InclusionProof> {
+        Caller::of(&request)?;
+        proofs::inclusion(&self.ledger, request.into_inner()).map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetConsistencyProof"))]
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Answer<pb::ConsistencyProof> {
+        Caller::of(&request)?;
+        proofs::consistency(&self.ledger, request.into_inner()).map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListSources"))]
+    async fn list_sources(
+        &self,
+        request: Request<pb::ListSourcesRequest>,
+    ) -> Answer<pb::ListSourcesResponse> {
+        Caller::of(&request)?;
+        let sources = self.ledger.query(|s| {
+            s.sources
+                .iter()
+                .map(|(service, c)| pb::SourceChain {
+                    service: service.clone(),
+                    linked_to: c.linked_to,
+                    head_hash: hex::encode(c.head(&|l| {
+                        s.entries
+                            .get(l as usize)
+                            .map_or(([0; 32], [0; 32]), |e| (e.hash, e.prev_hash))
+                    })),
+                    waiting: c.waiting.len() as u64,
+                    events: c.events,
+                    withheld: c.withheld,
+                    alerts: c.alerts,
+                })
+                .collect()
+        });
+        Ok(Response::new(pb::ListSourcesResponse { sources }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListChainAlerts"))]
+    async fn list_chain_alerts(
+        &self,
+        request: Request<pb::ListChainAlertsRequest>,
+    ) -> Answer<pb::ListChainAlertsResponse> {
+        Caller::of(&request)?;
+        let service = request.into_inner().service;
+        let alerts = self.ledger.query(|s| {
+            s.alerts
+                .iter()
+                .filter(|a| service.is_empty() || a.service == service)
+                .map(alert_pb)
+                .collect()
+        });
+        Ok(Response::new(pb::ListChainAlertsResponse { alerts }))
+    }
+
+    type ReplayStream =
+        Pin<Box<dyn futures::Stream<Item = Result<pb::ReplayedEvent, Status>> + Send + 'static>>;
+
+    #[tracing::instrument(skip_all, fields(rpc = "Replay"))]
+    async fn replay(&self, request: Request<pb::ReplayRequest>) -> Answer<Self::ReplayStream> {
+        let call = Caller::of(&request)?;
+        let filter = replay::Filter::try_from(request.into_inner())?;
+        Ok(Response::new(replay::stream(
+            self.ledger.clone(),
+            filter,
+            call,
+        )))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ExportAuditBundle"))]
+    async fn export_audit_bundle(
+        &self,
+        request: Request<pb::ExportAuditBundleRequest>,
+    ) -> Answer<pb::AuditBundle> {
+        let call = Caller::of(&request)?;
+        let r = request.into_inner();
+        let filter = replay::Filter::try_from(r.filter.unwrap_or_default())?;
+        replay::bundle(&self.ledger, filter, r.tree_size, &call)
+            .await
+            .map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetAuditReport"))]
+    async fn get_audit_report(
+        &self,
+        request: Request<pb::GetAuditReportRequest>,
+    ) -> Answer<pb::AuditReport> {
+        let call = Caller::of(&request)?;
+        let release = request.into_inner().release;
+        flotilla_core::names::text("release", &release, 256).map_err(|e| {
+            flotilla_runtime::kit::status(
+                Code::InvalidArgument,
+                &format!("{}: {}", e.field, e.reason),
+            )
+        })?;
+        report::answer(&self.ledger, &release, &call)
+            .await
+            .map(Response::new)
+    }
+}
