@@ -108,8 +108,13 @@ enum Command {
         #[command(subcommand)]
         command: risk::RiskCommand,
     },
-    /// Audit: verify an exported bundle offline with the ledger's verifier key.
+    /// Audit: the compliance ledger's events replayed as CloudEvents JSON lines, audit bundles
+    /// with inclusion proofs, signed checkpoints, each service's chain and chain alerts
+    /// (compliance service); verify a bundle offline with the ledger's verifier key.
     Audit {
+        /// gRPC address of a node running compliance (`audit verify` runs offline).
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
         #[command(subcommand)]
@@ -315,7 +320,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
-        Command::Audit { output, command } => audit::run(output, command),
+        Command::Audit {
+            addr,
+            output,
+            command,
+        } => {
+            audit::run(
+                &client::Target {
+                    addr,
+                    token: cli.token,
+                },
+                output,
+                command,
+            )
+            .await
+        }
         Command::Report {
             addr,
             output,

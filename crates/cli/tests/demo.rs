@@ -35,6 +35,22 @@ fn told_the_story(out: &Output) {
             "the demo did not say {part:?}:\n{said}"
         );
     }
+    // It ends with the audit report's path: the rolled-back release from source to rollback,
+    // the canary's judgement among it, every line proven.
+    let path = said
+        .lines()
+        .find_map(|l| l.strip_prefix("audit report of cards-2.0.0: "))
+        .unwrap_or_else(|| panic!("no audit report path:\n{said}"));
+    let page = std::fs::read_to_string(path.trim()).expect("the report's page");
+    for part in [
+        "<span id=\"release\">cards-2.0.0</span>",
+        "flotilla.orchestration.v1.ReleaseCreated",
+        "flotilla.risk.v1.CanaryJudged",
+        "flotilla.orchestration.v1.RollbackStarted",
+        "Signed checkpoint",
+    ] {
+        assert!(page.contains(part), "the report lacks {part:?}");
+    }
 }
 
 #[test]
@@ -44,6 +60,8 @@ fn the_demo_tells_its_story_beside_flotilla_up() {
     let out = flotilla()
         .args(["demo", "--addr", &url, "--data-dir"])
         .arg(dir.path().join("data"))
+        .arg("--report-dir")
+        .arg(dir.path().join("report"))
         .output()
         .expect("demo");
     stop(node);
@@ -85,7 +103,13 @@ fn serve(config: &Path, service: &str, port: u16, log: &Path) -> Child {
 /// Four `flotilla serve` processes on PostgreSQL and one bus; the demo against their addresses.
 fn apart(bus: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (gov, cat, orch, risk) = (free_port(), free_port(), free_port(), free_port());
+    let (gov, cat, orch, risk, comp) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
     let postgres = std::env::var("FLOTILLA_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let nats =
@@ -97,10 +121,11 @@ fn apart(bus: &str) {
         &config,
         format!(
             "namespace = \"{}\"\nstore_url = \"{postgres}\"\nnats_url = \"{nats}\"\nkafka_brokers = \"{kafka}\"\nbuses = [\"{bus}\"]\n\
-             auth_hs256_secret = \"demo-secret-for-the-e2e-test-0123456789\"\naccess_policy_source = \"none\"\n\
+             auth_hs256_secret = \"demo-secret-for-the-e2e-test-0123456789\"\naccess_policy_source = \"none\"\ndata_dir = \"{data}\"\n\
              [kafka_producer]\n\"batch.num.messages\" = \"1\"\n\
              [orchestration]\ngovernance_url = \"http://127.0.0.1:{gov}\"\ndependency_mapping_url = \"http://127.0.0.1:{cat}\"\n",
-            fresh_namespace()
+            fresh_namespace(),
+            data = dir.path().join("data").display()
         ),
     )
     .expect("config");
@@ -129,6 +154,12 @@ fn apart(bus: &str) {
             risk,
             &dir.path().join("risk-validation.log"),
         ),
+        serve(
+            &config,
+            "compliance",
+            comp,
+            &dir.path().join("compliance.log"),
+        ),
     ];
     let out = flotilla()
         .args(["demo", "--config"])
@@ -142,7 +173,11 @@ fn apart(bus: &str) {
             &format!("http://127.0.0.1:{orch}"),
             "--risk-addr",
             &format!("http://127.0.0.1:{risk}"),
+            "--compliance-addr",
+            &format!("http://127.0.0.1:{comp}"),
+            "--report-dir",
         ])
+        .arg(dir.path().join("report"))
         .output()
         .expect("demo");
     for n in nodes {
@@ -154,6 +189,7 @@ fn apart(bus: &str) {
             "dependency-mapping",
             "orchestration",
             "risk-validation",
+            "compliance",
         ] {
             let log =
                 std::fs::read_to_string(dir.path().join(format!("{s}.log"))).unwrap_or_default();

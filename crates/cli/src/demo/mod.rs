@@ -41,6 +41,13 @@ pub struct DemoArgs {
     /// Risk-validation's address (default: --addr).
     #[arg(long)]
     pub risk_addr: Option<String>,
+    /// Compliance's address (default: --addr).
+    #[arg(long)]
+    pub compliance_addr: Option<String>,
+    /// Where the closing audit report is written (default: flotilla-demo in the system's
+    /// temporary folder).
+    #[arg(long)]
+    pub report_dir: Option<std::path::PathBuf>,
     /// Data folder of the `flotilla up` node whose secret signs the demo's people's tokens
     /// (default: the configured one; `auth_hs256_secret` wins when set).
     #[arg(long)]
@@ -56,8 +63,12 @@ pub async fn run(config: &flotilla_runtime::Config, args: DemoArgs) -> anyhow::R
         catalog: args.catalog_addr.unwrap_or_else(|| args.addr.clone()),
         orchestration: args.orchestration_addr.unwrap_or_else(|| args.addr.clone()),
         risk: args.risk_addr.unwrap_or_else(|| args.addr.clone()),
+        compliance: args.compliance_addr.unwrap_or_else(|| args.addr.clone()),
     };
-    let outcome = story::Story::new(addrs, people, args.output)
+    let report_dir = args
+        .report_dir
+        .unwrap_or_else(|| std::env::temp_dir().join("flotilla-demo"));
+    let outcome = story::Story::new(addrs, people, args.output, report_dir)
         .await?
         .tell()
         .await?;

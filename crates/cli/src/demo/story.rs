@@ -26,6 +26,7 @@ pub struct Addresses {
     pub catalog: String,
     pub orchestration: String,
     pub risk: String,
+    pub compliance: String,
 }
 
 /// One line of the closing table.
@@ -39,6 +40,8 @@ pub(super) struct Outcome {
 
 pub struct Story {
     pub(super) addrs: Addresses,
+    /// Where the audit report is written.
+    pub(super) report_dir: std::path::PathBuf,
     pub(super) people: People,
     pub(super) output: Output,
     pub(super) step: usize,
@@ -49,9 +52,15 @@ pub struct Story {
 }
 
 impl Story {
-    pub async fn new(addrs: Addresses, people: People, output: Output) -> anyhow::Result<Self> {
+    pub async fn new(
+        addrs: Addresses,
+        people: People,
+        output: Output,
+        report_dir: std::path::PathBuf,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             addrs,
+            report_dir,
             people,
             output,
             step: 0,

@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use flotilla_proto::compliance::v1 as cp;
+use flotilla_proto::compliance::v1::compliance_service_client::ComplianceServiceClient;
 use flotilla_proto::dependency::v1 as dm;
 use flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient;
 use flotilla_proto::governance::v1 as gov;
@@ -403,6 +405,7 @@ impl Story {
         );
 
         let rolled_back = view.status == "rolled-back";
+        let report = self.audit_report("cards-2.0.0").await?;
         match self.output {
             Output::Json => crate::format::print_json(&self.outcomes)?,
             Output::Table => {
@@ -429,6 +432,47 @@ impl Story {
                 );
             }
         }
+        println!("audit report of cards-2.0.0: {}", report.display());
         Ok(rolled_back)
+    }
+
+    /// The compliance ledger's audit report of a release, once the ledger has its events,
+    /// written as JSON and HTML; answers the HTML page's path.
+    async fn audit_report(&mut self, release: &str) -> anyhow::Result<std::path::PathBuf> {
+        let addr = self.addrs.compliance.clone();
+        let mut c = ComplianceServiceClient::new(
+            self.authed(&addr, "audrey", &["auditor"], "central")
+                .await?,
+        )
+        .max_decoding_message_size(256 * 1024 * 1024);
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        // The ledger takes the services' events from the bus: wait until the rollback is in.
+        let report = loop {
+            match c
+                .get_audit_report(cp::GetAuditReportRequest {
+                    release: release.into(),
+                })
+                .await
+            {
+                Ok(r) if r.get_ref().json.contains("RollbackStarted") => break r.into_inner(),
+                Ok(_) | Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+                Ok(r) => break r.into_inner(),
+                Err(s) => return Err(failed("the audit report", s)),
+            }
+        };
+        std::fs::create_dir_all(&self.report_dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", self.report_dir.display()))?;
+        let html = self.report_dir.join(format!("{release}-audit.html"));
+        let json = self.report_dir.join(format!("{release}-audit.json"));
+        std::fs::write(&html, &report.html)
+            .and_then(|()| std::fs::write(&json, &report.json))
+            .map_err(|e| anyhow::anyhow!("cannot write the audit report: {e}"))?;
+        self.say(format!(
+            "the compliance ledger's audit report of {release}: {} events from every service, each proven against its signed checkpoint of size {}",
+            report.lines, report.tree_size
+        ));
+        Ok(html)
     }
 }

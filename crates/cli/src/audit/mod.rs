@@ -1,0 +1,245 @@
+//! `flotilla audit`: the compliance ledger for auditors. Online, through the compliance
+//! service's gRPC API: the ledgered events replayed as CloudEvents JSON lines (`replay`), an
+//! audit bundle of them with their inclusion proofs (`bundle`), the signed checkpoint
+//! (`checkpoint`), each service's chain (`sources`), the alerts of chains that did not hold
+//! (`alerts`) and the audit report of a release as JSON and HTML (`report`). Offline, with only the ledger's verifier key (C2SP form `<name>+<id>+<key>`, given
+//! as the key or a file holding it): `verify BUNDLE --key VKEY` checks a bundle's checkpoint
+//! signature, then every entry's inclusion proof.
+
+mod ledger;
+mod replay;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use flotilla_proto::compliance::v1 as pb;
+use flotilla_proto::compliance::v1::compliance_service_client::ComplianceServiceClient;
+use flotilla_transparency::bundle;
+use flotilla_transparency::note::NoteVerifier;
+use serde::Serialize;
+
+use crate::client::{Authed, Target, failed};
+use crate::format::print_json;
+use crate::output::Output;
+
+/// A compliance client whose calls carry the caller's token.
+type Client = ComplianceServiceClient<Authed>;
+
+/// The largest answer taken from compliance (a bundle of 10,000 entries with their proofs and
+/// events is tens of MiB).
+const MAX_ANSWER_BYTES: usize = 512 * 1024 * 1024;
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Replay the ledgered events as CloudEvents JSON lines on stdout (always JSON lines:
+    /// --output has no effect).
+    ///
+    /// One event a line, in ledger order: the context attributes, every extension as a
+    /// top-level attribute, the data as data_base64, plus ledgerindex and ledgerservice.
+    /// Progress and the index to resume from go to stderr, so `> events.jsonl` keeps only the
+    /// events.
+    Replay(replay::ReplayArgs),
+    /// Export an audit bundle to a file: a signed checkpoint and the matching events below its
+    /// size with their inclusion proofs, as the JSON `audit verify` checks offline.
+    Bundle(replay::BundleArgs),
+    /// The ledger's newest signed checkpoint (or sign one of the ledger as it is now), its note
+    /// and the verifier key it is signed with.
+    Checkpoint {
+        /// Sign a checkpoint of the ledger as it is now (the newest again when the ledger did
+        /// not grow since).
+        #[arg(long)]
+        sign: bool,
+    },
+    /// Each service's hash chain as the ledger sees it: how far it links, what waits, events,
+    /// withheld events and alerts.
+    Sources,
+    /// Alerts of services' chains that did not hold: gaps, forks, mismatched and altered events.
+    Alerts {
+        /// Only this service's alerts.
+        #[arg(long)]
+        service: Option<String>,
+    },
+    /// The audit report of a release: every ledgered event about it, from source to
+    /// production, each line citing its event with an inclusion proof against a signed
+    /// checkpoint; written as RELEASE-audit.json and RELEASE-audit.html (printable).
+    Report {
+        /// The release's name.
+        release: String,
+        /// The folder the two files are written to.
+        #[arg(long, default_value = ".")]
+        out_dir: std::path::PathBuf,
+    },
+    /// Verify a bundle offline: the checkpoint's signature and every entry's proof.
+    Verify {
+        /// The bundle's JSON file.
+        bundle: std::path::PathBuf,
+        /// The ledger's verifier key, or a file holding it.
+        #[arg(long)]
+        key: String,
+    },
+}
+
+pub async fn run(
+    target: &Target,
+    output: Output,
+    command: AuditCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        AuditCommand::Verify { bundle, key } => verify(output, &bundle, key),
+        AuditCommand::Replay(args) => replay::replay(&mut connect(target).await?, args).await,
+        AuditCommand::Bundle(args) => {
+            replay::bundle(&mut connect(target).await?, output, args).await
+        }
+        AuditCommand::Checkpoint { sign } => {
+            ledger::checkpoint(&mut connect(target).await?, output, sign).await
+        }
+        AuditCommand::Sources => ledger::sources(&mut connect(target).await?, output).await,
+        AuditCommand::Report { release, out_dir } => {
+            report(&mut connect(target).await?, output, release, &out_dir).await
+        }
+        AuditCommand::Alerts { service } => {
+            ledger::alerts(&mut connect(target).await?, output, service).await
+        }
+    }
+}
+
+/// A client of the compliance service at the target (`verify` needs none).
+async fn connect(target: &Target) -> anyhow::Result<Client> {
+    let (channel, bearer) = target.connect("compliance").await?;
+    Ok(ComplianceServiceClient::with_interceptor(channel, bearer)
+        .max_decoding_message_size(MAX_ANSWER_BYTES))
+}
+
+/// The C2SP verifier key the ledger's checkpoints are signed with.
+async fn verifier_key(c: &mut Client) -> anyhow::Result<String> {
+    Ok(c.list_checkpoints(pb::ListCheckpointsRequest {})
+        .await
+        .map_err(|s| failed("the ledger's verifier key", s))?
+        .into_inner()
+        .verifier_key)
+}
+
+/// A refused call (through `failed`), saying to sign a checkpoint when none is signed yet.
+fn refused(what: &str, s: tonic::Status) -> anyhow::Error {
+    let unsigned = s.code() == tonic::Code::FailedPrecondition;
+    let e = failed(what, s);
+    if unsigned {
+        anyhow::anyhow!(
+            "{e}\n  hint: sign one with `flotilla audit checkpoint --sign` (roles compliance-officer or admin)"
+        )
+    } else {
+        e
+    }
+}
+
+#[derive(Serialize)]
+struct ReportView {
+    release: String,
+    lines: u64,
+    tree_size: u64,
+    json: String,
+    html: String,
+}
+
+/// `audit report RELEASE`: the report's JSON and HTML written beside each other.
+async fn report(
+    c: &mut Client,
+    output: Output,
+    release: String,
+    out_dir: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let r = c
+        .get_audit_report(pb::GetAuditReportRequest {
+            release: release.clone(),
+        })
+        .await
+        .map_err(|s| failed(&format!("the audit report of {release}"), s))?
+        .into_inner();
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out_dir.display()))?;
+    let stem: String = release
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let json = out_dir.join(format!("{stem}-audit.json"));
+    let html = out_dir.join(format!("{stem}-audit.html"));
+    for (path, body) in [(&json, &r.json), (&html, &r.html)] {
+        std::fs::write(path, body)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    match output {
+        Output::Json => print_json(&[ReportView {
+            release,
+            lines: r.lines,
+            tree_size: r.tree_size,
+            json: json.display().to_string(),
+            html: html.display().to_string(),
+        }])?,
+        Output::Table => println!(
+            "audit report of {release}: {} events, each proven against the checkpoint of size {}\n  {}\n  {}",
+            r.lines,
+            r.tree_size,
+            json.display(),
+            html.display()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes as lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Serialize)]
+struct VerifiedView {
+    origin: String,
+    size: u64,
+    root: String,
+    entries: usize,
+}
+
+/// `audit verify BUNDLE --key VKEY`: offline, exit 1 when the bundle does not verify.
+fn verify(output: Output, path: &std::path::Path, key: String) -> anyhow::Result<ExitCode> {
+    let key_text = if std::path::Path::new(&key).is_file() {
+        std::fs::read_to_string(&key)
+            .map_err(|e| anyhow::anyhow!("cannot read the key file {key}: {e}"))?
+    } else {
+        key
+    };
+    let key = NoteVerifier::parse(&key_text).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}; give the ledger's verifier key (as compliance publishes it) or a file holding it"
+        )
+    })?;
+    let json = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the bundle {}: {e}", path.display()))?;
+    match bundle::verify(&json, &key) {
+        Ok(v) => {
+            let root = hex(&v.checkpoint.root);
+            match output {
+                Output::Json => print_json(&[VerifiedView {
+                    origin: v.checkpoint.origin.clone(),
+                    size: v.checkpoint.size,
+                    root,
+                    entries: v.entries,
+                }])?,
+                Output::Table => println!(
+                    "verified: checkpoint of {} at size {} (root {root}) signed by {}; {} entries proven included",
+                    v.checkpoint.origin, v.checkpoint.size, key.name, v.entries
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("not verified: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
