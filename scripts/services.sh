@@ -119,8 +119,20 @@ YAML
   wait_port 9090 prometheus 60
 }
 
+# Debian's Chromium, headless: the audit report's HTML page is opened in it by a test.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1; then
+    echo "chromium: $(command -v chromium)"
+    return
+  fi
+  echo "chromium: not installed; installing Debian's chromium (headless browser tests)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  echo "chromium: $(command -v chromium)"
+}
+
 ensure_postgres
 ensure_nats
 ensure_tansu
 ensure_prometheus
 ensure_cdevents_schemas
+ensure_chromium

@@ -13,6 +13,8 @@ export FLOTILLA_TEST_KAFKA_BROKERS="${FLOTILLA_TEST_KAFKA_BROKERS:-127.0.0.1:909
 # Prometheus, and the folder of file_sd target files it scrapes (tests add their exporters).
 export FLOTILLA_TEST_PROMETHEUS_URL="${FLOTILLA_TEST_PROMETHEUS_URL:-http://127.0.0.1:9090}"
 export FLOTILLA_TEST_PROMETHEUS_TARGETS="${FLOTILLA_TEST_PROMETHEUS_TARGETS:-${FLOTILLA_PROMETHEUS_DIR:-/tmp/flotilla-prometheus}/targets}"
+# Headless Chromium for the audit report's page.
+export FLOTILLA_TEST_CHROMIUM="${FLOTILLA_TEST_CHROMIUM:-$(command -v chromium || echo /usr/bin/chromium)}"
 # The CDEvents spec's schemas, when scripts/services.sh could fetch them.
 if [ -z "${FLOTILLA_CDEVENTS_SCHEMAS:-}" ] && [ -d target/services/cdevents-spec/schemas ]; then
   export FLOTILLA_CDEVENTS_SCHEMAS="$PWD/target/services/cdevents-spec/schemas"
