@@ -171,7 +171,7 @@ impl Ledger {
                     let (grew, gaps) = self.query(|s| {
                         (
                             s.tree.size() as u64 > s.newest_checkpoint().map_or(0, |c| c.size),
-                            s.sources.values().any(|c| c.due_gap(now, grace).is_some()),
+                            s.sources.values().any(|c| !c.due_gaps(now, grace).is_empty()),
                         )
                     });
                     if gaps {

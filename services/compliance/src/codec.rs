@@ -50,6 +50,7 @@ pub fn recorded_pb(e: &SourceEvent) -> es::RecordedEvent {
 /// A ledgered event back from its message; fields that do not parse are kept as near as they
 /// can be (an unparsable id is the nil uuid) so what was recorded always replays.
 pub fn source_event_of(m: pb::EventLedgered) -> SourceEvent {
+    let empty_traceparent = m.empty_traceparent;
     let r = m.event.unwrap_or_default();
     let md = r.metadata.unwrap_or_default();
     let uuid = |s: &str| s.parse::<uuid::Uuid>().ok();
@@ -70,7 +71,8 @@ pub fn source_event_of(m: pb::EventLedgered) -> SourceEvent {
             business_unit: md.business_unit,
             correlation_id: uuid(&md.correlation_id),
             causation_id: uuid(&md.causation_id),
-            traceparent: (!md.traceparent.is_empty()).then_some(md.traceparent),
+            traceparent: (empty_traceparent || !md.traceparent.is_empty())
+                .then_some(md.traceparent),
             command_id: uuid(&md.command_id),
         },
         recorded_at: stored(r.recorded_at.as_ref()),
@@ -127,6 +129,7 @@ impl StoredEvents<Event> for ComplianceEvents {
                     withheld: l.event.withheld,
                     content_matches: l.content_matches,
                     ledgered_at: Some(to_proto(l.at)),
+                    empty_traceparent: l.event.metadata.traceparent.as_deref() == Some(""),
                 }
                 .encode_to_vec(),
             ),
@@ -251,6 +254,33 @@ mod tests {
             seen,
             ["EventLedgered", "ChainAlertRaised", "CheckpointSigned"],
             "every stored type has a golden file"
+        );
+    }
+
+    /// The chain hash tells an empty traceparent from none: so does the ledger's record.
+    #[test]
+    fn an_empty_traceparent_stays_empty_not_absent() {
+        let mut e = event_at("governance", 1, flotilla_core::chain::Hash::GENESIS);
+        e.metadata.traceparent = Some(String::new());
+        e.hash = e.recomputed_hash();
+        let l = Event::Ledgered(Box::new(Ledgered {
+            index: 0,
+            event: e.clone(),
+            content_matches: true,
+            at: Timestamp(1),
+        }));
+        let (ty, v, payload) = ComplianceEvents.encode(&l);
+        let Some(Event::Ledgered(back)) =
+            ComplianceEvents.decode(&ty, v, &payload).expect("decodes")
+        else {
+            panic!("not ledgered")
+        };
+        assert_eq!(back.event.metadata.traceparent.as_deref(), Some(""));
+        assert_eq!(back.event.recomputed_hash(), e.hash);
+        let ce = crate::grpc::replay::cloud_event(&back.event);
+        assert_eq!(
+            ce.extensions.get("traceparent").map(String::as_str),
+            Some("")
         );
     }
 

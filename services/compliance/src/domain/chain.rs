@@ -17,8 +17,11 @@ pub struct SourceChain {
     pub waiting: BTreeSet<u64>,
     /// Since when the oldest gap waits (None: nothing waits).
     pub waiting_since: Option<Timestamp>,
-    /// The first position of the last gap alerted (not alerted again).
-    pub gap_alerted: Option<u64>,
+    /// The gaps alerted (first, last missing position): a gap inside one is not alerted again.
+    pub gaps_alerted: Vec<(u64, u64)>,
+    /// Hashes of other events seen at a position already ledgered (forks), so a redelivered
+    /// fork is not ledgered again.
+    pub forks: HashMap<u64, Vec<[u8; 32]>>,
     /// The ledger leaf of each position (the first event seen there).
     pub leaves: HashMap<u64, u64>,
     pub events: u64,
@@ -54,7 +57,8 @@ impl SourceChain {
         let seq = e.position;
         if let Some(&leaf) = self.leaves.get(&seq) {
             let (seen, _) = links(leaf);
-            if seen != e.hash.0 {
+            let forked_before = self.forks.get(&seq).is_some_and(|f| f.contains(&e.hash.0));
+            if seen != e.hash.0 && !forked_before {
                 out.push(Finding {
                     kind: AlertKind::Fork,
                     sequence: seq,
@@ -87,7 +91,7 @@ impl SourceChain {
                 ),
             });
         }
-        if let Some(&next) = self.leaves.get(&(seq + 1)) {
+        if let Some(&next) = seq.checked_add(1).and_then(|n| self.leaves.get(&n)) {
             let (_, next_prev) = links(next);
             if next_prev != e.hash.0 {
                 out.push(Finding {
@@ -107,12 +111,13 @@ impl SourceChain {
 
     /// Takes a ledgered event's position (a fork's leaf is counted, the first event at a
     /// position stays the one linked).
-    pub fn take(&mut self, seq: u64, leaf: u64, withheld: bool, at: Timestamp) {
+    pub fn take(&mut self, seq: u64, hash: [u8; 32], leaf: u64, withheld: bool, at: Timestamp) {
         self.events += 1;
         if withheld {
             self.withheld += 1;
         }
         if self.leaves.contains_key(&seq) {
+            self.forks.entry(seq).or_default().push(hash);
             return;
         }
         self.leaves.insert(seq, leaf);
@@ -130,13 +135,24 @@ impl SourceChain {
         }
     }
 
-    /// The gap before the first waiting position, once it waited `grace_micros` and was not
-    /// alerted yet: (first, last) missing position.
-    pub fn due_gap(&self, now: Timestamp, grace_micros: i64) -> Option<(u64, u64)> {
-        let first_waiting = *self.waiting.first()?;
-        let since = self.waiting_since?;
-        let from = self.linked_to + 1;
-        (now.0 - since.0 >= grace_micros && self.gap_alerted != Some(from))
-            .then_some((from, first_waiting - 1))
+    /// Every gap (first, last missing position) below the newest position that arrived, once
+    /// the chain waited `grace_micros` and the gap is not inside one already alerted.
+    pub fn due_gaps(&self, now: Timestamp, grace_micros: i64) -> Vec<(u64, u64)> {
+        let Some(since) = self.waiting_since else {
+            return Vec::new();
+        };
+        if now.0 - since.0 < grace_micros {
+            return Vec::new();
+        }
+        let mut gaps = Vec::new();
+        let mut below = self.linked_to;
+        for &w in &self.waiting {
+            if w > below + 1 {
+                gaps.push((below + 1, w - 1));
+            }
+            below = w;
+        }
+        gaps.retain(|&(from, to)| !self.gaps_alerted.iter().any(|&(a, b)| a <= from && to <= b));
+        gaps
     }
 }

@@ -173,7 +173,7 @@ impl Compliance {
     fn check_gaps(&self, c: CheckGaps) -> Vec<Event> {
         let mut out = Vec::new();
         for (service, chain) in &self.sources {
-            if let Some((from, to)) = chain.due_gap(c.now, c.grace_micros) {
+            for (from, to) in chain.due_gaps(c.now, c.grace_micros) {
                 let mut a = self.alert(
                     out.len() as u64 + 1,
                     service,
@@ -254,13 +254,13 @@ impl Decider for Compliance {
                 self.sources
                     .entry(e.service.clone())
                     .or_default()
-                    .take(e.position, index, e.withheld, l.at);
+                    .take(e.position, e.hash.0, index, e.withheld, l.at);
             }
             Event::AlertRaised(a) => {
                 let chain = self.sources.entry(a.service.clone()).or_default();
                 chain.alerts += 1;
                 if a.kind == AlertKind::Gap {
-                    chain.gap_alerted = Some(a.sequence);
+                    chain.gaps_alerted.push((a.sequence, a.last));
                 }
                 self.alerts.push(a.clone());
             }

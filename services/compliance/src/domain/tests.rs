@@ -292,3 +292,56 @@ fn an_event_without_a_service_or_at_position_zero_is_refused() {
     e.service.clear();
     assert!(refused(e).is_err());
 }
+
+#[test]
+fn a_redelivered_fork_is_ledgered_and_alerted_once() {
+    let mut l = Ledger::new();
+    let events = chain("governance", 2);
+    l.take(&events[0]);
+    l.take(&events[1]);
+    let mut rewritten = events[1].clone();
+    rewritten.payload = vec![0xee];
+    rewritten.hash = rewritten.recomputed_hash();
+    assert_eq!(l.take(&rewritten).len(), 1);
+    assert_eq!(l.take(&rewritten), vec![]);
+    assert_eq!(l.state.tree.size(), 3);
+    assert_eq!(l.source("governance").alerts, 1);
+}
+
+#[test]
+fn every_gap_is_alerted_once_and_a_partly_filled_one_not_again() {
+    let mut l = Ledger::new();
+    let events = chain("orchestration", 10);
+    // Arrived: 1, 4, 5, 9, 10; missing 2-3 and 6-8.
+    for i in [0, 3, 4, 8, 9] {
+        l.take(&events[i]);
+    }
+    let gaps = |l: &mut Ledger, now: i64| -> Vec<(u64, u64)> {
+        l.run(Command::CheckGaps(CheckGaps {
+            now: Timestamp(now),
+            grace_micros: 1,
+        }))
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::AlertRaised(a) => Some((a.sequence, a.last)),
+            _ => None,
+        })
+        .collect()
+    };
+    assert_eq!(gaps(&mut l, T0 + 10), vec![(2, 3), (6, 8)]);
+    assert_eq!(gaps(&mut l, T0 + 20), vec![]);
+    // 2 and 3 arrive, then 6: what is left of the second gap was alerted already.
+    l.take(&events[1]);
+    l.take(&events[2]);
+    l.take(&events[5]);
+    assert_eq!(gaps(&mut l, T0 + 30), vec![]);
+    assert_eq!(l.source("orchestration").linked_to, 6);
+}
+
+#[test]
+fn the_last_possible_position_does_not_overflow() {
+    let mut l = Ledger::new();
+    let e = event_at("governance", u64::MAX, Hash([1; 32]));
+    assert_eq!(l.take(&e), vec![]);
+    assert_eq!(l.source("governance").waiting.len(), 1);
+}

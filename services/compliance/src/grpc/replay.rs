@@ -100,10 +100,13 @@ pub fn cloud_event(e: &SourceEvent) -> pb::CloudEvent {
         };
         put("businessunit", Some(md.business_unit.clone()));
         put("actor", Some(md.actor.clone()));
-        put("traceparent", md.traceparent.clone());
         put("correlationid", md.correlation_id.map(|u| u.to_string()));
         put("causationid", md.causation_id.map(|u| u.to_string()));
         put("commandid", md.command_id.map(|u| u.to_string()));
+        if let Some(t) = &md.traceparent {
+            // Even empty: the relay publishes what the store holds.
+            ext.insert("traceparent".to_owned(), t.clone());
+        }
     }
     ext.insert("eventhash".to_owned(), e.hash.to_hex());
     ext.insert("prevhash".to_owned(), e.prev_hash.to_hex());
@@ -306,7 +309,11 @@ pub async fn bundle(
                     .inclusion_proof(l.index as usize, size as usize)
                     .map_err(|e| status(Code::Internal, &e.to_string()))?;
                 let mut entry = Bundle::entry(l.index, &leaf, &proof);
-                entry.event = event_record(&l.event);
+                // An event whose fields did not hash to its hash (alerted ALTERED when it came)
+                // is proven by its leaf only: carrying it would fail the whole bundle.
+                if l.content_matches {
+                    entry.event = event_record(&l.event);
+                }
                 Ok(entry)
             })
             .collect::<Result<Vec<_>, Status>>()

@@ -116,6 +116,18 @@ fn walk(type_name: &str, data: &[u8], path: &str, out: &mut Vec<Field>, depth: u
             out.truncate(start);
             return false;
         };
+        // A value that ends early: the payload does not read as this message.
+        macro_rules! or_fail {
+            ($e:expr) => {
+                match $e {
+                    Some(v) => v,
+                    None => {
+                        out.truncate(start);
+                        return false;
+                    }
+                }
+            };
+        }
         let (number, wire) = ((key >> 3) as i32, key & 7);
         let field = desc.field.iter().find(|f| f.number() == number);
         let name = match field {
@@ -127,7 +139,7 @@ fn walk(type_name: &str, data: &[u8], path: &str, out: &mut Vec<Field>, depth: u
         let ty = field.map_or(Type::Bytes, |f| f.r#type());
         let value = match wire {
             0 => {
-                let Some(v) = w.varint() else { break };
+                let v = or_fail!(w.varint());
                 match (ty, field) {
                     (Type::Enum, Some(f)) => pool
                         .enums
@@ -138,14 +150,14 @@ fn walk(type_name: &str, data: &[u8], path: &str, out: &mut Vec<Field>, depth: u
                 }
             }
             1 => {
-                let Some(b) = w.bytes(8) else { break };
+                let b = or_fail!(w.bytes(8));
                 scalar(
                     ty,
                     u64::from_le_bytes(<[u8; 8]>::try_from(b).unwrap_or_default()),
                 )
             }
             5 => {
-                let Some(b) = w.bytes(4) else { break };
+                let b = or_fail!(w.bytes(4));
                 scalar(
                     ty,
                     u64::from(u32::from_le_bytes(
@@ -170,15 +182,35 @@ fn walk(type_name: &str, data: &[u8], path: &str, out: &mut Vec<Field>, depth: u
                         hex::encode(b)
                     }
                     (Type::Bytes, _) => hex::encode(b),
-                    // A packed repeated scalar.
-                    (t, _) => {
+                    // A packed repeated scalar: fixed-width elements or varints.
+                    (t, f) => {
+                        let width = match t {
+                            Type::Fixed64 | Type::Sfixed64 | Type::Double => 8,
+                            Type::Fixed32 | Type::Sfixed32 | Type::Float => 4,
+                            _ => 0,
+                        };
+                        let enum_name = |v: u64| {
+                            f.and_then(|f| pool.enums.get(f.type_name()))
+                                .and_then(|e| {
+                                    e.value.iter().find(|x| i64::from(x.number()) == v as i64)
+                                })
+                                .map(|x| x.name().to_owned())
+                        };
                         let mut p = Wire(b);
                         let mut vs = Vec::new();
                         while !p.0.is_empty() {
-                            match p.varint() {
-                                Some(v) => vs.push(scalar(t, v)),
-                                None => break,
-                            }
+                            let v = if width == 0 {
+                                or_fail!(p.varint())
+                            } else {
+                                let raw = or_fail!(p.bytes(width));
+                                let mut buf = [0u8; 8];
+                                buf[..width].copy_from_slice(raw);
+                                u64::from_le_bytes(buf)
+                            };
+                            vs.push(match t {
+                                Type::Enum => enum_name(v).unwrap_or_else(|| v.to_string()),
+                                _ => scalar(t, v),
+                            });
                         }
                         vs.join(", ")
                     }

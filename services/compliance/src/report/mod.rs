@@ -3,8 +3,8 @@
 //! against one signed checkpoint, and every field of the event as it was recorded.
 //!
 //! Which events are about a release: those with a field equal to its name; then those with a
-//! field equal to an id one of those carries (the release's id, its deployments', approval
-//! requests', ...), to three steps; and the artifacts its items name (service and version).
+//! field equal to an id one of those carries in a linking field (the release's id, its
+//! deployments', approval requests', judgements', deviations'), to three steps; and the artifacts its items name (service and version).
 //! Matching is on whole field values, read with the platform's descriptor set (`fields`), so
 //! it needs no code per event type and a new event type is reported the day it exists.
 
@@ -117,8 +117,29 @@ const TITLES: [&str; 9] = [
     "Other events about the release",
 ];
 
-fn is_id(v: &str) -> bool {
-    v.len() == 36 && uuid::Uuid::parse_str(v).is_ok()
+/// A field that names a thing by its id (`release_id`, `deployment_ids`, `request_id`): its
+/// value links events about the same thing. Other uuids (a freeze window's, a rule's) are
+/// shared by many releases and do not.
+fn is_link(f: &Field) -> bool {
+    let leaf = f.name.rsplit('.').next().unwrap_or(&f.name);
+    let linking = [
+        "release_id",
+        "deployment_id",
+        "deployment_ids",
+        "request_id",
+        "judgement_id",
+        "deviation_id",
+        "assessment_id",
+        "validation_id",
+        "watch_id",
+        "breach_id",
+        "breach_ids",
+        "decision_id",
+        "rollback_request_id",
+        "rollback_decision_id",
+        "ticket_id",
+    ];
+    linking.contains(&leaf) && f.value.len() == 36 && uuid::Uuid::parse_str(&f.value).is_ok()
 }
 
 /// Field names whose values are shown in a line's summary, when the event has them.
@@ -180,6 +201,8 @@ pub fn build(
     let mut artifacts: HashSet<(String, String)> = HashSet::new();
     for _ in 0..=STEPS {
         let before = about.len();
+        // The names this step matches: those known when it began.
+        let known = names.clone();
         let mut found = Vec::new();
         for (l, f) in &read {
             if about.contains(&l.index) {
@@ -190,9 +213,9 @@ pub fn build(
                     .ok()
                     .and_then(|a| a.artifact)
                     .is_some_and(|a| artifacts.contains(&(a.service, a.version)));
-            if by_artifact || f.iter().any(|x| names.contains(&x.value)) {
+            if by_artifact || f.iter().any(|x| known.contains(&x.value)) {
                 found.push(l.index);
-                for x in f.iter().filter(|x| is_id(&x.value)) {
+                for x in f.iter().filter(|x| is_link(x)) {
                     names.insert(x.value.clone());
                 }
                 if l.event.event_type == "flotilla.orchestration.v1.ReleaseCreated"
