@@ -321,6 +321,7 @@ async fn the_ledger_proves_what_it_saw_and_catches_a_rewritten_store() {
         match ledger
             .get_audit_report(pb::GetAuditReportRequest {
                 release: "till-1.0.0".into(),
+                ..Default::default()
             })
             .await
         {

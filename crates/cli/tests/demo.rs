@@ -42,6 +42,23 @@ fn told_the_story(out: &Output) {
         .find_map(|l| l.strip_prefix("audit report of cards-2.0.0: "))
         .unwrap_or_else(|| panic!("no audit report path:\n{said}"));
     let page = std::fs::read_to_string(path.trim()).expect("the report's page");
+    // And with what ran in prod at its end: payments-2.0.0's services, not the rolled-back
+    // cards release.
+    let prod = said
+        .lines()
+        .find_map(|l| l.strip_prefix("audit report of prod now: "))
+        .unwrap_or_else(|| panic!("no prod report path:\n{said}"));
+    let prod = std::fs::read_to_string(prod.trim()).expect("the prod report's page");
+    let title = prod
+        .split("<span id=\"release\">")
+        .nth(1)
+        .and_then(|t| t.split("</span>").next())
+        .expect("a title");
+    assert!(title.starts_with("prod at "), "{title}");
+    assert!(
+        title.contains("(payments-2.0.0)") && !title.contains("cards-2.0.0"),
+        "{title}"
+    );
     for part in [
         "<span id=\"release\">cards-2.0.0</span>",
         "flotilla.orchestration.v1.ReleaseCreated",

@@ -59,12 +59,19 @@ pub enum AuditCommand {
         #[arg(long)]
         service: Option<String>,
     },
-    /// The audit report of a release: every ledgered event about it, from source to
-    /// production, each line citing its event with an inclusion proof against a signed
-    /// checkpoint; written as RELEASE-audit.json and RELEASE-audit.html (printable).
+    /// The audit report of a release (or, with --env, of the releases that ran in an
+    /// environment at --at): every ledgered event about it, from source to production, each
+    /// line citing its event with an inclusion proof against a signed checkpoint; written as
+    /// NAME-audit.json and NAME-audit.html (printable).
     Report {
-        /// The release's name.
-        release: String,
+        /// The release's name (leave it out with --env).
+        release: Option<String>,
+        /// An environment: report what ran there.
+        #[arg(long, conflicts_with = "release")]
+        env: Option<String>,
+        /// With --env: the instant, RFC 3339 (default now).
+        #[arg(long, requires = "env")]
+        at: Option<String>,
         /// The folder the two files are written to.
         #[arg(long, default_value = ".")]
         out_dir: std::path::PathBuf,
@@ -94,8 +101,31 @@ pub async fn run(
             ledger::checkpoint(&mut connect(target).await?, output, sign).await
         }
         AuditCommand::Sources => ledger::sources(&mut connect(target).await?, output).await,
-        AuditCommand::Report { release, out_dir } => {
-            report(&mut connect(target).await?, output, release, &out_dir).await
+        AuditCommand::Report {
+            release,
+            env,
+            at,
+            out_dir,
+        } => {
+            let at = at
+                .as_deref()
+                .map(|t| crate::format::parse_time("--at", t, "2026-12-01T00:00:00Z"))
+                .transpose()?;
+            let request = match (release, env) {
+                (Some(release), None) => pb::GetAuditReportRequest {
+                    release,
+                    ..Default::default()
+                },
+                (None, Some(environment)) => pb::GetAuditReportRequest {
+                    environment,
+                    at,
+                    ..Default::default()
+                },
+                _ => anyhow::bail!(
+                    "name a release (flotilla audit report payments-2.0.0) or an environment (--env prod [--at 2026-12-01T00:00:00Z])"
+                ),
+            };
+            report(&mut connect(target).await?, output, request, &out_dir).await
         }
         AuditCommand::Alerts { service } => {
             ledger::alerts(&mut connect(target).await?, output, service).await
@@ -145,19 +175,23 @@ struct ReportView {
 async fn report(
     c: &mut Client,
     output: Output,
-    release: String,
+    request: pb::GetAuditReportRequest,
     out_dir: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
+    let name = if request.release.is_empty() {
+        request.environment.clone()
+    } else {
+        request.release.clone()
+    };
     let r = c
-        .get_audit_report(pb::GetAuditReportRequest {
-            release: release.clone(),
-        })
+        .get_audit_report(request)
         .await
-        .map_err(|s| failed(&format!("the audit report of {release}"), s))?
+        .map_err(|s| failed(&format!("the audit report of {name}"), s))?
         .into_inner();
+    let release = r.release.clone();
     std::fs::create_dir_all(out_dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out_dir.display()))?;
-    let stem: String = release
+    let stem: String = name
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {

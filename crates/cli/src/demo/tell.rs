@@ -405,7 +405,28 @@ impl Story {
         );
 
         let rolled_back = view.status == "rolled-back";
-        let report = self.audit_report("cards-2.0.0").await?;
+        self.ledger_caught_up().await?;
+        let report = self
+            .audit_report(
+                "cards-2.0.0",
+                cp::GetAuditReportRequest {
+                    release: "cards-2.0.0".into(),
+                    ..Default::default()
+                },
+                // The ledger takes the services' events from the bus: wait for the rollback.
+                |r| r.json.contains("RollbackStarted"),
+            )
+            .await?;
+        let prod = self
+            .audit_report(
+                "prod",
+                cp::GetAuditReportRequest {
+                    environment: "prod".into(),
+                    ..Default::default()
+                },
+                |r| r.release.contains("payments-2.0.0"),
+            )
+            .await?;
         match self.output {
             Output::Json => crate::format::print_json(&self.outcomes)?,
             Output::Table => {
@@ -432,13 +453,54 @@ impl Story {
                 );
             }
         }
+        println!("audit report of prod now: {}", prod.display());
         println!("audit report of cards-2.0.0: {}", report.display());
         Ok(rolled_back)
     }
 
-    /// The compliance ledger's audit report of a release, once the ledger has its events,
-    /// written as JSON and HTML; answers the HTML page's path.
-    async fn audit_report(&mut self, release: &str) -> anyhow::Result<std::path::PathBuf> {
+    /// Waits until the compliance ledger linked orchestration's chain up to its head as it is
+    /// now (the ledger takes the events from the bus, moments after they are stored).
+    async fn ledger_caught_up(&mut self) -> anyhow::Result<()> {
+        let head = self
+            .orch("ops", &["admin"], "central")
+            .await?
+            .get_status(flotilla_proto::common::v1::GetStatusRequest {})
+            .await
+            .map_err(|s| failed("orchestration's status", s))?
+            .into_inner()
+            .head_position;
+        let addr = self.addrs.compliance.clone();
+        let mut c = ComplianceServiceClient::new(
+            self.authed(&addr, "audrey", &["auditor"], "central")
+                .await?,
+        );
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let linked = c
+                .list_sources(cp::ListSourcesRequest {})
+                .await
+                .map_err(|s| failed("the ledger's sources", s))?
+                .into_inner()
+                .sources
+                .iter()
+                .find(|s| s.service == "orchestration")
+                .map_or(0, |s| s.linked_to);
+            if linked >= head || Instant::now() > deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The compliance ledger's audit report of a release (or an environment), once `ready`
+    /// says the ledger has what it should show, written as JSON and HTML named after `name`;
+    /// answers the HTML page's path.
+    async fn audit_report(
+        &mut self,
+        name: &str,
+        request: cp::GetAuditReportRequest,
+        ready: impl Fn(&cp::AuditReport) -> bool,
+    ) -> anyhow::Result<std::path::PathBuf> {
         let addr = self.addrs.compliance.clone();
         let mut c = ComplianceServiceClient::new(
             self.authed(&addr, "audrey", &["auditor"], "central")
@@ -446,15 +508,9 @@ impl Story {
         )
         .max_decoding_message_size(256 * 1024 * 1024);
         let deadline = Instant::now() + std::time::Duration::from_secs(60);
-        // The ledger takes the services' events from the bus: wait until the rollback is in.
         let report = loop {
-            match c
-                .get_audit_report(cp::GetAuditReportRequest {
-                    release: release.into(),
-                })
-                .await
-            {
-                Ok(r) if r.get_ref().json.contains("RollbackStarted") => break r.into_inner(),
+            match c.get_audit_report(request.clone()).await {
+                Ok(r) if ready(r.get_ref()) => break r.into_inner(),
                 Ok(_) | Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(std::time::Duration::from_millis(250)).await;
                 }
@@ -464,14 +520,14 @@ impl Story {
         };
         std::fs::create_dir_all(&self.report_dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", self.report_dir.display()))?;
-        let html = self.report_dir.join(format!("{release}-audit.html"));
-        let json = self.report_dir.join(format!("{release}-audit.json"));
+        let html = self.report_dir.join(format!("{name}-audit.html"));
+        let json = self.report_dir.join(format!("{name}-audit.json"));
         std::fs::write(&html, &report.html)
             .and_then(|()| std::fs::write(&json, &report.json))
             .map_err(|e| anyhow::anyhow!("cannot write the audit report: {e}"))?;
         self.say(format!(
-            "the compliance ledger's audit report of {release}: {} events from every service, each proven against its signed checkpoint of size {}",
-            report.lines, report.tree_size
+            "the compliance ledger's audit report of {}: {} events from every service, each proven against its signed checkpoint of size {}",
+            report.release, report.lines, report.tree_size
         ));
         Ok(html)
     }

@@ -203,14 +203,8 @@ impl ComplianceService for ComplianceApi {
         request: Request<pb::GetAuditReportRequest>,
     ) -> Answer<pb::AuditReport> {
         let call = Caller::of(&request)?;
-        let release = request.into_inner().release;
-        flotilla_core::names::text("release", &release, 256).map_err(|e| {
-            flotilla_runtime::kit::status(
-                Code::InvalidArgument,
-                &format!("{}: {}", e.field, e.reason),
-            )
-        })?;
-        report::answer(&self.ledger, &release, &call)
+        let subject = report::Subject::try_from(request.into_inner())?;
+        report::answer(&self.ledger, subject, &call)
             .await
             .map(Response::new)
     }

@@ -1,5 +1,6 @@
 //! `GetAuditReport`: a checkpoint signed for what the ledger holds now, then the report of a
-//! release against it, as JSON and HTML.
+//! release, or of the releases that ran in an environment at an instant, against it, as JSON
+//! and HTML.
 
 use flotilla_core::event::Metadata;
 use flotilla_proto::compliance::v1 as pb;
@@ -8,11 +9,50 @@ use tonic::{Code, Status};
 
 use super::replay::{Filter, Walk};
 use crate::app::Ledger;
-use crate::report::{build, html};
+use crate::domain::Timestamp;
+use crate::report::{build, environment, html};
+
+/// What a report is of.
+pub enum Subject {
+    Release(String),
+    /// What ran in an environment at an instant.
+    Environment(String, Timestamp),
+}
+
+impl TryFrom<pb::GetAuditReportRequest> for Subject {
+    type Error = Status;
+
+    fn try_from(r: pb::GetAuditReportRequest) -> Result<Self, Status> {
+        let invalid = |m: String| status(Code::InvalidArgument, &m);
+        let checked = |field: &str, v: &str| {
+            flotilla_core::names::text(field, v, 256)
+                .map_err(|e| invalid(format!("{}: {}", e.field, e.reason)))
+        };
+        match (r.release.is_empty(), r.environment.is_empty()) {
+            (false, true) => {
+                checked("release", &r.release)?;
+                Ok(Subject::Release(r.release))
+            }
+            (true, false) => {
+                checked("environment", &r.environment)?;
+                let at = match r.at {
+                    Some(t) => flotilla_runtime::kit::time::from_request(&t)
+                        .map_err(|e| invalid(format!("at: {e}")))?,
+                    None => Timestamp::now(),
+                };
+                Ok(Subject::Environment(r.environment, at))
+            }
+            _ => Err(invalid(
+                "release: name a release, or leave it empty and name an environment (with at)"
+                    .into(),
+            )),
+        }
+    }
+}
 
 pub async fn answer(
     ledger: &Ledger,
-    release: &str,
+    subject: Subject,
     call: &Caller,
 ) -> Result<pb::AuditReport, Status> {
     // Every line is proven against a checkpoint that includes it: one for the ledger as it is.
@@ -28,14 +68,38 @@ pub async fn answer(
     while let Some(page) = walk.page().await? {
         events.extend(page);
     }
-    let report = ledger.query(|s| build(s, release, events, &checkpoint));
+    let (title, releases) = match &subject {
+        Subject::Release(r) => (r.clone(), vec![r.clone()]),
+        Subject::Environment(env, at) => {
+            let (releases, running) = environment::running_at(&events, env, *at);
+            if releases.is_empty() {
+                return Err(status(
+                    Code::NotFound,
+                    &format!(
+                        "the ledger saw no release running in {} at {}",
+                        flotilla_core::names::shown(env),
+                        at.to_rfc3339()
+                    ),
+                ));
+            }
+            let what: Vec<String> = running
+                .iter()
+                .map(|(service, (version, release))| format!("{service} {version} ({release})"))
+                .collect();
+            (
+                format!("{env} at {}: {}", at.to_rfc3339(), what.join(", ")),
+                releases,
+            )
+        }
+    };
+    let report = ledger.query(|s| build(s, &title, &releases, events, &checkpoint));
     let lines: usize = report.sections.iter().map(|s| s.lines.len()).sum();
     if lines == 0 {
         return Err(status(
             Code::NotFound,
             &format!(
                 "the ledger holds no event about release {}; check the name (the release's name, not its id)",
-                flotilla_core::names::shown(release)
+                flotilla_core::names::shown(&title)
             ),
         ));
     }

@@ -8,6 +8,7 @@
 //! Matching is on whole field values, read with the platform's descriptor set (`fields`), so
 //! it needs no code per event type and a new event type is reported the day it exists.
 
+pub mod environment;
 pub mod fields;
 pub mod html;
 
@@ -180,11 +181,13 @@ fn summary(l: &Ledgered, fields: &[Field]) -> String {
     }
 }
 
-/// Picks the events about `release` from every ledgered event (in ledger order) and builds
-/// the report against `checkpoint`; events after it are left for the next checkpoint.
+/// Picks the events about the `releases` from every ledgered event (in ledger order) and
+/// builds the report titled `title` against `checkpoint`; events after it are left for the
+/// next checkpoint.
 pub fn build(
     state: &Compliance,
-    release: &str,
+    title: &str,
+    releases: &[String],
     events: Vec<Ledgered>,
     checkpoint: &Checkpoint,
 ) -> Report {
@@ -197,7 +200,7 @@ pub fn build(
         })
         .collect();
     let mut about: HashSet<u64> = HashSet::new();
-    let mut names: HashSet<String> = HashSet::from([release.to_owned()]);
+    let mut names: HashSet<String> = releases.iter().cloned().collect();
     let mut artifacts: HashSet<(String, String)> = HashSet::new();
     for _ in 0..=STEPS {
         let before = about.len();
@@ -258,7 +261,7 @@ pub fn build(
             });
     }
     Report {
-        release: release.to_owned(),
+        release: title.to_owned(),
         checkpoint: checkpoint.note.clone(),
         tree_size: checkpoint.size,
         sections: sections
