@@ -85,6 +85,11 @@ impl PolicySigner {
         Ok(Self::from_seed(seed))
     }
 
+    /// The seed, for a key of the same kind used elsewhere (an Ed25519 note signer).
+    pub fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     /// The base64 seed, for writing a key file.
     pub fn seed_base64(&self) -> String {
         B64.encode(self.key.to_bytes())

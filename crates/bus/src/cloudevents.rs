@@ -27,6 +27,40 @@ use crate::naming::Namespace;
 pub const PROTOBUF_CONTENT_TYPE: &str = "application/protobuf";
 pub const SPEC_VERSION: &str = "1.0";
 
+/// The fields of a stored event that its CloudEvent carries, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct EventParts<'a> {
+    pub position: u64,
+    pub stream: &'a str,
+    pub stream_version: u64,
+    pub event_id: Uuid,
+    pub event_type: &'a str,
+    pub schema_version: u32,
+    pub payload: &'a [u8],
+    pub metadata: &'a flotilla_core::event::Metadata,
+    pub recorded_at: flotilla_core::event::Timestamp,
+    pub prev_hash: &'a flotilla_core::chain::Hash,
+    pub hash: &'a flotilla_core::chain::Hash,
+}
+
+impl<'a> EventParts<'a> {
+    pub fn of(e: &'a RecordedEvent) -> Self {
+        Self {
+            position: e.global_position,
+            stream: e.stream_id.as_str(),
+            stream_version: e.stream_version,
+            event_id: e.event_id.0,
+            event_type: &e.event_type,
+            schema_version: e.schema_version,
+            payload: &e.payload,
+            metadata: &e.metadata,
+            recorded_at: e.recorded_at,
+            prev_hash: &e.prev_hash,
+            hash: &e.hash,
+        }
+    }
+}
+
 /// A CloudEvent as Flotilla publishes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloudEvent {
@@ -60,41 +94,49 @@ impl CloudEvent {
         aggregate: &str,
         e: &RecordedEvent,
     ) -> Self {
+        Self::from_parts(namespace.source(service), aggregate, EventParts::of(e))
+    }
+
+    /// The CloudEvent of a stored event's fields, published from `source` (what
+    /// [`CloudEvent::from_recorded`] gives; a consumer that kept the fields, such as a ledger,
+    /// gives them back as the bus carried them).
+    pub fn from_parts(source: String, aggregate: &str, e: EventParts<'_>) -> Self {
         let mut ext = BTreeMap::new();
         ext.insert("aggregatetype".into(), aggregate.to_owned());
-        ext.insert("sequence".into(), e.global_position.to_string());
+        ext.insert("sequence".into(), e.position.to_string());
         ext.insert("streamversion".into(), e.stream_version.to_string());
         ext.insert("schemaversion".into(), e.schema_version.to_string());
-        if !e.metadata.business_unit.is_empty() {
-            ext.insert("businessunit".into(), e.metadata.business_unit.clone());
+        let md = e.metadata;
+        if !md.business_unit.is_empty() {
+            ext.insert("businessunit".into(), md.business_unit.clone());
         }
-        if !e.metadata.actor.is_empty() {
-            ext.insert("actor".into(), e.metadata.actor.clone());
+        if !md.actor.is_empty() {
+            ext.insert("actor".into(), md.actor.clone());
         }
-        if let Some(t) = &e.metadata.traceparent {
+        if let Some(t) = &md.traceparent {
             ext.insert("traceparent".into(), t.clone());
         }
-        if let Some(c) = e.metadata.correlation_id {
+        if let Some(c) = md.correlation_id {
             ext.insert("correlationid".into(), c.to_string());
         }
-        if let Some(c) = e.metadata.causation_id {
+        if let Some(c) = md.causation_id {
             ext.insert("causationid".into(), c.to_string());
         }
-        if let Some(c) = e.metadata.command_id {
+        if let Some(c) = md.command_id {
             ext.insert("commandid".into(), c.to_string());
         }
         ext.insert("eventhash".into(), e.hash.to_hex());
         ext.insert("prevhash".into(), e.prev_hash.to_hex());
         Self {
             id: e.event_id.to_string(),
-            source: namespace.source(service),
-            ty: e.event_type.clone(),
+            source,
+            ty: e.event_type.to_owned(),
             specversion: SPEC_VERSION.into(),
             time: Some(rfc3339(e.recorded_at.0)),
-            subject: Some(e.stream_id.as_str().to_owned()),
+            subject: Some(e.stream.to_owned()),
             datacontenttype: Some(PROTOBUF_CONTENT_TYPE.into()),
             extensions: ext,
-            data: e.payload.clone(),
+            data: e.payload.to_vec(),
         }
     }
 

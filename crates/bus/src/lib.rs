@@ -17,7 +17,7 @@ pub mod relay;
 
 use async_trait::async_trait;
 
-pub use cloudevents::CloudEvent;
+pub use cloudevents::{CloudEvent, EventParts};
 pub use naming::Namespace;
 
 /// Errors of the bus boundary.

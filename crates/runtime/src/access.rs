@@ -448,16 +448,23 @@ impl PolicyKeys {
 
 /// Reads (or makes, owner-only) the embedded mode's signing key under `data_dir`.
 pub fn dev_signing_key(data_dir: &Path) -> anyhow::Result<flotilla_auth::PolicySigner> {
-    let path = data_dir.join(DEV_SIGNING_KEY_FILE);
+    kept_key(&data_dir.join(DEV_SIGNING_KEY_FILE))
+}
+
+/// Reads the Ed25519 key file at `path` (a base64 seed), or makes one there, owner-only, when
+/// there is none (two processes racing to make it read the one that won).
+pub fn kept_key(path: &Path) -> anyhow::Result<flotilla_auth::PolicySigner> {
     if path.exists() {
-        return Ok(flotilla_auth::PolicySigner::from_file(&path)?);
+        return Ok(flotilla_auth::PolicySigner::from_file(path)?);
     }
-    std::fs::create_dir_all(data_dir)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let key = flotilla_auth::PolicySigner::generate()?;
-    match create_owner_only(&path, key.seed_base64().as_bytes()) {
+    match create_owner_only(path, key.seed_base64().as_bytes()) {
         Ok(()) => Ok(key),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Ok(flotilla_auth::PolicySigner::from_file(&path)?)
+            Ok(flotilla_auth::PolicySigner::from_file(path)?)
         }
         Err(e) => Err(anyhow::anyhow!("cannot create {}: {e}", path.display())),
     }

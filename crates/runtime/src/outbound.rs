@@ -71,7 +71,11 @@ pub fn digest(
     aggregate: &str,
     e: &RecordedEvent,
 ) -> CloudEvent {
-    let mut ce = CloudEvent::from_recorded(namespace, service, aggregate, e);
+    withhold(CloudEvent::from_recorded(namespace, service, aggregate, e))
+}
+
+/// An event's CloudEvent made its digest: content, actor and trace taken off.
+pub fn withhold(mut ce: CloudEvent) -> CloudEvent {
     ce.ty = EVENT_WITHHELD.to_owned();
     ce.data.clear();
     ce.extensions

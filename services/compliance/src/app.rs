@@ -203,7 +203,9 @@ fn signer(ctx: &ServiceContext, settings: &Settings) -> Result<NoteSigner, Strin
         Some(path) => read_seed(path)?,
         None => {
             let path = ctx.data_dir.join(GENERATED_KEY_FILE);
-            let key = generated_seed(&path)?;
+            let key = flotilla_runtime::access::kept_key(&path)
+                .map_err(|e| e.to_string())?
+                .seed();
             tracing::warn!(
                 path = %path.display(),
                 "[compliance] checkpoint_key is not set: checkpoints are signed with a key kept in the data folder"
@@ -229,22 +231,6 @@ fn read_seed(path: &Path) -> Result<[u8; 32], String> {
             raw.len()
         )
     })
-}
-
-fn generated_seed(path: &Path) -> Result<[u8; 32], String> {
-    if !path.exists() {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
-        let key = flotilla_auth::PolicySigner::generate().map_err(|e| e.to_string())?;
-        match flotilla_runtime::access::create_owner_only(path, key.seed_base64().as_bytes()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
-        }
-    }
-    read_seed(path)
 }
 
 impl Ledger {

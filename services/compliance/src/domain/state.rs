@@ -68,6 +68,11 @@ impl Compliance {
         }
     }
 
+    /// The hash a service's chain is linked up to (zeros before its first event).
+    pub fn head_hash(&self, chain: &SourceChain) -> [u8; 32] {
+        chain.head(&self.links())
+    }
+
     /// The newest signed checkpoint.
     pub fn newest_checkpoint(&self) -> Option<&Checkpoint> {
         self.checkpoints.last()

@@ -138,11 +138,7 @@ impl ComplianceService for ComplianceApi {
                 .map(|(service, c)| pb::SourceChain {
                     service: service.clone(),
                     linked_to: c.linked_to,
-                    head_hash: hex::encode(c.head(&|l| {
-                        s.entries
-                            .get(l as usize)
-                            .map_or(([0; 32], [0; 32]), |e| (e.hash, e.prev_hash))
-                    })),
+                    head_hash: hex::encode(s.head_hash(c)),
                     waiting: c.waiting.len() as u64,
                     events: c.events,
                     withheld: c.withheld,

@@ -1,17 +1,18 @@
 //! The ledgered events, filtered: streamed in ledger order (`Replay`, resumable from an index)
 //! and exported with their inclusion proofs as an audit bundle.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use flotilla_bus::{CloudEvent, EventParts};
 use flotilla_core::decider::StoredEvents;
 use flotilla_proto::compliance::v1 as pb;
 use flotilla_runtime::kit::time::from_request;
 use flotilla_runtime::kit::{Caller, status};
-use flotilla_runtime::outbound::EVENT_WITHHELD;
+use flotilla_runtime::outbound::withhold;
 use flotilla_transparency::bundle::{Bundle, FORMAT};
 use flotilla_transparency::ledger::EventRecord;
 use tonic::{Code, Status};
@@ -83,46 +84,36 @@ impl Filter {
     }
 }
 
-/// The event as the buses carried it: the same attributes and extensions the relay gives a
-/// stored event (or its digest, for a withheld one).
+/// The event as the buses carried it: the relay's CloudEvent of its fields (its digest, for
+/// a withheld one).
 pub fn cloud_event(e: &SourceEvent) -> pb::CloudEvent {
-    let mut ext = BTreeMap::new();
-    ext.insert("aggregatetype".to_owned(), e.aggregate_type.clone());
-    ext.insert("sequence".to_owned(), e.position.to_string());
-    ext.insert("streamversion".to_owned(), e.stream_version.to_string());
-    if !e.withheld {
-        ext.insert("schemaversion".to_owned(), e.schema_version.to_string());
-        let md = &e.metadata;
-        let mut put = |k: &str, v: Option<String>| {
-            if let Some(v) = v.filter(|v| !v.is_empty()) {
-                ext.insert(k.to_owned(), v);
-            }
-        };
-        put("businessunit", Some(md.business_unit.clone()));
-        put("actor", Some(md.actor.clone()));
-        put("correlationid", md.correlation_id.map(|u| u.to_string()));
-        put("causationid", md.causation_id.map(|u| u.to_string()));
-        put("commandid", md.command_id.map(|u| u.to_string()));
-        if let Some(t) = &md.traceparent {
-            // Even empty: the relay publishes what the store holds.
-            ext.insert("traceparent".to_owned(), t.clone());
-        }
-    }
-    ext.insert("eventhash".to_owned(), e.hash.to_hex());
-    ext.insert("prevhash".to_owned(), e.prev_hash.to_hex());
-    pb::CloudEvent {
-        id: e.id.to_string(),
-        source: e.source.clone(),
-        r#type: if e.withheld {
-            EVENT_WITHHELD.to_owned()
-        } else {
-            e.event_type.clone()
+    let ce = CloudEvent::from_parts(
+        e.source.clone(),
+        &e.aggregate_type,
+        EventParts {
+            position: e.position,
+            stream: &e.stream,
+            stream_version: e.stream_version,
+            event_id: e.id,
+            event_type: &e.event_type,
+            schema_version: e.schema_version,
+            payload: &e.payload,
+            metadata: &e.metadata,
+            recorded_at: e.recorded_at,
+            prev_hash: &e.prev_hash,
+            hash: &e.hash,
         },
-        subject: e.stream.clone(),
-        time: e.recorded_at.to_rfc3339(),
-        datacontenttype: flotilla_bus::cloudevents::PROTOBUF_CONTENT_TYPE.to_owned(),
-        extensions: ext,
-        data: e.payload.clone(),
+    );
+    let ce = if e.withheld { withhold(ce) } else { ce };
+    pb::CloudEvent {
+        id: ce.id,
+        source: ce.source,
+        r#type: ce.ty,
+        subject: ce.subject.unwrap_or_default(),
+        time: ce.time.unwrap_or_default(),
+        datacontenttype: ce.datacontenttype.unwrap_or_default(),
+        extensions: ce.extensions,
+        data: ce.data,
     }
 }
 

@@ -94,6 +94,14 @@ fn scalar(ty: Type, raw: u64) -> String {
     }
 }
 
+/// An enum value's name in its field's enum, else its number.
+fn enum_name(field: Option<&prost_types::FieldDescriptorProto>, v: u64) -> String {
+    field
+        .and_then(|f| pool().enums.get(f.type_name()))
+        .and_then(|e| e.value.iter().find(|x| i64::from(x.number()) == v as i64))
+        .map_or_else(|| v.to_string(), |x| x.name().to_owned())
+}
+
 fn timestamp(data: &[u8]) -> Option<String> {
     let t = prost_types::Timestamp::decode(data).ok()?;
     Some(
@@ -140,12 +148,8 @@ fn walk(type_name: &str, data: &[u8], path: &str, out: &mut Vec<Field>, depth: u
         let value = match wire {
             0 => {
                 let v = or_fail!(w.varint());
-                match (ty, field) {
-                    (Type::Enum, Some(f)) => pool
-                        .enums
-                        .get(f.type_name())
-                        .and_then(|e| e.value.iter().find(|x| i64::from(x.number()) == v as i64))
-                        .map_or(v.to_string(), |x| x.name().to_owned()),
+                match ty {
+                    Type::Enum => enum_name(field, v),
                     _ => scalar(ty, v),
                 }
             }
@@ -189,13 +193,6 @@ fn walk(type_name: &str, data: &[u8], path: &str, out: &mut Vec<Field>, depth: u
                             Type::Fixed32 | Type::Sfixed32 | Type::Float => 4,
                             _ => 0,
                         };
-                        let enum_name = |v: u64| {
-                            f.and_then(|f| pool.enums.get(f.type_name()))
-                                .and_then(|e| {
-                                    e.value.iter().find(|x| i64::from(x.number()) == v as i64)
-                                })
-                                .map(|x| x.name().to_owned())
-                        };
                         let mut p = Wire(b);
                         let mut vs = Vec::new();
                         while !p.0.is_empty() {
@@ -208,7 +205,7 @@ fn walk(type_name: &str, data: &[u8], path: &str, out: &mut Vec<Field>, depth: u
                                 u64::from_le_bytes(buf)
                             };
                             vs.push(match t {
-                                Type::Enum => enum_name(v).unwrap_or_else(|| v.to_string()),
+                                Type::Enum => enum_name(f, v),
                                 _ => scalar(t, v),
                             });
                         }
