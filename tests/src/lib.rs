@@ -1,5 +1,6 @@
 //! Helpers for Flotilla's end-to-end tests: start a node on 127.0.0.1:0 and stop it.
 
+pub mod insider;
 pub mod probe;
 
 use std::net::SocketAddr;

@@ -9,7 +9,7 @@ use flotilla_proto::compliance::v1::compliance_service_client::ComplianceService
 use flotilla_proto::dependency::v1 as dm;
 use flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient;
 use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
-use flotilla_tests::{Deployment, postgres_url};
+use flotilla_tests::Deployment;
 use flotilla_transparency::note::NoteVerifier;
 use tokio_stream::StreamExt;
 
@@ -109,40 +109,17 @@ pub async fn newest_checkpoint(
     panic!("no checkpoint of size {size}");
 }
 
-/// Rewrites `service`'s store from the event at `from` on as an insider who knows the chain
-/// rule would: the event's payload changed, every hash from there recomputed, the head moved.
+/// Rewrites `service`'s store consistently from the event at `from` on (see
+/// `flotilla_tests::insider`).
 pub async fn rewrite_consistently(deployment: &Deployment, service: &str, from: u64) {
-    let store = deployment.store(service).await.expect("store");
-    let mut events = store.read_all(1, 100_000).await.expect("read");
-    let schema = flotilla_store::schema_for(&deployment.config.namespace, service);
-    let pool = sqlx::PgPool::connect(&postgres_url()).await.expect("pg");
-    let mut prev = events[from as usize - 2].hash;
-    for e in events.iter_mut().skip(from as usize - 1) {
-        if e.global_position == from {
-            // An unknown field appended: the event still decodes, its bytes are not the same.
-            e.payload.extend([0x78, 0x01]);
-        }
-        e.prev_hash = prev;
-        e.hash = e.compute_hash();
-        prev = e.hash;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE \"{schema}\".events SET payload = $1, prev_hash = $2, hash = $3 WHERE global_position = $4"
-        )))
-        .bind(&e.payload)
-        .bind(e.prev_hash.0.to_vec())
-        .bind(e.hash.0.to_vec())
-        .bind(e.global_position as i64)
-        .execute(&pool)
-        .await
-        .expect("rewrite");
-    }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE \"{schema}\".store_head SET hash = $1"
-    )))
-    .bind(prev.0.to_vec())
-    .execute(&pool)
+    flotilla_tests::insider::rewrite_consistently(
+        &deployment.config.store_url,
+        &deployment.config.namespace,
+        service,
+        from,
+    )
     .await
-    .expect("head");
+    .expect("rewrite");
 }
 
 /// Every event a replay gives.
