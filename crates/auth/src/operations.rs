@@ -185,6 +185,9 @@ const COMPLIANCE: &[Operation] = &ops!("flotilla.compliance.v1.ComplianceService
     "Replay" => "audit",
     "ExportAuditBundle" => "audit",
     "GetAuditReport" => "audit",
+    "GetStateAt" => "audit",
+    "GetApprovalEvidence" => "audit",
+    "GetEvidencePack" => "audit",
 );
 
 /// Every guarded operation of every service.

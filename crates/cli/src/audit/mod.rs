@@ -6,6 +6,7 @@
 //! as the key or a file holding it): `verify BUNDLE --key VKEY` checks a bundle's checkpoint
 //! signature, then every entry's inclusion proof.
 
+mod history;
 mod ledger;
 mod replay;
 
@@ -69,12 +70,56 @@ pub enum AuditCommand {
         /// An environment: report what ran there.
         #[arg(long, conflicts_with = "release")]
         env: Option<String>,
-        /// With --env: the instant, RFC 3339 (default now).
-        #[arg(long, requires = "env")]
+        /// With --env: what ran there at this instant (default now); with a release: what
+        /// had been recorded about it by then. RFC 3339.
+        #[arg(long)]
         at: Option<String>,
         /// The folder the two files are written to.
         #[arg(long, default_value = ".")]
         out_dir: std::path::PathBuf,
+    },
+    /// The state of an aggregate as of an instant, from the events its service had recorded
+    /// by then: each field's latest value and the event that set it, every event cited.
+    ///
+    /// AGGREGATE is the stream's prefix (release, approval, environment, policy, window,
+    /// deviation, deployment, artifact...); KEY a name, an id or the stream id it is known by
+    /// (leave it out for a policy).
+    State {
+        aggregate: String,
+        key: Option<String>,
+        /// Only this service's aggregates (a policy is governance's or orchestration's).
+        #[arg(long)]
+        service: Option<String>,
+        /// The instant, RFC 3339 (default now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// What was known when each approval of a request was given: the events about its release
+    /// recorded before it, and their digest.
+    Evidence {
+        /// The approval request's id (`flotilla governance approvals list`).
+        request_id: String,
+        /// Only this approver's approvals.
+        #[arg(long)]
+        approver: Option<String>,
+    },
+    /// The evidence pack of the annual control assessment: each release control (personal-data
+    /// peer review, segregation of duties, embargoes, the deviation register, the ledger's
+    /// integrity) tested over a period against every ledgered event, with every exception and
+    /// a reproducible sample of passing cases, each case's events proven.
+    Controls {
+        /// The period's start, RFC 3339.
+        #[arg(long)]
+        from: String,
+        /// The period's end (exclusive), RFC 3339 (default now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Passing cases drawn per control (default 25, at most 200).
+        #[arg(long, default_value_t = 25)]
+        samples: u32,
+        /// Write the pack as JSON to this file.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// Verify a bundle offline: the checkpoint's signature and every entry's proof.
     Verify {
@@ -114,6 +159,7 @@ pub async fn run(
             let request = match (release, env) {
                 (Some(release), None) => pb::GetAuditReportRequest {
                     release,
+                    at,
                     ..Default::default()
                 },
                 (None, Some(environment)) => pb::GetAuditReportRequest {
@@ -126,6 +172,52 @@ pub async fn run(
                 ),
             };
             report(&mut connect(target).await?, output, request, &out_dir).await
+        }
+        AuditCommand::State {
+            aggregate,
+            key,
+            service,
+            at,
+        } => {
+            let at = at
+                .as_deref()
+                .map(|t| crate::format::parse_time("--at", t, "2026-12-01T00:00:00Z"))
+                .transpose()?;
+            let request = pb::GetStateAtRequest {
+                aggregate,
+                key: key.unwrap_or_default(),
+                service: service.unwrap_or_default(),
+                at,
+            };
+            history::state(&mut connect(target).await?, output, request).await
+        }
+        AuditCommand::Evidence {
+            request_id,
+            approver,
+        } => {
+            let request = pb::GetApprovalEvidenceRequest {
+                request_id,
+                approver: approver.unwrap_or_default(),
+            };
+            history::evidence(&mut connect(target).await?, output, request).await
+        }
+        AuditCommand::Controls {
+            from,
+            to,
+            samples,
+            out,
+        } => {
+            let from = crate::format::parse_time("--from", &from, "2026-01-01T00:00:00Z")?;
+            let to = match to {
+                Some(t) => crate::format::parse_time("--to", &t, "2027-01-01T00:00:00Z")?,
+                None => crate::format::now()?,
+            };
+            let request = pb::GetEvidencePackRequest {
+                from: Some(from),
+                to: Some(to),
+                sample_size: samples,
+            };
+            history::controls(&mut connect(target).await?, output, request, out.as_deref()).await
         }
         AuditCommand::Alerts { service } => {
             ledger::alerts(&mut connect(target).await?, output, service).await

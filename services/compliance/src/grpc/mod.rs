@@ -3,8 +3,11 @@
 //! - `proofs`: checkpoints, inclusion and consistency proofs;
 //! - `replay`: the ledgered events filtered, streamed and exported as an audit bundle;
 //! - `report`: the audit report of a release;
+//! - `history`: point in time (any aggregate as of an instant; what an approver knew) and the
+//!   controls' evidence pack;
 //! - this file: the server, the error table, the chains and alerts.
 
+mod history;
 mod proofs;
 pub mod replay;
 mod report;
@@ -201,6 +204,37 @@ impl ComplianceService for ComplianceApi {
         let call = Caller::of(&request)?;
         let subject = report::Subject::try_from(request.into_inner())?;
         report::answer(&self.ledger, subject, &call)
+            .await
+            .map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetStateAt"))]
+    async fn get_state_at(&self, request: Request<pb::GetStateAtRequest>) -> Answer<pb::StateAt> {
+        let call = Caller::of(&request)?;
+        let query = request.into_inner().try_into()?;
+        history::state_at(&self.ledger, query, &call)
+            .await
+            .map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetApprovalEvidence"))]
+    async fn get_approval_evidence(
+        &self,
+        request: Request<pb::GetApprovalEvidenceRequest>,
+    ) -> Answer<pb::ApprovalEvidence> {
+        let call = Caller::of(&request)?;
+        history::approval(&self.ledger, request.into_inner(), &call)
+            .await
+            .map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetEvidencePack"))]
+    async fn get_evidence_pack(
+        &self,
+        request: Request<pb::GetEvidencePackRequest>,
+    ) -> Answer<pb::EvidencePack> {
+        let call = Caller::of(&request)?;
+        history::pack(&self.ledger, request.into_inner(), &call)
             .await
             .map(Response::new)
     }

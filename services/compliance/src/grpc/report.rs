@@ -9,12 +9,13 @@ use tonic::{Code, Status};
 
 use super::replay::{Filter, Walk};
 use crate::app::Ledger;
-use crate::domain::Timestamp;
+use crate::domain::{Checkpoint, Ledgered, Timestamp};
 use crate::report::{build, environment, html};
 
 /// What a report is of.
 pub enum Subject {
-    Release(String),
+    /// A release, with what was recorded up to an instant (absent: everything).
+    Release(String, Option<Timestamp>),
     /// What ran in an environment at an instant.
     Environment(String, Timestamp),
 }
@@ -28,19 +29,23 @@ impl TryFrom<pb::GetAuditReportRequest> for Subject {
             flotilla_core::names::text(field, v, 256)
                 .map_err(|e| invalid(format!("{}: {}", e.field, e.reason)))
         };
+        let at =
+            r.at.map(|t| {
+                flotilla_runtime::kit::time::from_request(&t)
+                    .map_err(|e| invalid(format!("at: {e}")))
+            })
+            .transpose()?;
         match (r.release.is_empty(), r.environment.is_empty()) {
             (false, true) => {
                 checked("release", &r.release)?;
-                Ok(Subject::Release(r.release))
+                Ok(Subject::Release(r.release, at))
             }
             (true, false) => {
                 checked("environment", &r.environment)?;
-                let at = match r.at {
-                    Some(t) => flotilla_runtime::kit::time::from_request(&t)
-                        .map_err(|e| invalid(format!("at: {e}")))?,
-                    None => Timestamp::now(),
-                };
-                Ok(Subject::Environment(r.environment, at))
+                Ok(Subject::Environment(
+                    r.environment,
+                    at.unwrap_or_else(Timestamp::now),
+                ))
             }
             _ => Err(invalid(
                 "release: name a release, or leave it empty and name an environment (with at)"
@@ -50,12 +55,12 @@ impl TryFrom<pb::GetAuditReportRequest> for Subject {
     }
 }
 
-pub async fn answer(
+/// A checkpoint signed for the ledger as it is (so that every line is proven against one
+/// that includes it) and every ledgered event of the units the caller sees.
+pub async fn everything(
     ledger: &Ledger,
-    subject: Subject,
     call: &Caller,
-) -> Result<pb::AuditReport, Status> {
-    // Every line is proven against a checkpoint that includes it: one for the ledger as it is.
+) -> Result<(Checkpoint, Vec<Ledgered>), Status> {
     let checkpoint = ledger
         .sign(Metadata::by(
             format!("compliance-report:{}", call.subject()),
@@ -68,8 +73,22 @@ pub async fn answer(
     while let Some(page) = walk.page().await? {
         events.extend(page);
     }
+    Ok((checkpoint, events))
+}
+
+pub async fn answer(
+    ledger: &Ledger,
+    subject: Subject,
+    call: &Caller,
+) -> Result<pb::AuditReport, Status> {
+    let (checkpoint, mut events) = everything(ledger, call).await?;
     let (title, releases) = match &subject {
-        Subject::Release(r) => (r.clone(), vec![r.clone()]),
+        Subject::Release(r, None) => (r.clone(), vec![r.clone()]),
+        Subject::Release(r, Some(at)) => {
+            // What was recorded by then, wherever the ledger took it later.
+            events.retain(|l| l.event.recorded_at <= *at);
+            (format!("{r} as of {}", at.to_rfc3339()), vec![r.clone()])
+        }
         Subject::Environment(env, at) => {
             let (releases, running) = environment::running_at(&events, env, *at);
             if releases.is_empty() {

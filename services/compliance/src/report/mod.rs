@@ -8,9 +8,13 @@
 //! Matching is on whole field values, read with the platform's descriptor set (`fields`), so
 //! it needs no code per event type and a new event type is reported the day it exists.
 
+pub mod controls;
 pub mod environment;
 pub mod fields;
+#[cfg(test)]
+pub(crate) mod fixture;
 pub mod html;
+pub mod point_in_time;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -43,6 +47,8 @@ pub struct Section {
 pub struct Line {
     /// RFC 3339.
     pub at: String,
+    #[serde(skip)]
+    pub recorded_at: crate::domain::Timestamp,
     pub summary: String,
     pub actor: String,
     pub service: String,
@@ -181,24 +187,30 @@ fn summary(l: &Ledgered, fields: &[Field]) -> String {
     }
 }
 
-/// Picks the events about the `releases` from every ledgered event (in ledger order) and
-/// builds the report titled `title` against `checkpoint`; events after it are left for the
-/// next checkpoint.
-pub fn build(
-    state: &Compliance,
-    title: &str,
-    releases: &[String],
-    events: Vec<Ledgered>,
-    checkpoint: &Checkpoint,
-) -> Report {
-    let read: Vec<(Ledgered, Vec<Field>)> = events
+/// A ledgered event with its fields read.
+pub type Read = (Ledgered, Vec<Field>);
+
+/// The ledgered events a checkpoint covers, each with its fields read (withheld events have
+/// none to read and are left out).
+pub fn read(events: Vec<Ledgered>, checkpoint: &Checkpoint) -> Vec<Read> {
+    events
         .into_iter()
         .filter(|l| l.index < checkpoint.size && !l.event.withheld)
         .map(|l| {
             let f = fields::fields(&l.event.event_type, &l.event.payload);
             (l, f)
         })
-        .collect();
+        .collect()
+}
+
+/// The ledger indexes of the events about the `releases` (by name): those with a field equal
+/// to one of the names, then those linked to them by an id, to `STEPS` steps, and the
+/// artifacts the releases' items name; only among the events `within` takes.
+pub fn about(
+    read: &[Read],
+    releases: &[String],
+    within: impl Fn(&Ledgered) -> bool,
+) -> HashSet<u64> {
     let mut about: HashSet<u64> = HashSet::new();
     let mut names: HashSet<String> = releases.iter().cloned().collect();
     let mut artifacts: HashSet<(String, String)> = HashSet::new();
@@ -207,8 +219,8 @@ pub fn build(
         // The names this step matches: those known when it began.
         let known = names.clone();
         let mut found = Vec::new();
-        for (l, f) in &read {
-            if about.contains(&l.index) {
+        for (l, f) in read {
+            if about.contains(&l.index) || !within(l) {
                 continue;
             }
             let by_artifact = l.event.event_type == "flotilla.orchestration.v1.ArtifactRegistered"
@@ -235,30 +247,52 @@ pub fn build(
             break;
         }
     }
+    about
+}
+
+/// An event as a report line: cited (service, position, hash, ledger index) and proven
+/// against the checkpoint, with every field.
+pub fn line(state: &Compliance, l: &Ledgered, fields: Vec<Field>, checkpoint: &Checkpoint) -> Line {
+    let proof = state
+        .tree
+        .inclusion_proof(l.index as usize, checkpoint.size as usize)
+        .map(|p| p.iter().map(hex::encode).collect())
+        .unwrap_or_default();
+    Line {
+        at: l.event.recorded_at.to_rfc3339(),
+        recorded_at: l.event.recorded_at,
+        summary: summary(l, &fields),
+        actor: l.event.metadata.actor.clone(),
+        service: l.event.service.clone(),
+        sequence: l.event.position,
+        event_hash: l.event.hash.to_hex(),
+        event_id: l.event.id.to_string(),
+        event_type: l.event.event_type.clone(),
+        index: l.index,
+        leaf: hex::encode(l.event.leaf().encode()),
+        proof,
+        fields,
+    }
+}
+
+/// Picks the events about the `releases` from every ledgered event (in ledger order) and
+/// builds the report titled `title` against `checkpoint`; events after it are left for the
+/// next checkpoint.
+pub fn build(
+    state: &Compliance,
+    title: &str,
+    releases: &[String],
+    events: Vec<Ledgered>,
+    checkpoint: &Checkpoint,
+) -> Report {
+    let read = read(events, checkpoint);
+    let about = about(&read, releases, |_| true);
     let mut sections: BTreeMap<usize, Vec<Line>> = BTreeMap::new();
     for (l, f) in read.into_iter().filter(|(l, _)| about.contains(&l.index)) {
-        let proof = state
-            .tree
-            .inclusion_proof(l.index as usize, checkpoint.size as usize)
-            .map(|p| p.iter().map(hex::encode).collect())
-            .unwrap_or_default();
         sections
             .entry(section_of(&l.event.event_type))
             .or_default()
-            .push(Line {
-                at: l.event.recorded_at.to_rfc3339(),
-                summary: summary(&l, &f),
-                actor: l.event.metadata.actor.clone(),
-                service: l.event.service.clone(),
-                sequence: l.event.position,
-                event_hash: l.event.hash.to_hex(),
-                event_id: l.event.id.to_string(),
-                event_type: l.event.event_type.clone(),
-                index: l.index,
-                leaf: hex::encode(l.event.leaf().encode()),
-                proof,
-                fields: f,
-            });
+            .push(line(state, &l, f, checkpoint));
     }
     Report {
         release: title.to_owned(),
