@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 
 mod support;
-use support::{flotilla, stop, text, up};
+use support::{as_user, flotilla, json, ok, stop, text, up};
 
 /// What the story must say it did.
 fn told_the_story(out: &Output) {
@@ -29,6 +29,10 @@ fn told_the_story(out: &Output) {
         "analysis (canary-judge): failed",
         "cards-api (none before) rollback rollback-deploy: succeeded",
         "rolled-back: step",
+        "cards asks to deviate from its freeze for cards-2.0.0 into prod",
+        "security, a second role, approves the deviation",
+        "monitoring watches payments-api in prod after payments-2.0.0: error_rate above 0.02",
+        "monitoring records the breach and asks for a rollback",
     ] {
         assert!(
             said.contains(part),
@@ -42,11 +46,11 @@ fn told_the_story(out: &Output) {
         .find_map(|l| l.strip_prefix("audit report of cards-2.0.0: "))
         .unwrap_or_else(|| panic!("no audit report path:\n{said}"));
     let page = std::fs::read_to_string(path.trim()).expect("the report's page");
-    // And with what ran in prod at its end: payments-2.0.0's services, not the rolled-back
-    // cards release.
+    // And with what ran in prod before the breach: payments-2.0.0's services, not the
+    // rolled-back cards release.
     let prod = said
         .lines()
-        .find_map(|l| l.strip_prefix("audit report of prod now: "))
+        .find_map(|l| l.strip_prefix("audit report of prod before the breach: "))
         .unwrap_or_else(|| panic!("no prod report path:\n{said}"));
     let prod = std::fs::read_to_string(prod.trim()).expect("the prod report's page");
     let title = prod
@@ -117,113 +121,235 @@ fn serve(config: &Path, service: &str, port: u16, log: &Path) -> Child {
         .expect("flotilla serve")
 }
 
-/// Four `flotilla serve` processes on PostgreSQL and one bus; the demo against their addresses.
+/// Served processes, stopped when dropped (when an assertion fails too).
+struct Served(Vec<Child>);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        for n in self.0.drain(..) {
+            stop(n);
+        }
+    }
+}
+
+const SERVICES: [&str; 6] = [
+    "governance",
+    "dependency-mapping",
+    "orchestration",
+    "risk-validation",
+    "monitoring",
+    "compliance",
+];
+
+/// The last lines of each service's log, for a failure's message.
+fn logs(dir: &Path) {
+    for s in SERVICES {
+        let log = std::fs::read_to_string(dir.join(format!("{s}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().rev().take(30).collect();
+        eprintln!(
+            "---- {s} ----\n{}",
+            lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
+/// The full platform: all six services as `flotilla serve` processes on PostgreSQL and one
+/// bus, the demo's story against their addresses (catalog import, builds, a release assessed,
+/// a segregation-of-duties refusal, a freeze that blocks, a deviation, a canary rolled back,
+/// a threshold breach rolled back by monitoring, the audit reports); then an insider who
+/// rewrites one stored event of dependency-mapping's database, and the ledger that catches it.
 fn apart(bus: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (gov, cat, orch, risk, comp) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    );
+    let ports: Vec<u16> = SERVICES.iter().map(|_| free_port()).collect();
+    let addr = |service: &str| {
+        let i = SERVICES
+            .iter()
+            .position(|s| *s == service)
+            .expect("a service");
+        format!("http://127.0.0.1:{}", ports[i])
+    };
     let postgres = std::env::var("FLOTILLA_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let nats =
         std::env::var("FLOTILLA_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let kafka =
         std::env::var("FLOTILLA_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let namespace = fresh_namespace();
     let config = dir.path().join("flotilla.toml");
     std::fs::write(
         &config,
         format!(
-            "namespace = \"{}\"\nstore_url = \"{postgres}\"\nnats_url = \"{nats}\"\nkafka_brokers = \"{kafka}\"\nbuses = [\"{bus}\"]\n\
+            "namespace = \"{namespace}\"\nstore_url = \"{postgres}\"\nnats_url = \"{nats}\"\nkafka_brokers = \"{kafka}\"\nbuses = [\"{bus}\"]\n\
              auth_hs256_secret = \"demo-secret-for-the-e2e-test-0123456789\"\naccess_policy_source = \"none\"\ndata_dir = \"{data}\"\n\
              [kafka_producer]\n\"batch.num.messages\" = \"1\"\n\
-             [orchestration]\ngovernance_url = \"http://127.0.0.1:{gov}\"\ndependency_mapping_url = \"http://127.0.0.1:{cat}\"\n",
-            fresh_namespace(),
-            data = dir.path().join("data").display()
+             [compliance]\ncheckpoint_secs = 1\n\
+             [orchestration]\ngovernance_url = \"{gov}\"\ndependency_mapping_url = \"{cat}\"\n",
+            data = dir.path().join("data").display(),
+            gov = addr("governance"),
+            cat = addr("dependency-mapping"),
         ),
     )
     .expect("config");
-    let nodes = [
-        serve(
-            &config,
-            "governance",
-            gov,
-            &dir.path().join("governance.log"),
-        ),
-        serve(
-            &config,
-            "dependency-mapping",
-            cat,
-            &dir.path().join("dependency-mapping.log"),
-        ),
-        serve(
-            &config,
-            "orchestration",
-            orch,
-            &dir.path().join("orchestration.log"),
-        ),
-        serve(
-            &config,
-            "risk-validation",
-            risk,
-            &dir.path().join("risk-validation.log"),
-        ),
-        serve(
-            &config,
-            "compliance",
-            comp,
-            &dir.path().join("compliance.log"),
-        ),
-    ];
+    let log = |s: &str| dir.path().join(format!("{s}.log"));
+    let mut nodes = Served(
+        SERVICES
+            .iter()
+            .zip(&ports)
+            .map(|(s, port)| serve(&config, s, *port, &log(s)))
+            .collect(),
+    );
     let out = flotilla()
         .args(["demo", "--config"])
         .arg(&config)
         .args([
             "--governance-addr",
-            &format!("http://127.0.0.1:{gov}"),
+            &addr("governance"),
             "--catalog-addr",
-            &format!("http://127.0.0.1:{cat}"),
+            &addr("dependency-mapping"),
             "--orchestration-addr",
-            &format!("http://127.0.0.1:{orch}"),
+            &addr("orchestration"),
             "--risk-addr",
-            &format!("http://127.0.0.1:{risk}"),
+            &addr("risk-validation"),
+            "--monitoring-addr",
+            &addr("monitoring"),
             "--compliance-addr",
-            &format!("http://127.0.0.1:{comp}"),
+            &addr("compliance"),
             "--report-dir",
         ])
         .arg(dir.path().join("report"))
         .output()
         .expect("demo");
-    for n in nodes {
-        stop(n);
-    }
     if !out.status.success() {
-        for s in [
-            "governance",
-            "dependency-mapping",
-            "orchestration",
-            "risk-validation",
-            "compliance",
-        ] {
-            let log =
-                std::fs::read_to_string(dir.path().join(format!("{s}.log"))).unwrap_or_default();
-            eprintln!(
-                "---- {s} ----\n{}",
-                log.lines()
-                    .rev()
-                    .take(30)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-        }
+        logs(dir.path());
     }
     told_the_story(&out);
+
+    // An insider rewrites one stored event of dependency-mapping's database while it is down,
+    // every hash after it recomputed so that the service's own check passes when it starts.
+    let catalog = SERVICES
+        .iter()
+        .position(|s| *s == "dependency-mapping")
+        .expect("catalog");
+    stop(nodes.0.remove(catalog));
+    let as_who = |role: &str| -> String {
+        let out = flotilla()
+            .args([
+                "token",
+                "issue",
+                "--subject",
+                "t",
+                "--role",
+                role,
+                "--bu",
+                "central",
+                "--config",
+            ])
+            .arg(&config)
+            .output()
+            .expect("token");
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let (auditor, admin) = (as_who("auditor"), as_who("admin"));
+    let linked = |auditor: &str| -> u64 {
+        let out = ok(as_user(
+            auditor,
+            &addr("compliance"),
+            "audit",
+            &["--output", "json", "sources"],
+        ));
+        json(&out)
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["service"] == "dependency-mapping"))
+            .and_then(|s| s["linked_to"].as_u64())
+            .unwrap_or(0)
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let head = runtime
+        .block_on(async {
+            let schema = flotilla_store::schema_for(&namespace, "dependency-mapping");
+            flotilla_store::open(&postgres, &schema).await?.head().await
+        })
+        .expect("dependency-mapping's head")
+        .position;
+    // The ledger saw the chain as it was, up to its head.
+    for _ in 0..150 {
+        if linked(&auditor) == head {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(
+        linked(&auditor),
+        head,
+        "the ledger did not link dependency-mapping's chain to its head"
+    );
+    runtime
+        .block_on(flotilla_tests::insider::rewrite_consistently(
+            &postgres,
+            &namespace,
+            "dependency-mapping",
+            2,
+        ))
+        .expect("the insider's rewrite");
+    nodes.0.push(serve(
+        &config,
+        "dependency-mapping",
+        ports[catalog],
+        &log("dependency-mapping.restarted"),
+    ));
+    // The service serves (its chain is consistent) and records its next event, which links to
+    // the rewritten history, not to the one the ledger saw.
+    let yaml = dir.path().join("one-more.yaml");
+    std::fs::write(
+        &yaml,
+        "kind: Component\nmetadata: { name: cards-rewards-v2, annotations: { flotilla.dev/criticality-tier: \"3\" } }\nspec: { owner: cards-core, system: cards }\n",
+    )
+    .expect("catalog");
+    let mut imported = None;
+    for _ in 0..150 {
+        let out = as_user(
+            &admin,
+            &addr("dependency-mapping"),
+            "catalog",
+            &["import", &yaml.to_string_lossy()],
+        );
+        if out.status.success() {
+            imported = Some(out);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        imported.is_some(),
+        "dependency-mapping did not serve again after the rewrite"
+    );
+    let mut alerts = serde_json::Value::Null;
+    for _ in 0..150 {
+        let out = as_user(
+            &auditor,
+            &addr("compliance"),
+            "audit",
+            &[
+                "--output",
+                "json",
+                "alerts",
+                "--service",
+                "dependency-mapping",
+            ],
+        );
+        alerts = json(&out);
+        if alerts.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(nodes);
+    let mismatch = alerts
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["kind"] == "mismatch"))
+        .unwrap_or_else(|| panic!("the ledger raised no mismatch: {alerts}"));
+    assert_eq!(mismatch["sequence"].as_u64(), Some(head + 1), "{mismatch}");
 }
 
 #[test]

@@ -9,11 +9,13 @@
 //! promotion blocked with every reason, then allowed; a blue-green deploy holding the shared
 //! database cluster, so the other unit's release meets a capacity conflict; and canaries
 //! judged by risk-validation from their samples (one passes, one fails and is rolled back
-//! automatically).
+//! automatically); a deviation from the freeze, approved by a second role; and a production
+//! error rate that breaches monitoring's watch, rolled back by monitoring's request.
 
 mod approvals;
 mod canary;
 mod cast;
+mod exceptions;
 mod people;
 mod story;
 mod tell;
@@ -41,6 +43,9 @@ pub struct DemoArgs {
     /// Risk-validation's address (default: --addr).
     #[arg(long)]
     pub risk_addr: Option<String>,
+    /// Monitoring's address (default: --addr).
+    #[arg(long)]
+    pub monitoring_addr: Option<String>,
     /// Compliance's address (default: --addr).
     #[arg(long)]
     pub compliance_addr: Option<String>,
@@ -63,6 +68,7 @@ pub async fn run(config: &flotilla_runtime::Config, args: DemoArgs) -> anyhow::R
         catalog: args.catalog_addr.unwrap_or_else(|| args.addr.clone()),
         orchestration: args.orchestration_addr.unwrap_or_else(|| args.addr.clone()),
         risk: args.risk_addr.unwrap_or_else(|| args.addr.clone()),
+        monitoring: args.monitoring_addr.unwrap_or_else(|| args.addr.clone()),
         compliance: args.compliance_addr.unwrap_or_else(|| args.addr.clone()),
     };
     let report_dir = args

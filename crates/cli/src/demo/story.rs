@@ -26,6 +26,7 @@ pub struct Addresses {
     pub catalog: String,
     pub orchestration: String,
     pub risk: String,
+    pub monitoring: String,
     pub compliance: String,
 }
 

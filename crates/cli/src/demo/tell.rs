@@ -147,7 +147,7 @@ impl Story {
             seconds: t.seconds + secs,
             nanos: 0,
         };
-        let freeze = cards_rm
+        cards_rm
             .create_freeze_window(gov::CreateFreezeWindowRequest {
                 window: Some(gov::FreezeWindow {
                     name: "cards quarter-end close".into(),
@@ -167,8 +167,7 @@ impl Story {
                 }),
             })
             .await
-            .map_err(|s| failed("freeze window", s))?
-            .into_inner();
+            .map_err(|s| failed("freeze window", s))?;
         self.say("governance: cards freezes prod for its quarter-end close (the next hour)");
 
         // ---- Releases, planned ----
@@ -358,7 +357,7 @@ impl Story {
             "refused: freeze window and CapacityConflict with payments-2.0.0",
         );
 
-        // ---- payments finishes; the freeze is lifted; the canary fails and rolls back ----
+        // ---- payments finishes; a deviation waives the freeze; the canary fails and rolls back ----
         self.say(
             "payments' preview passes its analysis; the switch, then the old colour scaled down:",
         );
@@ -377,14 +376,10 @@ impl Story {
             "prod",
             DeploymentView::from(&d).status,
         );
-        cards_rm
-            .cancel_freeze_window(gov::CancelFreezeWindowRequest {
-                window_id: freeze.window_id.clone(),
-                reason: "close finished early".into(),
-            })
-            .await
-            .map_err(|s| failed("cancel freeze window", s))?;
-        self.say("the cards freeze is lifted and pg-shared is free: cards-2.0.0 into prod");
+        // What ran in prod now: payments-2.0.0 (the audit report of prod at this instant).
+        let payments_ran = crate::format::now()?;
+        self.deviate_from_freeze("cards-2.0.0", "prod").await?;
+        self.say("pg-shared is free and the freeze waived for it: cards-2.0.0 into prod");
         let d = self
             .promote("cards", "cards-2.0.0", "prod")
             .await?
@@ -404,7 +399,12 @@ impl Story {
             format!("{}: {}", view.status, view.reason),
         );
 
-        let rolled_back = view.status == "rolled-back";
+        let canary_rolled_back = view.status == "rolled-back";
+
+        // ---- payments-api breaches its watch in prod: rolled back by monitoring's request ----
+        let breach_rolled_back = self
+            .breach("payments", "payments-2.0.0", "payments-api", &pay_prod)
+            .await?;
         self.ledger_caught_up().await?;
         let report = self
             .audit_report(
@@ -422,6 +422,7 @@ impl Story {
                 "prod",
                 cp::GetAuditReportRequest {
                     environment: "prod".into(),
+                    at: Some(payments_ran),
                     ..Default::default()
                 },
                 |r| r.release.contains("payments-2.0.0"),
@@ -453,9 +454,9 @@ impl Story {
                 );
             }
         }
-        println!("audit report of prod now: {}", prod.display());
+        println!("audit report of prod before the breach: {}", prod.display());
         println!("audit report of cards-2.0.0: {}", report.display());
-        Ok(rolled_back)
+        Ok(canary_rolled_back && breach_rolled_back)
     }
 
     /// Waits until the compliance ledger linked orchestration's chain up to its head as it is
