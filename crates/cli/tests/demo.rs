@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 
 mod support;
-use support::{as_user, flotilla, json, ok, stop, text, up};
+use support::{as_user, flotilla, json, ok, stop, text, token, up};
 
 /// What the story must say it did.
 fn told_the_story(out: &Output) {
@@ -74,10 +74,146 @@ fn told_the_story(out: &Output) {
     }
 }
 
+/// A service's head position in `flotilla status --output json`.
+fn service_head(heads: &serde_json::Value, service: &serde_json::Value) -> Option<u64> {
+    heads
+        .as_array()?
+        .iter()
+        .find(|h| h["service"] == *service)?["head_position"]
+        .as_u64()
+}
+
+/// What compliance answers of the demo's history: a release as of an instant, what each
+/// approver of cards' prod request knew, and the controls' evidence pack of the demo's period.
+fn point_in_time_and_controls(dir: &Path, url: &str, began: &str) {
+    let auditor = token(dir, "audrey", "auditor", "central");
+    let audit = |args: &[&str]| as_user(&auditor, url, "audit", args);
+
+    let state = json(&ok(audit(&[
+        "--output",
+        "json",
+        "state",
+        "release",
+        "cards-2.0.0",
+        "--service",
+        "orchestration",
+    ])));
+    let release = &state["states"][0];
+    assert_eq!(release["aggregate"], "release", "{state}");
+    assert!(
+        release["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .any(|f| f["name"] == "release.name" && f["values"][0] == "cards-2.0.0"),
+        "{release}"
+    );
+    let events = release["events"].as_array().expect("events");
+    assert!(events.len() >= 2, "created and planned: {release}");
+    assert!(
+        events
+            .iter()
+            .all(|e| !e["leaf_hex"].as_str().unwrap_or_default().is_empty())
+    );
+    // Before the demo began, the release did not exist.
+    let before = audit(&[
+        "state",
+        "release",
+        "cards-2.0.0",
+        "--at",
+        "2020-01-01T00:00:00Z",
+    ]);
+    assert!(!before.status.success());
+    assert!(
+        text(&before).contains("holds no \"release\" aggregate named"),
+        "{}",
+        text(&before)
+    );
+
+    let requests = json(&ok(as_user(
+        &auditor,
+        url,
+        "governance",
+        &[
+            "--output",
+            "json",
+            "approvals",
+            "list",
+            "--release",
+            "cards-2.0.0",
+        ],
+    )));
+    let prod = requests
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["environment"] == "prod"))
+        .unwrap_or_else(|| panic!("no prod request: {requests}"));
+    let id = prod["request_id"].as_str().expect("id");
+    let known = json(&ok(audit(&["--output", "json", "evidence", id])));
+    let given = known["approvals"].as_array().expect("approvals");
+    assert!(!given.is_empty(), "{known}");
+    for a in given {
+        let digest = a["evidence_digest"].as_str().unwrap_or_default();
+        assert_eq!(digest.len(), 64, "{a}");
+        // The approver knew the release's creation; nothing recorded after the approval.
+        let evidence = a["evidence"].as_array().expect("evidence");
+        assert!(
+            evidence
+                .iter()
+                .any(|e| e["event_type"] == "flotilla.orchestration.v1.ReleaseCreated"),
+            "{a}"
+        );
+        let at = a["approval"]["recorded_at"].as_str().expect("approved at");
+        assert!(
+            evidence
+                .iter()
+                .all(|e| e["recorded_at"].as_str() <= Some(at)),
+            "{a}"
+        );
+    }
+
+    let pack = json(&ok(audit(&[
+        "--output", "json", "controls", "--from", began,
+    ])));
+    let control = |id: &str| -> serde_json::Value {
+        pack["controls"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no control {id}: {pack}"))
+    };
+    // The deviation from the freeze: justified, compensated, bounded, a second person's.
+    let register = control("deviation-register");
+    assert_eq!(
+        (
+            register["population"].as_u64(),
+            register["conclusion"].as_str()
+        ),
+        (Some(1), Some("effective")),
+        "{register}"
+    );
+    assert_eq!(
+        register["samples"][0]["events"].as_array().map(Vec::len),
+        Some(2)
+    );
+    // Every approval given by someone independent; rita's refused self-approval operated it.
+    let sod = control("segregation-of-duties");
+    assert_eq!(sod["conclusion"], "effective", "{sod}");
+    assert!(
+        sod["population"].as_u64() > Some(1)
+            && !sod["operated"].as_array().expect("operated").is_empty(),
+        "{sod}"
+    );
+    assert_eq!(control("ledger-integrity")["conclusion"], "effective");
+    assert_eq!(control("embargo")["conclusion"], "not exercised");
+}
+
 #[test]
 fn the_demo_tells_its_story_beside_flotilla_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (node, url) = up(dir.path());
+    let began = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("now");
     let out = flotilla()
         .args(["demo", "--addr", &url, "--data-dir"])
         .arg(dir.path().join("data"))
@@ -85,6 +221,9 @@ fn the_demo_tells_its_story_beside_flotilla_up() {
         .arg(dir.path().join("report"))
         .output()
         .expect("demo");
+    if out.status.success() {
+        point_in_time_and_controls(dir.path(), &url, &began);
+    }
     stop(node);
     told_the_story(&out);
 }
