@@ -32,6 +32,15 @@ pub fn now() -> anyhow::Result<prost_types::Timestamp> {
     Ok(prost_types::Timestamp { seconds, nanos: 0 })
 }
 
+/// Now, to the nanosecond (for instants compared with what services record).
+pub fn instant() -> anyhow::Result<prost_types::Timestamp> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    Ok(prost_types::Timestamp {
+        seconds: now.as_secs() as i64,
+        nanos: now.subsec_nanos() as i32,
+    })
+}
+
 /// "yes" for a set flag, "" otherwise (table cells).
 pub fn yes(flag: bool) -> String {
     if flag { "yes".into() } else { String::new() }

@@ -171,6 +171,29 @@ fn point_in_time_and_controls(dir: &Path, url: &str, began: &str) {
         );
     }
 
+    // The pack is of what the ledger holds: wait until it linked every service to its head.
+    let heads = json(&ok(as_user(&auditor, url, "status", &["--output", "json"])));
+    let services: Vec<&serde_json::Value> = heads
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| &h["service"])
+        .filter(|s| *s != "compliance")
+        .collect();
+    assert_eq!(services.len(), 5, "{heads}");
+    for _ in 0..150 {
+        let sources = json(&ok(audit(&["--output", "json", "sources"])));
+        let linked = |service: &&serde_json::Value| {
+            sources.as_array().into_iter().flatten().any(|c| {
+                c["service"] == **service
+                    && c["linked_to"].as_u64() >= service_head(&heads, service)
+            })
+        };
+        if services.iter().all(linked) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let pack = json(&ok(audit(&[
         "--output", "json", "controls", "--from", began,
     ])));

@@ -242,7 +242,9 @@ pub async fn evidence(
                 view.request_id, view.release, view.environment
             );
             if view.approvals.is_empty() {
-                println!("no approval has been given yet");
+                println!(
+                    "no approval of this request has been given (by that approver, with --approver)"
+                );
             }
             for a in &view.approvals {
                 let at = a.approval.as_ref().map_or("", |e| e.recorded_at.as_str());

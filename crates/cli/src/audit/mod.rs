@@ -210,7 +210,7 @@ pub async fn run(
             let from = crate::format::parse_time("--from", &from, "2026-01-01T00:00:00Z")?;
             let to = match to {
                 Some(t) => crate::format::parse_time("--to", &t, "2027-01-01T00:00:00Z")?,
-                None => crate::format::now()?,
+                None => crate::format::instant()?,
             };
             let request = pb::GetEvidencePackRequest {
                 from: Some(from),

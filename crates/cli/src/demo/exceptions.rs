@@ -115,15 +115,15 @@ impl Story {
             "monitoring watches {service} in prod after {release}: {}",
             thresholds.join(", ")
         ));
-        // Samples of the last moments, to the millisecond: the window opened when the
+        // Samples of the last moments, to the nanosecond: the window opened when the
         // deployment finished, perhaps within this very second.
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-        let sample = |ms_ago: u64, value: f64| {
-            let at = now.saturating_sub(Duration::from_millis(ms_ago));
+        let now = crate::format::instant()?;
+        let sample = |ms_ago: i64, value: f64| {
+            let nanos = i64::from(now.nanos) - ms_ago * 1_000_000;
             mon::Sample {
                 at: Some(prost_types::Timestamp {
-                    seconds: at.as_secs() as i64,
-                    nanos: at.subsec_nanos() as i32,
+                    seconds: now.seconds + nanos.div_euclid(1_000_000_000),
+                    nanos: nanos.rem_euclid(1_000_000_000) as i32,
                 }),
                 value,
             }

@@ -377,7 +377,7 @@ impl Story {
             DeploymentView::from(&d).status,
         );
         // What ran in prod now: payments-2.0.0 (the audit report of prod at this instant).
-        let payments_ran = crate::format::now()?;
+        let payments_ran = crate::format::instant()?;
         self.deviate_from_freeze("cards-2.0.0", "prod").await?;
         self.say("pg-shared is free and the freeze waived for it: cards-2.0.0 into prod");
         let d = self

@@ -34,7 +34,7 @@ impl TryFrom<pb::GetStateAtRequest> for StateQuery {
         if r.aggregate.is_empty() {
             return Err(invalid(
                 "aggregate",
-                "name the aggregate type: release, environment, approval, policy, window, deviation, deployment, artifact...",
+                "name the aggregate type (the stream's prefix), e.g. release, environment, approval, policy, window, deviation, deployment or artifact",
             ));
         }
         checked("aggregate", &r.aggregate, 64)?;
@@ -226,6 +226,7 @@ pub async fn pack(
     let pack = ledger
         .query(|s| controls::evidence_pack(s, &read, period, sample_size as usize, &checkpoint));
     let case = |c: Case| pb::ControlCase {
+        key: c.key,
         subject: c.subject,
         detail: c.detail,
         events: c.events.into_iter().map(cited).collect(),

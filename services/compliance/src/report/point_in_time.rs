@@ -6,7 +6,9 @@
 //! that instant (the source store's `recorded_at`, which the event's hash covers), not when the
 //! ledger happened to take it. An aggregate's state is the latest recorded value of each of its
 //! fields, read with the descriptor set (no code per event type), each with the event that set
-//! it; its events come with it, each cited and proven like a report line.
+//! it; its events come with it, each cited and proven like a report line. Protobuf does not
+//! encode a field at its default (false, 0, empty), so a later event that clears a field leaves
+//! the value an earlier one set: the events, not the fold, are the record.
 //!
 //! What was known when an approval was given is the evidence about its release that existed
 //! then: every event the report of the release would cite, recorded before the approval (on
@@ -14,7 +16,7 @@
 //! `<service> <position> <event hash hex>\n` in (service, position) order, names that set in
 //! one value an auditor can recompute from the lines.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use flotilla_proto::governance::v1 as gv;
 use prost::Message;
@@ -27,6 +29,8 @@ use crate::domain::{Checkpoint, Compliance, Ledgered, Timestamp};
 /// Most aggregates one answer holds (a key that matches more is too vague).
 pub const MAX_AGGREGATES: usize = 100;
 
+/// Approvals are governance's facts: only its events are read as approvals.
+const GOVERNANCE: &str = "governance";
 const OPENED: &str = "flotilla.governance.v1.ApprovalRequestOpened";
 const GRANTED: &str = "flotilla.governance.v1.ApprovalGranted";
 
@@ -89,11 +93,16 @@ pub fn states_at(
         .collect();
     // The streams, in the order their first event was ledgered.
     let mut streams: Vec<(&str, &str)> = Vec::new();
+    let mut seen: HashSet<(&str, &str)> = HashSet::new();
     for (l, f) in &past {
         let key = (l.event.service.as_str(), l.event.stream.as_str());
+        if seen.contains(&key) {
+            continue;
+        }
         let named =
             q.key.is_empty() || l.event.stream == q.key || f.iter().any(|x| x.value == q.key);
-        if named && !streams.contains(&key) {
+        if named {
+            seen.insert(key);
             streams.push(key);
         }
     }
@@ -205,7 +214,8 @@ pub fn evidence_digest<'a>(events: impl IntoIterator<Item = &'a Ledgered>) -> St
 }
 
 /// Was `e` recorded before `approval`? On the approval's own service's chain by position (one
-/// store, one order); across services by the time each service recorded it.
+/// store, one order); across services by the time each service recorded it (at or before:
+/// clocks of different stores cannot order events closer than that).
 pub(super) fn before(e: &Ledgered, approval: &Ledgered) -> bool {
     if e.event.service == approval.event.service {
         e.event.position < approval.event.position
@@ -224,7 +234,7 @@ pub fn approval_evidence(
     checkpoint: &Checkpoint,
 ) -> Option<ApprovalEvidence> {
     let (opened_event, opened) = read.iter().find_map(|(l, _)| {
-        (l.event.event_type == OPENED)
+        (l.event.service == GOVERNANCE && l.event.event_type == OPENED)
             .then(|| gv::ApprovalRequestOpened::decode(l.event.payload.as_slice()).ok())
             .flatten()
             .filter(|o| o.request_id == request_id)
@@ -238,7 +248,7 @@ pub fn approval_evidence(
     let approvals = read
         .iter()
         .filter_map(|(l, f)| {
-            (l.event.event_type == GRANTED)
+            (l.event.service == GOVERNANCE && l.event.event_type == GRANTED)
                 .then(|| gv::ApprovalGranted::decode(l.event.payload.as_slice()).ok())
                 .flatten()
                 .filter(|g| g.request_id == request_id)
