@@ -117,6 +117,16 @@ impl<'a> Facts<'a> {
         f
     }
 
+    /// The deployments started in the period.
+    pub(super) fn deployments_in(
+        &self,
+        period: super::Period,
+    ) -> impl Iterator<Item = &(&'a Ledgered, orch::Deployment)> {
+        self.deployments
+            .iter()
+            .filter(move |(l, _)| period.holds(l.event.recorded_at))
+    }
+
     /// The approval request of a release into an environment in force when `at` was
     /// recorded: the last one opened before it (governance starts approvals over when it
     /// opens a new one).

@@ -111,6 +111,14 @@ struct Item {
     events: Vec<u64>,
 }
 
+/// A deployment as a case's subject.
+fn deployed(d: &orch::Deployment) -> String {
+    format!(
+        "{} into {} (deployment {})",
+        d.release, d.environment, d.deployment_id
+    )
+}
+
 /// Whether someone neither wrote nor committed the release the facts describe.
 fn independent(who: &str, facts: &gv::ReleaseFacts) -> bool {
     who != facts.author && !facts.committers.iter().any(|c| c == who)
@@ -118,11 +126,7 @@ fn independent(who: &str, facts: &gv::ReleaseFacts) -> bool {
 
 fn pii_peer_review(f: &Facts, period: Period) -> Vec<Item> {
     let mut items = Vec::new();
-    for (l, d) in f
-        .deployments
-        .iter()
-        .filter(|(l, _)| period.holds(l.event.recorded_at))
-    {
+    for (l, d) in f.deployments_in(period) {
         let Some((id, (opened, o))) = f.request_before(&d.release, &d.environment, l) else {
             continue;
         };
@@ -155,10 +159,7 @@ fn pii_peer_review(f: &Facts, period: Period) -> Vec<Item> {
         };
         items.push(Item {
             key: d.deployment_id.clone(),
-            subject: format!(
-                "{} into {} (deployment {})",
-                d.release, d.environment, d.deployment_id
-            ),
+            subject: deployed(d),
             detail,
             exception,
             events,
@@ -234,11 +235,7 @@ fn holds_at(w: &gv::FreezeWindow, cancelled: Option<Timestamp>, t: Timestamp) ->
 fn embargo(f: &Facts, period: Period) -> Vec<Item> {
     let mut items = Vec::new();
     let deviations = f.approved_deviations();
-    for (l, d) in f
-        .deployments
-        .iter()
-        .filter(|(l, _)| period.holds(l.event.recorded_at))
-    {
+    for (l, d) in f.deployments_in(period) {
         let at = l.event.recorded_at;
         // Embargoes declared before the deployment started (as governance's gate counts them).
         for (w_event, w) in f.embargoes.iter().filter(|(w_event, _)| before(w_event, l)) {
@@ -280,10 +277,7 @@ fn embargo(f: &Facts, period: Period) -> Vec<Item> {
             };
             items.push(Item {
                 key: format!("{}/{}", d.deployment_id, w.window_id),
-                subject: format!(
-                    "{} into {} (deployment {})",
-                    d.release, d.environment, d.deployment_id
-                ),
+                subject: deployed(d),
                 detail,
                 exception,
                 events,
