@@ -2,7 +2,7 @@
 use prost::Message;
 
 use super::*;
-use crate::domain::{Alert, AlertKind};
+use crate::domain::{Alert, AlertKind, SourceEvent};
 use crate::report::fixture::{event, ledger, secs};
 
 const GOV: &str = "governance";
@@ -112,109 +112,102 @@ fn embargo(id: &str, from: i64, to: i64) -> Vec<u8> {
 
 const DEPLOYED: &str = "flotilla.orchestration.v1.DeploymentStarted";
 
+/// Governance's event `name` at `position`, in `stream` at `version`, recorded at second `at`.
+fn gov(
+    position: u64,
+    stream: &str,
+    version: u64,
+    at: i64,
+    name: &str,
+    payload: Vec<u8>,
+) -> SourceEvent {
+    event(GOV, position, stream, version, at, &g(name), payload)
+}
+
+/// Orchestration's DeploymentStarted at `position`, recorded at second `at`.
+fn deploy(position: u64, stream: &str, at: i64, payload: Vec<u8>) -> SourceEvent {
+    event(ORCH, position, stream, 0, at, DEPLOYED, payload)
+}
+
+/// cards-1's request for a personal-data system opened at 10, and pam's independent peer
+/// review of it at 11.
+fn reviewed() -> Vec<SourceEvent> {
+    vec![
+        gov(
+            1,
+            "approval-1",
+            0,
+            10,
+            "ApprovalRequestOpened",
+            opened("r1", "cards-1", true),
+        ),
+        gov(
+            2,
+            "approval-1",
+            1,
+            11,
+            "ApprovalGranted",
+            granted("r1", "pam", PEER_REVIEW),
+        ),
+    ]
+}
+
 /// Two personal-data releases deployed to prod: cards-1 after an independent peer review,
 /// cards-2 after a "peer review" by its own committer (and an approval by its author);
 /// cards-3 (no personal data) needs none. An embargo from 100 to 200: cards-4 deployed in
 /// it with a compliance officer's deviation, cards-5 with a release manager's only.
 fn story() -> (Compliance, Vec<Read>, Checkpoint) {
-    let events = vec![
-        event(
-            GOV,
-            1,
-            "approval-1",
-            0,
-            10,
-            &g("ApprovalRequestOpened"),
-            opened("r1", "cards-1", true),
-        ),
-        event(
-            GOV,
-            2,
-            "approval-1",
-            1,
-            11,
-            &g("ApprovalGranted"),
-            granted("r1", "pam", PEER_REVIEW),
-        ),
-        event(
-            ORCH,
-            1,
-            "deployment-1",
-            0,
-            12,
-            DEPLOYED,
-            started("d1", "cards-1"),
-        ),
-        event(
-            GOV,
+    let mut events = reviewed();
+    events.extend([
+        deploy(1, "deployment-1", 12, started("d1", "cards-1")),
+        gov(
             3,
             "approval-2",
             0,
             20,
-            &g("ApprovalRequestOpened"),
+            "ApprovalRequestOpened",
             opened("r2", "cards-2", true),
         ),
-        event(
-            GOV,
+        gov(
             4,
             "approval-2",
             1,
             21,
-            &g("ApprovalGranted"),
+            "ApprovalGranted",
             granted("r2", "carl", PEER_REVIEW),
         ),
-        event(
-            GOV,
+        gov(
             5,
             "approval-2",
             2,
             22,
-            &g("ApprovalGranted"),
+            "ApprovalGranted",
             granted("r2", "rita", "security"),
         ),
-        event(
-            ORCH,
-            2,
-            "deployment-2",
-            0,
-            23,
-            DEPLOYED,
-            started("d2", "cards-2"),
-        ),
-        event(
-            GOV,
+        deploy(2, "deployment-2", 23, started("d2", "cards-2")),
+        gov(
             6,
             "approval-3",
             0,
             30,
-            &g("ApprovalRequestOpened"),
+            "ApprovalRequestOpened",
             opened("r3", "cards-3", false),
         ),
-        event(
-            ORCH,
-            3,
-            "deployment-3",
-            0,
-            31,
-            DEPLOYED,
-            started("d3", "cards-3"),
-        ),
-        event(
-            GOV,
+        deploy(3, "deployment-3", 31, started("d3", "cards-3")),
+        gov(
             7,
             "window-1",
             0,
             90,
-            &g("FreezeWindowCreated"),
+            "FreezeWindowCreated",
             embargo("w1", 100, 200),
         ),
-        event(
-            GOV,
+        gov(
             8,
             "deviation-4",
             0,
             110,
-            &g("DeviationRequested"),
+            "DeviationRequested",
             deviation(
                 "v4",
                 "cards-4",
@@ -223,61 +216,34 @@ fn story() -> (Compliance, Vec<Read>, Checkpoint) {
                 300,
             ),
         ),
-        event(
-            GOV,
+        gov(
             9,
             "deviation-4",
             1,
             111,
-            &g("DeviationApproved"),
+            "DeviationApproved",
             decided("v4", "cora", COMPLIANCE_OFFICER),
         ),
-        event(
-            ORCH,
-            4,
-            "deployment-4",
-            0,
-            112,
-            DEPLOYED,
-            started("d4", "cards-4"),
-        ),
-        event(
-            GOV,
+        deploy(4, "deployment-4", 112, started("d4", "cards-4")),
+        gov(
             10,
             "deviation-5",
             0,
             120,
-            &g("DeviationRequested"),
+            "DeviationRequested",
             deviation("v5", "cards-5", gv::GateRule::Embargo, &[], 300),
         ),
-        event(
-            GOV,
+        gov(
             11,
             "deviation-5",
             1,
             121,
-            &g("DeviationApproved"),
+            "DeviationApproved",
             decided("v5", "rex", "release-manager"),
         ),
-        event(
-            ORCH,
-            5,
-            "deployment-5",
-            0,
-            122,
-            DEPLOYED,
-            started("d5", "cards-5"),
-        ),
-        event(
-            ORCH,
-            6,
-            "deployment-6",
-            0,
-            250,
-            DEPLOYED,
-            started("d6", "cards-6"),
-        ),
-    ];
+        deploy(5, "deployment-5", 122, started("d5", "cards-5")),
+        deploy(6, "deployment-6", 250, started("d6", "cards-6")),
+    ]);
     ledger(events)
 }
 
@@ -424,22 +390,13 @@ fn an_embargo_declared_after_a_deployment_started_does_not_make_it_an_exception(
     // The window's schedule covers the deployment (100 to 200, deployed at 120), but it was
     // declared at 150: governance's gate did not know it when the deployment started.
     let (state, read, cp) = ledger(vec![
-        event(
-            ORCH,
-            1,
-            "deployment-1",
-            0,
-            120,
-            DEPLOYED,
-            started("d1", "cards-1"),
-        ),
-        event(
-            GOV,
+        deploy(1, "deployment-1", 120, started("d1", "cards-1")),
+        gov(
             1,
             "window-1",
             0,
             150,
-            &g("FreezeWindowCreated"),
+            "FreezeWindowCreated",
             embargo("w1", 100, 200),
         ),
     ]);
@@ -451,44 +408,19 @@ fn an_embargo_declared_after_a_deployment_started_does_not_make_it_an_exception(
 fn a_peer_review_of_a_request_opened_again_since_does_not_count() {
     // Governance opened the request again (its facts changed, approvals start over): pam's
     // review of the first request does not cover the deployment after the second.
-    let (state, read, cp) = ledger(vec![
-        event(
-            GOV,
-            1,
-            "approval-1",
-            0,
-            10,
-            &g("ApprovalRequestOpened"),
-            opened("r1", "cards-1", true),
-        ),
-        event(
-            GOV,
-            2,
-            "approval-1",
-            1,
-            11,
-            &g("ApprovalGranted"),
-            granted("r1", "pam", PEER_REVIEW),
-        ),
-        event(
-            GOV,
+    let mut events = reviewed();
+    events.extend([
+        gov(
             3,
             "approval-1",
             2,
             12,
-            &g("ApprovalRequestOpened"),
+            "ApprovalRequestOpened",
             opened("r2", "cards-1", true),
         ),
-        event(
-            ORCH,
-            1,
-            "deployment-1",
-            0,
-            13,
-            DEPLOYED,
-            started("d1", "cards-1"),
-        ),
+        deploy(1, "deployment-1", 13, started("d1", "cards-1")),
     ]);
+    let (state, read, cp) = ledger(events);
     let pack = evidence_pack(&state, &read, all_year(), 25, &cp);
     let c = control(&pack, "pii-peer-review");
     assert_eq!((c.population, c.exceptions.len()), (1, 1), "{c:?}");
@@ -524,13 +456,12 @@ fn an_alert_raised_when_no_event_was_recorded_is_still_an_exception() {
 fn only_governance_approves() {
     // An event of another service with governance's type is not an approval.
     let (state, read, cp) = ledger(vec![
-        event(
-            GOV,
+        gov(
             1,
             "approval-1",
             0,
             10,
-            &g("ApprovalRequestOpened"),
+            "ApprovalRequestOpened",
             opened("r1", "cards-1", true),
         ),
         event(
@@ -542,15 +473,7 @@ fn only_governance_approves() {
             &g("ApprovalGranted"),
             granted("r1", "pam", PEER_REVIEW),
         ),
-        event(
-            ORCH,
-            2,
-            "deployment-1",
-            0,
-            13,
-            DEPLOYED,
-            started("d1", "cards-1"),
-        ),
+        deploy(2, "deployment-1", 13, started("d1", "cards-1")),
     ]);
     let pack = evidence_pack(&state, &read, all_year(), 25, &cp);
     assert_eq!(control(&pack, "segregation-of-duties").population, 0);
@@ -559,13 +482,12 @@ fn only_governance_approves() {
 
 #[test]
 fn the_sample_is_the_lowest_ranked_passing_cases() {
-    let mut events = vec![event(
-        GOV,
+    let mut events = vec![gov(
         1,
         "approval-1",
         0,
         10,
-        &g("ApprovalRequestOpened"),
+        "ApprovalRequestOpened",
         opened("r1", "cards-1", false),
     )];
     for (i, who) in ["ana", "ben", "cyd", "dee", "eve"].iter().enumerate() {
