@@ -13,6 +13,7 @@ pub mod event;
 pub mod ids;
 pub mod memory;
 pub mod names;
+pub mod personal;
 pub mod plan;
 pub mod store;
 pub mod subscription;
