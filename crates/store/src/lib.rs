@@ -5,6 +5,7 @@
 //! lock, so global positions are gap-free in commit order and each store has one hash chain.
 
 pub mod baseline;
+mod keyring;
 mod postgres;
 mod sqlite;
 mod writer;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use flotilla_core::MemoryStore;
 use flotilla_core::store::{EventStore, Result, StoreError};
 
+pub use keyring::{PgKeyring, SqliteKeyring, open_keyring};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

@@ -48,8 +48,8 @@ pub trait Keyring: Send + Sync + 'static {
     async fn erase(&self, id: KeyId) -> Result<bool, KeyringError>;
 }
 
-/// A fresh key with a random id and secret.
-pub(crate) fn fresh_key() -> SubjectKey {
+/// A fresh key with a random id and secret (for keyrings to store).
+pub fn fresh_key() -> SubjectKey {
     let secret = Aes256Gcm::generate_key(&mut OsRng);
     let mut bytes = [0u8; 32];
     bytes.copy_from_slice(&secret);
