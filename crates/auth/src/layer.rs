@@ -42,12 +42,23 @@ pub trait RefusalSink: Send + Sync {
     fn refused(&self, refusal: AccessRefusal);
 }
 
+/// Turns a verified subject into the pseudonym the platform records and decides on: personal
+/// data is sealed at the door, so every comparison, record and refusal after it holds the
+/// pseudonym (the runtime seals with the subject's key from the keyring).
+pub trait Pseudonyms: Send + Sync {
+    fn pseudonym<'a>(
+        &'a self,
+        subject: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+}
+
 /// What the interceptor checks with.
 #[derive(Clone)]
 pub struct AuthLayer {
     verifier: Arc<TokenVerifier>,
     authorizer: Arc<Authorizer>,
     sink: Arc<dyn RefusalSink>,
+    pseudonyms: Option<Arc<dyn Pseudonyms>>,
 }
 
 impl std::fmt::Debug for AuthLayer {
@@ -66,7 +77,14 @@ impl AuthLayer {
             verifier,
             authorizer,
             sink,
+            pseudonyms: None,
         }
+    }
+
+    /// Callers' subjects are replaced by their pseudonyms once their token is verified.
+    pub fn with_pseudonyms(mut self, pseudonyms: Arc<dyn Pseudonyms>) -> Self {
+        self.pseudonyms = Some(pseudonyms);
+        self
     }
 }
 
@@ -134,7 +152,7 @@ impl AuthLayer {
             Ok(token) => self.verifier.verify(token).await,
             Err(e) => Err(e),
         };
-        let identity = match identity {
+        let mut identity = match identity {
             Ok(i) => i,
             Err(e) => {
                 return Err(self.report(
@@ -146,6 +164,15 @@ impl AuthLayer {
                 ));
             }
         };
+        if let Some(p) = &self.pseudonyms {
+            let sealed = p.pseudonym(&identity.subject).await.map_err(|e| {
+                tracing::error!(path, error = %e, "the caller's subject cannot be sealed");
+                tonic::Status::unavailable(format!(
+                    "the keyring is unavailable ({e}); retry shortly, or check keyring_url"
+                ))
+            })?;
+            Arc::make_mut(&mut identity).subject = sealed;
+        }
         let operation = operations::by_path(path).unwrap_or(&UNLISTED);
         let decision =
             self.authorizer

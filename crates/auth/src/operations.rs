@@ -41,6 +41,7 @@ pub const GROUPS: &[&str] = &[
     "metrics-push",
     "audit",
     "ledger-admin",
+    "retention-admin",
     "unlisted",
 ];
 
@@ -188,6 +189,11 @@ const COMPLIANCE: &[Operation] = &ops!("flotilla.compliance.v1.ComplianceService
     "GetStateAt" => "audit",
     "GetApprovalEvidence" => "audit",
     "GetEvidencePack" => "audit",
+    "SetRetentionPolicy" => "retention-admin",
+    "GetRetention" => "audit",
+    "PlaceLegalHold" => "retention-admin",
+    "ReleaseLegalHold" => "retention-admin",
+    "EraseSubject" => "retention-admin",
 );
 
 /// Every guarded operation of every service.

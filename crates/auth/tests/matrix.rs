@@ -44,6 +44,7 @@ fn granted(group: &str) -> &'static [&'static str] {
         "metrics-push" => &["admin", "service-owner", "scheduler"],
         "audit" => &["admin", "auditor", "compliance-officer"],
         "ledger-admin" => &["admin", "compliance-officer", "scheduler"],
+        "retention-admin" => &["admin", "compliance-officer"],
         "risk-evidence" => &[
             "admin",
             "release-manager",

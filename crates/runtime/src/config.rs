@@ -51,6 +51,13 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Event store URL for `flotilla serve` (postgres://… or sqlite://…).
     pub store_url: String,
+    /// Where the subject keys that seal personal data live, shared by every service of the
+    /// deployment (postgres://…, sqlite://… or memory:). Empty: `store_url` (schema
+    /// `<namespace>_keyring`); `flotilla up` keeps `keyring.db` in its data folder.
+    pub keyring_url: String,
+    /// How long a process trusts a subject key it read, in seconds: an erasure made elsewhere
+    /// is seen by every process within this time.
+    pub keyring_ttl_secs: u64,
     pub nats_url: String,
     pub kafka_brokers: String,
     /// Buses the relay publishes to in `flotilla serve`.
@@ -112,6 +119,8 @@ impl Default for Config {
             listen: "127.0.0.1:50051".into(),
             data_dir: PathBuf::from(".flotilla"),
             store_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            keyring_url: String::new(),
+            keyring_ttl_secs: 10,
             nats_url: "nats://127.0.0.1:4222".into(),
             kafka_brokers: "127.0.0.1:9092".into(),
             buses: vec![BusKind::Nats, BusKind::Kafka],

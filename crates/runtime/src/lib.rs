@@ -9,6 +9,7 @@ pub mod kit;
 pub mod module;
 pub mod node;
 pub mod outbound;
+pub mod personal;
 pub mod prometheus;
 pub mod replay;
 pub mod server;

@@ -33,6 +33,9 @@ pub struct ServiceContext {
     pub node_addr: Option<std::net::SocketAddr>,
     /// Where this node keeps its files (embedded mode's data folder).
     pub data_dir: std::path::PathBuf,
+    /// The deployment's keyring: personal values are sealed with it on the way in and revealed
+    /// on the way out.
+    pub personal: Arc<flotilla_core::personal::PersonalData>,
 }
 
 impl std::fmt::Debug for ServiceContext {
@@ -62,6 +65,7 @@ impl ServiceContext {
             policy_in_force: Arc::default(),
             node_addr: None,
             data_dir: std::path::PathBuf::from(".flotilla"),
+            personal: flotilla_core::personal::PersonalData::in_memory(),
         }
     }
 

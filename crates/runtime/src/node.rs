@@ -63,6 +63,17 @@ pub fn store_url(config: &Config, mode: &NodeMode, service: &str) -> String {
     }
 }
 
+/// The keyring URL a node uses in a mode.
+pub fn keyring_url(config: &Config, mode: &NodeMode) -> String {
+    match mode {
+        NodeMode::Embedded { data_dir } => {
+            format!("sqlite://{}", data_dir.join("keyring.db").display())
+        }
+        NodeMode::Served if config.keyring_url.is_empty() => config.store_url.clone(),
+        NodeMode::Served => config.keyring_url.clone(),
+    }
+}
+
 impl Node {
     pub fn new(config: Config, modules: Vec<Box<dyn ServiceModule>>) -> Self {
         Self {
@@ -136,6 +147,16 @@ impl Node {
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
         );
         let keys = crate::access::PolicyKeys::load(&self.config, embedded_dir)?;
+        let keyring_at = keyring_url(&self.config, &mode);
+        let keyring = flotilla_store::open_keyring(&keyring_at, ns.as_str())
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("opening the keyring at {keyring_at}: {e}; check keyring_url or FLOTILLA_KEYRING_URL")
+            })?;
+        let personal = Arc::new(flotilla_core::personal::PersonalData::new(
+            keyring,
+            Duration::from_secs(self.config.keyring_ttl_secs),
+        ));
         let config = Arc::new(self.config.clone());
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut routes = RoutesBuilder::default();
@@ -214,6 +235,7 @@ impl Node {
                     NodeMode::Embedded { data_dir } => data_dir.clone(),
                     NodeMode::Served => config.data_dir.clone(),
                 },
+                personal: personal.clone(),
             };
             // The service builds its state (checking its store's chain if its app does) and its
             // routes; its tasks run until shutdown.
@@ -358,8 +380,9 @@ impl Node {
                 }
             }));
         }
-        let access = crate::access::layer(verifier, authorizer, recorder);
-        crate::server::serve(listener, routes, &served, access, shutdown).await?;
+        let access = crate::access::layer(verifier, authorizer, recorder)
+            .with_pseudonyms(Arc::new(crate::personal::SealedSubjects(personal.clone())));
+        crate::server::serve(listener, routes, &served, access, personal, shutdown).await?;
         let _ = stop_tx.send(true);
         for t in tasks {
             let _ = t.await;

@@ -51,6 +51,7 @@ pub async fn serve(
     mut routes: RoutesBuilder,
     served: &[Served],
     access: flotilla_auth::AuthLayer,
+    personal: Arc<flotilla_core::personal::PersonalData>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -133,6 +134,7 @@ pub async fn serve(
     };
     let result = Server::builder()
         .trace_fn(crate::telemetry::request_span)
+        .layer(crate::personal::RevealLayer::new(personal))
         .layer(serving)
         .layer(access)
         .add_routes(routes.routes())

@@ -152,6 +152,9 @@ impl TestServer {
         let chain = ctx.chain.clone();
         let store = ctx.store.clone();
         let (access, refusals) = test_layer(authorizer.clone()).await;
+        let personal = ctx.personal.clone();
+        let access =
+            access.with_pseudonyms(Arc::new(crate::personal::SealedSubjects(personal.clone())));
         let mut routes = tonic::service::RoutesBuilder::default();
         let served: Vec<crate::server::Served> = module
             .grpc_services()
@@ -215,10 +218,11 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("addr: {e}"));
         let mut down = stop_rx.clone();
         let server = tokio::spawn(async move {
-            if let Err(e) = crate::server::serve(listener, routes, &served, access, async move {
-                let _ = down.wait_for(|s| *s).await;
-            })
-            .await
+            if let Err(e) =
+                crate::server::serve(listener, routes, &served, access, personal, async move {
+                    let _ = down.wait_for(|s| *s).await;
+                })
+                .await
             {
                 panic!("serve: {e}");
             }

@@ -14,9 +14,9 @@ use flotilla_core::event::Timestamp;
 use flotilla_core::personal::{
     KeyId, Keyring, KeyringError, MemoryKeyring, SubjectKey, subject_digest,
 };
+use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::Row;
 use uuid::Uuid;
 
 fn unavailable(e: sqlx::Error) -> KeyringError {
@@ -82,7 +82,10 @@ impl PgKeyring {
                CHECK ((secret IS NULL) = (erased_at IS NOT NULL)));"
         );
         // Two processes starting at once may both create: the loser's error is harmless.
-        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(ddl.clone())).execute(&pool).await {
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(ddl.clone()))
+            .execute(&pool)
+            .await
+        {
             tracing::debug!(error = %e, "keyring table created concurrently; retrying once");
             sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
                 .execute(&pool)
@@ -132,11 +135,12 @@ impl Keyring for PgKeyring {
     }
 
     async fn find(&self, subject: &str) -> Result<Option<KeyId>, KeyringError> {
-        let id: Option<Vec<u8>> = sqlx::query_scalar("SELECT id FROM subject_keys WHERE digest = $1")
-            .bind(subject_digest(subject).as_slice())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let id: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT id FROM subject_keys WHERE digest = $1")
+                .bind(subject_digest(subject).as_slice())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
         id.map(|id| {
             Uuid::from_slice(&id)
                 .map(KeyId)
@@ -243,11 +247,12 @@ impl Keyring for SqliteKeyring {
     }
 
     async fn find(&self, subject: &str) -> Result<Option<KeyId>, KeyringError> {
-        let id: Option<Vec<u8>> = sqlx::query_scalar("SELECT id FROM subject_keys WHERE digest = ?")
-            .bind(subject_digest(subject).as_slice())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let id: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT id FROM subject_keys WHERE digest = ?")
+                .bind(subject_digest(subject).as_slice())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
         id.map(|id| {
             Uuid::from_slice(&id)
                 .map(KeyId)

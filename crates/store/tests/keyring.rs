@@ -33,8 +33,12 @@ mod postgres {
 
     pub async fn pair() -> Pair {
         let schema = format!("keyring_test_{}", uuid::Uuid::new_v4().simple());
-        let a = PgKeyring::connect(&postgres_url(), &schema).await.expect("open");
-        let b = PgKeyring::connect(&postgres_url(), &schema).await.expect("open again");
+        let a = PgKeyring::connect(&postgres_url(), &schema)
+            .await
+            .expect("open");
+        let b = PgKeyring::connect(&postgres_url(), &schema)
+            .await
+            .expect("open again");
         (Arc::new(a), Arc::new(b))
     }
 
@@ -45,7 +49,9 @@ mod postgres {
 #[tokio::test]
 async fn the_table_holds_no_subject_and_nothing_after_erasure() {
     let schema = format!("keyring_test_{}", uuid::Uuid::new_v4().simple());
-    let ring = PgKeyring::connect(&postgres_url(), &schema).await.expect("open");
+    let ring = PgKeyring::connect(&postgres_url(), &schema)
+        .await
+        .expect("open");
     let key = ring.key_for("erin@bank.example").await.expect("key");
     let rows: Vec<(Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)> =
         sqlx::query_as("SELECT id, digest, secret FROM subject_keys")
@@ -55,7 +61,10 @@ async fn the_table_holds_no_subject_and_nothing_after_erasure() {
     assert_eq!(rows.len(), 1);
     let (id, digest, secret) = &rows[0];
     assert_eq!(id.as_slice(), key.id.0.as_bytes());
-    assert_eq!(digest.as_deref(), Some(subject_digest("erin@bank.example").as_slice()));
+    assert_eq!(
+        digest.as_deref(),
+        Some(subject_digest("erin@bank.example").as_slice())
+    );
     assert_eq!(secret.as_deref(), Some(key.secret().as_slice()));
     let text: String = sqlx::query_scalar("SELECT string_agg(t::text, ' ') FROM subject_keys t")
         .fetch_one(ring.pool())
@@ -70,8 +79,10 @@ async fn the_table_holds_no_subject_and_nothing_after_erasure() {
             .expect("read");
     assert_eq!((after.0, after.1), (None, None));
     assert!(after.2.is_some());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-        .execute(ring.pool())
-        .await
-        .expect("drop");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(ring.pool())
+    .await
+    .expect("drop");
 }

@@ -40,6 +40,9 @@ pub struct Settings {
     pub gap_grace_secs: Option<u64>,
     /// Events between snapshots (default 0: the ledger rebuilds from its events).
     pub snapshot_every: Option<u64>,
+    /// How often the retention sweep runs (GDPR minimisation, finishing erasures), in seconds
+    /// (default 3600).
+    pub retention_sweep_secs: Option<u64>,
 }
 
 /// The services whose events the ledger takes.
@@ -55,7 +58,12 @@ impl UnitOf for Compliance {
     fn unit_of(&self, decision: &Decision<Event>) -> Option<String> {
         decision.events.iter().find_map(|e| match e {
             Event::Ledgered(l) => Some(l.event.metadata.business_unit.clone()),
-            Event::AlertRaised(_) | Event::CheckpointSigned(_) => None,
+            Event::LegalHoldPlaced(h) => Some(h.data_class.business_unit.clone()),
+            Event::RetentionPolicySet(p) => Some(p.data_class.business_unit.clone()),
+            Event::AlertRaised(_)
+            | Event::CheckpointSigned(_)
+            | Event::LegalHoldReleased(_)
+            | Event::SubjectErased(_) => None,
         })
     }
 }
@@ -267,9 +275,17 @@ pub async fn start(
     let fail = |e: String| kit::StartError::new(crate::NAME, e);
     let settings: Settings = ctx.section().map_err(|e| fail(e.to_string()))?;
     let (ledger, follower) = Ledger::open(&ctx, &settings).await.map_err(fail)?;
-    routes.add_service(crate::grpc::server(ctx.clone(), ledger.clone()));
+    let erasures = crate::erasure::Erasures::new(ledger.clone(), ctx.personal.clone());
+    routes.add_service(crate::grpc::server(
+        ctx.clone(),
+        ledger.clone(),
+        erasures.clone(),
+    ));
     let every = Duration::from_secs(settings.checkpoint_secs.unwrap_or(10).max(1));
-    let started = kit::Started::with_app(follower).task(ledger.clone().scheduler(every));
+    let sweep = Duration::from_secs(settings.retention_sweep_secs.unwrap_or(3600).max(1));
+    let started = kit::Started::with_app(follower)
+        .task(ledger.clone().scheduler(every))
+        .task(erasures.task(sweep));
     Ok(SOURCES.iter().fold(started, |started, source| {
         started.consume(Consumer {
             source: (*source).into(),

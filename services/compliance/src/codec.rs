@@ -11,6 +11,7 @@ use flotilla_runtime::kit::time::{stored, to_proto};
 use prost::Message;
 
 use crate::domain::*;
+use crate::retention_pb::*;
 
 pub const PREFIX: &str = "flotilla.compliance.v1.";
 /// Schema version of every compliance event today.
@@ -135,6 +136,28 @@ impl StoredEvents<Event> for ComplianceEvents {
             ),
             Event::AlertRaised(a) => ("ChainAlertRaised", alert_pb(a).encode_to_vec()),
             Event::CheckpointSigned(c) => ("CheckpointSigned", checkpoint_pb(c).encode_to_vec()),
+            Event::RetentionPolicySet(p) => (
+                "RetentionPolicySet",
+                pb::RetentionPolicySet {
+                    policy: Some(policy_pb(p)),
+                }
+                .encode_to_vec(),
+            ),
+            Event::LegalHoldPlaced(h) => (
+                "LegalHoldPlaced",
+                pb::LegalHoldPlaced {
+                    hold: Some(hold_pb(h)),
+                }
+                .encode_to_vec(),
+            ),
+            Event::LegalHoldReleased(r) => ("LegalHoldReleased", released_pb(r).encode_to_vec()),
+            Event::SubjectErased(e) => (
+                "SubjectErased",
+                pb::SubjectErased {
+                    erasure: Some(erasure_pb(e)),
+                }
+                .encode_to_vec(),
+            ),
         };
         (format!("{PREFIX}{name}"), SCHEMA_VERSION, payload)
     }
@@ -192,6 +215,19 @@ impl StoredEvents<Event> for ComplianceEvents {
                     signed_at: stored(m.signed_at.as_ref()),
                 })
             }
+            "RetentionPolicySet" => {
+                let m: pb::RetentionPolicySet = message(payload)?;
+                Event::RetentionPolicySet(policy_of(m.policy.unwrap_or_default()))
+            }
+            "LegalHoldPlaced" => {
+                let m: pb::LegalHoldPlaced = message(payload)?;
+                Event::LegalHoldPlaced(hold_of(m.hold.unwrap_or_default()))
+            }
+            "LegalHoldReleased" => Event::LegalHoldReleased(released_of(message(payload)?)),
+            "SubjectErased" => {
+                let m: pb::SubjectErased = message(payload)?;
+                Event::SubjectErased(erasure_of(m.erasure.unwrap_or_default()))
+            }
             other => return Err(format!("{PREFIX}{other} is not known to this build")),
         }))
     }
@@ -231,6 +267,42 @@ mod tests {
                 note: "flotilla.example/ledger\n1\nCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=\n\n— flotilla.example/ledger AAAAAA==\n".into(),
                 signed_at: at,
             }),
+            Event::RetentionPolicySet(RetentionPolicy {
+                name: "sox-change-records".into(),
+                regulation: Regulation::Sox,
+                data_class: DataClass {
+                    services: vec!["governance".into(), "orchestration".into()],
+                    event_types: vec!["flotilla.governance.v1.".into()],
+                    business_unit: "payments".into(),
+                },
+                keep_days: 2557,
+                personal_data_days: 0,
+                set_by: "pii:v1:00000000000000000000000000000001:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+                set_at: at,
+            }),
+            Event::LegalHoldPlaced(LegalHold {
+                id: "hold-1".into(),
+                matter: "Doe v. Bank".into(),
+                data_class: DataClass::default(),
+                subjects: vec![uuid::Uuid::from_u128(1)],
+                placed_by: "compliance".into(),
+                placed_at: at,
+                released_by: String::new(),
+                released_at: None,
+            }),
+            Event::LegalHoldReleased(ReleaseLegalHold {
+                id: "hold-1".into(),
+                by: "compliance".into(),
+                at,
+            }),
+            Event::SubjectErased(Erasure {
+                subject: uuid::Uuid::from_u128(1),
+                reason: "GDPR art. 17 request".into(),
+                request_ref: "DSR-7".into(),
+                erased_by: "compliance".into(),
+                erased_at: at,
+                automatic: false,
+            }),
         ]
     }
 
@@ -252,7 +324,15 @@ mod tests {
         }
         assert_eq!(
             seen,
-            ["EventLedgered", "ChainAlertRaised", "CheckpointSigned"],
+            [
+                "EventLedgered",
+                "ChainAlertRaised",
+                "CheckpointSigned",
+                "RetentionPolicySet",
+                "LegalHoldPlaced",
+                "LegalHoldReleased",
+                "SubjectErased"
+            ],
             "every stored type has a golden file"
         );
     }

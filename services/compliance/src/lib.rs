@@ -10,8 +10,10 @@
 pub mod app;
 pub mod codec;
 pub mod domain;
+pub mod erasure;
 pub mod grpc;
 pub mod inbound;
 pub mod report;
+pub mod retention_pb;
 
 flotilla_runtime::service_module!(ComplianceModule, "compliance", start = app::start, aggregates = { "ledger" => "ledger" });

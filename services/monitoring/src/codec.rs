@@ -420,6 +420,8 @@ mod tests {
         run(RecordTicket {
             ticket: Ticket {
                 id: "INC-4711".into(),
+                // Recorded before tickets had a reporter: still decodes.
+                reporter: String::new(),
                 service: "checkout".into(),
                 environment: "prod".into(),
                 business_unit: String::new(),

@@ -55,6 +55,7 @@ pub fn ticket_pb(t: &Ticket) -> pb::Ticket {
         opened_at: Some(ts(t.opened_at)),
         release: t.release.clone(),
         link: t.link.clone(),
+        reporter: t.reporter.clone(),
     }
 }
 
@@ -70,6 +71,7 @@ pub fn ticket_of(t: pb::Ticket) -> Ticket {
         opened_at: stored(t.opened_at.as_ref()),
         release: t.release,
         link: t.link,
+        reporter: t.reporter,
     }
 }
 

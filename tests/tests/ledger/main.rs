@@ -10,6 +10,7 @@
 //! - `report`: the audit report of a release, checked line by line and in a browser;
 //! - `kafka`: the ledger over Kafka, and replay against plain Kafka and NATS consumers.
 
+mod erasure;
 mod kafka;
 mod proofs;
 mod report;

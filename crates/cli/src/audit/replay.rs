@@ -124,6 +124,10 @@ fn cloud_event_json(r: &pb::ReplayedEvent) -> Value {
     o.insert("data_base64".into(), STANDARD.encode(&e.data).into());
     o.insert("ledgerindex".into(), r.index.into());
     o.insert("ledgerservice".into(), r.service.clone().into());
+    // Who, as a person reads it (the `actor` extension stays sealed, as the buses carried it).
+    if !r.actor.is_empty() {
+        o.insert("revealedactor".into(), r.actor.clone().into());
+    }
     Value::Object(o)
 }
 
@@ -253,6 +257,7 @@ mod tests {
     #[test]
     fn a_replayed_event_is_cloudevents_json_with_extensions_on_top() {
         let r = pb::ReplayedEvent {
+            actor: "alice".into(),
             index: 7,
             service: "governance".into(),
             event: Some(pb::CloudEvent {
@@ -273,6 +278,7 @@ mod tests {
         assert_eq!(v["type"], "flotilla.governance.v1.ApprovalGranted");
         assert_eq!(v["sequence"], "3");
         assert_eq!(v["data_base64"], "AQID");
+        assert_eq!(v["revealedactor"], "alice");
         assert_eq!(v["ledgerindex"], 7);
         assert_eq!(v["ledgerservice"], "governance");
     }

@@ -19,7 +19,10 @@ pub async fn one_key_per_subject((a, b): Pair) {
     let t = Token::parse(&k1.seal("Alice")).expect("token");
     let k = b.key(k1.id).await.expect("read").expect("live");
     assert_eq!(k.open(&t).as_deref(), Ok("Alice"));
-    assert_eq!(b.find("alice@bank.example").await.expect("find"), Some(k1.id));
+    assert_eq!(
+        b.find("alice@bank.example").await.expect("find"),
+        Some(k1.id)
+    );
     assert_eq!(b.find("nobody@bank.example").await.expect("find"), None);
 }
 
@@ -51,7 +54,11 @@ pub async fn erasure_is_permanent_and_shared((a, b): Pair) {
     let again = a.key_for("dave@bank.example").await.expect("new key");
     assert_ne!(again.id, k.id);
     assert_ne!(again.secret(), k.secret());
-    assert_eq!(b.key(k.id).await.expect("read"), None, "the old key stays erased");
+    assert_eq!(
+        b.key(k.id).await.expect("read"),
+        None,
+        "the old key stays erased"
+    );
 }
 
 /// An id no key ever had reads as absent, and erasing it destroys nothing.

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aes_gcm::aead::{KeyInit, OsRng};
 use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{KeyInit, OsRng};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -235,6 +235,12 @@ impl PersonalData {
         }
     }
 
+    /// The subject's key id, its key created if it has none yet (a legal hold names subjects
+    /// whose data may come later).
+    pub async fn key_id(&self, subject: &str) -> Result<KeyId, KeyringError> {
+        Ok(self.subject_key(subject).await?.id)
+    }
+
     /// The subject's live key id, if any.
     pub async fn find(&self, subject: &str) -> Result<Option<KeyId>, KeyringError> {
         self.keyring.find(subject).await
@@ -268,7 +274,11 @@ mod tests {
             p.reveal(&text).await,
             "alice@bank.example approved, bob@bank.example deployed, reported by Alice Example"
         );
-        let id = p.find("alice@bank.example").await.expect("find").expect("live");
+        let id = p
+            .find("alice@bank.example")
+            .await
+            .expect("find")
+            .expect("live");
         assert!(p.erase(id).await.expect("erased"));
         assert!(!p.erase(id).await.expect("twice"), "already erased");
         let shown = p.reveal(&text).await;

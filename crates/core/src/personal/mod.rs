@@ -21,7 +21,9 @@ pub mod conformance;
 mod keyring;
 mod seal;
 
-pub use keyring::{DEFAULT_KEY_TTL, Keyring, fresh_key, KeyringError, MemoryKeyring, PersonalData, subject_digest};
+pub use keyring::{
+    DEFAULT_KEY_TTL, Keyring, KeyringError, MemoryKeyring, PersonalData, fresh_key, subject_digest,
+};
 pub use seal::{KeyId, OpenError, SubjectKey, Token, key_ids_in, placeholder, tokens_in};
 
 /// What every sealed value starts with.

@@ -178,9 +178,9 @@ impl Token {
 /// Where `needle` occurs in `hay`.
 fn occurrences<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
     let first = needle.first().copied();
-    hay.iter().enumerate().filter_map(move |(i, b)| {
-        (Some(*b) == first && hay[i..].starts_with(needle)).then_some(i)
-    })
+    hay.iter()
+        .enumerate()
+        .filter_map(move |(i, b)| (Some(*b) == first && hay[i..].starts_with(needle)).then_some(i))
 }
 
 /// Every token inside `text` (a whole value or one embedded in a sentence), with its range.
@@ -283,7 +283,10 @@ mod tests {
     fn a_sealed_value_opens_only_with_its_key() {
         let (alice, bob) = (key(1), key(2));
         let t = alice.seal("alice@bank.example");
-        assert!(t.starts_with("pii:v1:00000000000000000000000000000001:"), "{t}");
+        assert!(
+            t.starts_with("pii:v1:00000000000000000000000000000001:"),
+            "{t}"
+        );
         assert!(!t.contains("alice"), "{t}");
         let parsed = Token::parse(&t).expect("a token");
         assert_eq!(alice.open(&parsed).as_deref(), Ok("alice@bank.example"));
@@ -305,7 +308,10 @@ mod tests {
         assert_ne!(alice.seal("alice"), bob.seal("alice"));
         // An empty value seals too.
         let empty = alice.seal("");
-        assert_eq!(alice.open(&Token::parse(&empty).expect("token")).as_deref(), Ok(""));
+        assert_eq!(
+            alice.open(&Token::parse(&empty).expect("token")).as_deref(),
+            Ok("")
+        );
     }
 
     #[test]
@@ -342,7 +348,10 @@ mod tests {
     fn malformed_tokens_are_not_tokens() {
         let a = key(1).seal("alice");
         assert!(Token::parse(&a).is_some());
-        assert!(Token::parse(&a[..a.len() - 30]).is_none(), "too short to hold a tag");
+        assert!(
+            Token::parse(&a[..a.len() - 30]).is_none(),
+            "too short to hold a tag"
+        );
         assert!(Token::parse(&a.to_uppercase()).is_none());
         assert!(Token::parse(&a.replacen("pii:v1:", "pii:v2:", 1)).is_none());
         assert!(Token::parse(&format!("{a}!")).is_none());

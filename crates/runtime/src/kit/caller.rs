@@ -17,6 +17,7 @@ pub struct Caller {
     pub caller: flotilla_auth::Caller,
     access: AuthLayer,
     metadata: Metadata,
+    personal: Option<std::sync::Arc<flotilla_core::personal::PersonalData>>,
 }
 
 fn header_uuid<T>(req: &tonic::Request<T>, name: &str) -> Result<Option<Uuid>, tonic::Status> {
@@ -62,6 +63,31 @@ impl Caller {
             caller,
             access,
             metadata,
+            personal: req
+                .extensions()
+                .get::<std::sync::Arc<flotilla_core::personal::PersonalData>>()
+                .cloned(),
+        })
+    }
+
+    /// Seals a personal value of the request that identifies its subject (an e-mail, a
+    /// committer): it is recorded, published and decided on as its token, and revealed on the
+    /// way out. (A handler called outside a served node, as in a unit test, has no keyring:
+    /// the value stays as given.)
+    pub async fn seal(&self, value: &str) -> Result<String, tonic::Status> {
+        self.seal_about(value, value).await
+    }
+
+    /// Seals a personal value about a subject (a reporter's name, under their e-mail).
+    pub async fn seal_about(&self, subject: &str, value: &str) -> Result<String, tonic::Status> {
+        let Some(p) = &self.personal else {
+            return Ok(value.to_owned());
+        };
+        p.seal_about(subject, value).await.map_err(|e| {
+            tracing::error!(error = %e, "a personal value cannot be sealed");
+            tonic::Status::unavailable(format!(
+                "the keyring is unavailable ({e}); retry shortly, or check keyring_url"
+            ))
         })
     }
 

@@ -10,10 +10,12 @@ pub use flotilla_core::event::Timestamp;
 
 pub mod chain;
 pub mod model;
+pub mod retention;
 pub mod state;
 
 pub use chain::SourceChain;
 pub use model::*;
+pub use retention::*;
 pub use state::*;
 
 /// Why a command is refused.
@@ -40,6 +42,12 @@ pub fn invalid(field: &str, reason: impl Into<String>) -> DomainError {
 /// order the tree grows.
 pub fn ledger_stream() -> flotilla_core::ids::StreamId {
     flotilla_core::ids::StreamId::singleton("ledger")
+}
+
+/// The stream of retention policies, legal holds and erasures (apart from the ledger's, whose
+/// order is the tree's).
+pub fn retention_stream() -> flotilla_core::ids::StreamId {
+    flotilla_core::ids::StreamId::singleton("retention")
 }
 
 #[cfg(test)]

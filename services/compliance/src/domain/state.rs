@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use super::chain::{Finding, SourceChain};
 use super::model::*;
-use super::{DomainError, Result, Timestamp, invalid, ledger_stream};
+use super::retention::*;
+use super::{DomainError, Result, Timestamp, invalid, ledger_stream, retention_stream};
+use flotilla_core::personal::key_ids_in;
 
 /// Takes an event a service published into the ledger.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +39,11 @@ pub enum Command {
     Ledger(Box<LedgerEvent>),
     CheckGaps(CheckGaps),
     RecordCheckpoint(RecordCheckpoint),
+    SetRetentionPolicy(RetentionPolicy),
+    PlaceLegalHold(LegalHold),
+    ReleaseLegalHold(ReleaseLegalHold),
+    EraseSubject(Erasure),
+    SweepRetention(SweepRetention),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +51,10 @@ pub enum Event {
     Ledgered(Box<Ledgered>),
     AlertRaised(Alert),
     CheckpointSigned(Checkpoint),
+    RetentionPolicySet(RetentionPolicy),
+    LegalHoldPlaced(LegalHold),
+    LegalHoldReleased(ReleaseLegalHold),
+    SubjectErased(Erasure),
 }
 
 /// The ledger.
@@ -57,6 +68,8 @@ pub struct Compliance {
     pub sources: BTreeMap<String, SourceChain>,
     pub alerts: Vec<Alert>,
     pub checkpoints: Vec<Checkpoint>,
+    /// Retention policies, legal holds, erasures and where each subject's data appears.
+    pub retention: Retention,
 }
 
 impl Compliance {
@@ -231,10 +244,44 @@ impl Decider for Compliance {
     type Error = DomainError;
 
     fn decide(&self, command: Command) -> Result<Decision<Event>> {
+        let r = &self.retention;
         let events = match command {
             Command::Ledger(c) => self.ledger(*c)?,
             Command::CheckGaps(c) => self.check_gaps(c),
             Command::RecordCheckpoint(c) => self.record_checkpoint(c)?,
+            Command::SetRetentionPolicy(p) => {
+                let p = r.set_policy(SetRetentionPolicy { policy: p })?;
+                return Ok(Decision::new(
+                    retention_stream(),
+                    vec![Event::RetentionPolicySet(p)],
+                ));
+            }
+            Command::PlaceLegalHold(h) => {
+                let h = r.place_hold(PlaceLegalHold { hold: h })?;
+                return Ok(Decision::new(
+                    retention_stream(),
+                    vec![Event::LegalHoldPlaced(h)],
+                ));
+            }
+            Command::ReleaseLegalHold(c) => {
+                r.release_hold(&c)?;
+                return Ok(Decision::new(
+                    retention_stream(),
+                    vec![Event::LegalHoldReleased(c)],
+                ));
+            }
+            Command::EraseSubject(e) => {
+                let events = r
+                    .erase(EraseSubject { erasure: e })?
+                    .map(Event::SubjectErased)
+                    .into_iter()
+                    .collect();
+                return Ok(Decision::new(retention_stream(), events));
+            }
+            Command::SweepRetention(c) => {
+                let events = r.due(&c).into_iter().map(Event::SubjectErased).collect();
+                return Ok(Decision::new(retention_stream(), events));
+            }
         };
         Ok(Decision::new(ledger_stream(), events))
     }
@@ -260,6 +307,22 @@ impl Decider for Compliance {
                     .entry(e.service.clone())
                     .or_default()
                     .take(e.position, e.hash.0, index, e.withheld, l.at);
+                let mut subjects = key_ids_in(&e.payload);
+                for k in key_ids_in(e.metadata.actor.as_bytes()) {
+                    if !subjects.contains(&k) {
+                        subjects.push(k);
+                    }
+                }
+                if !subjects.is_empty() {
+                    let ids: Vec<Uuid> = subjects.iter().map(|k| k.0).collect();
+                    self.retention.seen(
+                        &ids,
+                        &e.service,
+                        &e.event_type,
+                        &e.metadata.business_unit,
+                        e.recorded_at,
+                    );
+                }
             }
             Event::AlertRaised(a) => {
                 let chain = self.sources.entry(a.service.clone()).or_default();
@@ -270,6 +333,21 @@ impl Decider for Compliance {
                 self.alerts.push(a.clone());
             }
             Event::CheckpointSigned(c) => self.checkpoints.push(c.clone()),
+            Event::RetentionPolicySet(p) => {
+                self.retention.policies.insert(p.name.clone(), p.clone());
+            }
+            Event::LegalHoldPlaced(h) => {
+                self.retention.holds.insert(h.id.clone(), h.clone());
+            }
+            Event::LegalHoldReleased(c) => {
+                if let Some(h) = self.retention.holds.get_mut(&c.id) {
+                    h.released_by = c.by.clone();
+                    h.released_at = Some(c.at);
+                }
+            }
+            Event::SubjectErased(e) => {
+                self.retention.erasures.insert(e.subject, e.clone());
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod history;
 mod proofs;
 pub mod replay;
 mod report;
+mod retention;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -54,6 +55,7 @@ impl From<DomainError> for Status {
 pub struct ComplianceApi {
     ctx: ServiceContext,
     ledger: Arc<Ledger>,
+    erasures: Arc<crate::erasure::Erasures>,
 }
 
 impl std::fmt::Debug for ComplianceApi {
@@ -63,9 +65,18 @@ impl std::fmt::Debug for ComplianceApi {
 }
 
 /// Builds the tonic server for the runtime.
-pub fn server(ctx: ServiceContext, ledger: Arc<Ledger>) -> ComplianceServiceServer<ComplianceApi> {
+pub fn server(
+    ctx: ServiceContext,
+    ledger: Arc<Ledger>,
+    erasures: Arc<crate::erasure::Erasures>,
+) -> ComplianceServiceServer<ComplianceApi> {
     let max = ctx.max_message_bytes();
-    ComplianceServiceServer::new(ComplianceApi { ctx, ledger }).max_decoding_message_size(max)
+    ComplianceServiceServer::new(ComplianceApi {
+        ctx,
+        ledger,
+        erasures,
+    })
+    .max_decoding_message_size(max)
 }
 
 #[tonic::async_trait]
@@ -203,7 +214,7 @@ impl ComplianceService for ComplianceApi {
     ) -> Answer<pb::AuditReport> {
         let call = Caller::of(&request)?;
         let subject = report::Subject::try_from(request.into_inner())?;
-        report::answer(&self.ledger, subject, &call)
+        report::answer(&self.ledger, subject, &call, &self.ctx.personal)
             .await
             .map(Response::new)
     }
@@ -235,6 +246,59 @@ impl ComplianceService for ComplianceApi {
     ) -> Answer<pb::EvidencePack> {
         let call = Caller::of(&request)?;
         history::pack(&self.ledger, request.into_inner(), &call)
+            .await
+            .map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "SetRetentionPolicy"))]
+    async fn set_retention_policy(
+        &self,
+        request: Request<pb::SetRetentionPolicyRequest>,
+    ) -> Answer<pb::RetentionPolicy> {
+        let call = Caller::of(&request)?;
+        self.set_policy(&call, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetRetention"))]
+    async fn get_retention(
+        &self,
+        request: Request<pb::GetRetentionRequest>,
+    ) -> Answer<pb::Retention> {
+        Caller::of(&request)?;
+        Ok(Response::new(self.retention()))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "PlaceLegalHold"))]
+    async fn place_legal_hold(
+        &self,
+        request: Request<pb::PlaceLegalHoldRequest>,
+    ) -> Answer<pb::LegalHold> {
+        let call = Caller::of(&request)?;
+        self.place_hold(&call, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ReleaseLegalHold"))]
+    async fn release_legal_hold(
+        &self,
+        request: Request<pb::ReleaseLegalHoldRequest>,
+    ) -> Answer<pb::LegalHold> {
+        let call = Caller::of(&request)?;
+        self.release_hold(&call, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "EraseSubject"))]
+    async fn erase_subject(
+        &self,
+        request: Request<pb::EraseSubjectRequest>,
+    ) -> Answer<pb::Erasure> {
+        let call = Caller::of(&request)?;
+        self.erase(&call, request.into_inner())
             .await
             .map(Response::new)
     }

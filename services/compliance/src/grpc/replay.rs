@@ -241,6 +241,8 @@ pub fn stream(ledger: Arc<Ledger>, filter: Filter, call: Caller) -> Replayed {
                             event: Some(cloud_event(&l.event)),
                             withheld: l.event.withheld,
                             content_matches: l.content_matches,
+                            // Revealed on the way out.
+                            actor: l.event.metadata.actor.clone(),
                         };
                         if tx.send(Ok(item)).await.is_err() {
                             return;

@@ -10,6 +10,8 @@ use tonic::{Code, Status};
 use super::replay::{Filter, Walk};
 use crate::app::Ledger;
 use crate::domain::{Checkpoint, Ledgered, Timestamp};
+use flotilla_core::personal::PersonalData;
+
 use crate::report::{build, environment, html};
 
 /// What a report is of.
@@ -76,10 +78,25 @@ pub async fn everything(
     Ok((checkpoint, events))
 }
 
+/// The report's personal values opened (or their placeholders) before it is rendered, so the
+/// JSON and the HTML escape them as any other text; the proofs are over the sealed events.
+async fn reveal(report: &mut crate::report::Report, personal: &PersonalData) {
+    for s in &mut report.sections {
+        for l in &mut s.lines {
+            l.actor = personal.reveal(&l.actor).await;
+            l.summary = personal.reveal(&l.summary).await;
+            for f in &mut l.fields {
+                f.value = personal.reveal(&f.value).await;
+            }
+        }
+    }
+}
+
 pub async fn answer(
     ledger: &Ledger,
     subject: Subject,
     call: &Caller,
+    personal: &PersonalData,
 ) -> Result<pb::AuditReport, Status> {
     let (checkpoint, mut events) = everything(ledger, call).await?;
     let (title, releases) = match &subject {
@@ -111,7 +128,8 @@ pub async fn answer(
             )
         }
     };
-    let report = ledger.query(|s| build(s, &title, &releases, events, &checkpoint));
+    let mut report = ledger.query(|s| build(s, &title, &releases, events, &checkpoint));
+    reveal(&mut report, personal).await;
     let lines: usize = report.sections.iter().map(|s| s.lines.len()).sum();
     if lines == 0 {
         return Err(status(

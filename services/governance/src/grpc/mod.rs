@@ -145,7 +145,12 @@ impl GovernanceService for GovernanceApi {
     ) -> Result<Response<pb::ApprovalRequest>, Status> {
         let call = Caller::of(&request)?;
         let r = request.into_inner();
-        let release: ReleaseFacts = required("release", r.release)?;
+        let mut release: ReleaseFacts = required("release", r.release)?;
+        // The author and committers are people: sealed, and compared as tokens.
+        release.author = call.seal(&release.author).await?;
+        for c in &mut release.committers {
+            *c = call.seal(c).await?;
+        }
         let unit = self.opening_unit(&call, &release);
         call.allow_in(&unit, &AccessContext::default())?;
         let (key, at) = (release.key(), Timestamp::now());

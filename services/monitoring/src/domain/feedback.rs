@@ -34,6 +34,8 @@ pub struct Ticket {
     /// The release it is linked to, and why (empty when none matched).
     pub release: String,
     pub link: String,
+    /// Who reported it, sealed (a token: personal data).
+    pub reporter: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -44,6 +44,8 @@ impl MonitoringApi {
         ) {
             return Err(invalid("ticket.severity", "is not SEV1 to SEV4").into());
         }
+        // The reporter is personal data: sealed under their own key.
+        t.reporter = call.seal(&t.reporter).await?;
         let ticket = ticket_of(t);
         let id = ticket.id.clone();
         self.app

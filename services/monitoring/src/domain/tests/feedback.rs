@@ -6,6 +6,7 @@ fn ticket(id: &str, service: &str, labels: &[&str], minutes: i64, severity: Seve
     RecordTicket {
         ticket: Ticket {
             id: id.into(),
+            reporter: String::new(),
             service: service.into(),
             environment: "prod".into(),
             business_unit: String::new(),

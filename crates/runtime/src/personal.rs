@@ -1,0 +1,294 @@
+//! Personal data at the edge of every service: callers' subjects are sealed when their token is
+//! verified ([`SealedSubjects`]), handlers seal the personal fields of requests through
+//! [`crate::kit::Caller::seal`], and every answer is revealed on its way out ([`RevealLayer`]):
+//! each sealed token in a response message's strings, in its status message and in its
+//! trailers is opened with its subject's key, or replaced by the subject's placeholder once the
+//! key was erased. Inside, everything (state, snapshots, stores, buses, the ledger) holds tokens.
+//!
+//! Messages a client verifies byte for byte keep their tokens (see [`VERBATIM`]): a replayed
+//! CloudEvent carries exactly what the buses carried (an audit bundle is bytes, never opened).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use flotilla_core::personal::{PREFIX, PersonalData};
+use http_body::Frame;
+use http_body_util::BodyExt;
+use prost::Message;
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, MapKey, MessageDescriptor, ReflectMessage, Value,
+};
+
+/// Messages answered exactly as stored, tokens and all: what a client checks against hashes.
+pub const VERBATIM: &[&str] = &["flotilla.compliance.v1.CloudEvent"];
+
+static POOL: LazyLock<Option<DescriptorPool>> =
+    LazyLock::new(|| DescriptorPool::decode(flotilla_proto::FILE_DESCRIPTOR_SET).ok());
+
+/// The response message of a gRPC path, when the platform's contracts declare it.
+fn output_of(path: &str) -> Option<MessageDescriptor> {
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let (service, method) = (parts.next()?, parts.next()?);
+    let pool = POOL.as_ref()?;
+    let s = pool.get_service_by_name(service)?;
+    let m = s.methods().find(|m| m.name() == method)?;
+    Some(m.output())
+}
+
+/// Seals subjects with the keyring, for the access interceptor.
+#[derive(Debug, Clone)]
+pub struct SealedSubjects(pub Arc<PersonalData>);
+
+impl flotilla_auth::layer::Pseudonyms for SealedSubjects {
+    fn pseudonym<'a>(
+        &'a self,
+        subject: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(async move { self.0.seal(subject).await.map_err(|e| e.to_string()) })
+    }
+}
+
+fn has_token(bytes: &[u8]) -> bool {
+    let p = PREFIX.as_bytes();
+    bytes.windows(p.len()).any(|w| w == p)
+}
+
+/// Every string of a message revealed, in place (nested messages, lists and maps too).
+fn reveal_message<'a>(
+    personal: &'a PersonalData,
+    m: &'a mut DynamicMessage,
+) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    Box::pin(async move {
+        if VERBATIM.contains(&m.descriptor().full_name()) {
+            return;
+        }
+        let fields: Vec<_> = m.descriptor().fields().collect();
+        for f in fields {
+            if !m.has_field(&f) {
+                continue;
+            }
+            let v = m.get_field_mut(&f);
+            reveal_value(personal, v).await;
+        }
+    })
+}
+
+fn reveal_value<'a>(
+    personal: &'a PersonalData,
+    v: &'a mut Value,
+) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    Box::pin(async move {
+        match v {
+            Value::String(s) if s.contains(PREFIX) => *s = personal.reveal(s).await,
+            Value::Message(m) => reveal_message(personal, m).await,
+            Value::List(items) => {
+                for item in items {
+                    reveal_value(personal, item).await;
+                }
+            }
+            Value::Map(map) => {
+                let keys: Vec<MapKey> = map.keys().cloned().collect();
+                for k in keys {
+                    let Some(mut value) = map.remove(&k) else {
+                        continue;
+                    };
+                    reveal_value(personal, &mut value).await;
+                    let k = match k {
+                        MapKey::String(s) if s.contains(PREFIX) => {
+                            MapKey::String(personal.reveal(&s).await)
+                        }
+                        other => other,
+                    };
+                    map.insert(k, value);
+                }
+            }
+            _ => {}
+        }
+    })
+}
+
+/// One encoded response message revealed (the same bytes when it holds no token or is not
+/// decodable as the declared message).
+async fn reveal_encoded(personal: &PersonalData, output: &MessageDescriptor, msg: Bytes) -> Bytes {
+    if !has_token(&msg) {
+        return msg;
+    }
+    let Ok(mut m) = DynamicMessage::decode(output.clone(), msg.clone()) else {
+        return msg;
+    };
+    reveal_message(personal, &mut m).await;
+    Bytes::from(m.encode_to_vec())
+}
+
+/// A status message (`grpc-message`) revealed, in headers or trailers.
+async fn reveal_status(personal: &PersonalData, headers: &mut http::HeaderMap) {
+    let Some(raw) = headers.get("grpc-message") else {
+        return;
+    };
+    if !has_token(raw.as_bytes()) {
+        return;
+    }
+    let Some(status) = tonic::Status::from_header_map(headers) else {
+        return;
+    };
+    let revealed = tonic::Status::new(status.code(), personal.reveal(status.message()).await);
+    if let Err(e) = revealed.add_header(headers) {
+        tracing::warn!(error = %e, "a revealed status message could not be encoded");
+    }
+}
+
+/// Reveals answers on their way out (see the module's documentation).
+#[derive(Clone, Debug)]
+pub struct RevealLayer {
+    personal: Arc<PersonalData>,
+}
+
+impl RevealLayer {
+    pub fn new(personal: Arc<PersonalData>) -> Self {
+        Self { personal }
+    }
+}
+
+impl<S> tower::Layer<S> for RevealLayer {
+    type Service = RevealService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RevealService {
+            inner,
+            personal: self.personal.clone(),
+        }
+    }
+}
+
+/// The layered service.
+#[derive(Clone, Debug)]
+pub struct RevealService<S> {
+    inner: S,
+    personal: Arc<PersonalData>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The response body as gRPC frames (5-byte header, then the message), each revealed.
+struct Frames {
+    body: tonic::body::Body,
+    buffered: BytesMut,
+    personal: Arc<PersonalData>,
+    output: MessageDescriptor,
+    ended: bool,
+}
+
+impl Frames {
+    /// The next complete frame in the buffer, if any.
+    fn complete(&mut self) -> Option<(u8, Bytes)> {
+        if self.buffered.len() < 5 {
+            return None;
+        }
+        let len = u32::from_be_bytes([
+            self.buffered[1],
+            self.buffered[2],
+            self.buffered[3],
+            self.buffered[4],
+        ]) as usize;
+        if self.buffered.len() < 5 + len {
+            return None;
+        }
+        let flag = self.buffered[0];
+        self.buffered.advance(5);
+        Some((flag, self.buffered.split_to(len).freeze()))
+    }
+
+    async fn next(mut self) -> Option<(Result<Frame<Bytes>, tonic::Status>, Self)> {
+        loop {
+            if let Some((flag, msg)) = self.complete() {
+                // Compressed frames (flag 1) are passed on as they are.
+                let msg = if flag == 0 {
+                    reveal_encoded(&self.personal, &self.output, msg).await
+                } else {
+                    msg
+                };
+                let mut out = BytesMut::with_capacity(5 + msg.len());
+                out.extend_from_slice(&[flag]);
+                out.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+                out.extend_from_slice(&msg);
+                return Some((Ok(Frame::data(out.freeze())), self));
+            }
+            if self.ended {
+                if self.buffered.is_empty() {
+                    return None;
+                }
+                // A truncated frame: passed on for the client to refuse.
+                let rest = self.buffered.split().freeze();
+                return Some((Ok(Frame::data(rest)), self));
+            }
+            match self.body.frame().await {
+                None => self.ended = true,
+                Some(Err(e)) => {
+                    self.ended = true;
+                    return Some((Err(e), self));
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => self.buffered.extend_from_slice(&data),
+                    Err(frame) => {
+                        let Ok(mut trailers) = frame.into_trailers() else {
+                            continue;
+                        };
+                        reveal_status(&self.personal, &mut trailers).await;
+                        if !self.buffered.is_empty() {
+                            tracing::warn!("trailers arrived inside a gRPC frame");
+                        }
+                        self.ended = true;
+                        return Some((Ok(Frame::trailers(trailers)), self));
+                    }
+                },
+            }
+        }
+    }
+}
+
+impl<S, ReqBody> tower::Service<http::Request<ReqBody>> for RevealService<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let personal = self.personal.clone();
+        let output = output_of(req.uri().path());
+        req.extensions_mut().insert(personal.clone());
+        Box::pin(async move {
+            let response = inner.call(req).await?;
+            let (mut parts, body) = response.into_parts();
+            reveal_status(&personal, &mut parts.headers).await;
+            let Some(output) = output else {
+                return Ok(http::Response::from_parts(parts, body));
+            };
+            let frames = Frames {
+                body,
+                buffered: BytesMut::new(),
+                personal,
+                output,
+                ended: false,
+            };
+            let stream = futures::stream::unfold(frames, Frames::next);
+            let body = tonic::body::Body::new(http_body_util::StreamBody::new(stream));
+            Ok(http::Response::from_parts(parts, body))
+        })
+    }
+}
