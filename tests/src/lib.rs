@@ -154,6 +154,17 @@ impl Deployment {
         .await?)
     }
 
+    /// `text` with the personal values sealed in it opened with this deployment's keyring (as
+    /// an answer to a person shows them).
+    pub async fn reveal(&self, text: &str) -> String {
+        let ring = flotilla_store::open_keyring(&self.config.store_url, &self.config.namespace)
+            .await
+            .unwrap_or_else(|e| panic!("keyring: {e}"));
+        flotilla_core::personal::PersonalData::new(ring, std::time::Duration::from_secs(1))
+            .reveal(text)
+            .await
+    }
+
     pub fn namespace(&self) -> flotilla_bus::Namespace {
         flotilla_bus::Namespace::new(&self.config.namespace)
             .unwrap_or_else(|e| panic!("test namespace: {e}"))

@@ -390,7 +390,17 @@ async fn refused_calls_are_recorded_in_the_called_services_store() {
     );
     assert_eq!(dep.len(), 1, "{dep:?}");
     assert_eq!(dep[0].1.code, "PERMISSION_DENIED");
-    assert_eq!(dep[0].1.subject, "audrey");
+    // Stored sealed; the node's keyring opens it.
+    assert!(dep[0].1.subject.starts_with("pii:v1:"), "{:?}", dep[0].1);
+    let ring = flotilla_store::open_keyring(
+        &format!("sqlite://{}", data.join("keyring.db").display()),
+        "flotilla",
+    )
+    .await
+    .expect("keyring");
+    let personal =
+        flotilla_core::personal::PersonalData::new(ring, std::time::Duration::from_secs(1));
+    assert_eq!(personal.reveal(&dep[0].1.subject).await, "audrey");
     assert!(
         dep[0].1.reason.contains("no policy permits it"),
         "{:?}",

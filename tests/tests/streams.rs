@@ -161,7 +161,10 @@ async fn two_deployments_on_one_nats_and_kafka_see_only_their_own() {
         refusals[0].subject,
         format!("{ns_a}.governance.access-refusal.AccessRefused")
     );
-    assert_eq!(refusals[0].headers["ce-actor"], "dev");
+    // The actor travels sealed; the deployment's keyring opens it.
+    let actor = &refusals[0].headers["ce-actor"];
+    assert!(actor.starts_with("pii:v1:"), "{actor}");
+    assert_eq!(a.reveal(actor).await, "dev");
     // What governance learnt from the catalog is an event of its own, in the unit it is about.
     assert!(
         gov_seen.iter().any(|s| s.subject

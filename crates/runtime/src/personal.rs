@@ -5,8 +5,8 @@
 //! trailers is opened with its subject's key, or replaced by the subject's placeholder once the
 //! key was erased. Inside, everything (state, snapshots, stores, buses, the ledger) holds tokens.
 //!
-//! Messages a client verifies byte for byte keep their tokens (see [`VERBATIM`]): a replayed
-//! CloudEvent carries exactly what the buses carried (an audit bundle is bytes, never opened).
+//! Messages a client verifies byte for byte keep their tokens (see [`verbatim`]): a CloudEvent
+//! in an answer carries exactly what the buses carried (an audit bundle is bytes, never opened).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,8 +22,11 @@ use prost_reflect::{
     DescriptorPool, DynamicMessage, MapKey, MessageDescriptor, ReflectMessage, Value,
 };
 
-/// Messages answered exactly as stored, tokens and all: what a client checks against hashes.
-pub const VERBATIM: &[&str] = &["flotilla.compliance.v1.CloudEvent"];
+/// Whether a message is answered exactly as stored, tokens and all: any area's `CloudEvent`
+/// (what the buses carried, which a client checks against the event's hash).
+pub fn verbatim(full_name: &str) -> bool {
+    full_name.starts_with("flotilla.") && full_name.ends_with(".CloudEvent")
+}
 
 static POOL: LazyLock<Option<DescriptorPool>> =
     LazyLock::new(|| DescriptorPool::decode(flotilla_proto::FILE_DESCRIPTOR_SET).ok());
@@ -62,7 +65,7 @@ fn reveal_message<'a>(
     m: &'a mut DynamicMessage,
 ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
     Box::pin(async move {
-        if VERBATIM.contains(&m.descriptor().full_name()) {
+        if verbatim(m.descriptor().full_name()) {
             return;
         }
         let fields: Vec<_> = m.descriptor().fields().collect();
@@ -290,5 +293,151 @@ where
             let body = tonic::body::Body::new(http_body_util::StreamBody::new(stream));
             Ok(http::Response::from_parts(parts, body))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flotilla_proto::compliance::v1 as cpb;
+    use flotilla_proto::monitoring::v1 as mon;
+
+    use super::*;
+
+    fn framed(msg: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8];
+        out.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        out.extend_from_slice(msg);
+        out
+    }
+
+    fn unframed(mut body: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while body.len() >= 5 {
+            let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+            out.push(body[5..5 + len].to_vec());
+            body = &body[5 + len..];
+        }
+        out
+    }
+
+    /// Runs `chunks` (then `trailers`) through the reveal of a response of `path`.
+    async fn through(
+        personal: Arc<PersonalData>,
+        path: &str,
+        chunks: Vec<Vec<u8>>,
+        trailers: http::HeaderMap,
+    ) -> (Vec<u8>, Option<http::HeaderMap>) {
+        let mut frames: Vec<Result<Frame<Bytes>, tonic::Status>> = chunks
+            .into_iter()
+            .map(|c| Ok(Frame::data(Bytes::from(c))))
+            .collect();
+        frames.push(Ok(Frame::trailers(trailers)));
+        let body = tonic::body::Body::new(http_body_util::StreamBody::new(futures::stream::iter(
+            frames,
+        )));
+        let f = Frames {
+            body,
+            buffered: BytesMut::new(),
+            personal,
+            output: output_of(path).expect("a declared method"),
+            ended: false,
+        };
+        let mut out = tonic::body::Body::new(http_body_util::StreamBody::new(
+            futures::stream::unfold(f, Frames::next),
+        ));
+        let mut data = Vec::new();
+        let mut trailers = None;
+        while let Some(frame) = out.frame().await {
+            let frame = frame.expect("frame");
+            match frame.into_data() {
+                Ok(d) => data.extend_from_slice(&d),
+                Err(f) => trailers = f.into_trailers().ok(),
+            }
+        }
+        (data, trailers)
+    }
+
+    #[tokio::test]
+    async fn answers_are_revealed_frame_by_frame_however_they_are_split() {
+        let personal = PersonalData::in_memory();
+        let zoe = personal.seal("zoe@example.com").await.expect("sealed");
+        let erin = personal.seal("erin@bank.example").await.expect("sealed");
+        let t = |id: &str, reporter: &str| mon::Ticket {
+            ticket_id: id.into(),
+            reporter: reporter.into(),
+            summary: format!("reported by {reporter}"),
+            labels: vec![reporter.to_owned(), "plain".into()],
+            ..Default::default()
+        };
+        let mut body = framed(&t("INC-1", &zoe).encode_to_vec());
+        body.extend(framed(&t("INC-2", "nobody").encode_to_vec()));
+        // Split at every awkward place: inside a header, inside a token.
+        let chunks: Vec<Vec<u8>> = body.chunks(7).map(<[u8]>::to_vec).collect();
+        let mut trailers = http::HeaderMap::new();
+        tonic::Status::permission_denied(format!("{erin} may not approve"))
+            .add_header(&mut trailers)
+            .expect("header");
+        let (data, trailers) = through(
+            personal.clone(),
+            "/flotilla.monitoring.v1.MonitoringService/RecordTicket",
+            chunks,
+            trailers,
+        )
+        .await;
+        let messages: Vec<mon::Ticket> = unframed(&data)
+            .iter()
+            .map(|m| mon::Ticket::decode(m.as_slice()).expect("a ticket"))
+            .collect();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0], t("INC-1", "zoe@example.com"));
+        assert_eq!(messages[1], t("INC-2", "nobody"));
+        let status = tonic::Status::from_header_map(&trailers.expect("trailers")).expect("status");
+        assert_eq!(status.message(), "erin@bank.example may not approve");
+
+        // Erased: the placeholder, in every place.
+        let id = personal
+            .find("zoe@example.com")
+            .await
+            .expect("find")
+            .expect("live");
+        personal.erase(id).await.expect("erase");
+        let (data, _) = through(
+            personal,
+            "/flotilla.monitoring.v1.MonitoringService/RecordTicket",
+            vec![framed(&t("INC-1", &zoe).encode_to_vec())],
+            http::HeaderMap::new(),
+        )
+        .await;
+        let shown = mon::Ticket::decode(unframed(&data)[0].as_slice()).expect("a ticket");
+        let ph = flotilla_core::personal::placeholder(id);
+        assert_eq!(shown, t("INC-1", &ph));
+    }
+
+    #[tokio::test]
+    async fn replayed_cloud_events_stay_as_the_buses_carried_them() {
+        let personal = PersonalData::in_memory();
+        let erin = personal.seal("erin@bank.example").await.expect("sealed");
+        let replayed = cpb::ReplayedEvent {
+            index: 3,
+            service: "governance".into(),
+            actor: erin.clone(),
+            event: Some(cpb::CloudEvent {
+                id: "e-1".into(),
+                extensions: [("actor".to_owned(), erin.clone())].into_iter().collect(),
+                data: erin.clone().into_bytes(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (data, _) = through(
+            personal,
+            "/flotilla.compliance.v1.ComplianceService/Replay",
+            vec![framed(&replayed.encode_to_vec())],
+            http::HeaderMap::new(),
+        )
+        .await;
+        let back = cpb::ReplayedEvent::decode(unframed(&data)[0].as_slice()).expect("decodes");
+        assert_eq!(back.actor, "erin@bank.example", "the revealed actor");
+        assert_eq!(back.event, replayed.event, "the CloudEvent verbatim");
     }
 }

@@ -45,6 +45,9 @@ mod postgres {
     flotilla_core::keyring_conformance_tests!(pair().await);
 }
 
+/// id, digest, secret.
+type KeyRow = (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// An insider reading the table finds no subject, and after an erasure no secret either.
 #[tokio::test]
 async fn the_table_holds_no_subject_and_nothing_after_erasure() {
@@ -53,11 +56,10 @@ async fn the_table_holds_no_subject_and_nothing_after_erasure() {
         .await
         .expect("open");
     let key = ring.key_for("erin@bank.example").await.expect("key");
-    let rows: Vec<(Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)> =
-        sqlx::query_as("SELECT id, digest, secret FROM subject_keys")
-            .fetch_all(ring.pool())
-            .await
-            .expect("read");
+    let rows: Vec<KeyRow> = sqlx::query_as("SELECT id, digest, secret FROM subject_keys")
+        .fetch_all(ring.pool())
+        .await
+        .expect("read");
     assert_eq!(rows.len(), 1);
     let (id, digest, secret) = &rows[0];
     assert_eq!(id.as_slice(), key.id.0.as_bytes());

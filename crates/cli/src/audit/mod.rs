@@ -9,6 +9,7 @@
 mod history;
 mod ledger;
 mod replay;
+mod retention;
 
 use std::process::ExitCode;
 
@@ -121,6 +122,36 @@ pub enum AuditCommand {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Retention policies, legal holds and erasures; `retention set` sets a policy.
+    Retention {
+        #[command(subcommand)]
+        command: Option<retention::RetentionCommand>,
+    },
+    /// Place or release a legal hold.
+    Hold {
+        #[command(subcommand)]
+        command: retention::HoldCommand,
+    },
+    /// Erase a person's data everywhere (crypto-shredding): their key is destroyed, so every
+    /// sealed value of theirs shows as a placeholder; refused while a legal hold or a
+    /// retention obligation keeps it.
+    Erase {
+        /// Who: an e-mail or identity-provider subject (or a subject key id).
+        subject: String,
+        /// Why (e.g. "GDPR art. 17 request").
+        #[arg(long)]
+        reason: String,
+        /// The data-subject request or ticket it answers.
+        #[arg(long = "request")]
+        request_ref: Option<String>,
+    },
+    /// Export the records of a retention policy whose period has run as an audit bundle
+    /// (verifiable offline), for the archive.
+    Archive {
+        policy: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Verify a bundle offline: the checkpoint's signature and every entry's proof.
     Verify {
         /// The bundle's JSON file.
@@ -218,6 +249,32 @@ pub async fn run(
                 sample_size: samples,
             };
             history::controls(&mut connect(target).await?, output, request, out.as_deref()).await
+        }
+        AuditCommand::Retention { command: None } => {
+            retention::show(&mut connect(target).await?, output).await
+        }
+        AuditCommand::Retention {
+            command: Some(command),
+        } => retention::retention(&mut connect(target).await?, output, command).await,
+        AuditCommand::Hold { command } => {
+            retention::hold(&mut connect(target).await?, output, command).await
+        }
+        AuditCommand::Erase {
+            subject,
+            reason,
+            request_ref,
+        } => {
+            retention::erase(
+                &mut connect(target).await?,
+                output,
+                subject,
+                reason,
+                request_ref,
+            )
+            .await
+        }
+        AuditCommand::Archive { policy, out } => {
+            retention::archive(&mut connect(target).await?, output, policy, out).await
         }
         AuditCommand::Alerts { service } => {
             ledger::alerts(&mut connect(target).await?, output, service).await

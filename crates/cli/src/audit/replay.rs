@@ -217,21 +217,31 @@ struct BundleView {
 
 /// `audit bundle --out FILE`: the bundle's JSON in FILE, and the key to check it with.
 pub async fn bundle(c: &mut Client, output: Output, args: BundleArgs) -> anyhow::Result<ExitCode> {
-    let filter = args.filter.request()?;
+    let request = pb::ExportAuditBundleRequest {
+        filter: Some(args.filter.request()?),
+        tree_size: args.tree_size.unwrap_or(0),
+    };
+    export(c, output, request, &args.out).await
+}
+
+/// Exports the bundle a request names to `out`.
+pub async fn export(
+    c: &mut Client,
+    output: Output,
+    request: pb::ExportAuditBundleRequest,
+    out: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
     let bar = progress(1, "exporting");
     let b = c
-        .export_audit_bundle(pb::ExportAuditBundleRequest {
-            filter: Some(filter),
-            tree_size: args.tree_size.unwrap_or(0),
-        })
+        .export_audit_bundle(request)
         .await
         .map_err(|s| refused("audit bundle", s))?
         .into_inner();
     bar.finish_and_clear();
     let key = verifier_key(c).await?;
-    std::fs::write(&args.out, &b.json)
-        .map_err(|e| anyhow::anyhow!("cannot write the bundle to {}: {e}", args.out.display()))?;
-    let file = args.out.display().to_string();
+    std::fs::write(out, &b.json)
+        .map_err(|e| anyhow::anyhow!("cannot write the bundle to {}: {e}", out.display()))?;
+    let file = out.display().to_string();
     match output {
         Output::Json => print_json(&BundleView {
             file,

@@ -51,4 +51,6 @@ pub fn retention_stream() -> flotilla_core::ids::StreamId {
 }
 
 #[cfg(test)]
+mod retention_tests;
+#[cfg(test)]
 pub(crate) mod tests;

@@ -75,9 +75,16 @@ impl TryFrom<pb::ReplayRequest> for Filter {
 impl Filter {
     pub fn matches(&self, e: &SourceEvent) -> bool {
         let listed = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
+        // Event types may be prefixes ending in "." (a retention policy's data class).
+        let typed = |list: &[String], v: &str| {
+            list.is_empty()
+                || list
+                    .iter()
+                    .any(|x| x == v || (x.ends_with('.') && v.starts_with(x.as_str())))
+        };
         listed(&self.services, &e.service)
             && listed(&self.streams, &e.stream)
-            && listed(&self.event_types, &e.event_type)
+            && typed(&self.event_types, &e.event_type)
             && (self.business_unit.is_empty() || self.business_unit == e.metadata.business_unit)
             && self.from_time.is_none_or(|t| e.recorded_at >= t)
             && self.to_time.is_none_or(|t| e.recorded_at < t)
