@@ -331,3 +331,185 @@ fn the_ledger_replays_signs_and_exports_what_a_service_recorded() {
     assert!(bad.stdout.is_empty(), "{}", text(&bad));
     stop(node);
 }
+
+/// The actors of a service's store, in store order (as an insider reading the file sees them).
+fn store_actors(dir: &std::path::Path, service: &str) -> Vec<String> {
+    let file = dir.join("data").join(format!("{service}.db"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&file)
+                .read_only(true),
+        )
+        .await
+        .expect("open the store");
+        let actors: Vec<String> =
+            sqlx::query_scalar("SELECT actor FROM events ORDER BY global_position")
+                .fetch_all(&pool)
+                .await
+                .expect("read the store");
+        pool.close().await;
+        actors
+    })
+}
+
+#[test]
+fn a_person_is_held_then_erased_from_the_command_line_and_the_ledger_still_verifies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, url) = up(dir.path());
+    let admin = token(dir.path(), "ada@bank.example", "admin", "central");
+    let officer = token(dir.path(), "olga", "compliance-officer", "central");
+    let audit = |args: &[&str]| as_user(&officer, &url, "audit", args);
+    let yaml = dir.path().join("catalog-info.yaml");
+    std::fs::write(
+        &yaml,
+        "kind: Component\nmetadata: { name: payments-api }\nspec: { owner: payments-core, system: payments, dependsOn: [component:ledger-db] }\n---\nkind: Component\nmetadata: { name: ledger-db }\nspec: { owner: payments-core, system: payments }\n",
+    )
+    .expect("write catalog");
+    ok(as_user(
+        &admin,
+        &url,
+        "catalog",
+        &["import", &yaml.to_string_lossy()],
+    ));
+
+    // At rest, the importer is a token.
+    let actors = store_actors(dir.path(), "dependency-mapping");
+    assert!(!actors.is_empty());
+    assert!(
+        actors.iter().all(|a| !a.contains("ada"))
+            && actors.iter().any(|a| a.starts_with("pii:v1:")),
+        "{actors:?}"
+    );
+    // The ledger shows who, revealed, once it has the events.
+    let revealed = |replay: &std::process::Output| -> Vec<String> {
+        lines(replay)
+            .iter()
+            .filter_map(|e| e["revealedactor"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let before = loop {
+        let r = ok(audit(&["replay", "--service", "dependency-mapping"]));
+        let seen = json(&ok(audit(&["--output", "json", "retention"])));
+        if (revealed(&r).iter().any(|a| a == "ada@bank.example")
+            && seen["subjects_seen"].as_u64().unwrap_or(0) >= 1)
+            || std::time::Instant::now() > deadline
+        {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert!(
+        revealed(&before).iter().any(|a| a == "ada@bank.example"),
+        "{}",
+        text(&before)
+    );
+
+    let set = ok(audit(&[
+        "retention",
+        "set",
+        "gdpr-catalog",
+        "--regulation",
+        "gdpr",
+        "--personal-data-days",
+        "30",
+        "--service",
+        "dependency-mapping",
+    ]));
+    assert!(
+        text(&set).contains("personal data 30 days"),
+        "{}",
+        text(&set)
+    );
+    ok(audit(&[
+        "hold",
+        "place",
+        "h1",
+        "--matter",
+        "Doe v. Bank",
+        "--subject",
+        "ada@bank.example",
+    ]));
+    let held = audit(&[
+        "erase",
+        "ada@bank.example",
+        "--reason",
+        "GDPR art. 17 request",
+    ]);
+    assert!(!held.status.success(), "{}", text(&held));
+    assert!(
+        text(&held).contains("legal hold h1 (Doe v. Bank)"),
+        "{}",
+        text(&held)
+    );
+    let released = ok(audit(&["hold", "release", "h1"]));
+    assert!(text(&released).contains("released"), "{}", text(&released));
+    let erased = json(&ok(audit(&[
+        "--output",
+        "json",
+        "erase",
+        "ada@bank.example",
+        "--reason",
+        "GDPR art. 17 request",
+        "--request",
+        "DSR-9",
+    ])));
+    let key = erased["subject_key"]
+        .as_str()
+        .expect("subject key")
+        .to_owned();
+    assert_eq!(erased["erased_by"], "olga", "{erased}");
+
+    // Every replayed event of the importer now shows the placeholder; the bytes are the same.
+    let after = ok(audit(&["replay", "--service", "dependency-mapping"]));
+    let placeholder = format!("[erased:{}]", &key[..8]);
+    assert!(
+        revealed(&after).iter().any(|a| a == &placeholder),
+        "{}",
+        text(&after)
+    );
+    assert!(
+        !revealed(&after).iter().any(|a| a.contains("ada")),
+        "{}",
+        text(&after)
+    );
+    let data = |r: &std::process::Output| -> Vec<serde_json::Value> {
+        lines(r).iter().map(|e| e["data_base64"].clone()).collect()
+    };
+    assert_eq!(data(&after)[..data(&before).len()], data(&before)[..]);
+    let listed = json(&ok(audit(&["--output", "json", "retention"])));
+    assert_eq!(listed["erasures"][0]["request_ref"], "DSR-9", "{listed}");
+    assert_eq!(listed["policies"][0]["regulation"], "GDPR", "{listed}");
+    assert!(
+        listed["holds"][0]["released"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{listed}"
+    );
+
+    // The archive of the policy's records verifies offline with only the ledger's key.
+    let archive = dir.path().join("archive.json");
+    let exported = json(&ok(audit(&[
+        "--output",
+        "json",
+        "archive",
+        "gdpr-catalog",
+        "--out",
+        &archive.to_string_lossy(),
+    ])));
+    assert!(exported["entries"].as_u64().unwrap_or(0) >= 3, "{exported}");
+    let vkey = exported["verifier_key"].as_str().expect("key").to_owned();
+    let verified = flotilla()
+        .args(["audit", "verify"])
+        .arg(&archive)
+        .args(["--key", &vkey])
+        .output()
+        .expect("run flotilla");
+    assert!(verified.status.success(), "{}", text(&verified));
+    stop(node);
+}

@@ -436,7 +436,13 @@ pub async fn archive(
             "no retention policy {policy}; list them with `flotilla audit retention`, or set one with `flotilla audit retention set`"
         );
     };
-    let now = crate::format::now()?;
+    // Proven against a checkpoint of the ledger as it is now.
+    let signed = c
+        .sign_checkpoint(pb::SignCheckpointRequest {})
+        .await
+        .map_err(|s| failed("a checkpoint for the archive", s))?
+        .into_inner();
+    let now = crate::format::instant()?;
     let until = prost_types::Timestamp {
         seconds: now.seconds - i64::from(p.keep_days) * 86_400,
         nanos: now.nanos,
@@ -450,7 +456,7 @@ pub async fn archive(
             to_time: Some(until),
             ..Default::default()
         }),
-        tree_size: 0,
+        tree_size: signed.size,
     };
     super::replay::export(c, output, request, &out).await
 }
