@@ -148,6 +148,11 @@ impl Node {
         );
         let keys = crate::access::PolicyKeys::load(&self.config, embedded_dir)?;
         let keyring_at = keyring_url(&self.config, &mode);
+        if matches!(mode, NodeMode::Served) && keyring_at.starts_with("memory:") {
+            anyhow::bail!(
+                "keyring_url {keyring_at} would lose every subject key when this process stops (and with them every sealed value); use the store's database (leave keyring_url empty) or a postgres:// or sqlite:// keyring"
+            );
+        }
         let keyring = flotilla_store::open_keyring(&keyring_at, ns.as_str())
             .await
             .map_err(|e| {

@@ -22,10 +22,13 @@ use prost_reflect::{
     DescriptorPool, DynamicMessage, MapKey, MessageDescriptor, ReflectMessage, Value,
 };
 
-/// Whether a message is answered exactly as stored, tokens and all: any area's `CloudEvent`
-/// (what the buses carried, which a client checks against the event's hash).
+/// Whether a message is answered as its service made it: any area's `CloudEvent` (what the
+/// buses carried, tokens and all, which a client checks against the event's hash) and
+/// `AuditReport` (a document its service revealed before rendering, so names are escaped as
+/// HTML and JSON; opening tokens inside the rendered text would not escape them).
 pub fn verbatim(full_name: &str) -> bool {
-    full_name.starts_with("flotilla.") && full_name.ends_with(".CloudEvent")
+    full_name.starts_with("flotilla.")
+        && (full_name.ends_with(".CloudEvent") || full_name.ends_with(".AuditReport"))
 }
 
 static POOL: LazyLock<Option<DescriptorPool>> =
@@ -143,6 +146,42 @@ async fn reveal_status(personal: &PersonalData, headers: &mut http::HeaderMap) {
     }
 }
 
+/// What a request may not carry: a sealed token (a caller who put someone's token into a
+/// free-text field would get it revealed in the answer).
+const TOKEN_REFUSED: &str =
+    "a request may not carry sealed personal data (a pii:v1: token); send the value itself";
+
+/// The request body, passed on as it comes, refused at the first sealed token in it (also one
+/// split across chunks).
+fn refusing_tokens(body: tonic::body::Body) -> tonic::body::Body {
+    let keep = PREFIX.len() - 1;
+    let stream = futures::stream::unfold(
+        (body, Vec::<u8>::new(), false),
+        move |(mut body, mut tail, done)| async move {
+            if done {
+                return None;
+            }
+            match body.frame().await? {
+                Err(e) => Some((Err(e), (body, tail, true))),
+                Ok(frame) => {
+                    if let Some(data) = frame.data_ref() {
+                        tail.extend_from_slice(data);
+                        if has_token(&tail) {
+                            tracing::warn!("a request carrying a sealed token was refused");
+                            let refused = tonic::Status::invalid_argument(TOKEN_REFUSED);
+                            return Some((Err(refused), (body, Vec::new(), true)));
+                        }
+                        let cut = tail.len().saturating_sub(keep);
+                        tail.drain(..cut);
+                    }
+                    Some((Ok(frame), (body, tail, false)))
+                }
+            }
+        },
+    );
+    tonic::body::Body::new(http_body_util::StreamBody::new(stream))
+}
+
 /// Reveals answers on their way out (see the module's documentation).
 #[derive(Clone, Debug)]
 pub struct RevealLayer {
@@ -230,7 +269,9 @@ impl Frames {
             match self.body.frame().await {
                 None => self.ended = true,
                 Some(Err(e)) => {
+                    // Nothing after an error.
                     self.ended = true;
+                    self.buffered.clear();
                     return Some((Err(e), self));
                 }
                 Some(Ok(frame)) => match frame.into_data() {
@@ -241,7 +282,12 @@ impl Frames {
                         };
                         reveal_status(&self.personal, &mut trailers).await;
                         if !self.buffered.is_empty() {
-                            tracing::warn!("trailers arrived inside a gRPC frame");
+                            // A truncated frame before the trailers: nothing may follow them.
+                            tracing::warn!(
+                                bytes = self.buffered.len(),
+                                "trailers arrived inside a gRPC frame; the partial frame is dropped"
+                            );
+                            self.buffered.clear();
                         }
                         self.ended = true;
                         return Some((Ok(Frame::trailers(trailers)), self));
@@ -252,14 +298,15 @@ impl Frames {
     }
 }
 
-impl<S, ReqBody> tower::Service<http::Request<ReqBody>> for RevealService<S>
+impl<S> tower::Service<http::Request<tonic::body::Body>> for RevealService<S>
 where
-    S: tower::Service<http::Request<ReqBody>, Response = http::Response<tonic::body::Body>>
-        + Clone
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+        > + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
-    ReqBody: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -269,11 +316,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let personal = self.personal.clone();
         let output = output_of(req.uri().path());
+        let (parts, body) = req.into_parts();
+        let mut req = http::Request::from_parts(parts, refusing_tokens(body));
         req.extensions_mut().insert(personal.clone());
         Box::pin(async move {
             let response = inner.call(req).await?;

@@ -65,8 +65,12 @@ impl PgKeyring {
         crate::check_schema_name(schema).map_err(|e| KeyringError::Unavailable(e.to_string()))?;
         let base = PgConnectOptions::from_str(url)
             .map_err(|e| KeyringError::Unavailable(format!("invalid postgres url: {e}")))?;
+        // Keys are cached by every process: two connections, released when idle, are plenty
+        // (six services on one database share its connection limit).
         let pool = PgPoolOptions::new()
-            .max_connections(4)
+            .max_connections(2)
+            .min_connections(0)
+            .idle_timeout(Duration::from_secs(30))
             .connect_with(base.options([("search_path", schema)]))
             .await
             .map_err(unavailable)?;
@@ -107,75 +111,6 @@ impl PgKeyring {
     }
 }
 
-#[async_trait::async_trait]
-impl Keyring for PgKeyring {
-    async fn key_for(&self, subject: &str) -> Result<SubjectKey, KeyringError> {
-        let digest = subject_digest(subject);
-        let fresh = flotilla_core::personal::fresh_key();
-        sqlx::query(
-            "INSERT INTO subject_keys (id, digest, secret, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (digest) DO NOTHING",
-        )
-        .bind(fresh.id.0.as_bytes().as_slice())
-        .bind(digest.as_slice())
-        .bind(fresh.secret().as_slice())
-        .bind(Timestamp::now().as_micros())
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        let row = sqlx::query("SELECT id, secret FROM subject_keys WHERE digest = $1")
-            .bind(digest.as_slice())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        key_of(
-            &row.try_get::<Vec<u8>, _>("id").map_err(corrupt)?,
-            &row.try_get::<Vec<u8>, _>("secret").map_err(corrupt)?,
-        )
-    }
-
-    async fn find(&self, subject: &str) -> Result<Option<KeyId>, KeyringError> {
-        let id: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT id FROM subject_keys WHERE digest = $1")
-                .bind(subject_digest(subject).as_slice())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?;
-        id.map(|id| {
-            Uuid::from_slice(&id)
-                .map(KeyId)
-                .map_err(|e| KeyringError::Corrupt(format!("key id: {e}")))
-        })
-        .transpose()
-    }
-
-    async fn key(&self, id: KeyId) -> Result<Option<SubjectKey>, KeyringError> {
-        let secret: Option<Option<Vec<u8>>> =
-            sqlx::query_scalar("SELECT secret FROM subject_keys WHERE id = $1")
-                .bind(id.0.as_bytes().as_slice())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?;
-        secret
-            .flatten()
-            .map(|s| key_of(id.0.as_bytes(), &s))
-            .transpose()
-    }
-
-    async fn erase(&self, id: KeyId) -> Result<bool, KeyringError> {
-        let r = sqlx::query(
-            "UPDATE subject_keys SET secret = NULL, digest = NULL, erased_at = $2
-             WHERE id = $1 AND secret IS NOT NULL",
-        )
-        .bind(id.0.as_bytes().as_slice())
-        .bind(Timestamp::now().as_micros())
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(r.rows_affected() == 1)
-    }
-}
-
 /// Subject keys in a SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteKeyring {
@@ -189,6 +124,8 @@ impl SqliteKeyring {
             .map_err(|e| KeyringError::Unavailable(format!("invalid sqlite url {url:?}: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // An erased secret's bytes are overwritten in the file, not left in a free page.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(30));
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let pool = SqlitePoolOptions::new()
@@ -219,71 +156,92 @@ impl SqliteKeyring {
     }
 }
 
-#[async_trait::async_trait]
-impl Keyring for SqliteKeyring {
-    async fn key_for(&self, subject: &str) -> Result<SubjectKey, KeyringError> {
-        let digest = subject_digest(subject);
-        let fresh = flotilla_core::personal::fresh_key();
-        sqlx::query(
-            "INSERT INTO subject_keys (id, digest, secret, created_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (digest) DO NOTHING",
-        )
-        .bind(fresh.id.0.as_bytes().as_slice())
-        .bind(digest.as_slice())
-        .bind(fresh.secret().as_slice())
-        .bind(Timestamp::now().as_micros())
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        let row = sqlx::query("SELECT id, secret FROM subject_keys WHERE digest = ?")
-            .bind(digest.as_slice())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        key_of(
-            &row.try_get::<Vec<u8>, _>("id").map_err(corrupt)?,
-            &row.try_get::<Vec<u8>, _>("secret").map_err(corrupt)?,
-        )
-    }
+/// The keyring contract over one table, the same for both databases but for the SQL's
+/// placeholders.
+macro_rules! keyring_on {
+    ($ty:ty, insert: $insert:literal, by_digest: $by_digest:literal, find: $find:literal,
+     secret: $secret:literal, erase: $erase:literal) => {
+        #[async_trait::async_trait]
+        impl Keyring for $ty {
+            async fn key_for(&self, subject: &str) -> Result<SubjectKey, KeyringError> {
+                let digest = subject_digest(subject);
+                let fresh = flotilla_core::personal::fresh_key();
+                sqlx::query($insert)
+                    .bind(fresh.id.0.as_bytes().as_slice())
+                    .bind(digest.as_slice())
+                    .bind(fresh.secret().as_slice())
+                    .bind(Timestamp::now().as_micros())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                let row = sqlx::query($by_digest)
+                    .bind(digest.as_slice())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                key_of(
+                    &row.try_get::<Vec<u8>, _>("id").map_err(corrupt)?,
+                    &row.try_get::<Vec<u8>, _>("secret").map_err(corrupt)?,
+                )
+            }
 
-    async fn find(&self, subject: &str) -> Result<Option<KeyId>, KeyringError> {
-        let id: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT id FROM subject_keys WHERE digest = ?")
-                .bind(subject_digest(subject).as_slice())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?;
-        id.map(|id| {
-            Uuid::from_slice(&id)
-                .map(KeyId)
-                .map_err(|e| KeyringError::Corrupt(format!("key id: {e}")))
-        })
-        .transpose()
-    }
+            async fn find(&self, subject: &str) -> Result<Option<KeyId>, KeyringError> {
+                let id: Option<Vec<u8>> = sqlx::query_scalar($find)
+                    .bind(subject_digest(subject).as_slice())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                id.map(|id| {
+                    Uuid::from_slice(&id)
+                        .map(KeyId)
+                        .map_err(|e| KeyringError::Corrupt(format!("key id: {e}")))
+                })
+                .transpose()
+            }
 
-    async fn key(&self, id: KeyId) -> Result<Option<SubjectKey>, KeyringError> {
-        let secret: Option<Option<Vec<u8>>> =
-            sqlx::query_scalar("SELECT secret FROM subject_keys WHERE id = ?")
-                .bind(id.0.as_bytes().as_slice())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?;
-        secret
-            .flatten()
-            .map(|s| key_of(id.0.as_bytes(), &s))
-            .transpose()
-    }
+            async fn key(&self, id: KeyId) -> Result<Option<SubjectKey>, KeyringError> {
+                let secret: Option<Option<Vec<u8>>> = sqlx::query_scalar($secret)
+                    .bind(id.0.as_bytes().as_slice())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                secret
+                    .flatten()
+                    .map(|s| key_of(id.0.as_bytes(), &s))
+                    .transpose()
+            }
 
-    async fn erase(&self, id: KeyId) -> Result<bool, KeyringError> {
-        let r = sqlx::query(
-            "UPDATE subject_keys SET secret = NULL, digest = NULL, erased_at = ?
-             WHERE id = ? AND secret IS NOT NULL",
-        )
-        .bind(Timestamp::now().as_micros())
-        .bind(id.0.as_bytes().as_slice())
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(r.rows_affected() == 1)
-    }
+            async fn erase(&self, id: KeyId) -> Result<bool, KeyringError> {
+                let r = sqlx::query($erase)
+                    .bind(Timestamp::now().as_micros())
+                    .bind(id.0.as_bytes().as_slice())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(r.rows_affected() == 1)
+            }
+        }
+    };
 }
+
+keyring_on!(
+    PgKeyring,
+    insert: "INSERT INTO subject_keys (id, digest, secret, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (digest) DO NOTHING",
+    by_digest: "SELECT id, secret FROM subject_keys WHERE digest = $1",
+    find: "SELECT id FROM subject_keys WHERE digest = $1",
+    secret: "SELECT secret FROM subject_keys WHERE id = $1",
+    erase: "UPDATE subject_keys SET secret = NULL, digest = NULL, erased_at = $1
+            WHERE id = $2 AND secret IS NOT NULL"
+);
+
+keyring_on!(
+    SqliteKeyring,
+    insert: "INSERT INTO subject_keys (id, digest, secret, created_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (digest) DO NOTHING",
+    by_digest: "SELECT id, secret FROM subject_keys WHERE digest = ?",
+    find: "SELECT id FROM subject_keys WHERE digest = ?",
+    secret: "SELECT secret FROM subject_keys WHERE id = ?",
+    erase: "UPDATE subject_keys SET secret = NULL, digest = NULL, erased_at = ?
+            WHERE id = ? AND secret IS NOT NULL"
+);

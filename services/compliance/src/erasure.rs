@@ -73,9 +73,11 @@ impl Erasures {
         Ok(())
     }
 
-    /// One sweep: subjects due under a minimisation policy are erased, and every recorded
-    /// erasure's key is destroyed (finishing any a crash interrupted).
+    /// One sweep: every recorded erasure's key is destroyed first (finishing any a crash
+    /// interrupted, whatever happens next), then subjects due under a minimisation policy are
+    /// erased.
     pub async fn sweep(&self, at: Timestamp) -> Result<usize, String> {
+        self.finish().await?;
         let md = Metadata::by(SWEEP_ACTOR, "");
         let executed = self
             .ledger
@@ -94,6 +96,12 @@ impl Erasures {
             .iter()
             .filter(|e| matches!(e, Event::SubjectErased(_)))
             .count();
+        self.finish().await?;
+        Ok(erased)
+    }
+
+    /// Destroys the key of every recorded erasure not known destroyed.
+    async fn finish(&self) -> Result<(), String> {
         let pending: Vec<Uuid> = {
             let done = self.destroyed.lock().unwrap_or_else(|p| p.into_inner());
             self.ledger.query(|s| {
@@ -108,7 +116,7 @@ impl Erasures {
         for subject in pending {
             self.destroy(subject).await?;
         }
-        Ok(erased)
+        Ok(())
     }
 
     /// Sweeps every `every` until shutdown.

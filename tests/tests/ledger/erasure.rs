@@ -112,6 +112,24 @@ async fn an_erased_subject_is_unreadable_everywhere_and_every_proof_still_holds(
     assert!(ticket_event.metadata.actor.starts_with("pii:v1:"));
     assert!(!ticket_event.metadata.actor.contains("erin"));
 
+    // Nobody gets someone's token revealed by sending it back in a field.
+    let mut smuggled = ticket();
+    smuggled.ticket_id = "INC-78".into();
+    smuggled.summary = format!("see {}", ticket_event.metadata.actor);
+    let refused = monitoring
+        .record_ticket(mon::RecordTicketRequest {
+            ticket: Some(smuggled),
+        })
+        .await
+        .expect_err("a token in a request");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains("may not carry sealed personal data"),
+        "{refused:?}"
+    );
+
     // The ledger has it; answers through compliance reveal it.
     let auditor = node
         .as_caller("aud", &["auditor"], "central")
@@ -201,7 +219,7 @@ async fn an_erased_subject_is_unreadable_everywhere_and_every_proof_still_holds(
     assert!(!erased.subject_key.is_empty());
 
     // Everywhere: the placeholder, the same stored bytes.
-    let placeholder = format!("[erased:{}]", &erased.subject_key[..8]);
+    let placeholder = format!("[erased:{}]", &erased.subject_key[..16]);
     assert_eq!(
         reporter_shown(&mut ledger).await.as_deref(),
         Some(placeholder.as_str())

@@ -412,7 +412,7 @@ pub async fn erase(
         Output::Table => println!(
             "erased subject key {}: their personal data now shows as [erased:{}] in every service, the ledger, replays and reports; every chain and proof still verifies",
             v.subject_key,
-            v.subject_key.get(..8).unwrap_or_default()
+            v.subject_key.get(..16).unwrap_or_default()
         ),
     }
     Ok(ExitCode::SUCCESS)

@@ -122,6 +122,8 @@ pub struct PersonalData {
     ttl: Duration,
     keys: Mutex<HashMap<KeyId, (Option<SubjectKey>, Instant)>>,
     subjects: Mutex<HashMap<[u8; 32], (KeyId, Instant)>>,
+    /// A subject's own token (what every call's caller is sealed to), by the subject's digest.
+    tokens: Mutex<HashMap<[u8; 32], (String, KeyId, Instant)>>,
 }
 
 impl std::fmt::Debug for PersonalData {
@@ -143,6 +145,7 @@ impl PersonalData {
             ttl,
             keys: Mutex::new(HashMap::new()),
             subjects: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
         }
     }
 
@@ -183,7 +186,19 @@ impl PersonalData {
 
     /// Seals a subject's own identifier (an actor, an e-mail). Empty stays empty.
     pub async fn seal(&self, subject: &str) -> Result<String, KeyringError> {
-        self.seal_about(subject, subject).await
+        if subject.is_empty() {
+            return Ok(String::new());
+        }
+        let digest = subject_digest(subject);
+        if let Some((token, _, at)) = lock(&self.tokens).get(&digest)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(token.clone());
+        }
+        let key = self.subject_key(subject).await?;
+        let token = key.seal(subject);
+        lock(&self.tokens).insert(digest, (token.clone(), key.id, Instant::now()));
+        Ok(token)
     }
 
     /// Seals a value about a subject (a name, under the person's e-mail). Empty stays empty.
@@ -194,11 +209,11 @@ impl PersonalData {
         Ok(self.subject_key(subject).await?.seal(value))
     }
 
-    /// A key by id, cached; `None` once erased. Erasures are permanent, so "erased" is cached
-    /// for good.
+    /// A key by id, cached for the TTL (an absent one too: a keyring that did not know it yet
+    /// may later).
     async fn key(&self, id: KeyId) -> Result<Option<SubjectKey>, KeyringError> {
         if let Some((k, at)) = lock(&self.keys).get(&id)
-            && (k.is_none() || at.elapsed() < self.ttl)
+            && at.elapsed() < self.ttl
         {
             return Ok(k.clone());
         }
@@ -251,6 +266,7 @@ impl PersonalData {
         let was = self.keyring.erase(id).await?;
         lock(&self.keys).insert(id, (None, Instant::now()));
         lock(&self.subjects).retain(|_, (k, _)| *k != id);
+        lock(&self.tokens).retain(|_, (_, k, _)| *k != id);
         Ok(was)
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! A personal value (an actor's subject, an e-mail, a ticket reporter's name) is never stored,
 //! published or held in a service's state in clear: it enters as a sealed [token](Token),
-//! `pii:v1:<key id>:<base64url(nonce || ciphertext || tag)>`, encrypted with AES-256-GCM
+//! `pii:v1:<key id>:<length>:<base64url(nonce || ciphertext || tag)>`, encrypted with AES-256-GCM
 //! under its subject's own key from the platform's [`Keyring`]. Sealing is deterministic (the
 //! nonce is derived from the plaintext, as in SIV), so one subject's value always gives the same
 //! token: decisions compare tokens exactly as they compared names (segregation of duties keeps

@@ -97,7 +97,10 @@ impl SubjectKey {
         let mut bytes = Vec::with_capacity(12 + sealed.len());
         bytes.extend_from_slice(&nonce);
         bytes.extend_from_slice(&sealed);
-        format!("{aad}:{}", URL_SAFE_NO_PAD.encode(bytes))
+        let body = URL_SAFE_NO_PAD.encode(bytes);
+        // The body's length makes a token self-delimiting wherever it sits (in a protobuf
+        // payload the next field's tag may well be a base64url character).
+        format!("{aad}:{}:{body}", body.len())
     }
 
     /// Opens a token sealed with this key.
@@ -158,13 +161,28 @@ impl Token {
         if rest.get(32) != Some(&b':') {
             return None;
         }
-        let body = &rest[33..];
-        let len = body.iter().take_while(|b| base64url(**b)).count();
-        let sealed = URL_SAFE_NO_PAD.decode(&body[..len]).ok()?;
+        let after_id = &rest[33..];
+        let digits = after_id
+            .iter()
+            .take(7)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits == 0 || after_id.get(digits) != Some(&b':') {
+            return None;
+        }
+        let len: usize = std::str::from_utf8(&after_id[..digits])
+            .ok()?
+            .parse()
+            .ok()?;
+        let body = after_id.get(digits + 1..digits + 1 + len)?;
+        if !body.iter().all(|b| base64url(*b)) {
+            return None;
+        }
+        let sealed = URL_SAFE_NO_PAD.decode(body).ok()?;
         if sealed.len() < OVERHEAD {
             return None;
         }
-        let end = start + PREFIX.len() + 33 + len;
+        let end = start + PREFIX.len() + 33 + digits + 1 + len;
         Some((
             Self {
                 key: KeyId(key),
@@ -200,8 +218,8 @@ pub fn tokens_in(text: &str) -> Vec<(Range<usize>, Token)> {
     out
 }
 
-/// The keys of every token inside stored bytes (a protobuf payload holds its strings verbatim),
-/// each once, in order of first appearance.
+/// The keys of every token inside stored bytes (a protobuf payload holds its strings verbatim,
+/// each followed by whatever field comes next), each once, in order of first appearance.
 pub fn key_ids_in(bytes: &[u8]) -> Vec<KeyId> {
     let mut out: Vec<KeyId> = Vec::new();
     for i in occurrences(bytes, PREFIX.as_bytes()) {
@@ -217,7 +235,8 @@ pub fn key_ids_in(bytes: &[u8]) -> Vec<KeyId> {
 /// What a person sees in place of a value whose subject was erased: distinct per subject, so
 /// "the same erased person did both" stays visible, and nothing about who it was.
 pub fn placeholder(key: KeyId) -> String {
-    format!("[erased:{}]", &key.to_string()[..8])
+    // 64 bits of the id: distinct among billions of erased subjects.
+    format!("[erased:{}]", &key.to_string()[..16])
 }
 
 #[cfg(test)]
@@ -335,12 +354,20 @@ mod tests {
         assert_eq!(&text[found[0].0.clone()], a);
         assert_eq!(&text[found[1].0.clone()], b);
         assert_eq!(found[2].1.key, alice.id);
-        // In a protobuf payload: field 2, length-delimited, holding the token.
+        // In a protobuf payload: field 2, length-delimited, holding the token, then field 10
+        // (tag 0x52, 'R', a base64url character) holding another.
         let mut payload = vec![0x12, a.len() as u8];
         payload.extend_from_slice(a.as_bytes());
-        payload.extend_from_slice(b"\x1a\x03xyz");
+        payload.extend_from_slice(&[0x52, b.len() as u8]);
         payload.extend_from_slice(b.as_bytes());
+        payload.extend_from_slice(b"Rxyz");
         assert_eq!(key_ids_in(&payload), vec![alice.id, bob.id]);
+        // Glued to letters in text, still found whole.
+        let glued = format!("{a}s{b}Z");
+        let found = tokens_in(&glued);
+        assert_eq!(found.len(), 2);
+        assert_eq!(&glued[found[0].0.clone()], a);
+        assert_eq!(&glued[found[1].0.clone()], b);
         assert!(key_ids_in(b"no personal data here").is_empty());
     }
 
@@ -355,11 +382,20 @@ mod tests {
         assert!(Token::parse(&a.to_uppercase()).is_none());
         assert!(Token::parse(&a.replacen("pii:v1:", "pii:v2:", 1)).is_none());
         assert!(Token::parse(&format!("{a}!")).is_none());
+        // A length that runs past the end, or a body with a character outside base64url.
+        let (head, body) = a.rsplit_once(':').expect("body");
+        assert!(Token::parse(&format!("{head}x{body}")).is_none());
+        let n = body.len();
+        let longer = a.replacen(&format!(":{n}:"), &format!(":{}:", n + 1), 1);
+        assert!(Token::parse(&longer).is_none());
+        let mut bad = body.to_owned();
+        bad.replace_range(0..1, "+");
+        assert!(Token::parse(&format!("{}:{bad}", head)).is_none());
     }
 
     #[test]
     fn placeholders_differ_per_subject_and_name_no_one() {
-        assert_eq!(placeholder(key(1).id), "[erased:00000000]");
+        assert_eq!(placeholder(key(1).id), "[erased:0000000000000000]");
         let a = KeyId(Uuid::from_u128(0xaaaa_0000_0000_0000_0000_0000_0000_0000));
         assert_ne!(placeholder(a), placeholder(key(1).id));
     }

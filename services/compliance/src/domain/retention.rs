@@ -254,8 +254,27 @@ impl Retention {
         if p.name.is_empty() {
             return Err(invalid("policy.name", "is empty"));
         }
+        let least = p.regulation.default_keep_days();
         if p.keep_days == 0 {
-            p.keep_days = p.regulation.default_keep_days();
+            p.keep_days = least;
+        }
+        if p.keep_days < least {
+            return Err(invalid(
+                "policy.keep_days",
+                format!(
+                    "{} keeps records at least {least} days; {} is shorter",
+                    p.regulation.as_str(),
+                    p.keep_days
+                ),
+            ));
+        }
+        if let Some(old) = self.policies.get(&p.name)
+            && old.keep_days > p.keep_days
+        {
+            return Err(DomainError::FailedPrecondition(format!(
+                "retention policy {} keeps records {} days; a retention period is only lengthened",
+                p.name, old.keep_days
+            )));
         }
         if p.regulation == Regulation::Gdpr && p.personal_data_days == 0 {
             return Err(invalid(

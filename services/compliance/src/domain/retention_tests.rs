@@ -149,16 +149,36 @@ fn sox_keeps_approval_records_seven_years_then_lets_them_go() {
         c.retention.policies["sox-approvals"].keep_days, 2557,
         "SOX's default"
     );
+    // Neither below the regulation's period, nor shortened once set.
+    assert!(matches!(
+        apply(
+            &mut c,
+            policy("sox-short", Regulation::Sox, governance(), 30, 0)
+        ),
+        Err(DomainError::Invalid { .. })
+    ));
+    apply(
+        &mut c,
+        policy("sox-approvals", Regulation::Sox, governance(), 3000, 0),
+    )
+    .expect("longer");
+    assert!(matches!(
+        apply(
+            &mut c,
+            policy("sox-approvals", Regulation::Sox, governance(), 2557, 0)
+        ),
+        Err(DomainError::FailedPrecondition(_))
+    ));
     let refused = apply(&mut c, erase(1, T + 365 * DAY)).expect_err("kept");
     let DomainError::FailedPrecondition(why) = refused else {
         panic!("{refused:?}")
     };
     assert!(why.contains("SOX retention (sox-approvals)"), "{why}");
-    // 2026-01-01 plus 2557 days.
-    assert!(why.contains("until 2033-01-01"), "{why}");
-    assert_eq!(apply(&mut c, erase(1, T + 2558 * DAY)), Ok(1));
+    // 2026-01-01 plus 3000 days.
+    assert!(why.contains("until 2034-03-20"), "{why}");
+    assert_eq!(apply(&mut c, erase(1, T + 3001 * DAY)), Ok(1));
     // Erased once: asking again records nothing (the edge still destroys the key).
-    assert_eq!(apply(&mut c, erase(1, T + 2559 * DAY)), Ok(0));
+    assert_eq!(apply(&mut c, erase(1, T + 3002 * DAY)), Ok(0));
 }
 
 #[test]

@@ -64,6 +64,30 @@ impl std::fmt::Debug for ComplianceApi {
     }
 }
 
+impl ComplianceApi {
+    /// A value a caller looks up by, as the ledger records it: a person with a key is
+    /// recorded as their token; anything else as it is.
+    async fn as_recorded(&self, value: &str) -> Result<String, Status> {
+        let unavailable = |e: flotilla_core::personal::KeyringError| {
+            Status::unavailable(format!(
+                "the keyring is unavailable ({e}); retry shortly, or check keyring_url"
+            ))
+        };
+        if value.is_empty()
+            || self
+                .ctx
+                .personal
+                .find(value)
+                .await
+                .map_err(unavailable)?
+                .is_none()
+        {
+            return Ok(value.to_owned());
+        }
+        self.ctx.personal.seal(value).await.map_err(unavailable)
+    }
+}
+
 /// Builds the tonic server for the runtime.
 pub fn server(
     ctx: ServiceContext,
@@ -222,7 +246,9 @@ impl ComplianceService for ComplianceApi {
     #[tracing::instrument(skip_all, fields(rpc = "GetStateAt"))]
     async fn get_state_at(&self, request: Request<pb::GetStateAtRequest>) -> Answer<pb::StateAt> {
         let call = Caller::of(&request)?;
-        let query = request.into_inner().try_into()?;
+        let mut query: crate::report::point_in_time::StateQuery =
+            request.into_inner().try_into()?;
+        query.key = self.as_recorded(&query.key).await?;
         history::state_at(&self.ledger, query, &call)
             .await
             .map(Response::new)
@@ -234,7 +260,9 @@ impl ComplianceService for ComplianceApi {
         request: Request<pb::GetApprovalEvidenceRequest>,
     ) -> Answer<pb::ApprovalEvidence> {
         let call = Caller::of(&request)?;
-        history::approval(&self.ledger, request.into_inner(), &call)
+        let mut r = request.into_inner();
+        r.approver = self.as_recorded(&r.approver).await?;
+        history::approval(&self.ledger, r, &call)
             .await
             .map(Response::new)
     }

@@ -15,7 +15,7 @@ fn invalid(field: &str, why: &str) -> Status {
     status(Code::InvalidArgument, &format!("{field}: {why}"))
 }
 
-/// A subject as given: a key id (32 hex digits, as answers show them) or who it is.
+/// A subject given as a key id (32 hex digits, as answers show them).
 fn key_id_in(s: &str) -> Option<Uuid> {
     (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
         .then(|| Uuid::try_parse(s).ok())
@@ -46,6 +46,34 @@ fn class(c: Option<pb::DataClass>, field: &str) -> Result<DataClass, Status> {
 }
 
 impl ComplianceApi {
+    /// The key a subject is named by: who it is (their live key), else a key id that the
+    /// keyring or the ledger knows (an erased subject's, to finish its erasure). None: unknown.
+    async fn subject_key(&self, subject: &str) -> Result<Option<Uuid>, Status> {
+        if let Some(k) = self
+            .ctx
+            .personal
+            .find(subject)
+            .await
+            .map_err(keyring_down)?
+        {
+            return Ok(Some(k.0));
+        }
+        let Some(id) = key_id_in(subject) else {
+            return Ok(None);
+        };
+        let known = self.ledger.query(|s| {
+            s.retention.subjects.contains_key(&id) || s.retention.erasures.contains_key(&id)
+        }) || self
+            .ctx
+            .personal
+            .keyring()
+            .key(KeyId(id))
+            .await
+            .map_err(keyring_down)?
+            .is_some();
+        Ok(known.then_some(id))
+    }
+
     pub(super) async fn set_policy(
         &self,
         call: &Caller,
@@ -97,11 +125,14 @@ impl ComplianceApi {
         let h = r.hold.ok_or_else(|| invalid("hold", "is missing"))?;
         let mut subjects = Vec::new();
         for s in &h.subjects {
-            let id = match key_id_in(s) {
+            if s.is_empty() || s.len() > 256 {
+                return Err(invalid(
+                    "hold.subjects",
+                    "holds an empty subject or one over 256 bytes",
+                ));
+            }
+            let id = match self.subject_key(s).await? {
                 Some(id) => id,
-                None if s.is_empty() => {
-                    return Err(invalid("hold.subjects", "holds an empty subject"));
-                }
                 // Their key is made now if they have none: the hold covers what comes later.
                 None => self.ctx.personal.key_id(s).await.map_err(keyring_down)?.0,
             };
@@ -166,16 +197,7 @@ impl ComplianceApi {
                 "is empty; name the person (e.g. their e-mail)",
             ));
         }
-        let key = match key_id_in(&r.subject) {
-            Some(id) => Some(KeyId(id)),
-            None => self
-                .ctx
-                .personal
-                .find(&r.subject)
-                .await
-                .map_err(keyring_down)?,
-        };
-        let Some(key) = key else {
+        let Some(key) = self.subject_key(&r.subject).await?.map(KeyId) else {
             return Err(status(
                 Code::NotFound,
                 "no personal data of this subject is held (no live key): nothing to erase",

@@ -146,7 +146,17 @@ impl GovernanceService for GovernanceApi {
         let call = Caller::of(&request)?;
         let r = request.into_inner();
         let mut release: ReleaseFacts = required("release", r.release)?;
-        // The author and committers are people: sealed, and compared as tokens.
+        // The author and committers are people: held to 256 bytes as given, then sealed and
+        // compared as tokens.
+        for (field, v) in std::iter::once(("release.author", &release.author))
+            .chain(release.committers.iter().map(|c| ("release.committers", c)))
+        {
+            if v.len() > 256 {
+                return Err(Status::invalid_argument(format!(
+                    "{field}: is longer than 256 bytes"
+                )));
+            }
+        }
         release.author = call.seal(&release.author).await?;
         for c in &mut release.committers {
             *c = call.seal(c).await?;
@@ -228,6 +238,10 @@ impl GovernanceService for GovernanceApi {
         let call = Caller::of(&request)?;
         let mut decision: CabDecision = required("decision", request.into_inner().decision)?;
         decision.recorded_by = call.subject().to_owned();
+        // The board's members are people: sealed, and compared with authors as tokens.
+        for m in &mut decision.members {
+            *m = call.seal(m).await?;
+        }
         // The board acts for every unit whose releases it covers.
         for unit in self.app.query(|g| scope::units_covered(g, &decision)) {
             call.allow_in(&unit, &AccessContext::default())?;

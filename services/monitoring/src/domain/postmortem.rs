@@ -95,7 +95,8 @@ impl Monitoring {
         }
         for (i, a) in c.actions.iter().enumerate() {
             names::text(&format!("actions[{i}].action"), &a.action, 4096).map_err(name_error)?;
-            names::text(&format!("actions[{i}].owner"), &a.owner, 256).map_err(name_error)?;
+            // Sealed: the token of an owner the edge held to 256 bytes.
+            names::text(&format!("actions[{i}].owner"), &a.owner, 512).map_err(name_error)?;
             if a.due.0 == 0 {
                 return Err(invalid(&format!("actions[{i}].due"), "is missing"));
             }

@@ -44,7 +44,15 @@ impl MonitoringApi {
         ) {
             return Err(invalid("ticket.severity", "is not SEV1 to SEV4").into());
         }
-        // The reporter is personal data: sealed under their own key.
+        // The reporter (an e-mail or a name) is personal data: held to 256 bytes as given,
+        // then sealed under its own key.
+        if t.reporter.len() > 256 || t.reporter.chars().any(char::is_control) {
+            return Err(invalid(
+                "ticket.reporter",
+                "is longer than 256 bytes or holds control characters",
+            )
+            .into());
+        }
         t.reporter = call.seal(&t.reporter).await?;
         let ticket = ticket_of(t);
         let id = ticket.id.clone();

@@ -47,9 +47,15 @@ impl MonitoringApi {
                 .and_then(|t| {
                     time::from_request(t).map_err(|e| invalid(&format!("actions[{i}].due"), e))
                 })?;
+            if a.owner.len() > 256 {
+                return Err(
+                    invalid(&format!("actions[{i}].owner"), "is longer than 256 bytes").into(),
+                );
+            }
             actions.push(FollowUp {
                 action: a.action,
-                owner: a.owner,
+                // A person: sealed.
+                owner: call.seal(&a.owner).await?,
                 due,
                 done: a.done,
             });

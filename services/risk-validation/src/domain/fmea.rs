@@ -138,7 +138,8 @@ impl RiskValidation {
                 }
             }
             names::optional_text(&format!("{f}.action"), &m.action, 4096).map_err(name_error)?;
-            names::optional_text(&format!("{f}.action_owner"), &m.action_owner, 256)
+            // Sealed: the token of an owner the edge held to 256 bytes.
+            names::optional_text(&format!("{f}.action_owner"), &m.action_owner, 512)
                 .map_err(name_error)?;
             if m.rpn() >= threshold && (m.action.trim().is_empty() || m.action_owner.is_empty()) {
                 return Err(invalid(

@@ -22,11 +22,21 @@ impl RiskValidationApi {
         let r = request.into_inner();
         let release = self.release_for(&call, &r.release)?;
         call.allow_in(&release.business_unit, &Default::default())?;
+        let mut modes = modes_of(r.modes);
+        for (i, m) in modes.iter_mut().enumerate() {
+            if m.action_owner.len() > 256 {
+                return Err(Status::invalid_argument(format!(
+                    "modes[{i}].action_owner: is longer than 256 bytes"
+                )));
+            }
+            // A person: sealed.
+            m.action_owner = call.seal(&m.action_owner).await?;
+        }
         self.app
             .execute(
                 RecordFmea {
                     release: release.name.clone(),
-                    modes: modes_of(r.modes),
+                    modes,
                     by: call.subject().to_owned(),
                     seed: call.new_id(FMEA),
                     at: Timestamp::now(),

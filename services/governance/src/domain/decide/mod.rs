@@ -104,7 +104,8 @@ pub(super) fn check_facts_shape(f: &ReleaseFacts) -> Result<()> {
 
 pub(super) fn check_facts(f: &ReleaseFacts) -> Result<()> {
     // The unit, tier and personal-data flag are the catalog's, checked where they were made.
-    check_text("release.author", &f.author, 256)?;
+    // The author and committers arrive sealed (tokens of values the edge held to 256 bytes).
+    check_text("release.author", &f.author, SEALED_MAX)?;
     check_text("release.version", &f.version, 64)?;
     if !(1..=4).contains(&f.tier) {
         return Err(invalid(
@@ -122,7 +123,10 @@ pub(super) fn check_facts(f: &ReleaseFacts) -> Result<()> {
         return Err(invalid("release.committers", "more than 200 committers"));
     }
     for c in &f.committers {
-        check_text("release.committers", c, 256)?;
+        check_text("release.committers", c, SEALED_MAX)?;
     }
     Ok(())
 }
+
+/// The longest sealed token of a 256-byte value.
+const SEALED_MAX: usize = 512;
