@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use flotilla_core::personal::{PREFIX, PersonalData};
 use http_body::Frame;
 use http_body_util::BodyExt;
@@ -58,8 +58,7 @@ impl flotilla_auth::layer::Pseudonyms for SealedSubjects {
 }
 
 fn has_token(bytes: &[u8]) -> bool {
-    let p = PREFIX.as_bytes();
-    bytes.windows(p.len()).any(|w| w == p)
+    memchr::memmem::find(bytes, PREFIX.as_bytes()).is_some()
 }
 
 /// Every string of a message revealed, in place (nested messages, lists and maps too).
@@ -165,14 +164,15 @@ fn refusing_tokens(body: tonic::body::Body) -> tonic::body::Body {
                 Err(e) => Some((Err(e), (body, tail, true))),
                 Ok(frame) => {
                     if let Some(data) = frame.data_ref() {
-                        tail.extend_from_slice(data);
-                        if has_token(&tail) {
+                        // The chunk, and the prefix's bytes across its start.
+                        tail.extend_from_slice(&data[..data.len().min(keep)]);
+                        if has_token(data) || has_token(&tail) {
                             tracing::warn!("a request carrying a sealed token was refused");
                             let refused = tonic::Status::invalid_argument(TOKEN_REFUSED);
                             return Some((Err(refused), (body, Vec::new(), true)));
                         }
-                        let cut = tail.len().saturating_sub(keep);
-                        tail.drain(..cut);
+                        tail.clear();
+                        tail.extend_from_slice(&data[data.len().saturating_sub(keep)..]);
                     }
                     Some((Ok(frame), (body, tail, false)))
                 }
@@ -224,8 +224,8 @@ struct Frames {
 }
 
 impl Frames {
-    /// The next complete frame in the buffer, if any.
-    fn complete(&mut self) -> Option<(u8, Bytes)> {
+    /// The next complete frame in the buffer, if any: its flag, the whole frame, the message.
+    fn complete(&mut self) -> Option<(u8, Bytes, Bytes)> {
         if self.buffered.len() < 5 {
             return None;
         }
@@ -239,19 +239,20 @@ impl Frames {
             return None;
         }
         let flag = self.buffered[0];
-        self.buffered.advance(5);
-        Some((flag, self.buffered.split_to(len).freeze()))
+        let frame = self.buffered.split_to(5 + len).freeze();
+        let msg = frame.slice(5..);
+        Some((flag, frame, msg))
     }
 
     async fn next(mut self) -> Option<(Result<Frame<Bytes>, tonic::Status>, Self)> {
         loop {
-            if let Some((flag, msg)) = self.complete() {
-                // Compressed frames (flag 1) are passed on as they are.
-                let msg = if flag == 0 {
-                    reveal_encoded(&self.personal, &self.output, msg).await
-                } else {
-                    msg
-                };
+            if let Some((flag, frame, msg)) = self.complete() {
+                // Compressed frames (flag 1) and frames without a token are passed on as they
+                // are.
+                if flag != 0 || !has_token(&msg) {
+                    return Some((Ok(Frame::data(frame)), self));
+                }
+                let msg = reveal_encoded(&self.personal, &self.output, msg).await;
                 let mut out = BytesMut::with_capacity(5 + msg.len());
                 out.extend_from_slice(&[flag]);
                 out.extend_from_slice(&(msg.len() as u32).to_be_bytes());

@@ -124,7 +124,12 @@ pub struct PersonalData {
     subjects: Mutex<HashMap<[u8; 32], (KeyId, Instant)>>,
     /// A subject's own token (what every call's caller is sealed to), by the subject's digest.
     tokens: Mutex<HashMap<[u8; 32], (String, KeyId, Instant)>>,
+    /// Tokens opened lately: an answer names the same people again and again.
+    opened: Mutex<HashMap<String, (String, KeyId, Instant)>>,
 }
+
+/// Most opened tokens kept (the cache starts over past it).
+const OPENED_MAX: usize = 100_000;
 
 impl std::fmt::Debug for PersonalData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,6 +151,7 @@ impl PersonalData {
             keys: Mutex::new(HashMap::new()),
             subjects: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+            opened: Mutex::new(HashMap::new()),
         }
     }
 
@@ -241,6 +247,23 @@ impl PersonalData {
     }
 
     async fn open(&self, raw: &str, token: &Token) -> String {
+        if let Some((plain, _, at)) = lock(&self.opened).get(raw)
+            && at.elapsed() < self.ttl
+        {
+            return plain.clone();
+        }
+        let plain = self.open_uncached(raw, token).await;
+        if plain != raw {
+            let mut opened = lock(&self.opened);
+            if opened.len() >= OPENED_MAX {
+                opened.clear();
+            }
+            opened.insert(raw.to_owned(), (plain.clone(), token.key, Instant::now()));
+        }
+        plain
+    }
+
+    async fn open_uncached(&self, raw: &str, token: &Token) -> String {
         match self.key(token.key).await {
             // A token naming a live key that does not open with it was altered: it shows as
             // nobody.
@@ -267,6 +290,7 @@ impl PersonalData {
         lock(&self.keys).insert(id, (None, Instant::now()));
         lock(&self.subjects).retain(|_, (k, _)| *k != id);
         lock(&self.tokens).retain(|_, (_, k, _)| *k != id);
+        lock(&self.opened).retain(|_, (_, k, _)| *k != id);
         Ok(was)
     }
 }

@@ -195,10 +195,7 @@ impl Token {
 
 /// Where `needle` occurs in `hay`.
 fn occurrences<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    let first = needle.first().copied();
-    hay.iter()
-        .enumerate()
-        .filter_map(move |(i, b)| (Some(*b) == first && hay[i..].starts_with(needle)).then_some(i))
+    memchr::memmem::find_iter(hay, needle)
 }
 
 /// Every token inside `text` (a whole value or one embedded in a sentence), with its range.
