@@ -5,6 +5,7 @@ mod bench;
 mod catalog;
 mod client;
 mod demo;
+mod doctor;
 mod format;
 mod governance;
 mod keys;
@@ -185,6 +186,30 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Check the configuration against what it names (PostgreSQL and each service's store,
+    /// the keyring, the clock, NATS JetStream and streams, Kafka and topics); says what to fix.
+    /// Exit 1 when a check failed.
+    Doctor {
+        /// Only these services' stores, streams and topics (default: all six).
+        #[arg(long = "service")]
+        services: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// The configuration: `config show` prints every effective setting, where it came from
+    /// (the file, the environment or the default), secrets masked.
+    Config {
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Every effective setting with its source.
+    Show,
 }
 
 async fn shutdown_signal() {
@@ -413,6 +438,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(&config, args).await,
         Command::Token { command } => token::run(&config, command),
         Command::Keys { command } => keys::run(command),
+        Command::Doctor { services, output } => doctor::run(&config, output, services).await,
+        Command::Config {
+            output,
+            command: ConfigCommand::Show,
+        } => {
+            let settings = flotilla_runtime::config_sources::settings(
+                cli.config.as_deref(),
+                std::env::vars(),
+            )?;
+            match output {
+                Output::Json => format::print_json(&settings)?,
+                Output::Table => output::table(
+                    &["key", "value", "source"],
+                    &settings
+                        .iter()
+                        .map(|s| vec![s.key.clone(), s.value.clone(), s.source.clone()])
+                        .collect::<Vec<_>>(),
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Store { command } => {
             let _telemetry = flotilla_runtime::telemetry::init(
                 &Config {

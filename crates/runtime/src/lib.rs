@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod config;
+pub mod config_sources;
 pub mod integrity;
 pub mod kit;
 pub mod module;

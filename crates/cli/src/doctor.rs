@@ -1,0 +1,287 @@
+//! `flotilla doctor`: the configuration checked against what it names. PostgreSQL reachable,
+//! each service's store present in its schema, the keyring, the clock against the database's,
+//! NATS with JetStream and each service's stream, Kafka and each service's topic; each check
+//! says what to do when it does not hold. Exit 1 when a check failed.
+
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
+
+use flotilla_bus::Namespace;
+use flotilla_runtime::Config;
+use flotilla_runtime::config::BusKind;
+use serde::Serialize;
+
+use crate::format::print_json;
+use crate::output::{Output, table};
+
+/// How long any one check waits for what it asks.
+const WAIT: Duration = Duration::from_secs(5);
+/// Clock skew from the database's clock that is worth a warning, and a failure.
+const SKEW_WARN: f64 = 1.0;
+const SKEW_FAIL: f64 = 30.0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub check: String,
+    pub result: Verdict,
+    pub detail: String,
+}
+
+fn check(name: impl Into<String>, result: Verdict, detail: impl Into<String>) -> Check {
+    Check {
+        check: name.into(),
+        result,
+        detail: detail.into(),
+    }
+}
+
+/// PostgreSQL: reachable, the clock, each service's store, the keyring.
+async fn postgres(config: &Config, ns: &Namespace, services: &[&str], out: &mut Vec<Check>) {
+    let url = &config.store_url;
+    let opts = match sqlx::postgres::PgConnectOptions::from_str(url) {
+        Ok(o) => o,
+        Err(e) => {
+            out.push(check("postgres", Verdict::Fail, format!("store_url is not a PostgreSQL URL ({e}); set store_url (FLOTILLA_STORE_URL) to postgres://user@host:5432/db")));
+            return;
+        }
+    };
+    let pool = match sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(WAIT)
+        .connect_with(opts)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            out.push(check("postgres", Verdict::Fail, format!("cannot connect with store_url ({e}); is PostgreSQL running and the URL right (FLOTILLA_STORE_URL)?")));
+            return;
+        }
+    };
+    let version: Result<String, _> = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&pool)
+        .await;
+    out.push(match version {
+        Ok(v) => check("postgres", Verdict::Ok, format!("PostgreSQL {v} reachable")),
+        Err(e) => check(
+            "postgres",
+            Verdict::Fail,
+            format!("connected but cannot query ({e})"),
+        ),
+    });
+    let theirs: Result<f64, _> =
+        sqlx::query_scalar("SELECT extract(epoch FROM clock_timestamp())::float8")
+            .fetch_one(&pool)
+            .await;
+    if let Ok(theirs) = theirs {
+        let ours = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        let skew = ours - theirs;
+        let verdict = if skew.abs() >= SKEW_FAIL {
+            Verdict::Fail
+        } else if skew.abs() >= SKEW_WARN {
+            Verdict::Warn
+        } else {
+            Verdict::Ok
+        };
+        let mut detail = format!("{skew:+.3} s from the database's clock");
+        if verdict != Verdict::Ok {
+            detail.push_str(
+                "; events are stamped with this host's clock: run NTP (chrony, systemd-timesyncd)",
+            );
+        }
+        out.push(check("clock", verdict, detail));
+    }
+    pool.close().await;
+    for s in services {
+        let schema = flotilla_store::schema_for(ns.as_str(), s);
+        out.push(match flotilla_store::open_existing(url, &schema).await {
+            Ok(store) => match store.head().await {
+                Ok(h) => check(format!("store {s}"), Verdict::Ok, format!("schema {schema}, {} events", h.position)),
+                Err(e) => check(format!("store {s}"), Verdict::Fail, format!("schema {schema} cannot be read ({e})")),
+            },
+            Err(_) => check(
+                format!("store {s}"),
+                Verdict::Warn,
+                format!("no store in schema {schema} yet; `flotilla serve {s}` creates it at its first start (or check namespace)"),
+            ),
+        });
+    }
+    let keyring = if config.keyring_url.is_empty() {
+        url.clone()
+    } else {
+        config.keyring_url.clone()
+    };
+    out.push(match flotilla_store::open_keyring(&keyring, ns.as_str()).await {
+        Ok(_) if keyring.starts_with("memory:") => check("keyring", Verdict::Fail, "keyring_url is memory:, which loses every subject key at a restart; leave it empty (the store's database) or give a postgres:// URL"),
+        Ok(_) => check("keyring", Verdict::Ok, format!("subject keys at {}", flotilla_runtime::config_sources::mask_url(&keyring))),
+        Err(e) => check("keyring", Verdict::Fail, format!("{e}; check keyring_url (FLOTILLA_KEYRING_URL)")),
+    });
+}
+
+/// NATS: reachable, JetStream on, each service's stream.
+async fn nats(config: &Config, ns: &Namespace, services: &[&str], out: &mut Vec<Check>) {
+    let url = &config.nats_url;
+    let client = match tokio::time::timeout(WAIT, async_nats::connect(url)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            out.push(check("nats", Verdict::Fail, format!("cannot connect to {url} ({e}); is nats-server running, and nats_url (FLOTILLA_NATS_URL) right?")));
+            return;
+        }
+        Err(_) => {
+            out.push(check(
+                "nats",
+                Verdict::Fail,
+                format!(
+                    "{url} did not answer in {} s; check nats_url (FLOTILLA_NATS_URL)",
+                    WAIT.as_secs()
+                ),
+            ));
+            return;
+        }
+    };
+    let js = async_nats::jetstream::new(client);
+    match tokio::time::timeout(WAIT, js.query_account()).await {
+        Ok(Ok(a)) => out.push(check(
+            "nats",
+            Verdict::Ok,
+            format!("JetStream on at {url} ({} streams)", a.streams),
+        )),
+        _ => {
+            out.push(check("nats", Verdict::Fail, format!("JetStream is not enabled at {url}; start nats-server with -js (or jetstream {{}} in its config)")));
+            return;
+        }
+    }
+    for s in services {
+        let name = ns.stream(s);
+        out.push(
+            match tokio::time::timeout(WAIT, js.get_stream(&name)).await {
+                Ok(Ok(_)) => check(format!("nats stream {s}"), Verdict::Ok, name),
+                _ => check(
+                    format!("nats stream {s}"),
+                    Verdict::Warn,
+                    format!(
+                        "no stream {name} yet; the service's relay creates it at its first start"
+                    ),
+                ),
+            },
+        );
+    }
+}
+
+/// Kafka: reachable, each service's topic.
+fn kafka(config: &Config, ns: &Namespace, services: &[&str], out: &mut Vec<Check>) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let brokers = &config.kafka_brokers;
+    let consumer: Result<BaseConsumer, _> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("socket.timeout.ms", "5000")
+        .create();
+    let metadata = consumer.and_then(|c| c.fetch_metadata(None, WAIT));
+    let metadata = match metadata {
+        Ok(m) => m,
+        Err(e) => {
+            out.push(check("kafka", Verdict::Fail, format!("no metadata from {brokers} ({e}); is the broker running, and kafka_brokers (FLOTILLA_KAFKA_BROKERS) right?")));
+            return;
+        }
+    };
+    out.push(check(
+        "kafka",
+        Verdict::Ok,
+        format!(
+            "{} brokers at {brokers}, {} topics",
+            metadata.brokers().len(),
+            metadata.topics().len()
+        ),
+    ));
+    for s in services {
+        let topic = ns.topic(s);
+        let found = metadata.topics().iter().any(|t| t.name() == topic);
+        out.push(if found {
+            check(format!("kafka topic {s}"), Verdict::Ok, topic)
+        } else {
+            check(
+                format!("kafka topic {s}"),
+                Verdict::Warn,
+                format!("no topic {topic} yet; the service's relay creates it at its first start"),
+            )
+        });
+    }
+}
+
+/// Every check of a configuration, for the given services (all six when none).
+pub async fn checks(config: &Config, services: &[String]) -> Vec<Check> {
+    let mut out = Vec::new();
+    let ns = match config.namespace() {
+        Ok(ns) => ns,
+        Err(e) => {
+            out.push(check("config", Verdict::Fail, e.to_string()));
+            return out;
+        }
+    };
+    let all = flotilla_platform::names();
+    let services: Vec<&str> = if services.is_empty() {
+        all
+    } else {
+        services.iter().map(String::as_str).collect()
+    };
+    out.push(check(
+        "config",
+        Verdict::Ok,
+        format!("namespace {}, buses {:?}", ns.as_str(), config.buses),
+    ));
+    postgres(config, &ns, &services, &mut out).await;
+    if config.buses.contains(&BusKind::Nats) {
+        nats(config, &ns, &services, &mut out).await;
+    }
+    if config.buses.contains(&BusKind::Kafka) {
+        kafka(config, &ns, &services, &mut out);
+    }
+    out
+}
+
+pub async fn run(
+    config: &Config,
+    output: Output,
+    services: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    for s in &services {
+        flotilla_platform::by_name(s)?;
+    }
+    let found = checks(config, &services).await;
+    match output {
+        Output::Json => print_json(&found)?,
+        Output::Table => table(
+            &["check", "result", "detail"],
+            &found
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.check.clone(),
+                        match c.result {
+                            Verdict::Ok => "ok".into(),
+                            Verdict::Warn => "warn".into(),
+                            Verdict::Fail => "FAIL".into(),
+                        },
+                        c.detail.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        ),
+    }
+    Ok(if found.iter().any(|c| c.result == Verdict::Fail) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
