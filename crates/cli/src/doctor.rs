@@ -150,15 +150,40 @@ async fn nats(config: &Config, ns: &Namespace, services: &[&str], out: &mut Vec<
             return;
         }
     };
+    // JetStream's account info, read as JSON (the server's fields vary by version).
+    let info =
+        tokio::time::timeout(WAIT, client.request("$JS.API.INFO", bytes::Bytes::new())).await;
     let js = async_nats::jetstream::new(client);
-    match tokio::time::timeout(WAIT, js.query_account()).await {
-        Ok(Ok(a)) => out.push(check(
-            "nats",
-            Verdict::Ok,
-            format!("JetStream on at {url} ({} streams)", a.streams),
-        )),
-        _ => {
-            out.push(check("nats", Verdict::Fail, format!("JetStream is not enabled at {url}; start nats-server with -js (or jetstream {{}} in its config)")));
+    match info {
+        Ok(Ok(m)) => {
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap_or_default();
+            if let Some(e) = v.get("error") {
+                out.push(check("nats", Verdict::Fail, format!("JetStream refuses at {url} ({e}); enable it (nats-server -js, or jetstream {{}} in its config)")));
+                return;
+            }
+            let streams = v
+                .get("streams")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
+            out.push(check(
+                "nats",
+                Verdict::Ok,
+                format!("JetStream on at {url} ({streams} streams)"),
+            ));
+        }
+        Ok(Err(e)) => {
+            out.push(check("nats", Verdict::Fail, format!("JetStream does not answer at {url} ({e}); enable it (nats-server -js, or jetstream {{}} in its config)")));
+            return;
+        }
+        Err(_) => {
+            out.push(check(
+                "nats",
+                Verdict::Fail,
+                format!(
+                    "JetStream at {url} did not answer in {} s; is it enabled (nats-server -js)?",
+                    WAIT.as_secs()
+                ),
+            ));
             return;
         }
     }

@@ -162,9 +162,9 @@ mod tests {
         ];
         let s = settings(Some(&path), env).expect("settings");
         let file = format!("file {}", path.display());
-        assert_eq!(find(&s, "listen").value, "\"0.0.0.0:9000\"");
+        assert_eq!(find(&s, "listen").value, "0.0.0.0:9000");
         assert_eq!(find(&s, "listen").source, file);
-        assert_eq!(find(&s, "namespace").value, "\"acme-prod\"");
+        assert_eq!(find(&s, "namespace").value, "acme-prod");
         assert_eq!(find(&s, "namespace").source, "env FLOTILLA_NAMESPACE");
         assert_eq!(find(&s, "nats_url").source, "default");
         assert_eq!(
