@@ -76,27 +76,30 @@ pub fn settings(
             .unwrap_or_default(),
         None => toml::Table::new(),
     };
-    let from_env = |name: &str| env.iter().any(|(k, _)| k == name);
+    let from_file = format!(
+        "file {}",
+        path.map(Path::display)
+            .map(|d| d.to_string())
+            .unwrap_or_default()
+    );
+    // The environment wins over the file, the file over the default.
+    let source = |var: &str, in_file: bool| {
+        if env.iter().any(|(k, _)| k == var) {
+            format!("env {var}")
+        } else if in_file {
+            from_file.clone()
+        } else {
+            "default".to_owned()
+        }
+    };
     let effective = toml::Table::try_from(&config).unwrap_or_default();
     let mut out = Vec::new();
     for (key, value) in &effective {
         let var = format!("FLOTILLA_{}", key.to_ascii_uppercase());
-        let source = if from_env(&var) {
-            format!("env {var}")
-        } else if file.contains_key(key) {
-            format!(
-                "file {}",
-                path.map(Path::display)
-                    .map(|d| d.to_string())
-                    .unwrap_or_default()
-            )
-        } else {
-            "default".into()
-        };
         out.push(Setting {
             key: key.clone(),
             value: shown(key, value),
-            source,
+            source: source(&var, file.contains_key(key)),
         });
     }
     for (section, table) in &config.sections {
@@ -111,22 +114,10 @@ pub fn settings(
                 .find(|(k, _)| k.replace('-', "_") == *section)
                 .and_then(|(_, v)| v.as_table())
                 .is_some_and(|t| t.contains_key(key));
-            let source = if from_env(&var) {
-                format!("env {var}")
-            } else if in_file {
-                format!(
-                    "file {}",
-                    path.map(Path::display)
-                        .map(|d| d.to_string())
-                        .unwrap_or_default()
-                )
-            } else {
-                "default".into()
-            };
             out.push(Setting {
                 key: format!("{section}.{key}"),
                 value: shown(key, value),
-                source,
+                source: source(&var, in_file),
             });
         }
     }

@@ -469,7 +469,7 @@ mod tests {
         let erin = personal.seal("erin@bank.example").await.expect("sealed");
         let replayed = cpb::ReplayedEvent {
             index: 3,
-            service: "governance".into(),
+            service: "catalog".into(),
             actor: erin.clone(),
             event: Some(cpb::CloudEvent {
                 id: "e-1".into(),
