@@ -130,9 +130,22 @@ ensure_chromium() {
   echo "chromium: $(command -v chromium)"
 }
 
+# kubernetes-validate (PyPI; its schemas are in the package, so it works offline) for the
+# Kubernetes manifests' test, with PyYAML to read them.
+ensure_kubernetes_validate() {
+  if python3 -c "import kubernetes_validate, yaml" 2>/dev/null; then
+    echo "kubernetes-validate: installed"
+    return 0
+  fi
+  echo "kubernetes-validate: not installed; installing it from PyPI" >&2
+  pip install -q kubernetes-validate pyyaml >/dev/null 2>&1
+  echo "kubernetes-validate: $(python3 -c 'import kubernetes_validate; print(kubernetes_validate.__version__)' 2>/dev/null || echo missing)"
+}
+
 ensure_postgres
 ensure_nats
 ensure_tansu
 ensure_prometheus
 ensure_cdevents_schemas
 ensure_chromium
+ensure_kubernetes_validate
