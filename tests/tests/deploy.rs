@@ -61,8 +61,17 @@ fn the_kubernetes_manifests_are_valid_for_kubernetes_1_30() {
         .output()
         .expect("dump");
     let rendered = String::from_utf8_lossy(&dumped.stdout);
-    assert_eq!(rendered.matches("image: ghcr.io/flotilla/flotilla:0.1.0").count(), 6, "{rendered}");
-    assert_eq!(rendered.matches("namespace: flotilla-production").count(), 21);
+    assert_eq!(
+        rendered
+            .matches("image: ghcr.io/flotilla/flotilla:0.1.0")
+            .count(),
+        6,
+        "{rendered}"
+    );
+    assert_eq!(
+        rendered.matches("namespace: flotilla-production").count(),
+        21
+    );
     assert_eq!(rendered.matches("memory: 4Gi").count(), 6);
     // Every Deployment probes gRPC health and runs as non-root.
     assert_eq!(rendered.matches("runAsNonRoot: true").count(), 6);
@@ -76,8 +85,16 @@ fn the_kubernetes_manifests_are_valid_for_kubernetes_1_30() {
     std::fs::write(&file, yaml.replacen("replicas: 1", "replicas: one", 1)).expect("write");
     let out = validate(dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("Deployment/flotilla-governance"), "{}", text(&out));
-    std::fs::write(&file, yaml.replacen("strategy:", "strategie: {}\n  strategy:", 1)).expect("write");
+    assert!(
+        text(&out).contains("Deployment/flotilla-governance"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(
+        &file,
+        yaml.replacen("strategy:", "strategie: {}\n  strategy:", 1),
+    )
+    .expect("write");
     let out = validate(dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }

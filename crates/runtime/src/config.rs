@@ -47,6 +47,8 @@ pub struct Config {
     pub namespace: String,
     /// Address the gRPC server listens on.
     pub listen: String,
+    /// Address of the HTTP server with Prometheus metrics on `/metrics` (empty: none).
+    pub metrics_listen: String,
     /// Folder for embedded data (`flotilla up`: one SQLite file per service).
     pub data_dir: PathBuf,
     /// Event store URL for `flotilla serve` (postgres://… or sqlite://…).
@@ -117,6 +119,7 @@ impl Default for Config {
         Self {
             namespace: flotilla_bus::naming::DEFAULT_NAMESPACE.into(),
             listen: "127.0.0.1:50051".into(),
+            metrics_listen: String::new(),
             data_dir: PathBuf::from(".flotilla"),
             store_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
             keyring_url: String::new(),

@@ -7,6 +7,7 @@ pub mod config;
 pub mod config_sources;
 pub mod integrity;
 pub mod kit;
+pub mod metrics;
 pub mod module;
 pub mod node;
 pub mod outbound;

@@ -387,7 +387,25 @@ impl Node {
         }
         let access = crate::access::layer(verifier, authorizer, recorder)
             .with_pseudonyms(Arc::new(crate::personal::SealedSubjects(personal.clone())));
-        crate::server::serve(listener, routes, &served, access, personal, shutdown).await?;
+        let metrics = if self.config.metrics_listen.is_empty() {
+            None
+        } else {
+            let addr = &self.config.metrics_listen;
+            let l = TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen for metrics on {addr}: {e}; set metrics_listen (FLOTILLA_METRICS_LISTEN) to a free host:port")
+            })?;
+            tracing::info!(addr = ?l.local_addr().ok(), "prometheus metrics on /metrics");
+            let m = Arc::new(crate::metrics::Metrics::default());
+            let mut stop = stop_rx.clone();
+            tasks.push(tokio::spawn(m.clone().serve(l, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })));
+            Some(m)
+        };
+        crate::server::serve(
+            listener, routes, &served, access, personal, metrics, shutdown,
+        )
+        .await?;
         let _ = stop_tx.send(true);
         for t in tasks {
             let _ = t.await;

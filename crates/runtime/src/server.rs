@@ -52,6 +52,7 @@ pub async fn serve(
     served: &[Served],
     access: flotilla_auth::AuthLayer,
     personal: Arc<flotilla_core::personal::PersonalData>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -134,6 +135,9 @@ pub async fn serve(
     };
     let result = Server::builder()
         .trace_fn(crate::telemetry::request_span)
+        .layer(tower::util::option_layer(
+            metrics.map(crate::metrics::MetricsLayer::new),
+        ))
         .layer(crate::personal::RevealLayer::new(personal))
         .layer(serving)
         .layer(access)

@@ -218,11 +218,18 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("addr: {e}"));
         let mut down = stop_rx.clone();
         let server = tokio::spawn(async move {
-            if let Err(e) =
-                crate::server::serve(listener, routes, &served, access, personal, async move {
+            if let Err(e) = crate::server::serve(
+                listener,
+                routes,
+                &served,
+                access,
+                personal,
+                None,
+                async move {
                     let _ = down.wait_for(|s| *s).await;
-                })
-                .await
+                },
+            )
+            .await
             {
                 panic!("serve: {e}");
             }
