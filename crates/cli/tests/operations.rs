@@ -2,22 +2,8 @@
 //! came from, secrets masked) and `doctor` (the configuration checked against the real
 //! PostgreSQL, NATS and Kafka it names).
 
-use std::process::Command;
-
-fn flotilla() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_flotilla"));
-    c.env_remove("FLOTILLA_CONFIG").env("RUST_LOG", "warn");
-    c
-}
-
-fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
+mod support;
+use support::{flotilla, json};
 
 #[test]
 fn config_show_says_where_each_setting_came_from_and_masks_secrets() {
