@@ -49,8 +49,8 @@ fn the_kubernetes_manifests_are_valid_for_kubernetes_1_30() {
     assert!(out.status.success(), "{}", text(&out));
     let said = text(&out);
     // Six services, each a Deployment, a Service and a PodDisruptionBudget, with two
-    // ConfigMaps and the NetworkPolicy, in the base and the overlay.
-    assert_eq!(said.matches("21 objects rendered").count(), 2, "{said}");
+    // ConfigMaps, the NetworkPolicy and the ServiceMonitor, in the base and the overlay.
+    assert_eq!(said.matches("22 objects rendered").count(), 2, "{said}");
 
     // The production overlay pins the image, sets the namespace and raises every service's
     // resources.
@@ -70,12 +70,20 @@ fn the_kubernetes_manifests_are_valid_for_kubernetes_1_30() {
     );
     assert_eq!(
         rendered.matches("namespace: flotilla-production").count(),
-        21
+        22
     );
     assert_eq!(rendered.matches("memory: 4Gi").count(), 6);
     // Every Deployment probes gRPC health and runs as non-root.
     assert_eq!(rendered.matches("runAsNonRoot: true").count(), 6);
     assert_eq!(rendered.matches("grpc:").count(), 18, "three probes each");
+
+    // Prometheus scrapes each service's metrics port, which the Service names.
+    assert!(rendered.contains("kind: ServiceMonitor"), "{rendered}");
+    assert_eq!(
+        rendered.matches("name: metrics").count(),
+        12,
+        "container and Service ports"
+    );
 
     // A field Kubernetes does not know, and a wrong type: refused, naming the object.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -97,4 +105,16 @@ fn the_kubernetes_manifests_are_valid_for_kubernetes_1_30() {
     .expect("write");
     let out = validate(dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // A ServiceMonitor naming a port no Service has.
+    std::fs::write(&file, &yaml).expect("write");
+    let monitor = dir.path().join("base/service-monitor.yaml");
+    let m = std::fs::read_to_string(&monitor).expect("read");
+    std::fs::write(&monitor, m.replace("- port: metrics", "- port: metrix")).expect("write");
+    let out = validate(dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("ServiceMonitor/flotilla"),
+        "{}",
+        text(&out)
+    );
 }
