@@ -133,6 +133,22 @@ fn store_ids(dir: &std::path::Path, service: &str) -> Vec<String> {
     store_column(dir, service, "event_id")
 }
 
+/// Two components as `admin`, one depending on the other: a few events of dependency-mapping's.
+fn import_two_components(dir: &std::path::Path, admin: &str, url: &str) {
+    let yaml = dir.join("catalog-info.yaml");
+    std::fs::write(
+        &yaml,
+        "kind: Component\nmetadata: { name: payments-api }\nspec: { owner: payments-core, system: payments, dependsOn: [component:ledger-db] }\n---\nkind: Component\nmetadata: { name: ledger-db }\nspec: { owner: payments-core, system: payments }\n",
+    )
+    .expect("write catalog");
+    ok(as_user(
+        admin,
+        url,
+        "catalog",
+        &["import", &yaml.to_string_lossy()],
+    ));
+}
+
 /// The JSON lines of a replay, each an object.
 fn lines(out: &std::process::Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout)
@@ -151,19 +167,7 @@ fn the_ledger_replays_signs_and_exports_what_a_service_recorded() {
     let admin = token(dir.path(), "ada", "admin", "central");
     let officer = token(dir.path(), "olga", "compliance-officer", "central");
     let audit = |args: &[&str]| as_user(&officer, &url, "audit", args);
-    // Two components, one depending on the other: a few events of dependency-mapping's.
-    let yaml = dir.path().join("catalog-info.yaml");
-    std::fs::write(
-        &yaml,
-        "kind: Component\nmetadata: { name: payments-api }\nspec: { owner: payments-core, system: payments, dependsOn: [component:ledger-db] }\n---\nkind: Component\nmetadata: { name: ledger-db }\nspec: { owner: payments-core, system: payments }\n",
-    )
-    .expect("write catalog");
-    ok(as_user(
-        &admin,
-        &url,
-        "catalog",
-        &["import", &yaml.to_string_lossy()],
-    ));
+    import_two_components(dir.path(), &admin, &url);
 
     // The ledger takes the events in from the bus: wait until it has every event the store
     // holds, in the store's order.
@@ -344,18 +348,7 @@ fn a_person_is_held_then_erased_from_the_command_line_and_the_ledger_still_verif
     let admin = token(dir.path(), "ada@bank.example", "admin", "central");
     let officer = token(dir.path(), "olga", "compliance-officer", "central");
     let audit = |args: &[&str]| as_user(&officer, &url, "audit", args);
-    let yaml = dir.path().join("catalog-info.yaml");
-    std::fs::write(
-        &yaml,
-        "kind: Component\nmetadata: { name: payments-api }\nspec: { owner: payments-core, system: payments, dependsOn: [component:ledger-db] }\n---\nkind: Component\nmetadata: { name: ledger-db }\nspec: { owner: payments-core, system: payments }\n",
-    )
-    .expect("write catalog");
-    ok(as_user(
-        &admin,
-        &url,
-        "catalog",
-        &["import", &yaml.to_string_lossy()],
-    ));
+    import_two_components(dir.path(), &admin, &url);
 
     // At rest, the importer is a token.
     let actors = store_column(dir.path(), "dependency-mapping", "actor");

@@ -34,6 +34,19 @@ fn ticket() -> mon::Ticket {
     }
 }
 
+/// The ledger's replay of monitoring's ticket events.
+async fn tickets_replayed(ledger: &mut ComplianceServiceClient<Channel>) -> Vec<pb::ReplayedEvent> {
+    replay_all(
+        ledger,
+        pb::ReplayRequest {
+            services: vec!["monitoring".into()],
+            event_types: vec!["flotilla.monitoring.v1.TicketRecorded".into()],
+            ..Default::default()
+        },
+    )
+    .await
+}
+
 fn root(c: &pb::CheckpointSigned) -> [u8; 32] {
     <[u8; 32]>::try_from(c.root.as_slice()).expect("a 32-byte root")
 }
@@ -145,15 +158,7 @@ async fn an_erased_subject_is_unreadable_everywhere_and_every_proof_still_holds(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(shown.as_deref(), Some(REPORTER));
-    let replayed = replay_all(
-        &mut ledger,
-        pb::ReplayRequest {
-            services: vec!["monitoring".into()],
-            event_types: vec!["flotilla.monitoring.v1.TicketRecorded".into()],
-            ..Default::default()
-        },
-    )
-    .await;
+    let replayed = tickets_replayed(&mut ledger).await;
     assert_eq!(replayed.len(), 1);
     assert_eq!(replayed[0].actor, AGENT, "the replay shows who, revealed");
     let data_before = replayed[0].event.as_ref().expect("event").data.clone();
@@ -224,15 +229,7 @@ async fn an_erased_subject_is_unreadable_everywhere_and_every_proof_still_holds(
         reporter_shown(&mut ledger).await.as_deref(),
         Some(placeholder.as_str())
     );
-    let again = replay_all(
-        &mut ledger,
-        pb::ReplayRequest {
-            services: vec!["monitoring".into()],
-            event_types: vec!["flotilla.monitoring.v1.TicketRecorded".into()],
-            ..Default::default()
-        },
-    )
-    .await;
+    let again = tickets_replayed(&mut ledger).await;
     assert_eq!(again[0].event.as_ref().expect("event").data, data_before);
     assert_eq!(again[0].actor, AGENT, "the agent was not erased");
     let after = store.read_all(1, 10_000).await.expect("read");
