@@ -70,6 +70,9 @@ pub struct Relay {
     gate: Option<Arc<dyn PublishGate>>,
     /// The log it publishes to (default: the service's own).
     destination: Option<String>,
+    /// The term of the lease this relay runs in: its checkpoints are written only while the
+    /// term holds (None: unfenced, for a relay alone on its store).
+    fence: Option<flotilla_core::lease::Fence>,
     /// Most events per publish call.
     pub batch: usize,
     /// Pause after a failed publish before trying again.
@@ -98,6 +101,7 @@ impl Relay {
             outbound: Arc::new(PublishAll),
             gate: None,
             destination: None,
+            fence: None,
             batch: 5_000,
             retry_delay: Duration::from_millis(500),
         }
@@ -119,6 +123,13 @@ impl Relay {
     /// with a checkpoint of its own.
     pub fn to(mut self, destination: &str) -> Self {
         self.destination = Some(destination.to_owned());
+        self
+    }
+
+    /// Writes checkpoints only while `fence`'s term holds its lease: once another process took
+    /// the relay over, this one ends with [`flotilla_core::StoreError::Fenced`].
+    pub fn fenced(mut self, fence: flotilla_core::lease::Fence) -> Self {
+        self.fence = Some(fence);
         self
     }
 
@@ -161,6 +172,7 @@ impl Relay {
                 .clone()
                 .unwrap_or_else(|| self.service.clone()),
             name,
+            self.fence.clone(),
             self.retry_delay,
             rx,
         )));
@@ -233,6 +245,7 @@ async fn publish_in_order(
     publisher: Arc<dyn Publisher>,
     service: String,
     checkpoint: String,
+    fence: Option<flotilla_core::lease::Fence>,
     retry_delay: Duration,
     mut batches: tokio::sync::mpsc::Receiver<(Vec<CloudEvent>, u64, usize)>,
 ) -> Result<()> {
@@ -246,7 +259,10 @@ async fn publish_in_order(
                 }
             }
         }
-        store.save_checkpoint(&checkpoint, last).await?;
+        match &fence {
+            Some(f) => store.save_checkpoint_fenced(&checkpoint, last, f).await?,
+            None => store.save_checkpoint(&checkpoint, last).await?,
+        }
         tracing::debug!(service = %service, bus = publisher.name(), position = last, count, "published");
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -10,6 +11,7 @@ use tokio::sync::watch;
 use crate::chain::ChainHead;
 use crate::event::{RecordedEvent, Snapshot, Timestamp};
 use crate::ids::StreamId;
+use crate::lease::{Fence, LeaseState, check_lease};
 use crate::plan::plan_batch;
 use crate::store::{AppendOutcome, AppendRequest, Direction, EventStore, Result, StoreError};
 
@@ -21,6 +23,21 @@ struct Inner {
     keys: HashMap<String, Option<AppendOutcome>>,
     snapshots: HashMap<StreamId, Snapshot>,
     checkpoints: BTreeMap<String, u64>,
+    leases: HashMap<String, MemoryLease>,
+}
+
+struct MemoryLease {
+    holder: String,
+    token: u64,
+    expires: Instant,
+}
+
+impl Inner {
+    fn holds(&self, fence: &Fence) -> bool {
+        self.leases
+            .get(&fence.lease)
+            .is_some_and(|l| l.holder == fence.holder && l.token == fence.token)
+    }
 }
 
 /// An event store held in memory.
@@ -87,6 +104,11 @@ impl EventStore for MemoryStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
         let (head, outcome) = {
             let mut inner = self.lock()?;
+            if let Some(fence) = &request.fence
+                && !inner.holds(fence)
+            {
+                return Err(StoreError::fenced(fence));
+            }
             let mut versions = HashMap::new();
             for s in request.streams() {
                 let current = inner
@@ -212,6 +234,64 @@ impl EventStore for MemoryStore {
     async fn save_checkpoint(&self, name: &str, position: u64) -> Result<()> {
         self.lock()?.checkpoints.insert(name.to_owned(), position);
         Ok(())
+    }
+
+    async fn save_checkpoint_fenced(&self, name: &str, position: u64, fence: &Fence) -> Result<()> {
+        let mut inner = self.lock()?;
+        if !inner.holds(fence) {
+            return Err(StoreError::fenced(fence));
+        }
+        inner.checkpoints.insert(name.to_owned(), position);
+        Ok(())
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Fence>> {
+        check_lease(name, holder, ttl)?;
+        let now = Instant::now();
+        let mut inner = self.lock()?;
+        let token = match inner.leases.get(name) {
+            None => 1,
+            Some(l) if l.holder == holder && l.expires > now => l.token,
+            Some(l) if l.expires <= now => l.token + 1,
+            Some(_) => return Ok(None),
+        };
+        inner.leases.insert(
+            name.to_owned(),
+            MemoryLease {
+                holder: holder.to_owned(),
+                token,
+                expires: now + ttl,
+            },
+        );
+        Ok(Some(Fence {
+            lease: name.to_owned(),
+            holder: holder.to_owned(),
+            token,
+        }))
+    }
+
+    async fn release_lease(&self, fence: &Fence) -> Result<()> {
+        let mut inner = self.lock()?;
+        if inner.holds(fence)
+            && let Some(l) = inner.leases.get_mut(&fence.lease)
+        {
+            l.expires = Instant::now();
+        }
+        Ok(())
+    }
+
+    async fn lease(&self, name: &str) -> Result<Option<LeaseState>> {
+        let now = Instant::now();
+        Ok(self.lock()?.leases.get(name).map(|l| LeaseState {
+            holder: l.holder.clone(),
+            token: l.token,
+            expires_in: l.expires.saturating_duration_since(now),
+        }))
     }
 
     async fn record_processed(&self, key: &str) -> Result<bool> {

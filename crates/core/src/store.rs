@@ -1,6 +1,8 @@
 //! The `EventStore` contract every backend (memory, SQLite, PostgreSQL) fulfils. The conformance
 //! suite in [`crate::conformance`] is the executable form of this contract.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -8,6 +10,7 @@ use uuid::Uuid;
 use crate::chain::{ChainHead, ChainWalker, VerifyReport};
 use crate::event::{NewEvent, RecordedEvent, Snapshot};
 use crate::ids::StreamId;
+use crate::lease::{Fence, LeaseState};
 use crate::version::{ExpectedVersion, describe_current};
 
 /// Most events one append may carry.
@@ -40,6 +43,26 @@ pub enum StoreError {
     /// outcome could not be looked up): retry only with the same command id.
     #[error("the outcome of the append is unknown ({0}); retry with the same command id")]
     Unsettled(String),
+    /// A write made for a lease's duty by a term that no longer holds it.
+    #[error(
+        "lease {lease} is no longer held by {holder} with token {token}: another process took it over, so this one stops its duty"
+    )]
+    Fenced {
+        lease: String,
+        holder: String,
+        token: u64,
+    },
+}
+
+impl StoreError {
+    /// The refusal of a write fenced by `fence`.
+    pub fn fenced(fence: &Fence) -> Self {
+        Self::Fenced {
+            lease: fence.lease.clone(),
+            holder: fence.holder.clone(),
+            token: fence.token,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -56,6 +79,8 @@ pub struct AppendRequest {
     /// Other streams that must still be at these versions: a decision that read them appends
     /// only if nothing was appended to them since (checked in the same transaction).
     pub conditions: Vec<(StreamId, ExpectedVersion)>,
+    /// Written only while this term of a lease holds it (the duty's writes: a scheduler's).
+    pub fence: Option<Fence>,
 }
 
 impl AppendRequest {
@@ -70,7 +95,14 @@ impl AppendRequest {
             events,
             idempotency_key,
             conditions: Vec::new(),
+            fence: None,
         }
+    }
+
+    /// Appends only while `fence`'s term still holds its lease.
+    pub fn fenced(mut self, fence: Fence) -> Self {
+        self.fence = Some(fence);
+        self
     }
 
     /// Appends only if `stream` is still at `expected` too.
@@ -203,6 +235,22 @@ pub trait EventStore: Send + Sync + 'static {
     /// Reads a named checkpoint (e.g. a relay's last published position).
     async fn load_checkpoint(&self, name: &str) -> Result<Option<u64>>;
     async fn save_checkpoint(&self, name: &str, position: u64) -> Result<()>;
+
+    /// Saves a checkpoint only while `fence`'s term still holds its lease, else
+    /// [`StoreError::Fenced`] (a relay's progress, written by the lease's holder only).
+    async fn save_checkpoint_fenced(&self, name: &str, position: u64, fence: &Fence) -> Result<()>;
+
+    /// Takes the lease `name` for `holder` for `ttl` when it is free or expired, or renews it
+    /// when `holder` holds it. Some(fence) while held (a new term, with a higher token, whenever
+    /// it was not held by `holder` until now), None while another holder has it.
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration)
+    -> Result<Option<Fence>>;
+
+    /// Gives the lease up if `fence`'s term still holds it, so another process takes it at once.
+    async fn release_lease(&self, fence: &Fence) -> Result<()>;
+
+    /// The lease as recorded (None: never taken).
+    async fn lease(&self, name: &str) -> Result<Option<LeaseState>>;
 
     /// Records an idempotency key that produced no events (e.g. a consumed event that changed
     /// nothing). Returns false when the key was already recorded.

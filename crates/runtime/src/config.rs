@@ -107,6 +107,13 @@ pub struct Config {
     /// store's chain is broken does not serve unless its break is named here; accepting is
     /// recorded in the store as `flotilla.common.v1.ChainBreakAccepted`.
     pub accept_chain_breaks: Vec<String>,
+    /// This process's name among a service's replicas (the holder of its leases); empty: the
+    /// host name and process id.
+    pub replica: String,
+    /// At most how long, in seconds, a service's relays and schedulers stay stopped after the
+    /// replica running them dies: one replica per service and namespace runs them, under a
+    /// lease in the store that another replica takes over once it lapses.
+    pub failover_secs: u64,
     /// Per-service sections (`[<service>]`, named as the service is): each service reads its
     /// own (e.g. `snapshot_every`, or a scheduler's tick). Environment variables
     /// `FLOTILLA_<SERVICE>__<KEY>` (service in capitals, `-` as `_`) override them.
@@ -144,6 +151,8 @@ impl Default for Config {
             nats_max_age_secs: 7 * 24 * 3600,
             nats_max_bytes: -1,
             accept_chain_breaks: Vec::new(),
+            replica: String::new(),
+            failover_secs: 10,
             sections: BTreeMap::new(),
         }
     }

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod config;
 pub mod config_sources;
+pub mod duty;
 pub mod integrity;
 pub mod kit;
 pub mod metrics;

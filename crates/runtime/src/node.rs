@@ -17,10 +17,12 @@ use tokio::sync::watch;
 use tonic::service::RoutesBuilder;
 
 use crate::config::{BusKind, Config};
+use crate::duty::{Duty, Job};
 use crate::integrity::{self, ChainGuard};
 use crate::module::{Consumer, ServiceContext, ServiceModule};
 use crate::server::Served;
 use crate::tasks::{run_chain_check, run_consumer, run_relay, run_relay_to};
+use futures::FutureExt;
 
 /// How long a node waits at start for a store's chain to be checked before it serves anyway
 /// (calls to that service wait for nothing: they answer from state being rebuilt).
@@ -172,6 +174,21 @@ impl Node {
         let mut checks = Vec::new();
         let mut recorded = Vec::new();
         let started_at = Timestamp::now();
+        // One name per process among replicas; `flotilla up` is alone on its data folder, so a
+        // restart after a crash resumes its own leases at once.
+        let holder = match (&mode, self.config.replica.as_str()) {
+            (NodeMode::Embedded { .. }, "") => "embedded".to_owned(),
+            (_, configured) => crate::duty::replica_name(configured),
+        };
+        if !(1..=3_600).contains(&self.config.failover_secs) {
+            anyhow::bail!(
+                "failover_secs = {}: use 1 to 3600 (FLOTILLA_FAILOVER_SECS)",
+                self.config.failover_secs
+            );
+        }
+        let timing =
+            crate::duty::LeaseTiming::for_failover(Duration::from_secs(self.config.failover_secs));
+        tracing::info!(replica = %holder, failover_secs = self.config.failover_secs, "replica");
         let adopted = Arc::new(std::sync::atomic::AtomicU64::new(0));
         for m in &self.modules {
             let url = store_url(&self.config, &mode, m.name());
@@ -214,15 +231,22 @@ impl Node {
                 });
             }
             first_store.get_or_insert_with(|| store.clone());
+            // The service's duty (its relays and schedulers) runs on one replica at a time.
+            let mut jobs: Vec<Job> = Vec::new();
             for b in &buses {
+                let (store, m, chain) = (store.clone(), m.clone(), chain.clone());
                 let publisher: Arc<dyn Publisher> = b.clone();
-                tasks.push(tokio::spawn(run_relay(
-                    store.clone(),
-                    m.clone(),
-                    publisher,
-                    chain.clone(),
-                    stop_rx.clone(),
-                )));
+                jobs.push(Box::new(move |fence, stop| {
+                    run_relay(
+                        store.clone(),
+                        m.clone(),
+                        publisher.clone(),
+                        chain.clone(),
+                        Some(fence),
+                        stop,
+                    )
+                    .boxed()
+                }));
             }
             let ctx = ServiceContext {
                 service: m.name(),
@@ -262,18 +286,38 @@ impl Node {
             }
             for r in &started.relays {
                 for b in &buses {
+                    let (store, service, chain) = (ctx.store.clone(), m.name(), chain.clone());
+                    let (destination, outbound) = (r.destination, r.outbound.clone());
                     let publisher: Arc<dyn Publisher> = b.clone();
-                    tasks.push(tokio::spawn(run_relay_to(
-                        ctx.store.clone(),
-                        m.name(),
-                        Some(r.destination),
-                        r.outbound.clone(),
-                        publisher,
-                        chain.clone(),
-                        stop_rx.clone(),
-                    )));
+                    jobs.push(Box::new(move |fence, stop| {
+                        run_relay_to(
+                            store.clone(),
+                            service,
+                            Some(destination),
+                            outbound.clone(),
+                            publisher.clone(),
+                            chain.clone(),
+                            Some(fence),
+                            stop,
+                        )
+                        .boxed()
+                    }));
                 }
             }
+            for scheduler in started.scheduled {
+                jobs.push(Box::new(move |fence, stop| {
+                    crate::duty::in_term(fence, scheduler(crate::kit::Shutdown::new(stop))).boxed()
+                }));
+            }
+            let duty = Duty {
+                service: m.name(),
+                store: ctx.store.clone(),
+                lease: Duty::lease_name(m.name()),
+                holder: holder.clone(),
+                timing,
+                jobs,
+            };
+            tasks.push(tokio::spawn(duty.run(stop_rx.clone())));
             // Consume from the first configured bus.
             if let Some(bus) = buses.first() {
                 for c in started.consumers {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use flotilla_bus::relay::Relay;
 use flotilla_bus::{Bus, Publisher};
+use flotilla_core::lease::Fence;
 use flotilla_core::store::EventStore;
 use flotilla_core::subscription::{SubscribeOptions, SubscriptionItem, subscribe_all};
 use tokio::sync::watch;
@@ -104,12 +105,23 @@ pub(crate) async fn run_relay(
     module: Arc<dyn ServiceModule>,
     publisher: Arc<dyn Publisher>,
     chain: Arc<ChainGuard>,
+    fence: Option<Fence>,
     stop: watch::Receiver<bool>,
 ) {
     let outbound = Arc::new(ServiceOutbound {
         module: module.clone(),
     });
-    run_relay_to(store, module.name(), None, outbound, publisher, chain, stop).await;
+    run_relay_to(
+        store,
+        module.name(),
+        None,
+        outbound,
+        publisher,
+        chain,
+        fence,
+        stop,
+    )
+    .await;
 }
 
 /// A relay of `service`'s store to `destination` (None: the service's own log).
@@ -120,6 +132,7 @@ pub(crate) async fn run_relay_to(
     outbound: Arc<dyn flotilla_bus::relay::Outbound>,
     publisher: Arc<dyn Publisher>,
     chain: Arc<ChainGuard>,
+    fence: Option<Fence>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut pause = Duration::from_millis(500);
@@ -134,6 +147,9 @@ pub(crate) async fn run_relay_to(
             .with_gate(Arc::new(ChainGate(chain.clone())));
         if let Some(d) = destination {
             relay = relay.to(d);
+        }
+        if let Some(f) = &fence {
+            relay = relay.fenced(f.clone());
         }
         let mut stop_this = stop.clone();
         let mut broken = chain.watch();
@@ -158,6 +174,10 @@ pub(crate) async fn run_relay_to(
                 continue;
             }
             Ok(()) => return,
+            Err(flotilla_bus::BusError::Store(e @ flotilla_core::StoreError::Fenced { .. })) => {
+                tracing::warn!(service, bus = publisher.name(), error = %e, "relay stopped: another replica took its lease over");
+                return;
+            }
             Err(e) => {
                 tracing::error!(service, bus = publisher.name(), error = %e, retry_in_ms = pause.as_millis() as u64, "relay failed; restarting from its checkpoint")
             }

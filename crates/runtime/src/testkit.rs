@@ -190,8 +190,15 @@ impl TestServer {
                 r.outbound.clone(),
                 bus.clone(),
                 chain.clone(),
+                None,
                 stop_rx.clone(),
             )));
+        }
+        // Alone on its store: the schedulers run without a lease.
+        for scheduler in started.scheduled {
+            tasks.push(tokio::spawn(scheduler(crate::kit::Shutdown::new(
+                stop_rx.clone(),
+            ))));
         }
         let as_bus: Arc<dyn flotilla_bus::Bus> = bus.clone();
         for consumer in started.consumers {
@@ -208,6 +215,7 @@ impl TestServer {
             module.clone(),
             bus.clone(),
             chain.clone(),
+            None,
             stop_rx.clone(),
         )));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -304,6 +312,11 @@ impl std::fmt::Debug for RunningTask {
 }
 
 /// Runs a task under a shutdown signal sent when the returned guard is dropped.
+/// Runs a scheduler alone (no lease) until the handle drops.
+pub fn run_scheduler(scheduler: crate::kit::Scheduler) -> RunningTask {
+    run_task(Box::new(move |shutdown| scheduler(shutdown)))
+}
+
 pub fn run_task(task: crate::kit::Task) -> RunningTask {
     let (stop, rx) = tokio::sync::watch::channel(false);
     let handle = tokio::spawn(task(crate::kit::Shutdown::new(rx)));
@@ -451,6 +464,40 @@ impl flotilla_core::store::EventStore for ReadsSwitch {
 
     async fn save_checkpoint(&self, name: &str, position: u64) -> flotilla_core::store::Result<()> {
         self.inner.save_checkpoint(name, position).await
+    }
+
+    async fn save_checkpoint_fenced(
+        &self,
+        name: &str,
+        position: u64,
+        fence: &flotilla_core::lease::Fence,
+    ) -> flotilla_core::store::Result<()> {
+        self.inner
+            .save_checkpoint_fenced(name, position, fence)
+            .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> flotilla_core::store::Result<Option<flotilla_core::lease::Fence>> {
+        self.inner.acquire_lease(name, holder, ttl).await
+    }
+
+    async fn release_lease(
+        &self,
+        fence: &flotilla_core::lease::Fence,
+    ) -> flotilla_core::store::Result<()> {
+        self.inner.release_lease(fence).await
+    }
+
+    async fn lease(
+        &self,
+        name: &str,
+    ) -> flotilla_core::store::Result<Option<flotilla_core::lease::LeaseState>> {
+        self.inner.lease(name).await
     }
 
     async fn record_processed(&self, key: &str) -> flotilla_core::store::Result<bool> {

@@ -4,6 +4,7 @@
 //! retried one by one so only the offending append gets the error.
 
 use async_trait::async_trait;
+use flotilla_core::lease::Fence;
 use flotilla_core::store::{AppendOutcome, AppendRequest, Result, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -118,4 +119,63 @@ async fn run_batch<W: BatchWriter>(
             }
         }
     }
+}
+
+/// Sets apart the requests whose fence no longer holds its lease (`holds` says which do): the
+/// requests to write, and per request the refusal of those that may not be written.
+pub(crate) fn drop_fenced(
+    requests: &[AppendRequest],
+    holds: impl Fn(&Fence) -> bool,
+) -> (Vec<AppendRequest>, Vec<Option<StoreError>>) {
+    let mut kept = Vec::with_capacity(requests.len());
+    let mut refused = Vec::with_capacity(requests.len());
+    for r in requests {
+        match &r.fence {
+            Some(f) if !holds(f) => refused.push(Some(StoreError::fenced(f))),
+            _ => {
+                kept.push(r.clone());
+                refused.push(None);
+            }
+        }
+    }
+    (kept, refused)
+}
+
+/// Every request's verdict: the refusals of [`drop_fenced`] in their places, the written ones'
+/// verdicts (in order) in the others.
+pub(crate) fn merge_fenced(
+    refused: Vec<Option<StoreError>>,
+    verdicts: Vec<Result<AppendOutcome>>,
+) -> Vec<Result<AppendOutcome>> {
+    let mut written = verdicts.into_iter();
+    refused
+        .into_iter()
+        .map(|r| match r {
+            Some(e) => Err(e),
+            None => written.next().unwrap_or_else(|| {
+                Err(StoreError::Backend(
+                    "the writer returned too few verdicts".into(),
+                ))
+            }),
+        })
+        .collect()
+}
+
+/// The distinct leases the requests' fences name.
+pub(crate) fn fenced_leases(requests: &[AppendRequest]) -> Vec<String> {
+    let mut names: Vec<String> = requests
+        .iter()
+        .filter_map(|r| r.fence.as_ref().map(|f| f.lease.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Milliseconds since the Unix epoch by this machine's clock (SQLite's lease times: every
+/// process sharing a SQLite file runs on one machine).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use base64::Engine;
 use flotilla_core::decider::Decision;
 use flotilla_core::event::Metadata;
-use flotilla_runtime::kit::{self, App, AppOptions, Shutdown, Snapshotted, Task, UnitOf};
+use flotilla_runtime::kit::{
+    self, App, AppOptions, Scheduler, Shutdown, Snapshotted, Task, UnitOf,
+};
 use flotilla_runtime::{Consumer, ServiceContext};
 use flotilla_transparency::checkpoint::Checkpoint as TlogCheckpoint;
 use flotilla_transparency::note::{NoteSigner, NoteVerifier};
@@ -163,8 +165,9 @@ impl Ledger {
 
     /// Signs a checkpoint every `every` when the ledger grew, and alerts gaps that waited past
     /// their grace.
-    fn scheduler(self: Arc<Self>, every: Duration) -> Task {
-        Box::new(move |mut shutdown: Shutdown| {
+    fn scheduler(self: Arc<Self>, every: Duration) -> Scheduler {
+        Arc::new(move |mut shutdown: Shutdown| {
+            let this = self.clone();
             async move {
                 let mut clock = tokio::time::interval(every);
                 clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -174,9 +177,9 @@ impl Ledger {
                         _ = shutdown.wait() => return,
                     }
                     let md = || Metadata::by("compliance-scheduler", "");
-                    let grace = self.grace.as_micros() as i64;
+                    let grace = this.grace.as_micros() as i64;
                     let now = Timestamp::now();
-                    let (grew, gaps) = self.query(|s| {
+                    let (grew, gaps) = this.query(|s| {
                         (
                             s.tree.size() as u64 > s.newest_checkpoint().map_or(0, |c| c.size),
                             s.sources.values().any(|c| !c.due_gaps(now, grace).is_empty()),
@@ -187,11 +190,11 @@ impl Ledger {
                             now,
                             grace_micros: grace,
                         });
-                        if let Err(e) = self.app.execute(c, md()).await {
+                        if let Err(e) = this.app.execute(c, md()).await {
                             tracing::warn!(error = %e, "checking the ledger's gaps failed; trying again at the next tick");
                         }
                     }
-                    if grew && let Err(e) = self.sign(md()).await {
+                    if grew && let Err(e) = this.sign(md()).await {
                         tracing::warn!(error = %e, "signing a checkpoint failed; trying again at the next tick");
                     }
                 }
@@ -284,8 +287,8 @@ pub async fn start(
     let every = Duration::from_secs(settings.checkpoint_secs.unwrap_or(10).max(1));
     let sweep = Duration::from_secs(settings.retention_sweep_secs.unwrap_or(3600).max(1));
     let started = kit::Started::with_app(follower)
-        .task(ledger.clone().scheduler(every))
-        .task(erasures.task(sweep));
+        .scheduled(ledger.clone().scheduler(every))
+        .scheduled(erasures.task(sweep));
     Ok(SOURCES.iter().fold(started, |started, source| {
         started.consume(Consumer {
             source: (*source).into(),

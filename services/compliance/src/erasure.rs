@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use flotilla_core::event::Metadata;
 use flotilla_core::personal::{KeyId, PersonalData};
-use flotilla_runtime::kit::{Shutdown, Task};
+use flotilla_runtime::kit::{Scheduler, Shutdown};
 use futures::FutureExt;
 use uuid::Uuid;
 
@@ -120,8 +120,9 @@ impl Erasures {
     }
 
     /// Sweeps every `every` until shutdown.
-    pub fn task(self: Arc<Self>, every: Duration) -> Task {
-        Box::new(move |mut shutdown: Shutdown| {
+    pub fn task(self: Arc<Self>, every: Duration) -> Scheduler {
+        Arc::new(move |mut shutdown: Shutdown| {
+            let this = self.clone();
             async move {
                 let mut clock = tokio::time::interval(every);
                 clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -130,7 +131,7 @@ impl Erasures {
                         _ = clock.tick() => {}
                         _ = shutdown.wait() => return,
                     }
-                    match self.sweep(Timestamp::now()).await {
+                    match this.sweep(Timestamp::now()).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(erased = n, "retention sweep erased subjects past their minimisation limit"),
                         Err(e) => tracing::warn!(error = %e, "the retention sweep failed; trying again at the next tick"),

@@ -13,7 +13,9 @@ use std::time::Duration;
 use flotilla_auth::{AccessPolicy, Authorizer, PolicySigner};
 use flotilla_core::decider::{Decision, Recorded};
 use flotilla_core::event::Metadata;
-use flotilla_runtime::kit::{self, App, Executed, Observer, Shutdown, Snapshotted, Task, UnitOf};
+use flotilla_runtime::kit::{
+    self, App, Executed, Observer, Scheduler, Shutdown, Snapshotted, Task, UnitOf,
+};
 use flotilla_runtime::{Consumer, ServiceContext};
 use futures::FutureExt;
 use tonic::service::RoutesBuilder;
@@ -110,7 +112,7 @@ pub async fn start(
     let (app, follower) = GovernanceApp::start(&ctx).await?;
     routes.add_service(crate::grpc::server(ctx, app.clone()));
     let mut started = kit::Started::with_app(follower)
-        .task(app.clone().deadlines_every(Duration::from_secs(tick)));
+        .scheduled(app.clone().deadlines_every(Duration::from_secs(tick)));
     // Risk assessments open approval requests; threshold breaches open rollback decisions; the
     // catalog's services give approval requests their unit, tier and personal-data facts.
     for source in ["risk-validation", "monitoring", "dependency-mapping"] {
@@ -314,8 +316,9 @@ impl GovernanceApp {
     }
 
     /// The scheduler: processes deadlines on the wall clock every `tick` until shutdown.
-    pub fn deadlines_every(self: Arc<Self>, tick: Duration) -> Task {
-        Box::new(move |mut shutdown: Shutdown| {
+    pub fn deadlines_every(self: Arc<Self>, tick: Duration) -> Scheduler {
+        Arc::new(move |mut shutdown: Shutdown| {
+            let this = self.clone();
             async move {
                 let mut clock = tokio::time::interval(tick);
                 clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -325,7 +328,7 @@ impl GovernanceApp {
                         _ = shutdown.wait() => return,
                     }
                     let md = Metadata::by("governance-scheduler", "");
-                    if let Err(e) = self.process_deadlines(Timestamp::now(), md).await {
+                    if let Err(e) = this.process_deadlines(Timestamp::now(), md).await {
                         tracing::warn!(error = %e, "deadline processing failed; trying again at the next tick");
                     }
                 }

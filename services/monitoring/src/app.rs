@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use flotilla_core::decider::Decision;
 use flotilla_core::event::Metadata;
-use flotilla_runtime::kit::{self, App, Executed, Shutdown, Snapshotted, Task, UnitOf};
+use flotilla_runtime::kit::{self, App, Executed, Scheduler, Shutdown, Snapshotted, UnitOf};
 use flotilla_runtime::{Consumer, ServiceContext};
 use futures::FutureExt;
 use serde::Deserialize;
@@ -123,8 +123,9 @@ impl MonitoringApp {
     }
 
     /// Ends the windows whose time is up, every `tick`.
-    fn scheduler(self: Arc<Self>, tick: Duration) -> Task {
-        Box::new(move |mut shutdown: Shutdown| {
+    fn scheduler(self: Arc<Self>, tick: Duration) -> Scheduler {
+        Arc::new(move |mut shutdown: Shutdown| {
+            let this = self.clone();
             async move {
                 let mut clock = tokio::time::interval(tick);
                 clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -133,7 +134,7 @@ impl MonitoringApp {
                         _ = clock.tick() => {}
                         _ = shutdown.wait() => return,
                     }
-                    let due = self.query(|m| {
+                    let due = this.query(|m| {
                         let now = Timestamp::now();
                         m.open
                             .values()
@@ -147,7 +148,7 @@ impl MonitoringApp {
                     let c = CloseDueWatches {
                         now: Timestamp::now(),
                     };
-                    if let Err(e) = self.execute(c.into(), md).await {
+                    if let Err(e) = this.execute(c.into(), md).await {
                         tracing::warn!(error = %e, "ending watch windows failed; trying again at the next tick");
                     }
                 }
@@ -178,7 +179,7 @@ pub async fn start(
     });
     routes.add_service(crate::grpc::server(ctx, app.clone()));
     let tick = Duration::from_secs(settings.tick_secs.unwrap_or(5).max(1));
-    let mut started = kit::Started::with_app(follower).task(app.clone().scheduler(tick));
+    let mut started = kit::Started::with_app(follower).scheduled(app.clone().scheduler(tick));
     if settings.prometheus_url.is_empty() {
         tracing::info!(
             "[monitoring] prometheus_url is not set: PromQL health checks are not polled (push their samples)"
@@ -187,7 +188,7 @@ pub async fn start(
         let poll = Duration::from_secs(settings.poll_secs.unwrap_or(15).max(1));
         let prometheus = flotilla_runtime::prometheus::Prometheus::new(&settings.prometheus_url)
             .map_err(|e| kit::StartError::new(crate::NAME, e))?;
-        started = started.task(crate::prometheus::poll(app.clone(), prometheus, poll));
+        started = started.scheduled(crate::prometheus::poll(app.clone(), prometheus, poll));
     }
     let inbound = Arc::new(crate::inbound::Inbound(app));
     Ok(crate::inbound::SOURCES

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_core::event::Metadata;
-use flotilla_runtime::kit::{Shutdown, Task};
+use flotilla_runtime::kit::{Scheduler, Shutdown};
 use flotilla_runtime::prometheus::Prometheus;
 use futures::FutureExt;
 use uuid::Uuid;
@@ -15,8 +15,10 @@ use crate::domain::*;
 
 /// Every `every`, the value now of each open window's PromQL health checks, recorded as
 /// samples (source `prometheus`).
-pub fn poll(app: Arc<MonitoringApp>, prometheus: Prometheus, every: Duration) -> Task {
-    Box::new(move |mut shutdown: Shutdown| {
+pub fn poll(app: Arc<MonitoringApp>, prometheus: Prometheus, every: Duration) -> Scheduler {
+    Arc::new(move |mut shutdown: Shutdown| {
+        let app = app.clone();
+        let prometheus = prometheus.clone();
         async move {
             let mut clock = tokio::time::interval(every);
             clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

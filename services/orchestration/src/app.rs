@@ -172,7 +172,7 @@ pub async fn start(
                 sources: settings.cdevents_sources.clone(),
             }),
         })
-        .task(crate::runner::run(
+        .scheduled(crate::runner::run(
             app.clone(),
             Duration::from_secs(settings.shutdown_grace_secs.unwrap_or(30)),
         ));

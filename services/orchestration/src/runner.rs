@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flotilla_core::event::Metadata;
-use flotilla_runtime::kit::{Shutdown, Task};
+use flotilla_runtime::kit::{self, Scheduler, Shutdown};
 use futures::FutureExt;
 use uuid::Uuid;
 
@@ -40,8 +40,8 @@ const TICK: Duration = Duration::from_millis(250);
 /// The runner as a task of the module. On shutdown it starts nothing more and gives the steps
 /// it is running up to `grace` to finish (their outcomes are recorded); those still running
 /// then are stopped, and found interrupted at the next start.
-pub fn run(app: Arc<OrchestrationApp>, grace: Duration) -> Task {
-    Box::new(move |shutdown: Shutdown| runner(app, grace, shutdown).boxed())
+pub fn run(app: Arc<OrchestrationApp>, grace: Duration) -> Scheduler {
+    Arc::new(move |shutdown: Shutdown| runner(app.clone(), grace, shutdown).boxed())
 }
 
 struct Runner {
@@ -228,7 +228,8 @@ impl Runner {
         let in_flight = self.in_flight.clone();
         let md = md(d);
         tracing::info!(deployment = %d.id, step = i, kind = %step.kind.name(), service = %step.service, "step started");
-        self.steps.spawn(async move {
+        // The step's outcome is recorded in this term of the lease, or not at all.
+        self.steps.spawn(kit::carry_term(async move {
             let outcome = app.executor.run(&ctx).await;
             let at = Timestamp::now();
             let hold = if outcome.succeeded || ctx.rollback {
@@ -250,7 +251,7 @@ impl Runner {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&ctx.step_id);
-        });
+        }));
     }
 
     /// A step recorded started and not finished that this process is not running: one an

@@ -15,7 +15,7 @@ use flotilla_orchestration::app::OrchestrationApp;
 use flotilla_orchestration::domain::*;
 use flotilla_orchestration::executor::{Executor, StepContext};
 use flotilla_orchestration::peers::{FailedStep, PeerError, Peers, Token};
-use flotilla_runtime::testkit::{TestServer, run_task};
+use flotilla_runtime::testkit::{TestServer, run_scheduler, run_task};
 use uuid::Uuid;
 
 /// No other service is asked: the commands below carry the answers. A rollback decision is
@@ -293,7 +293,7 @@ async fn restarted_with(
         .await
         .expect("restart");
     let _follow = run_task(follow);
-    let _runner = run_task(flotilla_orchestration::runner::run(
+    let _runner = run_scheduler(flotilla_orchestration::runner::run(
         app.clone(),
         Duration::from_secs(5),
     ));

@@ -13,10 +13,12 @@ use crate::version::ExpectedVersion;
 
 mod appends;
 mod chain;
+mod leases;
 mod reads;
 
 pub use appends::*;
 pub use chain::*;
+pub use leases::*;
 pub use reads::*;
 
 /// A change an insider might make to a stored event.
@@ -149,6 +151,22 @@ macro_rules! store_conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn snapshots_and_checkpoints() {
                 c::snapshots_and_checkpoints(&$harness).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn lease_has_one_holder_and_tokens_grow() {
+                c::lease_has_one_holder_and_tokens_grow(&$harness).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn lapsed_lease_is_taken_over() {
+                c::lapsed_lease_is_taken_over(&$harness).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn deposed_terms_write_nothing() {
+                c::deposed_terms_write_nothing(&$harness).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn racing_replicas_one_holder() {
+                c::racing_replicas_one_holder(&$harness).await
             }
         }
     };

@@ -445,6 +445,10 @@ where
             if let Some((consumer, id)) = consumed {
                 request = request.consuming(consumer, id);
             }
+            // A scheduler's append is written only while its term of the duty lease holds.
+            if let Some(term) = crate::duty::current_term() {
+                request = request.fenced(term);
+            }
             // Not held while waiting: the follower swaps states once their readers are gone.
             drop(current);
             match self.store.append(request).await {

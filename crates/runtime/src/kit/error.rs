@@ -14,7 +14,7 @@ pub trait ServiceError: std::error::Error + Send + Sync + 'static {
 /// The code of a store error, for every service.
 pub fn store_code(e: &StoreError) -> Code {
     match e {
-        StoreError::WrongExpectedVersion { .. } => Code::Aborted,
+        StoreError::WrongExpectedVersion { .. } | StoreError::Fenced { .. } => Code::Aborted,
         StoreError::EmptyAppend { .. } | StoreError::InvalidAppend(_) => Code::InvalidArgument,
         StoreError::Corrupt { .. } => Code::DataLoss,
         StoreError::Backend(_) | StoreError::Closed | StoreError::Unsettled(_) => Code::Unavailable,

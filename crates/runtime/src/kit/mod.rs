@@ -5,7 +5,7 @@
 //!   exact expected versions, bounded retries, command-id and inbox deduplication, snapshots).
 //! - [`error`]: errors in one table (each service error's gRPC code, the store's codes once).
 //! - [`caller`]: the verified caller of a request and the metadata of what it causes.
-//! - [`started`]: what a started service hands the node (consumers, tasks).
+//! - [`started`]: what a started service hands the node (consumers, tasks, schedulers).
 
 pub mod app;
 pub mod caller;
@@ -15,7 +15,8 @@ pub mod snapshot;
 pub mod started;
 pub mod time;
 
+pub use crate::duty::{carry_term, current_term};
 pub use app::{App, AppOptions, Executed, Observer, Snapshotted, UnitOf, Versioned};
 pub use caller::Caller;
 pub use error::{AppError, ServiceError, refuse, status, store_code};
-pub use started::{Relayed, Shutdown, StartError, Started, Task};
+pub use started::{Relayed, Scheduler, Shutdown, StartError, Started, Task};

@@ -28,13 +28,21 @@ impl Shutdown {
 /// A background task: given the shutdown signal, runs until it fires.
 pub type Task = Box<dyn FnOnce(Shutdown) -> BoxFuture<'static, ()> + Send>;
 
+/// A scheduler: runs on one replica of the service at a time, the one holding the service's
+/// duty lease, started anew in each term it holds; its signal fires when the term ends. The
+/// app's appends it makes (also from tasks it spawns through [`crate::kit::carry_term`]) are
+/// fenced by the term, so a replica that lost the lease writes nothing more.
+pub type Scheduler = std::sync::Arc<dyn Fn(Shutdown) -> BoxFuture<'static, ()> + Send + Sync>;
+
 /// A started service.
 #[derive(Default)]
 pub struct Started {
     /// Other services' events it consumes.
     pub consumers: Vec<Consumer>,
-    /// Tasks to run until shutdown.
+    /// Tasks every replica runs until shutdown (the app's follower).
     pub tasks: Vec<Task>,
+    /// Schedulers, run by one replica at a time.
+    pub scheduled: Vec<Scheduler>,
     /// Whether the service checks its store's hash chain itself (its app does); otherwise the
     /// node runs the check.
     pub checks_chain: bool,
@@ -64,6 +72,7 @@ impl std::fmt::Debug for Started {
         f.debug_struct("Started")
             .field("consumers", &self.consumers)
             .field("tasks", &self.tasks.len())
+            .field("scheduled", &self.scheduled.len())
             .field("checks_chain", &self.checks_chain)
             .field("relays", &self.relays)
             .finish()
@@ -76,6 +85,7 @@ impl Started {
         Self {
             consumers: Vec::new(),
             tasks: vec![task],
+            scheduled: Vec::new(),
             checks_chain: true,
             relays: Vec::new(),
         }
@@ -101,6 +111,11 @@ impl Started {
 
     pub fn task(mut self, task: Task) -> Self {
         self.tasks.push(task);
+        self
+    }
+
+    pub fn scheduled(mut self, scheduler: Scheduler) -> Self {
+        self.scheduled.push(scheduler);
         self
     }
 }

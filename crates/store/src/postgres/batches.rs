@@ -350,6 +350,10 @@ impl PgWriter {
         // Optimistic: one statement, planned from the cached head, that commits only if the
         // head is still there. First assume no key is a retry (the statement refuses to commit
         // if one is) and look the keys up only when that fails.
+        if requests.iter().any(|r| r.fence.is_some()) {
+            // A fenced write checks its lease in the transaction it commits in.
+            return self.write_locked(conn, requests).await;
+        }
         let mut check_keys = false;
         for _ in 0..2 {
             match self.attempt(conn, requests, check_keys, false).await? {
@@ -361,13 +365,33 @@ impl PgWriter {
         // Another process is writing too: lock the head first, then plan, so this batch
         // cannot lose again.
         tracing::debug!("store head moved by another writer; writing under the head lock");
+        self.write_locked(conn, requests).await
+    }
+
+    /// Writes the batch in a transaction holding the head's row lock (and the share locks of
+    /// the leases its fences name, so no new term begins before it commits).
+    async fn write_locked(
+        &mut self,
+        conn: &mut PgConnection,
+        requests: &[AppendRequest],
+    ) -> Result<(Vec<Result<AppendOutcome>>, u64)> {
         self.reset();
         let mut tx = conn.begin().await.map_err(backend_err)?;
         sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
             .execute(&mut *tx)
             .await
             .map_err(backend_err)?;
-        match self.attempt(&mut tx, requests, true, true).await {
+        let leases = crate::writer::fenced_leases(requests);
+        let holding = if leases.is_empty() {
+            Vec::new()
+        } else {
+            super::leases::holding(&mut tx, &leases).await?
+        };
+        let (kept, refused) = crate::writer::drop_fenced(requests, |f| holding.contains(f));
+        let requests = &kept[..];
+        let written = self.attempt(&mut tx, requests, true, true).await;
+        let merge = |(verdicts, head)| (crate::writer::merge_fenced(refused, verdicts), head);
+        match written {
             Ok(Attempt::Done(verdicts, head)) => {
                 if let Err(e) = tx.commit().await {
                     // Committed or not? The first event written tells.
@@ -382,7 +406,7 @@ impl PgWriter {
                     };
                     self.broken_conn = true;
                     return match self.settle(event_id, position).await {
-                        Ok(true) => Ok((verdicts, head)),
+                        Ok(true) => Ok(merge((verdicts, head))),
                         Ok(false) => {
                             self.reset();
                             Err(backend_err(e))
@@ -392,7 +416,7 @@ impl PgWriter {
                         ))),
                     };
                 }
-                Ok((verdicts, head))
+                Ok(merge((verdicts, head)))
             }
             Ok(_) => Err(StoreError::Backend("batch refused while holding the head lock: an idempotency key was recorded concurrently; try again".into())),
             Err(e) => Err(e),

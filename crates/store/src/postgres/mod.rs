@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use flotilla_core::chain::{ChainHead, Hash};
 use flotilla_core::event::{Metadata, RecordedEvent, Snapshot, Timestamp};
 use flotilla_core::ids::{EventId, StreamId};
+use flotilla_core::lease::{Fence, LeaseState};
 use flotilla_core::store::{
     AppendOutcome, AppendRequest, Direction, EventStore, Result, StoreError,
 };
@@ -24,11 +25,20 @@ use crate::{backend_err, check_schema_name};
 mod batches;
 use batches::PgWriter;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "events",
-    include_str!("../migrations/postgres/0001_events.sql"),
-)];
+mod leases;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "events",
+        include_str!("../migrations/postgres/0001_events.sql"),
+    ),
+    (
+        2,
+        "leases",
+        include_str!("../migrations/postgres/0002_leases.sql"),
+    ),
+];
 
 /// A PostgreSQL-backed event store.
 pub struct PgStore {
@@ -364,6 +374,27 @@ impl EventStore for PgStore {
             .await
             .map_err(backend_err)?;
         Ok(())
+    }
+
+    async fn save_checkpoint_fenced(&self, name: &str, position: u64, fence: &Fence) -> Result<()> {
+        leases::save_checkpoint(&self.pool, name, position, fence).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Fence>> {
+        leases::acquire(&self.pool, name, holder, ttl).await
+    }
+
+    async fn release_lease(&self, fence: &Fence) -> Result<()> {
+        leases::release(&self.pool, fence).await
+    }
+
+    async fn lease(&self, name: &str) -> Result<Option<LeaseState>> {
+        leases::state(&self.pool, name).await
     }
 
     async fn record_processed(&self, key: &str) -> Result<bool> {

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use flotilla_core::chain::{ChainHead, Hash};
 use flotilla_core::event::{Metadata, RecordedEvent, Snapshot, Timestamp};
 use flotilla_core::ids::{EventId, StreamId};
+use flotilla_core::lease::{Fence, LeaseState};
 use flotilla_core::plan::plan_batch;
 use flotilla_core::store::{
     AppendOutcome, AppendRequest, Direction, EventStore, Result, StoreError,
@@ -24,11 +25,20 @@ use uuid::Uuid;
 use crate::backend_err;
 use crate::writer::{self, BatchWriter, WriterHandle};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "events",
-    include_str!("migrations/sqlite/0001_events.sql"),
-)];
+mod leases;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "events",
+        include_str!("../migrations/sqlite/0001_events.sql"),
+    ),
+    (
+        2,
+        "leases",
+        include_str!("../migrations/sqlite/0002_leases.sql"),
+    ),
+];
 
 /// Rows per multi-row INSERT (16 columns each, well under SQLite's bind-parameter limit).
 const ROWS_PER_INSERT: usize = 500;
@@ -392,7 +402,28 @@ impl BatchWriter for SqliteWriter {
             // Someone else wrote: cached stream versions may be stale.
             self.versions.clear();
         }
-        match Self::write_in(conn, &mut self.versions, requests.to_vec()).await {
+        let fenced = crate::writer::fenced_leases(requests);
+        let holding = if fenced.is_empty() {
+            Ok(Vec::new())
+        } else {
+            leases::holding(&mut *conn, &fenced).await
+        };
+        let written = match holding {
+            Ok(holding) => {
+                let (kept, refused) = crate::writer::drop_fenced(requests, |f| holding.contains(f));
+                Self::write_in(conn, &mut self.versions, kept).await.map(
+                    |(verdicts, head, streams)| {
+                        (
+                            crate::writer::merge_fenced(refused, verdicts),
+                            head,
+                            streams,
+                        )
+                    },
+                )
+            }
+            Err(e) => Err(e),
+        };
+        match written {
             Ok((verdicts, head, streams)) => {
                 match sqlx::raw_sql("COMMIT").execute(&mut *conn).await {
                     Ok(_) => {
@@ -535,6 +566,27 @@ impl EventStore for SqliteStore {
             .await
             .map_err(backend_err)?;
         Ok(())
+    }
+
+    async fn save_checkpoint_fenced(&self, name: &str, position: u64, fence: &Fence) -> Result<()> {
+        leases::save_checkpoint(&self.pool, name, position, fence).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Fence>> {
+        leases::acquire(&self.pool, name, holder, ttl).await
+    }
+
+    async fn release_lease(&self, fence: &Fence) -> Result<()> {
+        leases::release(&self.pool, fence).await
+    }
+
+    async fn lease(&self, name: &str) -> Result<Option<LeaseState>> {
+        leases::state(&self.pool, name).await
     }
 
     async fn record_processed(&self, key: &str) -> Result<bool> {
