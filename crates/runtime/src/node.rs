@@ -293,8 +293,7 @@ impl Node {
                         run_relay_to(
                             store.clone(),
                             service,
-                            Some(destination),
-                            outbound.clone(),
+                            (Some(destination), outbound.clone()),
                             publisher.clone(),
                             chain.clone(),
                             Some(fence),

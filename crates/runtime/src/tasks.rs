@@ -114,8 +114,7 @@ pub(crate) async fn run_relay(
     run_relay_to(
         store,
         module.name(),
-        None,
-        outbound,
+        (None, outbound),
         publisher,
         chain,
         fence,
@@ -124,12 +123,12 @@ pub(crate) async fn run_relay(
     .await;
 }
 
-/// A relay of `service`'s store to `destination` (None: the service's own log).
+/// A relay of `service`'s store to `destination` (None: the service's own log), its events
+/// mapped by `outbound`.
 pub(crate) async fn run_relay_to(
     store: Arc<dyn EventStore>,
     service: &'static str,
-    destination: Option<&'static str>,
-    outbound: Arc<dyn flotilla_bus::relay::Outbound>,
+    (destination, outbound): (Option<&'static str>, Arc<dyn flotilla_bus::relay::Outbound>),
     publisher: Arc<dyn Publisher>,
     chain: Arc<ChainGuard>,
     fence: Option<Fence>,

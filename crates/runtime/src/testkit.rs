@@ -186,8 +186,7 @@ impl TestServer {
             tasks.push(tokio::spawn(crate::tasks::run_relay_to(
                 store.clone(),
                 module.name(),
-                Some(r.destination),
-                r.outbound.clone(),
+                (Some(r.destination), r.outbound.clone()),
                 bus.clone(),
                 chain.clone(),
                 None,

@@ -207,10 +207,9 @@ pub async fn deposed_terms_write_nothing(h: &dyn StoreHarness) {
         lease: "never".into(),
         ..b.clone()
     };
-    assert!(matches!(
-        append(&store, &free, ExpectedVersion::Exact(1), 1).await,
-        Ok(_)
-    ));
+    append(&store, &free, ExpectedVersion::Exact(1), 1)
+        .await
+        .expect("an unfenced append");
     let e = store
         .append(AppendRequest::new(free, ExpectedVersion::Exact(2), events(1)).fenced(never))
         .await
