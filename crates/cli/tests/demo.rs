@@ -5,10 +5,10 @@
 //! each part.
 
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Output};
 
 mod support;
-use support::{as_user, flotilla, json, ok, stop, text, token, up};
+use support::{as_user, flotilla, free_port, json, ok, serve, stop, text, token, up};
 
 /// What the story must say it did.
 fn told_the_story(out: &Output) {
@@ -251,36 +251,12 @@ fn the_demo_tells_its_story_beside_flotilla_up() {
     told_the_story(&out);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn fresh_namespace() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock");
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("t{:012x}{}", now.as_millis(), &random[..12])
-}
-
-fn serve(config: &Path, service: &str, port: u16, log: &Path) -> Child {
-    flotilla()
-        .args([
-            "serve",
-            service,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-        ])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("flotilla serve")
 }
 
 /// Served processes, stopped when dropped (when an assertion fails too).

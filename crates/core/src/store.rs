@@ -226,7 +226,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// The head the store records (newest position and hash).
     async fn head(&self) -> Result<ChainHead>;
 
-    /// Notifies the newest committed position of appends made through this handle.
+    /// Notifies the newest committed position this handle knows of: its own appends', and a
+    /// newer head [`EventStore::head`] read (another process's appends).
     fn head_watch(&self) -> watch::Receiver<u64>;
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()>;

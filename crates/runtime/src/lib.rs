@@ -13,6 +13,7 @@ pub mod module;
 pub mod node;
 pub mod outbound;
 pub mod personal;
+pub mod positions;
 pub mod prometheus;
 pub mod replay;
 pub mod server;

@@ -36,6 +36,8 @@ pub struct ServiceContext {
     /// The deployment's keyring: personal values are sealed with it on the way in and revealed
     /// on the way out.
     pub personal: Arc<flotilla_core::personal::PersonalData>,
+    /// Where the service's state stands in its store (its app sets it), for read-your-writes.
+    pub position: crate::positions::StatePosition,
 }
 
 impl std::fmt::Debug for ServiceContext {
@@ -66,6 +68,7 @@ impl ServiceContext {
             node_addr: None,
             data_dir: std::path::PathBuf::from(".flotilla"),
             personal: flotilla_core::personal::PersonalData::in_memory(),
+            position: Default::default(),
         }
     }
 

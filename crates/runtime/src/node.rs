@@ -223,11 +223,13 @@ impl Node {
                 own_version.clone(),
                 m.access_policy_stream(),
             ));
+            let position = crate::positions::StatePosition::default();
             for g in m.grpc_services() {
                 stores_by_grpc.insert(g.clone(), store.clone());
                 served.push(Served {
                     name: g,
                     chain: chain.clone(),
+                    position: position.clone(),
                 });
             }
             first_store.get_or_insert_with(|| store.clone());
@@ -265,6 +267,7 @@ impl Node {
                     NodeMode::Served => config.data_dir.clone(),
                 },
                 personal: personal.clone(),
+                position,
             };
             // The service builds its state (checking its store's chain if its app does) and its
             // routes; its tasks run until shutdown.

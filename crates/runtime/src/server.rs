@@ -36,6 +36,8 @@ pub struct Served {
     /// Full gRPC name, e.g. `flotilla.<area>.v1.<Name>Service`.
     pub name: String,
     pub chain: Arc<ChainGuard>,
+    /// Where the state behind it stands (read-your-writes).
+    pub position: crate::positions::StatePosition,
 }
 
 /// The gRPC services of the whole platform (every service the contracts declare), for telling
@@ -132,6 +134,12 @@ pub async fn serve(
                 .map(|s| (s.name.clone(), s.chain.clone()))
                 .collect(),
         ),
+        positions: Arc::new(
+            served
+                .iter()
+                .map(|s| (s.name.clone(), s.position.clone()))
+                .collect(),
+        ),
     };
     let result = Server::builder()
         .trace_fn(crate::telemetry::request_span)
@@ -163,10 +171,13 @@ pub async fn serve(
     Ok(())
 }
 
-/// Refuses calls to services not served here and to services whose store is broken.
+/// Refuses calls to services not served here and to services whose store is broken; holds a
+/// call that asks to read after a position until the state includes it, and tells in every
+/// answer the position the state included ([`crate::positions`]).
 #[derive(Clone, Debug)]
 pub struct ServingLayer {
     served: Arc<HashMap<String, Arc<ChainGuard>>>,
+    positions: Arc<HashMap<String, crate::positions::StatePosition>>,
 }
 
 impl<S> tower::Layer<S> for ServingLayer {
@@ -176,6 +187,7 @@ impl<S> tower::Layer<S> for ServingLayer {
         ServingService {
             inner,
             served: self.served.clone(),
+            positions: self.positions.clone(),
         }
     }
 }
@@ -185,6 +197,7 @@ impl<S> tower::Layer<S> for ServingLayer {
 pub struct ServingService<S> {
     inner: S,
     served: Arc<HashMap<String, Arc<ChainGuard>>>,
+    positions: Arc<HashMap<String, crate::positions::StatePosition>>,
 }
 
 impl ServingLayer {
@@ -259,14 +272,43 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let refusal = ServingLayer::refusal(&self.served, req.uri().path());
+        let service = req
+            .uri()
+            .path()
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let position = self.positions.get(&service).cloned();
+        let read_after = crate::positions::read_after(req.headers());
         Box::pin(async move {
-            match refusal {
-                Some(status) => {
-                    tracing::info!(path = %flotilla_core::names::shown(req.uri().path()), code = ?status.code(), "call refused before access checks");
-                    Ok(status.into_http())
-                }
-                None => inner.call(req).await,
+            let refused = |status: tonic::Status| {
+                tracing::info!(service = %flotilla_core::names::shown(&service), code = ?status.code(), error = %status.message(), "call refused before access checks");
+                Ok(status.into_http())
+            };
+            if let Some(status) = refusal {
+                return refused(status);
             }
+            let Some(position) = position else {
+                return inner.call(req).await;
+            };
+            match read_after {
+                Err(status) => return refused(status),
+                Ok(Some(asked)) => {
+                    if let Err(at) = position.reach(asked.position, asked.wait).await {
+                        return refused(crate::positions::not_reached(&service, asked, at));
+                    }
+                }
+                Ok(None) => {}
+            }
+            let mut response = inner.call(req).await?;
+            if let Some(at) = position.current() {
+                response
+                    .headers_mut()
+                    .insert(crate::positions::POSITION, http::HeaderValue::from(at));
+            }
+            Ok(response)
         })
     }
 }

@@ -162,6 +162,7 @@ impl TestServer {
             .map(|name| crate::server::Served {
                 name,
                 chain: chain.clone(),
+                position: ctx.position.clone(),
             })
             .collect();
         let started = module

@@ -20,7 +20,15 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 pub(crate) fn backend_err(e: sqlx::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    // PostgreSQL's detail names the row a constraint refused (which key), for the operator.
+    let detail = match &e {
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .and_then(|pg| pg.detail())
+            .map(|d| format!(" ({d})")),
+        _ => None,
+    };
+    StoreError::Backend(format!("{e}{}", detail.unwrap_or_default()))
 }
 
 /// Checks a PostgreSQL schema name: 1 to 63 lowercase letters, digits and `_`, not starting

@@ -69,6 +69,44 @@ pub fn token(dir: &Path, subject: &str, role: &str, bu: &str) -> String {
         .to_owned()
 }
 
+/// A port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `flotilla serve SERVICE` on `port` with `config`, its log in `log`.
+pub fn serve(config: &Path, service: &str, port: u16, log: &Path) -> Child {
+    serve_with(config, service, port, log, &[])
+}
+
+/// As [`serve`], with more environment variables.
+pub fn serve_with(
+    config: &Path,
+    service: &str,
+    port: u16,
+    log: &Path,
+    env: &[(&str, &str)],
+) -> Child {
+    flotilla()
+        .args([
+            "serve",
+            service,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("flotilla serve")
+}
+
 /// Stops a node with SIGTERM and waits for it.
 pub fn stop(mut node: Child) {
     let _ = Command::new("kill")

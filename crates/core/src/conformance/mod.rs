@@ -149,6 +149,10 @@ macro_rules! store_conformance_tests {
                 c::two_handles_share_one_chain(&$harness).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn racing_handles_neither_collide_nor_starve() {
+                c::racing_handles_neither_collide_nor_starve(&$harness).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn snapshots_and_checkpoints() {
                 c::snapshots_and_checkpoints(&$harness).await
             }

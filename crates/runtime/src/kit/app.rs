@@ -146,6 +146,7 @@ pub struct AppBuilder<D: Decider> {
     upcasters: UpcasterRegistry,
     observers: Vec<Arc<dyn Observer<D::Event>>>,
     options: AppOptions,
+    position: crate::positions::StatePosition,
 }
 
 impl<D> AppBuilder<D>
@@ -207,6 +208,7 @@ where
         app.rebuild(&mut state).await?;
         app.published.store(Arc::new(state.clone()));
         app.applied.send_replace(state.position);
+        self.position.track(app.applied.subscribe());
         tracing::info!(
             service = app.service,
             position = state.position,
@@ -245,6 +247,7 @@ where
             upcasters: UpcasterRegistry::default(),
             observers: Vec::new(),
             options,
+            position: ctx.position.clone(),
         }
     }
 

@@ -85,7 +85,13 @@ impl PgWriter {
     ) -> Result<(ChainHead, HashMap<String, AppendOutcome>)> {
         let head = match (locked, self.head) {
             (false, Some(h)) => h,
-            (false, None) => read_head(&self.pool).await?,
+            // Cached stream versions hold only with the head they were cached with: versions
+            // older than a head read now would let an append through that another process
+            // made stale (its row then refused by the unique version, not as a conflict).
+            (false, None) => {
+                self.versions.clear();
+                read_head(&self.pool).await?
+            }
             (true, _) => read_head_for_update(&mut *conn).await?,
         };
         let mut missing: Vec<String> = requests
@@ -186,6 +192,14 @@ impl PgWriter {
             return Ok(Attempt::CheckKeys);
         }
         if plan.rows.is_empty() {
+            // Refused on cached versions: true only while nobody else moved the head since.
+            let refused = plan
+                .verdicts
+                .iter()
+                .any(|v| matches!(v, Err(StoreError::WrongExpectedVersion { .. })));
+            if !locked && refused && read_head(&self.pool).await? != head {
+                return Ok(Attempt::HeadMoved);
+            }
             return Ok(Attempt::Done(plan.verdicts, head.position));
         }
         let n = plan.rows.len();

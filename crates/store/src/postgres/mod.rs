@@ -40,6 +40,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The advisory lock that serialises creating and migrating stores in a database.
+const MIGRATION_LOCK: i64 = 7_343_624_512;
+
 /// A PostgreSQL-backed event store.
 pub struct PgStore {
     pool: PgPool,
@@ -141,12 +144,21 @@ impl PgStore {
                 .connect_with(base.clone())
                 .await
                 .map_err(backend_err)?;
+            // Replicas starting at once would race in CREATE SCHEMA IF NOT EXISTS (the catalog's
+            // unique name refuses the loser): creators take the migrators' lock first.
+            let mut tx = admin.begin().await.map_err(backend_err)?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
             // The schema name was checked to be a plain identifier above.
             let ddl = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
             sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
-                .execute(&admin)
+                .execute(&mut *tx)
                 .await
                 .map_err(backend_err)?;
+            tx.commit().await.map_err(backend_err)?;
             admin.close().await;
         }
         // Custom plans: a generic plan made while a table was small (a seq scan) would stay as it grows.
@@ -225,7 +237,8 @@ impl PgStore {
 async fn migrate(pool: &PgPool) -> Result<()> {
     let mut tx = pool.begin().await.map_err(backend_err)?;
     // Serialise concurrent migrators of the same database.
-    sqlx::query("SELECT pg_advisory_xact_lock(7343624512)")
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
         .execute(&mut *tx)
         .await
         .map_err(backend_err)?;
@@ -319,7 +332,17 @@ impl EventStore for PgStore {
     }
 
     async fn head(&self) -> Result<ChainHead> {
-        read_head(&self.pool).await
+        let head = read_head(&self.pool).await?;
+        // A head other processes moved wakes this handle's subscribers now rather than at
+        // their next poll (a replica that lost a conflict catches up at once).
+        self.head_tx.send_if_modified(|seen| {
+            let newer = head.position > *seen;
+            if newer {
+                *seen = head.position;
+            }
+            newer
+        });
+        Ok(head)
     }
 
     fn head_watch(&self) -> watch::Receiver<u64> {
