@@ -14,6 +14,7 @@ mod output;
 mod report;
 mod risk;
 mod status;
+mod store_backup;
 mod store_cmd;
 mod token;
 

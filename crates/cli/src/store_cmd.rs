@@ -43,8 +43,78 @@ pub enum StoreCommand {
         #[arg(long)]
         from: u64,
     },
+    /// Write a service's PostgreSQL store to a portable file: a manifest with the head's
+    /// position and hash, then every event with every column, the idempotency keys and the
+    /// relays' checkpoints (JSON lines). Stop the service's writers for its last state.
+    Export {
+        /// postgres://… of the store.
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        service: String,
+        #[arg(long, default_value = "flotilla")]
+        namespace: String,
+        /// PostgreSQL schema, instead of the service's.
+        #[arg(long)]
+        schema: Option<String>,
+        /// The file to write.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Rebuild a service's store from an export into an empty PostgreSQL schema: every event's
+    /// link and hash is checked and the chain must end at the manifest's head, or nothing is
+    /// kept.
+    Import {
+        /// postgres://… of the new store.
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        service: String,
+        #[arg(long, default_value = "flotilla")]
+        namespace: String,
+        #[arg(long)]
+        schema: Option<String>,
+        /// The export to read.
+        #[arg(long = "in")]
+        input: std::path::PathBuf,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// Append synthetic events and report throughput and latency.
     Bench(crate::bench::BenchArgs),
+}
+
+fn print_manifest(
+    m: &crate::store_backup::Manifest,
+    done: &str,
+    output: Output,
+) -> anyhow::Result<()> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(m)?),
+        Output::Table => table(
+            &[
+                "service",
+                "schema",
+                done,
+                "head position",
+                "head hash",
+                "keys",
+                "checkpoints",
+            ],
+            &[vec![
+                m.service.clone(),
+                m.schema.clone(),
+                m.events.to_string(),
+                m.head_position.to_string(),
+                m.head_hash.clone(),
+                m.idempotency_keys.to_string(),
+                m.checkpoints.to_string(),
+            ]],
+        ),
+    }
+    Ok(())
 }
 
 pub fn schema_arg(
@@ -144,6 +214,38 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        StoreCommand::Export {
+            url,
+            service,
+            namespace,
+            schema,
+            out,
+            output,
+        } => {
+            let schema = schema_arg(&url, &namespace, Some(&service), schema.as_deref())?;
+            let m = crate::store_backup::export(&url, &schema, &service, &out).await?;
+            print_manifest(&m, "events exported", output)?;
+            if output == Output::Table {
+                eprintln!(
+                    "written to {}; restore with flotilla store import",
+                    out.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        StoreCommand::Import {
+            url,
+            service,
+            namespace,
+            schema,
+            input,
+            output,
+        } => {
+            let schema = schema_arg(&url, &namespace, Some(&service), schema.as_deref())?;
+            let m = crate::store_backup::import(&url, &schema, &input).await?;
+            print_manifest(&m, "events imported", output)?;
+            Ok(ExitCode::SUCCESS)
         }
         StoreCommand::Bench(args) => crate::bench::run(args).await,
     }

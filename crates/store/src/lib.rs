@@ -16,7 +16,7 @@ use flotilla_core::MemoryStore;
 use flotilla_core::store::{EventStore, Result, StoreError};
 
 pub use keyring::{PgKeyring, SqliteKeyring, open_keyring};
-pub use postgres::PgStore;
+pub use postgres::{IdempotencyRow, PgStore, Restore};
 pub use sqlite::SqliteStore;
 
 pub(crate) fn backend_err(e: sqlx::Error) -> StoreError {

@@ -25,7 +25,10 @@ use crate::{backend_err, check_schema_name};
 mod batches;
 use batches::PgWriter;
 
+mod backup;
 mod leases;
+
+pub use backup::{IdempotencyRow, Restore};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
