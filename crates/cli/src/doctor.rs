@@ -105,17 +105,23 @@ async fn postgres(config: &Config, ns: &Namespace, services: &[&str], out: &mut 
     pool.close().await;
     for s in services {
         let schema = flotilla_store::schema_for(ns.as_str(), s);
+        let mut lease_check = None;
         out.push(match flotilla_store::open_existing(url, &schema).await {
-            Ok(store) => match store.head().await {
-                Ok(h) => check(format!("store {s}"), Verdict::Ok, format!("schema {schema}, {} events", h.position)),
-                Err(e) => check(format!("store {s}"), Verdict::Fail, format!("schema {schema} cannot be read ({e})")),
-            },
+            Ok(store) => {
+                let found = match store.head().await {
+                    Ok(h) => check(format!("store {s}"), Verdict::Ok, format!("schema {schema}, {} events", h.position)),
+                    Err(e) => check(format!("store {s}"), Verdict::Fail, format!("schema {schema} cannot be read ({e})")),
+                };
+                lease_check = Some(lease(&*store, s).await);
+                found
+            }
             Err(_) => check(
                 format!("store {s}"),
                 Verdict::Warn,
                 format!("no store in schema {schema} yet; `flotilla serve {s}` creates it at its first start (or check namespace)"),
             ),
         });
+        out.extend(lease_check);
     }
     let keyring = if config.keyring_url.is_empty() {
         url.clone()
@@ -127,6 +133,46 @@ async fn postgres(config: &Config, ns: &Namespace, services: &[&str], out: &mut 
         Ok(_) => check("keyring", Verdict::Ok, format!("subject keys at {}", flotilla_runtime::config_sources::mask_url(&keyring))),
         Err(e) => check("keyring", Verdict::Fail, format!("{e}; check keyring_url (FLOTILLA_KEYRING_URL)")),
     });
+}
+
+/// Who runs a service's relays and schedulers: the holder of its duty lease.
+async fn lease(store: &dyn flotilla_core::store::EventStore, service: &str) -> Check {
+    let name = format!("lease {service}");
+    match store
+        .lease(&flotilla_runtime::duty::lease_name(service))
+        .await
+    {
+        Ok(Some(l)) if !l.expired() => check(
+            name,
+            Verdict::Ok,
+            format!(
+                "held by {} (term {}), {:.1} s left unless renewed: it runs the relays and schedulers",
+                l.holder,
+                l.token,
+                l.expires_in.as_secs_f64()
+            ),
+        ),
+        Ok(Some(l)) => check(
+            name,
+            Verdict::Warn,
+            format!(
+                "lapsed (last held by {}, term {}): no replica runs {service}'s relays and schedulers; start `flotilla serve {service}` or see why its replicas stopped",
+                l.holder, l.token
+            ),
+        ),
+        Ok(None) => check(
+            name,
+            Verdict::Warn,
+            format!(
+                "never taken: no replica of {service} has run yet (or it runs a build without leases)"
+            ),
+        ),
+        Err(e) => check(
+            name,
+            Verdict::Fail,
+            format!("the lease cannot be read ({e})"),
+        ),
+    }
 }
 
 /// NATS: reachable, JetStream on, each service's stream.

@@ -129,6 +129,32 @@ impl Deployment {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// The lease entry of `flotilla doctor --output json` for the service.
+    fn doctor_lease(&self) -> serde_json::Value {
+        let out = flotilla()
+            .args([
+                "doctor",
+                "--service",
+                SERVICE,
+                "--output",
+                "json",
+                "--config",
+            ])
+            .arg(&self.config)
+            .output()
+            .expect("doctor");
+        let checks: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        checks
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|c| c["check"] == format!("lease {SERVICE}"))
+                    .cloned()
+            })
+            .unwrap_or_else(|| panic!("no lease check in {checks}"))
+    }
+
     fn schema(&self) -> String {
         flotilla_store::schema_for(&self.namespace, SERVICE)
     }
@@ -431,6 +457,15 @@ async fn the_lease_holder_killed_is_replaced_within_the_failover_time_and_nothin
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // `flotilla doctor` tells who runs the service's relays and schedulers.
+    let lease = d.doctor_lease();
+    assert_eq!(lease["result"], "ok", "{lease}");
+    assert!(
+        lease["detail"]
+            .as_str()
+            .is_some_and(|t| t.contains(&holder)),
+        "{lease}"
+    );
     let victim: usize = holder
         .strip_prefix("replica-")
         .and_then(|i| i.parse().ok())

@@ -73,13 +73,13 @@ pub(crate) struct Duty {
     pub(crate) jobs: Vec<Job>,
 }
 
-impl Duty {
-    /// The name of the lease of a service's duty (in the service's own store, so one per service
-    /// and namespace).
-    pub(crate) fn lease_name(service: &str) -> String {
-        format!("duty:{service}")
-    }
+/// The name of the lease of a service's duty (in the service's own store, so one per service
+/// and namespace).
+pub fn lease_name(service: &str) -> String {
+    format!("duty:{service}")
+}
 
+impl Duty {
     /// Runs until `stop` fires.
     pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) {
         loop {

@@ -314,7 +314,7 @@ impl Node {
             let duty = Duty {
                 service: m.name(),
                 store: ctx.store.clone(),
-                lease: Duty::lease_name(m.name()),
+                lease: crate::duty::lease_name(m.name()),
                 holder: holder.clone(),
                 timing,
                 jobs,
