@@ -22,10 +22,6 @@ fn env_num(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn ts(seconds: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds, nanos: 0 }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let secs = env_num("FLOTILLA_GATE_BENCH_SECS", 10);
@@ -36,144 +32,34 @@ async fn main() -> anyhow::Result<()> {
         "governance",
     )
     .await?;
-    let units_known = ["payments", "cards", "retail", "treasury"];
     flotilla_governance::testing::seed_catalog(
         &store,
-        flotilla_governance::testing::every_kind(&units_known),
+        flotilla_governance::testing::every_kind(&flotilla_governance::testing::UNITS),
     )
     .await?;
     let server = TestServer::start(&GovernanceModule, store).await;
     let ch = server.channel().await;
-    let client = |sub: &str, roles: &[&str], bu: &str| {
-        GovernanceServiceClient::with_interceptor(
-            ch.clone(),
-            Bearer::new(&testkit::token(sub, roles, bu)),
-        )
-        .max_decoding_message_size(4 * 1024 * 1024)
-    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs() as i64;
 
     // Seed through the API (as production would), with progress.
     let started = Instant::now();
-    let mut admin = client("root", &["admin"], "central");
-    let units = ["payments", "cards", "retail", "treasury"];
-    for (i, u) in units.iter().enumerate() {
-        for w in 0..10 {
-            let schedule = match w % 3 {
-                0 => pb::freeze_window::Schedule::Monthly(pb::MonthlySchedule {
-                    months: vec![],
-                    day: -((w % 5) + 1),
-                    start_minute: 0,
-                    duration_minutes: 24 * 60,
-                }),
-                1 => pb::freeze_window::Schedule::Weekly(pb::WeeklySchedule {
-                    weekdays: vec![(w % 7) as u32 + 1],
-                    start_minute: 60 * (i as u32 + 8),
-                    duration_minutes: 120,
-                }),
-                _ => pb::freeze_window::Schedule::Once(pb::OnceSchedule {
-                    start: Some(ts(now + 86_400 + w as i64 * 600)),
-                    end: Some(ts(now + 90_000 + w as i64 * 600)),
-                }),
-            };
-            admin
-                .create_freeze_window(pb::CreateFreezeWindowRequest {
-                    window: Some(pb::FreezeWindow {
-                        name: format!("{u}-window-{w}"),
-                        kind: if w == 9 {
-                            pb::WindowKind::Embargo
-                        } else {
-                            pb::WindowKind::Freeze
-                        } as i32,
-                        business_unit: (*u).into(),
-                        scope: Some(pb::WindowScope {
-                            business_units: vec![(*u).into()],
-                            environments: vec![if w % 2 == 0 { "prod" } else { "staging" }.into()],
-                            tiers: vec![],
-                        }),
-                        schedule: Some(schedule),
-                        ..Default::default()
-                    }),
-                })
-                .await?;
-        }
-    }
-    let mut rm = client("rm", &["release-manager", "admin"], "central");
-    for i in 0..RELEASES {
-        let release = format!("rel-{i}");
-        rm.open_approval_request(pb::OpenApprovalRequestRequest {
-            release: Some(pb::ReleaseFacts {
-                release: release.clone(),
-                version: format!("1.{}.0", i % 50),
-                environment: "prod".into(),
-                service: flotilla_governance::testing::service_name(
-                    units[i % units.len()],
-                    (i % 4) as u8 + 1,
-                    i % 5 == 0,
-                ),
-                business_unit: units[i % units.len()].into(),
-                criticality_tier: (i % 4) as u32 + 1,
-                risk_score: (i * 37 % 101) as u32,
-                handles_personal_data: i % 5 == 0,
-                author: format!("author-{}", i % 97),
-                committers: vec![format!("committer-{}", i % 89)],
-            }),
-            emergency: i % 50 == 0,
-        })
-        .await?;
-        if i % 2 == 0 {
-            // Every requirement approved by someone of the unit holding the role.
-            let unit = units[i % units.len()];
-            let request = rm
-                .get_approval_request(pb::GetApprovalRequestRequest {
-                    release: release.clone(),
-                    environment: "prod".into(),
-                })
-                .await?
-                .into_inner();
-            for q in request.requirements {
-                let (roles, bu): (&[&str], &str) = match q.role.as_str() {
-                    "cab" => (&["cab"], "central"),
-                    "peer-review" => (&["developer"], unit),
-                    other => (&[other][..], unit),
-                };
-                let mut approver = client(&format!("{}-{}", q.role, unit), roles, bu);
-                approver
-                    .approve(pb::DecideApprovalRequest {
-                        release: release.clone(),
-                        environment: "prod".into(),
-                        role: q.role.clone(),
-                        comment: String::new(),
-                    })
-                    .await?;
+    flotilla_governance::testing::seed_gate_state(
+        ch.clone(),
+        testkit::token,
+        RELEASES,
+        now,
+        |done| {
+            if done % 2_000 == 0 {
+                eprintln!(
+                    "seeded {done} / {RELEASES} releases ({:.1}s)",
+                    started.elapsed().as_secs_f64()
+                );
             }
-        }
-        if i % 20 == 0 {
-            rm.request_deviation(pb::RequestDeviationRequest {
-                deviation: Some(pb::Deviation {
-                    rule: pb::GateRule::FreezeWindow as i32,
-                    release,
-                    environment: "prod".into(),
-                    business_unit: units[i % units.len()].into(),
-                    justification: "benchmark".into(),
-                    compensating_controls: vec!["watch closely".into()],
-                    expires_at: Some(ts(now + 86_400)),
-                    requester_role: "release-manager".into(),
-                    ..Default::default()
-                }),
-            })
-            .await?;
-        }
-        if (i + 1) % 2_000 == 0 {
-            eprintln!(
-                "seeded {} / {RELEASES} releases ({:.1}s)",
-                i + 1,
-                started.elapsed().as_secs_f64()
-            );
-        }
-    }
+        },
+    )
+    .await?;
     eprintln!(
         "seeded in {:.1}s; checking for {secs}s with {concurrency} concurrent callers",
         started.elapsed().as_secs_f64()

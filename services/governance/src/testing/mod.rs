@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+mod gate_state;
+pub use gate_state::{UNITS, seed_gate_state};
+
 use flotilla_core::ExpectedVersion;
 use flotilla_core::decider::StoredEvents;
 use flotilla_core::event::{Metadata, NewEvent};
