@@ -427,6 +427,12 @@ async fn access_policy_replacements_reach_services_running_apart() {
         .start(&["dependency-mapping"])
         .await
         .expect("dependency-mapping node");
+    // A second replica: it shares the consumer group, so the replacement reaches one of them
+    // from the bus and the other from the store where the first recorded it.
+    let replica = deployment
+        .start(&["dependency-mapping"])
+        .await
+        .expect("a second dependency-mapping replica");
     // A role no policy knows yet, unique to this run.
     let role = format!("probe-{}", uuid::Uuid::now_v7().simple());
     let register = || dm::RegisterServiceRequest::default();
@@ -451,7 +457,12 @@ async fn access_policy_replacements_reach_services_running_apart() {
     };
     // Unknown role: no policy lets it write to the catalog.
     let _ = catalog.channel().await.expect("connect");
+    let _ = replica.channel().await.expect("connect");
     assert!(!probe(&catalog).await, "unknown role refused");
+    assert!(
+        !probe(&replica).await,
+        "unknown role refused by the replica"
+    );
 
     let mut admin = GovernanceServiceClient::with_interceptor(
         governance.channel().await.expect("connect"),
@@ -475,7 +486,7 @@ async fn access_policy_replacements_reach_services_running_apart() {
         .expect("replace");
     let followed = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            if probe(&catalog).await {
+            if probe(&catalog).await && probe(&replica).await {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -484,8 +495,9 @@ async fn access_policy_replacements_reach_services_running_apart() {
     .await;
     assert!(
         followed.is_ok(),
-        "dependency-mapping never followed the replacement"
+        "both replicas of dependency-mapping follow the replacement"
     );
+    replica.stop().await.expect("stop");
     catalog.stop().await.expect("stop");
     // Restarted (its bus consumer has acknowledged the event): the policy comes from its store.
     let catalog = deployment

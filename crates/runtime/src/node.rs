@@ -28,6 +28,9 @@ use futures::FutureExt;
 /// (calls to that service wait for nothing: they answer from state being rebuilt).
 const VERIFY_AT_START: Duration = Duration::from_secs(600);
 
+/// How often a node looks for an access policy another replica recorded.
+const POLICY_FROM_STORE: Duration = Duration::from_secs(2);
+
 /// Where a node keeps data and sends events.
 #[derive(Clone, Debug)]
 pub enum NodeMode {
@@ -392,26 +395,53 @@ impl Node {
                 }
             }
         }
-        // Access policies recorded in intact stores are put in force (a broken store's are not).
+        // Access policies recorded in intact stores are put in force (a broken store's are not);
+        // then again whenever another replica of the service recorded a newer one (the
+        // replacement event reached that replica only: they share the consumer group).
         for (store, chain, own_version, replaced_in) in recorded {
-            if chain.broken().is_some() || !chain.is_caught_up() {
-                continue;
-            }
-            if let Some((version, policy)) =
-                crate::access::recorded_policy(&*store, replaced_in, &keys.verifier, ns.as_str())
-                    .await?
-            {
-                own_version.store(version, std::sync::atomic::Ordering::Release);
-                if version > adopted.load(std::sync::atomic::Ordering::Acquire) {
-                    tracing::info!(
-                        service = chain.service(),
-                        version,
-                        "access policy from the store is in force"
-                    );
-                    authorizer.replace(policy);
-                    adopted.store(version, std::sync::atomic::Ordering::Release);
+            let verifier = keys.verifier.clone();
+            let (authorizer, adopted) = (authorizer.clone(), adopted.clone());
+            let namespace = ns.as_str().to_owned();
+            let in_force = move || {
+                let (store, chain, own_version) =
+                    (store.clone(), chain.clone(), own_version.clone());
+                let (verifier, authorizer, adopted) =
+                    (verifier.clone(), authorizer.clone(), adopted.clone());
+                let namespace = namespace.clone();
+                async move {
+                    if chain.broken().is_some() || !chain.is_caught_up() {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    let Some((version, policy)) =
+                        crate::access::recorded_policy(&*store, replaced_in, &verifier, &namespace)
+                            .await?
+                    else {
+                        return Ok(());
+                    };
+                    own_version.fetch_max(version, std::sync::atomic::Ordering::AcqRel);
+                    if crate::access::put_in_force(&authorizer, &adopted, version, policy) {
+                        tracing::info!(
+                            service = chain.service(),
+                            version,
+                            "access policy from the store is in force"
+                        );
+                    }
+                    Ok(())
                 }
-            }
+            };
+            in_force().await?;
+            let mut stop = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(POLICY_FROM_STORE) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                    if let Err(e) = in_force().await {
+                        tracing::warn!(error = %e, "reading the recorded access policy failed; trying again");
+                    }
+                }
+            }));
         }
         let recorder = crate::access::RefusalRecorder::start(stores_by_grpc, first_store);
         if verifier.refreshes() {
