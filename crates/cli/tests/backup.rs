@@ -5,7 +5,6 @@
 
 use std::path::Path;
 use std::process::Child;
-use std::time::{Duration, Instant};
 
 use flotilla_auth::Bearer;
 use flotilla_proto::dependency::v1 as pb;
@@ -14,7 +13,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 mod support;
-use support::{flotilla, free_port, serve, stop, text};
+use support::{catalog_client, flotilla, free_port, serve, stop, text};
 
 type Client = DependencyMappingServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -37,33 +36,6 @@ fn config(
     )
     .expect("config");
     path
-}
-
-async fn client(port: u16, token: &str) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(ch) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .expect("url")
-            .connect()
-            .await
-        {
-            let mut c = DependencyMappingServiceClient::new(InterceptedService::new(
-                ch,
-                Bearer::new(token),
-            ));
-            if c.list_services(pb::ListServicesRequest::default())
-                .await
-                .is_ok()
-            {
-                return c;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the service on {port} never served"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn entry(name: &str, tier: u32) -> pb::ServiceEntry {
@@ -168,7 +140,7 @@ async fn a_store_exported_and_imported_into_a_fresh_database_answers_as_before()
         port,
         &dir.path().join("original.log"),
     );
-    let mut c = client(port, &token).await;
+    let mut c = catalog_client(port, &token, String::new).await;
     for (name, tier) in [
         ("ledger-db", 1),
         ("payments-api", 1),
@@ -340,7 +312,7 @@ async fn a_store_exported_and_imported_into_a_fresh_database_answers_as_before()
         port,
         &dir.path().join("restored.log"),
     );
-    let mut c = client(port, &token).await;
+    let mut c = catalog_client(port, &token, String::new).await;
     let after = answers(&mut c).await;
     stop(node);
     assert_eq!(

@@ -18,7 +18,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 mod support;
-use support::{flotilla, free_port, serve_with, stop, text};
+use support::{catalog_client, flotilla, free_port, serve_with, stop, text};
 
 const SERVICE: &str = "dependency-mapping";
 const LEASE: &str = "duty:dependency-mapping";
@@ -177,34 +177,6 @@ impl Deployment {
     }
 }
 
-async fn client(d: &Deployment, port: u16, token: &str) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(ch) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .expect("url")
-            .connect()
-            .await
-        {
-            let mut c = DependencyMappingServiceClient::new(InterceptedService::new(
-                ch,
-                Bearer::new(token),
-            ));
-            if c.list_services(pb::ListServicesRequest::default())
-                .await
-                .is_ok()
-            {
-                return c;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replica on {port} never served\n{}",
-            d.logs(3)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 fn entry(name: &str) -> pb::ServiceEntry {
     pb::ServiceEntry {
         name: name.into(),
@@ -317,7 +289,7 @@ async fn three_replicas_serialise_conflicting_commands_and_read_their_writes() {
     let token = d.token();
     let mut clients = Vec::new();
     for port in &replicas.ports {
-        clients.push(client(&d, *port, &token).await);
+        clients.push(catalog_client(*port, &token, || d.logs(3)).await);
     }
     // Every registration changes the one catalog stream: 3,000 commands that all conflict.
     let names: Vec<String> = (0..3_000).map(|i| format!("svc-{i:04}")).collect();
@@ -440,7 +412,7 @@ async fn the_lease_holder_killed_is_replaced_within_the_failover_time_and_nothin
     let token = d.token();
     let mut clients = Vec::new();
     for port in &replicas.ports {
-        clients.push(client(&d, *port, &token).await);
+        clients.push(catalog_client(*port, &token, || d.logs(3)).await);
     }
     let before: Vec<String> = (0..200).map(|i| format!("before-{i:03}")).collect();
     let ack_before = register_all(&clients, before, 2).await;

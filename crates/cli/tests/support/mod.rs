@@ -165,3 +165,42 @@ pub fn import_catalog(dir: &Path, admin: &str, url: &str) {
         &["import", &yaml.to_string_lossy()],
     ));
 }
+
+/// A dependency-mapping client on `port` once the service there answers (it lists services);
+/// `why` is added to the panic when it never does.
+pub async fn catalog_client(
+    port: u16,
+    token: &str,
+    why: impl Fn() -> String,
+) -> flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, flotilla_auth::Bearer>,
+>{
+    use flotilla_proto::dependency::v1 as pb;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Ok(ch) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .expect("url")
+            .connect()
+            .await
+        {
+            let mut c = pb::dependency_mapping_service_client::DependencyMappingServiceClient::new(
+                tonic::service::interceptor::InterceptedService::new(
+                    ch,
+                    flotilla_auth::Bearer::new(token),
+                ),
+            );
+            if c.list_services(pb::ListServicesRequest::default())
+                .await
+                .is_ok()
+            {
+                return c;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service on {port} never served\n{}",
+            why()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
