@@ -82,20 +82,21 @@ pub fn lease_name(service: &str) -> String {
 impl Duty {
     /// Runs until `stop` fires.
     pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) {
+        if self.jobs.is_empty() {
+            // Nothing to run: no lease to hold.
+            return;
+        }
         loop {
             if *stop.borrow() {
                 return;
             }
-            let taken = self
-                .store
-                .acquire_lease(&self.lease, &self.holder, self.timing.ttl)
-                .await;
-            match taken {
+            let asked_at = tokio::time::Instant::now();
+            match self.renew().await {
                 Ok(Some(fence)) => {
-                    if self.hold(fence, &mut stop).await {
+                    if self.hold(fence, asked_at, &mut stop).await {
                         return;
                     }
-                    // Lost: try again at once (another replica has it, or a new term begins).
+                    // Ended: try again at once (another replica has it, or a new term begins).
                     continue;
                 }
                 Ok(None) => {}
@@ -110,51 +111,94 @@ impl Duty {
         }
     }
 
-    /// Runs the jobs for one term, renewing the lease, until it is lost (false) or the node stops
-    /// (true, the lease given up).
-    async fn hold(&self, fence: Fence, stop: &mut watch::Receiver<bool>) -> bool {
+    /// Takes or renews the lease, giving up after the lease's time (a hung connection must not
+    /// keep a holder believing in a term that lapsed meanwhile).
+    async fn renew(&self) -> Result<Option<Fence>, String> {
+        match tokio::time::timeout(
+            self.timing.ttl,
+            self.store
+                .acquire_lease(&self.lease, &self.holder, self.timing.ttl),
+        )
+        .await
+        {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "the store did not answer within {} ms",
+                self.timing.ttl.as_millis()
+            )),
+        }
+    }
+
+    /// Runs the jobs for one term, renewing the lease, until it is lost or a job ended (false)
+    /// or the node stops (true: the jobs drained while the lease is still renewed, then it is
+    /// given up). `asked_at`: when the request that took the lease left.
+    async fn hold(
+        &self,
+        fence: Fence,
+        asked_at: tokio::time::Instant,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
         tracing::info!(service = self.service, lease = %fence.lease, holder = %fence.holder, token = fence.token, "lease taken: this replica runs the service's relays and schedulers");
         let (term_tx, term_rx) = watch::channel(false);
-        let running: Vec<_> = self
-            .jobs
-            .iter()
-            .map(|job| tokio::spawn(job(fence.clone(), term_rx.clone())))
-            .collect();
-        // Renewed at this instant of this process's clock: the term is trusted until `ttl` after
-        // the last renewal's request left, never longer.
-        let mut renewed_at = tokio::time::Instant::now();
-        let stopping = loop {
+        let mut running = tokio::task::JoinSet::new();
+        for job in &self.jobs {
+            running.spawn(job(fence.clone(), term_rx.clone()));
+        }
+        // The term is trusted until `ttl` after the last renewal's request left, never longer.
+        let mut renewed_at = asked_at;
+        let mut stopping = false;
+        let mut ending = false;
+        loop {
+            let deadline = renewed_at + self.timing.ttl;
             tokio::select! {
                 _ = tokio::time::sleep(self.timing.renew_every) => {}
-                _ = stop.wait_for(|s| *s) => break true,
+                _ = stop.wait_for(|s| *s), if !stopping => {
+                    stopping = true;
+                    ending = true;
+                    term_tx.send_replace(true);
+                    continue;
+                }
+                done = running.join_next() => match done {
+                    // Every job finished after the term was ended: the term is over.
+                    None => break,
+                    Some(_) if ending => continue,
+                    Some(outcome) => {
+                        tracing::error!(service = self.service, lease = %fence.lease, ?outcome, "a relay or scheduler ended on its own; ending the term so that it starts again");
+                        ending = true;
+                        term_tx.send_replace(true);
+                        continue;
+                    }
+                },
             }
+            // Renewed while the jobs run and while they drain (a runner finishing its steps at
+            // shutdown records their outcomes in this term).
             let asked_at = tokio::time::Instant::now();
-            match self
-                .store
-                .acquire_lease(&self.lease, &self.holder, self.timing.ttl)
-                .await
-            {
-                Ok(Some(f)) if f == fence => renewed_at = asked_at,
-                Ok(other) => {
+            let renewed = tokio::time::timeout(
+                deadline.saturating_duration_since(asked_at),
+                self.store
+                    .acquire_lease(&self.lease, &self.holder, self.timing.ttl),
+            )
+            .await;
+            match renewed {
+                Ok(Ok(Some(f))) if f == fence => renewed_at = asked_at,
+                Ok(Ok(other)) => {
                     tracing::warn!(service = self.service, lease = %fence.lease, token = fence.token, now = ?other.map(|f| f.token), "lease lost: stopping the service's relays and schedulers here");
-                    break false;
+                    stopping = false;
+                    break;
                 }
-                Err(e)
-                    if asked_at.duration_since(renewed_at) + self.timing.renew_every
-                        >= self.timing.ttl =>
-                {
-                    tracing::warn!(service = self.service, lease = %fence.lease, error = %e, "the lease could not be renewed before it lapses: stopping the service's relays and schedulers here");
-                    break false;
-                }
-                Err(e) => {
+                Ok(Err(e)) if asked_at + self.timing.renew_every < deadline => {
                     tracing::warn!(service = self.service, lease = %fence.lease, error = %e, "renewing the lease failed; trying again")
                 }
+                Ok(Err(_)) | Err(_) => {
+                    tracing::warn!(service = self.service, lease = %fence.lease, "the lease could not be renewed before it lapses: stopping the service's relays and schedulers here");
+                    stopping = false;
+                    break;
+                }
             }
-        };
-        term_tx.send_replace(true);
-        for r in running {
-            let _ = r.await;
         }
+        // Lost: the jobs stop now (their writes are refused from here on anyway).
+        term_tx.send_replace(true);
+        while running.join_next().await.is_some() {}
         if stopping {
             if let Err(e) = self.store.release_lease(&fence).await {
                 tracing::warn!(service = self.service, lease = %fence.lease, error = %e, "giving the lease up failed; another replica takes it once it lapses");
@@ -195,6 +239,94 @@ pub fn carry_term<F: Future>(fut: F) -> impl Future<Output = F::Output> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const QUICK: LeaseTiming = LeaseTiming {
+        ttl: Duration::from_millis(400),
+        renew_every: Duration::from_millis(100),
+        try_every: Duration::from_millis(50),
+    };
+
+    /// A duty whose one job counts its starts and how many run now; `ends_early` makes the job
+    /// return at once instead of waiting for its term to end.
+    fn duty(
+        store: &Arc<dyn EventStore>,
+        holder: &str,
+        running: &Arc<AtomicUsize>,
+        starts: &Arc<AtomicUsize>,
+        ends_early: bool,
+    ) -> Duty {
+        let (running, starts) = (running.clone(), starts.clone());
+        let job: Job = Box::new(move |_fence, mut stop| {
+            let (running, starts) = (running.clone(), starts.clone());
+            Box::pin(async move {
+                starts.fetch_add(1, Ordering::SeqCst);
+                running.fetch_add(1, Ordering::SeqCst);
+                if !ends_early {
+                    let _ = stop.wait_for(|s| *s).await;
+                }
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+        });
+        Duty {
+            service: "svc",
+            store: store.clone(),
+            lease: lease_name("svc"),
+            holder: holder.into(),
+            timing: QUICK,
+            jobs: vec![job],
+        }
+    }
+
+    #[tokio::test]
+    async fn one_replica_runs_the_duty_and_another_takes_over_when_it_stops() {
+        let store: Arc<dyn EventStore> = Arc::new(flotilla_core::MemoryStore::new());
+        let (running, starts) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (stop_a, rx_a) = watch::channel(false);
+        let (stop_b, rx_b) = watch::channel(false);
+        let a = tokio::spawn(duty(&store, "a", &running, &starts, false).run(rx_a));
+        let b = tokio::spawn(duty(&store, "b", &running, &starts, false).run(rx_b));
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(running.load(Ordering::SeqCst), 1, "one holder runs the job");
+        assert_eq!(starts.load(Ordering::SeqCst), 1, "renewals keep the term");
+        let holder = store
+            .lease(&lease_name("svc"))
+            .await
+            .expect("lease")
+            .expect("held");
+        let (first, stop_first, stop_other) = if holder.holder == "a" {
+            (a, stop_a, stop_b)
+        } else {
+            (b, stop_b, stop_a)
+        };
+        stop_first.send_replace(true);
+        first.await.expect("the holder stops");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(running.load(Ordering::SeqCst), 1, "given up, taken at once");
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
+        let now = store
+            .lease(&lease_name("svc"))
+            .await
+            .expect("lease")
+            .expect("held");
+        assert!(now.holder != holder.holder && now.token > holder.token);
+        stop_other.send_replace(true);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_ends_on_its_own_is_started_again() {
+        let store: Arc<dyn EventStore> = Arc::new(flotilla_core::MemoryStore::new());
+        let (running, starts) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (stop, rx) = watch::channel(false);
+        let d = tokio::spawn(duty(&store, "a", &running, &starts, true).run(rx));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            starts.load(Ordering::SeqCst) >= 2,
+            "restarted after it ended"
+        );
+        stop.send_replace(true);
+        d.await.expect("stops");
+    }
 
     #[test]
     fn a_lapsed_lease_is_taken_within_the_failover_time() {

@@ -35,10 +35,16 @@ impl StatePosition {
         self.0.get().map(|rx| *rx.borrow())
     }
 
+    /// Whether the service's state tells its position (a service without the kit's app does
+    /// not, and cannot be asked to read after one).
+    pub fn tracked(&self) -> bool {
+        self.0.get().is_some()
+    }
+
     /// Waits until the state includes `position`, at most `wait`; the position reached.
     pub async fn reach(&self, position: u64, wait: Duration) -> Result<u64, u64> {
         let Some(rx) = self.0.get() else {
-            return Ok(0);
+            return Err(0);
         };
         let mut rx = rx.clone();
         let reached = tokio::time::timeout(wait, rx.wait_for(|p| *p >= position))
@@ -86,6 +92,13 @@ pub fn read_after(headers: &http::HeaderMap) -> Result<Option<ReadAfter>, tonic:
             })?,
     };
     Ok(Some(ReadAfter { position, wait }))
+}
+
+/// The refusal of a read after a position of a service whose state tells none.
+pub fn untracked(service: &str) -> tonic::Status {
+    tonic::Status::failed_precondition(format!(
+        "{service} does not tell store positions, so it cannot read after one; drop {MIN_POSITION}"
+    ))
 }
 
 /// The refusal when the state did not reach the position in time.

@@ -295,6 +295,9 @@ where
             };
             match read_after {
                 Err(status) => return refused(status),
+                Ok(Some(_)) if !position.tracked() => {
+                    return refused(crate::positions::untracked(&service));
+                }
                 Ok(Some(asked)) => {
                     if let Err(at) = position.reach(asked.position, asked.wait).await {
                         return refused(crate::positions::not_reached(&service, asked, at));

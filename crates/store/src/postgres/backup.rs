@@ -66,22 +66,24 @@ impl PgStore {
     /// Begins rebuilding this store from an export; refused unless the store is empty.
     pub async fn restore(&self) -> Result<Restore> {
         let mut tx = self.pool.begin().await.map_err(backend_err)?;
-        let head = read_head(&mut *tx).await?;
-        let any: Option<i64> = sqlx::query_scalar("SELECT global_position FROM events LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend_err)?;
-        if head.position != 0 || any.is_some() {
-            return Err(StoreError::InvalidAppend(format!(
-                "schema {} already holds a store (head at position {}); restore into an empty one",
-                self.schema, head.position
-            )));
-        }
         // Nobody appends meanwhile: the head row stays locked until the restore commits.
         sqlx::query("SELECT position FROM store_head WHERE id = 1 FOR UPDATE")
             .execute(&mut *tx)
             .await
             .map_err(backend_err)?;
+        let head = read_head(&mut *tx).await?;
+        // Empty means nothing at all: no events, keys, snapshots or checkpoints of a service
+        // that ran on it.
+        let rows: i64 = sqlx::query_scalar("SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM idempotency_keys) + (SELECT count(*) FROM snapshots) + (SELECT count(*) FROM checkpoints)")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        if head.position != 0 || rows != 0 {
+            return Err(StoreError::InvalidAppend(format!(
+                "schema {} already holds a store (head at position {}, {rows} rows); restore into an empty one",
+                self.schema, head.position
+            )));
+        }
         Ok(Restore {
             tx,
             walker: ChainWalker::new(),
