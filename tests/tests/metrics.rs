@@ -65,6 +65,10 @@ async fn prometheus_scrapes_grpc_calls_by_method_and_code() {
         page.contains("flotilla_grpc_requests_total{method=\"/flotilla.orchestration.v1.OrchestrationService/GetRelease\",code=\"NOT_FOUND\"} 1"),
         "{page}"
     );
+    assert!(
+        page.contains("flotilla_store_head_position{service=\"governance\"}"),
+        "{page}"
+    );
     let label = format!("metrics-{}", uuid::Uuid::new_v4().simple());
     let targets = std::env::var("FLOTILLA_TEST_PROMETHEUS_TARGETS")
         .unwrap_or_else(|_| "/tmp/flotilla-prometheus/targets".into());
@@ -92,14 +96,32 @@ async fn prometheus_scrapes_grpc_calls_by_method_and_code() {
     let latency = format!(
         "flotilla_grpc_request_duration_seconds_count{{flotilla_test=\"{label}\",method=\"/flotilla.governance.v1.GovernanceService/GetStatus\"}}"
     );
+    // This node alone runs every service's duty (relays and schedulers); every relay is
+    // sampled against its store's head.
+    let leases = format!("sum(flotilla_lease_held{{flotilla_test=\"{label}\"}})");
+    let terms = format!("count(flotilla_lease_term{{flotilla_test=\"{label}\"}} >= 1)");
+    let lag = format!(
+        "count(flotilla_relay_lag_events{{flotilla_test=\"{label}\",service=\"governance\"}})"
+    );
     let mut seen = (Vec::new(), Vec::new(), Vec::new());
+    let mut duty = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..60 {
         seen = (
             ask(status.clone()).await,
             ask(not_found.clone()).await,
             ask(latency.clone()).await,
         );
-        if !seen.0.is_empty() && !seen.1.is_empty() && !seen.2.is_empty() {
+        duty = (
+            ask(leases.clone()).await,
+            ask(terms.clone()).await,
+            ask(lag.clone()).await,
+        );
+        if !seen.0.is_empty()
+            && !seen.1.is_empty()
+            && !seen.2.is_empty()
+            && duty.0.first().is_some_and(|p| p.value == 6.0)
+            && !duty.2.is_empty()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -108,5 +130,16 @@ async fn prometheus_scrapes_grpc_calls_by_method_and_code() {
     assert_eq!(seen.0.first().map(|p| p.value), Some(3.0), "{seen:?}");
     assert_eq!(seen.1.first().map(|p| p.value), Some(1.0), "{seen:?}");
     assert!(seen.2.first().is_some_and(|p| p.value >= 3.0), "{seen:?}");
+    assert_eq!(
+        duty.0.first().map(|p| p.value),
+        Some(6.0),
+        "the node holds all six duty leases: {duty:?}"
+    );
+    assert_eq!(duty.1.first().map(|p| p.value), Some(6.0), "{duty:?}");
+    assert_eq!(
+        duty.2.first().map(|p| p.value),
+        Some(1.0),
+        "one bus, one relay lag: {duty:?}"
+    );
     node.stop().await.expect("stop");
 }

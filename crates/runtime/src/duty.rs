@@ -71,6 +71,8 @@ pub(crate) struct Duty {
     pub(crate) holder: String,
     pub(crate) timing: LeaseTiming,
     pub(crate) jobs: Vec<Job>,
+    /// Where this replica tells whether it holds the lease.
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// The name of the lease of a service's duty (in the service's own store, so one per service
@@ -86,6 +88,7 @@ impl Duty {
             // Nothing to run: no lease to hold.
             return;
         }
+        self.tell(None);
         loop {
             if *stop.borrow() {
                 return;
@@ -108,6 +111,12 @@ impl Duty {
                 _ = tokio::time::sleep(self.timing.try_every) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
+        }
+    }
+
+    fn tell(&self, term: Option<u64>) {
+        if let Some(m) = &self.metrics {
+            m.set_duty(self.service, term);
         }
     }
 
@@ -139,6 +148,7 @@ impl Duty {
         stop: &mut watch::Receiver<bool>,
     ) -> bool {
         tracing::info!(service = self.service, lease = %fence.lease, holder = %fence.holder, token = fence.token, "lease taken: this replica runs the service's relays and schedulers");
+        self.tell(Some(fence.token));
         let (term_tx, term_rx) = watch::channel(false);
         let mut running = tokio::task::JoinSet::new();
         for job in &self.jobs {
@@ -199,6 +209,7 @@ impl Duty {
         // Lost: the jobs stop now (their writes are refused from here on anyway).
         term_tx.send_replace(true);
         while running.join_next().await.is_some() {}
+        self.tell(None);
         if stopping {
             if let Err(e) = self.store.release_lease(&fence).await {
                 tracing::warn!(service = self.service, lease = %fence.lease, error = %e, "giving the lease up failed; another replica takes it once it lapses");
@@ -275,6 +286,7 @@ mod tests {
             holder: holder.into(),
             timing: QUICK,
             jobs: vec![job],
+            metrics: None,
         }
     }
 

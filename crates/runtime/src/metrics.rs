@@ -1,5 +1,7 @@
 //! Prometheus metrics of a node, in the text exposition format on `/metrics` of its own HTTP
-//! address (`metrics_listen`): gRPC requests by method and code, with a latency histogram.
+//! address (`metrics_listen`): gRPC requests by method and code, with a latency histogram; per
+//! service, whether this replica holds the duty lease (and its term), the store's head and each
+//! relay's lag behind it.
 //!
 //! The gRPC figures come from a layer over every route: the code is the `grpc-status` of the
 //! answer's headers (a refusal) or trailers (everything else).
@@ -32,6 +34,12 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String), u64>>,
     /// method -> latency.
     latency: Mutex<BTreeMap<String, Latency>>,
+    /// service -> the term of the duty lease this replica holds (None: not held).
+    duties: Mutex<BTreeMap<String, Option<u64>>>,
+    /// service -> the store's head position.
+    heads: Mutex<BTreeMap<String, u64>>,
+    /// (service, bus) -> events stored but not yet published by this deployment's relay.
+    relay_lag: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -82,9 +90,57 @@ impl Metrics {
         l.sum += seconds;
     }
 
+    /// Whether this replica holds `service`'s duty lease, and in which term.
+    pub fn set_duty(&self, service: &str, term: Option<u64>) {
+        lock(&self.duties).insert(service.to_owned(), term);
+    }
+
+    /// `service`'s store head, and how far each relay's checkpoint is behind it.
+    pub fn set_store(&self, service: &str, head: u64, relays: &[(String, u64)]) {
+        lock(&self.heads).insert(service.to_owned(), head);
+        let mut lag = lock(&self.relay_lag);
+        for (bus, published) in relays {
+            lag.insert(
+                (service.to_owned(), bus.clone()),
+                head.saturating_sub(*published),
+            );
+        }
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        out.push_str("# HELP flotilla_lease_held Whether this replica holds the service's duty lease (runs its relays and schedulers).\n# TYPE flotilla_lease_held gauge\n");
+        let duties = lock(&self.duties).clone();
+        for (service, term) in &duties {
+            out.push_str(&format!(
+                "flotilla_lease_held{{service=\"{}\"}} {}\n",
+                label(service),
+                u8::from(term.is_some())
+            ));
+        }
+        out.push_str("# HELP flotilla_lease_term The fencing token of the duty lease's term this replica holds.\n# TYPE flotilla_lease_term gauge\n");
+        for (service, term) in duties.iter().filter_map(|(s, t)| t.map(|t| (s, t))) {
+            out.push_str(&format!(
+                "flotilla_lease_term{{service=\"{}\"}} {term}\n",
+                label(service)
+            ));
+        }
+        out.push_str("# HELP flotilla_store_head_position The newest position of the service's store.\n# TYPE flotilla_store_head_position gauge\n");
+        for (service, head) in lock(&self.heads).iter() {
+            out.push_str(&format!(
+                "flotilla_store_head_position{{service=\"{}\"}} {head}\n",
+                label(service)
+            ));
+        }
+        out.push_str("# HELP flotilla_relay_lag_events Events in the service's store not yet published to the bus.\n# TYPE flotilla_relay_lag_events gauge\n");
+        for ((service, bus), lag) in lock(&self.relay_lag).iter() {
+            out.push_str(&format!(
+                "flotilla_relay_lag_events{{service=\"{}\",bus=\"{}\"}} {lag}\n",
+                label(service),
+                label(bus)
+            ));
+        }
         out.push_str("# HELP flotilla_grpc_requests_total gRPC calls answered, by method and code.\n# TYPE flotilla_grpc_requests_total counter\n");
         for ((method, code), n) in lock(&self.requests).iter() {
             out.push_str(&format!(

@@ -28,6 +28,37 @@ use futures::FutureExt;
 /// (calls to that service wait for nothing: they answer from state being rebuilt).
 const VERIFY_AT_START: Duration = Duration::from_secs(600);
 
+/// How often a node samples its stores' heads and relays' checkpoints for its metrics.
+const SAMPLE_STORES: Duration = Duration::from_secs(5);
+
+/// Samples each service's store head and how far each relay's checkpoint is behind it.
+async fn sample_stores(
+    metrics: Arc<crate::metrics::Metrics>,
+    stores: Vec<(&'static str, Arc<dyn flotilla_core::store::EventStore>)>,
+    buses: Vec<String>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        for (service, store) in &stores {
+            let Ok(head) = store.head().await else {
+                continue;
+            };
+            let mut relays = Vec::new();
+            for bus in &buses {
+                let name = format!("relay:{service}:{bus}");
+                if let Ok(published) = store.load_checkpoint(&name).await {
+                    relays.push((bus.clone(), published.unwrap_or(0)));
+                }
+            }
+            metrics.set_store(service, head.position, &relays);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SAMPLE_STORES) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 /// How often a node looks for an access policy another replica recorded.
 const POLICY_FROM_STORE: Duration = Duration::from_secs(2);
 
@@ -169,6 +200,9 @@ impl Node {
         ));
         let config = Arc::new(self.config.clone());
         let (stop_tx, stop_rx) = watch::channel(false);
+        let metrics = (!self.config.metrics_listen.is_empty())
+            .then(|| Arc::new(crate::metrics::Metrics::default()));
+        let mut sampled = Vec::new();
         let mut routes = RoutesBuilder::default();
         let mut served = Vec::new();
         let mut tasks = Vec::new();
@@ -217,6 +251,7 @@ impl Node {
                 );
             }
             checks.push((m.name(), store.clone(), chain.clone()));
+            sampled.push((m.name(), store.clone()));
             // The access policy this service last adopted (or replaced, for the service that
             // replaces it) is put in force once its store's chain is checked (below).
             let own_version = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -321,6 +356,7 @@ impl Node {
                 holder: holder.clone(),
                 timing,
                 jobs,
+                metrics: metrics.clone(),
             };
             tasks.push(tokio::spawn(duty.run(stop_rx.clone())));
             // Consume from the first configured bus.
@@ -463,21 +499,24 @@ impl Node {
         }
         let access = crate::access::layer(verifier, authorizer, recorder)
             .with_pseudonyms(Arc::new(crate::personal::SealedSubjects(personal.clone())));
-        let metrics = if self.config.metrics_listen.is_empty() {
-            None
-        } else {
+        if let Some(m) = &metrics {
             let addr = &self.config.metrics_listen;
             let l = TcpListener::bind(addr).await.map_err(|e| {
                 anyhow::anyhow!("cannot listen for metrics on {addr}: {e}; set metrics_listen (FLOTILLA_METRICS_LISTEN) to a free host:port")
             })?;
             tracing::info!(addr = ?l.local_addr().ok(), "prometheus metrics on /metrics");
-            let m = Arc::new(crate::metrics::Metrics::default());
             let mut stop = stop_rx.clone();
             tasks.push(tokio::spawn(m.clone().serve(l, async move {
                 let _ = stop.wait_for(|s| *s).await;
             })));
-            Some(m)
-        };
+            let bus_names: Vec<String> = buses.iter().map(|b| b.name().to_owned()).collect();
+            tasks.push(tokio::spawn(sample_stores(
+                m.clone(),
+                sampled,
+                bus_names,
+                stop_rx.clone(),
+            )));
+        }
         crate::server::serve(
             listener, routes, &served, access, personal, metrics, shutdown,
         )
