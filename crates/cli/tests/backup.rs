@@ -13,7 +13,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 mod support;
-use support::{catalog_client, flotilla, free_port, serve, stop, text};
+use support::{catalog_client, flotilla, free_port, serve, stop, text, token_for_config};
 
 type Client = DependencyMappingServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -82,6 +82,25 @@ async fn answers(
     (listed, impact, matrix)
 }
 
+/// `flotilla store import` of `file` into dependency-mapping's store at `url`.
+fn import(url: &str, namespace: &str, file: &Path) -> std::process::Output {
+    flotilla()
+        .args([
+            "store",
+            "import",
+            "--url",
+            url,
+            "--service",
+            "dependency-mapping",
+            "--namespace",
+            namespace,
+            "--in",
+        ])
+        .arg(file)
+        .output()
+        .expect("import")
+}
+
 fn run_ok(args: &[&str]) -> String {
     let out = flotilla().args(args).output().expect("flotilla");
     assert!(out.status.success(), "flotilla {args:?}: {}", text(&out));
@@ -114,25 +133,7 @@ async fn a_store_exported_and_imported_into_a_fresh_database_answers_as_before()
         &source_url,
         &source_url,
     );
-    let token = {
-        let out = flotilla()
-            .args([
-                "token",
-                "issue",
-                "--subject",
-                "ops",
-                "--role",
-                "admin",
-                "--bu",
-                "central",
-                "--config",
-            ])
-            .arg(&original)
-            .output()
-            .expect("token");
-        assert!(out.status.success(), "{}", text(&out));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let token = token_for_config(&original, "ops", "admin", "central");
     let port = free_port();
     let node: Child = serve(
         &original,
@@ -217,21 +218,7 @@ async fn a_store_exported_and_imported_into_a_fresh_database_answers_as_before()
     assert_ne!(altered, export);
     let altered_file = dir.path().join("altered.export");
     std::fs::write(&altered_file, altered).expect("write");
-    let out = flotilla()
-        .args([
-            "store",
-            "import",
-            "--url",
-            &restored_url,
-            "--service",
-            "dependency-mapping",
-            "--namespace",
-            &namespace,
-            "--in",
-        ])
-        .arg(&altered_file)
-        .output()
-        .expect("import");
+    let out = import(&restored_url, &namespace, &altered_file);
     assert!(!out.status.success());
     assert!(text(&out).contains("altered"), "{}", text(&out));
     let schema = flotilla_store::schema_for(&namespace, "dependency-mapping");
@@ -247,18 +234,9 @@ async fn a_store_exported_and_imported_into_a_fresh_database_answers_as_before()
     assert_eq!(kept, 0, "a refused import keeps nothing");
 
     // The export as written: imported, verified, and the service answers as before.
-    let imported = run_ok(&[
-        "store",
-        "import",
-        "--url",
-        &restored_url,
-        "--service",
-        "dependency-mapping",
-        "--namespace",
-        &namespace,
-        "--in",
-        file_s,
-    ]);
+    let out = import(&restored_url, &namespace, &file);
+    assert!(out.status.success(), "{}", text(&out));
+    let imported = text(&out);
     assert!(imported.contains(&head_hash), "{imported}");
     let verified = run_ok(&[
         "store",
@@ -275,21 +253,7 @@ async fn a_store_exported_and_imported_into_a_fresh_database_answers_as_before()
         "{verified}"
     );
     // A second import over it is refused.
-    let out = flotilla()
-        .args([
-            "store",
-            "import",
-            "--url",
-            &restored_url,
-            "--service",
-            "dependency-mapping",
-            "--namespace",
-            &namespace,
-            "--in",
-            file_s,
-        ])
-        .output()
-        .expect("import again");
+    let out = import(&restored_url, &namespace, &file);
     assert!(!out.status.success());
     assert!(
         text(&out).contains("already holds a store"),

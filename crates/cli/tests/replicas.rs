@@ -18,7 +18,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 mod support;
-use support::{catalog_client, flotilla, free_port, serve_with, stop, text};
+use support::{catalog_client, flotilla, free_port, serve_with, stop, text, token_for_config};
 
 const SERVICE: &str = "dependency-mapping";
 const LEASE: &str = "duty:dependency-mapping";
@@ -110,23 +110,7 @@ impl Deployment {
     }
 
     fn token(&self) -> String {
-        let out = flotilla()
-            .args([
-                "token",
-                "issue",
-                "--subject",
-                "ops",
-                "--role",
-                "admin",
-                "--bu",
-                "central",
-                "--config",
-            ])
-            .arg(&self.config)
-            .output()
-            .expect("token");
-        assert!(out.status.success(), "{}", text(&out));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        token_for_config(&self.config, "ops", "admin", "central")
     }
 
     /// The lease entry of `flotilla doctor --output json` for the service.

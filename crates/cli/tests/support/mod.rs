@@ -107,6 +107,27 @@ pub fn serve_with(
         .expect("flotilla serve")
 }
 
+/// A token issued with the keys a config file names.
+pub fn token_for_config(config: &Path, subject: &str, role: &str, bu: &str) -> String {
+    let out = flotilla()
+        .args([
+            "token",
+            "issue",
+            "--subject",
+            subject,
+            "--role",
+            role,
+            "--bu",
+            bu,
+            "--config",
+        ])
+        .arg(config)
+        .output()
+        .expect("token issue");
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Stops a node with SIGTERM and waits for it.
 pub fn stop(mut node: Child) {
     let _ = Command::new("kill")
