@@ -345,6 +345,18 @@ pub async fn recorded_policy(
     keys: &flotilla_auth::PolicyVerifier,
     namespace: &str,
 ) -> anyhow::Result<Option<(u64, AccessPolicy)>> {
+    recorded_policy_newer(store, replaced_in, keys, namespace, 0).await
+}
+
+/// As [`recorded_policy`], only a version newer than `than` (older ones are neither verified
+/// nor parsed again).
+pub async fn recorded_policy_newer(
+    store: &dyn EventStore,
+    replaced_in: Option<&str>,
+    keys: &flotilla_auth::PolicyVerifier,
+    namespace: &str,
+    than: u64,
+) -> anyhow::Result<Option<(u64, AccessPolicy)>> {
     use flotilla_core::store::Direction;
     let mut best: Option<(u64, AccessPolicy)> = None;
     for stream in std::iter::once(ADOPTED_STREAM).chain(replaced_in) {
@@ -368,6 +380,9 @@ pub async fn recorded_policy(
             }
             _ => continue,
         };
+        if version <= than {
+            continue;
+        }
         if !signature.is_empty()
             && let Err(err) = keys.verify(namespace, version, &sha256, &signature)
         {

@@ -448,9 +448,15 @@ impl Node {
                     if chain.broken().is_some() || !chain.is_caught_up() {
                         return Ok::<_, anyhow::Error>(());
                     }
-                    let Some((version, policy)) =
-                        crate::access::recorded_policy(&*store, replaced_in, &verifier, &namespace)
-                            .await?
+                    let in_force = adopted.load(std::sync::atomic::Ordering::Acquire);
+                    let Some((version, policy)) = crate::access::recorded_policy_newer(
+                        &*store,
+                        replaced_in,
+                        &verifier,
+                        &namespace,
+                        in_force.min(own_version.load(std::sync::atomic::Ordering::Acquire)),
+                    )
+                    .await?
                     else {
                         return Ok(());
                     };
