@@ -73,6 +73,9 @@ fn the_kubernetes_manifests_are_valid_for_kubernetes_1_30() {
         22
     );
     assert_eq!(rendered.matches("memory: 4Gi").count(), 6);
+    // Three replicas of each, named by their pods (the holders of the duty leases).
+    assert_eq!(rendered.matches("replicas: 3").count(), 6, "{rendered}");
+    assert_eq!(rendered.matches("fieldPath: metadata.name").count(), 6);
     // Every Deployment probes gRPC health and runs as non-root.
     assert_eq!(rendered.matches("runAsNonRoot: true").count(), 6);
     assert_eq!(rendered.matches("grpc:").count(), 18, "three probes each");
