@@ -95,13 +95,13 @@ impl Duty {
             }
             let asked_at = tokio::time::Instant::now();
             match self.renew().await {
-                Ok(Some(fence)) => {
-                    if self.hold(fence, asked_at, &mut stop).await {
-                        return;
-                    }
-                    // Ended: try again at once (another replica has it, or a new term begins).
-                    continue;
-                }
+                Ok(Some(fence)) => match self.hold(fence, asked_at, &mut stop).await {
+                    TermEnd::Stopped => return,
+                    // Try again at once: another replica has it, or a new term begins here.
+                    TermEnd::Lost => continue,
+                    // Started again after a pause (a job that keeps failing does not spin).
+                    TermEnd::JobEnded => {}
+                },
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(service = self.service, lease = %self.lease, error = %e, "taking the lease failed; trying again")
@@ -138,15 +138,16 @@ impl Duty {
         }
     }
 
-    /// Runs the jobs for one term, renewing the lease, until it is lost or a job ended (false)
-    /// or the node stops (true: the jobs drained while the lease is still renewed, then it is
-    /// given up). `asked_at`: when the request that took the lease left.
+    /// Runs the jobs for one term, renewing the lease, until the node stops (the jobs drain
+    /// while the lease is still renewed, then it is given up), the lease is lost or could not
+    /// be renewed before it lapses, or a job ended on its own (the term ends so it starts
+    /// again). `asked_at`: when the request that took the lease left.
     async fn hold(
         &self,
         fence: Fence,
         asked_at: tokio::time::Instant,
         stop: &mut watch::Receiver<bool>,
-    ) -> bool {
+    ) -> TermEnd {
         tracing::info!(service = self.service, lease = %fence.lease, holder = %fence.holder, token = fence.token, "lease taken: this replica runs the service's relays and schedulers");
         self.tell(Some(fence.token));
         let (term_tx, term_rx) = watch::channel(false);
@@ -156,25 +157,28 @@ impl Duty {
         }
         // The term is trusted until `ttl` after the last renewal's request left, never longer.
         let mut renewed_at = asked_at;
-        let mut stopping = false;
-        let mut ending = false;
-        loop {
+        let mut next_renewal = asked_at + self.timing.renew_every;
+        let mut end: Option<TermEnd> = None;
+        let lost = loop {
             let deadline = renewed_at + self.timing.ttl;
             tokio::select! {
-                _ = tokio::time::sleep(self.timing.renew_every) => {}
-                _ = stop.wait_for(|s| *s), if !stopping => {
-                    stopping = true;
-                    ending = true;
+                _ = tokio::time::sleep_until(next_renewal) => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(service = self.service, lease = %fence.lease, "the lease lapsed before it was renewed: stopping the service's relays and schedulers here");
+                    break true;
+                }
+                _ = stop.wait_for(|s| *s), if end.is_none() => {
+                    end = Some(TermEnd::Stopped);
                     term_tx.send_replace(true);
                     continue;
                 }
                 done = running.join_next() => match done {
                     // Every job finished after the term was ended: the term is over.
-                    None => break,
-                    Some(_) if ending => continue,
+                    None => break false,
+                    Some(_) if end.is_some() => continue,
                     Some(outcome) => {
                         tracing::error!(service = self.service, lease = %fence.lease, ?outcome, "a relay or scheduler ended on its own; ending the term so that it starts again");
-                        ending = true;
+                        end = Some(TermEnd::JobEnded);
                         term_tx.send_replace(true);
                         continue;
                     }
@@ -183,6 +187,7 @@ impl Duty {
             // Renewed while the jobs run and while they drain (a runner finishing its steps at
             // shutdown records their outcomes in this term).
             let asked_at = tokio::time::Instant::now();
+            next_renewal = asked_at + self.timing.renew_every;
             let renewed = tokio::time::timeout(
                 deadline.saturating_duration_since(asked_at),
                 self.store
@@ -193,32 +198,45 @@ impl Duty {
                 Ok(Ok(Some(f))) if f == fence => renewed_at = asked_at,
                 Ok(Ok(other)) => {
                     tracing::warn!(service = self.service, lease = %fence.lease, token = fence.token, now = ?other.map(|f| f.token), "lease lost: stopping the service's relays and schedulers here");
-                    stopping = false;
-                    break;
+                    break true;
                 }
-                Ok(Err(e)) if asked_at + self.timing.renew_every < deadline => {
+                Ok(Err(e)) if tokio::time::Instant::now() + self.timing.renew_every < deadline => {
                     tracing::warn!(service = self.service, lease = %fence.lease, error = %e, "renewing the lease failed; trying again")
                 }
                 Ok(Err(_)) | Err(_) => {
                     tracing::warn!(service = self.service, lease = %fence.lease, "the lease could not be renewed before it lapses: stopping the service's relays and schedulers here");
-                    stopping = false;
-                    break;
+                    break true;
                 }
             }
-        }
+        };
         // Lost: the jobs stop now (their writes are refused from here on anyway).
         term_tx.send_replace(true);
         while running.join_next().await.is_some() {}
         self.tell(None);
-        if stopping {
+        if lost {
+            return TermEnd::Lost;
+        }
+        let end = end.unwrap_or(TermEnd::Lost);
+        if end == TermEnd::Stopped {
             if let Err(e) = self.store.release_lease(&fence).await {
                 tracing::warn!(service = self.service, lease = %fence.lease, error = %e, "giving the lease up failed; another replica takes it once it lapses");
             } else {
                 tracing::info!(service = self.service, lease = %fence.lease, "lease given up");
             }
         }
-        stopping
+        end
     }
+}
+
+/// How a term ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TermEnd {
+    /// The node stops: the lease was given up.
+    Stopped,
+    /// The lease was lost or lapsed.
+    Lost,
+    /// A job ended on its own: the term ended so that the jobs start again.
+    JobEnded,
 }
 
 tokio::task_local! {
