@@ -343,6 +343,130 @@ mod tests {
         stop_other.send_replace(true);
     }
 
+    /// A memory store whose lease calls hang once `hang` is set (a connection that stopped
+    /// answering).
+    struct Hanging {
+        inner: flotilla_core::MemoryStore,
+        hang: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl EventStore for Hanging {
+        fn backend(&self) -> &'static str {
+            "memory"
+        }
+        async fn append(
+            &self,
+            r: flotilla_core::store::AppendRequest,
+        ) -> flotilla_core::store::Result<flotilla_core::store::AppendOutcome> {
+            self.inner.append(r).await
+        }
+        async fn read_stream(
+            &self,
+            s: &flotilla_core::StreamId,
+            from: Option<u64>,
+            d: flotilla_core::store::Direction,
+            max: usize,
+        ) -> flotilla_core::store::Result<Vec<flotilla_core::RecordedEvent>> {
+            self.inner.read_stream(s, from, d, max).await
+        }
+        async fn read_all(
+            &self,
+            from: u64,
+            max: usize,
+        ) -> flotilla_core::store::Result<Vec<flotilla_core::RecordedEvent>> {
+            self.inner.read_all(from, max).await
+        }
+        async fn stream_version(
+            &self,
+            s: &flotilla_core::StreamId,
+        ) -> flotilla_core::store::Result<Option<u64>> {
+            self.inner.stream_version(s).await
+        }
+        async fn head(&self) -> flotilla_core::store::Result<flotilla_core::ChainHead> {
+            self.inner.head().await
+        }
+        fn head_watch(&self) -> watch::Receiver<u64> {
+            self.inner.head_watch()
+        }
+        async fn save_snapshot(
+            &self,
+            s: flotilla_core::Snapshot,
+        ) -> flotilla_core::store::Result<()> {
+            self.inner.save_snapshot(s).await
+        }
+        async fn load_snapshot(
+            &self,
+            s: &flotilla_core::StreamId,
+        ) -> flotilla_core::store::Result<Option<flotilla_core::Snapshot>> {
+            self.inner.load_snapshot(s).await
+        }
+        async fn load_checkpoint(&self, n: &str) -> flotilla_core::store::Result<Option<u64>> {
+            self.inner.load_checkpoint(n).await
+        }
+        async fn save_checkpoint(&self, n: &str, p: u64) -> flotilla_core::store::Result<()> {
+            self.inner.save_checkpoint(n, p).await
+        }
+        async fn save_checkpoint_fenced(
+            &self,
+            n: &str,
+            p: u64,
+            f: &Fence,
+        ) -> flotilla_core::store::Result<()> {
+            self.inner.save_checkpoint_fenced(n, p, f).await
+        }
+        async fn acquire_lease(
+            &self,
+            n: &str,
+            h: &str,
+            ttl: Duration,
+        ) -> flotilla_core::store::Result<Option<Fence>> {
+            if self.hang.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            self.inner.acquire_lease(n, h, ttl).await
+        }
+        async fn release_lease(&self, f: &Fence) -> flotilla_core::store::Result<()> {
+            self.inner.release_lease(f).await
+        }
+        async fn lease(
+            &self,
+            n: &str,
+        ) -> flotilla_core::store::Result<Option<flotilla_core::LeaseState>> {
+            self.inner.lease(n).await
+        }
+        async fn record_processed(&self, k: &str) -> flotilla_core::store::Result<bool> {
+            self.inner.record_processed(k).await
+        }
+        async fn is_processed(&self, k: &str) -> flotilla_core::store::Result<bool> {
+            self.inner.is_processed(k).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_holder_whose_renewals_hang_stops_its_jobs_when_the_lease_lapses() {
+        let hanging = Arc::new(Hanging {
+            inner: flotilla_core::MemoryStore::new(),
+            hang: std::sync::atomic::AtomicBool::new(false),
+        });
+        let store: Arc<dyn EventStore> = hanging.clone();
+        let (running, starts) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (stop, rx) = watch::channel(false);
+        let d = tokio::spawn(duty(&store, "a", &running, &starts, false).run(rx));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(running.load(Ordering::SeqCst), 1);
+        hanging.hang.store(true, Ordering::SeqCst);
+        // The last renewal left at most `renew_every` before: the term ends by its deadline.
+        tokio::time::sleep(QUICK.ttl + Duration::from_millis(100)).await;
+        assert_eq!(
+            running.load(Ordering::SeqCst),
+            0,
+            "no job runs past the lease it can no longer renew"
+        );
+        stop.send_replace(true);
+        d.abort();
+    }
+
     #[tokio::test]
     async fn a_job_that_ends_on_its_own_is_started_again() {
         let store: Arc<dyn EventStore> = Arc::new(flotilla_core::MemoryStore::new());
