@@ -37,7 +37,12 @@ pub fn up(dir: &Path) -> (Child, String) {
             break rest.split_whitespace().next().expect("address").to_owned();
         }
     };
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    // The node's warnings and errors go to the test's stderr (shown when the test fails).
+    std::thread::spawn(move || {
+        lines
+            .map_while(Result::ok)
+            .for_each(|l| eprintln!("flotilla up: {l}"))
+    });
     (child, format!("http://{addr}"))
 }
 
