@@ -105,23 +105,22 @@ async fn postgres(config: &Config, ns: &Namespace, services: &[&str], out: &mut 
     pool.close().await;
     for s in services {
         let schema = flotilla_store::schema_for(ns.as_str(), s);
-        let mut lease_check = None;
-        out.push(match flotilla_store::open_existing(url, &schema).await {
+        use flotilla_core::store::EventStore;
+        match flotilla_store::PgStore::connect_existing(url, &schema).await {
             Ok(store) => {
-                let found = match store.head().await {
+                out.push(match store.head().await {
                     Ok(h) => check(format!("store {s}"), Verdict::Ok, format!("schema {schema}, {} events", h.position)),
                     Err(e) => check(format!("store {s}"), Verdict::Fail, format!("schema {schema} cannot be read ({e})")),
-                };
-                lease_check = Some(lease(&*store, s).await);
-                found
+                });
+                out.push(schema_version(&store, s).await);
+                out.push(lease(&store, s).await);
             }
-            Err(_) => check(
+            Err(_) => out.push(check(
                 format!("store {s}"),
                 Verdict::Warn,
                 format!("no store in schema {schema} yet; `flotilla serve {s}` creates it at its first start (or check namespace)"),
-            ),
-        });
-        out.extend(lease_check);
+            )),
+        }
     }
     let keyring = if config.keyring_url.is_empty() {
         url.clone()
@@ -133,6 +132,37 @@ async fn postgres(config: &Config, ns: &Namespace, services: &[&str], out: &mut 
         Ok(_) => check("keyring", Verdict::Ok, format!("subject keys at {}", flotilla_runtime::config_sources::mask_url(&keyring))),
         Err(e) => check("keyring", Verdict::Fail, format!("{e}; check keyring_url (FLOTILLA_KEYRING_URL)")),
     });
+}
+
+/// Whether a service's store is at the schema this build writes.
+async fn schema_version(store: &flotilla_store::PgStore, service: &str) -> Check {
+    let name = format!("schema {service}");
+    match store.schema_version().await {
+        Ok((applied, known)) if applied == known => check(
+            name,
+            Verdict::Ok,
+            format!("migration {applied}, as this build"),
+        ),
+        Ok((applied, known)) if applied < known => check(
+            name,
+            Verdict::Warn,
+            format!(
+                "migration {applied} of {known}: `flotilla serve {service}` of this build migrates it at its start"
+            ),
+        ),
+        Ok((applied, known)) => check(
+            name,
+            Verdict::Fail,
+            format!(
+                "migration {applied}, newer than this build's {known}: a newer build migrated the store; upgrade this one"
+            ),
+        ),
+        Err(e) => check(
+            name,
+            Verdict::Fail,
+            format!("the migrations cannot be read ({e})"),
+        ),
+    }
 }
 
 /// Who runs a service's relays and schedulers: the holder of its duty lease.

@@ -113,8 +113,8 @@ impl Deployment {
         token_for_config(&self.config, "ops", "admin", "central")
     }
 
-    /// The lease entry of `flotilla doctor --output json` for the service.
-    fn doctor_lease(&self) -> serde_json::Value {
+    /// The entry `name` of `flotilla doctor --output json` for the service.
+    fn doctor(&self, name: &str) -> serde_json::Value {
         let out = flotilla()
             .args([
                 "doctor",
@@ -131,12 +131,8 @@ impl Deployment {
             serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
         checks
             .as_array()
-            .and_then(|a| {
-                a.iter()
-                    .find(|c| c["check"] == format!("lease {SERVICE}"))
-                    .cloned()
-            })
-            .unwrap_or_else(|| panic!("no lease check in {checks}"))
+            .and_then(|a| a.iter().find(|c| c["check"] == name).cloned())
+            .unwrap_or_else(|| panic!("no {name} check in {checks}"))
     }
 
     fn schema(&self) -> String {
@@ -414,7 +410,7 @@ async fn the_lease_holder_killed_is_replaced_within_the_failover_time_and_nothin
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     // `flotilla doctor` tells who runs the service's relays and schedulers.
-    let lease = d.doctor_lease();
+    let lease = d.doctor(&format!("lease {SERVICE}"));
     assert_eq!(lease["result"], "ok", "{lease}");
     assert!(
         lease["detail"]
@@ -493,5 +489,26 @@ async fn the_lease_holder_killed_is_replaced_within_the_failover_time_and_nothin
     assert!(
         unique.is_subset(&stored),
         "only stored events are published"
+    );
+
+    // `flotilla doctor` compares the store's schema with this build's: as this build, then
+    // migrated by a newer build (a migration this build does not know) — upgrade this one.
+    let schema_check = format!("schema {SERVICE}");
+    assert_eq!(d.doctor(&schema_check)["result"], "ok");
+    let pool = sqlx::PgPool::connect(&d.postgres).await.expect("postgres");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO \"{}\".store_migrations (version, name) VALUES (999, 'from-the-future')",
+        d.schema()
+    )))
+    .execute(&pool)
+    .await
+    .expect("a newer build's migration");
+    let newer = d.doctor(&schema_check);
+    assert_eq!(newer["result"], "fail", "{newer}");
+    assert!(
+        newer["detail"]
+            .as_str()
+            .is_some_and(|t| t.contains("upgrade")),
+        "{newer}"
     );
 }

@@ -208,6 +208,16 @@ impl PgStore {
         })
     }
 
+    /// The newest schema migration applied to this store, and the newest this build knows.
+    pub async fn schema_version(&self) -> Result<(i64, i64)> {
+        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM store_migrations")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        let known = MIGRATIONS.iter().map(|(v, _, _)| *v).max().unwrap_or(0);
+        Ok((applied.unwrap_or(0), known))
+    }
+
     /// The pool, for tests and tools that inspect the tables.
     pub fn pool(&self) -> &PgPool {
         &self.pool
