@@ -172,47 +172,16 @@ async fn run(
                 .await?,
         );
     }
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for t in 0..concurrency {
-        let ch = conns[t % conns.len()].clone();
-        tasks.push(tokio::spawn(async move {
-            let mut c = GovernanceServiceClient::with_interceptor(
-                ch,
-                Bearer::new(&testkit::token(
-                    &format!("caller-{t}"),
-                    &["auditor"],
-                    "central",
-                )),
-            );
-            let mut lat = Vec::with_capacity(100_000);
-            let mut i = t * 7919;
-            while Instant::now() < deadline {
-                i = (i * 48_271 + 11) % releases;
-                let start = Instant::now();
-                let r = c
-                    .check_gate(pb::CheckGateRequest {
-                        release: format!("rel-{i}"),
-                        environment: "prod".into(),
-                        at: None,
-                        emergency: None,
-                    })
-                    .await;
-                lat.push(start.elapsed().as_micros() as u32);
-                if let Err(e) = r {
-                    return Err(anyhow::anyhow!("check failed: {e:?}"));
-                }
-            }
-            Ok(lat)
-        }));
-    }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await??);
-    }
-    lat.sort_unstable();
-    let n = lat.len();
-    let pct = |p: f64| f64::from(lat[((n as f64 * p) as usize).min(n - 1)]) / 1000.0;
+    let load = flotilla_governance::testing::check_gate_load(
+        &conns,
+        testkit::token,
+        concurrency,
+        Duration::from_secs(secs),
+        releases,
+    )
+    .await?;
+    let n = load.latencies_us.len();
+    let pct = |q: f64| load.ms(q);
     let mut failover = None;
     if replicas > 1 {
         let lease = flotilla_runtime::duty::lease_name("governance");

@@ -7,10 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use flotilla_auth::Bearer;
 use flotilla_governance::GovernanceModule;
-use flotilla_proto::governance::v1 as pb;
-use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
 use flotilla_runtime::testkit::{self, TestServer};
 
 const RELEASES: usize = 10_000;
@@ -71,52 +68,16 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..8 {
         channels.push(server.channel().await);
     }
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for t in 0..concurrency {
-        let ch = channels[t % channels.len()].clone();
-        tasks.push(tokio::spawn(async move {
-            let mut c = GovernanceServiceClient::with_interceptor(
-                ch,
-                Bearer::new(&testkit::token(
-                    &format!("caller-{t}"),
-                    &["auditor"],
-                    "central",
-                )),
-            );
-            let mut lat = Vec::with_capacity(200_000);
-            let mut allowed = 0u64;
-            let mut i = t * 7919;
-            while Instant::now() < deadline {
-                i = (i * 48_271 + 11) % RELEASES;
-                let start = Instant::now();
-                let d = c
-                    .check_gate(pb::CheckGateRequest {
-                        release: format!("rel-{i}"),
-                        environment: "prod".into(),
-                        at: None,
-                        emergency: None,
-                    })
-                    .await;
-                lat.push(start.elapsed().as_micros() as u32);
-                match d {
-                    Ok(r) => allowed += u64::from(r.into_inner().allowed),
-                    Err(e) => panic!("check failed: {e:?}"),
-                }
-            }
-            (lat, allowed)
-        }));
-    }
-    let mut lat = Vec::new();
-    let mut allowed = 0;
-    for t in tasks {
-        let (l, a) = t.await?;
-        lat.extend(l);
-        allowed += a;
-    }
-    lat.sort_unstable();
-    let n = lat.len();
-    let pct = |p: f64| f64::from(lat[((n as f64 * p) as usize).min(n - 1)]) / 1000.0;
+    let load = flotilla_governance::testing::check_gate_load(
+        &channels,
+        testkit::token,
+        concurrency,
+        Duration::from_secs(secs),
+        RELEASES,
+    )
+    .await?;
+    let (n, allowed) = (load.latencies_us.len(), load.allowed);
+    let pct = |q: f64| load.ms(q);
     let rate = n as f64 / secs as f64;
     println!(
         "CheckGate over gRPC: {n} checks in {secs}s = {rate:.0} checks/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; {allowed} allowed",

@@ -46,8 +46,9 @@ pub fn up(dir: &Path) -> (Child, String) {
     (child, format!("http://{addr}"))
 }
 
-/// A token for the node whose data is in `dir/data`.
-pub fn token(dir: &Path, subject: &str, role: &str, bu: &str) -> String {
+/// A token issued by `flotilla token issue` with the keys `keys` names (`--data-dir D` or
+/// `--config F`).
+fn issue_token(keys: (&str, &Path), subject: &str, role: &str, bu: &str) -> String {
     let out = flotilla()
         .args([
             "token",
@@ -58,20 +59,18 @@ pub fn token(dir: &Path, subject: &str, role: &str, bu: &str) -> String {
             role,
             "--bu",
             bu,
-            "--data-dir",
+            keys.0,
         ])
-        .arg(dir.join("data"))
+        .arg(keys.1)
         .output()
         .expect("token issue");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf8")
-        .trim()
-        .to_owned()
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A token for the node whose data is in `dir/data`.
+pub fn token(dir: &Path, subject: &str, role: &str, bu: &str) -> String {
+    issue_token(("--data-dir", &dir.join("data")), subject, role, bu)
 }
 
 /// A port nobody listens on now.
@@ -114,23 +113,7 @@ pub fn serve_with(
 
 /// A token issued with the keys a config file names.
 pub fn token_for_config(config: &Path, subject: &str, role: &str, bu: &str) -> String {
-    let out = flotilla()
-        .args([
-            "token",
-            "issue",
-            "--subject",
-            subject,
-            "--role",
-            role,
-            "--bu",
-            bu,
-            "--config",
-        ])
-        .arg(config)
-        .output()
-        .expect("token issue");
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    issue_token(("--config", config), subject, role, bu)
 }
 
 /// Stops a node with SIGTERM and waits for it.

@@ -146,3 +146,72 @@ pub async fn seed_gate_state(
     }
     Ok(())
 }
+
+/// What a CheckGate load came to: every call's latency in microseconds (sorted) and how many
+/// were allowed.
+#[derive(Debug, Default)]
+pub struct GateLoad {
+    pub latencies_us: Vec<u32>,
+    pub allowed: u64,
+}
+
+impl GateLoad {
+    /// The latency at quantile `q` (0 to 1), in milliseconds.
+    pub fn ms(&self, q: f64) -> f64 {
+        let n = self.latencies_us.len();
+        if n == 0 {
+            return 0.0;
+        }
+        f64::from(self.latencies_us[((n as f64 * q) as usize).min(n - 1)]) / 1000.0
+    }
+}
+
+/// `concurrency` callers, spread round robin over `channels`, each with its own central
+/// auditor's token from `token`, asking the gate of seeded releases (`releases` of them,
+/// [`seed_gate_state`]) for prod until `duration` passes; a failed check fails the load.
+pub async fn check_gate_load(
+    channels: &[Channel],
+    token: impl Fn(&str, &[&str], &str) -> String,
+    concurrency: usize,
+    duration: std::time::Duration,
+    releases: usize,
+) -> Result<GateLoad, tonic::Status> {
+    let deadline = std::time::Instant::now() + duration;
+    let mut tasks = Vec::new();
+    for t in 0..concurrency {
+        let mut c = GovernanceServiceClient::with_interceptor(
+            channels[t % channels.len()].clone(),
+            Bearer::new(&token(&format!("caller-{t}"), &["auditor"], "central")),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(200_000);
+            let mut allowed = 0u64;
+            let mut i = t * 7919;
+            while std::time::Instant::now() < deadline {
+                i = (i * 48_271 + 11) % releases;
+                let start = std::time::Instant::now();
+                let d = c
+                    .check_gate(pb::CheckGateRequest {
+                        release: format!("rel-{i}"),
+                        environment: "prod".into(),
+                        at: None,
+                        emergency: None,
+                    })
+                    .await?;
+                lat.push(start.elapsed().as_micros() as u32);
+                allowed += u64::from(d.into_inner().allowed);
+            }
+            Ok::<_, tonic::Status>((lat, allowed))
+        }));
+    }
+    let mut load = GateLoad::default();
+    for t in tasks {
+        let (lat, allowed) = t
+            .await
+            .map_err(|e| tonic::Status::internal(format!("a caller stopped: {e}")))??;
+        load.latencies_us.extend(lat);
+        load.allowed += allowed;
+    }
+    load.latencies_us.sort_unstable();
+    Ok(load)
+}

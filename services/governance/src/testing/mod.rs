@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 mod gate_state;
-pub use gate_state::{UNITS, seed_gate_state};
+pub use gate_state::{GateLoad, UNITS, check_gate_load, seed_gate_state};
 
 use flotilla_core::ExpectedVersion;
 use flotilla_core::decider::StoredEvents;
