@@ -14,9 +14,11 @@ use flotilla_core::event::Timestamp;
 use flotilla_core::personal::{
     KeyId, Keyring, KeyringError, MemoryKeyring, SubjectKey, subject_digest,
 };
-use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+};
+use sqlx::{Connection, Row};
 use uuid::Uuid;
 
 fn unavailable(e: sqlx::Error) -> KeyringError {
@@ -111,6 +113,14 @@ impl PgKeyring {
     }
 }
 
+const CREATE_SUBJECT_KEYS: &str = "CREATE TABLE IF NOT EXISTS subject_keys (
+   id BLOB PRIMARY KEY,
+   digest BLOB UNIQUE,
+   secret BLOB,
+   created_at INTEGER NOT NULL,
+   erased_at INTEGER,
+   CHECK ((secret IS NULL) = (erased_at IS NOT NULL)))";
+
 /// Subject keys in a SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteKeyring {
@@ -128,6 +138,19 @@ impl SqliteKeyring {
             .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(30));
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        // Switch the file to WAL and create the table on one connection before the pool opens
+        // more: concurrent first connections race for the journal-mode change ("database is
+        // locked"), as they do for the event store.
+        if !in_memory {
+            let mut first = SqliteConnection::connect_with(&opts)
+                .await
+                .map_err(unavailable)?;
+            sqlx::raw_sql(CREATE_SUBJECT_KEYS)
+                .execute(&mut first)
+                .await
+                .map_err(unavailable)?;
+            first.close().await.map_err(unavailable)?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 4 })
             .min_connections(1)
@@ -136,18 +159,12 @@ impl SqliteKeyring {
             .connect_with(opts)
             .await
             .map_err(unavailable)?;
-        sqlx::raw_sql(
-            "CREATE TABLE IF NOT EXISTS subject_keys (
-               id BLOB PRIMARY KEY,
-               digest BLOB UNIQUE,
-               secret BLOB,
-               created_at INTEGER NOT NULL,
-               erased_at INTEGER,
-               CHECK ((secret IS NULL) = (erased_at IS NOT NULL)))",
-        )
-        .execute(&pool)
-        .await
-        .map_err(unavailable)?;
+        if in_memory {
+            sqlx::raw_sql(CREATE_SUBJECT_KEYS)
+                .execute(&pool)
+                .await
+                .map_err(unavailable)?;
+        }
         Ok(Self { pool })
     }
 
