@@ -142,6 +142,19 @@ ensure_kubernetes_validate() {
   echo "kubernetes-validate: $(python3 -c 'import kubernetes_validate; print(kubernetes_validate.__version__)' 2>/dev/null || echo missing)"
 }
 
+# An OTLP trace receiver for the traces test: the OTLP gRPC service definitions from PyPI's
+# opentelemetry-proto, served by grpcio (scripts/otlp_receiver.py).
+ensure_otlp_receiver() {
+  if python3 -c "import grpc; from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc" 2>/dev/null; then
+    echo "otlp receiver: grpcio and opentelemetry-proto installed"
+    return 0
+  fi
+  echo "otlp receiver: installing grpcio and opentelemetry-proto from PyPI" >&2
+  pip install -q grpcio opentelemetry-proto >/dev/null 2>&1
+  python3 -c "import grpc; from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc" \
+    && echo "otlp receiver: installed" || echo "otlp receiver: missing"
+}
+
 ensure_postgres
 ensure_nats
 ensure_tansu
@@ -149,3 +162,4 @@ ensure_prometheus
 ensure_cdevents_schemas
 ensure_chromium
 ensure_kubernetes_validate
+ensure_otlp_receiver

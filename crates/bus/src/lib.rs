@@ -14,6 +14,7 @@ pub mod kafka;
 pub mod naming;
 pub mod nats;
 pub mod relay;
+pub mod trace_context;
 
 use async_trait::async_trait;
 

@@ -238,6 +238,31 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The spans of publishing the events of a batch that carry a `traceparent`, each a child of
+/// the span that appended it (messaging attributes as OpenTelemetry names them).
+fn publish_spans(bus: &str, log: &str, outgoing: &[CloudEvent]) -> Vec<tracing::Span> {
+    outgoing
+        .iter()
+        .filter_map(|e| {
+            let tp = e.extension("traceparent")?;
+            let span = tracing::info_span!(
+                "relay.publish",
+                otel.name = %format_args!("publish {log}"),
+                otel.kind = "producer",
+                messaging.system = bus,
+                messaging.operation.type = "send",
+                messaging.destination.name = log,
+                messaging.message.id = %e.id,
+                cloudevents.event_type = %e.ty,
+                // An i64: OpenTelemetry has no unsigned attribute.
+                flotilla.position = e.sequence().map(|p| p as i64),
+            );
+            crate::trace_context::follow(&span, Some(tp));
+            Some(span)
+        })
+        .collect()
+}
+
 /// Publishes batches in the order received, retrying each until the bus accepts it, and
 /// records each batch's last position as the checkpoint once it is accepted.
 async fn publish_in_order(
@@ -250,6 +275,8 @@ async fn publish_in_order(
     mut batches: tokio::sync::mpsc::Receiver<(Vec<CloudEvent>, u64, usize)>,
 ) -> Result<()> {
     while let Some((outgoing, last, count)) = batches.recv().await {
+        // One span per event that came with a trace, from publishing until the bus accepted it.
+        let _spans = publish_spans(publisher.name(), &service, &outgoing);
         while !outgoing.is_empty() {
             match publisher.publish(&service, &outgoing).await {
                 Ok(()) => break,

@@ -284,7 +284,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.listen = l;
             }
             let module = flotilla_platform::by_name(&service)?;
-            let _telemetry = flotilla_runtime::telemetry::init(&config, "flotilla")?;
+            let _telemetry = flotilla_runtime::telemetry::init(&config, module.name())?;
             let listener = bind(&config.listen).await?;
             flotilla_platform::node(config, vec![module])
                 .run(listener, NodeMode::Served, shutdown_signal())

@@ -68,6 +68,9 @@ pub struct Config {
     pub kafka_producer: BTreeMap<String, String>,
     /// OTLP gRPC endpoint for traces (e.g. http://127.0.0.1:4317); empty disables export.
     pub otlp_endpoint: String,
+    /// Which spans are exported, in `RUST_LOG` syntax (apart from `log`, so quiet logs still
+    /// trace).
+    pub trace_filter: String,
     /// Log filter in `RUST_LOG` syntax.
     pub log: String,
     /// `text` or `json`.
@@ -136,6 +139,7 @@ impl Default for Config {
             buses: vec![BusKind::Nats, BusKind::Kafka],
             kafka_producer: BTreeMap::new(),
             otlp_endpoint: String::new(),
+            trace_filter: "info".into(),
             log: "info".into(),
             log_format: "text".into(),
             auth_jwks: String::new(),

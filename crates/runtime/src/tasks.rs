@@ -11,6 +11,7 @@ use flotilla_core::lease::Fence;
 use flotilla_core::store::EventStore;
 use flotilla_core::subscription::{SubscribeOptions, SubscriptionItem, subscribe_all};
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use crate::integrity::ChainGuard;
 use crate::module::{Consumer, HandlerError, ServiceModule};
@@ -75,7 +76,24 @@ pub(crate) async fn run_consumer(
                 // Not acknowledged: delivered again after resubscribing.
                 break;
             }
-            match consumer.handler.handle(&delivery.event).await {
+            let span = tracing::info_span!(
+                "consume",
+                otel.name = %format_args!("process {}", consumer.source),
+                otel.kind = "consumer",
+                messaging.system = bus.name(),
+                messaging.operation.type = "process",
+                messaging.destination.name = %consumer.source,
+                messaging.consumer.group.name = %group,
+                messaging.message.id = %delivery.event.id,
+                cloudevents.event_type = %delivery.event.ty,
+            );
+            flotilla_bus::trace_context::follow(&span, delivery.event.extension("traceparent"));
+            match consumer
+                .handler
+                .handle(&delivery.event)
+                .instrument(span)
+                .await
+            {
                 Ok(()) => {}
                 Err(HandlerError::Reject(reason)) => {
                     tracing::warn!(group = %group, event = %delivery.event.id, ty = %delivery.event.ty, %reason, "event rejected")

@@ -26,13 +26,15 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs the global subscriber for a binary named `service_name`.
-pub fn init(config: &Config, service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
+/// Installs the global subscriber for a binary whose spans name `service_name` as their
+/// OpenTelemetry service. Logs are filtered by `log`, exported spans by `trace_filter`.
+pub fn init(config: &Config, service_name: &str) -> anyhow::Result<TelemetryGuard> {
     let filter = EnvFilter::try_new(&config.log).or_else(|_| EnvFilter::try_new("info"))?;
     let fmt: Box<dyn Layer<_> + Send + Sync> = if config.log_format == "json" {
         tracing_subscriber::fmt::layer()
             .json()
             .with_writer(std::io::stderr)
+            .with_filter(filter)
             .boxed()
     } else {
         // Colour only for a person at a terminal, never in files, journald or pipes.
@@ -40,13 +42,20 @@ pub fn init(config: &Config, service_name: &'static str) -> anyhow::Result<Telem
         tracing_subscriber::fmt::layer()
             .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
+            .with_filter(filter)
             .boxed()
     };
-    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    let registry = tracing_subscriber::registry().with(fmt);
     if config.otlp_endpoint.is_empty() {
         registry.try_init()?;
         return Ok(TelemetryGuard::default());
     }
+    let spans = EnvFilter::try_new(&config.trace_filter).map_err(|e| {
+        anyhow::anyhow!(
+            "trace_filter {:?} is not a filter ({e}); use RUST_LOG syntax, e.g. info",
+            config.trace_filter
+        )
+    })?;
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
@@ -56,13 +65,21 @@ pub fn init(config: &Config, service_name: &'static str) -> anyhow::Result<Telem
         .with_batch_exporter(exporter)
         .with_resource(
             opentelemetry_sdk::Resource::builder()
-                .with_service_name(service_name)
+                .with_service_name(service_name.to_owned())
+                .with_attribute(opentelemetry::KeyValue::new(
+                    "service.namespace",
+                    config.namespace.clone(),
+                ))
                 .build(),
         )
         .build();
     opentelemetry::global::set_tracer_provider(provider.clone());
     registry
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name)))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer(service_name.to_owned()))
+                .with_filter(spans),
+        )
         .try_init()?;
     Ok(TelemetryGuard {
         provider: Some(provider),
@@ -84,7 +101,19 @@ impl Extractor for HeaderExtractor<'_> {
 /// The span of one gRPC request, parented on the caller's `traceparent` when it sends one.
 pub fn request_span(req: &tonic::codegen::http::Request<()>) -> tracing::Span {
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    let span = tracing::info_span!("grpc", rpc.path = %req.uri().path());
+    let path = req.uri().path();
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((path, ""));
+    let span = tracing::info_span!(
+        "grpc",
+        otel.name = %path.trim_start_matches('/'),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+    );
     let parent = opentelemetry::global::get_text_map_propagator(|p| {
         p.extract(&HeaderExtractor(req.headers()))
     });

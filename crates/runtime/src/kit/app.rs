@@ -29,6 +29,7 @@ use flotilla_core::upcast::UpcasterRegistry;
 use futures::FutureExt;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use crate::integrity::ChainGuard;
 use crate::kit::error::{AppError, ServiceError};
@@ -345,8 +346,10 @@ where
         else {
             return Ok(());
         };
-        let md = Metadata::by(actor, event.extension("businessunit").unwrap_or_default())
+        let mut md = Metadata::by(actor, event.extension("businessunit").unwrap_or_default())
             .with_causation(id);
+        // Passed on as it came when no trace is recorded here (a recorded one replaces it).
+        md.traceparent = event.extension("traceparent").map(str::to_owned);
         match self.consume(consumer, id, command, md).await {
             Ok(_) => Ok(()),
             Err(AppError::Domain(e)) => {
@@ -427,6 +430,20 @@ where
             if let Some(unit) = current.state.unit_of(&decision) {
                 md.business_unit = unit;
             }
+            // The events record the append's span as their trace context: the relay and the
+            // consumers of another service continue the trace from it.
+            let span = tracing::info_span!(
+                "store.append",
+                otel.kind = "internal",
+                flotilla.service = self.service,
+                flotilla.stream = %decision.stream_id,
+                // Integers as i64: OpenTelemetry has no unsigned attribute.
+                flotilla.events = decision.events.len() as i64,
+                flotilla.position = tracing::field::Empty,
+            );
+            if let Some(tp) = flotilla_bus::trace_context::traceparent_of(&span) {
+                md.traceparent = Some(tp);
+            }
             let events = decision
                 .events
                 .iter()
@@ -454,8 +471,9 @@ where
             }
             // Not held while waiting: the follower swaps states once their readers are gone.
             drop(current);
-            match self.store.append(request).await {
+            match self.store.append(request).instrument(span.clone()).await {
                 Ok(outcome) => {
+                    span.record("flotilla.position", outcome.last_position as i64);
                     if !self
                         .wait_for(outcome.last_position, self.options.wait)
                         .await
