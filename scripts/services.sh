@@ -155,6 +155,17 @@ ensure_otlp_receiver() {
     && echo "otlp receiver: installed" || echo "otlp receiver: missing"
 }
 
+# The openssl command line makes the certificates of the mutual TLS test.
+ensure_openssl() {
+  if command -v openssl >/dev/null 2>&1; then
+    echo "openssl: $(openssl version)"
+    return
+  fi
+  echo "openssl: not installed; installing Debian's openssl" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
+  echo "openssl: $(openssl version)"
+}
+
 ensure_postgres
 ensure_nats
 ensure_tansu
@@ -163,3 +174,4 @@ ensure_cdevents_schemas
 ensure_chromium
 ensure_kubernetes_validate
 ensure_otlp_receiver
+ensure_openssl

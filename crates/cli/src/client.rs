@@ -1,29 +1,79 @@
 //! Connections to a node: a channel that sends the caller's bearer token on every call.
 
 use flotilla_auth::Bearer;
+use std::path::PathBuf;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 /// A channel whose calls carry `authorization: Bearer <token>`.
 pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// TLS for `https://` addresses: the CA the node's certificate is checked by, and this
+/// client's certificate when the node asks for one (mutual TLS).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct TlsArgs {
+    /// CA certificate (PEM) the node's certificate must be signed by (https addresses).
+    #[arg(long, global = true, env = "FLOTILLA_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// This client's certificate (PEM), for nodes that require client certificates.
+    #[arg(long, global = true, env = "FLOTILLA_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, global = true, env = "FLOTILLA_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn config(&self) -> anyhow::Result<ClientTlsConfig> {
+        let read = |p: &PathBuf, what: &str| {
+            std::fs::read(p).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read the {what} {}: {e}; check --tls-{what}",
+                    p.display()
+                )
+            })
+        };
+        let Some(ca) = &self.tls_ca else {
+            anyhow::bail!(
+                "an https address needs the CA that signed the node's certificate: pass --tls-ca or set FLOTILLA_TLS_CA"
+            );
+        };
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca, "ca")?));
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(Identity::from_pem(read(cert, "cert")?, read(key, "key")?));
+            }
+            (None, None) => {}
+            _ => anyhow::bail!("--tls-cert and --tls-key go together; pass both or neither"),
+        }
+        Ok(tls)
+    }
+}
 
 /// Where to connect and as whom.
 #[derive(Clone, Debug)]
 pub struct Target {
     pub addr: String,
     pub token: Option<String>,
+    pub tls: TlsArgs,
 }
 
 impl Target {
     /// Connects; `what` names the service for the error message.
     pub async fn connect(&self, what: &str) -> anyhow::Result<(Channel, Bearer)> {
-        let channel = Channel::from_shared(self.addr.clone())
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "address {:?} is not a URL like http://127.0.0.1:50051 ({e})",
-                    self.addr
-                )
-            })?
+        let mut endpoint = Channel::from_shared(self.addr.clone()).map_err(|e| {
+            anyhow::anyhow!(
+                "address {:?} is not a URL like http://127.0.0.1:50051 ({e})",
+                self.addr
+            )
+        })?;
+        if self.addr.starts_with("https://") {
+            endpoint = endpoint
+                .tls_config(self.tls.config()?)
+                .map_err(|e| anyhow::anyhow!("TLS for {}: {e}", self.addr))?;
+        }
+        let channel = endpoint
             .connect()
             .await
             .map_err(|e| {

@@ -40,6 +40,8 @@ struct Cli {
     /// Bearer token sent to the services (see `flotilla token issue`).
     #[arg(long, global = true, env = "FLOTILLA_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    #[command(flatten)]
+    tls: client::TlsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -296,6 +298,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
+                    tls: cli.tls,
                 },
                 output,
             )
@@ -310,6 +313,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
+                    tls: cli.tls,
                 },
                 output,
                 command,
@@ -325,6 +329,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
+                    tls: cli.tls,
                 },
                 output,
                 command,
@@ -340,6 +345,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
+                    tls: cli.tls,
                 },
                 output,
                 command,
@@ -355,6 +361,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
+                    tls: cli.tls,
                 },
                 output,
                 command,
@@ -370,6 +377,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
+                    tls: cli.tls,
                 },
                 output,
                 command,
@@ -385,6 +393,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
+                    tls: cli.tls,
                 },
                 output,
                 command,
@@ -400,6 +409,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
+                    tls: cli.tls,
                 },
                 output,
                 command,
@@ -415,6 +425,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
+                    tls: cli.tls,
                 },
                 output,
                 command,
@@ -430,6 +441,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
+                    tls: cli.tls,
                 },
                 output,
                 command,

@@ -49,6 +49,22 @@ pub struct Config {
     pub listen: String,
     /// Address of the HTTP server with Prometheus metrics on `/metrics` (empty: none).
     pub metrics_listen: String,
+    /// The gRPC edge's certificate chain (PEM); with `tls_key`, the node serves TLS only.
+    pub tls_cert: PathBuf,
+    /// The private key of `tls_cert` (PEM; PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: PathBuf,
+    /// CA certificates (PEM) client certificates are checked against: set, clients must show
+    /// one it signed (mutual TLS; see `tls_client_auth`).
+    pub tls_client_ca: PathBuf,
+    /// `required` (default) or `optional`: whether a client without a certificate is refused
+    /// when `tls_client_ca` is set.
+    pub tls_client_auth: String,
+    /// CA certificates (PEM) this process trusts when it calls peers over https (default:
+    /// `tls_client_ca`); it shows `tls_cert` as its client certificate.
+    pub tls_ca: PathBuf,
+    /// How often the certificate, key and CA files are read again, in seconds: a renewed
+    /// certificate is served to new connections without a restart.
+    pub tls_reload_secs: u64,
     /// Folder for embedded data (`flotilla up`: one SQLite file per service).
     pub data_dir: PathBuf,
     /// Event store URL for `flotilla serve` (postgres://… or sqlite://…).
@@ -138,6 +154,12 @@ impl Default for Config {
             kafka_brokers: "127.0.0.1:9092".into(),
             buses: vec![BusKind::Nats, BusKind::Kafka],
             kafka_producer: BTreeMap::new(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            tls_client_ca: PathBuf::new(),
+            tls_client_auth: "required".into(),
+            tls_ca: PathBuf::new(),
+            tls_reload_secs: 10,
             otlp_endpoint: String::new(),
             trace_filter: "info".into(),
             log: "info".into(),

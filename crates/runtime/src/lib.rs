@@ -20,6 +20,7 @@ pub mod server;
 mod tasks;
 pub mod telemetry;
 pub mod testkit;
+pub mod tls;
 
 pub use config::Config;
 pub use module::{Consumer, EventHandler, HandlerError, ServiceContext, ServiceModule};

@@ -172,6 +172,10 @@ impl Node {
         }
         let ns = self.config.namespace()?;
         let node_addr = listener.local_addr().ok();
+        // TLS is read before anything starts: a wrong file stops the node with what to fix.
+        let tls = crate::tls::TlsFiles::from_config(&self.config)?
+            .map(crate::tls::ServerTls::load)
+            .transpose()?;
         let buses = self.buses(&mode, &ns).await?;
         let embedded_dir = match &mode {
             NodeMode::Embedded { data_dir } => Some(data_dir.as_path()),
@@ -206,6 +210,10 @@ impl Node {
         let mut routes = RoutesBuilder::default();
         let mut served = Vec::new();
         let mut tasks = Vec::new();
+        if let Some(t) = &tls {
+            let every = Duration::from_secs(self.config.tls_reload_secs.max(1));
+            tasks.push(tokio::spawn(t.clone().watch(every, stop_rx.clone())));
+        }
         let mut stores_by_grpc = std::collections::HashMap::new();
         let mut first_store = None;
         let mut checks = Vec::new();
@@ -524,7 +532,13 @@ impl Node {
             )));
         }
         crate::server::serve(
-            listener, routes, &served, access, personal, metrics, shutdown,
+            crate::tls::Listener { tcp: listener, tls },
+            routes,
+            &served,
+            access,
+            personal,
+            metrics,
+            shutdown,
         )
         .await?;
         let _ = stop_tx.send(true);

@@ -13,7 +13,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -49,7 +48,7 @@ static PLATFORM: std::sync::LazyLock<Vec<String>> =
 /// reflection goes through the `access` interceptor, and before it through the check that the
 /// service is served here and its store intact.
 pub async fn serve(
-    listener: TcpListener,
+    listener: crate::tls::Listener,
     mut routes: RoutesBuilder,
     served: &[Served],
     access: flotilla_auth::AuthLayer,
@@ -124,9 +123,14 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
-    let addr = listener.local_addr().ok();
-    tracing::info!(addr = ?addr, services = served.len(), "grpc server listening");
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let addr = listener.tcp.local_addr().ok();
+    tracing::info!(
+        addr = ?addr,
+        services = served.len(),
+        tls = listener.tls.is_some(),
+        client_certificates = ?listener.tls.as_ref().map(|t| t.client_auth()),
+        "grpc server listening"
+    );
     let serving = ServingLayer {
         served: Arc::new(
             served
@@ -141,7 +145,7 @@ pub async fn serve(
                 .collect(),
         ),
     };
-    let result = Server::builder()
+    let router = Server::builder()
         .trace_fn(crate::telemetry::request_span)
         .layer(tower::util::option_layer(
             metrics.map(crate::metrics::MetricsLayer::new),
@@ -149,20 +153,32 @@ pub async fn serve(
         .layer(crate::personal::RevealLayer::new(personal))
         .layer(serving)
         .layer(access)
-        .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(incoming, async {
-            shutdown.await;
-            // Tell health checkers first, then drain.
+        .add_routes(routes.routes());
+    let draining = async {
+        shutdown.await;
+        // Tell health checkers first, then drain.
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        for name in &names {
             health
-                .set_service_status("", ServingStatus::NotServing)
+                .set_service_status(name, ServingStatus::NotServing)
                 .await;
-            for name in &names {
-                health
-                    .set_service_status(name, ServingStatus::NotServing)
-                    .await;
-            }
-        })
-        .await;
+        }
+    };
+    let result = match listener.tls {
+        None => {
+            let incoming = TcpIncoming::from(listener.tcp).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, draining)
+                .await
+        }
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(tls.incoming(listener.tcp), draining)
+                .await
+        }
+    };
     for w in watchers {
         w.abort();
     }

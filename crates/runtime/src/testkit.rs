@@ -227,7 +227,7 @@ impl TestServer {
         let mut down = stop_rx.clone();
         let server = tokio::spawn(async move {
             if let Err(e) = crate::server::serve(
-                listener,
+                listener.into(),
                 routes,
                 &served,
                 access,

@@ -108,9 +108,15 @@ fn node_url(ctx: &ServiceContext, configured: &str) -> String {
     if !configured.is_empty() {
         return configured.to_owned();
     }
+    // The node's own edge: https when it serves TLS (its certificate must name the address).
+    let scheme = if ctx.config.tls_cert.as_os_str().is_empty() {
+        "http"
+    } else {
+        "https"
+    };
     match ctx.node_addr {
-        Some(a) => format!("http://{a}"),
-        None => "http://127.0.0.1:50051".to_owned(),
+        Some(a) => format!("{scheme}://{a}"),
+        None => format!("{scheme}://127.0.0.1:50051"),
     }
 }
 
@@ -151,6 +157,7 @@ pub async fn start(
         .section()
         .map_err(|e| kit::StartError::new(crate::NAME, e))?;
     let peers = GrpcPeers::new(
+        &ctx.config,
         &node_url(&ctx, &settings.governance_url),
         &node_url(&ctx, &settings.dependency_mapping_url),
     )

@@ -7,7 +7,7 @@ use flotilla_proto::dependency::v1 as dep;
 use flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient;
 use flotilla_proto::governance::v1 as gov;
 use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::domain::{GateAnswer, PlannedService, ReleasePlan, RollbackHold, Timestamp};
 
@@ -114,16 +114,21 @@ pub struct GrpcPeers {
 }
 
 impl GrpcPeers {
-    /// Channels to governance and dependency-mapping (connected on first use).
-    pub fn new(governance_url: &str, dependency_url: &str) -> Result<Self, String> {
+    /// Channels to governance and dependency-mapping (connected on first use); https URLs
+    /// with the process's TLS settings (its CA and client certificate).
+    pub fn new(
+        config: &flotilla_runtime::Config,
+        governance_url: &str,
+        dependency_url: &str,
+    ) -> Result<Self, String> {
         let channel = |url: &str| {
-            Endpoint::from_shared(url.to_owned())
+            flotilla_runtime::tls::peer_endpoint(config, url)
                 .map(|e| {
                     e.connect_timeout(std::time::Duration::from_secs(5))
                         .timeout(std::time::Duration::from_secs(30))
                         .connect_lazy()
                 })
-                .map_err(|e| format!("{url} is not a URL: {e}"))
+                .map_err(|e| e.to_string())
         };
         Ok(Self {
             governance: channel(governance_url)?,

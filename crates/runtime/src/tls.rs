@@ -1,0 +1,361 @@
+//! TLS and mutual TLS at the gRPC edge (rustls), and the client side of calls to peers.
+//!
+//! With `tls_cert` and `tls_key` a node serves TLS only; with `tls_client_ca` too, clients must
+//! show a certificate that CA signed (or may, with `tls_client_auth = "optional"`). Tokens are
+//! checked on top, as without TLS. The files are read again every `tls_reload_secs`: a renewed
+//! certificate, key or CA applies to every new connection without a restart, and files that do
+//! not make a valid configuration are refused with an error while the last good one stays.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
+
+use crate::Config;
+
+/// How long a client has to finish its handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+/// Handshakes under way at once; more connections wait to be accepted.
+const HANDSHAKES_AT_ONCE: usize = 256;
+
+/// Errors of the TLS configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot read {path}: {source}; check the path and its permissions")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} holds no usable {what} (PEM expected): {why}")]
+    Pem {
+        path: PathBuf,
+        what: &'static str,
+        why: String,
+    },
+    #[error("the TLS configuration is refused: {0}")]
+    Rustls(String),
+}
+
+/// Whether clients show certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No client certificates asked for (no `tls_client_ca`).
+    None,
+    /// Asked for; a client without one is served (its token decides), one with a certificate
+    /// the CA did not sign is refused.
+    Optional,
+    /// A client without a certificate the CA signed is refused.
+    Required,
+}
+
+/// The files the edge's TLS is made from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+}
+
+fn set(p: &Path) -> Option<PathBuf> {
+    (!p.as_os_str().is_empty()).then(|| p.to_path_buf())
+}
+
+impl TlsFiles {
+    /// The edge's TLS as `config` sets it (None: plain gRPC).
+    pub fn from_config(config: &Config) -> Result<Option<Self>, TlsError> {
+        let client_ca = set(&config.tls_client_ca);
+        match (set(&config.tls_cert), set(&config.tls_key)) {
+            (None, None) if client_ca.is_some() => Err(TlsError::Config(
+                "tls_client_ca is set but tls_cert and tls_key are not; mutual TLS needs the server's certificate too".into(),
+            )),
+            (None, None) => Ok(None),
+            (Some(_), None) | (None, Some(_)) => Err(TlsError::Config(
+                "tls_cert and tls_key go together; set both, or neither for plain gRPC".into(),
+            )),
+            (Some(cert), Some(key)) => {
+                let client_auth = match (&client_ca, config.tls_client_auth.as_str()) {
+                    (None, _) => ClientAuth::None,
+                    (Some(_), "required" | "") => ClientAuth::Required,
+                    (Some(_), "optional") => ClientAuth::Optional,
+                    (Some(_), other) => {
+                        return Err(TlsError::Config(format!(
+                            "tls_client_auth {:?} is not required or optional",
+                            flotilla_core::names::shown(other)
+                        )));
+                    }
+                };
+                Ok(Some(Self {
+                    cert,
+                    key,
+                    client_ca,
+                    client_auth,
+                }))
+            }
+        }
+    }
+
+    /// Reads the files: their bytes (to tell a change) and the server configuration.
+    fn load(&self) -> Result<(Vec<u8>, Arc<rustls::ServerConfig>), TlsError> {
+        let mut seen = Vec::new();
+        let cert_pem = read(&self.cert)?;
+        let key_pem = read(&self.key)?;
+        seen.extend_from_slice(&cert_pem);
+        seen.extend_from_slice(&key_pem);
+        let chain = certificates(&self.cert, &cert_pem)?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Pem {
+            path: self.key.clone(),
+            what: "private key",
+            why: e.to_string(),
+        })?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = match &self.client_ca {
+            None => WebPkiClientVerifier::no_client_auth(),
+            Some(path) => {
+                let ca_pem = read(path)?;
+                seen.extend_from_slice(&ca_pem);
+                let roots = roots(path, &ca_pem)?;
+                let builder =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+                let builder = if self.client_auth == ClientAuth::Optional {
+                    builder.allow_unauthenticated()
+                } else {
+                    builder
+                };
+                builder.build().map_err(|e| {
+                    TlsError::Rustls(format!("tls_client_ca {}: {e}", path.display()))
+                })?
+            }
+        };
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Rustls(e.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .map_err(|e| {
+                TlsError::Rustls(format!(
+                    "{} with {}: {e}",
+                    self.cert.display(),
+                    self.key.display()
+                ))
+            })?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok((seen, Arc::new(config)))
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The certificates of a PEM file (at least one).
+pub fn certificates(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bad = |why: String| TlsError::Pem {
+        path: path.to_path_buf(),
+        what: "certificate",
+        why,
+    };
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no CERTIFICATE block".into()));
+    }
+    Ok(certs)
+}
+
+fn roots(path: &Path, pem: &[u8]) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certificates(path, pem)? {
+        roots.add(cert).map_err(|e| TlsError::Pem {
+            path: path.to_path_buf(),
+            what: "CA certificate",
+            why: e.to_string(),
+        })?;
+    }
+    Ok(roots)
+}
+
+/// The edge's TLS, read again from its files while the node runs.
+pub struct ServerTls {
+    files: TlsFiles,
+    current: ArcSwap<rustls::ServerConfig>,
+    loaded: std::sync::Mutex<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("files", &self.files)
+            .finish()
+    }
+}
+
+impl ServerTls {
+    /// Reads the files; an error says which one and why.
+    pub fn load(files: TlsFiles) -> Result<Arc<Self>, TlsError> {
+        let (seen, config) = files.load()?;
+        Ok(Arc::new(Self {
+            files,
+            current: ArcSwap::new(config),
+            loaded: std::sync::Mutex::new(seen),
+        }))
+    }
+
+    pub fn client_auth(&self) -> ClientAuth {
+        self.files.client_auth
+    }
+
+    /// Reads the files again: true when they changed and now apply to new connections. Files
+    /// that do not make a valid configuration are an error, and the last good one stays.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        let (seen, config) = self.files.load()?;
+        let mut loaded = self
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *loaded == seen {
+            return Ok(false);
+        }
+        self.current.store(config);
+        *loaded = seen;
+        Ok(true)
+    }
+
+    /// Reads the files again every `every` until `stop` turns true.
+    pub async fn watch(
+        self: Arc<Self>,
+        every: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            match self.reload() {
+                Ok(true) => {
+                    tracing::info!(cert = %self.files.cert.display(), "tls certificates reloaded; new connections use them")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "tls files changed but cannot be used; still serving the last good ones")
+                }
+            }
+        }
+    }
+
+    /// The connections `listener` accepts, each after its TLS handshake with the configuration
+    /// current when it came. A failed handshake (a client of another CA, none when one is
+    /// required, not TLS at all) is logged and never reaches the server.
+    pub fn incoming(
+        self: Arc<Self>,
+        listener: TcpListener,
+    ) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(self.accept(listener, tx));
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+    }
+
+    async fn accept(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tx: tokio::sync::mpsc::Sender<std::io::Result<TlsStream<TcpStream>>>,
+    ) {
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
+        loop {
+            let Ok(permit) = handshakes.clone().acquire_owned().await else {
+                return;
+            };
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = tx.closed() => return,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = tokio_rustls::TlsAcceptor::from(self.current.load_full());
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(peer = %peer, error = %e, "tls handshake refused")
+                    }
+                    Err(_) => tracing::warn!(peer = %peer, "tls handshake timed out"),
+                }
+            });
+        }
+    }
+}
+
+/// Where a node listens: plain gRPC, or TLS.
+#[derive(Debug)]
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub tls: Option<Arc<ServerTls>>,
+}
+
+impl From<TcpListener> for Listener {
+    fn from(tcp: TcpListener) -> Self {
+        Self { tcp, tls: None }
+    }
+}
+
+/// What this process shows and trusts when it calls peers over https: the CA of `tls_ca` (or
+/// `tls_client_ca`) and, when set, `tls_cert` as its client certificate. None when neither CA
+/// is set.
+pub fn client_tls(config: &Config) -> Result<Option<tonic::transport::ClientTlsConfig>, TlsError> {
+    let Some(ca) = set(&config.tls_ca).or_else(|| set(&config.tls_client_ca)) else {
+        return Ok(None);
+    };
+    let ca_pem = read(&ca)?;
+    certificates(&ca, &ca_pem)?;
+    let mut tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem));
+    if let (Some(cert), Some(key)) = (set(&config.tls_cert), set(&config.tls_key)) {
+        tls = tls.identity(tonic::transport::Identity::from_pem(
+            read(&cert)?,
+            read(&key)?,
+        ));
+    }
+    Ok(Some(tls))
+}
+
+/// An endpoint for a peer's URL: https ones with [`client_tls`].
+pub fn peer_endpoint(config: &Config, url: &str) -> Result<tonic::transport::Endpoint, TlsError> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .map_err(|e| TlsError::Config(format!("{url} is not a URL: {e}")))?;
+    if !url.starts_with("https://") {
+        return Ok(endpoint);
+    }
+    let tls = client_tls(config)?.ok_or_else(|| {
+        TlsError::Config(format!(
+            "{url} is https but no CA to check it by is set; set tls_ca (or tls_client_ca)"
+        ))
+    })?;
+    endpoint
+        .tls_config(tls)
+        .map_err(|e| TlsError::Config(format!("{url}: {e}")))
+}
