@@ -1,7 +1,8 @@
 //! `flotilla doctor`: the configuration checked against what it names. PostgreSQL reachable,
 //! each service's store present in its schema, the keyring, the clock against the database's,
 //! NATS with JetStream and each service's stream, Kafka and each service's topic; each check
-//! says what to do when it does not hold. Exit 1 when a check failed.
+//! says what to do when it does not hold; the TLS files and when their certificates end. Exit 1
+//! when a check failed.
 
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -320,6 +321,96 @@ fn kafka(config: &Config, ns: &Namespace, services: &[&str], out: &mut Vec<Check
     }
 }
 
+/// A certificate this close to its end is worth a warning.
+const EXPIRY_WARN_DAYS: u64 = 14;
+
+/// The TLS files: that they make a configuration (a key matching its certificate, a usable CA)
+/// and when each file's certificates stop being valid.
+fn certificates(config: &Config, out: &mut Vec<Check>) {
+    match flotilla_runtime::tls::TlsFiles::from_config(config) {
+        Ok(Some(files)) => match flotilla_runtime::tls::ServerTls::load(files.clone()) {
+            Ok(t) => out.push(check(
+                "tls",
+                Verdict::Ok,
+                format!(
+                    "serving TLS with {}; client certificates {}",
+                    files.cert.display(),
+                    t.client_auth()
+                ),
+            )),
+            Err(e) => out.push(check("tls", Verdict::Fail, e.to_string())),
+        },
+        Ok(None) => {}
+        Err(e) => {
+            out.push(check("tls", Verdict::Fail, e.to_string()));
+            return;
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for (key, path) in [
+        ("tls_cert", &config.tls_cert),
+        ("tls_client_ca", &config.tls_client_ca),
+        ("tls_ca", &config.tls_ca),
+    ] {
+        if !path.as_os_str().is_empty() {
+            out.push(expiry(key, path, now));
+        }
+    }
+}
+
+/// When the first certificate of a file to stop being valid does, against `now`.
+fn expiry(key: &str, path: &std::path::Path, now: u64) -> Check {
+    let name = format!("{key} expiry");
+    let certs = std::fs::read(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .and_then(|pem| flotilla_runtime::tls::certificates(path, &pem).map_err(|e| e.to_string()));
+    let ends = certs.and_then(|certs| {
+        certs
+            .iter()
+            .map(flotilla_runtime::tls::not_after)
+            .collect::<Result<Vec<u64>, String>>()
+    });
+    let end = match ends {
+        Ok(ends) => ends.into_iter().min().unwrap_or(0),
+        Err(e) => return check(name, Verdict::Fail, format!("{e}; set {key} to a PEM file")),
+    };
+    let at = time::OffsetDateTime::from_unix_timestamp(i64::try_from(end).unwrap_or(i64::MAX))
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| end.to_string());
+    let shown = path.display();
+    if end <= now {
+        return check(
+            name,
+            Verdict::Fail,
+            format!(
+                "{shown} expired at {at}; renew it (a running node picks the new file up within tls_reload_secs)"
+            ),
+        );
+    }
+    let days = (end - now) / 86_400;
+    if days < EXPIRY_WARN_DAYS {
+        check(
+            name,
+            Verdict::Warn,
+            format!("{shown} expires at {at}, in {days} day(s); renew it before then"),
+        )
+    } else {
+        check(
+            name,
+            Verdict::Ok,
+            format!("{shown} valid until {at} ({days} days)"),
+        )
+    }
+}
+
 /// Every check of a configuration, for the given services (all six when none).
 pub async fn checks(config: &Config, services: &[String]) -> Vec<Check> {
     let mut out = Vec::new();
@@ -341,6 +432,7 @@ pub async fn checks(config: &Config, services: &[String]) -> Vec<Check> {
         Verdict::Ok,
         format!("namespace {}, buses {:?}", ns.as_str(), config.buses),
     ));
+    certificates(config, &mut out);
     postgres(config, &ns, &services, &mut out).await;
     if config.buses.contains(&BusKind::Nats) {
         nats(config, &ns, &services, &mut out).await;

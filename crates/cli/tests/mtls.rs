@@ -236,6 +236,51 @@ async fn clients_of_the_configured_ca_are_served_others_refused_and_renewals_app
         text(&out)
     );
 
+    // doctor tells when each file's certificates end, as openssl reads them (two days: a
+    // warning), and that the files make a configuration.
+    let doctor = || {
+        let out = flotilla()
+            .args(["doctor", "--output", "json", "--config"])
+            .arg(dir.path().join("flotilla.toml"))
+            .output()
+            .expect("flotilla doctor");
+        let checks: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("doctor's JSON ({e}): {}", text(&out)));
+        move |name: &str| {
+            checks
+                .iter()
+                .find(|c| c["check"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {name} check: {checks:#?}"))
+        }
+    };
+    let enddate = |pem: &str| {
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in"])
+            .arg(at(pem))
+            .output()
+            .expect("openssl x509");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .trim_start_matches("notAfter=")
+            .to_owned()
+    };
+    let checks = doctor();
+    assert_eq!(checks("tls")["result"], "ok", "{:#?}", checks("tls"));
+    for (check, pem) in [
+        ("tls_cert expiry", "server1.pem"),
+        ("tls_client_ca expiry", "ca1.pem"),
+    ] {
+        let c = checks(check);
+        assert_eq!(c["result"], "warn", "{c:#?}");
+        let detail = c["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(&format!("expires at {}", enddate(pem))),
+            "{check}: {detail} (openssl: {})",
+            enddate(pem)
+        );
+    }
+
     // Renewal: a server certificate of the new authority, and clients of it only. New
     // connections use the new files within the reload interval, without a restart.
     std::fs::copy(at("server2.key"), at("node.key")).expect("copy");
@@ -266,5 +311,8 @@ async fn clients_of_the_configured_ca_are_served_others_refused_and_renewals_app
     list(&addr, certs.client("ca2", Some("client2")), Some(&token))
         .await
         .expect("still served with the last good files after a broken renewal");
+    let checks = doctor();
+    assert_eq!(checks("tls")["result"], "fail", "{:#?}", checks("tls"));
+    assert_eq!(checks("tls_client_ca expiry")["result"], "fail");
     stop(node);
 }

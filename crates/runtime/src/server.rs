@@ -128,7 +128,7 @@ pub async fn serve(
         addr = ?addr,
         services = served.len(),
         tls = listener.tls.is_some(),
-        client_certificates = ?listener.tls.as_ref().map(|t| t.client_auth()),
+        client_certificates = listener.tls.as_ref().map(|t| t.client_auth().to_string()),
         "grpc server listening"
     );
     let serving = ServingLayer {

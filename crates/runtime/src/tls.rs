@@ -56,6 +56,16 @@ pub enum ClientAuth {
     Required,
 }
 
+impl std::fmt::Display for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "not asked for",
+            Self::Optional => "optional",
+            Self::Required => "required",
+        })
+    }
+}
+
 /// The files the edge's TLS is made from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -88,7 +98,7 @@ impl TlsFiles {
                     (Some(_), "optional") => ClientAuth::Optional,
                     (Some(_), other) => {
                         return Err(TlsError::Config(format!(
-                            "tls_client_auth {:?} is not required or optional",
+                            "tls_client_auth {} is not required or optional",
                             flotilla_core::names::shown(other)
                         )));
                     }
@@ -185,6 +195,47 @@ fn roots(path: &Path, pem: &[u8]) -> Result<rustls::RootCertStore, TlsError> {
         })?;
     }
     Ok(roots)
+}
+
+/// When a certificate stops being valid (its `notAfter`), as seconds since the Unix epoch.
+/// Read with the `der` crate from the certificate's TBSCertificate: version, serial,
+/// signature algorithm, issuer, then the validity's two times (RFC 5280, 4.1).
+pub fn not_after(certificate: &CertificateDer<'_>) -> Result<u64, String> {
+    use der::Reader as _;
+    use der::asn1::{AnyRef, GeneralizedTime, UtcTime};
+    fn time<'a, R: der::Reader<'a>>(r: &mut R) -> der::Result<std::time::Duration> {
+        if r.peek_tag()? == der::Tag::UtcTime {
+            Ok(r.decode::<UtcTime>()?.to_unix_duration())
+        } else {
+            Ok(r.decode::<GeneralizedTime>()?.to_unix_duration())
+        }
+    }
+    let mut reader = der::SliceReader::new(certificate.as_ref()).map_err(|e| e.to_string())?;
+    reader
+        .sequence(|cert| {
+            let until = cert.sequence(|tbs| {
+                if tbs.peek_tag()?.is_context_specific() {
+                    tbs.decode::<AnyRef<'_>>()?; // [0] version
+                }
+                for _ in 0..3 {
+                    tbs.decode::<AnyRef<'_>>()?; // serial, signature, issuer
+                }
+                let until = tbs.sequence(|validity| {
+                    time(validity)?;
+                    time(validity)
+                })?;
+                while !tbs.is_finished() {
+                    tbs.decode::<AnyRef<'_>>()?;
+                }
+                Ok(until)
+            })?;
+            while !cert.is_finished() {
+                cert.decode::<AnyRef<'_>>()?;
+            }
+            Ok(until)
+        })
+        .map(|d| d.as_secs())
+        .map_err(|e| format!("not an X.509 certificate: {e}"))
 }
 
 /// The edge's TLS, read again from its files while the node runs.
@@ -358,4 +409,62 @@ pub fn peer_endpoint(config: &Config, url: &str) -> Result<tonic::transport::End
     endpoint
         .tls_config(tls)
         .map_err(|e| TlsError::Config(format!("{url}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first(pem: &str) -> CertificateDer<'static> {
+        certificates(Path::new("fixture"), pem.as_bytes())
+            .expect("pem")
+            .remove(0)
+    }
+
+    /// Certificates made with `openssl req -x509 … -days 30` and `-days 10000`; the expected
+    /// values are what `openssl x509 -noout -enddate` printed for them (2027-01-06 01:55:54Z,
+    /// a UTCTime, and 2054-04-24 01:55:54Z, past 2049 so a GeneralizedTime), as Unix seconds.
+    #[test]
+    fn not_after_reads_what_openssl_reads() {
+        let utc = first(include_str!("tls_fixtures/utc_time.pem"));
+        assert_eq!(not_after(&utc), Ok(1_799_200_554));
+        let generalized = first(include_str!("tls_fixtures/generalized_time.pem"));
+        assert_eq!(not_after(&generalized), Ok(2_660_608_554));
+    }
+
+    #[test]
+    fn not_a_certificate_is_an_error() {
+        let der = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x01]);
+        assert!(not_after(&der).is_err());
+        assert!(not_after(&CertificateDer::from(Vec::new())).is_err());
+        assert!(certificates(Path::new("x"), b"not pem").is_err());
+    }
+
+    fn config(cert: &str, key: &str, ca: &str, auth: &str) -> Config {
+        Config {
+            tls_cert: cert.into(),
+            tls_key: key.into(),
+            tls_client_ca: ca.into(),
+            tls_client_auth: auth.into(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn settings_that_do_not_go_together_say_what_to_set() {
+        let err = |c: Config| TlsFiles::from_config(&c).expect_err("refused").to_string();
+        assert!(err(config("c.pem", "", "", "")).contains("tls_cert and tls_key go together"));
+        assert!(err(config("", "", "ca.pem", "")).contains("needs the server's certificate"));
+        assert!(err(config("c.pem", "k.pem", "ca.pem", "sometimes")).contains("\"sometimes\""));
+        assert_eq!(TlsFiles::from_config(&Config::default()).ok(), Some(None));
+        let optional = TlsFiles::from_config(&config("c.pem", "k.pem", "ca.pem", "optional"))
+            .expect("valid")
+            .expect("tls");
+        assert_eq!(optional.client_auth, ClientAuth::Optional);
+        let missing = ServerTls::load(optional).expect_err("no such files");
+        assert!(
+            missing.to_string().contains("cannot read c.pem"),
+            "{missing}"
+        );
+    }
 }
