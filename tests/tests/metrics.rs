@@ -1,6 +1,10 @@
 //! Prometheus metrics: a node with `metrics_listen` serves `/metrics`; the real Prometheus
 //! (Debian's, started by scripts/services.sh) scrapes it, and its HTTP API gives back the gRPC
-//! calls a client made, by method and code.
+//! calls a client made, by method and code, and after a release's scenario the store's, the
+//! bus's and the domain's figures.
+
+#[path = "flow/mod.rs"]
+mod flow;
 
 use std::time::Duration;
 
@@ -69,23 +73,10 @@ async fn prometheus_scrapes_grpc_calls_by_method_and_code() {
         page.contains("flotilla_store_head_position{service=\"governance\"}"),
         "{page}"
     );
-    let label = format!("metrics-{}", uuid::Uuid::new_v4().simple());
-    let targets = std::env::var("FLOTILLA_TEST_PROMETHEUS_TARGETS")
-        .unwrap_or_else(|_| "/tmp/flotilla-prometheus/targets".into());
-    std::fs::create_dir_all(&targets).expect("targets folder");
-    let file = std::path::Path::new(&targets).join(format!("{label}.json"));
-    std::fs::write(
-        &file,
-        format!(r#"[{{"targets":["127.0.0.1:{port}"],"labels":{{"flotilla_test":"{label}"}}}}]"#),
-    )
-    .expect("target file");
-    let prometheus = Prometheus::new(
-        &std::env::var("FLOTILLA_TEST_PROMETHEUS_URL")
-            .unwrap_or_else(|_| "http://127.0.0.1:9090".into()),
-    )
-    .expect("prometheus client");
+    let scraped = Scraped::new(port);
+    let label = scraped.label.clone();
     let ask = |q: String| {
-        let p = &prometheus;
+        let p = &scraped.prometheus;
         async move { p.query(&q, Timestamp::now()).await.unwrap_or_default() }
     };
     let status = format!(
@@ -126,7 +117,6 @@ async fn prometheus_scrapes_grpc_calls_by_method_and_code() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let _ = std::fs::remove_file(&file);
     assert_eq!(seen.0.first().map(|p| p.value), Some(3.0), "{seen:?}");
     assert_eq!(seen.1.first().map(|p| p.value), Some(1.0), "{seen:?}");
     assert!(seen.2.first().is_some_and(|p| p.value >= 3.0), "{seen:?}");
@@ -142,4 +132,264 @@ async fn prometheus_scrapes_grpc_calls_by_method_and_code() {
         "one bus, one relay lag: {duty:?}"
     );
     node.stop().await.expect("stop");
+}
+
+/// A node's metrics scraped by the test Prometheus (a file_sd target labelled for this test),
+/// and queries of them.
+struct Scraped {
+    label: String,
+    _target: flow::Target,
+    prometheus: Prometheus,
+}
+
+impl Scraped {
+    fn new(port: u16) -> Self {
+        let label = format!("metrics-{}", uuid::Uuid::new_v4().simple());
+        Self {
+            _target: flow::Target::new(&label, port),
+            prometheus: Prometheus::new(&flow::prometheus_url()).expect("prometheus client"),
+            label,
+        }
+    }
+
+    /// `metric{flotilla_test="<this test>",labels}`.
+    fn query(&self, metric: &str, labels: &str) -> String {
+        let sep = if labels.is_empty() { "" } else { "," };
+        format!("{metric}{{flotilla_test=\"{}\"{sep}{labels}}}", self.label)
+    }
+
+    /// Waits (at most 30 s) until `promql` has a value `wanted` accepts; answers the last value.
+    async fn until(&self, promql: &str, wanted: impl Fn(f64) -> bool) -> Option<f64> {
+        let mut last = None;
+        for _ in 0..60 {
+            last = self
+                .prometheus
+                .query(promql, Timestamp::now())
+                .await
+                .unwrap_or_default()
+                .first()
+                .map(|p| p.value);
+            if last.is_some_and(&wanted) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        last
+    }
+}
+
+/// A release through governance's gate (denied, then approved), deployed to dev (production
+/// for DORA here) and held in staging for a rollback decision: Prometheus reads back the
+/// store writer's latency and batch sizes, each consumer group's lag, the releases in flight,
+/// the deployments by outcome, the gate's denials by reason, the pending approvals and their
+/// age, and the unit's DORA figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn prometheus_reads_back_store_bus_and_domain_metrics_after_a_release() {
+    use flotilla_proto::orchestration::v1 as pb;
+    use flow::*;
+
+    let port = free_port();
+    let mut monitoring = toml::Table::new();
+    monitoring.insert(
+        "production_environments".into(),
+        toml::Value::Array(vec!["dev".into()]),
+    );
+    let mut sections = toml::Table::new();
+    sections.insert("monitoring".into(), toml::Value::Table(monitoring));
+    let mut flow = Flow::start_configured(sections, |c| {
+        c.metrics_listen = format!("127.0.0.1:{port}");
+    })
+    .await;
+    let scraped = Scraped::new(port);
+    set_up(&mut flow).await;
+    let name = "payments-2.0.0";
+    flow.orch
+        .create_release(pb::CreateReleaseRequest {
+            name: name.into(),
+            business_unit: UNIT.into(),
+            items: ["payments-web", "payments-api", "payments-ledger"]
+                .into_iter()
+                .map(|s| item(s, ""))
+                .collect(),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    flow.orch
+        .plan_release(pb::PlanReleaseRequest {
+            release: name.into(),
+        })
+        .await
+        .expect("plan");
+    let promote = |env: &str| pb::PromoteReleaseRequest {
+        release: name.into(),
+        environment: env.into(),
+    };
+
+    // The plan's assessment opens dev's approval request: pending, and aging.
+    let pending = scraped.query("flotilla_approvals_pending", "business_unit=\"payments\"");
+    assert_eq!(
+        scraped.until(&pending, |v| v >= 1.0).await,
+        Some(1.0),
+        "{pending}"
+    );
+    let age = scraped.query(
+        "flotilla_approvals_oldest_pending_age_seconds",
+        "business_unit=\"payments\"",
+    );
+    assert!(
+        scraped
+            .until(&age, |v| v > 0.0)
+            .await
+            .is_some_and(|v| v < 600.0),
+        "{age}"
+    );
+    // Promoting before it is approved: denied for its missing approvals.
+    let denied = flow
+        .orch
+        .promote_release(promote("dev"))
+        .await
+        .expect_err("not approved");
+    assert!(
+        denied.message().contains("needs 1 approval(s)"),
+        "{denied:?}"
+    );
+    let denials = scraped.query(
+        "flotilla_gate_denials_total",
+        "reason=\"missing_approvals\"",
+    );
+    assert_eq!(
+        scraped.until(&denials, |v| v >= 1.0).await,
+        Some(1.0),
+        "{denials}"
+    );
+    let other = scraped.query("flotilla_gate_denials_total", "reason=\"freeze_window\"");
+    assert_eq!(scraped.until(&other, |_| true).await, Some(0.0), "{other}");
+
+    approve(&flow, name, "dev").await;
+    let started = flow
+        .orch
+        .promote_release(promote("dev"))
+        .await
+        .expect("promote")
+        .into_inner();
+    let done = flow.finished(&started.deployment_id).await;
+    assert_eq!(done.status, pb::DeploymentStatus::Succeeded as i32);
+
+    // Staging: its prerequisites, then a failing step held for governance's decision.
+    flow.orch
+        .record_validation(pb::RecordValidationRequest {
+            business_unit: UNIT.into(),
+            environment: "dev".into(),
+            release: name.into(),
+            check: "smoke".into(),
+            passed: true,
+        })
+        .await
+        .expect("validation");
+    flow.orch
+        .record_data_refresh(pb::RecordDataRefreshRequest {
+            business_unit: UNIT.into(),
+            environment: "staging".into(),
+            masked: true,
+            copied_at: Some(prost_types::Timestamp::from(
+                std::time::SystemTime::now() - Duration::from_secs(86_400),
+            )),
+            volume_percent: 80,
+        })
+        .await
+        .expect("refresh");
+    approve(&flow, name, "staging").await;
+    flow.fail("payments-web");
+    let held = flow
+        .orch
+        .promote_release(promote("staging"))
+        .await
+        .expect("promote")
+        .into_inner();
+    flow.until(&held.deployment_id, "awaiting a rollback decision", |d| {
+        d.status == pb::DeploymentStatus::AwaitingRollbackDecision as i32
+    })
+    .await;
+
+    let in_flight = scraped.query(
+        "flotilla_releases_in_flight",
+        "business_unit=\"payments\",environment=\"staging\",status=\"awaiting_a_rollback_decision\"",
+    );
+    assert_eq!(
+        scraped.until(&in_flight, |v| v == 1.0).await,
+        Some(1.0),
+        "{in_flight}"
+    );
+    let succeeded = scraped.query(
+        "flotilla_deployments_finished",
+        "business_unit=\"payments\",outcome=\"succeeded\"",
+    );
+    assert_eq!(
+        scraped.until(&succeeded, |v| v == 1.0).await,
+        Some(1.0),
+        "{succeeded}"
+    );
+    // DORA: the dev deployment, production here, in the last 30 days.
+    let dora = scraped.query(
+        "flotilla_dora_deployments_30d",
+        "business_unit=\"payments\"",
+    );
+    assert_eq!(
+        scraped.until(&dora, |v| v == 1.0).await,
+        Some(1.0),
+        "{dora}"
+    );
+    let failure_rate = scraped.query(
+        "flotilla_dora_change_failure_rate",
+        "business_unit=\"payments\"",
+    );
+    assert_eq!(
+        scraped.until(&failure_rate, |v| v == 0.0).await,
+        Some(0.0),
+        "{failure_rate}"
+    );
+    // The store writer: orchestration's appends timed, its transactions' sizes counted.
+    let appends = scraped.query(
+        "flotilla_store_append_duration_seconds_count",
+        "service=\"orchestration\"",
+    );
+    assert!(
+        scraped
+            .until(&appends, |v| v >= 5.0)
+            .await
+            .is_some_and(|v| v >= 5.0),
+        "{appends}"
+    );
+    let batches = format!(
+        "{} - {}",
+        scraped.query(
+            "flotilla_store_batch_events_count",
+            "service=\"orchestration\""
+        ),
+        scraped.query(
+            "flotilla_store_batch_events_bucket",
+            "service=\"orchestration\",le=\"+Inf\""
+        ),
+    );
+    assert_eq!(
+        scraped.until(&batches, |_| true).await,
+        Some(0.0),
+        "{batches}"
+    );
+    let events = scraped.query(
+        "flotilla_store_batch_events_sum",
+        "service=\"orchestration\"",
+    );
+    assert!(
+        scraped.until(&events, |v| v >= 5.0).await.is_some(),
+        "{events}"
+    );
+    // Compliance ledgers every orchestration event: its group catches up to no lag.
+    let lag = scraped.query(
+        "flotilla_consumer_lag_events",
+        "group=\"compliance\",source=\"orchestration\",bus=\"inprocess\"",
+    );
+    assert_eq!(scraped.until(&lag, |v| v == 0.0).await, Some(0.0), "{lag}");
+    flow.node.stop().await.expect("stop");
 }

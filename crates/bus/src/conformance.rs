@@ -112,6 +112,51 @@ pub async fn publish_and_consume(h: &dyn BusHarness) {
     }
 }
 
+/// A group's lag is what it has not acknowledged: every event before it takes any, fewer as it
+/// acknowledges, none once it acknowledged all (buses commit asynchronously: it is waited for).
+pub async fn consumer_lag_counts_what_a_group_has_not_acknowledged(h: &dyn BusHarness) {
+    let bus = h.fresh().await;
+    let svc = service();
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let events = fill(&store, 1, 6).await;
+    assert_eq!(
+        bus.consumer_lag(&svc, "laggards").await.expect("lag"),
+        None,
+        "a group that never subscribed has no lag"
+    );
+    let mut deliveries = bus.subscribe(&svc, "laggards").await.expect("subscribe");
+    bus.publish(&svc, &outgoing(&*bus, &svc, &events))
+        .await
+        .expect("publish");
+    let lag_becomes = |want: u64| {
+        let bus = bus.clone();
+        let svc = svc.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let lag = bus.consumer_lag(&svc, "laggards").await.expect("lag");
+                if lag == Some(want) {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "lag {lag:?}, expected {want}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    lag_becomes(6).await;
+    for _ in 0..2 {
+        next(&mut deliveries).await.ack().await.expect("ack");
+    }
+    lag_becomes(4).await;
+    for _ in 0..4 {
+        next(&mut deliveries).await.ack().await.expect("ack");
+    }
+    lag_becomes(0).await;
+}
+
 /// What a group did not acknowledge is delivered again to its next subscriber; another group
 /// gets everything independently.
 pub async fn unacknowledged_are_redelivered(h: &dyn BusHarness) {
@@ -399,6 +444,10 @@ macro_rules! bus_conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn namespaces_see_only_their_own_events() {
                 c::namespaces_see_only_their_own_events(&$harness).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn consumer_lag_counts_what_a_group_has_not_acknowledged() {
+                c::consumer_lag_counts_what_a_group_has_not_acknowledged(&$harness).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn relay_killed_mid_batch_delivers_everything_once() {

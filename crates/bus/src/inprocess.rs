@@ -169,13 +169,22 @@ impl Subscriber for InProcessBus {
             let log = logs.entry(service.to_owned()).or_default();
             // A new subscriber resumes after the group's acknowledged prefix.
             log.acked.remove(group);
-            log.committed.get(group).copied().unwrap_or(0)
+            *log.committed.entry(group.to_owned()).or_insert(0)
         };
         Ok(Box::new(InProcessDeliveries {
             shared: self.shared.clone(),
             service: service.into(),
             group: group.into(),
             cursor,
+        }))
+    }
+
+    async fn consumer_lag(&self, service: &str, group: &str) -> Result<Option<u64>> {
+        let logs = self.shared.logs.lock().map_err(poisoned)?;
+        Ok(logs.get(service).and_then(|log| {
+            let committed = log.committed.get(group)?;
+            let acked_beyond = log.acked.get(group).map_or(0, |a| a.len());
+            Some(log.events.len().saturating_sub(committed + acked_beyond) as u64)
         }))
     }
 }

@@ -313,4 +313,58 @@ impl Subscriber for KafkaBus {
             book: AckBook::default(),
         }))
     }
+
+    async fn consumer_lag(&self, service: &str, group: &str) -> Result<Option<u64>> {
+        let (brokers, group, topic) = (
+            self.brokers.clone(),
+            self.namespace.group(group),
+            self.topic(service),
+        );
+        // librdkafka's calls block: off the runtime's threads.
+        tokio::task::spawn_blocking(move || group_lag(&brokers, &group, &topic))
+            .await
+            .map_err(|e| BusError::Consume(format!("kafka lag: {e}")))?
+    }
+}
+
+/// A group's lag on a topic: per partition, the high watermark less the group's committed
+/// offset (the low watermark where it committed nothing). None when the topic does not exist.
+fn group_lag(brokers: &str, group: &str, topic: &str) -> Result<Option<u64>> {
+    const WAIT: Duration = Duration::from_secs(5);
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| BusError::Connect(format!("kafka consumer: {e}")))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), WAIT)
+        .map_err(|e| BusError::Consume(format!("kafka metadata of {topic}: {e}")))?;
+    let Some(partitions) = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
+    else {
+        return Ok(None);
+    };
+    let mut wanted = TopicPartitionList::new();
+    for p in &partitions {
+        wanted.add_partition(topic, *p);
+    }
+    let committed = consumer
+        .committed_offsets(wanted, WAIT)
+        .map_err(|e| BusError::Consume(format!("kafka committed offsets of {group}: {e}")))?;
+    let mut lag = 0u64;
+    for p in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, WAIT)
+            .map_err(|e| BusError::Consume(format!("kafka watermarks of {topic}/{p}: {e}")))?;
+        let from = match committed.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o,
+            _ => low,
+        };
+        lag += u64::try_from(high.saturating_sub(from)).unwrap_or(0);
+    }
+    Ok(Some(lag))
 }

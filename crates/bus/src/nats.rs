@@ -321,4 +321,21 @@ impl Subscriber for NatsBus {
             .map_err(|e| BusError::Consume(format!("jetstream consumer {durable}: {e}")))?;
         Ok(Box::new(NatsDeliveries { messages }))
     }
+
+    async fn consumer_lag(&self, service: &str, group: &str) -> Result<Option<u64>> {
+        let name = self.namespace.stream(service);
+        let Ok(stream) = self.js.get_stream(&name).await else {
+            return Ok(None);
+        };
+        let durable = self.namespace.durable(group);
+        let Ok(mut consumer) = stream.get_consumer::<pull::Config>(&durable).await else {
+            return Ok(None);
+        };
+        let info = consumer
+            .info()
+            .await
+            .map_err(|e| BusError::Consume(format!("jetstream consumer {durable}: {e}")))?;
+        // Not yet delivered, and delivered but not acknowledged.
+        Ok(Some(info.num_pending + info.num_ack_pending as u64))
+    }
 }

@@ -21,6 +21,7 @@ pub mod subscription;
 pub mod testing;
 pub mod upcast;
 pub mod version;
+pub mod writer_stats;
 
 pub use chain::{ChainBreak, ChainHead, Hash, VerifyReport};
 pub use decider::{Decider, Decision, Recorded, StoredEvents};

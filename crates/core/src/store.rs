@@ -260,6 +260,12 @@ pub trait EventStore: Send + Sync + 'static {
     /// Whether an idempotency key is recorded.
     async fn is_processed(&self, key: &str) -> Result<bool>;
 
+    /// What the store's writer measured so far (append latency, events per transaction);
+    /// None for a store without one.
+    fn writer_stats(&self) -> Option<crate::writer_stats::WriterStats> {
+        None
+    }
+
     /// Walks the whole chain and reports the first break. `progress` gets the count checked.
     async fn verify(&self, progress: &(dyn Fn(u64) + Send + Sync)) -> Result<VerifyReport> {
         verify_by_reading(self, progress).await

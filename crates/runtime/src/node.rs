@@ -28,37 +28,6 @@ use futures::FutureExt;
 /// (calls to that service wait for nothing: they answer from state being rebuilt).
 const VERIFY_AT_START: Duration = Duration::from_secs(600);
 
-/// How often a node samples its stores' heads and relays' checkpoints for its metrics.
-const SAMPLE_STORES: Duration = Duration::from_secs(5);
-
-/// Samples each service's store head and how far each relay's checkpoint is behind it.
-async fn sample_stores(
-    metrics: Arc<crate::metrics::Metrics>,
-    stores: Vec<(&'static str, Arc<dyn flotilla_core::store::EventStore>)>,
-    buses: Vec<String>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        for (service, store) in &stores {
-            let Ok(head) = store.head().await else {
-                continue;
-            };
-            let mut relays = Vec::new();
-            for bus in &buses {
-                let name = format!("relay:{service}:{bus}");
-                if let Ok(published) = store.load_checkpoint(&name).await {
-                    relays.push((bus.clone(), published.unwrap_or(0)));
-                }
-            }
-            metrics.set_store(service, head.position, &relays);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(SAMPLE_STORES) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
-}
-
 /// How often a node looks for an access policy another replica recorded.
 const POLICY_FROM_STORE: Duration = Duration::from_secs(2);
 
@@ -207,6 +176,7 @@ impl Node {
         let metrics = (!self.config.metrics_listen.is_empty())
             .then(|| Arc::new(crate::metrics::Metrics::default()));
         let mut sampled = Vec::new();
+        let mut consumed = Vec::new();
         let mut routes = RoutesBuilder::default();
         let mut served = Vec::new();
         let mut tasks = Vec::new();
@@ -368,8 +338,12 @@ impl Node {
             };
             tasks.push(tokio::spawn(duty.run(stop_rx.clone())));
             // Consume from the first configured bus.
+            if let (Some(gauges), Some(metrics)) = (started.gauges, &metrics) {
+                metrics.add_gauges(m.name(), gauges);
+            }
             if let Some(bus) = buses.first() {
                 for c in started.consumers {
+                    consumed.push((m.name().to_owned(), c.source.to_string()));
                     tasks.push(tokio::spawn(run_consumer(
                         bus.clone(),
                         m.name().to_owned(),
@@ -523,11 +497,17 @@ impl Node {
             tasks.push(tokio::spawn(m.clone().serve(l, async move {
                 let _ = stop.wait_for(|s| *s).await;
             })));
-            let bus_names: Vec<String> = buses.iter().map(|b| b.name().to_owned()).collect();
-            tasks.push(tokio::spawn(sample_stores(
+            let sampled = crate::metrics::sampling::Sampled {
+                stores: sampled,
+                buses: buses.clone(),
+                consumers: buses.first().map(|b| crate::metrics::sampling::Consumed {
+                    bus: b.clone(),
+                    groups: consumed,
+                }),
+            };
+            tasks.push(tokio::spawn(crate::metrics::sampling::sample(
                 m.clone(),
                 sampled,
-                bus_names,
                 stop_rx.clone(),
             )));
         }

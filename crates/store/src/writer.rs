@@ -3,9 +3,13 @@
 //! verdict. If a batch fails as a whole (a constraint an append broke, say), its appends are
 //! retried one by one so only the offending append gets the error.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use async_trait::async_trait;
 use flotilla_core::lease::Fence;
 use flotilla_core::store::{AppendOutcome, AppendRequest, Result, StoreError};
+use flotilla_core::writer_stats::{WriterMeter, WriterStats};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Most events a batch collects from the queue (a single larger append is written alone).
@@ -33,23 +37,34 @@ pub(crate) trait BatchWriter: Send + 'static {
 #[derive(Clone, Debug)]
 pub(crate) struct WriterHandle {
     tx: mpsc::Sender<(AppendRequest, Reply)>,
+    meter: Arc<WriterMeter>,
 }
 
 impl WriterHandle {
     pub(crate) async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
         request.validate()?;
+        let queued = Instant::now();
         let (reply, rx) = oneshot::channel();
         self.tx
             .send((request, reply))
             .await
             .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        let answer = rx.await.map_err(|_| StoreError::Closed)?;
+        self.meter.append_answered(queued.elapsed().as_secs_f64());
+        answer
+    }
+
+    /// What the writer measured so far.
+    pub(crate) fn stats(&self) -> WriterStats {
+        self.meter.stats()
     }
 }
 
 /// Starts the writer task for a backend.
 pub(crate) fn spawn<W: BatchWriter>(mut backend: W, head_tx: watch::Sender<u64>) -> WriterHandle {
     let (tx, mut rx) = mpsc::channel::<(AppendRequest, Reply)>(4 * MAX_BATCH_APPENDS);
+    let meter = Arc::new(WriterMeter::default());
+    let batches = meter.clone();
     tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
             let mut events = first.0.events.len();
@@ -64,21 +79,36 @@ pub(crate) fn spawn<W: BatchWriter>(mut backend: W, head_tx: watch::Sender<u64>)
                 }
             }
             tracing::trace!(appends = batch.len(), events, "writing batch");
-            run_batch(&mut backend, batch, &head_tx).await;
+            run_batch(&mut backend, batch, &head_tx, &batches).await;
         }
     });
-    WriterHandle { tx }
+    WriterHandle { tx, meter }
+}
+
+/// Events the appends of a transaction wrote (refused and deduplicated ones wrote none).
+fn written(requests: &[AppendRequest], verdicts: &[Result<AppendOutcome>]) -> usize {
+    requests
+        .iter()
+        .zip(verdicts)
+        .filter(|(_, v)| v.as_ref().is_ok_and(|o| !o.deduplicated))
+        .map(|(r, _)| r.events.len())
+        .sum()
 }
 
 async fn run_batch<W: BatchWriter>(
     backend: &mut W,
     batch: Vec<(AppendRequest, Reply)>,
     head_tx: &watch::Sender<u64>,
+    meter: &WriterMeter,
 ) {
     let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
     match backend.write_batch(&requests).await {
         Ok((verdicts, head)) => {
             head_tx.send_replace(head);
+            let events = written(&requests, &verdicts);
+            if events > 0 {
+                meter.batch_committed(events);
+            }
             for (reply, verdict) in replies.into_iter().zip(verdicts) {
                 let _ = reply.send(verdict);
             }
@@ -94,18 +124,15 @@ async fn run_batch<W: BatchWriter>(
                 }
                 return;
             }
-            if requests.len() < 2 {
-                tracing::warn!(error = %e, "append failed");
-                if let Some(reply) = replies.into_iter().next() {
-                    let _ = reply.send(Err(e));
-                }
-                return;
-            }
             tracing::warn!(error = %e, appends = requests.len(), "batch failed; retrying its appends one by one");
             for (request, reply) in requests.iter().zip(replies) {
                 let verdict = match backend.write_batch(std::slice::from_ref(request)).await {
                     Ok((mut v, head)) => {
                         head_tx.send_replace(head);
+                        let events = written(std::slice::from_ref(request), &v);
+                        if events > 0 {
+                            meter.batch_committed(events);
+                        }
                         v.pop().unwrap_or(Err(StoreError::Backend(
                             "writer returned no verdict".into(),
                         )))

@@ -58,6 +58,8 @@ pub struct GovernanceApp {
     authorizer: Arc<Authorizer>,
     /// The deployment namespace and the key replacements are signed with.
     signer: Option<(String, Arc<PolicySigner>)>,
+    /// The gate's denials answered here (a metric).
+    denials: crate::gauges::GateDenials,
 }
 
 impl std::fmt::Debug for GovernanceApp {
@@ -112,7 +114,8 @@ pub async fn start(
     let (app, follower) = GovernanceApp::start(&ctx).await?;
     routes.add_service(crate::grpc::server(ctx, app.clone()));
     let mut started = kit::Started::with_app(follower)
-        .scheduled(app.clone().deadlines_every(Duration::from_secs(tick)));
+        .scheduled(app.clone().deadlines_every(Duration::from_secs(tick)))
+        .gauges(crate::gauges::of(app.clone()));
     // Risk assessments open approval requests; threshold breaches open rollback decisions; the
     // catalog's services give approval requests their unit, tier and personal-data facts.
     for source in ["risk-validation", "monitoring", "dependency-mapping"] {
@@ -143,6 +146,7 @@ impl GovernanceApp {
             app,
             authorizer: ctx.authorizer.clone(),
             signer,
+            denials: Default::default(),
         });
         Ok((this, follower))
     }
@@ -271,12 +275,19 @@ impl GovernanceApp {
         at: Timestamp,
         emergency: Option<bool>,
     ) -> (GateDecision, String) {
-        self.query(|g| {
+        let (decision, unit) = self.query(|g| {
             (
                 g.check_gate_as(key, at, emergency),
                 g.business_unit_of(key).unwrap_or_default().to_owned(),
             )
-        })
+        });
+        self.denials.count(&decision);
+        (decision, unit)
+    }
+
+    /// The gate's denials this process answered.
+    pub fn denials(&self) -> &crate::gauges::GateDenials {
+        &self.denials
     }
 
     /// Records everything whose deadline passed by `now`, one aggregate at a time (each decided

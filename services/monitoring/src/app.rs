@@ -179,7 +179,9 @@ pub async fn start(
     });
     routes.add_service(crate::grpc::server(ctx, app.clone()));
     let tick = Duration::from_secs(settings.tick_secs.unwrap_or(5).max(1));
-    let mut started = kit::Started::with_app(follower).scheduled(app.clone().scheduler(tick));
+    let mut started = kit::Started::with_app(follower)
+        .scheduled(app.clone().scheduler(tick))
+        .gauges(crate::gauges::of(app.clone()));
     if settings.prometheus_url.is_empty() {
         tracing::info!(
             "[monitoring] prometheus_url is not set: PromQL health checks are not polled (push their samples)"

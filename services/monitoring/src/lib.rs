@@ -11,6 +11,7 @@
 pub mod app;
 pub mod codec;
 pub mod domain;
+pub mod gauges;
 pub mod grpc;
 pub mod inbound;
 pub mod messages;

@@ -182,7 +182,8 @@ pub async fn start(
         .scheduled(crate::runner::run(
             app.clone(),
             Duration::from_secs(settings.shutdown_grace_secs.unwrap_or(30)),
-        ));
+        ))
+        .gauges(crate::gauges::of(app.clone()));
     // Monitoring's rollback requests, governance's rollback decisions, risk-validation's canary
     // judgements: one handler.
     let inbound = Arc::new(crate::inbound::Inbound(app.clone()));

@@ -15,6 +15,7 @@ pub mod cdevents;
 pub mod codec;
 pub mod domain;
 pub mod executor;
+pub mod gauges;
 pub mod grpc;
 pub mod inbound;
 pub mod messages;

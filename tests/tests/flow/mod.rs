@@ -62,6 +62,11 @@ impl Flow {
 
     /// As [`Flow::start`], with more configuration sections (e.g. `[monitoring]`).
     pub async fn start_with(sections: toml::Table) -> Self {
+        Self::start_configured(sections, |_| {}).await
+    }
+
+    /// As [`Flow::start_with`], with the node's configuration changed by `tweak`.
+    pub async fn start_configured(sections: toml::Table, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let scripts = script_dir(dir.path());
         std::fs::create_dir_all(&scripts).expect("scripts");
@@ -93,6 +98,7 @@ impl Flow {
                 config.sections.insert(name, t);
             }
         }
+        tweak(&mut config);
         let node = RunningNode::start(config, all_services(), NodeMode::Embedded { data_dir })
             .await
             .expect("node");
@@ -563,4 +569,5 @@ pub fn refused<T: std::fmt::Debug>(
 }
 
 mod prometheus;
-pub use prometheus::{Exporter, prometheus_url};
+#[allow(unused_imports)]
+pub use prometheus::{Exporter, Target, prometheus_url};

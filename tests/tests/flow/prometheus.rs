@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 /// text it is given, listed in a file_sd target file labelled `flotilla_test=<label>`.
 pub struct Exporter {
     value: Arc<Mutex<String>>,
-    targets: std::path::PathBuf,
+    #[allow(dead_code)]
+    targets: Target,
 }
 
 impl Exporter {
@@ -36,17 +37,7 @@ impl Exporter {
                 });
             }
         });
-        let dir = std::env::var("FLOTILLA_TEST_PROMETHEUS_TARGETS")
-            .unwrap_or_else(|_| "/tmp/flotilla-prometheus/targets".into());
-        std::fs::create_dir_all(&dir).expect("targets dir");
-        let targets = std::path::Path::new(&dir).join(format!("{label}.json"));
-        std::fs::write(
-            &targets,
-            format!(
-                r#"[{{"targets":["127.0.0.1:{port}"],"labels":{{"flotilla_test":"{label}"}}}}]"#
-            ),
-        )
-        .expect("targets");
+        let targets = Target::new(label, port);
         Self { value, targets }
     }
 
@@ -58,9 +49,30 @@ impl Exporter {
     }
 }
 
-impl Drop for Exporter {
+/// A file_sd target file for the test Prometheus: `127.0.0.1:<port>` labelled
+/// `flotilla_test=<label>`, removed when dropped.
+pub struct Target(std::path::PathBuf);
+
+impl Target {
+    pub fn new(label: &str, port: u16) -> Self {
+        let dir = std::env::var("FLOTILLA_TEST_PROMETHEUS_TARGETS")
+            .unwrap_or_else(|_| "/tmp/flotilla-prometheus/targets".into());
+        std::fs::create_dir_all(&dir).expect("targets dir");
+        let file = std::path::Path::new(&dir).join(format!("{label}.json"));
+        std::fs::write(
+            &file,
+            format!(
+                r#"[{{"targets":["127.0.0.1:{port}"],"labels":{{"flotilla_test":"{label}"}}}}]"#
+            ),
+        )
+        .expect("targets");
+        Self(file)
+    }
+}
+
+impl Drop for Target {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.targets);
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -16,6 +16,7 @@ pub mod started;
 pub mod time;
 
 pub use crate::duty::{carry_term, current_term};
+pub use crate::metrics::{Gauges, Sample};
 pub use app::{App, AppOptions, Executed, Observer, Snapshotted, UnitOf, Versioned};
 pub use caller::Caller;
 pub use error::{AppError, ServiceError, refuse, status, store_code};

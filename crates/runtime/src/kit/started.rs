@@ -48,6 +48,8 @@ pub struct Started {
     pub checks_chain: bool,
     /// Other logs its events are also relayed to, as those logs' own events (CDEvents).
     pub relays: Vec<Relayed>,
+    /// Its domain gauges, read from its state at each scrape of the node's metrics.
+    pub gauges: Option<crate::metrics::Gauges>,
 }
 
 /// A relay of a service's events to another log, each mapped by `outbound` (events it maps to
@@ -75,6 +77,7 @@ impl std::fmt::Debug for Started {
             .field("scheduled", &self.scheduled.len())
             .field("checks_chain", &self.checks_chain)
             .field("relays", &self.relays)
+            .field("gauges", &self.gauges.is_some())
             .finish()
     }
 }
@@ -88,6 +91,7 @@ impl Started {
             scheduled: Vec::new(),
             checks_chain: true,
             relays: Vec::new(),
+            gauges: None,
         }
     }
 
@@ -116,6 +120,12 @@ impl Started {
 
     pub fn scheduled(mut self, scheduler: Scheduler) -> Self {
         self.scheduled.push(scheduler);
+        self
+    }
+
+    /// Reports domain gauges from the service's state (see [`crate::metrics::Sample`]).
+    pub fn gauges(mut self, gauges: crate::metrics::Gauges) -> Self {
+        self.gauges = Some(gauges);
         self
     }
 }

@@ -453,4 +453,8 @@ impl EventStore for PgStore {
                 .map_err(backend_err)?;
         Ok(v.is_some())
     }
+
+    fn writer_stats(&self) -> Option<flotilla_core::writer_stats::WriterStats> {
+        Some(self.writer.stats())
+    }
 }

@@ -609,4 +609,8 @@ impl EventStore for SqliteStore {
                 .map_err(backend_err)?;
         Ok(v.is_some())
     }
+
+    fn writer_stats(&self) -> Option<flotilla_core::writer_stats::WriterStats> {
+        Some(self.writer.stats())
+    }
 }

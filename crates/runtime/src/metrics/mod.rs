@@ -1,0 +1,191 @@
+//! Prometheus metrics of a node, in the text exposition format on `/metrics` of its own HTTP
+//! address (`metrics_listen`):
+//! - gRPC requests by method and code, with a latency histogram ([`layer`]);
+//! - per service, whether this replica holds the duty lease (and its term), the store's head,
+//!   each relay's lag behind it, the store writer's append latency and events per transaction,
+//!   and each consumer group's lag on the bus ([`sampling`], every few seconds);
+//! - the domain gauges each service reports from its state ([`Sample`]), read at each scrape.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use flotilla_core::writer_stats::WriterStats;
+
+mod exposition;
+pub mod layer;
+pub(crate) mod sampling;
+
+pub use layer::{MetricsLayer, MetricsService};
+
+/// Upper bounds of the gRPC latency histogram's buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct Latency {
+    /// Cumulative per bound.
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// One value of a domain gauge, as a service reports it from its state (e.g. deployments in
+/// flight per business unit and environment).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// The metric's full name (`flotilla_…`).
+    pub name: &'static str,
+    pub help: &'static str,
+    /// `gauge`, or `counter` for a total that only grows while the process runs.
+    pub kind: &'static str,
+    pub labels: Vec<(&'static str, String)>,
+    pub value: f64,
+}
+
+impl Sample {
+    /// A gauge's value.
+    pub fn new(name: &'static str, help: &'static str, value: f64) -> Self {
+        Self {
+            name,
+            help,
+            kind: "gauge",
+            labels: Vec::new(),
+            value,
+        }
+    }
+
+    /// A counter's value (the name ends in `_total`).
+    pub fn counter(name: &'static str, help: &'static str, value: f64) -> Self {
+        Self {
+            kind: "counter",
+            ..Self::new(name, help, value)
+        }
+    }
+
+    pub fn label(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.labels.push((name, value.into()));
+        self
+    }
+}
+
+/// A service's domain gauges, read from its state at each scrape (cheap: a state query).
+pub type Gauges = Arc<dyn Fn() -> Vec<Sample> + Send + Sync>;
+
+/// The node's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    /// (method, code) -> requests.
+    requests: Mutex<BTreeMap<(String, String), u64>>,
+    /// method -> latency.
+    latency: Mutex<BTreeMap<String, Latency>>,
+    /// service -> the term of the duty lease this replica holds (None: not held).
+    duties: Mutex<BTreeMap<String, Option<u64>>>,
+    /// service -> the store's head position.
+    heads: Mutex<BTreeMap<String, u64>>,
+    /// (service, bus) -> events stored but not yet published by this deployment's relay.
+    relay_lag: Mutex<BTreeMap<(String, String), u64>>,
+    /// service -> what its store's writer measured.
+    writers: Mutex<BTreeMap<String, WriterStats>>,
+    /// (group, source, bus) -> events the consumer group has not acknowledged.
+    consumer_lag: Mutex<BTreeMap<(String, String, String), u64>>,
+    /// Each service's domain gauges.
+    gauges: Mutex<Vec<(String, Gauges)>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Metrics {
+    /// Counts one finished call.
+    pub fn observe(&self, method: &str, code: &str, seconds: f64) {
+        *lock(&self.requests)
+            .entry((method.to_owned(), exposition::code_name(code)))
+            .or_default() += 1;
+        let mut latency = lock(&self.latency);
+        let l = latency.entry(method.to_owned()).or_default();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if seconds <= *b {
+                l.counts[i] += 1;
+            }
+        }
+        l.count += 1;
+        l.sum += seconds;
+    }
+
+    /// Whether this replica holds `service`'s duty lease, and in which term.
+    pub fn set_duty(&self, service: &str, term: Option<u64>) {
+        lock(&self.duties).insert(service.to_owned(), term);
+    }
+
+    /// `service`'s store head, and how far each relay's checkpoint is behind it.
+    pub fn set_store(&self, service: &str, head: u64, relays: &[(String, u64)]) {
+        lock(&self.heads).insert(service.to_owned(), head);
+        let mut lag = lock(&self.relay_lag);
+        for (bus, published) in relays {
+            lag.insert(
+                (service.to_owned(), bus.clone()),
+                head.saturating_sub(*published),
+            );
+        }
+    }
+
+    /// What `service`'s store writer measured so far.
+    pub fn set_writer(&self, service: &str, stats: WriterStats) {
+        lock(&self.writers).insert(service.to_owned(), stats);
+    }
+
+    /// Events of `source` the consumer group `group` has not acknowledged on `bus`.
+    pub fn set_consumer_lag(&self, group: &str, source: &str, bus: &str, lag: u64) {
+        lock(&self.consumer_lag).insert((group.to_owned(), source.to_owned(), bus.to_owned()), lag);
+    }
+
+    /// Adds `service`'s domain gauges.
+    pub fn add_gauges(&self, service: &str, gauges: Gauges) {
+        lock(&self.gauges).push((service.to_owned(), gauges));
+    }
+
+    /// Serves `/metrics` on `listener` until `shutdown` resolves (a minimal HTTP/1.1 server:
+    /// Prometheus asks with a GET and reads one answer per connection).
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = &mut shutdown => return,
+            };
+            let Ok((mut sock, _)) = accepted else {
+                continue;
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 2048];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let reply = if request.starts_with("GET /metrics") {
+                    let body = me.render();
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    "HTTP/1.1 404 Not Found\r\ncontent-length: 20\r\nconnection: close\r\n\r\nmetrics are /metrics".to_owned()
+                };
+                let _ = sock.write_all(reply.as_bytes()).await;
+            });
+        }
+    }
+}
