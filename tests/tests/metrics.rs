@@ -226,11 +226,12 @@ async fn prometheus_reads_back_store_bus_and_domain_metrics_after_a_release() {
         environment: env.into(),
     };
 
-    // The plan's assessment opens dev's approval request: pending, and aging.
+    // The plan's assessment opens an approval request per environment of the path (dev,
+    // staging, prod): pending, and aging.
     let pending = scraped.query("flotilla_approvals_pending", "business_unit=\"payments\"");
     assert_eq!(
-        scraped.until(&pending, |v| v >= 1.0).await,
-        Some(1.0),
+        scraped.until(&pending, |v| v == 3.0).await,
+        Some(3.0),
         "{pending}"
     );
     let age = scraped.query(
@@ -330,6 +331,12 @@ async fn prometheus_reads_back_store_bus_and_domain_metrics_after_a_release() {
         Some(1.0),
         "{succeeded}"
     );
+    // Dev and staging approved: prod's request is still pending.
+    assert_eq!(
+        scraped.until(&pending, |v| v == 1.0).await,
+        Some(1.0),
+        "{pending}"
+    );
     // DORA: the dev deployment, production here, in the last 30 days.
     let dora = scraped.query(
         "flotilla_dora_deployments_30d",
@@ -361,15 +368,16 @@ async fn prometheus_reads_back_store_bus_and_domain_metrics_after_a_release() {
             .is_some_and(|v| v >= 5.0),
         "{appends}"
     );
+    // Every transaction's size is in a bucket (none past 10,000 events).
     let batches = format!(
-        "{} - {}",
+        "{} - ignoring(le) {}",
         scraped.query(
             "flotilla_store_batch_events_count",
             "service=\"orchestration\""
         ),
         scraped.query(
             "flotilla_store_batch_events_bucket",
-            "service=\"orchestration\",le=\"+Inf\""
+            "service=\"orchestration\",le=\"10000\""
         ),
     );
     assert_eq!(
