@@ -73,6 +73,10 @@ pub(crate) struct Duty {
     pub(crate) jobs: Vec<Job>,
     /// Where this replica tells whether it holds the lease.
     pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The check of the service's store as this replica reads it: a replica that cannot read
+    /// it (a break, or an event version this build does not know, as during a rolling upgrade)
+    /// steps aside, so a replica that can runs the duty.
+    pub(crate) chain: Arc<crate::integrity::ChainGuard>,
 }
 
 /// The name of the lease of a service's duty (in the service's own store, so one per service
@@ -93,10 +97,20 @@ impl Duty {
             if *stop.borrow() {
                 return;
             }
+            if self.chain.broken().is_some() {
+                let mut intact = self.chain.watch();
+                tokio::select! {
+                    _ = intact.wait_for(|b| b.is_none()) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                continue;
+            }
             let asked_at = tokio::time::Instant::now();
             match self.renew().await {
                 Ok(Some(fence)) => match self.hold(fence, asked_at, &mut stop).await {
                     TermEnd::Stopped => return,
+                    // Waits above until the store reads again here.
+                    TermEnd::SteppedAside => continue,
                     // Try again at once: another replica has it, or a new term begins here.
                     TermEnd::Lost => continue,
                     // Started again after a pause (a job that keeps failing does not spin).
@@ -159,6 +173,7 @@ impl Duty {
         let mut renewed_at = asked_at;
         let mut next_renewal = asked_at + self.timing.renew_every;
         let mut end: Option<TermEnd> = None;
+        let mut broken = self.chain.watch();
         let lost = loop {
             let deadline = renewed_at + self.timing.ttl;
             tokio::select! {
@@ -169,6 +184,12 @@ impl Duty {
                 }
                 _ = stop.wait_for(|s| *s), if end.is_none() => {
                     end = Some(TermEnd::Stopped);
+                    term_tx.send_replace(true);
+                    continue;
+                }
+                _ = broken.wait_for(|b| b.is_some()), if end.is_none() => {
+                    tracing::warn!(service = self.service, lease = %fence.lease, "this replica cannot read the service's store (a break, or an event this build does not know): giving the lease up to a replica that can");
+                    end = Some(TermEnd::SteppedAside);
                     term_tx.send_replace(true);
                     continue;
                 }
@@ -217,7 +238,7 @@ impl Duty {
             return TermEnd::Lost;
         }
         let end = end.unwrap_or(TermEnd::Lost);
-        if end == TermEnd::Stopped {
+        if matches!(end, TermEnd::Stopped | TermEnd::SteppedAside) {
             if let Err(e) = self.store.release_lease(&fence).await {
                 tracing::warn!(service = self.service, lease = %fence.lease, error = %e, "giving the lease up failed; another replica takes it once it lapses");
             } else {
@@ -237,6 +258,8 @@ enum TermEnd {
     Lost,
     /// A job ended on its own: the term ended so that the jobs start again.
     JobEnded,
+    /// This replica cannot read the store: the lease was given up to one that can.
+    SteppedAside,
 }
 
 tokio::task_local! {
@@ -305,6 +328,7 @@ mod tests {
             timing: QUICK,
             jobs: vec![job],
             metrics: None,
+            chain: crate::integrity::ChainGuard::new("svc"),
         }
     }
 
@@ -341,6 +365,53 @@ mod tests {
             .expect("held");
         assert!(now.holder != holder.holder && now.token > holder.token);
         stop_other.send_replace(true);
+    }
+
+    /// A holder that cannot read the store any more (here: an event version its build does not
+    /// know, as an old replica meets during a rolling upgrade) gives the lease up to one that
+    /// can, and takes it again only once it reads the store again.
+    #[tokio::test]
+    async fn a_replica_that_cannot_read_the_store_steps_aside() {
+        let store: Arc<dyn EventStore> = Arc::new(flotilla_core::MemoryStore::new());
+        let (running, starts) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (old_chain, new_chain) = (
+            crate::integrity::ChainGuard::new("svc"),
+            crate::integrity::ChainGuard::new("svc"),
+        );
+        let (stop, rx) = watch::channel(false);
+        let mut old = duty(&store, "old", &running, &starts, false);
+        old.chain = old_chain.clone();
+        let old = tokio::spawn(old.run(rx.clone()));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let first = store
+            .lease(&lease_name("svc"))
+            .await
+            .expect("lease")
+            .expect("held");
+        assert_eq!(first.holder, "old");
+        let mut new = duty(&store, "new", &running, &starts, false);
+        new.chain = new_chain.clone();
+        let new = tokio::spawn(new.run(rx));
+        old_chain.unreadable(7, "test.Added version 2 is not known to this build".into());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let now = store
+            .lease(&lease_name("svc"))
+            .await
+            .expect("lease")
+            .expect("held");
+        assert_eq!(
+            now.holder, "new",
+            "the replica that reads the store holds the duty"
+        );
+        assert!(now.token > first.token);
+        assert_eq!(
+            running.load(Ordering::SeqCst),
+            1,
+            "only the new holder runs the jobs"
+        );
+        stop.send_replace(true);
+        old.await.expect("old stops");
+        new.await.expect("new stops");
     }
 
     /// A memory store whose lease calls hang once `hang` is set (a connection that stopped

@@ -335,6 +335,7 @@ impl Node {
                 timing,
                 jobs,
                 metrics: metrics.clone(),
+                chain: chain.clone(),
             };
             tasks.push(tokio::spawn(duty.run(stop_rx.clone())));
             // Consume from the first configured bus.

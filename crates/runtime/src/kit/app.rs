@@ -280,12 +280,16 @@ where
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
         let mut rx = self.applied.subscribe();
         let mut following = self.following.subscribe();
+        let mut broken = self.chain.watch();
         tokio::select! {
             reached = tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)) => {
                 reached.is_ok_and(|r| r.is_ok())
             }
             // The follower stopped (the service is shutting down): the position will not come.
             _ = following.wait_for(|f| !*f) => *self.applied.borrow() >= position,
+            // Nor while the store cannot be read here (a break, an event this build does not
+            // know): the caller hears why at once instead of after the timeout.
+            _ = broken.wait_for(|b| b.is_some()) => *self.applied.borrow() >= position,
         }
     }
 }
