@@ -13,6 +13,21 @@ use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+/// Whether `tp` is a W3C `traceparent` of version 00: `00-<32 hex>-<16 hex>-<2 hex>`, lowercase,
+/// neither id all zeros. Anything else a caller or another service sends is dropped, never
+/// recorded.
+pub fn valid(tp: &str) -> bool {
+    let parts: Vec<&str> = tp.split('-').collect();
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+    matches!(parts.as_slice(), [v, t, p, f]
+        if *v == "00" && hex(t, 32) && hex(p, 16) && hex(f, 2) && nonzero(t) && nonzero(p))
+}
+
 /// The `traceparent` of `span` (version 00), when it belongs to an OpenTelemetry trace.
 pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
     let cx = span.context();
@@ -36,5 +51,33 @@ pub fn follow(span: &tracing::Span, traceparent: Option<&str>) {
     let cx = TraceContextPropagator::new().extract(&carrier);
     if cx.span().span_context().is_valid() {
         let _ = span.set_parent(cx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The W3C Trace Context recommendation's example and its invalid variants.
+    #[test]
+    fn only_version_00_traceparents_with_real_ids_are_valid() {
+        assert!(valid(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(valid(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+        ));
+        for bad in [
+            "",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+        ] {
+            assert!(!valid(bad), "{bad}");
+        }
     }
 }

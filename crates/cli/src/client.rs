@@ -10,21 +10,44 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 pub type Authed = InterceptedService<Channel, Bearer>;
 
 /// TLS for `https://` addresses: the CA the node's certificate is checked by, and this
-/// client's certificate when the node asks for one (mutual TLS).
+/// client's certificate when the node asks for one (mutual TLS). Unset, they come from the
+/// configuration (`tls_ca`, else `tls_client_ca`; `tls_cert`, `tls_key`; `FLOTILLA_TLS_*`).
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct TlsArgs {
     /// CA certificate (PEM) the node's certificate must be signed by (https addresses).
-    #[arg(long, global = true, env = "FLOTILLA_TLS_CA")]
+    #[arg(long, global = true)]
     pub tls_ca: Option<PathBuf>,
     /// This client's certificate (PEM), for nodes that require client certificates.
-    #[arg(long, global = true, env = "FLOTILLA_TLS_CERT")]
+    #[arg(long, global = true)]
     pub tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM).
-    #[arg(long, global = true, env = "FLOTILLA_TLS_KEY")]
+    #[arg(long, global = true)]
     pub tls_key: Option<PathBuf>,
+    /// Whether any was given on the command line (not taken from the configuration).
+    #[arg(skip)]
+    pub explicit: bool,
 }
 
 impl TlsArgs {
+    /// Whether any flag was given.
+    pub fn given(&self) -> bool {
+        self.tls_ca.is_some() || self.tls_cert.is_some() || self.tls_key.is_some()
+    }
+
+    /// The flags, with what they leave unset taken from the configuration.
+    pub fn or_config(self, config: &flotilla_runtime::Config) -> Self {
+        let set = |p: &std::path::Path| (!p.as_os_str().is_empty()).then(|| p.to_path_buf());
+        Self {
+            explicit: self.given(),
+            tls_ca: self
+                .tls_ca
+                .or_else(|| set(&config.tls_ca))
+                .or_else(|| set(&config.tls_client_ca)),
+            tls_cert: self.tls_cert.or_else(|| set(&config.tls_cert)),
+            tls_key: self.tls_key.or_else(|| set(&config.tls_key)),
+        }
+    }
+
     fn config(&self) -> anyhow::Result<ClientTlsConfig> {
         let read = |p: &PathBuf, what: &str| {
             std::fs::read(p).map_err(|e| {
@@ -36,7 +59,7 @@ impl TlsArgs {
         };
         let Some(ca) = &self.tls_ca else {
             anyhow::bail!(
-                "an https address needs the CA that signed the node's certificate: pass --tls-ca or set FLOTILLA_TLS_CA"
+                "an https address needs the CA that signed the node's certificate: pass --tls-ca (or set tls_ca, FLOTILLA_TLS_CA)"
             );
         };
         let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca, "ca")?));
@@ -72,6 +95,15 @@ impl Target {
             endpoint = endpoint
                 .tls_config(self.tls.config()?)
                 .map_err(|e| anyhow::anyhow!("TLS for {}: {e}", self.addr))?;
+        } else if self.tls.explicit {
+            // The token would go in clear to a node the caller meant to reach over TLS.
+            anyhow::bail!(
+                "--tls-* were given but {} is not https; use https://{}",
+                self.addr,
+                self.addr
+                    .split_once("://")
+                    .map_or(self.addr.as_str(), |(_, rest)| rest)
+            );
         }
         let channel = endpoint
             .connect()

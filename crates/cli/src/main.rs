@@ -246,6 +246,11 @@ async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(cli.config.as_deref())?;
+    if matches!(cli.command, Command::Up { .. } | Command::Serve { .. }) && cli.tls.given() {
+        anyhow::bail!(
+            "--tls-ca, --tls-cert and --tls-key are for calling a node; a node's own TLS is tls_cert, tls_key and tls_client_ca in its configuration (FLOTILLA_TLS_CERT, FLOTILLA_TLS_KEY, FLOTILLA_TLS_CLIENT_CA)"
+        );
+    }
     match cli.command {
         Command::Up {
             data_dir,
@@ -261,11 +266,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let _telemetry = flotilla_runtime::telemetry::init(&config, "flotilla")?;
             let listener = bind(&config.listen).await?;
+            let scheme = if config.tls_cert.as_os_str().is_empty() {
+                "http"
+            } else {
+                "https"
+            };
             let mode = NodeMode::Embedded {
                 data_dir: config.data_dir.clone(),
             };
             eprintln!(
-                "flotilla up: six services on {} (gRPC, reflection and health), data in {}\n  every call needs a token; for this node:\n    export FLOTILLA_TOKEN=$(cargo run -q -p flotilla-cli -- token issue --subject you --role admin --bu central --data-dir {})\n  then try: cargo run -p flotilla-cli -- status --addr http://{}",
+                "flotilla up: six services on {} (gRPC, reflection and health), data in {}\n  every call needs a token; for this node:\n    export FLOTILLA_TOKEN=$(cargo run -q -p flotilla-cli -- token issue --subject you --role admin --bu central --data-dir {})\n  then try: cargo run -p flotilla-cli -- status --addr {scheme}://{}",
                 listener.local_addr()?,
                 config.data_dir.display(),
                 config.data_dir.display(),
@@ -298,7 +308,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
-                    tls: cli.tls,
+                    tls: cli.tls.or_config(&config),
                 },
                 output,
             )
@@ -313,7 +323,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
-                    tls: cli.tls,
+                    tls: cli.tls.or_config(&config),
                 },
                 output,
                 command,
@@ -329,7 +339,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
-                    tls: cli.tls,
+                    tls: cli.tls.or_config(&config),
                 },
                 output,
                 command,
@@ -345,7 +355,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
-                    tls: cli.tls,
+                    tls: cli.tls.or_config(&config),
                 },
                 output,
                 command,
@@ -361,7 +371,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
-                    tls: cli.tls,
+                    tls: cli.tls.or_config(&config),
                 },
                 output,
                 command,
@@ -377,7 +387,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
-                    tls: cli.tls,
+                    tls: cli.tls.or_config(&config),
                 },
                 output,
                 command,
@@ -393,7 +403,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
-                    tls: cli.tls,
+                    tls: cli.tls.or_config(&config),
                 },
                 output,
                 command,
@@ -409,7 +419,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
-                    tls: cli.tls,
+                    tls: cli.tls.or_config(&config),
                 },
                 output,
                 command,
@@ -425,7 +435,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
-                    tls: cli.tls,
+                    tls: cli.tls.or_config(&config),
                 },
                 output,
                 command,
@@ -441,7 +451,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &client::Target {
                     addr,
                     token: cli.token,
-                    tls: cli.tls,
+                    tls: cli.tls.or_config(&config),
                 },
                 output,
                 command,

@@ -56,8 +56,8 @@ pub struct Config {
     /// CA certificates (PEM) client certificates are checked against: set, clients must show
     /// one it signed (mutual TLS; see `tls_client_auth`).
     pub tls_client_ca: PathBuf,
-    /// `required` (default) or `optional`: whether a client without a certificate is refused
-    /// when `tls_client_ca` is set.
+    /// `required` (the default when `tls_client_ca` is set) or `optional`: whether a client
+    /// without a certificate is refused.
     pub tls_client_auth: String,
     /// CA certificates (PEM) this process trusts when it calls peers over https (default:
     /// `tls_client_ca`); it shows `tls_cert` as its client certificate.
@@ -157,7 +157,7 @@ impl Default for Config {
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
             tls_client_ca: PathBuf::new(),
-            tls_client_auth: "required".into(),
+            tls_client_auth: String::new(),
             tls_ca: PathBuf::new(),
             tls_reload_secs: 10,
             otlp_endpoint: String::new(),

@@ -145,7 +145,13 @@ pub async fn serve(
                 .collect(),
         ),
     };
-    let router = Server::builder()
+    let mut server = Server::builder();
+    if listener.tls.is_some() {
+        server = server
+            .max_connection_age(crate::tls::CONNECTION_AGE)
+            .max_connection_age_grace(crate::tls::CONNECTION_GRACE);
+    }
+    let router = server
         .trace_fn(crate::telemetry::request_span)
         .layer(tower::util::option_layer(
             metrics.map(crate::metrics::MetricsLayer::new),

@@ -20,9 +20,15 @@ use tokio_rustls::server::TlsStream;
 use crate::Config;
 
 /// How long a client has to finish its handshake.
-const HANDSHAKE: Duration = Duration::from_secs(10);
-/// Handshakes under way at once; more connections wait to be accepted.
+const HANDSHAKE: Duration = Duration::from_secs(5);
+/// Handshakes under way at once; a connection past them is closed at once (it never holds
+/// back accepting, so idle sockets cannot starve the listener or its health probes).
 const HANDSHAKES_AT_ONCE: usize = 256;
+/// How long connections live once TLS is on: a client reconnects within it, so a renewed CA
+/// or a client whose certificate was withdrawn meets the current files (calls in flight, such
+/// as a watched deployment, get [`CONNECTION_GRACE`] to finish; clients reconnect).
+pub const CONNECTION_AGE: Duration = Duration::from_secs(60 * 60);
+pub const CONNECTION_GRACE: Duration = Duration::from_secs(5 * 60);
 
 /// Errors of the TLS configuration.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +99,13 @@ impl TlsFiles {
             )),
             (Some(cert), Some(key)) => {
                 let client_auth = match (&client_ca, config.tls_client_auth.as_str()) {
-                    (None, _) => ClientAuth::None,
+                    (None, "") => ClientAuth::None,
+                    (None, asked) => {
+                        return Err(TlsError::Config(format!(
+                            "tls_client_auth is {} but tls_client_ca is not set; set tls_client_ca to the CA that signs client certificates",
+                            flotilla_core::names::shown(asked)
+                        )));
+                    }
                     (Some(_), "required" | "") => ClientAuth::Required,
                     (Some(_), "optional") => ClientAuth::Optional,
                     (Some(_), other) => {
@@ -290,18 +302,29 @@ impl ServerTls {
         every: Duration,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
+        let mut last_error: Option<String> = None;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            match self.reload() {
+            let me = self.clone();
+            let reloaded = tokio::task::spawn_blocking(move || me.reload())
+                .await
+                .unwrap_or_else(|e| Err(TlsError::Config(format!("reloading failed: {e}"))));
+            match reloaded {
                 Ok(true) => {
+                    last_error = None;
                     tracing::info!(cert = %self.files.cert.display(), "tls certificates reloaded; new connections use them")
                 }
-                Ok(false) => {}
+                Ok(false) => last_error = None,
                 Err(e) => {
-                    tracing::error!(error = %e, "tls files changed but cannot be used; still serving the last good ones")
+                    // Once per distinct error, not at every interval.
+                    let text = e.to_string();
+                    if last_error.as_deref() != Some(text.as_str()) {
+                        tracing::error!(error = %text, "tls files changed but cannot be used; still serving the last good ones");
+                        last_error = Some(text);
+                    }
                 }
             }
         }
@@ -326,39 +349,63 @@ impl ServerTls {
     ) {
         let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
         loop {
-            let Ok(permit) = handshakes.clone().acquire_owned().await else {
-                return;
-            };
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = tx.closed() => return,
             };
             let (tcp, peer) = match accepted {
                 Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: pause rather than spin.
-                    tracing::warn!(error = %e, "accepting a connection failed");
+                Err(e) if resource_exhausted(&e) => {
+                    // Out of file descriptors or memory: pause rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed; pausing");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
+                // A connection reset before it was accepted, and the like.
+                Err(e) => {
+                    tracing::debug!(error = %e, "accepting a connection failed");
+                    continue;
+                }
+            };
+            let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                tracing::warn!(peer = %peer, limit = HANDSHAKES_AT_ONCE, "too many tls handshakes under way; connection closed");
+                continue;
             };
             let _ = tcp.set_nodelay(true);
             let acceptor = tokio_rustls::TlsAcceptor::from(self.current.load_full());
             let tx = tx.clone();
             tokio::spawn(async move {
                 let _permit = permit;
+                // Refusals (a client of another CA, none when one is required, a port scan)
+                // are the clients' doing: debug, so they cannot flood the log.
                 match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
                         let _ = tx.send(Ok(stream)).await;
                     }
                     Ok(Err(e)) => {
-                        tracing::warn!(peer = %peer, error = %e, "tls handshake refused")
+                        tracing::debug!(peer = %peer, error = %e, "tls handshake refused")
                     }
-                    Err(_) => tracing::warn!(peer = %peer, "tls handshake timed out"),
+                    Err(_) => tracing::debug!(peer = %peer, "tls handshake timed out"),
                 }
             });
         }
     }
+}
+
+/// Whether an accept error is the process running out of something (worth a pause).
+fn resource_exhausted(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOBUFS | libc_errno::ENOMEM)
+    )
+}
+
+/// The errno values of running out of descriptors, buffers or memory (Linux).
+mod libc_errno {
+    pub const ENOMEM: i32 = 12;
+    pub const ENFILE: i32 = 23;
+    pub const EMFILE: i32 = 24;
+    pub const ENOBUFS: i32 = 105;
 }
 
 /// Where a node listens: plain gRPC, or TLS.
@@ -392,6 +439,91 @@ pub fn client_tls(config: &Config) -> Result<Option<tonic::transport::ClientTlsC
         ));
     }
     Ok(Some(tls))
+}
+
+/// A channel to a peer (connected on first use) whose TLS follows the files: at most every
+/// `tls_reload_secs`, a call looks whether the CA, certificate or key changed, and if they did
+/// (and still make a configuration) the channel is built anew, so a renewed client certificate
+/// or a rotated CA applies without a restart. Plain `http://` peers are one channel for good.
+pub struct PeerChannel {
+    url: String,
+    config: Config,
+    shape: Box<dyn Fn(tonic::transport::Endpoint) -> tonic::transport::Endpoint + Send + Sync>,
+    state: std::sync::Mutex<PeerState>,
+}
+
+struct PeerState {
+    checked: std::time::Instant,
+    files: Vec<u8>,
+    channel: tonic::transport::Channel,
+}
+
+impl std::fmt::Debug for PeerChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerChannel")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+/// The bytes of the files a peer's TLS is made from (to tell a change).
+fn client_files(config: &Config) -> Vec<u8> {
+    [
+        set(&config.tls_ca).or_else(|| set(&config.tls_client_ca)),
+        set(&config.tls_cert),
+        set(&config.tls_key),
+    ]
+    .into_iter()
+    .flatten()
+    .flat_map(|p| std::fs::read(p).unwrap_or_default())
+    .collect()
+}
+
+impl PeerChannel {
+    /// A lazy channel to `url`; `shape` sets its timeouts and the like.
+    pub fn new(
+        config: &Config,
+        url: &str,
+        shape: impl Fn(tonic::transport::Endpoint) -> tonic::transport::Endpoint + Send + Sync + 'static,
+    ) -> Result<Self, TlsError> {
+        let channel = shape(peer_endpoint(config, url)?).connect_lazy();
+        Ok(Self {
+            url: url.to_owned(),
+            config: config.clone(),
+            shape: Box::new(shape),
+            state: std::sync::Mutex::new(PeerState {
+                checked: std::time::Instant::now(),
+                files: client_files(config),
+                channel,
+            }),
+        })
+    }
+
+    /// The channel to call on.
+    pub fn channel(&self) -> tonic::transport::Channel {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let every = Duration::from_secs(self.config.tls_reload_secs.max(1));
+        if self.url.starts_with("https://") && state.checked.elapsed() >= every {
+            state.checked = std::time::Instant::now();
+            let files = client_files(&self.config);
+            if files != state.files {
+                match peer_endpoint(&self.config, &self.url) {
+                    Ok(endpoint) => {
+                        state.channel = (self.shape)(endpoint).connect_lazy();
+                        state.files = files;
+                        tracing::info!(peer = %self.url, "tls files changed: calls to the peer use them from now on");
+                    }
+                    Err(e) => {
+                        tracing::error!(peer = %self.url, error = %e, "tls files changed but cannot be used; calls to the peer keep the last good ones")
+                    }
+                }
+            }
+        }
+        state.channel.clone()
+    }
 }
 
 /// An endpoint for a peer's URL: https ones with [`client_tls`].

@@ -7,7 +7,7 @@ use flotilla_proto::dependency::v1 as dep;
 use flotilla_proto::dependency::v1::dependency_mapping_service_client::DependencyMappingServiceClient;
 use flotilla_proto::governance::v1 as gov;
 use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
-use tonic::transport::Channel;
+use flotilla_runtime::tls::PeerChannel;
 
 use crate::domain::{GateAnswer, PlannedService, ReleasePlan, RollbackHold, Timestamp};
 
@@ -107,28 +107,27 @@ pub trait Peers: Send + Sync {
 }
 
 /// The peers over gRPC.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct GrpcPeers {
-    governance: Channel,
-    dependency: Channel,
+    governance: PeerChannel,
+    dependency: PeerChannel,
 }
 
 impl GrpcPeers {
     /// Channels to governance and dependency-mapping (connected on first use); https URLs
-    /// with the process's TLS settings (its CA and client certificate).
+    /// with the process's TLS settings (its CA and client certificate), followed as they are
+    /// renewed.
     pub fn new(
         config: &flotilla_runtime::Config,
         governance_url: &str,
         dependency_url: &str,
     ) -> Result<Self, String> {
         let channel = |url: &str| {
-            flotilla_runtime::tls::peer_endpoint(config, url)
-                .map(|e| {
-                    e.connect_timeout(std::time::Duration::from_secs(5))
-                        .timeout(std::time::Duration::from_secs(30))
-                        .connect_lazy()
-                })
-                .map_err(|e| e.to_string())
+            PeerChannel::new(config, url, |e| {
+                e.connect_timeout(std::time::Duration::from_secs(5))
+                    .timeout(std::time::Duration::from_secs(30))
+            })
+            .map_err(|e| e.to_string())
         };
         Ok(Self {
             governance: channel(governance_url)?,
@@ -151,7 +150,7 @@ impl Peers for GrpcPeers {
         at: Timestamp,
         token: &Token,
     ) -> Result<GateAnswer, PeerError> {
-        let answer = GovernanceServiceClient::new(self.governance.clone())
+        let answer = GovernanceServiceClient::new(self.governance.channel())
             .check_gate(token.attach(tonic::Request::new(gov::CheckGateRequest {
                 release: release.to_owned(),
                 environment: environment.to_owned(),
@@ -174,7 +173,7 @@ impl Peers for GrpcPeers {
 
     async fn name_refused(&self, name: &str, token: &Token) -> Result<Option<String>, PeerError> {
         let version = version_part(name);
-        let answer = GovernanceServiceClient::new(self.governance.clone())
+        let answer = GovernanceServiceClient::new(self.governance.channel())
             .check_release_name(
                 token.attach(tonic::Request::new(gov::CheckReleaseNameRequest {
                     version: version.to_owned(),
@@ -191,7 +190,7 @@ impl Peers for GrpcPeers {
         items: &[(String, String)],
         token: &Token,
     ) -> Result<ReleasePlan, PeerError> {
-        let answer = DependencyMappingServiceClient::new(self.dependency.clone())
+        let answer = DependencyMappingServiceClient::new(self.dependency.channel())
             .plan_release(
                 token.attach(tonic::Request::new(dep::PlanReleaseRequest {
                     items: items
@@ -247,7 +246,7 @@ impl Peers for GrpcPeers {
         token: &Token,
     ) -> Result<RollbackHold, PeerError> {
         let tier = self.tier_of(&step.service, token).await;
-        let mut governance = GovernanceServiceClient::new(self.governance.clone());
+        let mut governance = GovernanceServiceClient::new(self.governance.channel());
         let opened = governance
             .open_rollback_decision(token.attach(tonic::Request::new(
                 gov::OpenRollbackDecisionRequest {
@@ -300,7 +299,7 @@ impl GrpcPeers {
     /// when it holds an approval request for it, this one otherwise (1, the strictest, when
     /// the catalog does not know the service).
     async fn tier_of(&self, service: &str, token: &Token) -> u32 {
-        let entry = DependencyMappingServiceClient::new(self.dependency.clone())
+        let entry = DependencyMappingServiceClient::new(self.dependency.channel())
             .get_service(token.attach(tonic::Request::new(dep::GetServiceRequest {
                 name: service.to_owned(),
             })))

@@ -353,7 +353,10 @@ where
         let mut md = Metadata::by(actor, event.extension("businessunit").unwrap_or_default())
             .with_causation(id);
         // Passed on as it came when no trace is recorded here (a recorded one replaces it).
-        md.traceparent = event.extension("traceparent").map(str::to_owned);
+        md.traceparent = event
+            .extension("traceparent")
+            .filter(|t| flotilla_bus::trace_context::valid(t))
+            .map(str::to_owned);
         match self.consume(consumer, id, command, md).await {
             Ok(_) => Ok(()),
             Err(AppError::Domain(e)) => {

@@ -55,7 +55,7 @@ impl Caller {
             .metadata()
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
-            .filter(|t| t.len() <= 128)
+            .filter(|t| flotilla_bus::trace_context::valid(t))
             .map(str::to_owned);
         metadata.command_id = header_uuid(req, COMMAND_ID)?;
         metadata.correlation_id = header_uuid(req, CORRELATION_ID)?;
