@@ -12,7 +12,10 @@ use flotilla_proto::dependency::v1 as pb;
 use serde_json::Value;
 
 mod support;
-use support::{catalog_client, free_port, serve, stop, token_for_config};
+use support::{catalog_client, free_port, serve_with, stop, token_for_config};
+
+/// The OpenTelemetry SDK's batch exporter sends every 200 ms (its default is 5 s).
+const QUICK_EXPORT: &[(&str, &str)] = &[("OTEL_BSP_SCHEDULE_DELAY", "200")];
 
 /// The receiver, stopped when dropped.
 struct Receiver(Child);
@@ -54,6 +57,19 @@ fn spans(out: &std::path::Path, trace: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The spans the trace must have: (service, span name).
+const EXPECTED: [(&str, &str); 6] = [
+    (
+        "dependency-mapping",
+        "flotilla.dependency.v1.DependencyMappingService/RegisterService",
+    ),
+    ("dependency-mapping", "register_service"),
+    ("dependency-mapping", "store.append"),
+    ("dependency-mapping", "publish dependency-mapping"),
+    ("compliance", "process dependency-mapping"),
+    ("compliance", "store.append"),
+];
+
 fn attr<'a>(span: &'a Value, key: &str) -> &'a Value {
     &span["attributes"][key]
 }
@@ -80,8 +96,20 @@ async fn one_trace_runs_from_a_grpc_call_through_the_bus_into_another_service() 
     let (catalog_port, ledger_port) = (free_port(), free_port());
     let log = |name: &str| dir.path().join(format!("{name}.log"));
     let nodes: Vec<Child> = vec![
-        serve(&config, "dependency-mapping", catalog_port, &log("catalog")),
-        serve(&config, "compliance", ledger_port, &log("compliance")),
+        serve_with(
+            &config,
+            "dependency-mapping",
+            catalog_port,
+            &log("catalog"),
+            QUICK_EXPORT,
+        ),
+        serve_with(
+            &config,
+            "compliance",
+            ledger_port,
+            &log("compliance"),
+            QUICK_EXPORT,
+        ),
     ];
     struct Nodes(Vec<Child>);
     impl Drop for Nodes {
@@ -122,19 +150,21 @@ async fn one_trace_runs_from_a_grpc_call_through_the_bus_into_another_service() 
     );
     client.register_service(request).await.expect("registered");
 
-    // Spans are exported in batches (every 5 s): wait for compliance's append of the event.
+    // Spans are exported in batches (every 200 ms here): wait for every span of the trace.
     let deadline = Instant::now() + Duration::from_secs(60);
     let found = loop {
         let found = spans(&out, &trace);
-        let done = found
-            .iter()
-            .any(|s| s["service"] == "compliance" && s["name"] == "store.append");
+        let done = EXPECTED.iter().all(|(service, name)| {
+            found
+                .iter()
+                .any(|s| s["service"] == *service && s["name"] == *name)
+        });
         if done {
             break found;
         }
         assert!(
             Instant::now() < deadline,
-            "no span of compliance's append in the trace after 60 s; spans of the trace: {found:#?}\n{}",
+            "not every span of the trace came within 60 s; spans of the trace: {found:#?}\n{}",
             logs()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -588,6 +588,10 @@ mod tests {
         assert!(err(config("c.pem", "", "", "")).contains("tls_cert and tls_key go together"));
         assert!(err(config("", "", "ca.pem", "")).contains("needs the server's certificate"));
         assert!(err(config("c.pem", "k.pem", "ca.pem", "sometimes")).contains("\"sometimes\""));
+        assert!(
+            err(config("c.pem", "k.pem", "", "required")).contains("tls_client_ca is not set"),
+            "mutual TLS asked for without a CA is refused, not silently off"
+        );
         assert_eq!(TlsFiles::from_config(&Config::default()).ok(), Some(None));
         let optional = TlsFiles::from_config(&config("c.pem", "k.pem", "ca.pem", "optional"))
             .expect("valid")
