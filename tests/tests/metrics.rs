@@ -368,7 +368,18 @@ async fn prometheus_reads_back_store_bus_and_domain_metrics_after_a_release() {
             .is_some_and(|v| v >= 5.0),
         "{appends}"
     );
-    // Every transaction's size is in a bucket (none past 10,000 events).
+    // Transactions were counted, and every one's size is in a bucket (none past 10,000 events).
+    let transactions = scraped.query(
+        "flotilla_store_batch_events_count",
+        "service=\"orchestration\"",
+    );
+    assert!(
+        scraped
+            .until(&transactions, |v| v >= 1.0)
+            .await
+            .is_some_and(|v| v >= 1.0),
+        "{transactions}"
+    );
     let batches = format!(
         "{} - ignoring(le) {}",
         scraped.query(
@@ -390,7 +401,10 @@ async fn prometheus_reads_back_store_bus_and_domain_metrics_after_a_release() {
         "service=\"orchestration\"",
     );
     assert!(
-        scraped.until(&events, |v| v >= 5.0).await.is_some(),
+        scraped
+            .until(&events, |v| v >= 5.0)
+            .await
+            .is_some_and(|v| v >= 5.0),
         "{events}"
     );
     // Compliance ledgers every orchestration event: its group catches up to no lag.

@@ -121,6 +121,10 @@ impl Acker for InProcessAck {
         let mut logs = self.shared.logs.lock().map_err(poisoned)?;
         let log = logs.entry(self.service.clone()).or_default();
         let committed = log.committed.get(&self.group).copied().unwrap_or(0);
+        if self.offset < committed {
+            // Acknowledged before (a redelivery to an earlier subscriber): nothing to record.
+            return Ok(());
+        }
         let acked = log.acked.entry(self.group.clone()).or_default();
         acked.insert(self.offset);
         let mut next = committed;

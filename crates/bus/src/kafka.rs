@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -30,6 +30,8 @@ pub struct KafkaBus {
     partitions: i32,
     /// Topics known to exist.
     ensured: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Per consumer group, a client that reads its committed offsets (not a member of it).
+    lag_readers: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<BaseConsumer>>>>,
 }
 
 impl std::fmt::Debug for KafkaBus {
@@ -68,6 +70,7 @@ impl KafkaBus {
             namespace,
             partitions: 3,
             ensured: Arc::default(),
+            lag_readers: Arc::default(),
         })
     }
 
@@ -315,29 +318,43 @@ impl Subscriber for KafkaBus {
     }
 
     async fn consumer_lag(&self, service: &str, group: &str) -> Result<Option<u64>> {
-        let (brokers, group, topic) = (
-            self.brokers.clone(),
-            self.namespace.group(group),
-            self.topic(service),
-        );
+        let group = self.namespace.group(group);
+        let reader = {
+            let mut readers = self
+                .lag_readers
+                .lock()
+                .map_err(|_| BusError::Consume("kafka lag readers lock poisoned".into()))?;
+            match readers.get(&group) {
+                Some(r) => r.clone(),
+                None => {
+                    let r: Arc<BaseConsumer> = Arc::new(
+                        ClientConfig::new()
+                            .set("bootstrap.servers", &self.brokers)
+                            .set("group.id", &group)
+                            .set("enable.auto.commit", "false")
+                            .create()
+                            .map_err(|e| BusError::Connect(format!("kafka consumer: {e}")))?,
+                    );
+                    readers.insert(group.clone(), r.clone());
+                    r
+                }
+            }
+        };
+        let topic = self.topic(service);
         // librdkafka's calls block: off the runtime's threads.
-        tokio::task::spawn_blocking(move || group_lag(&brokers, &group, &topic))
+        tokio::task::spawn_blocking(move || group_lag(&reader, &group, &topic))
             .await
             .map_err(|e| BusError::Consume(format!("kafka lag: {e}")))?
     }
 }
 
 /// A group's lag on a topic: per partition, the high watermark less the group's committed
-/// offset (the low watermark where it committed nothing). None when the topic does not exist.
-fn group_lag(brokers: &str, group: &str, topic: &str) -> Result<Option<u64>> {
-    const WAIT: Duration = Duration::from_secs(5);
-    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| BusError::Connect(format!("kafka consumer: {e}")))?;
-    let metadata = consumer
+/// offset (the low watermark where it committed nothing, and never below it: what retention
+/// deleted is not lag). None when the topic does not exist. (Kafka cannot tell a group that
+/// never subscribed from one that has not committed yet: both lag by the whole log.)
+fn group_lag(reader: &BaseConsumer, group: &str, topic: &str) -> Result<Option<u64>> {
+    const WAIT: Duration = Duration::from_secs(2);
+    let metadata = reader
         .fetch_metadata(Some(topic), WAIT)
         .map_err(|e| BusError::Consume(format!("kafka metadata of {topic}: {e}")))?;
     let Some(partitions) = metadata
@@ -352,18 +369,19 @@ fn group_lag(brokers: &str, group: &str, topic: &str) -> Result<Option<u64>> {
     for p in &partitions {
         wanted.add_partition(topic, *p);
     }
-    let committed = consumer
+    let committed = reader
         .committed_offsets(wanted, WAIT)
         .map_err(|e| BusError::Consume(format!("kafka committed offsets of {group}: {e}")))?;
+    let committed_at = |p: i32| match committed.find_partition(topic, p).map(|e| e.offset()) {
+        Some(Offset::Offset(o)) => Some(o),
+        _ => None,
+    };
     let mut lag = 0u64;
     for p in partitions {
-        let (low, high) = consumer
+        let (low, high) = reader
             .fetch_watermarks(topic, p, WAIT)
             .map_err(|e| BusError::Consume(format!("kafka watermarks of {topic}/{p}: {e}")))?;
-        let from = match committed.find_partition(topic, p).map(|e| e.offset()) {
-            Some(Offset::Offset(o)) => o,
-            _ => low,
-        };
+        let from = committed_at(p).unwrap_or(low).max(low);
         lag += u64::try_from(high.saturating_sub(from)).unwrap_or(0);
     }
     Ok(Some(lag))

@@ -95,7 +95,8 @@ pub trait Subscriber: Send + Sync {
     async fn subscribe(&self, service: &str, group: &str) -> Result<Box<dyn Deliveries>>;
 
     /// How many of `service`'s events the durable group `group` has not yet acknowledged, as
-    /// the bus counts them (None: this bus does not say, or the group does not exist yet).
+    /// the bus counts them (None: this bus does not say, or the group or log does not exist
+    /// yet).
     async fn consumer_lag(&self, _service: &str, _group: &str) -> Result<Option<u64>> {
         Ok(None)
     }

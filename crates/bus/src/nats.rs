@@ -323,19 +323,41 @@ impl Subscriber for NatsBus {
     }
 
     async fn consumer_lag(&self, service: &str, group: &str) -> Result<Option<u64>> {
+        use async_nats::jetstream::ErrorCode;
+        use async_nats::jetstream::context::GetStreamErrorKind;
+        use async_nats::jetstream::stream::ConsumerErrorKind;
         let name = self.namespace.stream(service);
-        let Ok(stream) = self.js.get_stream(&name).await else {
-            return Ok(None);
+        let stream = match self.js.get_stream(&name).await {
+            Ok(s) => s,
+            Err(e) => match e.kind() {
+                GetStreamErrorKind::JetStream(j)
+                    if j.error_code() == ErrorCode::STREAM_NOT_FOUND =>
+                {
+                    return Ok(None);
+                }
+                _ => return Err(BusError::Consume(format!("jetstream stream {name}: {e}"))),
+            },
         };
         let durable = self.namespace.durable(group);
-        let Ok(mut consumer) = stream.get_consumer::<pull::Config>(&durable).await else {
-            return Ok(None);
+        let consumer = match stream.get_consumer::<pull::Config>(&durable).await {
+            Ok(c) => c,
+            Err(e) => {
+                let missing = e
+                    .downcast_ref::<async_nats::jetstream::stream::ConsumerError>()
+                    .is_some_and(|c| {
+                        matches!(c.kind(), ConsumerErrorKind::JetStream(j)
+                            if j.error_code() == ErrorCode::CONSUMER_NOT_FOUND)
+                    });
+                if missing {
+                    return Ok(None);
+                }
+                return Err(BusError::Consume(format!(
+                    "jetstream consumer {durable}: {e}"
+                )));
+            }
         };
-        let info = consumer
-            .info()
-            .await
-            .map_err(|e| BusError::Consume(format!("jetstream consumer {durable}: {e}")))?;
-        // Not yet delivered, and delivered but not acknowledged.
+        // As fetched just now: not yet delivered, and delivered but not acknowledged.
+        let info = consumer.cached_info();
         Ok(Some(info.num_pending + info.num_ack_pending as u64))
     }
 }

@@ -367,6 +367,24 @@ mod tests {
         stop_other.send_replace(true);
     }
 
+    /// Waits (at most 5 s) until `holder` holds the lease; answers it.
+    async fn holder_becomes(
+        store: &Arc<dyn EventStore>,
+        holder: &str,
+    ) -> flotilla_core::lease::LeaseState {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match store.lease(&lease_name("svc")).await.expect("lease") {
+                Some(l) if l.holder == holder && !l.expired() => return l,
+                other => assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{holder} never held the lease: {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A holder that cannot read the store any more (here: an event version its build does not
     /// know, as an old replica meets during a rolling upgrade) gives the lease up to one that
     /// can, and takes it again only once it reads the store again.
@@ -382,33 +400,24 @@ mod tests {
         let mut old = duty(&store, "old", &running, &starts, false);
         old.chain = old_chain.clone();
         let old = tokio::spawn(old.run(rx.clone()));
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let first = store
-            .lease(&lease_name("svc"))
-            .await
-            .expect("lease")
-            .expect("held");
-        assert_eq!(first.holder, "old");
+        let first = holder_becomes(&store, "old").await;
         let mut new = duty(&store, "new", &running, &starts, false);
         new.chain = new_chain.clone();
         let new = tokio::spawn(new.run(rx));
         old_chain.unreadable(7, "test.Added version 2 is not known to this build".into());
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let now = store
-            .lease(&lease_name("svc"))
-            .await
-            .expect("lease")
-            .expect("held");
-        assert_eq!(
-            now.holder, "new",
-            "the replica that reads the store holds the duty"
-        );
+        let now = holder_becomes(&store, "new").await;
         assert!(now.token > first.token);
-        assert_eq!(
-            running.load(Ordering::SeqCst),
-            1,
-            "only the new holder runs the jobs"
-        );
+        // The old holder's job stopped, the new one's started: one runs.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while starts.load(Ordering::SeqCst) < 2 || running.load(Ordering::SeqCst) != 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only the new holder runs the jobs: {} running, {} started",
+                running.load(Ordering::SeqCst),
+                starts.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         stop.send_replace(true);
         old.await.expect("old stops");
         new.await.expect("new stops");

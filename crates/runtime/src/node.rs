@@ -229,7 +229,11 @@ impl Node {
                 );
             }
             checks.push((m.name(), store.clone(), chain.clone()));
-            sampled.push((m.name(), store.clone()));
+            sampled.push(crate::metrics::sampling::SampledStore {
+                service: m.name(),
+                store: store.clone(),
+                chain: chain.clone(),
+            });
             // The access policy this service last adopted (or replaced, for the service that
             // replaces it) is put in force once its store's chain is checked (below).
             let own_version = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));

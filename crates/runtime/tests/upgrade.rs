@@ -197,4 +197,18 @@ async fn an_old_and_a_new_replica_side_by_side_stay_correct() {
         new.query(|c| c.values["a"]) == 20 && upgraded.query(|c| c.values["a"]) == 20
     })
     .await;
+    drop_schema(&url, &schema).await;
+}
+
+/// Leaves no schema behind (a failed run's is left to look at).
+async fn drop_schema(url: &str, schema: &str) {
+    use sqlx::Connection as _;
+    if let Ok(mut conn) = sqlx::PgConnection::connect(url).await {
+        // The schema name is made by the test (letters, digits and _).
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
 }

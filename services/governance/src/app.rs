@@ -275,17 +275,16 @@ impl GovernanceApp {
         at: Timestamp,
         emergency: Option<bool>,
     ) -> (GateDecision, String) {
-        let (decision, unit) = self.query(|g| {
+        self.query(|g| {
             (
                 g.check_gate_as(key, at, emergency),
                 g.business_unit_of(key).unwrap_or_default().to_owned(),
             )
-        });
-        self.denials.count(&decision);
-        (decision, unit)
+        })
     }
 
-    /// The gate's denials this process answered.
+    /// The gate's denials this process answered (counted by the edge once the caller may see
+    /// them).
     pub fn denials(&self) -> &crate::gauges::GateDenials {
         &self.denials
     }

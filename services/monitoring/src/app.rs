@@ -118,6 +118,11 @@ impl MonitoringApp {
             .await
     }
 
+    /// The store position the state includes.
+    pub fn position(&self) -> u64 {
+        self.app.position()
+    }
+
     pub fn query<T>(&self, f: impl FnOnce(&Monitoring) -> T) -> T {
         self.app.query(f)
     }

@@ -111,6 +111,20 @@ impl Metrics {
     fn render_stores(&self, out: &mut String) {
         header(
             out,
+            "flotilla_store_readable",
+            "gauge",
+            "Whether this replica reads the service's store (0: a chain break, or an event version this build does not know; it does not serve the service).",
+        );
+        for (service, readable) in lock(&self.readable).iter() {
+            value(
+                out,
+                "flotilla_store_readable",
+                &[("service", service)],
+                u8::from(*readable),
+            );
+        }
+        header(
+            out,
             "flotilla_store_head_position",
             "gauge",
             "The newest position of the service's store.",
@@ -222,10 +236,12 @@ impl Metrics {
     /// The services' domain gauges (and counters), each metric's samples together under one
     /// header.
     fn render_gauges(&self, out: &mut String) {
-        let gauges: Vec<_> = lock(&self.gauges).iter().map(|(_, g)| g.clone()).collect();
+        let gauges: Vec<_> = lock(&self.gauges).clone();
         let mut by_name: BTreeMap<&'static str, Vec<Sample>> = BTreeMap::new();
-        for g in gauges {
-            for s in g() {
+        for (service, g) in gauges {
+            // The state's figures from the duty's holder only; counters from every process.
+            let held = self.holds(&service);
+            for s in g().into_iter().filter(|s| held || s.kind == "counter") {
                 by_name.entry(s.name).or_default().push(s);
             }
         }
@@ -270,7 +286,15 @@ mod tests {
         meter.append_answered(0.003);
         meter.batch_committed(12);
         m.set_writer("governance", meter.stats());
-        m.set_consumer_lag("compliance", "governance", "nats", 7);
+        m.set_consumer_lag("compliance", "governance", "nats", Some(7));
+        m.set_consumer_lag("compliance", "gone", "nats", Some(1));
+        m.set_consumer_lag("compliance", "gone", "nats", None);
+        m.add_gauges(
+            "monitoring",
+            std::sync::Arc::new(|| vec![Sample::new("flotilla_not_held", "Not held.", 1.0)]),
+        );
+        m.set_duty("governance", Some(3));
+        m.set_duty("monitoring", None);
         m.add_gauges(
             "governance",
             std::sync::Arc::new(|| {
@@ -300,6 +324,11 @@ mod tests {
             text.matches("# TYPE flotilla_approvals_pending gauge")
                 .count(),
             1
+        );
+        assert!(!text.contains("source=\"gone\""), "{text}");
+        assert!(
+            !text.contains("flotilla_not_held"),
+            "a replica without the duty lease reports no state gauges: {text}"
         );
     }
 }

@@ -4,7 +4,10 @@
 //! - per service, whether this replica holds the duty lease (and its term), the store's head,
 //!   each relay's lag behind it, the store writer's append latency and events per transaction,
 //!   and each consumer group's lag on the bus ([`sampling`], every few seconds);
-//! - the domain gauges each service reports from its state ([`Sample`]), read at each scrape.
+//! - the domain gauges each service reports from its state ([`Sample`]), read at each scrape on
+//!   the replica holding the service's duty lease (every replica has the same state: one
+//!   reports it, so sums across replicas hold); counters of what a process answered come from
+//!   every replica.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -92,6 +95,8 @@ pub struct Metrics {
     consumer_lag: Mutex<BTreeMap<(String, String, String), u64>>,
     /// Each service's domain gauges.
     gauges: Mutex<Vec<(String, Gauges)>>,
+    /// service -> whether this replica reads its store.
+    readable: Mutex<BTreeMap<String, bool>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -143,9 +148,30 @@ impl Metrics {
         lock(&self.writers).insert(service.to_owned(), stats);
     }
 
-    /// Events of `source` the consumer group `group` has not acknowledged on `bus`.
-    pub fn set_consumer_lag(&self, group: &str, source: &str, bus: &str, lag: u64) {
-        lock(&self.consumer_lag).insert((group.to_owned(), source.to_owned(), bus.to_owned()), lag);
+    /// Events of `source` the consumer group `group` has not acknowledged on `bus` (None: not
+    /// known here now; the series is dropped).
+    pub fn set_consumer_lag(&self, group: &str, source: &str, bus: &str, lag: Option<u64>) {
+        let key = (group.to_owned(), source.to_owned(), bus.to_owned());
+        let mut lags = lock(&self.consumer_lag);
+        match lag {
+            Some(lag) => {
+                lags.insert(key, lag);
+            }
+            None => {
+                lags.remove(&key);
+            }
+        }
+    }
+
+    /// Whether this replica reads `service`'s store (its chain is intact and every event
+    /// decodes).
+    pub fn set_readable(&self, service: &str, readable: bool) {
+        lock(&self.readable).insert(service.to_owned(), readable);
+    }
+
+    /// Whether this replica holds `service`'s duty lease.
+    pub fn holds(&self, service: &str) -> bool {
+        lock(&self.duties).get(service).is_some_and(Option::is_some)
     }
 
     /// Adds `service`'s domain gauges.

@@ -447,6 +447,12 @@ impl GovernanceService for GovernanceApi {
         if !unit.is_empty() {
             call.allow_in(&unit, &AccessContext::default())?;
         }
+        // A denial of a check about now counts (callers such as orchestration send their
+        // command's time); a what-if about another time does not.
+        const NOW_MICROS: i64 = 5 * 60 * 1_000_000;
+        if (at.as_micros() - Timestamp::now().as_micros()).abs() <= NOW_MICROS {
+            self.app.denials().count(&decision);
+        }
         Ok(Response::new(view::gate_pb(&key, at, &decision)))
     }
 
