@@ -372,10 +372,27 @@ fn expiry(key: &str, path: &std::path::Path, now: u64) -> Check {
             .map(flotilla_runtime::tls::not_after)
             .collect::<Result<Vec<u64>, String>>()
     });
-    let end = match ends {
-        Ok(ends) => ends.into_iter().min().unwrap_or(0),
+    let ends = match ends {
+        Ok(ends) => ends,
         Err(e) => return check(name, Verdict::Fail, format!("{e}; set {key} to a PEM file")),
     };
+    // A CA bundle still works while one of its CAs is valid (one expiring during a rotation
+    // is a warning); a certificate chain needs every certificate.
+    let bundle = key != "tls_cert";
+    let first_end = ends.iter().copied().min().unwrap_or(0);
+    let last_end = ends.iter().copied().max().unwrap_or(0);
+    if bundle && first_end <= now && last_end > now {
+        return check(
+            name,
+            Verdict::Warn,
+            format!(
+                "{} holds an expired CA among {} (the others are valid); remove it",
+                path.display(),
+                ends.len()
+            ),
+        );
+    }
+    let end = first_end;
     let at = time::OffsetDateTime::from_unix_timestamp(i64::try_from(end).unwrap_or(i64::MAX))
         .ok()
         .and_then(|t| {
