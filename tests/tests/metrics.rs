@@ -203,24 +203,15 @@ async fn prometheus_reads_back_store_bus_and_domain_metrics_after_a_release() {
     let scraped = Scraped::new(port);
     set_up(&mut flow).await;
     let name = "payments-2.0.0";
-    flow.orch
-        .create_release(pb::CreateReleaseRequest {
-            name: name.into(),
-            business_unit: UNIT.into(),
-            items: ["payments-web", "payments-api", "payments-ledger"]
-                .into_iter()
-                .map(|s| item(s, ""))
-                .collect(),
-            ..Default::default()
-        })
-        .await
-        .expect("create");
-    flow.orch
-        .plan_release(pb::PlanReleaseRequest {
-            release: name.into(),
-        })
-        .await
-        .expect("plan");
+    planned(
+        &mut flow,
+        name,
+        ["payments-web", "payments-api", "payments-ledger"]
+            .into_iter()
+            .map(|s| item(s, ""))
+            .collect(),
+    )
+    .await;
     let promote = |env: &str| pb::PromoteReleaseRequest {
         release: name.into(),
         environment: env.into(),
@@ -278,28 +269,7 @@ async fn prometheus_reads_back_store_bus_and_domain_metrics_after_a_release() {
     assert_eq!(done.status, pb::DeploymentStatus::Succeeded as i32);
 
     // Staging: its prerequisites, then a failing step held for governance's decision.
-    flow.orch
-        .record_validation(pb::RecordValidationRequest {
-            business_unit: UNIT.into(),
-            environment: "dev".into(),
-            release: name.into(),
-            check: "smoke".into(),
-            passed: true,
-        })
-        .await
-        .expect("validation");
-    flow.orch
-        .record_data_refresh(pb::RecordDataRefreshRequest {
-            business_unit: UNIT.into(),
-            environment: "staging".into(),
-            masked: true,
-            copied_at: Some(prost_types::Timestamp::from(
-                std::time::SystemTime::now() - Duration::from_secs(86_400),
-            )),
-            volume_percent: 80,
-        })
-        .await
-        .expect("refresh");
+    ready_for_staging(&mut flow, name).await;
     approve(&flow, name, "staging").await;
     flow.fail("payments-web");
     let held = flow

@@ -418,14 +418,8 @@ pub async fn set_up(flow: &mut Flow) {
     .await;
 }
 
-/// A release of `items` in the unit, created, planned, approved and deployed into `env` (the
-/// first environment of its path); answers the finished deployment.
-pub async fn deployed(
-    flow: &mut Flow,
-    name: &str,
-    items: Vec<pb::RequestedItem>,
-    env: &str,
-) -> pb::Deployment {
+/// A release of `items` in the unit, created and planned.
+pub async fn planned(flow: &mut Flow, name: &str, items: Vec<pb::RequestedItem>) {
     flow.orch
         .create_release(pb::CreateReleaseRequest {
             name: name.into(),
@@ -441,6 +435,44 @@ pub async fn deployed(
         })
         .await
         .expect("plan");
+}
+
+/// What leaving dev for staging needs besides approvals (see [`set_up`]): dev's smoke check
+/// passed for the release, and staging's data refreshed (masked, yesterday, 80%).
+pub async fn ready_for_staging(flow: &mut Flow, release: &str) {
+    flow.orch
+        .record_validation(pb::RecordValidationRequest {
+            business_unit: UNIT.into(),
+            environment: "dev".into(),
+            release: release.into(),
+            check: "smoke".into(),
+            passed: true,
+        })
+        .await
+        .expect("validation");
+    flow.orch
+        .record_data_refresh(pb::RecordDataRefreshRequest {
+            business_unit: UNIT.into(),
+            environment: "staging".into(),
+            masked: true,
+            copied_at: Some(prost_types::Timestamp::from(
+                std::time::SystemTime::now() - Duration::from_secs(86_400),
+            )),
+            volume_percent: 80,
+        })
+        .await
+        .expect("refresh");
+}
+
+/// A release of `items` in the unit, created, planned, approved and deployed into `env` (the
+/// first environment of its path); answers the finished deployment.
+pub async fn deployed(
+    flow: &mut Flow,
+    name: &str,
+    items: Vec<pb::RequestedItem>,
+    env: &str,
+) -> pb::Deployment {
+    planned(flow, name, items).await;
     approve(flow, name, env).await;
     let d = flow
         .orch

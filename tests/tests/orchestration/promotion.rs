@@ -195,16 +195,6 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
             "staging: no data refresh recorded",
         ],
     );
-    flow.orch
-        .record_validation(pb::RecordValidationRequest {
-            business_unit: UNIT.into(),
-            environment: "dev".into(),
-            release: name.into(),
-            check: "smoke".into(),
-            passed: true,
-        })
-        .await
-        .expect("validation");
     refused(
         flow.orch
             .record_data_refresh(pb::RecordDataRefreshRequest {
@@ -220,18 +210,7 @@ async fn a_release_is_planned_gated_deployed_and_rolled_back_atomically() {
         Code::InvalidArgument,
         &["copied_at", "in the future"],
     );
-    flow.orch
-        .record_data_refresh(pb::RecordDataRefreshRequest {
-            business_unit: UNIT.into(),
-            environment: "staging".into(),
-            masked: true,
-            copied_at: Some(prost_types::Timestamp::from(
-                std::time::SystemTime::now() - Duration::from_secs(86_400),
-            )),
-            volume_percent: 80,
-        })
-        .await
-        .expect("refresh");
+    ready_for_staging(&mut flow, name).await;
     approve(&flow, name, "staging").await;
 
     // The web tier's deploy fails in staging. Governance's rollback criteria for the release's
