@@ -18,7 +18,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 mod support;
-use support::{catalog_client, flotilla, free_port, serve_with, stop, text, token_for_config};
+use support::{
+    catalog_client, flotilla, free_port, serve_with, served_config, stop, text, token_for_config,
+};
 
 const SERVICE: &str = "dependency-mapping";
 const LEASE: &str = "duty:dependency-mapping";
@@ -48,20 +50,9 @@ struct Deployment {
 impl Deployment {
     fn new(failover_secs: u64) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let namespace = flotilla_tests::fresh_namespace();
+        let (config, namespace) =
+            served_config(dir.path(), &format!("failover_secs = {failover_secs}\n"));
         let postgres = flotilla_tests::postgres_url();
-        let config = dir.path().join("flotilla.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "namespace = \"{namespace}\"\nstore_url = \"{postgres}\"\nnats_url = \"{nats}\"\nbuses = [\"nats\"]\n\
-                 auth_hs256_secret = \"replicas-secret-for-the-test-0123456789\"\naccess_policy_source = \"none\"\n\
-                 failover_secs = {failover_secs}\ndata_dir = \"{data}\"\n",
-                nats = flotilla_tests::nats_url(),
-                data = dir.path().join("data").display(),
-            ),
-        )
-        .expect("config");
         Self {
             dir,
             config,

@@ -12,7 +12,7 @@ use flotilla_proto::dependency::v1 as pb;
 use serde_json::Value;
 
 mod support;
-use support::{catalog_client, free_port, serve_with, stop, token_for_config};
+use support::{catalog_client, free_port, serve_with, served_config, stop, token_for_config};
 
 /// The OpenTelemetry SDK's batch exporter sends every 200 ms (its default is 5 s).
 const QUICK_EXPORT: &[(&str, &str)] = &[("OTEL_BSP_SCHEDULE_DELAY", "200")];
@@ -79,20 +79,10 @@ async fn one_trace_runs_from_a_grpc_call_through_the_bus_into_another_service() 
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("spans.jsonl");
     let (_receiver, otlp) = receiver(&out);
-    let namespace = flotilla_tests::fresh_namespace();
-    let config = dir.path().join("flotilla.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "namespace = \"{namespace}\"\nstore_url = \"{pg}\"\nnats_url = \"{nats}\"\nbuses = [\"nats\"]\n\
-             auth_hs256_secret = \"traces-secret-for-the-test-0123456789\"\naccess_policy_source = \"none\"\n\
-             data_dir = \"{data}\"\notlp_endpoint = \"http://127.0.0.1:{otlp}\"\n",
-            pg = flotilla_tests::postgres_url(),
-            nats = flotilla_tests::nats_url(),
-            data = dir.path().join("data").display(),
-        ),
-    )
-    .expect("config");
+    let (config, namespace) = served_config(
+        dir.path(),
+        &format!("otlp_endpoint = \"http://127.0.0.1:{otlp}\"\n"),
+    );
     let (catalog_port, ledger_port) = (free_port(), free_port());
     let log = |name: &str| dir.path().join(format!("{name}.log"));
     let nodes: Vec<Child> = vec![

@@ -213,3 +213,23 @@ pub async fn catalog_client(
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// A configuration file `dir/flotilla.toml` for `flotilla serve` on the test PostgreSQL and
+/// NATS in a fresh namespace, with `extra` lines; answers its path and the namespace.
+pub fn served_config(dir: &Path, extra: &str) -> (std::path::PathBuf, String) {
+    let namespace = flotilla_tests::fresh_namespace();
+    let config = dir.join("flotilla.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "namespace = \"{namespace}\"\nstore_url = \"{pg}\"\nnats_url = \"{nats}\"\nbuses = [\"nats\"]\n\
+             auth_hs256_secret = \"served-secret-for-the-tests-0123456789\"\naccess_policy_source = \"none\"\n\
+             data_dir = \"{data}\"\n{extra}",
+            pg = flotilla_tests::postgres_url(),
+            nats = flotilla_tests::nats_url(),
+            data = dir.join("data").display(),
+        ),
+    )
+    .expect("config");
+    (config, namespace)
+}
