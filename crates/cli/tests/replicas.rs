@@ -19,7 +19,8 @@ use tonic::transport::Channel;
 
 mod support;
 use support::{
-    catalog_client, flotilla, free_port, serve_with, served_config, stop, text, token_for_config,
+    catalog_client, catalog_entry, flotilla, free_port, serve_with, served_config, stop, text,
+    token_for_config,
 };
 
 const SERVICE: &str = "dependency-mapping";
@@ -148,18 +149,6 @@ impl Deployment {
     }
 }
 
-fn entry(name: &str) -> pb::ServiceEntry {
-    pb::ServiceEntry {
-        name: name.into(),
-        owner_team: "team-a".into(),
-        business_unit: "central".into(),
-        criticality_tier: 3,
-        handles_personal_data: false,
-        data_classification: pb::DataClassification::Internal as i32,
-        runtime: pb::Runtime::Microservice as i32,
-    }
-}
-
 fn position_of<T>(r: &tonic::Response<T>) -> u64 {
     r.metadata()
         .get("x-flotilla-position")
@@ -204,7 +193,7 @@ async fn register_all(clients: &[Client], names: Vec<String>, per_replica: usize
             for name in queue {
                 let r = c
                     .register_service(pb::RegisterServiceRequest {
-                        service: Some(entry(&name)),
+                        service: Some(catalog_entry(&name)),
                     })
                     .await;
                 out.push((name, r.map(|r| position_of(&r))));

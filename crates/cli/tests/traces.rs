@@ -12,7 +12,9 @@ use flotilla_proto::dependency::v1 as pb;
 use serde_json::Value;
 
 mod support;
-use support::{catalog_client, free_port, serve_with, served_config, stop, token_for_config};
+use support::{
+    catalog_client, catalog_entry, free_port, serve_with, served_config, stop, token_for_config,
+};
 
 /// The OpenTelemetry SDK's batch exporter sends every 200 ms (its default is 5 s).
 const QUICK_EXPORT: &[(&str, &str)] = &[("OTEL_BSP_SCHEDULE_DELAY", "200")];
@@ -122,15 +124,7 @@ async fn one_trace_runs_from_a_grpc_call_through_the_bus_into_another_service() 
     let trace = uuid::Uuid::new_v4().simple().to_string();
     let caller_span = &uuid::Uuid::new_v4().simple().to_string()[..16];
     let mut request = tonic::Request::new(pb::RegisterServiceRequest {
-        service: Some(pb::ServiceEntry {
-            name: "traced".into(),
-            owner_team: "team-a".into(),
-            business_unit: "central".into(),
-            criticality_tier: 3,
-            handles_personal_data: false,
-            data_classification: pb::DataClassification::Internal as i32,
-            runtime: pb::Runtime::Microservice as i32,
-        }),
+        service: Some(catalog_entry("traced")),
     });
     request.metadata_mut().insert(
         "traceparent",

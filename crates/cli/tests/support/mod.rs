@@ -233,3 +233,17 @@ pub fn served_config(dir: &Path, extra: &str) -> (std::path::PathBuf, String) {
     .expect("config");
     (config, namespace)
 }
+
+/// A catalog entry for a service `name` of team-a in the central unit.
+pub fn catalog_entry(name: &str) -> flotilla_proto::dependency::v1::ServiceEntry {
+    use flotilla_proto::dependency::v1 as pb;
+    pb::ServiceEntry {
+        name: name.into(),
+        owner_team: "team-a".into(),
+        business_unit: "central".into(),
+        criticality_tier: 3,
+        handles_personal_data: false,
+        data_classification: pb::DataClassification::Internal as i32,
+        runtime: pb::Runtime::Microservice as i32,
+    }
+}
