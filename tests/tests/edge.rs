@@ -1,6 +1,7 @@
 //! The edge every node shares, seen by a generic client: a one-service process reflects and
-//! reports health for what it serves only, says where an unserved service is not, and answers
-//! an oversized message RESOURCE_EXHAUSTED under the one configured limit.
+//! reports health for what it serves only, says where an unserved service is not, answers an
+//! oversized message RESOURCE_EXHAUSTED under the one configured limit, and holds a read after
+//! a position only for a caller it let in.
 
 use flotilla_proto::governance::v1 as pb;
 use flotilla_proto::governance::v1::governance_service_client::GovernanceServiceClient;
@@ -83,5 +84,29 @@ async fn a_one_service_process_tells_only_of_what_it_serves() {
         e.message().contains("65536") && e.message().contains("max_message_bytes"),
         "{e:?}"
     );
+
+    // A read after a position the state has not reached waits only for a caller let in: one
+    // without a token is refused at once, one with a token after the wait it asked for.
+    let read_after = |to: &mut tonic::Request<flotilla_proto::common::v1::GetStatusRequest>| {
+        let h = to.metadata_mut();
+        h.insert(
+            "x-flotilla-min-position",
+            "1000000000".parse().expect("ascii"),
+        );
+        h.insert("x-flotilla-wait-ms", "3000".parse().expect("ascii"));
+    };
+    let mut anonymous = tonic::Request::new(flotilla_proto::common::v1::GetStatusRequest {});
+    read_after(&mut anonymous);
+    let e = GovernanceServiceClient::new(ch.clone())
+        .get_status(anonymous)
+        .await
+        .expect_err("no token");
+    // (Were the wait before the access check, this would be UNAVAILABLE after 3 s.)
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    let mut known = tonic::Request::new(flotilla_proto::common::v1::GetStatusRequest {});
+    read_after(&mut known);
+    let e = gov.get_status(known).await.expect_err("not reached");
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+    assert!(e.message().contains("1000000000"), "{e:?}");
     node.stop().await.expect("stop");
 }

@@ -3,9 +3,14 @@
 //! once its events are in the state, so its answer's position covers them). A call carrying
 //! `x-flotilla-min-position: N` is answered by a replica only once its state includes N, waiting
 //! at most `x-flotilla-wait-ms` (default 5,000, at most 30,000): any replica then answers as
-//! the one that took the command would.
+//! the one that took the command would. The wait comes after the access check: only a caller
+//! let in may hold a call open.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -108,6 +113,102 @@ pub fn not_reached(service: &str, asked: ReadAfter, at: u64) -> tonic::Status {
         asked.position,
         asked.wait.as_millis()
     ))
+}
+
+/// Holds a call that asks to read after a position until the service's state includes it, and
+/// tells in every answer the position the state included.
+#[derive(Clone, Debug)]
+pub struct ReadYourWritesLayer {
+    positions: Arc<HashMap<String, StatePosition>>,
+}
+
+impl ReadYourWritesLayer {
+    /// The positions of the services served, by gRPC service name.
+    pub fn new(positions: HashMap<String, StatePosition>) -> Self {
+        Self {
+            positions: Arc::new(positions),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for ReadYourWritesLayer {
+    type Service = ReadYourWrites<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ReadYourWrites {
+            inner,
+            positions: self.positions.clone(),
+        }
+    }
+}
+
+/// The layered service.
+#[derive(Clone, Debug)]
+pub struct ReadYourWrites<S> {
+    inner: S,
+    positions: Arc<HashMap<String, StatePosition>>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for ReadYourWrites<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let service = req
+            .uri()
+            .path()
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let position = self.positions.get(&service).cloned();
+        let asked = read_after(req.headers());
+        Box::pin(async move {
+            let Some(position) = position else {
+                return inner.call(req).await;
+            };
+            let refused = |status: tonic::Status| {
+                tracing::info!(service = %flotilla_core::names::shown(&service), code = ?status.code(), error = %status.message(), "read after a position refused");
+                Ok(status.into_http())
+            };
+            match asked {
+                Err(status) => return refused(status),
+                Ok(Some(_)) if !position.tracked() => return refused(untracked(&service)),
+                Ok(Some(asked)) => {
+                    if let Err(at) = position.reach(asked.position, asked.wait).await {
+                        return refused(not_reached(&service, asked, at));
+                    }
+                }
+                Ok(None) => {}
+            }
+            let mut response = inner.call(req).await?;
+            if let Some(at) = position.current() {
+                response
+                    .headers_mut()
+                    .insert(POSITION, http::HeaderValue::from(at));
+            }
+            Ok(response)
+        })
+    }
 }
 
 #[cfg(test)]

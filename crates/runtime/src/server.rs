@@ -138,13 +138,14 @@ pub async fn serve(
                 .map(|s| (s.name.clone(), s.chain.clone()))
                 .collect(),
         ),
-        positions: Arc::new(
-            served
-                .iter()
-                .map(|s| (s.name.clone(), s.position.clone()))
-                .collect(),
-        ),
     };
+    // Inside the access check: only a caller let in may hold a call waiting for a position.
+    let read_your_writes = crate::positions::ReadYourWritesLayer::new(
+        served
+            .iter()
+            .map(|s| (s.name.clone(), s.position.clone()))
+            .collect(),
+    );
     let mut server = Server::builder();
     if listener.tls.is_some() {
         server = server
@@ -159,6 +160,7 @@ pub async fn serve(
         .layer(crate::personal::RevealLayer::new(personal))
         .layer(serving)
         .layer(access)
+        .layer(read_your_writes)
         .add_routes(routes.routes());
     let draining = async {
         shutdown.await;
@@ -193,13 +195,10 @@ pub async fn serve(
     Ok(())
 }
 
-/// Refuses calls to services not served here and to services whose store is broken; holds a
-/// call that asks to read after a position until the state includes it, and tells in every
-/// answer the position the state included ([`crate::positions`]).
+/// Refuses calls to services not served here and to services whose store is broken.
 #[derive(Clone, Debug)]
 pub struct ServingLayer {
     served: Arc<HashMap<String, Arc<ChainGuard>>>,
-    positions: Arc<HashMap<String, crate::positions::StatePosition>>,
 }
 
 impl<S> tower::Layer<S> for ServingLayer {
@@ -209,7 +208,6 @@ impl<S> tower::Layer<S> for ServingLayer {
         ServingService {
             inner,
             served: self.served.clone(),
-            positions: self.positions.clone(),
         }
     }
 }
@@ -219,7 +217,6 @@ impl<S> tower::Layer<S> for ServingLayer {
 pub struct ServingService<S> {
     inner: S,
     served: Arc<HashMap<String, Arc<ChainGuard>>>,
-    positions: Arc<HashMap<String, crate::positions::StatePosition>>,
 }
 
 impl ServingLayer {
@@ -294,46 +291,12 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let refusal = ServingLayer::refusal(&self.served, req.uri().path());
-        let service = req
-            .uri()
-            .path()
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let position = self.positions.get(&service).cloned();
-        let read_after = crate::positions::read_after(req.headers());
         Box::pin(async move {
-            let refused = |status: tonic::Status| {
-                tracing::info!(service = %flotilla_core::names::shown(&service), code = ?status.code(), error = %status.message(), "call refused before access checks");
-                Ok(status.into_http())
-            };
             if let Some(status) = refusal {
-                return refused(status);
+                tracing::info!(path = %flotilla_core::names::shown(req.uri().path()), code = ?status.code(), error = %status.message(), "call refused before access checks");
+                return Ok(status.into_http());
             }
-            let Some(position) = position else {
-                return inner.call(req).await;
-            };
-            match read_after {
-                Err(status) => return refused(status),
-                Ok(Some(_)) if !position.tracked() => {
-                    return refused(crate::positions::untracked(&service));
-                }
-                Ok(Some(asked)) => {
-                    if let Err(at) = position.reach(asked.position, asked.wait).await {
-                        return refused(crate::positions::not_reached(&service, asked, at));
-                    }
-                }
-                Ok(None) => {}
-            }
-            let mut response = inner.call(req).await?;
-            if let Some(at) = position.current() {
-                response
-                    .headers_mut()
-                    .insert(crate::positions::POSITION, http::HeaderValue::from(at));
-            }
-            Ok(response)
+            inner.call(req).await
         })
     }
 }
