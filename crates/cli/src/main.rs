@@ -265,6 +265,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.listen = l;
             }
             let _telemetry = flotilla_runtime::telemetry::init(&config, "flotilla")?;
+            let _folder = flotilla_runtime::node::lock_data_folder(&config.data_dir)?;
             let listener = bind(&config.listen).await?;
             let scheme = if config.tls_cert.as_os_str().is_empty() {
                 "http"

@@ -1,9 +1,9 @@
 //! Operating Flotilla from the command line: `config show` (every effective setting and where it
-//! came from, secrets masked) and `doctor` (the configuration checked against the real
-//! PostgreSQL, NATS and Kafka it names).
+//! came from, secrets masked), `doctor` (the configuration checked against the real
+//! PostgreSQL, NATS and Kafka it names), and one `flotilla up` per data folder.
 
 mod support;
-use support::{flotilla, json};
+use support::{flotilla, json, stop, text, up};
 
 #[test]
 fn config_show_says_where_each_setting_came_from_and_masks_secrets() {
@@ -135,4 +135,38 @@ fn doctor_checks_the_configuration_against_what_it_names() {
     let n = find(&v, "nats");
     assert_eq!(n.1, "fail");
     assert!(n.2.contains("nats_url"), "{n:?}");
+}
+
+#[test]
+fn a_second_flotilla_up_on_one_data_folder_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (first, _url) = up(dir.path());
+    let mut second = flotilla()
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("second flotilla up");
+    // It must stop on its own; one that went on serving is stopped and fails the test.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while second.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = second.wait_with_output().expect("output");
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("another flotilla up (process {})", first.id()))
+            && said.contains("--data-dir"),
+        "{said}"
+    );
+    stop(first);
+    // Once the first one stopped, the folder is free again.
+    let (again, _url) = up(dir.path());
+    stop(again);
 }

@@ -533,3 +533,40 @@ impl Node {
         Ok(())
     }
 }
+
+/// Takes the data folder's lock file (released when the file is dropped or the process ends,
+/// however it ends): one embedded node per data folder, since its leases name a fixed holder
+/// and a second one would run the same duties on the same files. `flotilla up` holds it.
+pub fn lock_data_folder(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create data folder {}: {e}", data_dir.display()))?;
+    use std::io::{Read as _, Seek as _, Write as _};
+    let path = data_dir.join("flotilla.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0)?;
+            file.rewind()?;
+            write!(file, "{}", std::process::id())?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            anyhow::bail!(
+                "another flotilla up (process {}) uses the data folder {}; stop it, or pass another --data-dir",
+                holder.trim(),
+                data_dir.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            anyhow::bail!("cannot lock {}: {e}", path.display())
+        }
+    }
+}
