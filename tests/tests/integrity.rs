@@ -1,7 +1,7 @@
 //! An insider edits a service's store by hand: the service finds the broken hash chain while it
 //! rebuilds (or as the row arrives, while running), stops serving (health NOT_SERVING, calls
-//! DATA_LOSS naming the position, GetStatus says where), and serves again only when the operator
-//! accepts that break by position, which is recorded in the store.
+//! DATA_LOSS naming the position, GetStatus says where, `/readyz` 503), and serves again only
+//! when the operator accepts that break by position, which is recorded in the store.
 
 use std::time::Duration;
 
@@ -68,9 +68,22 @@ async fn window_position(deployment: &Deployment) -> i64 {
         .expect("window event")
 }
 
+/// A probe of the node's HTTP address: status and body.
+async fn probe(port: u16, path: &str) -> (u16, String) {
+    let r = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+        .await
+        .expect("probe");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tampered_store_is_refused_until_the_operator_accepts_the_break() {
     let mut deployment = Deployment::new(vec![BusKind::Nats]).expect("deployment");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    deployment.config.metrics_listen = format!("127.0.0.1:{port}");
     let schema = flotilla_store::schema_for(&deployment.config.namespace, "governance");
     let node = deployment.start(&["governance"]).await.expect("start");
     let mut gov = admin(node.channel().await.expect("connect"));
@@ -95,6 +108,7 @@ async fn a_tampered_store_is_refused_until_the_operator_accepts_the_break() {
     .await
     .expect("window");
     assert_eq!(health(&node).await, ServingStatus::Serving as i32);
+    assert_eq!(probe(port, "/readyz").await, (200, "ready\n".into()));
     node.stop().await.expect("stop");
 
     let position = window_position(&deployment).await;
@@ -103,6 +117,14 @@ async fn a_tampered_store_is_refused_until_the_operator_accepts_the_break() {
     // Restarted: the break is found while the state is rebuilt, before anything is answered.
     let node = deployment.start(&["governance"]).await.expect("restart");
     assert_eq!(health(&node).await, ServingStatus::NotServing as i32);
+    // Probes that cannot speak to the gRPC port (TLS) read the same on HTTP.
+    let (status, why) = probe(port, "/readyz").await;
+    assert_eq!(status, 503, "{why}");
+    assert!(
+        why.contains("governance: not serving") && why.contains(&position.to_string()),
+        "{why}"
+    );
+    assert_eq!(probe(port, "/healthz").await.0, 200);
     let mut gov = admin(node.channel().await.expect("connect"));
     let refused = gov
         .list_freeze_windows(pb::ListFreezeWindowsRequest::default())
@@ -138,6 +160,7 @@ async fn a_tampered_store_is_refused_until_the_operator_accepts_the_break() {
     deployment.config.accept_chain_breaks = vec![format!("governance@{position}")];
     let node = deployment.start(&["governance"]).await.expect("restart");
     assert_eq!(health(&node).await, ServingStatus::Serving as i32);
+    assert_eq!(probe(port, "/readyz").await.0, 200);
     let mut gov = admin(node.channel().await.expect("connect"));
     let windows = gov
         .list_freeze_windows(pb::ListFreezeWindowsRequest::default())
@@ -173,6 +196,14 @@ async fn a_tampered_store_is_refused_until_the_operator_accepts_the_break() {
     flip_payload_bit(&schema, position, "financial").await;
     let node = deployment.start(&["governance"]).await.expect("restart");
     assert_eq!(health(&node).await, ServingStatus::NotServing as i32);
+    // Probes that cannot speak to the gRPC port (TLS) read the same on HTTP.
+    let (status, why) = probe(port, "/readyz").await;
+    assert_eq!(status, 503, "{why}");
+    assert!(
+        why.contains("governance: not serving") && why.contains(&position.to_string()),
+        "{why}"
+    );
+    assert_eq!(probe(port, "/healthz").await.0, 200);
     node.stop().await.expect("stop");
 }
 

@@ -229,6 +229,9 @@ impl Node {
                 );
             }
             checks.push((m.name(), store.clone(), chain.clone()));
+            if let Some(metrics) = &metrics {
+                metrics.ready_when(m.name(), chain.clone());
+            }
             sampled.push(crate::metrics::sampling::SampledStore {
                 service: m.name(),
                 store: store.clone(),

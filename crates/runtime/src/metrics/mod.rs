@@ -1,5 +1,6 @@
 //! Prometheus metrics of a node, in the text exposition format on `/metrics` of its own HTTP
-//! address (`metrics_listen`):
+//! address (`metrics_listen`), beside `/healthz` (the process answers) and `/readyz` (every
+//! service served here answers: for probes that cannot speak TLS to the gRPC port):
 //! - gRPC requests by method and code, with a latency histogram ([`layer`]);
 //! - per service, whether this replica holds the duty lease (and its term), the store's head,
 //!   each relay's lag behind it, the store writer's append latency and events per transaction,
@@ -20,6 +21,9 @@ pub mod layer;
 pub(crate) mod sampling;
 
 pub use layer::{MetricsLayer, MetricsService};
+
+/// How long the HTTP server waits for a request.
+const REQUEST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Upper bounds of the gRPC latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -97,6 +101,8 @@ pub struct Metrics {
     gauges: Mutex<Vec<(String, Gauges)>>,
     /// service -> whether this replica reads its store.
     readable: Mutex<BTreeMap<String, bool>>,
+    /// The services served here and their store checks (`/readyz`).
+    served: Mutex<Vec<(String, Arc<crate::integrity::ChainGuard>)>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -174,6 +180,32 @@ impl Metrics {
         lock(&self.duties).get(service).is_some_and(Option::is_some)
     }
 
+    /// Follows `service`'s store check for `/readyz`.
+    pub fn ready_when(&self, service: &str, chain: Arc<crate::integrity::ChainGuard>) {
+        lock(&self.served).push((service.to_owned(), chain));
+    }
+
+    /// Whether every service served here answers: its store's chain checked to the head and
+    /// unbroken (as its gRPC health says SERVING). The error names what does not.
+    pub fn readiness(&self) -> Result<(), String> {
+        let mut not: Vec<String> = Vec::new();
+        for (service, chain) in lock(&self.served).iter() {
+            if let Some(b) = chain.broken() {
+                not.push(format!("{service}: not serving: {b}"));
+            } else if !chain.is_caught_up() {
+                not.push(format!(
+                    "{service}: checking its store's chain (at {})",
+                    chain.verified_to()
+                ));
+            }
+        }
+        if not.is_empty() {
+            Ok(())
+        } else {
+            Err(not.join("\n") + "\n")
+        }
+    }
+
     /// Adds `service`'s domain gauges.
     pub fn add_gauges(&self, service: &str, gauges: Gauges) {
         lock(&self.gauges).push((service.to_owned(), gauges));
@@ -199,17 +231,30 @@ impl Metrics {
             tokio::spawn(async move {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 let mut buf = [0u8; 2048];
-                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let n = tokio::time::timeout(REQUEST_WAIT, sock.read(&mut buf))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or(0);
                 let request = String::from_utf8_lossy(&buf[..n]);
-                let reply = if request.starts_with("GET /metrics") {
-                    let body = me.render();
-                    format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                } else {
-                    "HTTP/1.1 404 Not Found\r\ncontent-length: 20\r\nconnection: close\r\n\r\nmetrics are /metrics".to_owned()
+                let path = request.split_whitespace().nth(1).unwrap_or_default();
+                let (status, kind, body) = match (request.starts_with("GET "), path) {
+                    (true, "/metrics") => ("200 OK", "text/plain; version=0.0.4", me.render()),
+                    (true, "/healthz") => ("200 OK", "text/plain", "alive\n".to_owned()),
+                    (true, "/readyz") => match me.readiness() {
+                        Ok(()) => ("200 OK", "text/plain", "ready\n".to_owned()),
+                        Err(why) => ("503 Service Unavailable", "text/plain", why),
+                    },
+                    _ => (
+                        "404 Not Found",
+                        "text/plain",
+                        "this address serves /metrics, /healthz and /readyz\n".to_owned(),
+                    ),
                 };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
                 let _ = sock.write_all(reply.as_bytes()).await;
             });
         }
