@@ -39,7 +39,8 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// The runner as a task of the module. On shutdown it starts nothing more and gives the steps
 /// it is running up to `grace` to finish (their outcomes are recorded); those still running
-/// then are stopped, and found interrupted at the next start.
+/// then are stopped, and found interrupted at the next start. A runner whose replica lost the
+/// duty lease stops its steps at once.
 pub fn run(app: Arc<OrchestrationApp>, grace: Duration) -> Scheduler {
     Arc::new(move |shutdown: Shutdown| runner(app.clone(), grace, shutdown).boxed())
 }
@@ -78,6 +79,16 @@ async fn runner(app: Arc<OrchestrationApp>, grace: Duration, mut shutdown: Shutd
         }
     }
     let running = r.steps.len();
+    // Deposed (another replica took the duty over): the new holder finds these steps
+    // interrupted and acts on them, so they stop now rather than run on beside it.
+    if running > 0 && !kit::term_holds(r.app.store().as_ref()).await {
+        tracing::warn!(
+            steps = running,
+            "this replica lost the duty lease: its running steps are stopped now; the new holder finds them interrupted"
+        );
+        r.steps.shutdown().await;
+        return;
+    }
     if running > 0 {
         tracing::info!(
             steps = running,
