@@ -354,17 +354,32 @@ impl Subscriber for KafkaBus {
 /// never subscribed from one that has not committed yet: both lag by the whole log.)
 fn group_lag(reader: &BaseConsumer, group: &str, topic: &str) -> Result<Option<u64>> {
     const WAIT: Duration = Duration::from_secs(2);
+    // The reader never joins the group, but its queue gathers the client's events (errors
+    // while the broker is away): drained at each use, logged.
+    while let Some(event) = reader.poll(Duration::ZERO) {
+        if let Err(e) = event {
+            tracing::debug!(group, error = %e, "kafka lag reader");
+        }
+    }
     let metadata = reader
         .fetch_metadata(Some(topic), WAIT)
         .map_err(|e| BusError::Consume(format!("kafka metadata of {topic}: {e}")))?;
-    let Some(partitions) = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-        .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
-    else {
+    let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
         return Ok(None);
     };
+    match found.error() {
+        None => {}
+        Some(e) if RDKafkaErrorCode::from(e) == RDKafkaErrorCode::UnknownTopicOrPartition => {
+            return Ok(None);
+        }
+        Some(e) => {
+            return Err(BusError::Consume(format!(
+                "kafka metadata of {topic}: {:?}",
+                RDKafkaErrorCode::from(e)
+            )));
+        }
+    }
+    let partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
     let mut wanted = TopicPartitionList::new();
     for p in &partitions {
         wanted.add_partition(topic, *p);

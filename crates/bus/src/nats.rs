@@ -324,8 +324,8 @@ impl Subscriber for NatsBus {
 
     async fn consumer_lag(&self, service: &str, group: &str) -> Result<Option<u64>> {
         use async_nats::jetstream::ErrorCode;
+        use async_nats::jetstream::context::ConsumerInfoErrorKind;
         use async_nats::jetstream::context::GetStreamErrorKind;
-        use async_nats::jetstream::stream::ConsumerErrorKind;
         let name = self.namespace.stream(service);
         let stream = match self.js.get_stream(&name).await {
             Ok(s) => s,
@@ -339,25 +339,20 @@ impl Subscriber for NatsBus {
             },
         };
         let durable = self.namespace.durable(group);
-        let consumer = match stream.get_consumer::<pull::Config>(&durable).await {
-            Ok(c) => c,
-            Err(e) => {
-                let missing = e
-                    .downcast_ref::<async_nats::jetstream::stream::ConsumerError>()
-                    .is_some_and(|c| {
-                        matches!(c.kind(), ConsumerErrorKind::JetStream(j)
-                            if j.error_code() == ErrorCode::CONSUMER_NOT_FOUND)
-                    });
-                if missing {
+        let info = match stream.consumer_info(&durable).await {
+            Ok(info) => info,
+            Err(e) => match e.kind() {
+                ConsumerInfoErrorKind::NotFound | ConsumerInfoErrorKind::StreamNotFound => {
                     return Ok(None);
                 }
-                return Err(BusError::Consume(format!(
-                    "jetstream consumer {durable}: {e}"
-                )));
-            }
+                _ => {
+                    return Err(BusError::Consume(format!(
+                        "jetstream consumer {durable}: {e}"
+                    )));
+                }
+            },
         };
-        // As fetched just now: not yet delivered, and delivered but not acknowledged.
-        let info = consumer.cached_info();
+        // Not yet delivered, and delivered but not acknowledged.
         Ok(Some(info.num_pending + info.num_ack_pending as u64))
     }
 }

@@ -37,14 +37,21 @@ impl TlsArgs {
     /// The flags, with what they leave unset taken from the configuration.
     pub fn or_config(self, config: &flotilla_runtime::Config) -> Self {
         let set = |p: &std::path::Path| (!p.as_os_str().is_empty()).then(|| p.to_path_buf());
+        let explicit = self.given();
+        // A certificate and its key come from one place: both flags, or the configuration.
+        let (tls_cert, tls_key) = if self.tls_cert.is_some() || self.tls_key.is_some() {
+            (self.tls_cert, self.tls_key)
+        } else {
+            (set(&config.tls_cert), set(&config.tls_key))
+        };
         Self {
-            explicit: self.given(),
+            explicit,
             tls_ca: self
                 .tls_ca
                 .or_else(|| set(&config.tls_ca))
                 .or_else(|| set(&config.tls_client_ca)),
-            tls_cert: self.tls_cert.or_else(|| set(&config.tls_cert)),
-            tls_key: self.tls_key.or_else(|| set(&config.tls_key)),
+            tls_cert,
+            tls_key,
         }
     }
 

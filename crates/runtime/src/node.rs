@@ -180,6 +180,19 @@ impl Node {
         let mut routes = RoutesBuilder::default();
         let mut served = Vec::new();
         let mut tasks = Vec::new();
+        // The metrics address answers from the start (`/healthz` while the stores' chains are
+        // checked, which can take minutes; `/readyz` says so).
+        if let Some(m) = &metrics {
+            let addr = &self.config.metrics_listen;
+            let l = TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen for metrics on {addr}: {e}; set metrics_listen (FLOTILLA_METRICS_LISTEN) to a free host:port")
+            })?;
+            tracing::info!(addr = ?l.local_addr().ok(), "prometheus metrics on /metrics");
+            let mut stop = stop_rx.clone();
+            tasks.push(tokio::spawn(m.clone().serve(l, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })));
+        }
         if let Some(t) = &tls {
             let every = Duration::from_secs(self.config.tls_reload_secs.max(1));
             tasks.push(tokio::spawn(t.clone().watch(every, stop_rx.clone())));
@@ -261,13 +274,13 @@ impl Node {
             for b in &buses {
                 let (store, m, chain) = (store.clone(), m.clone(), chain.clone());
                 let publisher: Arc<dyn Publisher> = b.clone();
-                jobs.push(Box::new(move |fence, stop| {
+                jobs.push(Box::new(move |term, stop| {
                     run_relay(
                         store.clone(),
                         m.clone(),
                         publisher.clone(),
                         chain.clone(),
-                        Some(fence),
+                        Some(term.fence),
                         stop,
                     )
                     .boxed()
@@ -315,14 +328,14 @@ impl Node {
                     let (store, service, chain) = (ctx.store.clone(), m.name(), chain.clone());
                     let (destination, outbound) = (r.destination, r.outbound.clone());
                     let publisher: Arc<dyn Publisher> = b.clone();
-                    jobs.push(Box::new(move |fence, stop| {
+                    jobs.push(Box::new(move |term, stop| {
                         run_relay_to(
                             store.clone(),
                             service,
                             (Some(destination), outbound.clone()),
                             publisher.clone(),
                             chain.clone(),
-                            Some(fence),
+                            Some(term.fence),
                             stop,
                         )
                         .boxed()
@@ -330,8 +343,8 @@ impl Node {
                 }
             }
             for scheduler in started.scheduled {
-                jobs.push(Box::new(move |fence, stop| {
-                    crate::duty::in_term(fence, scheduler(crate::kit::Shutdown::new(stop))).boxed()
+                jobs.push(Box::new(move |term, stop| {
+                    crate::duty::in_term(term, scheduler(crate::kit::Shutdown::new(stop))).boxed()
                 }));
             }
             let duty = Duty {
@@ -496,15 +509,6 @@ impl Node {
         let access = crate::access::layer(verifier, authorizer, recorder)
             .with_pseudonyms(Arc::new(crate::personal::SealedSubjects(personal.clone())));
         if let Some(m) = &metrics {
-            let addr = &self.config.metrics_listen;
-            let l = TcpListener::bind(addr).await.map_err(|e| {
-                anyhow::anyhow!("cannot listen for metrics on {addr}: {e}; set metrics_listen (FLOTILLA_METRICS_LISTEN) to a free host:port")
-            })?;
-            tracing::info!(addr = ?l.local_addr().ok(), "prometheus metrics on /metrics");
-            let mut stop = stop_rx.clone();
-            tasks.push(tokio::spawn(m.clone().serve(l, async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })));
             let sampled = crate::metrics::sampling::Sampled {
                 stores: sampled,
                 buses: buses.clone(),

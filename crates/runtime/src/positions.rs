@@ -1,10 +1,11 @@
-//! Read-your-writes across replicas. Every answer carries, in the `x-flotilla-position` header,
+//! Read-your-writes across replicas. Every answer to a caller the access check let in carries,
+//! in the `x-flotilla-position` header,
 //! the position in the service's store its state included when it answered (a command answers
 //! once its events are in the state, so its answer's position covers them). A call carrying
 //! `x-flotilla-min-position: N` is answered by a replica only once its state includes N, waiting
 //! at most `x-flotilla-wait-ms` (default 5,000, at most 30,000): any replica then answers as
-//! the one that took the command would. The wait comes after the access check: only a caller
-//! let in may hold a call open.
+//! the one that took the command would. The wait comes after the access check (token and role):
+//! only a caller let in may hold a call open (a business unit's check comes in the handler).
 
 use std::collections::HashMap;
 use std::future::Future;

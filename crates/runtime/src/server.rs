@@ -152,10 +152,11 @@ pub async fn serve(
             .max_connection_age(crate::tls::CONNECTION_AGE)
             .max_connection_age_grace(crate::tls::CONNECTION_GRACE);
     }
+    let metrics_for_drain = metrics.clone();
     let router = server
         .trace_fn(crate::telemetry::request_span)
         .layer(tower::util::option_layer(
-            metrics.map(crate::metrics::MetricsLayer::new),
+            metrics.clone().map(crate::metrics::MetricsLayer::new),
         ))
         .layer(crate::personal::RevealLayer::new(personal))
         .layer(serving)
@@ -164,6 +165,9 @@ pub async fn serve(
         .add_routes(routes.routes());
     let draining = async {
         shutdown.await;
+        if let Some(m) = &metrics_for_drain {
+            m.drain();
+        }
         // Tell health checkers first, then drain.
         health
             .set_service_status("", ServingStatus::NotServing)

@@ -393,7 +393,7 @@ impl ServerTls {
 }
 
 /// Whether an accept error is the process running out of something (worth a pause).
-fn resource_exhausted(e: &std::io::Error) -> bool {
+pub(crate) fn resource_exhausted(e: &std::io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOBUFS | libc_errno::ENOMEM)

@@ -219,11 +219,6 @@ impl OrchestrationApp {
         Ok((this, follower))
     }
 
-    /// The service's store.
-    pub fn store(&self) -> &Arc<dyn flotilla_core::store::EventStore> {
-        self.app.store()
-    }
-
     /// Runs a query on the current state, without locks or store reads.
     pub fn query<T>(&self, f: impl FnOnce(&Orchestration) -> T) -> T {
         self.app.query(f)

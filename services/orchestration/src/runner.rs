@@ -79,33 +79,38 @@ async fn runner(app: Arc<OrchestrationApp>, grace: Duration, mut shutdown: Shutd
         }
     }
     let running = r.steps.len();
-    // Deposed (another replica took the duty over): the new holder finds these steps
-    // interrupted and acts on them, so they stop now rather than run on beside it.
-    if running > 0 && !kit::term_holds(r.app.store().as_ref()).await {
-        tracing::warn!(
-            steps = running,
-            "this replica lost the duty lease: its running steps are stopped now; the new holder finds them interrupted"
-        );
-        r.steps.shutdown().await;
-        return;
-    }
-    if running > 0 {
+    if running > 0 && !kit::term_lost() {
         tracing::info!(
             steps = running,
             grace_secs = grace.as_secs(),
             "waiting for running steps before stopping"
         );
+        // Cut short if the lease is lost meanwhile.
         let finished = tokio::time::timeout(grace, async {
-            while r.steps.join_next().await.is_some() {}
+            loop {
+                tokio::select! {
+                    next = r.steps.join_next() => if next.is_none() { return true },
+                    _ = tokio::time::sleep(TICK) => if kit::term_lost() { return false },
+                }
+            }
         })
         .await;
-        if finished.is_err() {
+        if finished != Ok(true) && !r.steps.is_empty() {
             tracing::warn!(
                 steps = r.steps.len(),
                 "steps still running at shutdown were stopped; they are found interrupted at the next start and not run again"
             );
             r.steps.shutdown().await;
         }
+    }
+    // Deposed (another replica took the duty over): the new holder finds these steps
+    // interrupted and acts on them, so they stop now rather than run on beside it.
+    if !r.steps.is_empty() {
+        tracing::warn!(
+            steps = r.steps.len(),
+            "this replica lost the duty lease: its running steps are stopped now; the new holder finds them interrupted"
+        );
+        r.steps.shutdown().await;
     }
 }
 

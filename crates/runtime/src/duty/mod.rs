@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use flotilla_core::lease::Fence;
@@ -18,10 +19,18 @@ use flotilla_core::store::EventStore;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-/// A job of the duty: started with the term's fence and a stop signal that fires when the term
-/// ends (the lease lost or given up, or the node shutting down).
+/// A job of the duty: started with the term and a stop signal that fires when the term ends
+/// (the lease lost or given up, or the node shutting down).
 pub(crate) type Job =
-    Box<dyn Fn(Fence, watch::Receiver<bool>) -> BoxFuture<'static, ()> + Send + Sync>;
+    Box<dyn Fn(Term, watch::Receiver<bool>) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// A term of a duty's lease, as its jobs see it: the fence their writes carry, and whether it
+/// ended lost (another replica carries on) rather than given up at shutdown.
+#[derive(Clone, Debug)]
+pub(crate) struct Term {
+    pub(crate) fence: Fence,
+    lost: Arc<AtomicBool>,
+}
 
 /// How the lease of a duty is timed, from the longest a duty may stay stopped after its holder
 /// died (`failover`).
@@ -165,9 +174,13 @@ impl Duty {
         tracing::info!(service = self.service, lease = %fence.lease, holder = %fence.holder, token = fence.token, "lease taken: this replica runs the service's relays and schedulers");
         self.tell(Some(fence.token));
         let (term_tx, term_rx) = watch::channel(false);
+        let term = Term {
+            fence: fence.clone(),
+            lost: Arc::new(AtomicBool::new(false)),
+        };
         let mut running = tokio::task::JoinSet::new();
         for job in &self.jobs {
-            running.spawn(job(fence.clone(), term_rx.clone()));
+            running.spawn(job(term.clone(), term_rx.clone()));
         }
         // The term is trusted until `ttl` after the last renewal's request left, never longer.
         let mut renewed_at = asked_at;
@@ -190,6 +203,8 @@ impl Duty {
                 _ = broken.wait_for(|b| b.is_some()), if end.is_none() => {
                     tracing::warn!(service = self.service, lease = %fence.lease, "this replica cannot read the service's store (a break, or an event this build does not know): giving the lease up to a replica that can");
                     end = Some(TermEnd::SteppedAside);
+                    // Another replica carries on: the jobs stop what they do at once.
+                    term.lost.store(true, Ordering::SeqCst);
                     term_tx.send_replace(true);
                     continue;
                 }
@@ -230,7 +245,11 @@ impl Duty {
                 }
             }
         };
-        // Lost: the jobs stop now (their writes are refused from here on anyway).
+        // Lost: the jobs stop now (their writes are refused from here on anyway), told so
+        // (also when it was lost while they drained at shutdown).
+        if lost {
+            term.lost.store(true, Ordering::SeqCst);
+        }
         term_tx.send_replace(true);
         while running.join_next().await.is_some() {}
         self.tell(None);
@@ -264,37 +283,32 @@ enum TermEnd {
 
 tokio::task_local! {
     /// The term a scheduler runs in: its appends are fenced by it.
-    static TERM: Fence;
+    static TERM: Term;
 }
 
-/// Runs `fut` in `fence`'s term: the app's appends made by it are fenced.
-pub(crate) fn in_term<F: Future>(fence: Fence, fut: F) -> impl Future<Output = F::Output> {
-    TERM.scope(fence, fut)
+/// Runs `fut` in `term`: the app's appends made by it are fenced.
+pub(crate) fn in_term<F: Future>(term: Term, fut: F) -> impl Future<Output = F::Output> {
+    TERM.scope(term, fut)
 }
 
 /// The term the current task runs in, if it runs for a duty.
 pub fn current_term() -> Option<Fence> {
-    TERM.try_with(Clone::clone).ok()
+    TERM.try_with(|t| t.fence.clone()).ok()
 }
 
-/// Whether the term the current task runs in still holds its lease: false once another term
-/// began or the lease lapsed, or when the store does not answer within 2 s (a holder cut off
-/// from its store loses the lease anyway); true outside a term. A scheduler told to stop asks
-/// it to tell a node shutting down (finish what is under way) from a deposed holder (stop at
-/// once: another replica carries on).
-pub async fn term_holds(store: &dyn EventStore) -> bool {
-    let Some(fence) = current_term() else {
-        return true;
-    };
-    match tokio::time::timeout(Duration::from_secs(2), store.lease(&fence.lease)).await {
-        Ok(Ok(Some(l))) => l.holder == fence.holder && l.token == fence.token && !l.expired(),
-        _ => false,
-    }
+/// Whether the term the current task runs in ended lost: the lease lapsed or went to another
+/// replica, or this one cannot read the store (false while it holds, when it was given up at
+/// shutdown, and outside a term). A scheduler told to stop asks it to tell a node shutting
+/// down (finish what is under way) from a deposed holder (stop at once: another replica
+/// carries on).
+pub fn term_lost() -> bool {
+    TERM.try_with(|t| t.lost.load(Ordering::SeqCst))
+        .unwrap_or(false)
 }
 
 /// Carries the current term (if any) into `fut`, for work a scheduler spawns as its own task.
 pub fn carry_term<F: Future>(fut: F) -> impl Future<Output = F::Output> {
-    let term = current_term();
+    let term = TERM.try_with(Clone::clone).ok();
     async move {
         match term {
             Some(t) => TERM.scope(t, fut).await,

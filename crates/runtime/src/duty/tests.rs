@@ -1,6 +1,7 @@
 //! The duty's rules, on the memory store (and one whose lease calls hang).
 
 use super::*;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const QUICK: LeaseTiming = LeaseTiming {
@@ -19,7 +20,7 @@ fn duty(
     ends_early: bool,
 ) -> Duty {
     let (running, starts) = (running.clone(), starts.clone());
-    let job: Job = Box::new(move |_fence, mut stop| {
+    let job: Job = Box::new(move |_term, mut stop| {
         let (running, starts) = (running.clone(), starts.clone());
         Box::pin(async move {
             starts.fetch_add(1, Ordering::SeqCst);
@@ -77,27 +78,61 @@ async fn one_replica_runs_the_duty_and_another_takes_over_when_it_stops() {
     stop_other.send_replace(true);
 }
 
-/// A scheduler asking whether its term holds: yes while it does, no once another replica
-/// took the lease over, and yes outside any term.
+/// A duty whose job records, when told to stop, whether its term ended lost.
+fn telling_duty(store: &Arc<dyn EventStore>, holder: &str, told: &Arc<Mutex<Vec<bool>>>) -> Duty {
+    let told = told.clone();
+    let job: Job = Box::new(move |term, mut stop| {
+        let told = told.clone();
+        Box::pin(in_term(term, async move {
+            let _ = stop.wait_for(|s| *s).await;
+            told.lock().expect("lock").push(term_lost());
+        }))
+    });
+    Duty {
+        jobs: vec![job],
+        ..duty(
+            store,
+            holder,
+            &Arc::new(AtomicUsize::new(0)),
+            &Arc::new(AtomicUsize::new(0)),
+            false,
+        )
+    }
+}
+
+/// A scheduler told to stop knows why: a node shutting down (finish what is under way) or a
+/// term lost to another replica (stop at once); outside a term nothing is lost.
 #[tokio::test]
-async fn a_term_knows_when_it_was_deposed() {
+async fn a_term_tells_its_jobs_whether_it_was_lost() {
+    assert!(!term_lost(), "outside a term");
     let store: Arc<dyn EventStore> = Arc::new(flotilla_core::MemoryStore::new());
-    let ttl = Duration::from_millis(100);
-    let fence = store
-        .acquire_lease("duty:svc", "a", ttl)
-        .await
-        .expect("lease")
-        .expect("taken");
-    assert!(in_term(fence.clone(), term_holds(store.as_ref())).await);
-    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
-    let other = store
-        .acquire_lease("duty:svc", "b", ttl)
-        .await
-        .expect("lease")
-        .expect("taken over");
-    assert!(other.token > fence.token);
-    assert!(!in_term(fence, term_holds(store.as_ref())).await);
-    assert!(term_holds(store.as_ref()).await, "outside a term");
+    let told = Arc::new(Mutex::new(Vec::new()));
+    // Shut down: not lost.
+    let (stop, rx) = watch::channel(false);
+    let a = tokio::spawn(telling_duty(&store, "a", &told).run(rx));
+    holder_becomes(&store, "a").await;
+    stop.send_replace(true);
+    a.await.expect("stops");
+    assert_eq!(*told.lock().expect("lock"), [false]);
+    // Unable to read the store: stepped aside, lost.
+    let (stop, rx) = watch::channel(false);
+    let mut b = telling_duty(&store, "b", &told);
+    let chain = crate::integrity::ChainGuard::new("svc");
+    b.chain = chain.clone();
+    let b = tokio::spawn(b.run(rx));
+    holder_becomes(&store, "b").await;
+    chain.unreadable(3, "an event this build does not know".into());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while told.lock().expect("lock").len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the job was never stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(*told.lock().expect("lock"), [false, true]);
+    stop.send_replace(true);
+    b.await.expect("stops");
 }
 
 /// Waits (at most 5 s) until `holder` holds the lease; answers it.

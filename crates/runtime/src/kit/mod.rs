@@ -15,7 +15,7 @@ pub mod snapshot;
 pub mod started;
 pub mod time;
 
-pub use crate::duty::{carry_term, current_term, term_holds};
+pub use crate::duty::{carry_term, current_term, term_lost};
 pub use crate::metrics::{Gauges, Sample};
 pub use app::{App, AppOptions, Executed, Observer, Snapshotted, UnitOf, Versioned};
 pub use caller::Caller;

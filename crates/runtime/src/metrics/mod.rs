@@ -22,8 +22,10 @@ pub(crate) mod sampling;
 
 pub use layer::{MetricsLayer, MetricsService};
 
-/// How long the HTTP server waits for a request.
+/// How long one exchange with the HTTP server may take.
 const REQUEST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Connections the HTTP server answers at once.
+const CONNECTIONS: usize = 64;
 
 /// Upper bounds of the gRPC latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -103,6 +105,8 @@ pub struct Metrics {
     readable: Mutex<BTreeMap<String, bool>>,
     /// The services served here and their store checks (`/readyz`).
     served: Mutex<Vec<(String, Arc<crate::integrity::ChainGuard>)>>,
+    /// Whether the node is shutting down.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -180,6 +184,12 @@ impl Metrics {
         lock(&self.duties).get(service).is_some_and(Option::is_some)
     }
 
+    /// The node stops taking calls: `/readyz` says so from now on.
+    pub fn drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Follows `service`'s store check for `/readyz`.
     pub fn ready_when(&self, service: &str, chain: Arc<crate::integrity::ChainGuard>) {
         lock(&self.served).push((service.to_owned(), chain));
@@ -188,8 +198,15 @@ impl Metrics {
     /// Whether every service served here answers: its store's chain checked to the head and
     /// unbroken (as its gRPC health says SERVING). The error names what does not.
     pub fn readiness(&self) -> Result<(), String> {
+        if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("shutting down: draining the calls under way\n".into());
+        }
+        let served = lock(&self.served);
+        if served.is_empty() {
+            return Err("starting: no service is set up yet\n".into());
+        }
         let mut not: Vec<String> = Vec::new();
-        for (service, chain) in lock(&self.served).iter() {
+        for (service, chain) in served.iter() {
             if let Some(b) = chain.broken() {
                 not.push(format!("{service}: not serving: {b}"));
             } else if !chain.is_caught_up() {
@@ -219,44 +236,77 @@ impl Metrics {
         shutdown: impl Future<Output = ()> + Send,
     ) {
         tokio::pin!(shutdown);
+        let connections = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = &mut shutdown => return,
             };
-            let Ok((mut sock, _)) = accepted else {
+            let mut sock = match accepted {
+                Ok((sock, _)) => sock,
+                Err(e) if crate::tls::resource_exhausted(&e) => {
+                    tracing::warn!(error = %e, "accepting a metrics connection failed; pausing");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            // At most so many at once; more are closed unanswered.
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
                 continue;
             };
             let me = self.clone();
             tokio::spawn(async move {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let mut buf = [0u8; 2048];
-                let n = tokio::time::timeout(REQUEST_WAIT, sock.read(&mut buf))
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .unwrap_or(0);
-                let request = String::from_utf8_lossy(&buf[..n]);
-                let path = request.split_whitespace().nth(1).unwrap_or_default();
-                let (status, kind, body) = match (request.starts_with("GET "), path) {
-                    (true, "/metrics") => ("200 OK", "text/plain; version=0.0.4", me.render()),
-                    (true, "/healthz") => ("200 OK", "text/plain", "alive\n".to_owned()),
-                    (true, "/readyz") => match me.readiness() {
-                        Ok(()) => ("200 OK", "text/plain", "ready\n".to_owned()),
-                        Err(why) => ("503 Service Unavailable", "text/plain", why),
-                    },
-                    _ => (
-                        "404 Not Found",
-                        "text/plain",
-                        "this address serves /metrics, /healthz and /readyz\n".to_owned(),
-                    ),
-                };
-                let reply = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(reply.as_bytes()).await;
+                let _permit = permit;
+                // The whole exchange is bounded: a client that never reads its answer holds
+                // nothing for long.
+                let _ = tokio::time::timeout(REQUEST_WAIT, me.answer(&mut sock)).await;
             });
         }
+    }
+
+    /// Reads one request and answers it.
+    async fn answer(&self, sock: &mut tokio::net::TcpStream) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = [0u8; 2048];
+        let n = sock.read(&mut buf).await.unwrap_or(0);
+        let request = String::from_utf8_lossy(&buf[..n]);
+        let path = request.split_whitespace().nth(1).unwrap_or_default();
+        let (status, kind, body) = match (request.starts_with("GET "), path) {
+            (true, "/metrics") => ("200 OK", "text/plain; version=0.0.4", self.render()),
+            (true, "/healthz") => ("200 OK", "text/plain", "alive\n".to_owned()),
+            (true, "/readyz") => match self.readiness() {
+                Ok(()) => ("200 OK", "text/plain", "ready\n".to_owned()),
+                Err(why) => ("503 Service Unavailable", "text/plain", why),
+            },
+            _ => (
+                "404 Not Found",
+                "text/plain",
+                "this address serves /metrics, /healthz and /readyz\n".to_owned(),
+            ),
+        };
+        let reply = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = sock.write_all(reply.as_bytes()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_says_what_is_not_ready() {
+        let m = Metrics::default();
+        let why = m.readiness().expect_err("nothing set up");
+        assert!(why.contains("starting"), "{why}");
+        m.ready_when("governance", crate::integrity::ChainGuard::new("governance"));
+        let why = m.readiness().expect_err("not checked yet");
+        assert!(why.contains("governance: checking its store's chain"), "{why}");
+        m.drain();
+        let why = m.readiness().expect_err("draining");
+        assert!(why.contains("shutting down"), "{why}");
     }
 }
