@@ -285,18 +285,18 @@ mod tests {
         let meter = flotilla_core::writer_stats::WriterMeter::default();
         meter.append_answered(0.003);
         meter.batch_committed(12);
-        m.set_writer("governance", meter.stats());
-        m.set_consumer_lag("compliance", "governance", "nats", Some(7));
-        m.set_consumer_lag("compliance", "gone", "nats", Some(1));
-        m.set_consumer_lag("compliance", "gone", "nats", None);
+        m.set_writer("approvals", meter.stats());
+        m.set_consumer_lag("ledger", "approvals", "nats", Some(7));
+        m.set_consumer_lag("ledger", "gone", "nats", Some(1));
+        m.set_consumer_lag("ledger", "gone", "nats", None);
         m.add_gauges(
-            "monitoring",
+            "watch",
             std::sync::Arc::new(|| vec![Sample::new("flotilla_not_held", "Not held.", 1.0)]),
         );
-        m.set_duty("governance", Some(3));
-        m.set_duty("monitoring", None);
+        m.set_duty("approvals", Some(3));
+        m.set_duty("watch", None);
         m.add_gauges(
-            "governance",
+            "approvals",
             std::sync::Arc::new(|| {
                 vec![
                     Sample::new("flotilla_approvals_pending", "Pending approvals.", 2.0)
@@ -308,13 +308,13 @@ mod tests {
         );
         let text = m.render();
         for line in [
-            "flotilla_store_append_duration_seconds_bucket{service=\"governance\",le=\"0.0025\"} 0",
-            "flotilla_store_append_duration_seconds_bucket{service=\"governance\",le=\"0.005\"} 1",
-            "flotilla_store_append_duration_seconds_count{service=\"governance\"} 1",
-            "flotilla_store_batch_events_bucket{service=\"governance\",le=\"10\"} 0",
-            "flotilla_store_batch_events_bucket{service=\"governance\",le=\"25\"} 1",
-            "flotilla_store_batch_events_sum{service=\"governance\"} 12",
-            "flotilla_consumer_lag_events{group=\"compliance\",source=\"governance\",bus=\"nats\"} 7",
+            "flotilla_store_append_duration_seconds_bucket{service=\"approvals\",le=\"0.0025\"} 0",
+            "flotilla_store_append_duration_seconds_bucket{service=\"approvals\",le=\"0.005\"} 1",
+            "flotilla_store_append_duration_seconds_count{service=\"approvals\"} 1",
+            "flotilla_store_batch_events_bucket{service=\"approvals\",le=\"10\"} 0",
+            "flotilla_store_batch_events_bucket{service=\"approvals\",le=\"25\"} 1",
+            "flotilla_store_batch_events_sum{service=\"approvals\"} 12",
+            "flotilla_consumer_lag_events{group=\"ledger\",source=\"approvals\",bus=\"nats\"} 7",
             "flotilla_approvals_pending{business_unit=\"payments \\\"eu\\\"\"} 2",
             "flotilla_approvals_pending{business_unit=\"cards\"} 1",
         ] {

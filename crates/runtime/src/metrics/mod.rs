@@ -302,9 +302,12 @@ mod tests {
         let m = Metrics::default();
         let why = m.readiness().expect_err("nothing set up");
         assert!(why.contains("starting"), "{why}");
-        m.ready_when("governance", crate::integrity::ChainGuard::new("governance"));
+        m.ready_when("approvals", crate::integrity::ChainGuard::new("approvals"));
         let why = m.readiness().expect_err("not checked yet");
-        assert!(why.contains("governance: checking its store's chain"), "{why}");
+        assert!(
+            why.contains("approvals: checking its store's chain"),
+            "{why}"
+        );
         m.drain();
         let why = m.readiness().expect_err("draining");
         assert!(why.contains("shutting down"), "{why}");
