@@ -48,8 +48,7 @@ impl TlsArgs {
             explicit,
             tls_ca: self
                 .tls_ca
-                .or_else(|| set(&config.tls_ca))
-                .or_else(|| set(&config.tls_client_ca)),
+                .or_else(|| flotilla_runtime::tls::trusted_ca(config)),
             tls_cert,
             tls_key,
         }

@@ -26,21 +26,7 @@ fn canary_item() -> pb::RequestedItem {
 
 /// The release promoted into dev, waiting at its analysis step; answers the deployment id.
 async fn at_analysis(flow: &mut Flow, name: &str) -> String {
-    flow.orch
-        .create_release(pb::CreateReleaseRequest {
-            name: name.into(),
-            business_unit: UNIT.into(),
-            items: vec![canary_item()],
-            ..Default::default()
-        })
-        .await
-        .expect("create");
-    flow.orch
-        .plan_release(pb::PlanReleaseRequest {
-            release: name.into(),
-        })
-        .await
-        .expect("plan");
+    planned(flow, name, vec![canary_item()]).await;
     approve_for(flow, UNIT, "payments-ledger", name, "dev").await;
     let d = flow
         .orch

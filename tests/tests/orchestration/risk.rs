@@ -100,21 +100,7 @@ async fn a_planned_release_is_assessed_held_by_its_fmea_and_validations_and_reas
         forward: "ALTER TABLE entries DROP COLUMN legacy".into(),
         rollback: "ALTER TABLE entries ADD COLUMN legacy text".into(),
     }];
-    flow.orch
-        .create_release(pb::CreateReleaseRequest {
-            name: NAME.into(),
-            business_unit: UNIT.into(),
-            items: vec![ledger],
-            ..Default::default()
-        })
-        .await
-        .expect("create");
-    flow.orch
-        .plan_release(pb::PlanReleaseRequest {
-            release: NAME.into(),
-        })
-        .await
-        .expect("plan");
+    planned(&mut flow, NAME, vec![ledger]).await;
 
     // Assessed for both environments from orchestration's plan, every factor explained.
     let mut rita = risk_client(&flow, "rita", &["release-manager"]).await;

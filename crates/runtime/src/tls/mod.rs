@@ -422,7 +422,7 @@ impl From<TcpListener> for Listener {
 }
 
 mod peer;
-pub use peer::{PeerChannel, client_tls, peer_endpoint};
+pub use peer::{PeerChannel, client_tls, peer_endpoint, trusted_ca};
 
 #[cfg(test)]
 mod tests;

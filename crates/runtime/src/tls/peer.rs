@@ -10,7 +10,7 @@ use crate::Config;
 /// `tls_client_ca`) and, when set, `tls_cert` as its client certificate. None when neither CA
 /// is set.
 pub fn client_tls(config: &Config) -> Result<Option<tonic::transport::ClientTlsConfig>, TlsError> {
-    let Some(ca) = set(&config.tls_ca).or_else(|| set(&config.tls_client_ca)) else {
+    let Some(ca) = trusted_ca(config) else {
         return Ok(None);
     };
     let ca_pem = read(&ca)?;
@@ -51,10 +51,15 @@ impl std::fmt::Debug for PeerChannel {
     }
 }
 
+/// The CA this process trusts when it calls over https: `tls_ca`, else `tls_client_ca`.
+pub fn trusted_ca(config: &Config) -> Option<std::path::PathBuf> {
+    set(&config.tls_ca).or_else(|| set(&config.tls_client_ca))
+}
+
 /// The bytes of the files a peer's TLS is made from (to tell a change).
 fn client_files(config: &Config) -> Vec<u8> {
     [
-        set(&config.tls_ca).or_else(|| set(&config.tls_client_ca)),
+        trusted_ca(config),
         set(&config.tls_cert),
         set(&config.tls_key),
     ]
